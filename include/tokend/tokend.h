@@ -151,9 +151,12 @@ TK_API tk_alg tk_alg_from_name(const char *p, size_t len);
  * rule 1); it verifies only tokens whose header alg equals it.
  *
  * `alg` arguments: for EC and Ed25519 keys the curve decides and `alg` may be
- * TK_ALG_UNSET (if given it must agree); RSA keys need an RS* or PS* alg and
- * HMAC secrets an HS* alg unless the JWK names one. A JWK's own "alg" member
- * always wins; a different non-UNSET `alg` argument is TK_ERR_KEY.
+ * TK_ALG_UNSET (if given it must agree). RSA keys take an RS* or PS* alg and
+ * HMAC secrets an HS* alg; a JWK's own "alg" member names it. An RSA or HMAC
+ * key loaded with TK_ALG_UNSET and no "alg" member is *unbound*: it signs and
+ * verifies nothing (TK_ERR_STATE, or alg_not_allowed in a key set) until
+ * tk_key_bind_alg() binds it once. A non-UNSET `alg` argument that differs
+ * from the JWK's own "alg" or the curve is TK_ERR_KEY.
  *
  * Refused with TK_ERR_KEY: RSA under 2048 bits, HMAC secrets shorter than the
  * hash output, EC points not on the curve, malformed material.
@@ -176,7 +179,15 @@ TK_API TK_NODISCARD tk_result tk_key_from_jwk(const char *json, size_t len, tk_a
  * zero, only the public part (for oct keys: TK_ERR_STATE, a secret has no
  * public part). Owned; free with tk_free (it is wiped first when private). */
 TK_API TK_NODISCARD tk_result tk_key_to_jwk(const tk_key *k, int with_private, char **out);
+/* Binds an unbound key (see above) to `alg`. TK_ERR_KEY when `alg` is not of
+ * the key's family (RSA: RS*, PS*; oct: HS* with a secret at least as long as
+ * the hash); TK_ERR_STATE when the key is already bound to another alg
+ * (binding to the same alg again is TK_OK). */
+TK_API TK_NODISCARD tk_result tk_key_bind_alg(tk_key *k, tk_alg alg);
+/* The bound alg, or TK_ALG_UNSET for an unbound key. */
 TK_API tk_alg tk_key_alg(const tk_key *k);
+/* 1 when `alg` belongs to the family the key's type allows. */
+TK_API int tk_key_alg_fits(const tk_key *k, tk_alg alg);
 /* Borrowed C string or NULL when the key has no kid. */
 TK_API const char *tk_key_kid(const tk_key *k);
 /* 1 when the key can sign (private or secret). */
@@ -207,8 +218,8 @@ TK_API TK_NODISCARD tk_result tk_keyset_new(tk_keyset **out);
 TK_API TK_NODISCARD tk_result tk_keyset_add(tk_keyset *ks, tk_key *k);
 /* Records a kid that was rotated out, so unknown_key can say so. */
 TK_API TK_NODISCARD tk_result tk_keyset_add_retired_kid(tk_keyset *ks, const char *kid);
-/* Parses {"keys": [...]}. `alg` is applied to members without their own
- * alg (see tk_key_from_jwk). Members of a kind we do not use (enc keys,
+/* Parses {"keys": [...]}. `alg` binds members without their own alg whose
+ * key type allows it (see tk_key_from_jwk); others stay as they are. Members of a kind we do not use (enc keys,
  * unknown kty) are skipped and counted in *skipped (may be NULL). */
 TK_API TK_NODISCARD tk_result tk_keyset_from_jwks(const char *json, size_t len, tk_alg alg, tk_keyset **out,
                                                   size_t *skipped);
@@ -286,8 +297,10 @@ TK_API const tk_verdict *tk_token_payload_verdict(const tk_token *t);
  * signature. *v is VALID, or UNKNOWN_KEY, ALG_NOT_ALLOWED, BAD_SIGNATURE, or
  * the header's verdict when the header is unusable. */
 TK_API TK_NODISCARD tk_result tk_token_verify_signature(const tk_token *t, const tk_keyset *ks, tk_verdict *v);
-/* Checks the claims against the policy and writes every problem found, in
- * check order, into out[0..cap) and their number into *n (0 = valid). Only
+/* Checks the claims against the policy and writes the problems found, in
+ * check order, into out[0..cap); *n is how many were found in all (0 =
+ * valid; may exceed cap, then only the first cap are written). TK_ERR_ARG
+ * for a policy out of range (leeway outside 0..TK_LIMIT_LEEWAY_MAX). Only
  * meaningful when the payload verdict is VALID. This does NOT check the
  * signature: report claims as facts only after it passed. */
 TK_API TK_NODISCARD tk_result tk_token_check_claims(const tk_token *t, const tk_policy *pol, tk_verdict *out,

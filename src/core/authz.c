@@ -1,0 +1,159 @@
+/*
+ * authz.c — the Authorization request header for bearer tokens
+ * (RFC 6750 §2.1, RFC 7235 §2.1, RFC 9110 §11.6.2).
+ *
+ *   credentials = "Bearer" 1*SP b64token      ; we take exactly one SP
+ *   b64token    = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+ *
+ * The scheme compares case-insensitively. Optional whitespace around the
+ * whole field value is part of HTTP framing and is allowed; anything else
+ * that deviates is malformed_header, with the place named.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "core/internal.h"
+
+static int is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static int is_b64token_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~' || c == '+' || c == '/';
+}
+
+/* RFC 9110 token characters, for the scheme. */
+static int is_tchar(unsigned char c)
+{
+    return is_b64token_char(c) || (c != '.' && c != '/' && strchr("!#$%&'*^`|", c) != NULL && c != '\0');
+}
+
+tk_result tk_authz_parse(const char *value, size_t len, const char **tok, size_t *tok_len, tk_verdict *v)
+{
+    if (tok) {
+        *tok = NULL;
+    }
+    if (tok_len) {
+        *tok_len = 0;
+    }
+    if (!tok || !tok_len || !v) {
+        return TK_ERR_ARG;
+    }
+    if (!value) {
+        tki_verdict_set(v, TK_REASON_MISSING_TOKEN, "the request has no Authorization header");
+        return TK_OK;
+    }
+    if (len > TK_LIMIT_AUTHZ_LEN) {
+        tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "the Authorization header is %zu bytes; the limit is %u",
+                        len, TK_LIMIT_AUTHZ_LEN);
+        return TK_OK;
+    }
+    size_t b = 0;
+    size_t e = len;
+    while (b < e && is_ows(value[b])) {
+        b++;
+    }
+    while (e > b && is_ows(value[e - 1])) {
+        e--;
+    }
+    if (b == e) {
+        tki_verdict_set(v, TK_REASON_MALFORMED_HEADER,
+                        "the Authorization header is empty; send 'Authorization: Bearer <token>'");
+        return TK_OK;
+    }
+    /* The scheme: token characters up to the first space. */
+    size_t s = b;
+    while (s < e && value[s] != ' ' && value[s] != '\t') {
+        s++;
+    }
+    size_t scheme_len = s - b;
+    int is_bearer = scheme_len == 6 && strncasecmp(value + b, "Bearer", 6) == 0;
+    if (s == e) {
+        if (is_bearer) {
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "'Bearer' is not followed by a token");
+        } else if (memchr(value + b, '.', e - b)) {
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER,
+                            "the header holds a bare token; put the scheme first: 'Bearer <token>'");
+        } else {
+            char shown[64];
+            size_t pos = 0;
+            tki_append_escaped(shown, sizeof shown, &pos, value + b, scheme_len, 24);
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER,
+                            "the header \"%s\" has no scheme and token; send 'Bearer <token>'", shown);
+        }
+        return TK_OK;
+    }
+    if (!is_bearer) {
+        char shown[64];
+        size_t pos = 0;
+        int all_tchar = 1;
+        for (size_t i = b; i < s; i++) {
+            all_tchar = all_tchar && is_tchar((unsigned char)value[i]);
+        }
+        tki_append_escaped(shown, sizeof shown, &pos, value + b, scheme_len, 24);
+        if (!all_tchar) {
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "the scheme \"%s\" is not a valid auth-scheme name",
+                            shown);
+        } else {
+            tki_verdict_set(v, TK_REASON_WRONG_SCHEME, "the scheme is \"%s\"; this resource takes 'Bearer'",
+                            shown);
+        }
+        return TK_OK;
+    }
+    if (value[s] == '\t') {
+        tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "a tab follows 'Bearer'; use exactly one space");
+        return TK_OK;
+    }
+    size_t t0 = s + 1;
+    if (t0 < e && is_ows(value[t0])) {
+        tki_verdict_set(v, TK_REASON_MALFORMED_HEADER,
+                        "more than one space after 'Bearer' (offset %zu); use exactly one", t0);
+        return TK_OK;
+    }
+    /* The b64token. */
+    size_t i = t0;
+    while (i < e && is_b64token_char((unsigned char)value[i])) {
+        i++;
+    }
+    if (i == t0) {
+        unsigned char c = (unsigned char)value[i];
+        if (c == '"') {
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "the token is in quotes; send it bare");
+        } else {
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "byte 0x%02x at offset %zu cannot start a bearer token",
+                            c, i);
+        }
+        return TK_OK;
+    }
+    while (i < e && value[i] == '=') {
+        i++;
+    }
+    if (i != e) {
+        unsigned char c = (unsigned char)value[i];
+        if (c == ' ' || c == '\t') {
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER,
+                            "whitespace at offset %zu inside the credentials: one header carries one token", i);
+        } else if (c == ',') {
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER,
+                            "',' at offset %zu: one Authorization header carries one bearer token", i);
+        } else if (c == '"') {
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "'\"' at offset %zu: the token is quoted; send it bare",
+                            i);
+        } else if (c == '=') {
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "'=' at offset %zu may only end a bearer token", i);
+        } else if (value[i - 1] == '=') {
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "'=' before offset %zu may only end a bearer token", i);
+        } else {
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER,
+                            "byte 0x%02x at offset %zu is not allowed in a bearer token (RFC 6750 §2.1)", c, i);
+        }
+        return TK_OK;
+    }
+    *tok = value + t0;
+    *tok_len = e - t0;
+    tki_verdict_valid(v);
+    return TK_OK;
+}

@@ -1,0 +1,458 @@
+/*
+ * claims.c — JWT claims validation against a policy (RFC 7519 §4.1,
+ * RFC 9068 §4, SECURITY.md rules 9–13).
+ *
+ * NumericDates are finite JSON numbers in [0, TK_LIMIT_NUMERICDATE_MAX];
+ * fractions are rounded against the token (exp and max-age down, nbf and
+ * iat-in-the-future up). All arithmetic is int64 on values that range check
+ * has bounded, so nothing can overflow. Every problem found is reported, in
+ * check order: time, issuer, audience, type, required claims, formats,
+ * scope (the only 403 comes last, after every 401).
+ */
+#include <math.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/internal.h"
+
+void tk_policy_init(tk_policy *p, int64_t now)
+{
+    if (!p) {
+        return;
+    }
+    memset(p, 0, sizeof *p);
+    p->now = now;
+    p->leeway = TK_LIMIT_LEEWAY_DEFAULT;
+    p->require_exp = 1;
+}
+
+struct sink {
+    tk_verdict *out;
+    size_t cap;
+    size_t n;
+    tk_verdict scratch; /* takes the problems past cap */
+};
+
+static tk_verdict *next(struct sink *s)
+{
+    tk_verdict *v = s->n < s->cap ? &s->out[s->n] : &s->scratch;
+    s->n++;
+    return v;
+}
+
+/* Quotes a token-supplied string into buf. */
+static const char *q(char *buf, size_t cap, const char *s, size_t n)
+{
+    size_t pos = 0;
+    buf[0] = '\0';
+    tki_append_escaped(buf, cap, &pos, s, n, 64);
+    return buf;
+}
+
+/* Renders a claim's JSON type for messages. */
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "unknown";
+}
+
+/*
+ * Reads NumericDate `name`. Returns 0 when absent, 1 when valid (floor and
+ * ceil set), -1 when invalid (a problem is recorded).
+ */
+static int numeric_date(const json_t *payload, const char *name, struct sink *s, int64_t *lo, int64_t *hi)
+{
+    json_t *v = json_object_get(payload, name);
+    if (!v) {
+        return 0;
+    }
+    if (json_is_integer(v)) {
+        json_int_t i = json_integer_value(v);
+        if (i < 0 || i > TK_LIMIT_NUMERICDATE_MAX) {
+            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %lld, outside [0, %lld]", name,
+                            (long long)i, (long long)TK_LIMIT_NUMERICDATE_MAX);
+            return -1;
+        }
+        *lo = *hi = (int64_t)i;
+        return 1;
+    }
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!isfinite(d) || d < 0.0 || d > (double)TK_LIMIT_NUMERICDATE_MAX) {
+            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %g, outside [0, %lld]", name, d,
+                            (long long)TK_LIMIT_NUMERICDATE_MAX);
+            return -1;
+        }
+        *lo = (int64_t)floor(d);
+        *hi = (int64_t)ceil(d);
+        return 1;
+    }
+    if (json_is_string(v)) {
+        char b[100];
+        tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM,
+                        "\"%s\" is a string (\"%s\"), not a NumericDate (a JSON number of seconds since 1970)", name,
+                        q(b, sizeof b, json_string_value(v), json_string_length(v)));
+        return -1;
+    }
+    tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %s, not a NumericDate (a JSON number)", name,
+                    json_kind(v));
+    return -1;
+}
+
+static int eq_str(const json_t *v, const char *want)
+{
+    size_t n = strlen(want);
+    return json_is_string(v) && json_string_length(v) == n && memcmp(json_string_value(v), want, n) == 0;
+}
+
+/* Appends `"a", "b"` from a policy list. */
+static void append_list(char *d, size_t cap, size_t *pos, const char *const *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        tki_appendf(d, cap, pos, "%s\"", i ? ", " : "");
+        tki_append_escaped(d, cap, pos, items[i], strlen(items[i]), 64);
+        tki_appendf(d, cap, pos, "\"");
+    }
+}
+
+static void expected(char *d, size_t cap, size_t *pos, const char *const *items, size_t n)
+{
+    tki_appendf(d, cap, pos, n == 1 ? "; expected " : "; expected one of ");
+    append_list(d, cap, pos, items, n);
+}
+
+static void check_times(const tk_token *t, const tk_policy *pol, struct sink *s)
+{
+    char when[32], dur[32], lw[32];
+    int64_t now = pol->now;
+    int64_t lee = pol->leeway;
+    int64_t lo = 0, hi = 0;
+    tk_format_duration(lee, lw, sizeof lw);
+
+    int e = numeric_date(t->payload, "exp", s, &lo, &hi);
+    if (e == 0 && pol->require_exp) {
+        tki_verdict_set(next(s), TK_REASON_MISSING_CLAIM,
+                        "no \"exp\" claim: tokens without an expiry time are refused");
+    } else if (e == 1 && now >= lo + lee) {
+        tk_format_time(lo, when, sizeof when);
+        tk_format_duration(now - lo, dur, sizeof dur);
+        tki_verdict_set(next(s), TK_REASON_EXPIRED, "token expired %s ago at %s (leeway %s)", dur, when, lw);
+    }
+    if (numeric_date(t->payload, "nbf", s, &lo, &hi) == 1 && now + lee < hi) {
+        tk_format_time(hi, when, sizeof when);
+        tk_format_duration(hi - now, dur, sizeof dur);
+        tki_verdict_set(next(s), TK_REASON_NOT_YET_VALID,
+                        "token is not valid before %s, %s from now (leeway %s); if it was just issued, the "
+                        "issuer's clock is ahead of this host's",
+                        when, dur, lw);
+    }
+    int i = numeric_date(t->payload, "iat", s, &lo, &hi);
+    if (i == 1 && hi > now + lee) {
+        tk_format_time(hi, when, sizeof when);
+        tk_format_duration(hi - now, dur, sizeof dur);
+        tki_verdict_set(next(s), TK_REASON_ISSUED_IN_FUTURE,
+                        "token was issued at %s, %s in the future (leeway %s): the issuer's clock is ahead of "
+                        "this host's",
+                        when, dur, lw);
+    }
+    if (pol->max_age > 0) {
+        if (i == 0) {
+            tki_verdict_set(next(s), TK_REASON_MISSING_CLAIM,
+                            "no \"iat\" claim, needed to enforce the maximum token age");
+        } else if (i == 1 && now >= lo + pol->max_age + lee) {
+            char age[32];
+            tk_format_time(lo, when, sizeof when);
+            tk_format_duration(now - lo, dur, sizeof dur);
+            tk_format_duration(pol->max_age, age, sizeof age);
+            tki_verdict_set(next(s), TK_REASON_TOO_OLD,
+                            "token was issued %s ago at %s; this service accepts tokens up to %s old (leeway %s)",
+                            dur, when, age, lw);
+        }
+    }
+}
+
+static void check_issuer(const tk_token *t, const tk_policy *pol, struct sink *s)
+{
+    json_t *iss = json_object_get(t->payload, "iss");
+    char b[100];
+    if (iss && !json_is_string(iss)) {
+        tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"iss\" is %s, not a string", json_kind(iss));
+        return;
+    }
+    if (pol->issuers_len == 0) {
+        return;
+    }
+    if (!iss) {
+        tki_verdict_set(next(s), TK_REASON_MISSING_CLAIM, "no \"iss\" claim; the issuer must be named");
+        return;
+    }
+    for (size_t i = 0; i < pol->issuers_len; i++) {
+        if (eq_str(iss, pol->issuers[i])) {
+            return;
+        }
+    }
+    tk_verdict *v = next(s);
+    size_t pos = 0;
+    v->reason = TK_REASON_WRONG_ISSUER;
+    tki_appendf(v->detail, sizeof v->detail, &pos, "issuer is \"%s\"",
+                q(b, sizeof b, json_string_value(iss), json_string_length(iss)));
+    expected(v->detail, sizeof v->detail, &pos, pol->issuers, pol->issuers_len);
+}
+
+static void check_audience(const tk_token *t, const tk_policy *pol, struct sink *s)
+{
+    json_t *aud = json_object_get(t->payload, "aud");
+    char b[100];
+    if (aud) {
+        int ok = json_is_string(aud) || (json_is_array(aud) && json_array_size(aud) > 0);
+        size_t i;
+        json_t *a;
+        if (json_is_array(aud)) {
+            json_array_foreach(aud, i, a)
+            {
+                ok = ok && json_is_string(a);
+            }
+        }
+        if (!ok) {
+            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM,
+                            "\"aud\" is %s; it must be a string or a non-empty array of strings", json_kind(aud));
+            return;
+        }
+    }
+    if (pol->audiences_len == 0) {
+        return;
+    }
+    if (!aud) {
+        tki_verdict_set(next(s), TK_REASON_MISSING_CLAIM, "no \"aud\" claim; the token must name its audience");
+        return;
+    }
+    for (size_t k = 0; k < pol->audiences_len; k++) {
+        if (eq_str(aud, pol->audiences[k])) {
+            return;
+        }
+        size_t i;
+        json_t *a;
+        json_array_foreach(aud, i, a)
+        {
+            if (eq_str(a, pol->audiences[k])) {
+                return;
+            }
+        }
+    }
+    tk_verdict *v = next(s);
+    size_t pos = 0;
+    v->reason = TK_REASON_WRONG_AUDIENCE;
+    if (json_is_string(aud)) {
+        tki_appendf(v->detail, sizeof v->detail, &pos, "audience is \"%s\"",
+                    q(b, sizeof b, json_string_value(aud), json_string_length(aud)));
+    } else {
+        tki_appendf(v->detail, sizeof v->detail, &pos, "audience is [");
+        size_t i;
+        json_t *a;
+        json_array_foreach(aud, i, a)
+        {
+            if (i == 8) {
+                tki_appendf(v->detail, sizeof v->detail, &pos, ", ...");
+                break;
+            }
+            tki_appendf(v->detail, sizeof v->detail, &pos, "%s\"%s\"", i ? ", " : "",
+                        q(b, sizeof b, json_string_value(a), json_string_length(a)));
+        }
+        tki_appendf(v->detail, sizeof v->detail, &pos, "]");
+    }
+    expected(v->detail, sizeof v->detail, &pos, pol->audiences, pol->audiences_len);
+}
+
+/* RFC 7515 §4.1.9: "application/" may be omitted; compare case-insensitively. */
+static const char *strip_media(const char *s)
+{
+    return strncasecmp(s, "application/", 12) == 0 ? s + 12 : s;
+}
+
+static void check_typ(const tk_token *t, const tk_policy *pol, struct sink *s)
+{
+    if (!pol->typ) {
+        return;
+    }
+    char b[100];
+    if (!t->typ) {
+        tki_verdict_set(next(s), TK_REASON_WRONG_TOKEN_TYPE, "token has no \"typ\" header; expected \"%s\"",
+                        q(b, sizeof b, pol->typ, strlen(pol->typ)));
+        return;
+    }
+    if (strcasecmp(strip_media(t->typ), strip_media(pol->typ)) != 0) {
+        char w[100];
+        tki_verdict_set(next(s), TK_REASON_WRONG_TOKEN_TYPE,
+                        "token type (typ) is \"%s\"; expected \"%s\" (is it an ID token or another kind of token?)",
+                        q(b, sizeof b, t->typ, strlen(t->typ)), q(w, sizeof w, pol->typ, strlen(pol->typ)));
+    }
+}
+
+/* Scope syntax, RFC 6749 §3.3: tokens of %x21 / %x23-5B / %x5D-7E joined by
+ * single spaces. Returns 0 and the offset of the first bad byte. */
+static int scope_syntax_ok(const char *p, size_t n, size_t *bad)
+{
+    if (n == 0) {
+        *bad = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == ' ') {
+            if (i == 0 || i == n - 1 || p[i - 1] == ' ') {
+                *bad = i;
+                return 0;
+            }
+        } else if (c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e) {
+            *bad = i;
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int has_scope(const char *p, size_t n, const char *want)
+{
+    size_t wl = strlen(want);
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && p[j] != ' ') {
+            j++;
+        }
+        if (j - i == wl && memcmp(p + i, want, wl) == 0) {
+            return 1;
+        }
+        i = j + 1;
+    }
+    return 0;
+}
+
+static void check_formats(const tk_token *t, struct sink *s)
+{
+    static const char *const strings[] = {"sub", "client_id", "sid"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(t->payload, strings[i]);
+        if (v && !json_is_string(v)) {
+            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %s, not a string", strings[i],
+                            json_kind(v));
+        }
+    }
+    json_t *jti = json_object_get(t->payload, "jti");
+    if (jti && (!json_is_string(jti) || json_string_length(jti) == 0 ||
+                json_string_length(jti) > TK_LIMIT_JTI_LEN)) {
+        tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"jti\" must be a string of 1 to %u bytes",
+                        TK_LIMIT_JTI_LEN);
+    }
+}
+
+static void check_required(const tk_token *t, const tk_policy *pol, struct sink *s)
+{
+    char b[100];
+    for (size_t i = 0; i < pol->required_len; i++) {
+        const char *name = pol->required[i];
+        if (!json_object_get(t->payload, name)) {
+            tki_verdict_set(next(s), TK_REASON_MISSING_CLAIM, "no \"%s\" claim; this service requires it",
+                            q(b, sizeof b, name, strlen(name)));
+        }
+    }
+}
+
+static void check_scope(const tk_token *t, const tk_policy *pol, struct sink *s)
+{
+    json_t *sc = json_object_get(t->payload, "scope");
+    char b[160];
+    if (sc) {
+        size_t bad = 0;
+        if (!json_is_string(sc)) {
+            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM,
+                            "\"scope\" is %s; it must be one string of space-separated scopes (RFC 6749 §3.3)",
+                            json_kind(sc));
+            return;
+        }
+        if (!scope_syntax_ok(json_string_value(sc), json_string_length(sc), &bad)) {
+            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM,
+                            "\"scope\" is not space-separated scope tokens (RFC 6749 §3.3): bad byte at offset %zu "
+                            "of \"%s\"",
+                            bad, q(b, sizeof b, json_string_value(sc), json_string_length(sc)));
+            return;
+        }
+    }
+    if (pol->scopes_len == 0) {
+        return;
+    }
+    tk_verdict *v = NULL;
+    size_t pos = 0;
+    size_t missing = 0;
+    for (size_t i = 0; i < pol->scopes_len; i++) {
+        if (sc && has_scope(json_string_value(sc), json_string_length(sc), pol->scopes[i])) {
+            continue;
+        }
+        if (!v) {
+            v = next(s);
+            v->reason = TK_REASON_INSUFFICIENT_SCOPE;
+            v->detail[0] = '\0';
+            tki_appendf(v->detail, sizeof v->detail, &pos, "needs scope ");
+        }
+        tki_appendf(v->detail, sizeof v->detail, &pos, "%s\"", missing ? ", " : "");
+        tki_append_escaped(v->detail, sizeof v->detail, &pos, pol->scopes[i], strlen(pol->scopes[i]), 64);
+        tki_appendf(v->detail, sizeof v->detail, &pos, "\"");
+        missing++;
+    }
+    if (v) {
+        if (sc) {
+            tki_appendf(v->detail, sizeof v->detail, &pos, "; the token has \"%s\"",
+                        q(b, sizeof b, json_string_value(sc), json_string_length(sc)));
+        } else {
+            tki_appendf(v->detail, sizeof v->detail, &pos, "; the token has no scope claim");
+        }
+    }
+}
+
+tk_result tk_token_check_claims(const tk_token *t, const tk_policy *pol, tk_verdict *out, size_t cap, size_t *n)
+{
+    if (n) {
+        *n = 0;
+    }
+    if (!t || !pol || !n || (!out && cap)) {
+        return TK_ERR_ARG;
+    }
+    if (pol->leeway < 0 || pol->leeway > TK_LIMIT_LEEWAY_MAX || pol->max_age < 0 ||
+        pol->max_age > TK_LIMIT_NUMERICDATE_MAX || pol->now < 0 || pol->now > TK_LIMIT_NUMERICDATE_MAX ||
+        pol->issuers_len > TK_LIMIT_POLICY_ITEMS || pol->audiences_len > TK_LIMIT_POLICY_ITEMS ||
+        pol->scopes_len > TK_LIMIT_POLICY_ITEMS || pol->required_len > TK_LIMIT_POLICY_ITEMS) {
+        return TK_ERR_ARG;
+    }
+    if (!t->payload) {
+        if (cap > 0) {
+            out[0] = t->payload_v;
+        }
+        *n = 1;
+        return TK_OK;
+    }
+    struct sink s = {out, cap, 0, {TK_REASON_VALID, ""}};
+    check_times(t, pol, &s);
+    check_issuer(t, pol, &s);
+    check_audience(t, pol, &s);
+    check_typ(t, pol, &s);
+    check_required(t, pol, &s);
+    check_formats(t, &s);
+    check_scope(t, pol, &s);
+    *n = s.n;
+    return TK_OK;
+}

@@ -1,0 +1,844 @@
+/*
+ * crypto.c — keys and the JWS signature primitives (RFC 7518 §3, RFC 8037
+ * §3.1). The only module that calls OpenSSL's signature and MAC APIs.
+ *
+ * Invariants:
+ *  - A usable key is bound to exactly one alg (SECURITY.md rule 1); every
+ *    sign or verify uses the key's alg, never a caller-supplied one.
+ *  - Everything that can be prepared once is prepared when the key is bound:
+ *    the digest is fetched, the HMAC context is keyed, and a verify context
+ *    with padding, digest and PSS salt length pinned is built. Each call then
+ *    duplicates the prepared context, so a key is safe to share read-only
+ *    between threads.
+ *  - Signature bytes are checked before OpenSSL sees them (rule 7): HMAC tags
+ *    and ECDSA r||s by exact length, ECDSA r and s in [1, n-1], RSA by the
+ *    modulus length. PSS verifies with salt length = hash length only.
+ */
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/decoder.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+
+#include "core/internal.h"
+
+struct alg_row {
+    const char *name;
+    enum tki_kty kty;
+    const char *md;   /* OpenSSL digest name; NULL for EdDSA */
+    size_t sig_len;   /* fixed signature length, 0 for RSA */
+    int curve_nid;    /* EC only */
+    size_t coord_len; /* EC only */
+    int pss;          /* RSA-PSS */
+};
+
+static const struct alg_row ALGS[TK_ALG_COUNT_] = {
+    [TK_ALG_UNSET] = {NULL, 0, NULL, 0, 0, 0, 0},
+    [TK_ALG_HS256] = {"HS256", TKI_KTY_OCT, "SHA256", 32, 0, 0, 0},
+    [TK_ALG_HS384] = {"HS384", TKI_KTY_OCT, "SHA384", 48, 0, 0, 0},
+    [TK_ALG_HS512] = {"HS512", TKI_KTY_OCT, "SHA512", 64, 0, 0, 0},
+    [TK_ALG_RS256] = {"RS256", TKI_KTY_RSA, "SHA256", 0, 0, 0, 0},
+    [TK_ALG_RS384] = {"RS384", TKI_KTY_RSA, "SHA384", 0, 0, 0, 0},
+    [TK_ALG_RS512] = {"RS512", TKI_KTY_RSA, "SHA512", 0, 0, 0, 0},
+    [TK_ALG_PS256] = {"PS256", TKI_KTY_RSA, "SHA256", 0, 0, 0, 1},
+    [TK_ALG_PS384] = {"PS384", TKI_KTY_RSA, "SHA384", 0, 0, 0, 1},
+    [TK_ALG_PS512] = {"PS512", TKI_KTY_RSA, "SHA512", 0, 0, 0, 1},
+    [TK_ALG_ES256] = {"ES256", TKI_KTY_EC, "SHA256", 64, NID_X9_62_prime256v1, 32, 0},
+    [TK_ALG_ES384] = {"ES384", TKI_KTY_EC, "SHA384", 96, NID_secp384r1, 48, 0},
+    [TK_ALG_ES512] = {"ES512", TKI_KTY_EC, "SHA512", 132, NID_secp521r1, 66, 0},
+    [TK_ALG_EDDSA] = {"EdDSA", TKI_KTY_OKP, NULL, 64, 0, 0, 0},
+};
+
+static const struct alg_row *alg_row(tk_alg a)
+{
+    if ((unsigned)a == 0 || (unsigned)a >= TK_ALG_COUNT_) {
+        return NULL;
+    }
+    return &ALGS[a];
+}
+
+const char *tk_alg_name(tk_alg alg)
+{
+    const struct alg_row *r = alg_row(alg);
+    return r ? r->name : NULL;
+}
+
+tk_alg tk_alg_from_name(const char *p, size_t len)
+{
+    if (!p) {
+        return TK_ALG_UNSET;
+    }
+    for (unsigned i = 1; i < TK_ALG_COUNT_; i++) {
+        if (strlen(ALGS[i].name) == len && memcmp(ALGS[i].name, p, len) == 0) {
+            return (tk_alg)i;
+        }
+    }
+    return TK_ALG_UNSET;
+}
+
+int tki_alg_is_hmac(tk_alg a)
+{
+    const struct alg_row *r = alg_row(a);
+    return r && r->kty == TKI_KTY_OCT;
+}
+
+int tki_alg_is_rsa(tk_alg a)
+{
+    const struct alg_row *r = alg_row(a);
+    return r && r->kty == TKI_KTY_RSA;
+}
+
+int tki_alg_is_ec(tk_alg a)
+{
+    const struct alg_row *r = alg_row(a);
+    return r && r->kty == TKI_KTY_EC;
+}
+
+size_t tki_alg_sig_len(tk_alg a)
+{
+    const struct alg_row *r = alg_row(a);
+    return r ? r->sig_len : 0;
+}
+
+void tk_free(void *p)
+{
+    free(p);
+}
+
+/* ---- key objects ---------------------------------------------------------- */
+
+void tk_key_free(tk_key *k)
+{
+    if (!k) {
+        return;
+    }
+    if (k->secret) {
+        OPENSSL_cleanse(k->secret, k->secret_len);
+        free(k->secret);
+    }
+    EVP_MAC_CTX_free(k->mac_tmpl);
+    EVP_PKEY_CTX_free(k->vfy_tmpl);
+    EVP_PKEY_free(k->pkey);
+    EVP_MD_free(k->md);
+    free(k->kid);
+    OPENSSL_cleanse(k, sizeof *k);
+    free(k);
+}
+
+tk_result tki_key_set_kid(tk_key *k, const char *kid)
+{
+    if (!kid) {
+        return TK_OK;
+    }
+    size_t n = strlen(kid);
+    if (n == 0 || n > TK_LIMIT_KID_LEN) {
+        return TK_ERR_ARG;
+    }
+    char *c = malloc(n + 1);
+    if (!c) {
+        return TK_ERR_NOMEM;
+    }
+    memcpy(c, kid, n + 1);
+    free(k->kid);
+    k->kid = c;
+    return TK_OK;
+}
+
+int tk_key_alg_fits(const tk_key *k, tk_alg alg)
+{
+    const struct alg_row *r = alg_row(alg);
+    if (!k || !r || r->kty != k->kty) {
+        return 0;
+    }
+    switch (k->kty) {
+    case TKI_KTY_OCT:
+        return k->secret_len >= r->sig_len;
+    case TKI_KTY_RSA:
+        return 1;
+    case TKI_KTY_EC:
+        return r->curve_nid == k->curve_nid;
+    case TKI_KTY_OKP:
+        return 1;
+    }
+    return 0;
+}
+
+/* Prepares the per-alg state once the alg is known. */
+static tk_result key_prepare(tk_key *k)
+{
+    const struct alg_row *r = alg_row(k->alg);
+    tk_result rc = TK_ERR_CRYPTO;
+    if (!r) {
+        return TK_ERR_STATE;
+    }
+    if (r->md) {
+        k->md = EVP_MD_fetch(NULL, r->md, NULL);
+        if (!k->md) {
+            goto out;
+        }
+    }
+    if (k->kty == TKI_KTY_OCT) {
+        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        if (!mac) {
+            goto out;
+        }
+        k->mac_tmpl = EVP_MAC_CTX_new(mac);
+        EVP_MAC_free(mac);
+        if (!k->mac_tmpl) {
+            goto out;
+        }
+        OSSL_PARAM params[2];
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)(uintptr_t)r->md, 0);
+        params[1] = OSSL_PARAM_construct_end();
+        if (EVP_MAC_init(k->mac_tmpl, k->secret, k->secret_len, params) != 1) {
+            goto out;
+        }
+    } else if (k->kty == TKI_KTY_RSA || k->kty == TKI_KTY_EC) {
+        k->vfy_tmpl = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+        if (!k->vfy_tmpl || EVP_PKEY_verify_init(k->vfy_tmpl) != 1) {
+            goto out;
+        }
+        if (k->kty == TKI_KTY_RSA) {
+            int pad = r->pss ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING;
+            if (EVP_PKEY_CTX_set_rsa_padding(k->vfy_tmpl, pad) != 1) {
+                goto out;
+            }
+        }
+        if (EVP_PKEY_CTX_set_signature_md(k->vfy_tmpl, k->md) != 1) {
+            goto out;
+        }
+        if (r->pss) {
+            /* Salt length pinned to the hash length (RFC 7518 §3.5); AUTO
+             * would accept any salt. MGF1 uses the same hash. */
+            if (EVP_PKEY_CTX_set_rsa_pss_saltlen(k->vfy_tmpl, RSA_PSS_SALTLEN_DIGEST) != 1 ||
+                EVP_PKEY_CTX_set_rsa_mgf1_md(k->vfy_tmpl, k->md) != 1) {
+                goto out;
+            }
+        }
+    }
+    rc = TK_OK;
+out:
+    if (rc != TK_OK) {
+        ERR_clear_error();
+    }
+    return rc;
+}
+
+tk_result tk_key_bind_alg(tk_key *k, tk_alg alg)
+{
+    if (!k || !alg_row(alg)) {
+        return TK_ERR_ARG;
+    }
+    if (k->alg != TK_ALG_UNSET) {
+        return k->alg == alg ? TK_OK : TK_ERR_STATE;
+    }
+    if (!tk_key_alg_fits(k, alg)) {
+        return TK_ERR_KEY;
+    }
+    k->alg = alg;
+    tk_result rc = key_prepare(k);
+    if (rc != TK_OK) {
+        k->alg = TK_ALG_UNSET;
+        EVP_MD_free(k->md);
+        k->md = NULL;
+        EVP_MAC_CTX_free(k->mac_tmpl);
+        k->mac_tmpl = NULL;
+        EVP_PKEY_CTX_free(k->vfy_tmpl);
+        k->vfy_tmpl = NULL;
+    }
+    return rc;
+}
+
+tk_alg tk_key_alg(const tk_key *k)
+{
+    return k ? k->alg : TK_ALG_UNSET;
+}
+
+const char *tk_key_kid(const tk_key *k)
+{
+    return k ? k->kid : NULL;
+}
+
+int tk_key_can_sign(const tk_key *k)
+{
+    return k ? k->can_sign : 0;
+}
+
+const char *tk_key_kty(const tk_key *k)
+{
+    if (!k) {
+        return NULL;
+    }
+    switch (k->kty) {
+    case TKI_KTY_OCT:
+        return "oct";
+    case TKI_KTY_RSA:
+        return "RSA";
+    case TKI_KTY_EC:
+        return "EC";
+    case TKI_KTY_OKP:
+        return "OKP";
+    }
+    return NULL;
+}
+
+static int pkey_has_private(EVP_PKEY *pkey, int base)
+{
+    BIGNUM *bn = NULL;
+    int has = 0;
+    if (base == EVP_PKEY_RSA) {
+        has = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_D, &bn) == 1;
+    } else if (base == EVP_PKEY_EC) {
+        has = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_PRIV_KEY, &bn) == 1;
+    } else if (base == EVP_PKEY_ED25519) {
+        unsigned char buf[32];
+        size_t l = sizeof buf;
+        has = EVP_PKEY_get_raw_private_key(pkey, buf, &l) == 1;
+        OPENSSL_cleanse(buf, sizeof buf);
+    }
+    BN_clear_free(bn);
+    ERR_clear_error();
+    return has;
+}
+
+static tk_alg alg_for_curve(int nid)
+{
+    for (unsigned i = 1; i < TK_ALG_COUNT_; i++) {
+        if (ALGS[i].kty == TKI_KTY_EC && ALGS[i].curve_nid == nid) {
+            return (tk_alg)i;
+        }
+    }
+    return TK_ALG_UNSET;
+}
+
+tk_result tki_key_from_pkey(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key **out)
+{
+    *out = NULL;
+    tk_result rc = TK_ERR_KEY;
+    EC_GROUP *group = NULL;
+    tk_key *k = calloc(1, sizeof *k);
+    if (!k) {
+        return TK_ERR_NOMEM;
+    }
+    if (alg != TK_ALG_UNSET && !alg_row(alg)) {
+        rc = TK_ERR_ARG;
+        goto out;
+    }
+    int base = EVP_PKEY_get_base_id(pkey);
+    tk_alg natural = TK_ALG_UNSET;
+    if (base == EVP_PKEY_RSA) {
+        k->kty = TKI_KTY_RSA;
+        k->rsa_bits = EVP_PKEY_get_bits(pkey);
+        if (k->rsa_bits < TK_LIMIT_RSA_MIN_BITS || k->rsa_bits > TK_LIMIT_RSA_MAX_BITS) {
+            rc = TK_ERR_KEY;
+            goto out;
+        }
+        if (alg != TK_ALG_UNSET && !tki_alg_is_rsa(alg)) {
+            rc = TK_ERR_KEY;
+            goto out;
+        }
+    } else if (base == EVP_PKEY_EC) {
+        char gname[64];
+        size_t glen = 0;
+        k->kty = TKI_KTY_EC;
+        if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, gname, sizeof gname, &glen) != 1) {
+            rc = TK_ERR_KEY;
+            goto out;
+        }
+        int nid = OBJ_sn2nid(gname);
+        if (nid == NID_undef) {
+            nid = EC_curve_nist2nid(gname);
+        }
+        natural = alg_for_curve(nid);
+        if (natural == TK_ALG_UNSET) {
+            rc = TK_ERR_UNSUPPORTED;
+            goto out;
+        }
+        k->curve_nid = nid;
+        k->coord_len = ALGS[natural].coord_len;
+        group = EC_GROUP_new_by_curve_name(nid);
+        if (!group || BN_bn2binpad(EC_GROUP_get0_order(group), k->order, (int)k->coord_len) < 0) {
+            rc = TK_ERR_CRYPTO;
+            goto out;
+        }
+    } else if (base == EVP_PKEY_ED25519) {
+        k->kty = TKI_KTY_OKP;
+        natural = TK_ALG_EDDSA;
+    } else {
+        rc = TK_ERR_UNSUPPORTED;
+        goto out;
+    }
+    if (natural != TK_ALG_UNSET) {
+        if (alg != TK_ALG_UNSET && alg != natural) {
+            rc = TK_ERR_KEY;
+            goto out;
+        }
+        alg = natural;
+    }
+    k->can_sign = pkey_has_private(pkey, base);
+    rc = tki_key_set_kid(k, kid);
+    if (rc != TK_OK) {
+        goto out;
+    }
+    k->pkey = pkey;
+    if (alg != TK_ALG_UNSET) {
+        rc = tk_key_bind_alg(k, alg);
+        if (rc != TK_OK) {
+            k->pkey = NULL;
+            goto out;
+        }
+    }
+    *out = k;
+    k = NULL;
+    rc = TK_OK;
+out:
+    EC_GROUP_free(group);
+    tk_key_free(k);
+    ERR_clear_error();
+    return rc;
+}
+
+tk_result tk_key_from_secret(const unsigned char *secret, size_t len, tk_alg alg, const char *kid, tk_key **out)
+{
+    if (!out) {
+        return TK_ERR_ARG;
+    }
+    *out = NULL;
+    if (!secret || (alg != TK_ALG_UNSET && !tki_alg_is_hmac(alg))) {
+        return TK_ERR_ARG;
+    }
+    size_t min = alg == TK_ALG_UNSET ? 32 : ALGS[alg].sig_len;
+    if (len < min || len > TK_LIMIT_HMAC_KEY_MAX) {
+        return TK_ERR_KEY;
+    }
+    tk_result rc = TK_ERR_NOMEM;
+    tk_key *k = calloc(1, sizeof *k);
+    if (!k) {
+        return TK_ERR_NOMEM;
+    }
+    k->kty = TKI_KTY_OCT;
+    k->can_sign = 1;
+    k->secret = malloc(len);
+    if (!k->secret) {
+        goto out;
+    }
+    memcpy(k->secret, secret, len);
+    k->secret_len = len;
+    rc = tki_key_set_kid(k, kid);
+    if (rc != TK_OK) {
+        goto out;
+    }
+    if (alg != TK_ALG_UNSET) {
+        rc = tk_key_bind_alg(k, alg);
+        if (rc != TK_OK) {
+            goto out;
+        }
+    }
+    *out = k;
+    k = NULL;
+    rc = TK_OK;
+out:
+    tk_key_free(k);
+    return rc;
+}
+
+tk_result tk_key_generate(tk_alg alg, const char *kid, tk_key **out)
+{
+    if (!out) {
+        return TK_ERR_ARG;
+    }
+    *out = NULL;
+    const struct alg_row *r = alg_row(alg);
+    if (!r) {
+        return TK_ERR_ARG;
+    }
+    if (r->kty == TKI_KTY_OCT) {
+        unsigned char secret[64];
+        if (RAND_bytes(secret, (int)r->sig_len) != 1) {
+            return TK_ERR_CRYPTO;
+        }
+        tk_result rc = tk_key_from_secret(secret, r->sig_len, alg, kid, out);
+        OPENSSL_cleanse(secret, sizeof secret);
+        return rc;
+    }
+    EVP_PKEY *pkey = NULL;
+    if (r->kty == TKI_KTY_RSA) {
+        pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    } else if (r->kty == TKI_KTY_EC) {
+        pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", OBJ_nid2sn(r->curve_nid));
+    } else {
+        pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    }
+    if (!pkey) {
+        ERR_clear_error();
+        return TK_ERR_CRYPTO;
+    }
+    tk_result rc = tki_key_from_pkey(pkey, alg, kid, out);
+    if (rc != TK_OK) {
+        EVP_PKEY_free(pkey);
+    }
+    return rc;
+}
+
+static int pem_refuse_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1; /* encrypted PEM is refused: keys are protected by file mode */
+}
+
+tk_result tk_key_from_pem(const char *pem, size_t len, tk_alg alg, const char *kid, tk_key **out)
+{
+    if (!out) {
+        return TK_ERR_ARG;
+    }
+    *out = NULL;
+    if (!pem || len == 0) {
+        return TK_ERR_ARG;
+    }
+    if (len > TK_LIMIT_JWK_LEN) {
+        return TK_ERR_LIMIT;
+    }
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    if (!bio) {
+        return TK_ERR_NOMEM;
+    }
+    EVP_PKEY *pkey = NULL;
+    int is_private = 0;
+    /* Decide by the label, so that a private key is never mistaken for a
+     * public one and vice versa. */
+    for (size_t i = 0; i + 11 <= len; i++) {
+        if (memcmp(pem + i, "PRIVATE KEY", 11) == 0) {
+            is_private = 1;
+            break;
+        }
+    }
+    if (is_private) {
+        pkey = PEM_read_bio_PrivateKey(bio, NULL, pem_refuse_passphrase, NULL);
+    } else {
+        /* SPKI "PUBLIC KEY" and PKCS#1 "RSA PUBLIC KEY" alike. */
+        OSSL_DECODER_CTX *dctx =
+            OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, NULL, EVP_PKEY_PUBLIC_KEY, NULL, NULL);
+        if (dctx && OSSL_DECODER_from_bio(dctx, bio) != 1) {
+            EVP_PKEY_free(pkey);
+            pkey = NULL;
+        }
+        OSSL_DECODER_CTX_free(dctx);
+    }
+    BIO_free(bio);
+    if (!pkey) {
+        ERR_clear_error();
+        return TK_ERR_KEY;
+    }
+    tk_result rc = tki_key_from_pkey(pkey, alg, kid, out);
+    if (rc != TK_OK) {
+        EVP_PKEY_free(pkey);
+    }
+    return rc;
+}
+
+/* ---- signatures ------------------------------------------------------------ */
+
+static int hmac_compute(const tk_key *k, const unsigned char *msg, size_t len, unsigned char *tag, size_t *tag_len)
+{
+    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(k->mac_tmpl);
+    int ok = c && EVP_MAC_update(c, msg, len) == 1 && EVP_MAC_final(c, tag, tag_len, EVP_MAX_MD_SIZE) == 1;
+    EVP_MAC_CTX_free(c);
+    return ok;
+}
+
+/* Writes a DER INTEGER for the unsigned big-endian value v[0..n). */
+static size_t der_int(unsigned char *o, const unsigned char *v, size_t n)
+{
+    while (n > 1 && v[0] == 0) {
+        v++;
+        n--;
+    }
+    size_t pad = (v[0] & 0x80) ? 1 : 0;
+    size_t p = 0;
+    o[p++] = 0x02;
+    o[p++] = (unsigned char)(n + pad); /* n <= 66, fits short form */
+    if (pad) {
+        o[p++] = 0;
+    }
+    memcpy(o + p, v, n);
+    return p + n;
+}
+
+/* Raw r||s (each c bytes) to a DER ECDSA-Sig-Value. out >= 2 * c + 12. */
+static size_t ecdsa_raw_to_der(const unsigned char *sig, size_t c, unsigned char *out)
+{
+    unsigned char body[2 * 66 + 8];
+    size_t b = der_int(body, sig, c);
+    b += der_int(body + b, sig + c, c);
+    size_t p = 0;
+    out[p++] = 0x30;
+    if (b >= 128) {
+        out[p++] = 0x81;
+    }
+    out[p++] = (unsigned char)b;
+    memcpy(out + p, body, b);
+    return p + b;
+}
+
+/* 1 when the big-endian value v (c bytes) is in [1, order - 1]. */
+static int ec_scalar_in_range(const unsigned char *v, const unsigned char *order, size_t c)
+{
+    int nonzero = 0;
+    for (size_t i = 0; i < c; i++) {
+        nonzero |= v[i];
+    }
+    return nonzero && memcmp(v, order, c) < 0;
+}
+
+tk_result tki_key_verify(const tk_key *k, const unsigned char *msg, size_t msg_len, const unsigned char *sig,
+                         size_t sig_len, enum tki_sig_fail *why)
+{
+    *why = TKI_SIG_MISMATCH;
+    const struct alg_row *r = alg_row(k->alg);
+    if (!r) {
+        return TK_ERR_STATE;
+    }
+    tk_result rc = TK_OK;
+    switch (k->kty) {
+    case TKI_KTY_OCT: {
+        unsigned char tag[EVP_MAX_MD_SIZE];
+        size_t tl = 0;
+        if (sig_len != r->sig_len) {
+            *why = TKI_SIG_LENGTH;
+            return TK_OK;
+        }
+        if (!hmac_compute(k, msg, msg_len, tag, &tl)) {
+            rc = TK_ERR_CRYPTO;
+        } else if (tl == sig_len && CRYPTO_memcmp(tag, sig, sig_len) == 0) {
+            *why = TKI_SIG_OK;
+        }
+        OPENSSL_cleanse(tag, sizeof tag);
+        break;
+    }
+    case TKI_KTY_RSA:
+    case TKI_KTY_EC: {
+        unsigned char der[2 * 66 + 16];
+        unsigned char dg[EVP_MAX_MD_SIZE];
+        unsigned int dl = 0;
+        const unsigned char *s = sig;
+        size_t sl = sig_len;
+        if (k->kty == TKI_KTY_RSA) {
+            if (sig_len != (size_t)EVP_PKEY_get_size(k->pkey)) {
+                *why = TKI_SIG_LENGTH;
+                return TK_OK;
+            }
+        } else {
+            if (sig_len != 2 * k->coord_len) {
+                *why = TKI_SIG_LENGTH;
+                return TK_OK;
+            }
+            if (!ec_scalar_in_range(sig, k->order, k->coord_len) ||
+                !ec_scalar_in_range(sig + k->coord_len, k->order, k->coord_len)) {
+                *why = TKI_SIG_RANGE;
+                return TK_OK;
+            }
+            sl = ecdsa_raw_to_der(sig, k->coord_len, der);
+            s = der;
+        }
+        if (EVP_Digest(msg, msg_len, dg, &dl, k->md, NULL) != 1) {
+            rc = TK_ERR_CRYPTO;
+            break;
+        }
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_dup(k->vfy_tmpl);
+        if (!c) {
+            rc = TK_ERR_NOMEM;
+            break;
+        }
+        if (EVP_PKEY_verify(c, s, sl, dg, dl) == 1) {
+            *why = TKI_SIG_OK;
+        }
+        EVP_PKEY_CTX_free(c);
+        break;
+    }
+    case TKI_KTY_OKP: {
+        if (sig_len != r->sig_len) {
+            *why = TKI_SIG_LENGTH;
+            return TK_OK;
+        }
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        if (!c) {
+            rc = TK_ERR_NOMEM;
+            break;
+        }
+        if (EVP_DigestVerifyInit_ex(c, NULL, NULL, NULL, NULL, k->pkey, NULL) != 1) {
+            rc = TK_ERR_CRYPTO;
+        } else if (EVP_DigestVerify(c, sig, sig_len, msg, msg_len) == 1) {
+            *why = TKI_SIG_OK;
+        }
+        EVP_MD_CTX_free(c);
+        break;
+    }
+    }
+    if (*why != TKI_SIG_OK) {
+        ERR_clear_error();
+    }
+    return rc;
+}
+
+tk_result tk_key_verify(const tk_key *k, const unsigned char *msg, size_t msg_len, const unsigned char *sig,
+                        size_t sig_len, int *valid)
+{
+    if (valid) {
+        *valid = 0;
+    }
+    if (!k || !valid || (!msg && msg_len) || (!sig && sig_len)) {
+        return TK_ERR_ARG;
+    }
+    if (k->alg == TK_ALG_UNSET) {
+        return TK_ERR_STATE;
+    }
+    enum tki_sig_fail why;
+    tk_result rc = tki_key_verify(k, msg ? msg : (const unsigned char *)"", msg_len,
+                                  sig ? sig : (const unsigned char *)"", sig_len, &why);
+    if (rc == TK_OK) {
+        *valid = why == TKI_SIG_OK;
+    }
+    return rc;
+}
+
+static tk_result sign_pkey(const tk_key *k, const struct alg_row *r, const unsigned char *msg, size_t msg_len,
+                           unsigned char **sig, size_t *sig_len)
+{
+    tk_result rc = TK_ERR_CRYPTO;
+    unsigned char dg[EVP_MAX_MD_SIZE];
+    unsigned int dl = 0;
+    unsigned char *der = NULL;
+    size_t der_len = 0;
+    unsigned char *res = NULL;
+    ECDSA_SIG *es = NULL;
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    if (!c || EVP_PKEY_sign_init(c) != 1) {
+        goto out;
+    }
+    if (k->kty == TKI_KTY_RSA) {
+        if (EVP_PKEY_CTX_set_rsa_padding(c, r->pss ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING) != 1) {
+            goto out;
+        }
+    }
+    if (EVP_PKEY_CTX_set_signature_md(c, k->md) != 1) {
+        goto out;
+    }
+    if (r->pss && (EVP_PKEY_CTX_set_rsa_pss_saltlen(c, RSA_PSS_SALTLEN_DIGEST) != 1 ||
+                   EVP_PKEY_CTX_set_rsa_mgf1_md(c, k->md) != 1)) {
+        goto out;
+    }
+    if (EVP_Digest(msg, msg_len, dg, &dl, k->md, NULL) != 1) {
+        goto out;
+    }
+    if (EVP_PKEY_sign(c, NULL, &der_len, dg, dl) != 1) {
+        goto out;
+    }
+    der = malloc(der_len);
+    if (!der) {
+        rc = TK_ERR_NOMEM;
+        goto out;
+    }
+    if (EVP_PKEY_sign(c, der, &der_len, dg, dl) != 1) {
+        goto out;
+    }
+    if (k->kty == TKI_KTY_RSA) {
+        *sig = der;
+        *sig_len = der_len;
+        der = NULL;
+        rc = TK_OK;
+        goto out;
+    }
+    /* ECDSA: DER to the JWS form, r||s each padded to the coordinate size. */
+    const unsigned char *pp = der;
+    es = d2i_ECDSA_SIG(NULL, &pp, (long)der_len);
+    if (!es) {
+        goto out;
+    }
+    res = malloc(2 * k->coord_len);
+    if (!res) {
+        rc = TK_ERR_NOMEM;
+        goto out;
+    }
+    if (BN_bn2binpad(ECDSA_SIG_get0_r(es), res, (int)k->coord_len) < 0 ||
+        BN_bn2binpad(ECDSA_SIG_get0_s(es), res + k->coord_len, (int)k->coord_len) < 0) {
+        goto out;
+    }
+    *sig = res;
+    *sig_len = 2 * k->coord_len;
+    res = NULL;
+    rc = TK_OK;
+out:
+    free(res);
+    free(der);
+    ECDSA_SIG_free(es);
+    EVP_PKEY_CTX_free(c);
+    ERR_clear_error();
+    return rc;
+}
+
+tk_result tk_key_sign(const tk_key *k, const unsigned char *msg, size_t msg_len, unsigned char **sig,
+                      size_t *sig_len)
+{
+    if (sig) {
+        *sig = NULL;
+    }
+    if (sig_len) {
+        *sig_len = 0;
+    }
+    if (!k || !sig || !sig_len || (!msg && msg_len)) {
+        return TK_ERR_ARG;
+    }
+    if (!msg) {
+        msg = (const unsigned char *)"";
+    }
+    const struct alg_row *r = alg_row(k->alg);
+    if (!r || !k->can_sign) {
+        return TK_ERR_STATE;
+    }
+    if (k->kty == TKI_KTY_OCT) {
+        unsigned char *t = malloc(EVP_MAX_MD_SIZE);
+        size_t tl = 0;
+        if (!t) {
+            return TK_ERR_NOMEM;
+        }
+        if (!hmac_compute(k, msg, msg_len, t, &tl)) {
+            free(t);
+            ERR_clear_error();
+            return TK_ERR_CRYPTO;
+        }
+        *sig = t;
+        *sig_len = tl;
+        return TK_OK;
+    }
+    if (k->kty == TKI_KTY_OKP) {
+        tk_result rc = TK_ERR_CRYPTO;
+        unsigned char *s = malloc(64);
+        size_t sl = 64;
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        if (!s || !c) {
+            rc = TK_ERR_NOMEM;
+        } else if (EVP_DigestSignInit_ex(c, NULL, NULL, NULL, NULL, k->pkey, NULL) == 1 &&
+                   EVP_DigestSign(c, s, &sl, msg, msg_len) == 1) {
+            *sig = s;
+            *sig_len = sl;
+            s = NULL;
+            rc = TK_OK;
+        }
+        EVP_MD_CTX_free(c);
+        free(s);
+        ERR_clear_error();
+        return rc;
+    }
+    return sign_pkey(k, r, msg, msg_len, sig, sig_len);
+}

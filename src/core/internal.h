@@ -1,0 +1,112 @@
+/*
+ * internal.h — definitions shared by the core modules and nothing else.
+ * Symbols here are tki_* and hidden (-fvisibility=hidden); tests link the
+ * static library and may use them.
+ */
+#ifndef TOKEND_CORE_INTERNAL_H
+#define TOKEND_CORE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "tokend/tokend.h"
+
+#if defined(__GNUC__)
+#define TKI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define TKI_PRINTF(a, b)
+#endif
+
+/* ---- verdict.c ---------------------------------------------------------- */
+/* Sets v->reason and a printf-formatted detail (cut with "..." if long). */
+void tki_verdict_set(tk_verdict *v, tk_reason r, const char *fmt, ...) TKI_PRINTF(3, 4);
+void tki_verdict_valid(tk_verdict *v);
+/* Appends `src[0..n)` to buf (at *pos, cap) as printable ASCII, escaping
+ * quotes, backslashes, controls and bytes >= 0x7f as \xNN; at most `max`
+ * source bytes, then "...". Always NUL-terminates when cap > 0. */
+void tki_append_escaped(char *buf, size_t cap, size_t *pos, const char *src, size_t n, size_t max);
+/* Appends a printf-formatted piece at *pos (bounded). */
+void tki_appendf(char *buf, size_t cap, size_t *pos, const char *fmt, ...) TKI_PRINTF(4, 5);
+
+/* ---- json.c ------------------------------------------------------------- */
+/* Parses `p[0..n)` as one JSON object with duplicate members rejected and
+ * the depth / member limits applied. On failure returns NULL and writes a
+ * message ("line 1 column 8: ...") into err. */
+json_t *tki_json_parse_object(const unsigned char *p, size_t n, size_t max_depth, size_t max_members, char *err,
+                              size_t err_cap);
+
+/* ---- crypto.c ----------------------------------------------------------- */
+enum tki_kty { TKI_KTY_OCT = 1, TKI_KTY_RSA, TKI_KTY_EC, TKI_KTY_OKP };
+
+struct tk_key {
+    tk_alg alg; /* TK_ALG_UNSET when unbound (RSA, oct only) */
+    enum tki_kty kty;
+    char *kid;
+    int can_sign;
+    /* oct */
+    unsigned char *secret;
+    size_t secret_len;
+    EVP_MAC_CTX *mac_tmpl; /* keyed HMAC, duplicated per call */
+    /* asymmetric */
+    EVP_PKEY *pkey;
+    EVP_PKEY_CTX *vfy_tmpl; /* verify-initialised with padding/md set; dup per call */
+    int curve_nid;          /* EC only */
+    size_t coord_len;       /* EC: bytes of one coordinate (32, 48, 66) */
+    unsigned char order[66];/* EC: group order, big-endian, coord_len bytes */
+    int rsa_bits;
+    EVP_MD *md; /* prefetched digest (NULL for EdDSA) */
+};
+
+enum tki_sig_fail { TKI_SIG_OK = 0, TKI_SIG_MISMATCH, TKI_SIG_LENGTH, TKI_SIG_RANGE };
+
+/* Builds a key around an EVP_PKEY (takes ownership on TK_OK only). */
+tk_result tki_key_from_pkey(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key **out);
+tk_result tki_key_verify(const tk_key *k, const unsigned char *msg, size_t msg_len, const unsigned char *sig,
+                         size_t sig_len, enum tki_sig_fail *why);
+size_t tki_alg_sig_len(tk_alg alg); /* fixed length for HS/ES/EdDSA, 0 for RSA */
+int tki_alg_is_hmac(tk_alg a);
+int tki_alg_is_rsa(tk_alg a);
+int tki_alg_is_ec(tk_alg a);
+tk_result tki_key_set_kid(tk_key *k, const char *kid);
+
+/* ---- b64url.c ----------------------------------------------------------- */
+/* Decoded length of a canonical encoding of n chars; (size_t)-1 when n % 4 == 1. */
+size_t tki_b64url_decoded_len(size_t n);
+
+/* ---- keyset.c ----------------------------------------------------------- */
+struct tk_keyset {
+    tk_key *keys[TK_LIMIT_KEYSET_KEYS];
+    size_t n;
+    char *retired[TK_LIMIT_KEYSET_KEYS];
+    size_t n_retired;
+};
+int tki_keyset_is_retired(const tk_keyset *ks, const char *kid, size_t kid_len);
+
+/* ---- jws.c -------------------------------------------------------------- */
+struct tk_token {
+    const char *raw; /* the token text (inside this allocation) */
+    size_t raw_len;
+    size_t signing_input_len; /* header.payload */
+    json_t *header;
+    json_t *payload;
+    unsigned char *payload_bytes; /* NULL when the segment did not decode */
+    size_t payload_len;
+    unsigned char *pbuf; /* where the payload decodes to, pbuf_cap bytes */
+    size_t pbuf_cap;
+    unsigned char *sig;
+    size_t sig_len;
+    int sig_decoded;
+    tk_alg alg;
+    const char *alg_name; /* borrowed from header */
+    const char *kid;
+    size_t kid_len;
+    const char *typ;
+    tk_verdict header_v;
+    tk_verdict payload_v;
+};
+
+#endif
