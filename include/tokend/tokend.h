@@ -184,6 +184,9 @@ TK_API TK_NODISCARD tk_result tk_key_to_jwk(const tk_key *k, int with_private, c
  * the hash); TK_ERR_STATE when the key is already bound to another alg
  * (binding to the same alg again is TK_OK). */
 TK_API TK_NODISCARD tk_result tk_key_bind_alg(tk_key *k, tk_alg alg);
+/* Sets or replaces the kid (1..TK_LIMIT_KID_LEN bytes; NULL removes it).
+ * Like binding, done before the key is shared or added to a key set. */
+TK_API TK_NODISCARD tk_result tk_key_set_kid(tk_key *k, const char *kid);
 /* The bound alg, or TK_ALG_UNSET for an unbound key. */
 TK_API tk_alg tk_key_alg(const tk_key *k);
 /* 1 when `alg` belongs to the family the key's type allows. */
@@ -226,6 +229,10 @@ TK_API TK_NODISCARD tk_result tk_keyset_from_jwks(const char *json, size_t len, 
 /* {"keys":[...]} of every key, public parts only unless with_private. oct
  * keys are left out of a public export. Owned; free with tk_free. */
 TK_API TK_NODISCARD tk_result tk_keyset_to_jwks(const tk_keyset *ks, int with_private, char **out);
+/* Moves every key and retired kid of `src` into `dst`; `src` is left empty.
+ * All or nothing: TK_ERR_ARG (a kid in both) or TK_ERR_LIMIT leave both
+ * unchanged. */
+TK_API TK_NODISCARD tk_result tk_keyset_merge(tk_keyset *dst, tk_keyset *src);
 TK_API size_t tk_keyset_count(const tk_keyset *ks);
 /* Borrowed; NULL when i is out of range. */
 TK_API const tk_key *tk_keyset_get(const tk_keyset *ks, size_t i);

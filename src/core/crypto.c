@@ -152,6 +152,19 @@ tk_result tki_key_set_kid(tk_key *k, const char *kid)
     return TK_OK;
 }
 
+tk_result tk_key_set_kid(tk_key *k, const char *kid)
+{
+    if (!k) {
+        return TK_ERR_ARG;
+    }
+    if (!kid) {
+        free(k->kid);
+        k->kid = NULL;
+        return TK_OK;
+    }
+    return tki_key_set_kid(k, kid);
+}
+
 int tk_key_alg_fits(const tk_key *k, tk_alg alg)
 {
     const struct alg_row *r = alg_row(alg);

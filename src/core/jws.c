@@ -464,9 +464,16 @@ static void check_with_key(const tk_token *t, const tk_key *k, tk_verdict *v, tk
         tki_appendf(kidq, sizeof kidq, &pos, "\"");
     }
     if (k->alg == TK_ALG_UNSET) {
-        tki_verdict_set(v, TK_REASON_ALG_NOT_ALLOWED,
-                        "key%s (%s) has no alg bound to it, so it verifies nothing; configure its alg", kidq,
-                        tk_key_kty(k));
+        const char *family = k->kty == TKI_KTY_RSA ? "RS256..RS512 or PS256..PS512" : "HS256..HS512";
+        if (!tk_key_alg_fits(k, t->alg)) {
+            tki_verdict_set(v, TK_REASON_ALG_NOT_ALLOWED,
+                            "token alg %s cannot be verified by key%s: it is an %s key, which may only verify %s",
+                            tk_alg_name(t->alg), kidq, tk_key_kty(k), family);
+        } else {
+            tki_verdict_set(v, TK_REASON_ALG_NOT_ALLOWED,
+                            "key%s (%s) has no alg bound to it, so it verifies nothing; bind it to one of %s",
+                            kidq, tk_key_kty(k), family);
+        }
         return;
     }
     if (k->alg != t->alg) {

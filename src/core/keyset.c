@@ -77,6 +77,31 @@ int tki_keyset_is_retired(const tk_keyset *ks, const char *kid, size_t kid_len)
     return 0;
 }
 
+tk_result tk_keyset_merge(tk_keyset *dst, tk_keyset *src)
+{
+    if (!dst || !src || dst == src) {
+        return TK_ERR_ARG;
+    }
+    if (dst->n + src->n > TK_LIMIT_KEYSET_KEYS || dst->n_retired + src->n_retired > TK_LIMIT_KEYSET_KEYS) {
+        return TK_ERR_LIMIT;
+    }
+    for (size_t i = 0; i < src->n; i++) {
+        const char *kid = src->keys[i]->kid;
+        if (kid && tk_keyset_find(dst, kid, strlen(kid))) {
+            return TK_ERR_ARG;
+        }
+    }
+    for (size_t i = 0; i < src->n; i++) {
+        dst->keys[dst->n++] = src->keys[i];
+    }
+    for (size_t i = 0; i < src->n_retired; i++) {
+        dst->retired[dst->n_retired++] = src->retired[i];
+    }
+    src->n = 0;
+    src->n_retired = 0;
+    return TK_OK;
+}
+
 size_t tk_keyset_count(const tk_keyset *ks)
 {
     return ks ? ks->n : 0;

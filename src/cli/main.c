@@ -1,0 +1,57 @@
+/*
+ * main.c — `tokend`: dispatch to sub-commands. The library never prints;
+ * every word the user reads comes from src/cli/.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *f)
+{
+    fputs("tokend " TK_VERSION " - issue, validate and explain bearer tokens (JWT)\n"
+          "\n"
+          "Usage: tokend COMMAND [OPTIONS]\n"
+          "\n"
+          "Commands:\n"
+          "  inspect   decode a token, check it, and explain every problem\n"
+          "  keygen    generate a signing key (private JWK file + public JWKS)\n"
+          "  sign      sign a token with a key\n"
+          "\n"
+          "Run 'tokend COMMAND --help' for the options of a command.\n"
+          "\n"
+          "Examples:\n"
+          "  tokend keygen --alg ES256 --kid k1 --out k1.jwk > jwks.json\n"
+          "  tokend sign --key k1.jwk --iss https://auth.example --aud api --sub alice --exp 15m > token\n"
+          "  tokend inspect --jwks jwks.json --iss https://auth.example --aud api - < token\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        puts("tokend " TK_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "inspect") == 0) {
+        return cli_inspect(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "keygen") == 0) {
+        return cli_keygen(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "sign") == 0) {
+        return cli_sign(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "tokend: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+}
