@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, builds with AddressSanitizer +
+# UndefinedBehaviorSanitizer (warnings are errors), runs every unit and
+# end-to-end test, and checks that the benchmarks still build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake --preset dev >/dev/null
+cmake --build --preset dev -j"$jobs"
+# The benchmarks are not tests, but they must keep building.
+cmake --preset release >/dev/null
+cmake --build --preset release -j"$jobs" --target bench_verify
+
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --preset dev -j"$jobs"
