@@ -38,9 +38,14 @@ int64_t cli_now(void);
 /* Returns 1 when the file's mode lets group or others read it. */
 int cli_file_too_open(const char *path, unsigned *mode);
 /* Loads a key file (PEM, JWK or JWKS) into ks. `alg_hint` binds unbound keys
- * whose type allows it. Returns 0 or -1 with a message in err. */
-int cli_load_key_file(const char *path, tk_alg alg_hint, tk_keyset *ks, char *note, size_t note_cap, char *err,
-                      size_t err_cap);
+ * whose type allows it; `kid_hint` (may be NULL) names a single key that has
+ * no kid of its own: the user said "this is the key". Returns 0 or -1 with a
+ * message in err. */
+int cli_load_key_file(const char *path, tk_alg alg_hint, const char *kid_hint, tk_keyset *ks, char *note,
+                      size_t note_cap, char *err, size_t err_cap);
+/* Binds an explicitly given key to the token's alg and kid where the key
+ * names neither (within its family), and says so in note. */
+void cli_adopt_key(tk_key *k, tk_alg alg_hint, const char *kid_hint, const char *what, char *note, size_t note_cap);
 /* A tk_result as an explanation of what was wrong with key material. */
 const char *cli_key_error(tk_result r);
 /* Base64url of n random bytes into buf. Returns 0 or -1. */

@@ -183,6 +183,10 @@ static void find_token(const char *in, size_t n, struct report *r, const char **
     }
     const char *p = in + b;
     size_t len = e - b;
+    if (len == 0) {
+        r->source = "empty input";
+        return; /* reported as missing_token */
+    }
     int header_line = len >= 14 && strncasecmp(p, "authorization:", 14) == 0;
     if (header_line) {
         p += 14;
@@ -569,7 +573,16 @@ int cli_inspect(int argc, char **argv)
             goto out;
         }
     }
-    if (key && cli_load_key_file(key, hint, ks, r.key_note, sizeof r.key_note, err, sizeof err) != 0) {
+    const char *kid_hint = t ? tk_token_kid(t) : NULL;
+    if (kid_hint) {
+        for (const char *q = kid_hint; *q; q++) {
+            if ((unsigned char)*q < 0x20 || (unsigned char)*q >= 0x7f || *q == '"' || *q == '\\') {
+                kid_hint = NULL; /* never echo odd bytes into a note; the key simply stays nameless */
+                break;
+            }
+        }
+    }
+    if (key && cli_load_key_file(key, hint, kid_hint, ks, r.key_note, sizeof r.key_note, err, sizeof err) != 0) {
         fprintf(stderr, "tokend inspect: %s\n", err);
         goto out;
     }
@@ -591,10 +604,7 @@ int cli_inspect(int argc, char **argv)
                     secret, secret_len);
             goto out;
         }
-        if (hint != TK_ALG_UNSET && tk_key_alg_fits(k, hint)) {
-            rc = tk_key_bind_alg(k, hint);
-            (void)rc;
-        }
+        cli_adopt_key(k, hint, kid_hint, secret, r.key_note, sizeof r.key_note);
         if (secret_len > 0 && secret_buf[secret_len - 1] == '\n') {
             size_t pos = strlen(r.key_note);
             snprintf(r.key_note + pos, sizeof r.key_note - pos,

@@ -150,7 +150,7 @@ int cli_sign(int argc, char **argv)
     if (tk_keyset_new(&ks) != TK_OK) {
         goto out;
     }
-    if (cli_load_key_file(key_path, alg, ks, note, sizeof note, err, sizeof err) != 0) {
+    if (cli_load_key_file(key_path, alg, NULL, ks, note, sizeof note, err, sizeof err) != 0) {
         fprintf(stderr, "tokend sign: %s\n", err);
         goto out;
     }

@@ -218,8 +218,34 @@ static int looks_like_json(const char *p, size_t n)
     return 0;
 }
 
-int cli_load_key_file(const char *path, tk_alg alg_hint, tk_keyset *ks, char *note, size_t note_cap, char *err,
-                      size_t err_cap)
+static void note_add(char *note, size_t cap, const char *text)
+{
+    size_t pos = strlen(note);
+    if (pos + 3 >= cap) {
+        return;
+    }
+    snprintf(note + pos, cap - pos, "%s%s", pos ? "; " : "", text);
+}
+
+void cli_adopt_key(tk_key *k, tk_alg alg_hint, const char *kid_hint, const char *what, char *note, size_t note_cap)
+{
+    char line[320];
+    if (tk_key_alg(k) == TK_ALG_UNSET && alg_hint != TK_ALG_UNSET && tk_key_alg_fits(k, alg_hint) &&
+        tk_key_bind_alg(k, alg_hint) == TK_OK && note_cap) {
+        snprintf(line, sizeof line,
+                 "the %s key in %s names no alg; it was bound to %s, the token's alg, which that key type allows",
+                 tk_key_kty(k), what, tk_alg_name(alg_hint));
+        note_add(note, note_cap, line);
+    }
+    if (!tk_key_kid(k) && kid_hint && tk_key_set_kid(k, kid_hint) == TK_OK && note_cap) {
+        snprintf(line, sizeof line, "the key in %s has no kid; it was used for the token's kid \"%s\"", what,
+                 kid_hint);
+        note_add(note, note_cap, line);
+    }
+}
+
+int cli_load_key_file(const char *path, tk_alg alg_hint, const char *kid_hint, tk_keyset *ks, char *note,
+                      size_t note_cap, char *err, size_t err_cap)
 {
     char *buf = NULL;
     size_t n = 0;
@@ -262,13 +288,7 @@ int cli_load_key_file(const char *path, tk_alg alg_hint, tk_keyset *ks, char *no
         snprintf(err, err_cap, "%s: %s", path, cli_key_error(rc));
         goto out;
     }
-    if (tk_key_alg(k) == TK_ALG_UNSET && alg_hint != TK_ALG_UNSET && tk_key_alg_fits(k, alg_hint)) {
-        if (tk_key_bind_alg(k, alg_hint) == TK_OK && note_cap) {
-            snprintf(note, note_cap,
-                     "the %s key in %s names no alg; it was bound to %s, the token's alg, which an %s key allows",
-                     tk_key_kty(k), path, tk_alg_name(alg_hint), tk_key_kty(k));
-        }
-    }
+    cli_adopt_key(k, alg_hint, kid_hint, path, note, note_cap);
     rc = tk_keyset_add(ks, k);
     if (rc != TK_OK) {
         snprintf(err, err_cap, "%s: %s", path, rc == TK_ERR_ARG ? "a key with the same kid is already loaded"

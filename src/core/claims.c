@@ -10,6 +10,7 @@
  * scope (the only 403 comes last, after every 401).
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -142,7 +143,7 @@ static void check_times(const tk_token *t, const tk_policy *pol, struct sink *s)
     int64_t now = pol->now;
     int64_t lee = pol->leeway;
     int64_t lo = 0, hi = 0;
-    tk_format_duration(lee, lw, sizeof lw);
+    snprintf(lw, sizeof lw, "%llds", (long long)lee);
 
     int e = numeric_date(t->payload, "exp", s, &lo, &hi);
     if (e == 0 && pol->require_exp) {
