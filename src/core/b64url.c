@@ -84,6 +84,16 @@ tk_result tk_b64url_encode(const unsigned char *in, size_t n, char *out, size_t 
     return TK_OK;
 }
 
+/* Offset of the first character outside the alphabet in s[0..n), or n. */
+static size_t first_bad(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && DEC[s[i]] != 0xff) {
+        i++;
+    }
+    return i;
+}
+
 tk_result tk_b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *out_len,
                            size_t *bad_at)
 {
@@ -97,36 +107,41 @@ tk_result tk_b64url_decode(const char *in, size_t n, unsigned char *out, size_t 
         return TK_ERR_ARG;
     }
     const unsigned char *s = (const unsigned char *)in;
-    /* Find the first character outside the alphabet before anything else,
-     * so that the reported offset names it. */
-    for (size_t i = 0; i < n; i++) {
-        if (DEC[s[i]] == 0xff) {
-            if (bad_at) {
-                *bad_at = i;
-            }
-            return TK_ERR_ARG;
-        }
-    }
     size_t need = tki_b64url_decoded_len(n);
     if (need == (size_t)-1) {
+        /* Name a bad character if there is one; else the length is wrong. */
         if (bad_at) {
-            *bad_at = n;
+            *bad_at = first_bad(s, n);
         }
         return TK_ERR_ARG;
     }
     if (cap < need) {
         return TK_ERR_LIMIT;
     }
+    /* One pass: decode four characters at a time; a character outside the
+     * alphabet has the 0x80 bit set in DEC, caught by OR-ing the group. */
     size_t o = 0;
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        uint32_t v = ((uint32_t)DEC[s[i]] << 18) | ((uint32_t)DEC[s[i + 1]] << 12) | ((uint32_t)DEC[s[i + 2]] << 6) |
-                     DEC[s[i + 3]];
+        unsigned a = DEC[s[i]], b = DEC[s[i + 1]], c = DEC[s[i + 2]], d = DEC[s[i + 3]];
+        if ((a | b | c | d) & 0x80u) {
+            if (bad_at) {
+                *bad_at = i + first_bad(s + i, 4);
+            }
+            return TK_ERR_ARG;
+        }
+        uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
         out[o++] = (unsigned char)(v >> 16);
         out[o++] = (unsigned char)(v >> 8);
         out[o++] = (unsigned char)v;
     }
     size_t rest = n - i;
+    if (rest > 0 && first_bad(s + i, rest) != rest) {
+        if (bad_at) {
+            *bad_at = i + first_bad(s + i, rest);
+        }
+        return TK_ERR_ARG;
+    }
     if (rest == 2) {
         uint32_t v = ((uint32_t)DEC[s[i]] << 18) | ((uint32_t)DEC[s[i + 1]] << 12);
         if (v & 0xffffu) { /* low 4 bits of the 2nd char must be zero */

@@ -124,9 +124,13 @@ void tk_key_free(tk_key *k)
         OPENSSL_cleanse(k->secret, k->secret_len);
         free(k->secret);
     }
-    EVP_MAC_CTX_free(k->mac_tmpl);
+    EVP_MD_CTX_free(k->hmac_in);
+    EVP_MD_CTX_free(k->hmac_out);
     EVP_PKEY_CTX_free(k->vfy_tmpl);
     EVP_PKEY_free(k->pkey);
+    for (size_t i = 0; i < 3; i++) {
+        free(k->hdr_b64[i]);
+    }
     EVP_MD_free(k->md);
     free(k->kid);
     OPENSSL_cleanse(k, sizeof *k);
@@ -152,6 +156,8 @@ tk_result tki_key_set_kid(tk_key *k, const char *kid)
     return TK_OK;
 }
 
+static tk_result key_headers(tk_key *k);
+
 tk_result tk_key_set_kid(tk_key *k, const char *kid)
 {
     if (!k) {
@@ -160,9 +166,13 @@ tk_result tk_key_set_kid(tk_key *k, const char *kid)
     if (!kid) {
         free(k->kid);
         k->kid = NULL;
-        return TK_OK;
+    } else {
+        tk_result rc = tki_key_set_kid(k, kid);
+        if (rc != TK_OK) {
+            return rc;
+        }
     }
-    return tki_key_set_kid(k, kid);
+    return key_headers(k);
 }
 
 int tk_key_alg_fits(const tk_key *k, tk_alg alg)
@@ -199,19 +209,40 @@ static tk_result key_prepare(tk_key *k)
         }
     }
     if (k->kty == TKI_KTY_OCT) {
-        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        if (!mac) {
+        /* HMAC (RFC 2104) with the keyed inner and outer digest states
+         * computed once: each tag then costs two context copies instead of
+         * re-keying, and the key bytes are not touched again. */
+        unsigned char k0[128];
+        unsigned char pad[128];
+        size_t block = (size_t)EVP_MD_get_block_size(k->md);
+        if (block == 0 || block > sizeof k0) {
             goto out;
         }
-        k->mac_tmpl = EVP_MAC_CTX_new(mac);
-        EVP_MAC_free(mac);
-        if (!k->mac_tmpl) {
-            goto out;
+        memset(k0, 0, sizeof k0);
+        if (k->secret_len > block) {
+            unsigned int l = 0;
+            if (EVP_Digest(k->secret, k->secret_len, k0, &l, k->md, NULL) != 1) {
+                goto out;
+            }
+        } else {
+            memcpy(k0, k->secret, k->secret_len);
         }
-        OSSL_PARAM params[2];
-        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)(uintptr_t)r->md, 0);
-        params[1] = OSSL_PARAM_construct_end();
-        if (EVP_MAC_init(k->mac_tmpl, k->secret, k->secret_len, params) != 1) {
+        k->hmac_in = EVP_MD_CTX_new();
+        k->hmac_out = EVP_MD_CTX_new();
+        int ok = k->hmac_in && k->hmac_out;
+        for (size_t i = 0; i < block; i++) {
+            pad[i] = (unsigned char)(k0[i] ^ 0x36);
+        }
+        ok = ok && EVP_DigestInit_ex(k->hmac_in, k->md, NULL) == 1 &&
+             EVP_DigestUpdate(k->hmac_in, pad, block) == 1;
+        for (size_t i = 0; i < block; i++) {
+            pad[i] = (unsigned char)(k0[i] ^ 0x5c);
+        }
+        ok = ok && EVP_DigestInit_ex(k->hmac_out, k->md, NULL) == 1 &&
+             EVP_DigestUpdate(k->hmac_out, pad, block) == 1;
+        OPENSSL_cleanse(k0, sizeof k0);
+        OPENSSL_cleanse(pad, sizeof pad);
+        if (!ok) {
             goto out;
         }
     } else if (k->kty == TKI_KTY_RSA || k->kty == TKI_KTY_EC) {
@@ -245,6 +276,38 @@ out:
     return rc;
 }
 
+const char *const tki_cached_typs[3] = {NULL, "JWT", "at+jwt"};
+
+/* Recomputes the header segments tk_sign() would write for this key (see
+ * internal.h). Called whenever alg or kid change, before the key is shared. */
+static tk_result key_headers(tk_key *k)
+{
+    for (size_t i = 0; i < 3; i++) {
+        free(k->hdr_b64[i]);
+        k->hdr_b64[i] = NULL;
+        k->hdr_b64_len[i] = 0;
+    }
+    if (k->alg == TK_ALG_UNSET) {
+        return TK_OK;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        char *h = tki_header_json(k->alg, k->kid, tki_cached_typs[i]);
+        if (!h) {
+            return TK_ERR_NOMEM;
+        }
+        size_t hl = strlen(h);
+        size_t cap = tk_b64url_encoded_len(hl) + 1;
+        k->hdr_b64[i] = malloc(cap);
+        if (!k->hdr_b64[i] || tk_b64url_encode((const unsigned char *)h, hl, k->hdr_b64[i], cap,
+                                               &k->hdr_b64_len[i]) != TK_OK) {
+            free(h);
+            return TK_ERR_NOMEM;
+        }
+        free(h);
+    }
+    return TK_OK;
+}
+
 tk_result tk_key_bind_alg(tk_key *k, tk_alg alg)
 {
     if (!k || !alg_row(alg)) {
@@ -258,12 +321,17 @@ tk_result tk_key_bind_alg(tk_key *k, tk_alg alg)
     }
     k->alg = alg;
     tk_result rc = key_prepare(k);
+    if (rc == TK_OK) {
+        rc = key_headers(k);
+    }
     if (rc != TK_OK) {
         k->alg = TK_ALG_UNSET;
         EVP_MD_free(k->md);
         k->md = NULL;
-        EVP_MAC_CTX_free(k->mac_tmpl);
-        k->mac_tmpl = NULL;
+        EVP_MD_CTX_free(k->hmac_in);
+        k->hmac_in = NULL;
+        EVP_MD_CTX_free(k->hmac_out);
+        k->hmac_out = NULL;
         EVP_PKEY_CTX_free(k->vfy_tmpl);
         k->vfy_tmpl = NULL;
     }
@@ -564,9 +632,16 @@ tk_result tk_key_from_pem(const char *pem, size_t len, tk_alg alg, const char *k
 
 static int hmac_compute(const tk_key *k, const unsigned char *msg, size_t len, unsigned char *tag, size_t *tag_len)
 {
-    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(k->mac_tmpl);
-    int ok = c && EVP_MAC_update(c, msg, len) == 1 && EVP_MAC_final(c, tag, tag_len, EVP_MAX_MD_SIZE) == 1;
-    EVP_MAC_CTX_free(c);
+    unsigned char inner[EVP_MAX_MD_SIZE];
+    unsigned int il = 0;
+    unsigned int tl = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c && EVP_MD_CTX_copy_ex(c, k->hmac_in) == 1 && EVP_DigestUpdate(c, msg, len) == 1 &&
+             EVP_DigestFinal_ex(c, inner, &il) == 1 && EVP_MD_CTX_copy_ex(c, k->hmac_out) == 1 &&
+             EVP_DigestUpdate(c, inner, il) == 1 && EVP_DigestFinal_ex(c, tag, &tl) == 1;
+    EVP_MD_CTX_free(c);
+    OPENSSL_cleanse(inner, sizeof inner);
+    *tag_len = tl;
     return ok;
 }
 

@@ -50,7 +50,8 @@ struct tk_key {
     /* oct */
     unsigned char *secret;
     size_t secret_len;
-    EVP_MAC_CTX *mac_tmpl; /* keyed HMAC, duplicated per call */
+    EVP_MD_CTX *hmac_in;  /* digest state after (K0 ^ ipad), copied per call */
+    EVP_MD_CTX *hmac_out; /* digest state after (K0 ^ opad) */
     /* asymmetric */
     EVP_PKEY *pkey;
     EVP_PKEY_CTX *vfy_tmpl; /* verify-initialised with padding/md set; dup per call */
@@ -59,7 +60,17 @@ struct tk_key {
     unsigned char order[66];/* EC: group order, big-endian, coord_len bytes */
     int rsa_bits;
     EVP_MD *md; /* prefetched digest (NULL for EdDSA) */
+    /* The base64url header segments tk_sign() writes for this key, with no
+     * typ, typ "JWT" and typ "at+jwt": a token whose header segment equals
+     * one of them byte for byte needs no JSON parse (see jws.c). */
+    char *hdr_b64[3];
+    size_t hdr_b64_len[3];
 };
+
+/* The header tk_sign() writes: {"alg":..,"kid":..,"typ":..}, compact, in
+ * that order. Owned; free(). NULL on allocation failure. */
+char *tki_header_json(tk_alg alg, const char *kid, const char *typ);
+extern const char *const tki_cached_typs[3];
 
 enum tki_sig_fail { TKI_SIG_OK = 0, TKI_SIG_MISMATCH, TKI_SIG_LENGTH, TKI_SIG_RANGE };
 
@@ -91,6 +102,7 @@ struct tk_token {
     const char *raw; /* the token text (inside this allocation) */
     size_t raw_len;
     size_t signing_input_len; /* header.payload */
+    size_t header_seg_len;    /* encoded header */
     json_t *header;
     json_t *payload;
     unsigned char *payload_bytes; /* NULL when the segment did not decode */

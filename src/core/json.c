@@ -32,11 +32,12 @@ static int prescan(const unsigned char *p, size_t n, size_t max_depth, size_t ma
     for (size_t i = 0; i < n; i++) {
         unsigned char c = p[i];
         if (in_str) {
-            if (c == '\\') {
-                i++; /* skip the escaped character; \uXXXX digits are harmless */
-            } else if (c == '"') {
-                in_str = 0;
+            /* Run to the closing quote; an escape skips one character
+             * (\uXXXX digits are harmless). */
+            while (i < n && p[i] != '"') {
+                i += p[i] == '\\' ? 2 : 1;
             }
+            in_str = 0;
             continue;
         }
         switch (c) {

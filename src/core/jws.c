@@ -203,13 +203,31 @@ static void parse_payload(tk_token *t, const tk_limits *lim, size_t off, size_t 
     tki_verdict_valid(v);
 }
 
+/* Looks the header segment up among the headers tk_sign() writes for the
+ * keys of `ks`. On a byte-for-byte hit the header is known valid and its
+ * alg, kid and typ are known, so it needs no decoding or JSON parse. */
+static const tk_key *cached_header(const tk_keyset *ks, const char *h, size_t h_n, size_t *which)
+{
+    for (size_t i = 0; i < ks->n; i++) {
+        const tk_key *k = ks->keys[i];
+        for (size_t j = 0; j < 3; j++) {
+            if (k->hdr_b64[j] && k->hdr_b64_len[j] == h_n && memcmp(k->hdr_b64[j], h, h_n) == 0) {
+                *which = j;
+                return k;
+            }
+        }
+    }
+    return NULL;
+}
+
 /*
  * The common parser. With `with_payload` zero the payload segment is only
- * located (tk_verify parses it after the signature). Returns TK_OK with
- * *out NULL and *v set when the input is not a JWS at all.
+ * located (tk_verify parses it after the signature). `ks` may be NULL; when
+ * given, headers that its keys write are recognised without a parse.
+ * Returns TK_OK with *out NULL and *v set when the input is not a JWS.
  */
-static tk_result parse(const char *p, size_t len, const tk_limits *lim_in, int with_payload, tk_token **out,
-                       tk_verdict *v, size_t *pay_off, size_t *pay_len)
+static tk_result parse(const char *p, size_t len, const tk_limits *lim_in, const tk_keyset *ks, int with_payload,
+                       tk_token **out, tk_verdict *v, size_t *pay_off, size_t *pay_len)
 {
     tk_limits lim;
     effective_limits(lim_in, &lim);
@@ -226,13 +244,14 @@ static tk_result parse(const char *p, size_t len, const tk_limits *lim_in, int w
     }
     size_t dots[5];
     size_t nd = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] == '.') {
-            if (nd < 5) {
-                dots[nd] = i;
-            }
-            nd++;
+    const char *q = p;
+    const char *end = p + len;
+    while ((q = memchr(q, '.', (size_t)(end - q))) != NULL) {
+        if (nd < 5) {
+            dots[nd] = (size_t)(q - p);
         }
+        nd++;
+        q++;
     }
     if (nd == 0) {
         tki_verdict_set(v, TK_REASON_UNSUPPORTED_TOKEN_TYPE,
@@ -255,12 +274,14 @@ static tk_result parse(const char *p, size_t len, const tk_limits *lim_in, int w
     size_t p_n = dots[1] - p_off;
     size_t s_off = dots[1] + 1;
     size_t s_n = len - s_off;
-    size_t p_cap = tk_b64url_encoded_len(lim.payload_len) / 4 * 3 + 4;
-    if (p_n / 4 * 3 + 4 < p_cap) {
-        p_cap = p_n / 4 * 3 + 4;
+    /* Buffers sized by the segments themselves (each below its limit, or
+     * the segment is refused before decoding). */
+    size_t h_cap = h_n / 4 * 3 + 4;
+    if (h_cap < TK_LIMIT_KID_LEN + 1) {
+        h_cap = TK_LIMIT_KID_LEN + 1; /* room for a kid copied from a key */
     }
-    size_t h_cap = lim.header_len + 4;
-    size_t s_cap = SIG_MAX_BYTES + 4;
+    size_t p_cap = p_n / 4 * 3 + 4;
+    size_t s_cap = s_n / 4 * 3 + 4;
     /* One allocation: the struct, a copy of the token, and the buffers. */
     size_t total = sizeof(tk_token) + (len + 1) + h_cap + p_cap + s_cap;
     unsigned char *mem = malloc(total);
@@ -277,18 +298,32 @@ static tk_result parse(const char *p, size_t len, const tk_limits *lim_in, int w
     raw[len] = '\0';
     t->raw = raw;
     t->raw_len = len;
+    t->header_seg_len = h_n;
     t->pbuf = pbuf;
     t->pbuf_cap = p_cap;
     t->signing_input_len = dots[1];
     tki_verdict_valid(&t->header_v);
-    tki_verdict_set(&t->payload_v, TK_REASON_MALFORMED_TOKEN, "payload not parsed");
+    t->payload_v.reason = TK_REASON_MALFORMED_TOKEN;
+    memcpy(t->payload_v.detail, "payload not parsed", sizeof "payload not parsed");
     *out = t;
     *pay_off = p_off;
     *pay_len = p_n;
 
     /* Header. */
     size_t hl = 0;
-    if (h_n == 0) {
+    size_t which = 0;
+    const tk_key *ck = ks ? cached_header(ks, raw, h_n, &which) : NULL;
+    if (ck) {
+        t->alg = ck->alg;
+        t->alg_name = tk_alg_name(ck->alg);
+        t->typ = tki_cached_typs[which];
+        if (ck->kid) {
+            /* Copied: the token may outlive the key set. */
+            t->kid_len = strlen(ck->kid);
+            memcpy(hbuf, ck->kid, t->kid_len + 1);
+            t->kid = (const char *)hbuf;
+        }
+    } else if (h_n == 0) {
         tki_verdict_set(&t->header_v, TK_REASON_MALFORMED_TOKEN, "header (segment 1) is empty");
     } else if (h_n > tk_b64url_encoded_len(lim.header_len)) {
         tki_verdict_set(&t->header_v, TK_REASON_MALFORMED_TOKEN,
@@ -338,7 +373,7 @@ tk_result tk_token_parse(const char *p, size_t len, const tk_limits *lim, tk_tok
         return TK_ERR_ARG;
     }
     size_t po = 0, pl = 0;
-    return parse(p ? p : "", len, lim, 1, out, v, &po, &pl);
+    return parse(p ? p : "", len, lim, NULL, 1, out, v, &po, &pl);
 }
 
 void tk_token_free(tk_token *t)
@@ -422,7 +457,27 @@ tk_result tk_token_header_json(const tk_token *t, int pretty, char **out)
         return TK_ERR_ARG;
     }
     *out = NULL;
-    return t ? dump(t->header, pretty, out) : TK_ERR_ARG;
+    if (!t) {
+        return TK_ERR_ARG;
+    }
+    if (t->header || t->alg == TK_ALG_UNSET) {
+        return dump(t->header, pretty, out);
+    }
+    /* A header recognised from the key set was not parsed: do it now. */
+    unsigned char buf[TK_LIMIT_HEADER_LEN + 4];
+    size_t hl = 0;
+    size_t bad = 0;
+    if (tk_b64url_decode(t->raw, t->header_seg_len, buf, sizeof buf, &hl, &bad) != TK_OK) {
+        return TK_ERR_STATE;
+    }
+    json_error_t je;
+    json_t *h = json_loadb((const char *)buf, hl, JSON_REJECT_DUPLICATES, &je);
+    if (!h) {
+        return TK_ERR_STATE;
+    }
+    tk_result rc = dump(h, pretty, out);
+    json_decref(h);
+    return rc;
 }
 
 tk_result tk_token_payload_json(const tk_token *t, int pretty, char **out)
@@ -610,7 +665,7 @@ tk_result tk_verify(const char *p, size_t len, const tk_keyset *ks, const tk_pol
     }
     tk_token *t = NULL;
     size_t po = 0, pl = 0;
-    tk_result rc = parse(p ? p : "", len, lim, 0, &t, v, &po, &pl);
+    tk_result rc = parse(p ? p : "", len, lim, ks, 0, &t, v, &po, &pl);
     if (rc != TK_OK || !t) {
         return rc;
     }
@@ -708,6 +763,25 @@ out:
     return rc;
 }
 
+char *tki_header_json(tk_alg alg, const char *kid, const char *typ)
+{
+    json_t *h = json_object();
+    if (!h) {
+        return NULL;
+    }
+    int ok = json_object_set_new(h, "alg", json_string(tk_alg_name(alg))) == 0;
+    if (ok && kid) {
+        ok = json_object_set_new(h, "kid", json_string(kid)) == 0;
+    }
+    if (ok && typ) {
+        json_t *ts = json_string(typ);
+        ok = ts && json_object_set_new(h, "typ", ts) == 0;
+    }
+    char *hs = ok ? json_dumps(h, JSON_COMPACT) : NULL;
+    json_decref(h);
+    return hs;
+}
+
 tk_result tk_sign(const tk_key *k, const char *typ, const unsigned char *payload, size_t payload_len, char **out,
                   size_t *out_len)
 {
@@ -723,22 +797,9 @@ tk_result tk_sign(const tk_key *k, const char *typ, const unsigned char *payload
     if (k->alg == TK_ALG_UNSET || !k->can_sign) {
         return TK_ERR_STATE;
     }
-    json_t *h = json_object();
-    if (!h) {
-        return TK_ERR_NOMEM;
-    }
-    int ok = json_object_set_new(h, "alg", json_string(tk_alg_name(k->alg))) == 0;
-    if (ok && k->kid) {
-        ok = json_object_set_new(h, "kid", json_string(k->kid)) == 0;
-    }
-    if (ok && typ) {
-        json_t *ts = json_string(typ);
-        ok = ts && json_object_set_new(h, "typ", ts) == 0;
-    }
-    char *hs = ok ? json_dumps(h, JSON_COMPACT) : NULL;
-    json_decref(h);
+    char *hs = tki_header_json(k->alg, k->kid, typ);
     if (!hs) {
-        return ok ? TK_ERR_NOMEM : TK_ERR_ARG;
+        return TK_ERR_NOMEM;
     }
     tk_result rc = tk_sign_with_header(k, hs, strlen(hs), payload, payload_len, out, out_len);
     free(hs);
