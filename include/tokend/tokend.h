@@ -90,15 +90,15 @@ typedef enum tk_reason {
     TK_REASON_ISSUED_IN_FUTURE,
     TK_REASON_WRONG_ISSUER,
     TK_REASON_WRONG_AUDIENCE,
-    TK_REASON_WRONG_TOKEN_TYPE,  /* typ header not the expected one */
-    TK_REASON_MISSING_CLAIM,     /* a required claim is absent */
-    TK_REASON_INVALID_CLAIM,     /* a claim has the wrong type or range */
-    TK_REASON_REVOKED,           /* decided by the authority, not the core */
+    TK_REASON_WRONG_TOKEN_TYPE, /* typ header not the expected one */
+    TK_REASON_MISSING_CLAIM,    /* a required claim is absent */
+    TK_REASON_INVALID_CLAIM,    /* a claim has the wrong type or range */
+    TK_REASON_REVOKED,          /* decided by the authority, not the core */
     TK_REASON_INSUFFICIENT_SCOPE,
-    TK_REASON_UNAVAILABLE,       /* a dependency is down: fail closed */
-    TK_REASON_EMBEDDED_KEY,      /* header carries jwk, jku, x5u or x5c */
-    TK_REASON_TOO_OLD,           /* iat older than the policy's max age */
-    TK_REASON_COUNT_             /* not a reason; keep last */
+    TK_REASON_UNAVAILABLE,  /* a dependency is down: fail closed */
+    TK_REASON_EMBEDDED_KEY, /* header carries jwk, jku, x5u or x5c */
+    TK_REASON_TOO_OLD,      /* iat older than the policy's max age */
+    TK_REASON_COUNT_        /* not a reason; keep last */
 } tk_reason;
 
 /* Stable lower-case code ("expired"). Static; "unknown" for out of range. */
@@ -165,12 +165,11 @@ typedef struct tk_key tk_key;
 
 TK_API TK_NODISCARD tk_result tk_key_generate(tk_alg alg, const char *kid, tk_key **out);
 /* `kid` may be NULL. The secret is copied; the caller wipes its own copy. */
-TK_API TK_NODISCARD tk_result tk_key_from_secret(const unsigned char *secret, size_t len, tk_alg alg,
-                                                 const char *kid, tk_key **out);
+TK_API TK_NODISCARD tk_result tk_key_from_secret(const unsigned char *secret, size_t len, tk_alg alg, const char *kid,
+                                                 tk_key **out);
 /* PEM: PUBLIC KEY (SPKI), RSA PUBLIC KEY, PRIVATE KEY (PKCS#8), RSA/EC
  * PRIVATE KEY. Encrypted PEM is refused. */
-TK_API TK_NODISCARD tk_result tk_key_from_pem(const char *pem, size_t len, tk_alg alg,
-                                              const char *kid, tk_key **out);
+TK_API TK_NODISCARD tk_result tk_key_from_pem(const char *pem, size_t len, tk_alg alg, const char *kid, tk_key **out);
 /* One JWK (RFC 7517 §4, RFC 7518 §6, RFC 8037 §2): kty oct, RSA, EC, OKP
  * (Ed25519), public or private. A JWK with "use" other than "sig" or
  * "key_ops" without "verify"/"sign" is refused. */
@@ -259,18 +258,18 @@ TK_API void tk_limits_default(tk_limits *l);
  * are borrowed for the duration of each call.
  */
 typedef struct tk_policy {
-    int64_t now;     /* Unix seconds */
-    int64_t leeway;  /* seconds, 0..TK_LIMIT_LEEWAY_MAX; default 60 */
-    int64_t max_age; /* seconds since iat; 0 = no limit (then iat optional) */
+    int64_t now;                /* Unix seconds */
+    int64_t leeway;             /* seconds, 0..TK_LIMIT_LEEWAY_MAX; default 60 */
+    int64_t max_age;            /* seconds since iat; 0 = no limit (then iat optional) */
     const char *const *issuers; /* one must equal iss exactly; none = no check */
     size_t issuers_len;
     const char *const *audiences; /* one must equal one aud value exactly */
     size_t audiences_len;
     const char *const *scopes; /* every one must be in the scope claim */
     size_t scopes_len;
-    const char *typ; /* expected typ header (e.g. "at+jwt"); NULL = no check.
-                        Compared case-insensitively, with or without the
-                        "application/" prefix (RFC 7515 §4.1.9). */
+    const char *typ;             /* expected typ header (e.g. "at+jwt"); NULL = no check.
+                                    Compared case-insensitively, with or without the
+                                    "application/" prefix (RFC 7515 §4.1.9). */
     const char *const *required; /* claim names that must be present */
     size_t required_len;
     int require_exp; /* default 1: a token without exp is missing_claim */

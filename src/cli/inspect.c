@@ -28,8 +28,8 @@ struct problem {
 struct report {
     struct problem p[MAX_PROBLEMS];
     size_t n;
-    const char *source;   /* "bare token", "Authorization header value", ... */
-    char key_note[320];   /* how a key was bound, for people */
+    const char *source; /* "bare token", "Authorization header value", ... */
+    char key_note[320]; /* how a key was bound, for people */
     char sig_detail[TK_LIMIT_DETAIL_LEN];
     const char *signature; /* "verified", "failed", "not_checked" */
     char sig_reason[160];  /* why not checked */
@@ -333,8 +333,7 @@ static void print_human(const tk_token *t, const struct report *r, int64_t now, 
     printf("Result: NOT VALID, %zu problem%s\n", r->n, r->n == 1 ? "" : "s");
     for (size_t i = 0; i < r->n; i++) {
         const struct problem *p = &r->p[i];
-        printf("  [%s]%s %s\n", tk_reason_code(p->v.reason), p->unverified ? " (unverified claim)" : "",
-               p->v.detail);
+        printf("  [%s]%s %s\n", tk_reason_code(p->v.reason), p->unverified ? " (unverified claim)" : "", p->v.detail);
         printf("      fix: %s\n", tk_reason_hint(p->v.reason));
     }
     if (r->n == 0) {
@@ -400,14 +399,19 @@ static void print_json(const tk_token *t, const struct report *r, int valid)
 
 int cli_inspect(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"jwks", required_argument, NULL, 'j'},   {"key", required_argument, NULL, 'k'},
-        {"secret-file", required_argument, NULL, 's'}, {"iss", required_argument, NULL, 'i'},
-        {"aud", required_argument, NULL, 'a'},    {"scope", required_argument, NULL, 'S'},
-        {"typ", required_argument, NULL, 't'},    {"leeway", required_argument, NULL, 'l'},
-        {"now", required_argument, NULL, 'n'},    {"max-age", required_argument, NULL, 'm'},
-        {"json", no_argument, NULL, 'J'},         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"jwks", required_argument, NULL, 'j'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"secret-file", required_argument, NULL, 's'},
+                                         {"iss", required_argument, NULL, 'i'},
+                                         {"aud", required_argument, NULL, 'a'},
+                                         {"scope", required_argument, NULL, 'S'},
+                                         {"typ", required_argument, NULL, 't'},
+                                         {"leeway", required_argument, NULL, 'l'},
+                                         {"now", required_argument, NULL, 'n'},
+                                         {"max-age", required_argument, NULL, 'm'},
+                                         {"json", no_argument, NULL, 'J'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *jwks = NULL, *key = NULL, *secret = NULL, *typ = NULL;
     const char *iss[MAX_LIST], *aud[MAX_LIST], *scope[MAX_LIST];
     size_t n_iss = 0, n_aud = 0, n_scope = 0;
@@ -516,8 +520,8 @@ int cli_inspect(int argc, char **argv)
     if (truncated) {
         tk_verdict v;
         v.reason = TK_REASON_MALFORMED_TOKEN;
-        snprintf(v.detail, sizeof v.detail, "the input is larger than %u bytes; a token is at most %u",
-                 CLI_MAX_INPUT, TK_LIMIT_TOKEN_LEN);
+        snprintf(v.detail, sizeof v.detail, "the input is larger than %u bytes; a token is at most %u", CLI_MAX_INPUT,
+                 TK_LIMIT_TOKEN_LEN);
         add(&r, &v, 0);
         r.source = "stdin";
     } else {
@@ -593,14 +597,14 @@ int cli_inspect(int argc, char **argv)
             goto out;
         }
         if (cli_file_too_open(secret, &mode)) {
-            fprintf(stderr, "tokend inspect: warning: %s is readable by group or others (mode %04o)\n", secret,
-                    mode);
+            fprintf(stderr, "tokend inspect: warning: %s is readable by group or others (mode %04o)\n", secret, mode);
         }
         tk_key *k = NULL;
         tk_result rc = tk_key_from_secret((const unsigned char *)secret_buf, secret_len, TK_ALG_UNSET, NULL, &k);
         if (rc != TK_OK) {
-            fprintf(stderr, "tokend inspect: %s: the secret is %zu bytes; HMAC secrets must be at least 32 (HS256), "
-                            "48 (HS384) or 64 (HS512)\n",
+            fprintf(stderr,
+                    "tokend inspect: %s: the secret is %zu bytes; HMAC secrets must be at least 32 (HS256), "
+                    "48 (HS384) or 64 (HS512)\n",
                     secret, secret_len);
             goto out;
         }
@@ -608,8 +612,7 @@ int cli_inspect(int argc, char **argv)
         if (secret_len > 0 && secret_buf[secret_len - 1] == '\n') {
             size_t pos = strlen(r.key_note);
             snprintf(r.key_note + pos, sizeof r.key_note - pos,
-                     "%sthe secret file ends with a newline, which is part of the secret",
-                     pos ? "; " : "");
+                     "%sthe secret file ends with a newline, which is part of the secret", pos ? "; " : "");
         }
         if (tk_keyset_add(ks, k) != TK_OK) {
             tk_key_free(k);

@@ -134,7 +134,7 @@ int cli_keygen(int argc, char **argv)
         /* Derive the kid from the public key; a secret gets a random one so
          * that nothing derived from it is published. */
         int bad = tk_key_kty(k)[0] == 'o' ? cli_random_id(12, kidbuf, sizeof kidbuf) != 0
-                                           : tk_key_thumbprint(k, kidbuf, sizeof kidbuf) != TK_OK;
+                                          : tk_key_thumbprint(k, kidbuf, sizeof kidbuf) != TK_OK;
         if (bad || tk_key_set_kid(k, kidbuf) != TK_OK) {
             fprintf(stderr, "tokend keygen: cannot derive a kid\n");
             goto out;

@@ -48,14 +48,19 @@ static int set_str(json_t *o, const char *k, const char *v)
 
 int cli_sign(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"key", required_argument, NULL, 'k'},  {"claims", required_argument, NULL, 'c'},
-        {"exp", required_argument, NULL, 'e'},  {"iss", required_argument, NULL, 'i'},
-        {"aud", required_argument, NULL, 'a'},  {"sub", required_argument, NULL, 's'},
-        {"scope", required_argument, NULL, 'S'}, {"typ", required_argument, NULL, 't'},
-        {"alg", required_argument, NULL, 'A'},  {"kid", required_argument, NULL, 'K'},
-        {"now", required_argument, NULL, 'n'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"key", required_argument, NULL, 'k'},
+                                         {"claims", required_argument, NULL, 'c'},
+                                         {"exp", required_argument, NULL, 'e'},
+                                         {"iss", required_argument, NULL, 'i'},
+                                         {"aud", required_argument, NULL, 'a'},
+                                         {"sub", required_argument, NULL, 's'},
+                                         {"scope", required_argument, NULL, 'S'},
+                                         {"typ", required_argument, NULL, 't'},
+                                         {"alg", required_argument, NULL, 'A'},
+                                         {"kid", required_argument, NULL, 'K'},
+                                         {"now", required_argument, NULL, 'n'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *key_path = NULL, *claims_s = NULL, *exp_s = NULL, *iss = NULL, *sub = NULL, *scope = NULL;
     const char *typ = "JWT", *alg_s = NULL, *kid = NULL, *now_s = NULL;
     const char *aud[MAX_AUD];

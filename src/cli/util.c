@@ -238,8 +238,7 @@ void cli_adopt_key(tk_key *k, tk_alg alg_hint, const char *kid_hint, const char 
         note_add(note, note_cap, line);
     }
     if (!tk_key_kid(k) && kid_hint && tk_key_set_kid(k, kid_hint) == TK_OK && note_cap) {
-        snprintf(line, sizeof line, "the key in %s has no kid; it was used for the token's kid \"%s\"", what,
-                 kid_hint);
+        snprintf(line, sizeof line, "the key in %s has no kid; it was used for the token's kid \"%s\"", what, kid_hint);
         note_add(note, note_cap, line);
     }
 }
@@ -280,8 +279,7 @@ int cli_load_key_file(const char *path, tk_alg alg_hint, const char *kid_hint, t
     } else if (strstr(buf, "-----BEGIN")) {
         rc = tk_key_from_pem(buf, n, TK_ALG_UNSET, NULL, &k);
     } else {
-        snprintf(err, err_cap,
-                 "%s is neither a PEM key nor a JWK (for a raw HMAC secret, use --secret-file)", path);
+        snprintf(err, err_cap, "%s is neither a PEM key nor a JWK (for a raw HMAC secret, use --secret-file)", path);
         goto out;
     }
     if (rc != TK_OK) {
@@ -291,8 +289,8 @@ int cli_load_key_file(const char *path, tk_alg alg_hint, const char *kid_hint, t
     cli_adopt_key(k, alg_hint, kid_hint, path, note, note_cap);
     rc = tk_keyset_add(ks, k);
     if (rc != TK_OK) {
-        snprintf(err, err_cap, "%s: %s", path, rc == TK_ERR_ARG ? "a key with the same kid is already loaded"
-                                                                 : cli_key_error(rc));
+        snprintf(err, err_cap, "%s: %s", path,
+                 rc == TK_ERR_ARG ? "a key with the same kid is already loaded" : cli_key_error(rc));
         goto out;
     }
     k = NULL;

@@ -47,8 +47,8 @@ tk_result tk_authz_parse(const char *value, size_t len, const char **tok, size_t
         return TK_OK;
     }
     if (len > TK_LIMIT_AUTHZ_LEN) {
-        tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "the Authorization header is %zu bytes; the limit is %u",
-                        len, TK_LIMIT_AUTHZ_LEN);
+        tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "the Authorization header is %zu bytes; the limit is %u", len,
+                        TK_LIMIT_AUTHZ_LEN);
         return TK_OK;
     }
     size_t b = 0;
@@ -95,11 +95,9 @@ tk_result tk_authz_parse(const char *value, size_t len, const char **tok, size_t
         }
         tki_append_escaped(shown, sizeof shown, &pos, value + b, scheme_len, 24);
         if (!all_tchar) {
-            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "the scheme \"%s\" is not a valid auth-scheme name",
-                            shown);
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "the scheme \"%s\" is not a valid auth-scheme name", shown);
         } else {
-            tki_verdict_set(v, TK_REASON_WRONG_SCHEME, "the scheme is \"%s\"; this resource takes 'Bearer'",
-                            shown);
+            tki_verdict_set(v, TK_REASON_WRONG_SCHEME, "the scheme is \"%s\"; this resource takes 'Bearer'", shown);
         }
         return TK_OK;
     }
@@ -123,8 +121,8 @@ tk_result tk_authz_parse(const char *value, size_t len, const char **tok, size_t
         if (c == '"') {
             tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "the token is in quotes; send it bare");
         } else {
-            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "byte 0x%02x at offset %zu cannot start a bearer token",
-                            c, i);
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "byte 0x%02x at offset %zu cannot start a bearer token", c,
+                            i);
         }
         return TK_OK;
     }
@@ -140,8 +138,7 @@ tk_result tk_authz_parse(const char *value, size_t len, const char **tok, size_t
             tki_verdict_set(v, TK_REASON_MALFORMED_HEADER,
                             "',' at offset %zu: one Authorization header carries one bearer token", i);
         } else if (c == '"') {
-            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "'\"' at offset %zu: the token is quoted; send it bare",
-                            i);
+            tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "'\"' at offset %zu: the token is quoted; send it bare", i);
         } else if (c == '=') {
             tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "'=' at offset %zu may only end a bearer token", i);
         } else if (value[i - 1] == '=') {

@@ -12,6 +12,7 @@
 static const char ENC[64] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* 0..63 for alphabet characters, 0xff otherwise. */
+/* clang-format off */
 static const unsigned char DEC[256] = {
 #define X 0xff
      X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
@@ -32,6 +33,7 @@ static const unsigned char DEC[256] = {
      X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
 #undef X
 };
+/* clang-format on */
 
 size_t tk_b64url_encoded_len(size_t n)
 {
@@ -94,8 +96,7 @@ static size_t first_bad(const unsigned char *s, size_t n)
     return i;
 }
 
-tk_result tk_b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *out_len,
-                           size_t *bad_at)
+tk_result tk_b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap, size_t *out_len, size_t *bad_at)
 {
     if (out_len) {
         *out_len = 0;

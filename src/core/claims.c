@@ -85,8 +85,8 @@ static int numeric_date(const json_t *payload, const char *name, struct sink *s,
     if (json_is_integer(v)) {
         json_int_t i = json_integer_value(v);
         if (i < 0 || i > TK_LIMIT_NUMERICDATE_MAX) {
-            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %lld, outside [0, %lld]", name,
-                            (long long)i, (long long)TK_LIMIT_NUMERICDATE_MAX);
+            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %lld, outside [0, %lld]", name, (long long)i,
+                            (long long)TK_LIMIT_NUMERICDATE_MAX);
             return -1;
         }
         *lo = *hi = (int64_t)i;
@@ -181,8 +181,8 @@ static void check_times(const tk_token *t, const tk_policy *pol, struct sink *s)
             tk_format_duration(now - lo, dur, sizeof dur);
             tk_format_duration(pol->max_age, age, sizeof age);
             tki_verdict_set(next(s), TK_REASON_TOO_OLD,
-                            "token was issued %s ago at %s; this service accepts tokens up to %s old (leeway %s)",
-                            dur, when, age, lw);
+                            "token was issued %s ago at %s; this service accepts tokens up to %s old (leeway %s)", dur,
+                            when, age, lw);
         }
     }
 }
@@ -224,8 +224,7 @@ static void check_audience(const tk_token *t, const tk_policy *pol, struct sink 
         size_t i;
         json_t *a;
         if (json_is_array(aud)) {
-            json_array_foreach(aud, i, a)
-            {
+            json_array_foreach (aud, i, a) {
                 ok = ok && json_is_string(a);
             }
         }
@@ -248,8 +247,7 @@ static void check_audience(const tk_token *t, const tk_policy *pol, struct sink 
         }
         size_t i;
         json_t *a;
-        json_array_foreach(aud, i, a)
-        {
+        json_array_foreach (aud, i, a) {
             if (eq_str(a, pol->audiences[k])) {
                 return;
             }
@@ -265,8 +263,7 @@ static void check_audience(const tk_token *t, const tk_policy *pol, struct sink 
         tki_appendf(v->detail, sizeof v->detail, &pos, "audience is [");
         size_t i;
         json_t *a;
-        json_array_foreach(aud, i, a)
-        {
+        json_array_foreach (aud, i, a) {
             if (i == 8) {
                 tki_appendf(v->detail, sizeof v->detail, &pos, ", ...");
                 break;
@@ -350,13 +347,11 @@ static void check_formats(const tk_token *t, struct sink *s)
     for (size_t i = 0; i < 3; i++) {
         json_t *v = json_object_get(t->payload, strings[i]);
         if (v && !json_is_string(v)) {
-            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %s, not a string", strings[i],
-                            json_kind(v));
+            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %s, not a string", strings[i], json_kind(v));
         }
     }
     json_t *jti = json_object_get(t->payload, "jti");
-    if (jti && (!json_is_string(jti) || json_string_length(jti) == 0 ||
-                json_string_length(jti) > TK_LIMIT_JTI_LEN)) {
+    if (jti && (!json_is_string(jti) || json_string_length(jti) == 0 || json_string_length(jti) > TK_LIMIT_JTI_LEN)) {
         tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"jti\" must be a string of 1 to %u bytes",
                         TK_LIMIT_JTI_LEN);
     }

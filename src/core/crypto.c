@@ -233,13 +233,11 @@ static tk_result key_prepare(tk_key *k)
         for (size_t i = 0; i < block; i++) {
             pad[i] = (unsigned char)(k0[i] ^ 0x36);
         }
-        ok = ok && EVP_DigestInit_ex(k->hmac_in, k->md, NULL) == 1 &&
-             EVP_DigestUpdate(k->hmac_in, pad, block) == 1;
+        ok = ok && EVP_DigestInit_ex(k->hmac_in, k->md, NULL) == 1 && EVP_DigestUpdate(k->hmac_in, pad, block) == 1;
         for (size_t i = 0; i < block; i++) {
             pad[i] = (unsigned char)(k0[i] ^ 0x5c);
         }
-        ok = ok && EVP_DigestInit_ex(k->hmac_out, k->md, NULL) == 1 &&
-             EVP_DigestUpdate(k->hmac_out, pad, block) == 1;
+        ok = ok && EVP_DigestInit_ex(k->hmac_out, k->md, NULL) == 1 && EVP_DigestUpdate(k->hmac_out, pad, block) == 1;
         OPENSSL_cleanse(k0, sizeof k0);
         OPENSSL_cleanse(pad, sizeof pad);
         if (!ok) {
@@ -298,8 +296,8 @@ static tk_result key_headers(tk_key *k)
         size_t hl = strlen(h);
         size_t cap = tk_b64url_encoded_len(hl) + 1;
         k->hdr_b64[i] = malloc(cap);
-        if (!k->hdr_b64[i] || tk_b64url_encode((const unsigned char *)h, hl, k->hdr_b64[i], cap,
-                                               &k->hdr_b64_len[i]) != TK_OK) {
+        if (!k->hdr_b64[i] ||
+            tk_b64url_encode((const unsigned char *)h, hl, k->hdr_b64[i], cap, &k->hdr_b64_len[i]) != TK_OK) {
             free(h);
             return TK_ERR_NOMEM;
         }
@@ -875,8 +873,7 @@ out:
     return rc;
 }
 
-tk_result tk_key_sign(const tk_key *k, const unsigned char *msg, size_t msg_len, unsigned char **sig,
-                      size_t *sig_len)
+tk_result tk_key_sign(const tk_key *k, const unsigned char *msg, size_t msg_len, unsigned char **sig, size_t *sig_len)
 {
     if (sig) {
         *sig = NULL;

@@ -54,10 +54,10 @@ struct tk_key {
     EVP_MD_CTX *hmac_out; /* digest state after (K0 ^ opad) */
     /* asymmetric */
     EVP_PKEY *pkey;
-    EVP_PKEY_CTX *vfy_tmpl; /* verify-initialised with padding/md set; dup per call */
-    int curve_nid;          /* EC only */
-    size_t coord_len;       /* EC: bytes of one coordinate (32, 48, 66) */
-    unsigned char order[66];/* EC: group order, big-endian, coord_len bytes */
+    EVP_PKEY_CTX *vfy_tmpl;  /* verify-initialised with padding/md set; dup per call */
+    int curve_nid;           /* EC only */
+    size_t coord_len;        /* EC: bytes of one coordinate (32, 48, 66) */
+    unsigned char order[66]; /* EC: group order, big-endian, coord_len bytes */
     int rsa_bits;
     EVP_MD *md; /* prefetched digest (NULL for EdDSA) */
     /* The base64url header segments tk_sign() writes for this key, with no

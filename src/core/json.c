@@ -18,8 +18,7 @@
  * counting counts top-level commas of each open object, which is exact for
  * valid JSON and harmless for invalid JSON (jansson rejects it afterwards).
  */
-static int prescan(const unsigned char *p, size_t n, size_t max_depth, size_t max_members, char *err,
-                   size_t err_cap)
+static int prescan(const unsigned char *p, size_t n, size_t max_depth, size_t max_members, char *err, size_t err_cap)
 {
     /* members[] holds the count for each open container; objects only. */
     size_t members[TK_LIMIT_JSON_DEPTH + 1];

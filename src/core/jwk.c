@@ -77,10 +77,9 @@ static tk_result check_use(const json_t *o)
         size_t i;
         json_t *op;
         int ok = 0;
-        json_array_foreach(ops, i, op)
-        {
-            if (json_is_string(op) && (strcmp(json_string_value(op), "verify") == 0 ||
-                                       strcmp(json_string_value(op), "sign") == 0)) {
+        json_array_foreach (ops, i, op) {
+            if (json_is_string(op) &&
+                (strcmp(json_string_value(op), "verify") == 0 || strcmp(json_string_value(op), "sign") == 0)) {
                 ok = 1;
             }
         }
@@ -325,8 +324,7 @@ static tk_result key_from_jwk_obj(const json_t *o, tk_alg alg, tk_key **out)
     json_t *kid_v = json_object_get(o, "kid");
     const char *kid = NULL;
     if (kid_v) {
-        if (!json_is_string(kid_v) || json_string_length(kid_v) == 0 ||
-            json_string_length(kid_v) > TK_LIMIT_KID_LEN) {
+        if (!json_is_string(kid_v) || json_string_length(kid_v) == 0 || json_string_length(kid_v) > TK_LIMIT_KID_LEN) {
             return TK_ERR_KEY;
         }
         kid = json_string_value(kid_v);
@@ -378,8 +376,8 @@ tk_result tk_key_from_jwk(const char *json, size_t len, tk_alg alg, tk_key **out
         return TK_ERR_LIMIT;
     }
     char err[160];
-    json_t *o = tki_json_parse_object((const unsigned char *)json, len, TK_LIMIT_JSON_DEPTH, TK_LIMIT_JSON_MEMBERS,
-                                      err, sizeof err);
+    json_t *o = tki_json_parse_object((const unsigned char *)json, len, TK_LIMIT_JSON_DEPTH, TK_LIMIT_JSON_MEMBERS, err,
+                                      sizeof err);
     if (!o) {
         return TK_ERR_JSON;
     }
@@ -502,8 +500,7 @@ static char *dump_wipe(json_t *o)
     /* jansson strings are copies; wipe the private ones before freeing. */
     const char *key;
     json_t *v;
-    json_object_foreach(o, key, v)
-    {
+    json_object_foreach (o, key, v) {
         if (json_is_string(v) && json_string_length(v) > 0) {
             OPENSSL_cleanse((void *)(uintptr_t)json_string_value(v), json_string_length(v));
         }
@@ -619,8 +616,7 @@ tk_result tk_keyset_from_jwks(const char *json, size_t len, tk_alg alg, tk_keyse
     }
     size_t i;
     json_t *m;
-    json_array_foreach(keys, i, m)
-    {
+    json_array_foreach (keys, i, m) {
         if (!json_is_object(m)) {
             rc = TK_ERR_JSON;
             goto out;

@@ -76,14 +76,13 @@ static void b64_problem(tk_verdict *v, int seg, size_t seg_off, const char *s, s
         tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN,
                         "%s: non-canonical base64url at offset %zu (unused trailing bits are not zero)", name, off);
     } else {
-        tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN, "%s: byte 0x%02x at offset %zu is not base64url", name, c,
-                        off);
+        tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN, "%s: byte 0x%02x at offset %zu is not base64url", name, c, off);
     }
 }
 
 /* Decodes segment `seg` into `out` (cap bytes); 0 and a verdict on failure. */
-static int decode_segment(tk_verdict *v, int seg, const char *tok, size_t off, size_t n, unsigned char *out,
-                          size_t cap, size_t *out_len)
+static int decode_segment(tk_verdict *v, int seg, const char *tok, size_t off, size_t n, unsigned char *out, size_t cap,
+                          size_t *out_len)
 {
     size_t bad = 0;
     tk_result rc = tk_b64url_decode(tok + off, n, out, cap, out_len, &bad);
@@ -117,8 +116,8 @@ static void header_policy(tk_token *t)
         size_t pos = 0;
         tki_append_escaped(shown, sizeof shown, &pos, an, al, 32);
         if (al == 4 && strncasecmp(an, "none", 4) == 0) {
-            tki_verdict_set(v, TK_REASON_ALG_NOT_ALLOWED,
-                            "alg \"%s\" marks an unsigned token, which is never accepted", shown);
+            tki_verdict_set(v, TK_REASON_ALG_NOT_ALLOWED, "alg \"%s\" marks an unsigned token, which is never accepted",
+                            shown);
         } else {
             tki_verdict_set(v, TK_REASON_ALG_NOT_ALLOWED,
                             "alg \"%s\" is not supported; tokend verifies HS256/384/512, RS256/384/512, "
@@ -238,8 +237,7 @@ static tk_result parse(const char *p, size_t len, const tk_limits *lim_in, const
         return TK_OK;
     }
     if (len > lim.token_len) {
-        tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN, "the token is %zu bytes; the limit is %zu", len,
-                        lim.token_len);
+        tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN, "the token is %zu bytes; the limit is %zu", len, lim.token_len);
         return TK_OK;
     }
     size_t dots[5];
@@ -265,8 +263,8 @@ static tk_result parse(const char *p, size_t len, const tk_limits *lim_in, const
         return TK_OK;
     }
     if (nd != 2) {
-        tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN,
-                        "%zu segments; a signed JWT has 3 (header.payload.signature)", nd + 1);
+        tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN, "%zu segments; a signed JWT has 3 (header.payload.signature)",
+                        nd + 1);
         return TK_OK;
     }
     size_t h_n = dots[0];
@@ -327,8 +325,7 @@ static tk_result parse(const char *p, size_t len, const tk_limits *lim_in, const
         tki_verdict_set(&t->header_v, TK_REASON_MALFORMED_TOKEN, "header (segment 1) is empty");
     } else if (h_n > tk_b64url_encoded_len(lim.header_len)) {
         tki_verdict_set(&t->header_v, TK_REASON_MALFORMED_TOKEN,
-                        "header (segment 1) is %zu characters; the limit is %zu bytes decoded", h_n,
-                        lim.header_len);
+                        "header (segment 1) is %zu characters; the limit is %zu bytes decoded", h_n, lim.header_len);
     } else if (decode_segment(&t->header_v, 0, raw, 0, h_n, hbuf, h_cap, &hl)) {
         char err[200];
         t->header = tki_json_parse_object(hbuf, hl, lim.json_depth, lim.json_members, err, sizeof err);
@@ -526,8 +523,8 @@ static void check_with_key(const tk_token *t, const tk_key *k, tk_verdict *v, tk
                             tk_alg_name(t->alg), kidq, tk_key_kty(k), family);
         } else {
             tki_verdict_set(v, TK_REASON_ALG_NOT_ALLOWED,
-                            "key%s (%s) has no alg bound to it, so it verifies nothing; bind it to one of %s",
-                            kidq, tk_key_kty(k), family);
+                            "key%s (%s) has no alg bound to it, so it verifies nothing; bind it to one of %s", kidq,
+                            tk_key_kty(k), family);
         }
         return;
     }
