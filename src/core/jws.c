@@ -601,7 +601,13 @@ tk_result tk_token_verify_signature(const tk_token *t, const tk_keyset *ks, tk_v
         check_with_key(t, k, v, &rc);
         return rc;
     }
-    /* No kid: the keys bound to the token's alg are the candidates. */
+    /* No kid. With a single key there is no choice to make: check it, so
+     * that an alg mismatch is explained against that key. */
+    if (ks->n == 1) {
+        check_with_key(t, ks->keys[0], v, &rc);
+        return rc;
+    }
+    /* Otherwise the keys bound to the token's alg are the candidates. */
     size_t tried = 0;
     for (size_t i = 0; i < ks->n; i++) {
         const tk_key *k = ks->keys[i];
