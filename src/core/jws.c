@@ -519,17 +519,17 @@ static void check_with_key(const tk_token *t, const tk_key *k, tk_verdict *v, tk
         const char *family = k->kty == TKI_KTY_RSA ? "RS256..RS512 or PS256..PS512" : "HS256..HS512";
         if (!tk_key_alg_fits(k, t->alg)) {
             tki_verdict_set(v, TK_REASON_ALG_NOT_ALLOWED,
-                            "token alg %s cannot be verified by key%s: it is an %s key, which may only verify %s",
+                            "token alg %s cannot be verified by the key%s: it is an %s key, which may only verify %s",
                             tk_alg_name(t->alg), kidq, tk_key_kty(k), family);
         } else {
             tki_verdict_set(v, TK_REASON_ALG_NOT_ALLOWED,
-                            "key%s (%s) has no alg bound to it, so it verifies nothing; bind it to one of %s", kidq,
+                            "the key%s (%s) has no alg bound to it, so it verifies nothing; bind it to one of %s", kidq,
                             tk_key_kty(k), family);
         }
         return;
     }
     if (k->alg != t->alg) {
-        tki_verdict_set(v, TK_REASON_ALG_NOT_ALLOWED, "token alg %s does not match key%s, which is bound to %s",
+        tki_verdict_set(v, TK_REASON_ALG_NOT_ALLOWED, "token alg %s does not match the key%s, which is bound to %s",
                         tk_alg_name(t->alg), kidq, tk_alg_name(k->alg));
         return;
     }
@@ -559,7 +559,7 @@ static void check_with_key(const tk_token *t, const tk_key *k, tk_verdict *v, tk
         break;
     case TKI_SIG_MISMATCH:
         tki_verdict_set(v, TK_REASON_BAD_SIGNATURE,
-                        "signature does not verify with key%s (%s): the token was altered after signing, or "
+                        "signature does not verify with the key%s (%s): the token was altered after signing, or "
                         "signed with another key",
                         kidq, tk_alg_name(k->alg));
         break;
