@@ -306,7 +306,8 @@ TK_API TK_NODISCARD tk_result tk_token_verify_signature(const tk_token *t, const
 /* Checks the claims against the policy and writes the problems found, in
  * check order, into out[0..cap); *n is how many were found in all (0 =
  * valid; may exceed cap, then only the first cap are written). TK_ERR_ARG
- * for a policy out of range (leeway outside 0..TK_LIMIT_LEEWAY_MAX). Only
+ * for a policy out of range (leeway outside 0..TK_LIMIT_LEEWAY_MAX); then, to
+ * fail closed, *n is 1 and out[0] (when cap > 0) is UNAVAILABLE. Only
  * meaningful when the payload verdict is VALID. This does NOT check the
  * signature: report claims as facts only after it passed. */
 TK_API TK_NODISCARD tk_result tk_token_check_claims(const tk_token *t, const tk_policy *pol, tk_verdict *out,
@@ -331,7 +332,8 @@ TK_API void tk_token_free(tk_token *t);
 /*
  * The one entry point from bytes to verdict: parse, header policy, key,
  * signature, payload, claims, in that order (SECURITY.md rule 8); stops at
- * the first problem. `ks` must not be NULL. When `out_token` is non-NULL and
+ * the first problem. `ks` must not be NULL. On any result other than TK_OK
+ * the verdict is UNAVAILABLE, never VALID. When `out_token` is non-NULL and
  * the token is VALID, the parsed token is returned there (owned).
  */
 TK_API TK_NODISCARD tk_result tk_verify(const char *p, size_t len, const tk_keyset *ks, const tk_policy *pol,

@@ -1,6 +1,6 @@
 /*
  * authz.c — the Authorization request header for bearer tokens
- * (RFC 6750 §2.1, RFC 7235 §2.1, RFC 9110 §11.6.2).
+ * (RFC 6750 section 2.1, RFC 7235 section 2.1, RFC 9110 section 11.6.2).
  *
  *   credentials = "Bearer" 1*SP b64token      ; we take exactly one SP
  *   b64token    = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
@@ -39,7 +39,11 @@ tk_result tk_authz_parse(const char *value, size_t len, const char **tok, size_t
     if (tok_len) {
         *tok_len = 0;
     }
-    if (!tok || !tok_len || !v) {
+    if (!v) {
+        return TK_ERR_ARG;
+    }
+    if (!tok || !tok_len) {
+        tki_verdict_set(v, TK_REASON_UNAVAILABLE, "no decision: invalid arguments");
         return TK_ERR_ARG;
     }
     if (!value) {
@@ -145,7 +149,7 @@ tk_result tk_authz_parse(const char *value, size_t len, const char **tok, size_t
             tki_verdict_set(v, TK_REASON_MALFORMED_HEADER, "'=' before offset %zu may only end a bearer token", i);
         } else {
             tki_verdict_set(v, TK_REASON_MALFORMED_HEADER,
-                            "byte 0x%02x at offset %zu is not allowed in a bearer token (RFC 6750 §2.1)", c, i);
+                            "byte 0x%02x at offset %zu is not allowed in a bearer token (RFC 6750 section 2.1)", c, i);
         }
         return TK_OK;
     }

@@ -1,6 +1,6 @@
 /*
- * claims.c — JWT claims validation against a policy (RFC 7519 §4.1,
- * RFC 9068 §4, SECURITY.md rules 9–13).
+ * claims.c — JWT claims validation against a policy (RFC 7519 section 4.1,
+ * RFC 9068 section 4, SECURITY.md rules 9–13).
  *
  * NumericDates are finite JSON numbers in [0, TK_LIMIT_NUMERICDATE_MAX];
  * fractions are rounded against the token (exp and max-age down, nbf and
@@ -276,7 +276,7 @@ static void check_audience(const tk_token *t, const tk_policy *pol, struct sink 
     expected(v->detail, sizeof v->detail, &pos, pol->audiences, pol->audiences_len);
 }
 
-/* RFC 7515 §4.1.9: "application/" may be omitted; compare case-insensitively. */
+/* RFC 7515 section 4.1.9: "application/" may be omitted; compare case-insensitively. */
 static const char *strip_media(const char *s)
 {
     return strncasecmp(s, "application/", 12) == 0 ? s + 12 : s;
@@ -301,7 +301,7 @@ static void check_typ(const tk_token *t, const tk_policy *pol, struct sink *s)
     }
 }
 
-/* Scope syntax, RFC 6749 §3.3: tokens of %x21 / %x23-5B / %x5D-7E joined by
+/* Scope syntax, RFC 6749 section 3.3: tokens of %x21 / %x23-5B / %x5D-7E joined by
  * single spaces. Returns 0 and the offset of the first bad byte. */
 static int scope_syntax_ok(const char *p, size_t n, size_t *bad)
 {
@@ -377,15 +377,16 @@ static void check_scope(const tk_token *t, const tk_policy *pol, struct sink *s)
         size_t bad = 0;
         if (!json_is_string(sc)) {
             tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM,
-                            "\"scope\" is %s; it must be one string of space-separated scopes (RFC 6749 §3.3)",
+                            "\"scope\" is %s; it must be one string of space-separated scopes (RFC 6749 section 3.3)",
                             json_kind(sc));
             return;
         }
         if (!scope_syntax_ok(json_string_value(sc), json_string_length(sc), &bad)) {
-            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM,
-                            "\"scope\" is not space-separated scope tokens (RFC 6749 §3.3): bad byte at offset %zu "
-                            "of \"%s\"",
-                            bad, q(b, sizeof b, json_string_value(sc), json_string_length(sc)));
+            tki_verdict_set(
+                next(s), TK_REASON_INVALID_CLAIM,
+                "\"scope\" is not space-separated scope tokens (RFC 6749 section 3.3): bad byte at offset %zu "
+                "of \"%s\"",
+                bad, q(b, sizeof b, json_string_value(sc), json_string_length(sc)));
             return;
         }
     }
@@ -422,10 +423,16 @@ static void check_scope(const tk_token *t, const tk_policy *pol, struct sink *s)
 
 tk_result tk_token_check_claims(const tk_token *t, const tk_policy *pol, tk_verdict *out, size_t cap, size_t *n)
 {
-    if (n) {
-        *n = 0;
+    if (!n) {
+        return TK_ERR_ARG;
     }
-    if (!t || !pol || !n || (!out && cap)) {
+    /* Until the checks have run, report one problem: a caller that only
+     * looks at *n fails closed on an argument error. */
+    *n = 1;
+    if (out && cap > 0) {
+        tki_verdict_set(&out[0], TK_REASON_UNAVAILABLE, "no decision: invalid arguments or policy");
+    }
+    if (!t || !pol || (!out && cap)) {
         return TK_ERR_ARG;
     }
     if (pol->leeway < 0 || pol->leeway > TK_LIMIT_LEEWAY_MAX || pol->max_age < 0 ||

@@ -623,8 +623,8 @@ tk_result tk_keyset_from_jwks(const char *json, size_t len, tk_alg alg, tk_keyse
         }
         tk_key *k = NULL;
         rc = key_from_jwk_obj(m, TK_ALG_UNSET, &k);
-        if (rc == TK_ERR_UNSUPPORTED || (rc == TK_ERR_KEY && json_object_get(m, "use") &&
-                                         !json_equal(json_object_get(m, "use"), json_string("sig")))) {
+        const char *use = get_str(m, "use");
+        if (rc == TK_ERR_UNSUPPORTED || (rc == TK_ERR_KEY && use && strcmp(use, "sig") != 0)) {
             /* An encryption key or a key type we do not use: skip it. */
             if (skipped) {
                 (*skipped)++;

@@ -1,5 +1,5 @@
 /*
- * jws.c — compact JWS (RFC 7515 §7.1) parsing, signature checking and
+ * jws.c — compact JWS (RFC 7515 section 7.1) parsing, signature checking and
  * signing, and tk_verify(), the one entry point from bytes to verdict.
  *
  * Order of checks (SECURITY.md rule 8): size → segments → header base64url
@@ -65,7 +65,8 @@ static void b64_problem(tk_verdict *v, int seg, size_t seg_off, const char *s, s
     size_t off = seg_off + bad_at;
     if (c == '=') {
         tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN,
-                        "%s: padding '=' at offset %zu; JWS base64url carries no padding (RFC 7515 §2)", name, off);
+                        "%s: padding '=' at offset %zu; JWS base64url carries no padding (RFC 7515 section 2)", name,
+                        off);
     } else if (c == '+' || c == '/') {
         tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN,
                         "%s: '%c' at offset %zu is base64, not base64url ('-' and '_' replace '+' and '/')", name, c,
@@ -98,9 +99,28 @@ static void header_policy(tk_token *t)
 {
     tk_verdict *v = &t->header_v;
     json_t *h = t->header;
+    /* kid and typ first, so that tools can show them whatever follows. */
+    json_t *kid = json_object_get(h, "kid");
+    if (kid) {
+        if (!json_is_string(kid) || json_string_length(kid) == 0 || json_string_length(kid) > TK_LIMIT_KID_LEN) {
+            tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN, "header \"kid\" must be a string of 1 to %u bytes",
+                            TK_LIMIT_KID_LEN);
+            return;
+        }
+        t->kid = json_string_value(kid);
+        t->kid_len = json_string_length(kid);
+    }
+    json_t *typ = json_object_get(h, "typ");
+    if (typ) {
+        if (!json_is_string(typ)) {
+            tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN, "header \"typ\" is not a string");
+            return;
+        }
+        t->typ = json_string_value(typ);
+    }
     json_t *alg = json_object_get(h, "alg");
     if (!alg) {
-        tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN, "header has no \"alg\" member (RFC 7515 §4.1.1)");
+        tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN, "header has no \"alg\" member (RFC 7515 section 4.1.1)");
         return;
     }
     if (!json_is_string(alg)) {
@@ -139,7 +159,7 @@ static void header_policy(tk_token *t)
     if (json_object_get(h, "crit")) {
         tki_verdict_set(v, TK_REASON_UNSUPPORTED_TOKEN_TYPE,
                         "header has \"crit\": it demands JWS extensions, and tokend implements none (RFC 7515 "
-                        "§4.1.11)");
+                        "section 4.1.11)");
         return;
     }
     json_t *b64 = json_object_get(h, "b64");
@@ -152,24 +172,6 @@ static void header_policy(tk_token *t)
         tki_verdict_set(v, TK_REASON_UNSUPPORTED_TOKEN_TYPE,
                         "header has \"cty\": nested tokens and non-JWT payloads are not accepted");
         return;
-    }
-    json_t *kid = json_object_get(h, "kid");
-    if (kid) {
-        if (!json_is_string(kid) || json_string_length(kid) == 0 || json_string_length(kid) > TK_LIMIT_KID_LEN) {
-            tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN, "header \"kid\" must be a string of 1 to %u bytes",
-                            TK_LIMIT_KID_LEN);
-            return;
-        }
-        t->kid = json_string_value(kid);
-        t->kid_len = json_string_length(kid);
-    }
-    json_t *typ = json_object_get(h, "typ");
-    if (typ) {
-        if (!json_is_string(typ)) {
-            tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN, "header \"typ\" is not a string");
-            return;
-        }
-        t->typ = json_string_value(typ);
     }
 }
 
@@ -310,7 +312,10 @@ static tk_result parse(const char *p, size_t len, const tk_limits *lim_in, const
     /* Header. */
     size_t hl = 0;
     size_t which = 0;
-    const tk_key *ck = ks ? cached_header(ks, raw, h_n, &which) : NULL;
+    const tk_key *ck = NULL;
+    if (ks && h_n <= tk_b64url_encoded_len(lim.header_len)) {
+        ck = cached_header(ks, raw, h_n, &which);
+    }
     if (ck) {
         t->alg = ck->alg;
         t->alg_name = tk_alg_name(ck->alg);
@@ -571,10 +576,11 @@ tk_result tk_token_verify_signature(const tk_token *t, const tk_keyset *ks, tk_v
     if (!v) {
         return TK_ERR_ARG;
     }
-    tki_verdict_valid(v);
     if (!t || !ks) {
+        tki_verdict_set(v, TK_REASON_UNAVAILABLE, "no decision: no token or no key set");
         return TK_ERR_ARG;
     }
+    tki_verdict_valid(v);
     if (t->header_v.reason != TK_REASON_VALID) {
         *v = t->header_v;
         return TK_OK;
@@ -662,8 +668,9 @@ tk_result tk_verify(const char *p, size_t len, const tk_keyset *ks, const tk_pol
     if (!v) {
         return TK_ERR_ARG;
     }
-    tki_verdict_valid(v);
     if (!ks || !pol || (!p && len)) {
+        /* Fail closed even for a caller that only reads the verdict. */
+        tki_verdict_set(v, TK_REASON_UNAVAILABLE, "no decision: the verifier was called with invalid arguments");
         return TK_ERR_ARG;
     }
     tk_token *t = NULL;

@@ -10,7 +10,7 @@
 
 struct reason_row {
     const char *code;
-    const char *error; /* RFC 6750 §3.1, or NULL */
+    const char *error; /* RFC 6750 section 3.1, or NULL */
     int status;
     const char *hint;
 };

@@ -1,0 +1,1317 @@
+/*
+ * test_keys.c — keys and key sets: JWK (RFC 7517 §4, RFC 7518 §6,
+ * RFC 8037 §2) import and export for every kty, the RFC 7638 thumbprint,
+ * PEM formats, the material tokend refuses (SECURITY.md rule 7: RSA under
+ * 2048 bits, HMAC secrets shorter than the hash, EC points off the curve),
+ * key/alg agreement (rule 1), JWKS parsing and the key set operations.
+ *
+ * One RSA-2048 key pair is generated with OpenSSL for the whole file (RSA
+ * key generation is slow under ASan); the PEM encodings are made by
+ * OpenSSL's encoders so the test does not depend on tokend's own export.
+ */
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/encoder.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+
+#include <jansson.h>
+
+#include "testutil.h"
+
+static EVP_PKEY *g_rsa_pk; /* RSA-2048 key pair */
+static EVP_PKEY *g_ec_pk;  /* P-256 key pair */
+static EVP_PKEY *g_ed_pk;  /* Ed25519 key pair */
+static char *g_rsa_pkcs8;  /* PEM "PRIVATE KEY" of g_rsa_pk */
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* PEM text of pk via OpenSSL's encoder: structure "SubjectPublicKeyInfo",
+ * "PrivateKeyInfo" or "type-specific" (PKCS#1 / SEC1). Owned. */
+static char *pem_of(EVP_PKEY *pk, int selection, const char *structure)
+{
+    OSSL_ENCODER_CTX *ctx = OSSL_ENCODER_CTX_new_for_pkey(pk, selection, "PEM", structure, NULL);
+    assert_non_null(ctx);
+    unsigned char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(OSSL_ENCODER_to_data(ctx, &data, &len), 1);
+    OSSL_ENCODER_CTX_free(ctx);
+    char *s = malloc(len + 1);
+    assert_non_null(s);
+    memcpy(s, data, len);
+    s[len] = '\0';
+    OPENSSL_free(data);
+    return s;
+}
+
+static char *bio_to_string(BIO *b)
+{
+    char *data = NULL;
+    long n = BIO_get_mem_data(b, &data);
+    assert_true(n > 0);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    memcpy(s, data, (size_t)n);
+    s[n] = '\0';
+    return s;
+}
+
+static tk_result from_pem(const char *pem, tk_alg alg, tk_key **out)
+{
+    return tk_key_from_pem(pem, strlen(pem), alg, "pem", out);
+}
+
+/* tk_key_from_jwk on a jansson object. */
+static tk_result from_json(const json_t *o, tk_alg alg, tk_key **out)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    assert_non_null(s);
+    tk_result rc = tk_key_from_jwk(s, strlen(s), alg, out);
+    free(s);
+    return rc;
+}
+
+/* The key's JWK as a jansson object. */
+static json_t *jwk_obj(const tk_key *k, int priv)
+{
+    char *s = NULL;
+    assert_int_equal(tk_key_to_jwk(k, priv, &s), TK_OK);
+    json_t *o = json_loads(s, 0, NULL);
+    assert_non_null(o);
+    tk_free(s);
+    return o;
+}
+
+static void set_b64(json_t *o, const char *name, const unsigned char *b, size_t n)
+{
+    char *s = tu_b64(b, n);
+    assert_int_equal(json_object_set_new(o, name, json_string(s)), 0);
+    free(s);
+}
+
+/* Decodes member `name` of o (owned bytes). */
+static unsigned char *get_b64(const json_t *o, const char *name, size_t *n)
+{
+    const char *s = json_string_value(json_object_get(o, name));
+    assert_non_null(s);
+    return tu_unb64(s, strlen(s), n);
+}
+
+/* A public RSA JWK {"kty":"RSA","n":..,"e":..} of an OpenSSL key. */
+static json_t *rsa_public_jwk(EVP_PKEY *pk)
+{
+    json_t *o = json_object();
+    assert_non_null(o);
+    json_object_set_new(o, "kty", json_string("RSA"));
+    static const char *const names[2] = {"n", "e"};
+    static const char *const params[2] = {OSSL_PKEY_PARAM_RSA_N, OSSL_PKEY_PARAM_RSA_E};
+    for (size_t i = 0; i < 2; i++) {
+        BIGNUM *bn = NULL;
+        assert_int_equal(EVP_PKEY_get_bn_param(pk, params[i], &bn), 1);
+        unsigned char buf[1024];
+        int n = BN_bn2bin(bn, buf);
+        assert_true(n > 0);
+        set_b64(o, names[i], buf, (size_t)n);
+        BN_free(bn);
+    }
+    return o;
+}
+
+static void expect_jwk(const json_t *o, tk_alg alg, tk_result want, const char *what)
+{
+    tk_key *k = (tk_key *)NULL;
+    tk_result rc = from_json(o, alg, &k);
+    if (rc != want) {
+        char *s = json_dumps(o, JSON_COMPACT);
+        fail_msg("%s: tk_key_from_jwk gave %s, want %s; JWK %.200s", what, tk_result_str(rc), tk_result_str(want),
+                 s ? s : "?");
+    }
+    if (want == TK_OK) {
+        assert_non_null(k);
+    } else {
+        assert_null(k);
+    }
+    tk_key_free(k);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    g_rsa_pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    g_ec_pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    g_ed_pk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    if (!g_rsa_pk || !g_ec_pk || !g_ed_pk) {
+        return -1;
+    }
+    g_rsa_pkcs8 = pem_of(g_rsa_pk, EVP_PKEY_KEYPAIR, "PrivateKeyInfo");
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    EVP_PKEY_free(g_rsa_pk);
+    EVP_PKEY_free(g_ec_pk);
+    EVP_PKEY_free(g_ed_pk);
+    free(g_rsa_pkcs8);
+    return 0;
+}
+
+/* One private key of each alg (RSA from the file's key pair). */
+static tk_key *make_key(tk_alg a, const char *kid)
+{
+    tk_key *k = NULL;
+    if (a >= TK_ALG_RS256 && a <= TK_ALG_PS512) {
+        assert_int_equal(tk_key_from_pem(g_rsa_pkcs8, strlen(g_rsa_pkcs8), a, kid, &k), TK_OK);
+    } else {
+        assert_int_equal(tk_key_generate(a, kid, &k), TK_OK);
+    }
+    return k;
+}
+
+/* ---- JWK round trips --------------------------------------------------------- */
+
+static void test_jwk_roundtrip_every_kty(void **state)
+{
+    (void)state;
+    static const struct {
+        tk_alg alg;
+        const char *kty;
+        const char *crv;
+        const char *const priv_members[6];
+    } rows[] = {
+        {TK_ALG_HS256, "oct", NULL, {"k"}},
+        {TK_ALG_HS384, "oct", NULL, {"k"}},
+        {TK_ALG_HS512, "oct", NULL, {"k"}},
+        {TK_ALG_RS256, "RSA", NULL, {"d", "p", "q", "dp", "dq", "qi"}},
+        {TK_ALG_PS384, "RSA", NULL, {"d", "p", "q", "dp", "dq", "qi"}},
+        {TK_ALG_ES256, "EC", "P-256", {"d"}},
+        {TK_ALG_ES384, "EC", "P-384", {"d"}},
+        {TK_ALG_ES512, "EC", "P-521", {"d"}},
+        {TK_ALG_EDDSA, "OKP", "Ed25519", {"d"}},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *name = tk_alg_name(rows[i].alg);
+        tk_key *k = make_key(rows[i].alg, "k1");
+        assert_string_equal(tk_key_kty(k), rows[i].kty);
+        char tp[64];
+        assert_int_equal(tk_key_thumbprint(k, tp, sizeof tp), TK_OK);
+        assert_int_equal(strlen(tp), 43);
+
+        /* Private export: compact, sorted, with every private member. */
+        char *priv = NULL;
+        assert_int_equal(tk_key_to_jwk(k, 1, &priv), TK_OK);
+        json_t *po = json_loads(priv, 0, NULL);
+        assert_non_null(po);
+        assert_string_equal(json_string_value(json_object_get(po, "kty")), rows[i].kty);
+        assert_string_equal(json_string_value(json_object_get(po, "alg")), name);
+        assert_string_equal(json_string_value(json_object_get(po, "kid")), "k1");
+        assert_string_equal(json_string_value(json_object_get(po, "use")), "sig");
+        if (rows[i].crv) {
+            assert_string_equal(json_string_value(json_object_get(po, "crv")), rows[i].crv);
+        }
+        for (size_t m = 0; m < 6 && rows[i].priv_members[m]; m++) {
+            if (!json_is_string(json_object_get(po, rows[i].priv_members[m]))) {
+                fail_msg("%s private JWK lacks \"%s\": %s", name, rows[i].priv_members[m], priv);
+            }
+        }
+        char *sorted = json_dumps(po, JSON_COMPACT | JSON_SORT_KEYS);
+        assert_string_equal(sorted, priv);
+        free(sorted);
+        json_decref(po);
+
+        /* Import it back: same key, same export. */
+        tk_key *k2 = NULL;
+        assert_int_equal(tk_key_from_jwk(priv, strlen(priv), TK_ALG_UNSET, &k2), TK_OK);
+        assert_int_equal(tk_key_alg(k2), rows[i].alg);
+        assert_string_equal(tk_key_kid(k2), "k1");
+        assert_int_equal(tk_key_can_sign(k2), 1);
+        char *priv2 = NULL;
+        assert_int_equal(tk_key_to_jwk(k2, 1, &priv2), TK_OK);
+        assert_string_equal(priv2, priv);
+        char tp2[64];
+        assert_int_equal(tk_key_thumbprint(k2, tp2, sizeof tp2), TK_OK);
+        assert_string_equal(tp2, tp);
+
+        tk_key *verifier = k2;
+        tk_key *pub_key = NULL;
+        if (strcmp(rows[i].kty, "oct") == 0) {
+            /* A secret has no public part. */
+            char *none = NULL;
+            assert_int_equal(tk_key_to_jwk(k, 0, &none), TK_ERR_STATE);
+            assert_null(none);
+        } else {
+            char *pub = NULL;
+            assert_int_equal(tk_key_to_jwk(k, 0, &pub), TK_OK);
+            json_t *pubo = json_loads(pub, 0, NULL);
+            assert_non_null(pubo);
+            for (size_t m = 0; m < 6 && rows[i].priv_members[m]; m++) {
+                assert_null(json_object_get(pubo, rows[i].priv_members[m]));
+            }
+            json_decref(pubo);
+            assert_int_equal(tk_key_from_jwk(pub, strlen(pub), TK_ALG_UNSET, &pub_key), TK_OK);
+            assert_int_equal(tk_key_can_sign(pub_key), 0);
+            assert_int_equal(tk_key_alg(pub_key), rows[i].alg);
+            char *pub2 = NULL;
+            assert_int_equal(tk_key_to_jwk(pub_key, 0, &pub2), TK_OK);
+            assert_string_equal(pub2, pub);
+            char tp3[64];
+            assert_int_equal(tk_key_thumbprint(pub_key, tp3, sizeof tp3), TK_OK);
+            assert_string_equal(tp3, tp);
+            /* A public key has no private JWK. */
+            char *none = NULL;
+            assert_int_equal(tk_key_to_jwk(pub_key, 1, &none), TK_ERR_STATE);
+            assert_null(none);
+            tk_free(pub2);
+            tk_free(pub);
+            verifier = pub_key;
+        }
+        /* The imported private key signs; the (public) copy verifies. */
+        unsigned char *sig = NULL;
+        size_t sl = 0;
+        assert_int_equal(tk_key_sign(k2, (const unsigned char *)"hello", 5, &sig, &sl), TK_OK);
+        int valid = 0;
+        assert_int_equal(tk_key_verify(verifier, (const unsigned char *)"hello", 5, sig, sl, &valid), TK_OK);
+        assert_int_equal(valid, 1);
+        assert_int_equal(tk_key_verify(k, (const unsigned char *)"hello", 5, sig, sl, &valid), TK_OK);
+        assert_int_equal(valid, 1);
+        tk_free(sig);
+        tk_free(priv2);
+        tk_free(priv);
+        tk_key_free(pub_key);
+        tk_key_free(k2);
+        tk_key_free(k);
+    }
+}
+
+/* RFC 7518 §6.3.2: the CRT members are optional (all or none). */
+static void test_rsa_private_jwk_without_crt(void **state)
+{
+    (void)state;
+    tk_key *k = make_key(TK_ALG_RS256, "r");
+    json_t *o = jwk_obj(k, 1);
+    static const char *const crt[] = {"p", "q", "dp", "dq", "qi"};
+    for (size_t i = 0; i < 5; i++) {
+        json_object_del(o, crt[i]);
+    }
+    tk_key *k2 = NULL;
+    assert_int_equal(from_json(o, TK_ALG_UNSET, &k2), TK_OK);
+    assert_int_equal(tk_key_can_sign(k2), 1);
+    unsigned char *sig = NULL;
+    size_t sl = 0;
+    assert_int_equal(tk_key_sign(k2, (const unsigned char *)"m", 1, &sig, &sl), TK_OK);
+    int valid = 0;
+    assert_int_equal(tk_key_verify(k, (const unsigned char *)"m", 1, sig, sl, &valid), TK_OK);
+    assert_int_equal(valid, 1);
+    tk_free(sig);
+    tk_key_free(k2);
+    /* Some CRT members but not all: refused. */
+    json_t *partial = jwk_obj(k, 1);
+    json_object_del(partial, "qi");
+    expect_jwk(partial, TK_ALG_UNSET, TK_ERR_KEY, "RSA JWK missing qi only");
+    json_decref(partial);
+    partial = jwk_obj(k, 1);
+    json_object_del(partial, "d");
+    expect_jwk(partial, TK_ALG_UNSET, TK_ERR_KEY, "RSA JWK with CRT but no d");
+    json_decref(partial);
+    json_decref(o);
+    tk_key_free(k);
+}
+
+/* RFC 7638 §3.1: the example RSA key and its thumbprint. */
+static void test_thumbprint_rfc7638(void **state)
+{
+    (void)state;
+    static const char jwk[] =
+        "{\"kty\":\"RSA\",\"n\":\"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6"
+        "tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQM"
+        "icAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G"
+        "_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw\",\"e\":\"AQAB\",\"alg\":\"RS256\",\"kid\":\"2011-04-29\"}";
+    static const char want[] = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+    tk_key *k = NULL;
+    assert_int_equal(tk_key_from_jwk(jwk, sizeof jwk - 1, TK_ALG_UNSET, &k), TK_OK);
+    assert_int_equal(tk_key_alg(k), TK_ALG_RS256);
+    assert_string_equal(tk_key_kid(k), "2011-04-29");
+    char tp[44];
+    assert_int_equal(tk_key_thumbprint(k, tp, sizeof tp), TK_OK);
+    assert_string_equal(tp, want);
+    /* Optional members (alg, kid) do not change it. */
+    json_t *o = json_loads(jwk, 0, NULL);
+    json_object_del(o, "alg");
+    json_object_del(o, "kid");
+    tk_key *bare = NULL;
+    assert_int_equal(from_json(o, TK_ALG_UNSET, &bare), TK_OK);
+    assert_int_equal(tk_key_alg(bare), TK_ALG_UNSET);
+    char tp2[44];
+    assert_int_equal(tk_key_thumbprint(bare, tp2, sizeof tp2), TK_OK);
+    assert_string_equal(tp2, want);
+    /* Buffer: 44 bytes needed (43 + NUL). */
+    char small[43];
+    assert_int_equal(tk_key_thumbprint(k, small, sizeof small), TK_ERR_ARG);
+    assert_int_equal(tk_key_thumbprint(NULL, tp, sizeof tp), TK_ERR_ARG);
+    json_decref(o);
+    tk_key_free(bare);
+    tk_key_free(k);
+}
+
+/* ---- material that is refused ---------------------------------------------- */
+
+/* Rule 7. Attack: a 1024-bit RSA key can be factored by a determined
+ * attacker; tokens "signed" by it prove nothing. Refused in every form. */
+static void test_rule7_rsa_1024_refused(void **state)
+{
+    (void)state;
+    EVP_PKEY *small = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+    assert_non_null(small);
+    char *spki = pem_of(small, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo");
+    char *pkcs8 = pem_of(small, EVP_PKEY_KEYPAIR, "PrivateKeyInfo");
+    char *pkcs1 = pem_of(small, EVP_PKEY_PUBLIC_KEY, "type-specific");
+    const char *pems[3] = {spki, pkcs8, pkcs1};
+    for (size_t i = 0; i < 3; i++) {
+        tk_key *k = NULL;
+        assert_int_equal(from_pem(pems[i], TK_ALG_UNSET, &k), TK_ERR_KEY);
+        assert_null(k);
+        assert_int_equal(from_pem(pems[i], TK_ALG_RS256, &k), TK_ERR_KEY);
+        assert_int_equal(from_pem(pems[i], TK_ALG_PS256, &k), TK_ERR_KEY);
+        assert_null(k);
+    }
+    json_t *o = rsa_public_jwk(small);
+    expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "RSA-1024 JWK");
+    expect_jwk(o, TK_ALG_RS256, TK_ERR_KEY, "RSA-1024 JWK, RS256");
+    json_decref(o);
+    /* The valid case: 2048 bits. */
+    o = rsa_public_jwk(g_rsa_pk);
+    expect_jwk(o, TK_ALG_RS256, TK_OK, "RSA-2048 JWK");
+    json_decref(o);
+    free(spki);
+    free(pkcs8);
+    free(pkcs1);
+    EVP_PKEY_free(small);
+}
+
+/* Rule 7. Attack: a short HMAC secret can be brute-forced offline from one
+ * token; the secret must be at least as long as the hash output. */
+static void test_rule7_hmac_secret_lengths(void **state)
+{
+    (void)state;
+    unsigned char secret[TK_LIMIT_HMAC_KEY_MAX + 1];
+    for (size_t i = 0; i < sizeof secret; i++) {
+        secret[i] = (unsigned char)(i * 7u + 3u);
+    }
+    static const struct {
+        tk_alg alg;
+        size_t len;
+        tk_result want;
+    } rows[] = {
+        {TK_ALG_HS256, 0, TK_ERR_KEY},
+        {TK_ALG_HS256, 1, TK_ERR_KEY},
+        {TK_ALG_HS256, 31, TK_ERR_KEY},
+        {TK_ALG_HS256, 32, TK_OK},
+        {TK_ALG_HS384, 32, TK_ERR_KEY},
+        {TK_ALG_HS384, 47, TK_ERR_KEY},
+        {TK_ALG_HS384, 48, TK_OK},
+        {TK_ALG_HS512, 63, TK_ERR_KEY},
+        {TK_ALG_HS512, 64, TK_OK},
+        {TK_ALG_HS256, TK_LIMIT_HMAC_KEY_MAX, TK_OK},
+        {TK_ALG_HS256, TK_LIMIT_HMAC_KEY_MAX + 1, TK_ERR_KEY},
+        {TK_ALG_UNSET, 31, TK_ERR_KEY},
+        {TK_ALG_UNSET, 32, TK_OK},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        tk_key *k = NULL;
+        tk_result rc = tk_key_from_secret(secret, rows[i].len, rows[i].alg, "h", &k);
+        if (rc != rows[i].want) {
+            fail_msg("secret of %zu bytes for %s: %s", rows[i].len, rows[i].alg ? tk_alg_name(rows[i].alg) : "(unset)",
+                     tk_result_str(rc));
+        }
+        if (rc == TK_OK) {
+            assert_int_equal(tk_key_alg(k), rows[i].alg);
+        } else {
+            assert_null(k);
+        }
+        tk_key_free(k);
+        /* The same through an oct JWK with its own alg. */
+        if (rows[i].alg != TK_ALG_UNSET && rows[i].len > 0 && rows[i].len <= TK_LIMIT_HMAC_KEY_MAX) {
+            json_t *o = json_object();
+            json_object_set_new(o, "kty", json_string("oct"));
+            json_object_set_new(o, "alg", json_string(tk_alg_name(rows[i].alg)));
+            set_b64(o, "k", secret, rows[i].len);
+            expect_jwk(o, TK_ALG_UNSET, rows[i].want, "oct JWK");
+            json_decref(o);
+        }
+    }
+    /* An oct JWK of 32 bytes bound through the alg argument. */
+    json_t *o = json_object();
+    json_object_set_new(o, "kty", json_string("oct"));
+    set_b64(o, "k", secret, 32);
+    expect_jwk(o, TK_ALG_HS384, TK_ERR_KEY, "32-byte oct JWK as HS384");
+    expect_jwk(o, TK_ALG_HS256, TK_OK, "32-byte oct JWK as HS256");
+    json_decref(o);
+    /* Non-HMAC algs for a secret, and NULL. */
+    tk_key *k = NULL;
+    assert_int_not_equal(tk_key_from_secret(secret, 32, TK_ALG_RS256, NULL, &k), TK_OK);
+    assert_null(k);
+    assert_int_not_equal(tk_key_from_secret(secret, 64, TK_ALG_ES256, NULL, &k), TK_OK);
+    assert_int_equal(tk_key_from_secret(NULL, 32, TK_ALG_HS256, NULL, &k), TK_ERR_ARG);
+}
+
+/* Rule 7 / invalid-curve attacks: a point that is not on the curve lets an
+ * attacker learn about a private key in ECDH, and marks a forged JWK. */
+static void test_ec_points_and_coordinates(void **state)
+{
+    (void)state;
+    static const struct {
+        tk_alg alg;
+        size_t c;
+    } curves[] = {{TK_ALG_ES256, 32}, {TK_ALG_ES384, 48}, {TK_ALG_ES512, 66}};
+    for (size_t ci = 0; ci < 3; ci++) {
+        tk_key *k = make_key(curves[ci].alg, NULL);
+        size_t c = curves[ci].c;
+        json_t *pub = jwk_obj(k, 0);
+        expect_jwk(pub, TK_ALG_UNSET, TK_OK, "genuine EC public JWK");
+        size_t yl = 0;
+        unsigned char *y = get_b64(pub, "y", &yl);
+        assert_int_equal(yl, c);
+        /* y with its last bit flipped: not on the curve. */
+        y[c - 1] = (unsigned char)(y[c - 1] ^ 1u);
+        json_t *o = json_deep_copy(pub);
+        set_b64(o, "y", y, c);
+        expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "y modified");
+        json_decref(o);
+        y[c - 1] = (unsigned char)(y[c - 1] ^ 1u);
+        /* x one byte short, one byte long (leading zero), both zero. */
+        size_t xl = 0;
+        unsigned char *x = get_b64(pub, "x", &xl);
+        unsigned char longer[70] = {0};
+        memcpy(longer + 1, x, c);
+        o = json_deep_copy(pub);
+        set_b64(o, "x", x + 1, c - 1);
+        expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "x one byte short");
+        set_b64(o, "x", longer, c + 1);
+        expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "x one byte long");
+        unsigned char zero[66] = {0};
+        set_b64(o, "x", zero, c);
+        set_b64(o, "y", zero, c);
+        expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "the point (0, 0)");
+        json_decref(o);
+        /* Members missing, or not canonical base64url. */
+        o = json_deep_copy(pub);
+        json_object_del(o, "y");
+        expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "no y");
+        json_decref(o);
+        o = json_deep_copy(pub);
+        json_object_del(o, "crv");
+        expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "no crv");
+        json_decref(o);
+        o = json_deep_copy(pub);
+        char padded[200];
+        snprintf(padded, sizeof padded, "%s=", json_string_value(json_object_get(pub, "x")));
+        json_object_set_new(o, "x", json_string(padded));
+        expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "x with padding");
+        json_decref(o);
+        /* Another curve's name on these coordinates. */
+        o = json_deep_copy(pub);
+        json_object_set_new(o, "crv", json_string(ci == 0 ? "P-384" : "P-256"));
+        expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "crv of another size");
+        json_object_set_new(o, "crv", json_string("secp256k1"));
+        expect_jwk(o, TK_ALG_UNSET, TK_ERR_UNSUPPORTED, "crv secp256k1");
+        json_decref(o);
+        /* A private part that does not match the public part. */
+        tk_key *other = make_key(curves[ci].alg, NULL);
+        json_t *mine = jwk_obj(k, 1);
+        json_t *theirs = jwk_obj(other, 1);
+        json_object_set(mine, "d", json_object_get(theirs, "d"));
+        expect_jwk(mine, TK_ALG_UNSET, TK_ERR_KEY, "d of another key");
+        json_decref(mine);
+        json_decref(theirs);
+        tk_key_free(other);
+        free(x);
+        free(y);
+        json_decref(pub);
+        tk_key_free(k);
+    }
+}
+
+static void test_okp(void **state)
+{
+    (void)state;
+    tk_key *k = make_key(TK_ALG_EDDSA, NULL);
+    json_t *pub = jwk_obj(k, 0);
+    expect_jwk(pub, TK_ALG_UNSET, TK_OK, "Ed25519 public");
+    expect_jwk(pub, TK_ALG_EDDSA, TK_OK, "Ed25519 public, EdDSA");
+    expect_jwk(pub, TK_ALG_ES256, TK_ERR_KEY, "Ed25519 public, ES256");
+    unsigned char x57[57];
+    memset(x57, 0x42, sizeof x57);
+    json_t *o = json_object();
+    json_object_set_new(o, "kty", json_string("OKP"));
+    json_object_set_new(o, "crv", json_string("Ed448"));
+    set_b64(o, "x", x57, 57);
+    expect_jwk(o, TK_ALG_UNSET, TK_ERR_UNSUPPORTED, "Ed448");
+    json_object_set_new(o, "crv", json_string("X25519"));
+    set_b64(o, "x", x57, 32);
+    expect_jwk(o, TK_ALG_UNSET, TK_ERR_UNSUPPORTED, "X25519");
+    json_decref(o);
+    o = json_deep_copy(pub);
+    size_t xl = 0;
+    unsigned char *x = get_b64(pub, "x", &xl);
+    set_b64(o, "x", x, 31);
+    expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "Ed25519 x of 31 bytes");
+    json_object_del(o, "x");
+    expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "Ed25519 without x");
+    json_decref(o);
+    /* d of another key. */
+    tk_key *other = make_key(TK_ALG_EDDSA, NULL);
+    json_t *mine = jwk_obj(k, 1);
+    json_t *theirs = jwk_obj(other, 1);
+    json_object_set(mine, "d", json_object_get(theirs, "d"));
+    expect_jwk(mine, TK_ALG_UNSET, TK_ERR_KEY, "Ed25519 d of another key");
+    json_decref(mine);
+    json_decref(theirs);
+    tk_key_free(other);
+    free(x);
+    json_decref(pub);
+    tk_key_free(k);
+}
+
+/* RFC 7517 §4.2, §4.3: keys for encryption are not signature keys. */
+static void test_use_and_key_ops(void **state)
+{
+    (void)state;
+    tk_key *k = make_key(TK_ALG_ES256, "e");
+    json_t *pub = jwk_obj(k, 0);
+    json_object_del(pub, "use");
+    static const struct {
+        const char *member;
+        const char *json;
+        tk_result want;
+    } rows[] = {
+        {"use", "\"sig\"", TK_OK},
+        {"use", "\"enc\"", TK_ERR_KEY},
+        {"use", "\"\"", TK_ERR_KEY},
+        {"use", "\"SIG\"", TK_ERR_KEY},
+        {"use", "1", TK_ERR_KEY},
+        {"key_ops", "[\"verify\"]", TK_OK},
+        {"key_ops", "[\"sign\",\"verify\"]", TK_OK},
+        {"key_ops", "[\"encrypt\"]", TK_ERR_KEY},
+        {"key_ops", "[\"encrypt\",\"decrypt\",\"wrapKey\"]", TK_ERR_KEY},
+        {"key_ops", "[]", TK_ERR_KEY},
+        {"key_ops", "\"verify\"", TK_ERR_KEY},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        json_t *o = json_deep_copy(pub);
+        json_object_set_new(o, rows[i].member, json_loads(rows[i].json, JSON_DECODE_ANY, NULL));
+        expect_jwk(o, TK_ALG_UNSET, rows[i].want, rows[i].json);
+        json_decref(o);
+    }
+    expect_jwk(pub, TK_ALG_UNSET, TK_OK, "neither use nor key_ops");
+    json_decref(pub);
+    tk_key_free(k);
+}
+
+/* Rule 1: a JWK's own alg must fit its key type and agree with the caller. */
+static void test_rule1_alg_member_must_fit_key(void **state)
+{
+    (void)state;
+    tk_key *ec = make_key(TK_ALG_ES256, NULL);
+    tk_key *ed = make_key(TK_ALG_EDDSA, NULL);
+    json_t *ecj = jwk_obj(ec, 0);
+    json_t *edj = jwk_obj(ed, 0);
+    json_t *rsaj = rsa_public_jwk(g_rsa_pk);
+    json_t *octj = json_object();
+    json_object_set_new(octj, "kty", json_string("oct"));
+    set_b64(octj, "k", TU_SECRET32, 32);
+    json_object_del(ecj, "alg");
+    json_object_del(edj, "alg");
+    static const struct {
+        int which;              /* 0 EC P-256, 1 Ed25519, 2 RSA, 3 oct */
+        const char *alg_member; /* NULL: absent; "5": a number */
+        tk_alg arg;
+        tk_result want;
+    } rows[] = {
+        {0, "ES256", TK_ALG_UNSET, TK_OK},
+        {0, NULL, TK_ALG_ES256, TK_OK},
+        {0, NULL, TK_ALG_UNSET, TK_OK},
+        {0, "RS256", TK_ALG_UNSET, TK_ERR_KEY},
+        {0, "ES384", TK_ALG_UNSET, TK_ERR_KEY},
+        {0, "HS256", TK_ALG_UNSET, TK_ERR_KEY},
+        {0, "EdDSA", TK_ALG_UNSET, TK_ERR_KEY},
+        {0, NULL, TK_ALG_ES384, TK_ERR_KEY},
+        {0, NULL, TK_ALG_RS256, TK_ERR_KEY},
+        {0, "ES256", TK_ALG_ES384, TK_ERR_KEY},
+        {1, "EdDSA", TK_ALG_UNSET, TK_OK},
+        {1, "ES256", TK_ALG_UNSET, TK_ERR_KEY},
+        {2, "RS256", TK_ALG_UNSET, TK_OK},
+        {2, "PS512", TK_ALG_UNSET, TK_OK},
+        {2, NULL, TK_ALG_PS256, TK_OK},
+        {2, "RS256", TK_ALG_PS256, TK_ERR_KEY},
+        {2, "ES256", TK_ALG_UNSET, TK_ERR_KEY},
+        {2, "HS256", TK_ALG_UNSET, TK_ERR_KEY},
+        {2, NULL, TK_ALG_HS256, TK_ERR_KEY},
+        {2, "RSA-OAEP", TK_ALG_UNSET, TK_ERR_UNSUPPORTED},
+        {2, "none", TK_ALG_UNSET, TK_ERR_UNSUPPORTED},
+        {2, "5", TK_ALG_UNSET, TK_ERR_KEY},
+        {3, "HS256", TK_ALG_UNSET, TK_OK},
+        {3, "RS256", TK_ALG_UNSET, TK_ERR_KEY},
+        {3, "ES256", TK_ALG_UNSET, TK_ERR_KEY},
+        {3, NULL, TK_ALG_RS256, TK_ERR_KEY},
+    };
+    json_t *base[4] = {ecj, edj, rsaj, octj};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        json_t *o = json_deep_copy(base[rows[i].which]);
+        if (rows[i].alg_member) {
+            json_object_set_new(
+                o, "alg", strcmp(rows[i].alg_member, "5") == 0 ? json_integer(5) : json_string(rows[i].alg_member));
+        }
+        char what[96];
+        snprintf(what, sizeof what, "row %zu: alg member %s, argument %s", i,
+                 rows[i].alg_member ? rows[i].alg_member : "(none)",
+                 rows[i].arg ? tk_alg_name(rows[i].arg) : "(unset)");
+        expect_jwk(o, rows[i].arg, rows[i].want, what);
+        json_decref(o);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        json_decref(base[i]);
+    }
+    tk_key_free(ec);
+    tk_key_free(ed);
+}
+
+static void test_jwk_malformed(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        tk_result want;
+    } rows[] = {
+        {"not json", TK_ERR_JSON},
+        {"[]", TK_ERR_JSON},
+        {"{\"kty\":\"oct\",\"kty\":\"oct\",\"k\":\"AAAA\"}", TK_ERR_JSON},
+        {"{}", TK_ERR_KEY},
+        {"{\"kty\":5}", TK_ERR_KEY},
+        {"{\"kty\":\"XYZ\"}", TK_ERR_UNSUPPORTED},
+        {"{\"kty\":\"RSA\",\"e\":\"AQAB\"}", TK_ERR_KEY},
+        {"{\"kty\":\"RSA\",\"n\":\"AQAB\"}", TK_ERR_KEY},
+        {"{\"kty\":\"oct\",\"k\":\"\"}", TK_ERR_KEY},
+        {"{\"kty\":\"oct\",\"k\":5}", TK_ERR_KEY},
+        {"{\"kty\":\"oct\"}", TK_ERR_KEY},
+        {"{\"kty\":\"oct\",\"k\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}", TK_ERR_KEY},
+        {"{\"kty\":\"EC\",\"crv\":\"P-256\"}", TK_ERR_KEY},
+        {"{\"kty\":\"OKP\"}", TK_ERR_KEY},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        tk_key *k = NULL;
+        tk_result rc = tk_key_from_jwk(rows[i].json, strlen(rows[i].json), TK_ALG_UNSET, &k);
+        if (rc != rows[i].want) {
+            fail_msg("%s: %s, want %s", rows[i].json, tk_result_str(rc), tk_result_str(rows[i].want));
+        }
+        assert_null(k);
+    }
+    tk_key *k = NULL;
+    assert_int_equal(tk_key_from_jwk("", 0, TK_ALG_UNSET, &k), TK_ERR_ARG);
+    assert_int_equal(tk_key_from_jwk(NULL, 5, TK_ALG_UNSET, &k), TK_ERR_ARG);
+    assert_int_equal(tk_key_from_jwk("{}", 2, TK_ALG_UNSET, NULL), TK_ERR_ARG);
+    /* Size limit: one byte past TK_LIMIT_JWK_LEN. */
+    size_t n = TK_LIMIT_JWK_LEN + 1;
+    char *big = malloc(n);
+    assert_non_null(big);
+    memset(big, ' ', n);
+    memcpy(big, "{\"kty\":\"oct\",\"k\":\"", 18);
+    big[n - 2] = '"';
+    big[n - 1] = '}';
+    assert_int_equal(tk_key_from_jwk(big, n, TK_ALG_UNSET, &k), TK_ERR_LIMIT);
+    free(big);
+}
+
+static void test_kid_rules(void **state)
+{
+    (void)state;
+    char kid[TK_LIMIT_KID_LEN + 2];
+    memset(kid, 'k', sizeof kid);
+    kid[TK_LIMIT_KID_LEN] = '\0';
+    tk_key *k = NULL;
+    assert_int_equal(tk_key_from_secret(TU_SECRET32, 32, TK_ALG_HS256, kid, &k), TK_OK);
+    assert_string_equal(tk_key_kid(k), kid);
+    json_t *o = jwk_obj(k, 1);
+    expect_jwk(o, TK_ALG_UNSET, TK_OK, "JWK kid of 128 bytes");
+    kid[TK_LIMIT_KID_LEN] = 'k';
+    kid[TK_LIMIT_KID_LEN + 1] = '\0';
+    json_object_set_new(o, "kid", json_string(kid));
+    expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "JWK kid of 129 bytes");
+    json_object_set_new(o, "kid", json_string(""));
+    expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "JWK kid empty");
+    json_object_set_new(o, "kid", json_integer(5));
+    expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY, "JWK kid a number");
+    json_decref(o);
+    assert_int_equal(tk_key_set_kid(k, kid), TK_ERR_ARG);
+    assert_int_equal(tk_key_set_kid(k, ""), TK_ERR_ARG);
+    assert_int_equal(tk_key_set_kid(k, "new"), TK_OK);
+    assert_string_equal(tk_key_kid(k), "new");
+    assert_int_equal(tk_key_set_kid(k, NULL), TK_OK);
+    assert_null(tk_key_kid(k));
+    tk_key_free(k);
+    tk_key *g = NULL;
+    assert_int_not_equal(tk_key_from_secret(TU_SECRET32, 32, TK_ALG_HS256, kid, &g), TK_OK);
+    assert_null(g);
+}
+
+static void test_generate_and_alg_fits(void **state)
+{
+    (void)state;
+    for (tk_alg a = TK_ALG_HS256; a < TK_ALG_COUNT_; a = (tk_alg)(a + 1)) {
+        if (a >= TK_ALG_RS256 && a <= TK_ALG_PS512 && a != TK_ALG_PS256) {
+            continue; /* one RSA keygen is enough under ASan */
+        }
+        tk_key *k = NULL;
+        assert_int_equal(tk_key_generate(a, "g", &k), TK_OK);
+        assert_int_equal(tk_key_alg(k), a);
+        assert_int_equal(tk_key_can_sign(k), 1);
+        assert_int_equal(tk_key_alg_fits(k, a), 1);
+        assert_int_equal(tk_key_alg_fits(k, TK_ALG_UNSET), 0);
+        for (tk_alg b = TK_ALG_HS256; b < TK_ALG_COUNT_; b = (tk_alg)(b + 1)) {
+            int same_family = (a <= TK_ALG_HS512 && b <= TK_ALG_HS512 && b <= a) ||
+                              (a >= TK_ALG_RS256 && a <= TK_ALG_PS512 && b >= TK_ALG_RS256 && b <= TK_ALG_PS512) ||
+                              a == b;
+            if (tk_key_alg_fits(k, b) != same_family) {
+                fail_msg("%s key: tk_key_alg_fits(%s) = %d", tk_alg_name(a), tk_alg_name(b), tk_key_alg_fits(k, b));
+            }
+        }
+        tk_key_free(k);
+    }
+    tk_key *k = NULL;
+    assert_int_equal(tk_key_generate(TK_ALG_UNSET, NULL, &k), TK_ERR_ARG);
+    assert_int_equal(tk_key_generate(TK_ALG_COUNT_, NULL, &k), TK_ERR_ARG);
+    assert_null(k);
+    assert_null(tk_alg_name(TK_ALG_UNSET));
+    assert_null(tk_alg_name(TK_ALG_COUNT_));
+    for (tk_alg a = TK_ALG_HS256; a < TK_ALG_COUNT_; a = (tk_alg)(a + 1)) {
+        const char *n = tk_alg_name(a);
+        assert_int_equal(tk_alg_from_name(n, strlen(n)), a);
+    }
+    assert_int_equal(tk_alg_from_name("none", 4), TK_ALG_UNSET);
+    assert_int_equal(tk_alg_from_name("hs256", 5), TK_ALG_UNSET);
+    assert_int_equal(tk_alg_from_name("HS256", 4), TK_ALG_UNSET);
+    assert_int_equal(tk_alg_from_name("HS2560", 6), TK_ALG_UNSET);
+    assert_int_equal(tk_alg_from_name("HS256xyz", 5), TK_ALG_HS256);
+    assert_int_equal(tk_alg_from_name(NULL, 0), TK_ALG_UNSET);
+}
+
+/* The HMAC is computed by tokend itself (precomputed inner and outer
+ * states); it must equal OpenSSL's HMAC() for every key length around the
+ * block sizes (keys longer than a block are hashed first, RFC 2104 §2) and
+ * every message length, on keys bound at creation and bound later. */
+static void test_hmac_matches_openssl(void **state)
+{
+    (void)state;
+    static const size_t key_lens[] = {32, 48, 63, 64, 65, 127, 128, 129, 200, TK_LIMIT_HMAC_KEY_MAX};
+    static const size_t msg_lens[] = {0, 1, 55, 56, 63, 64, 65, 111, 112, 127, 128, 129, 1000};
+    static const tk_alg algs[] = {TK_ALG_HS256, TK_ALG_HS384, TK_ALG_HS512};
+    unsigned char key[TK_LIMIT_HMAC_KEY_MAX];
+    unsigned char msg[1000];
+    for (size_t i = 0; i < sizeof key; i++) {
+        key[i] = (unsigned char)(i * 31u + 7u);
+    }
+    for (size_t i = 0; i < sizeof msg; i++) {
+        msg[i] = (unsigned char)(i * 13u + 1u);
+    }
+    for (size_t a = 0; a < 3; a++) {
+        const EVP_MD *md = a == 0 ? EVP_sha256() : a == 1 ? EVP_sha384() : EVP_sha512();
+        for (size_t ki = 0; ki < sizeof key_lens / sizeof key_lens[0]; ki++) {
+            size_t kl = key_lens[ki];
+            if (kl < (size_t)EVP_MD_get_size(md)) {
+                continue;
+            }
+            tk_key *bound = NULL;
+            tk_key *late = NULL;
+            assert_int_equal(tk_key_from_secret(key, kl, algs[a], NULL, &bound), TK_OK);
+            assert_int_equal(tk_key_from_secret(key, kl, TK_ALG_UNSET, NULL, &late), TK_OK);
+            assert_int_equal(tk_key_bind_alg(late, algs[a]), TK_OK);
+            for (size_t mi = 0; mi < sizeof msg_lens / sizeof msg_lens[0]; mi++) {
+                unsigned char want[EVP_MAX_MD_SIZE];
+                unsigned int wl = 0;
+                assert_non_null(HMAC(md, key, (int)kl, msg, msg_lens[mi], want, &wl));
+                const tk_key *ks[2] = {bound, late};
+                for (size_t b = 0; b < 2; b++) {
+                    unsigned char *sig = NULL;
+                    size_t sl = 0;
+                    assert_int_equal(tk_key_sign(ks[b], msg, msg_lens[mi], &sig, &sl), TK_OK);
+                    if (sl != wl || memcmp(sig, want, wl) != 0) {
+                        fail_msg("%s, key %zu bytes, message %zu bytes: HMAC differs from OpenSSL's",
+                                 tk_alg_name(algs[a]), kl, msg_lens[mi]);
+                    }
+                    int valid = 0;
+                    assert_int_equal(tk_key_verify(ks[b], msg, msg_lens[mi], want, wl, &valid), TK_OK);
+                    assert_int_equal(valid, 1);
+                    tk_free(sig);
+                }
+            }
+            tk_key_free(bound);
+            tk_key_free(late);
+        }
+    }
+}
+
+/* ---- PEM ------------------------------------------------------------------------- */
+
+static void test_pem_formats(void **state)
+{
+    (void)state;
+    EVP_PKEY *ec384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    assert_non_null(ec384);
+    static const struct {
+        int key; /* 0 RSA, 1 EC P-256, 2 Ed25519, 3 EC P-384 */
+        int selection;
+        const char *structure;
+        const char *label;
+        tk_alg arg;
+        tk_alg want_alg;
+        int can_sign;
+    } rows[] = {
+        {0, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo", "BEGIN PUBLIC KEY", TK_ALG_RS256, TK_ALG_RS256, 0},
+        {0, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo", "BEGIN PUBLIC KEY", TK_ALG_UNSET, TK_ALG_UNSET, 0},
+        {0, EVP_PKEY_PUBLIC_KEY, "type-specific", "BEGIN RSA PUBLIC KEY", TK_ALG_PS256, TK_ALG_PS256, 0},
+        {0, EVP_PKEY_KEYPAIR, "PrivateKeyInfo", "BEGIN PRIVATE KEY", TK_ALG_RS384, TK_ALG_RS384, 1},
+        {0, EVP_PKEY_KEYPAIR, "type-specific", "BEGIN RSA PRIVATE KEY", TK_ALG_RS256, TK_ALG_RS256, 1},
+        {1, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo", "BEGIN PUBLIC KEY", TK_ALG_UNSET, TK_ALG_ES256, 0},
+        {1, EVP_PKEY_KEYPAIR, "PrivateKeyInfo", "BEGIN PRIVATE KEY", TK_ALG_ES256, TK_ALG_ES256, 1},
+        {1, EVP_PKEY_KEYPAIR, "type-specific", "BEGIN EC PRIVATE KEY", TK_ALG_UNSET, TK_ALG_ES256, 1},
+        {3, EVP_PKEY_KEYPAIR, "type-specific", "BEGIN EC PRIVATE KEY", TK_ALG_UNSET, TK_ALG_ES384, 1},
+        {2, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo", "BEGIN PUBLIC KEY", TK_ALG_UNSET, TK_ALG_EDDSA, 0},
+        {2, EVP_PKEY_KEYPAIR, "PrivateKeyInfo", "BEGIN PRIVATE KEY", TK_ALG_EDDSA, TK_ALG_EDDSA, 1},
+    };
+    EVP_PKEY *pks[4] = {g_rsa_pk, g_ec_pk, g_ed_pk, ec384};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char *pem = pem_of(pks[rows[i].key], rows[i].selection, rows[i].structure);
+        if (strstr(pem, rows[i].label) == NULL) {
+            fail_msg("row %zu: OpenSSL wrote %.40s, expected %s", i, pem, rows[i].label);
+        }
+        tk_key *k = NULL;
+        tk_result rc = from_pem(pem, rows[i].arg, &k);
+        if (rc != TK_OK) {
+            fail_msg("row %zu (%s): %s", i, rows[i].label, tk_result_str(rc));
+        }
+        assert_int_equal(tk_key_alg(k), rows[i].want_alg);
+        assert_int_equal(tk_key_can_sign(k), rows[i].can_sign);
+        assert_string_equal(tk_key_kid(k), "pem");
+        tk_key_free(k);
+        free(pem);
+    }
+    /* A private PEM signs what the public PEM verifies. */
+    char *sec1 = pem_of(g_ec_pk, EVP_PKEY_KEYPAIR, "type-specific");
+    char *spki = pem_of(g_ec_pk, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo");
+    tk_key *priv = NULL;
+    tk_key *pub = NULL;
+    assert_int_equal(from_pem(sec1, TK_ALG_UNSET, &priv), TK_OK);
+    assert_int_equal(from_pem(spki, TK_ALG_UNSET, &pub), TK_OK);
+    unsigned char *sig = NULL;
+    size_t sl = 0;
+    assert_int_equal(tk_key_sign(priv, (const unsigned char *)"m", 1, &sig, &sl), TK_OK);
+    int valid = 0;
+    assert_int_equal(tk_key_verify(pub, (const unsigned char *)"m", 1, sig, sl, &valid), TK_OK);
+    assert_int_equal(valid, 1);
+    char t1[44];
+    char t2[44];
+    assert_int_equal(tk_key_thumbprint(priv, t1, sizeof t1), TK_OK);
+    assert_int_equal(tk_key_thumbprint(pub, t2, sizeof t2), TK_OK);
+    assert_string_equal(t1, t2);
+    tk_free(sig);
+    tk_key_free(priv);
+    tk_key_free(pub);
+    /* Alg arguments that do not fit the key. */
+    tk_key *k = NULL;
+    assert_int_equal(from_pem(sec1, TK_ALG_ES384, &k), TK_ERR_KEY);
+    assert_int_equal(from_pem(sec1, TK_ALG_RS256, &k), TK_ERR_KEY);
+    assert_int_equal(from_pem(g_rsa_pkcs8, TK_ALG_ES256, &k), TK_ERR_KEY);
+    assert_int_equal(from_pem(g_rsa_pkcs8, TK_ALG_HS256, &k), TK_ERR_KEY);
+    assert_null(k);
+    free(sec1);
+    free(spki);
+    EVP_PKEY_free(ec384);
+}
+
+/* Encrypted PEM is refused (keys at rest are protected by file mode), and
+ * so is anything that is not a key we use. */
+static void test_pem_refused(void **state)
+{
+    (void)state;
+    tk_key *k = NULL;
+    /* Encrypted PKCS#8. */
+    BIO *b = BIO_new(BIO_s_mem());
+    assert_non_null(b);
+    assert_int_equal(PEM_write_bio_PKCS8PrivateKey(b, g_rsa_pk, EVP_aes_256_cbc(), "secret", 6, NULL, NULL), 1);
+    char *enc8 = bio_to_string(b);
+    BIO_free(b);
+    assert_non_null(strstr(enc8, "ENCRYPTED PRIVATE KEY"));
+    assert_int_equal(from_pem(enc8, TK_ALG_UNSET, &k), TK_ERR_KEY);
+    assert_int_equal(from_pem(enc8, TK_ALG_RS256, &k), TK_ERR_KEY);
+    assert_null(k);
+    free(enc8);
+    /* Encrypted traditional (Proc-Type: 4,ENCRYPTED). */
+    b = BIO_new(BIO_s_mem());
+    assert_non_null(b);
+    assert_int_equal(PEM_write_bio_PrivateKey_traditional(b, g_ec_pk, EVP_aes_128_cbc(),
+                                                          (const unsigned char *)"secret", 6, NULL, NULL),
+                     1);
+    char *enct = bio_to_string(b);
+    BIO_free(b);
+    assert_non_null(strstr(enct, "ENCRYPTED"));
+    assert_int_equal(from_pem(enct, TK_ALG_UNSET, &k), TK_ERR_KEY);
+    assert_null(k);
+    free(enct);
+    /* Not keys, or keys of kinds we do not use. */
+    static const char *const junk[] = {
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        "not a pem at all",
+    };
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+        assert_int_equal(from_pem(junk[i], TK_ALG_UNSET, &k), TK_ERR_KEY);
+        assert_null(k);
+    }
+    EVP_PKEY *x = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+    assert_non_null(x);
+    char *xp = pem_of(x, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo");
+    assert_int_equal(from_pem(xp, TK_ALG_UNSET, &k), TK_ERR_UNSUPPORTED);
+    free(xp);
+    EVP_PKEY_free(x);
+    EVP_PKEY *k1 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1");
+    assert_non_null(k1);
+    char *k1p = pem_of(k1, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo");
+    assert_int_equal(from_pem(k1p, TK_ALG_UNSET, &k), TK_ERR_UNSUPPORTED);
+    free(k1p);
+    EVP_PKEY_free(k1);
+    assert_int_equal(tk_key_from_pem("", 0, TK_ALG_UNSET, NULL, &k), TK_ERR_ARG);
+    assert_int_equal(tk_key_from_pem(NULL, 10, TK_ALG_UNSET, NULL, &k), TK_ERR_ARG);
+    size_t n = TK_LIMIT_JWK_LEN + 1;
+    char *big = malloc(n);
+    assert_non_null(big);
+    memset(big, 'A', n);
+    assert_int_equal(tk_key_from_pem(big, n, TK_ALG_UNSET, NULL, &k), TK_ERR_LIMIT);
+    free(big);
+}
+
+/* ---- key sets ---------------------------------------------------------------------- */
+
+static char *jwks_of(json_t **keys, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append(arr, keys[i]);
+    }
+    json_t *doc = json_object();
+    json_object_set_new(doc, "keys", arr);
+    char *s = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    assert_non_null(s);
+    return s;
+}
+
+static void test_jwks_skips_foreign_keys(void **state)
+{
+    (void)state;
+    tk_key *ec = make_key(TK_ALG_ES256, "a");
+    json_t *good = jwk_obj(ec, 0);
+    json_t *enc = rsa_public_jwk(g_rsa_pk);
+    json_object_set_new(enc, "use", json_string("enc"));
+    json_object_set_new(enc, "kid", json_string("b"));
+    json_t *unknown = json_loads("{\"kty\":\"XYZ\",\"kid\":\"c\"}", 0, NULL);
+    json_t *oaep = rsa_public_jwk(g_rsa_pk);
+    json_object_set_new(oaep, "alg", json_string("RSA-OAEP-256"));
+    json_object_set_new(oaep, "kid", json_string("d"));
+    json_t *k1 = json_deep_copy(good);
+    json_object_set_new(k1, "crv", json_string("secp256k1"));
+    json_object_set_new(k1, "kid", json_string("e"));
+    json_object_del(k1, "alg");
+    json_t *x25519 = json_loads(
+        "{\"kty\":\"OKP\",\"crv\":\"X25519\",\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}", 0, NULL);
+    json_t *all[] = {good, enc, unknown, oaep, k1, x25519};
+    char *doc = jwks_of(all, 6);
+    tk_keyset *ks = NULL;
+    size_t skipped = 99;
+    /* Under ASan, LeakSanitizer also checks that skipping a member frees
+     * everything it allocated (a JWKS comes from the network). */
+    assert_int_equal(tk_keyset_from_jwks(doc, strlen(doc), TK_ALG_UNSET, &ks, &skipped), TK_OK);
+    assert_int_equal(tk_keyset_count(ks), 1);
+    assert_int_equal(skipped, 5);
+    assert_non_null(tk_keyset_find(ks, "a", 1));
+    assert_null(tk_keyset_find(ks, "b", 1));
+    /* The key set verifies the sig key's tokens. */
+    char *tok = tu_sign(ec, "{\"alg\":\"ES256\",\"kid\":\"a\"}", "{\"exp\":1700003600}");
+    tk_verdict v = tu_verify_at(tok, strlen(tok), ks, 1700000000);
+    tu_expect_reason(&v, TK_REASON_VALID, "key from JWKS");
+    free(tok);
+    tk_keyset_free(ks);
+    free(doc);
+    /* skipped may be NULL. */
+    doc = jwks_of(all, 6);
+    assert_int_equal(tk_keyset_from_jwks(doc, strlen(doc), TK_ALG_UNSET, &ks, NULL), TK_OK);
+    tk_keyset_free(ks);
+    free(doc);
+
+    /* A broken signature key is an error, not a skip (fail closed). */
+    json_t *broken = json_deep_copy(good);
+    json_object_set_new(broken, "x", json_string("AAAA"));
+    json_t *with_broken[] = {good, broken};
+    doc = jwks_of(with_broken, 2);
+    ks = (tk_keyset *)NULL;
+    assert_int_equal(tk_keyset_from_jwks(doc, strlen(doc), TK_ALG_UNSET, &ks, &skipped), TK_ERR_KEY);
+    assert_null(ks);
+    free(doc);
+    json_decref(broken);
+
+    /* A duplicate kid. */
+    json_t *dup[] = {good, good};
+    doc = jwks_of(dup, 2);
+    assert_int_equal(tk_keyset_from_jwks(doc, strlen(doc), TK_ALG_UNSET, &ks, &skipped), TK_ERR_ARG);
+    assert_null(ks);
+    free(doc);
+
+    /* The alg argument binds members that have no alg of their own. */
+    json_t *rsa_noalg = rsa_public_jwk(g_rsa_pk);
+    json_object_set_new(rsa_noalg, "kid", json_string("r"));
+    json_t *mixed[] = {good, rsa_noalg};
+    doc = jwks_of(mixed, 2);
+    assert_int_equal(tk_keyset_from_jwks(doc, strlen(doc), TK_ALG_PS256, &ks, &skipped), TK_OK);
+    assert_int_equal(tk_key_alg(tk_keyset_find(ks, "r", 1)), TK_ALG_PS256);
+    assert_int_equal(tk_key_alg(tk_keyset_find(ks, "a", 1)), TK_ALG_ES256);
+    tk_keyset_free(ks);
+    assert_int_equal(tk_keyset_from_jwks(doc, strlen(doc), TK_ALG_UNSET, &ks, &skipped), TK_OK);
+    assert_int_equal(tk_key_alg(tk_keyset_find(ks, "r", 1)), TK_ALG_UNSET);
+    tk_keyset_free(ks);
+    free(doc);
+    json_decref(rsa_noalg);
+
+    /* Documents that are not JWKS. */
+    static const char *const bad_docs[] = {"not json",        "[]", "{}", "{\"keys\":{}}", "{\"keys\":[1]}",
+                                           "{\"keys\":\"x\"}"};
+    for (size_t i = 0; i < sizeof bad_docs / sizeof bad_docs[0]; i++) {
+        tk_result rc = tk_keyset_from_jwks(bad_docs[i], strlen(bad_docs[i]), TK_ALG_UNSET, &ks, &skipped);
+        if (rc != TK_ERR_JSON) {
+            fail_msg("%s: %s", bad_docs[i], tk_result_str(rc));
+        }
+        assert_null(ks);
+    }
+    assert_int_equal(tk_keyset_from_jwks("{\"keys\":[]}", 11, TK_ALG_UNSET, &ks, &skipped), TK_OK);
+    assert_int_equal(tk_keyset_count(ks), 0);
+    tk_keyset_free(ks);
+    for (size_t i = 0; i < 6; i++) {
+        json_decref(all[i]);
+    }
+    tk_key_free(ec);
+}
+
+static void test_jwks_key_count_limit(void **state)
+{
+    (void)state;
+    tk_key *ec = make_key(TK_ALG_ES256, NULL);
+    json_t *pub = jwk_obj(ec, 0);
+    json_t *many[TK_LIMIT_KEYSET_KEYS + 1];
+    for (size_t i = 0; i < TK_LIMIT_KEYSET_KEYS + 1; i++) {
+        many[i] = pub;
+    }
+    char *doc = jwks_of(many, TK_LIMIT_KEYSET_KEYS);
+    tk_keyset *ks = NULL;
+    assert_int_equal(tk_keyset_from_jwks(doc, strlen(doc), TK_ALG_UNSET, &ks, NULL), TK_OK);
+    assert_int_equal(tk_keyset_count(ks), TK_LIMIT_KEYSET_KEYS);
+    /* Adding one more by hand: the limit. */
+    tk_key *extra = make_key(TK_ALG_ES256, NULL);
+    assert_int_equal(tk_keyset_add(ks, extra), TK_ERR_LIMIT);
+    tk_key_free(extra);
+    tk_keyset_free(ks);
+    free(doc);
+    doc = jwks_of(many, TK_LIMIT_KEYSET_KEYS + 1);
+    ks = NULL;
+    assert_int_equal(tk_keyset_from_jwks(doc, strlen(doc), TK_ALG_UNSET, &ks, NULL), TK_ERR_LIMIT);
+    assert_null(ks);
+    free(doc);
+    json_decref(pub);
+    tk_key_free(ec);
+}
+
+static void test_keyset_add_and_find(void **state)
+{
+    (void)state;
+    tk_keyset *ks = NULL;
+    assert_int_equal(tk_keyset_new(&ks), TK_OK);
+    assert_int_equal(tk_keyset_count(ks), 0);
+    tk_key *a = tu_hs256("a", 1);
+    tk_key *a2 = tu_hs256("a", 2);
+    tk_key *n1 = tu_hs256(NULL, 3);
+    tk_key *n2 = tu_hs256(NULL, 4);
+    assert_int_equal(tk_keyset_add(ks, a), TK_OK);
+    /* Duplicate kid: refused, not taken. */
+    assert_int_equal(tk_keyset_add(ks, a2), TK_ERR_ARG);
+    tk_key_free(a2);
+    /* The same key twice. */
+    assert_int_equal(tk_keyset_add(ks, a), TK_ERR_ARG);
+    /* Several keys without kid are fine. */
+    assert_int_equal(tk_keyset_add(ks, n1), TK_OK);
+    assert_int_equal(tk_keyset_add(ks, n2), TK_OK);
+    assert_int_equal(tk_keyset_add(ks, NULL), TK_ERR_ARG);
+    assert_int_equal(tk_keyset_add(NULL, a), TK_ERR_ARG);
+    assert_int_equal(tk_keyset_count(ks), 3);
+    assert_ptr_equal(tk_keyset_get(ks, 0), a);
+    assert_null(tk_keyset_get(ks, 3));
+    /* find compares the given bytes exactly (no NUL needed). */
+    assert_ptr_equal(tk_keyset_find(ks, "abc", 1), a);
+    assert_null(tk_keyset_find(ks, "ab", 2));
+    assert_null(tk_keyset_find(ks, "", 0));
+    assert_null(tk_keyset_find(ks, NULL, 0));
+    /* Retired kids. */
+    assert_int_equal(tk_keyset_add_retired_kid(ks, "old"), TK_OK);
+    assert_int_equal(tk_keyset_add_retired_kid(ks, ""), TK_ERR_ARG);
+    assert_int_equal(tk_keyset_add_retired_kid(ks, NULL), TK_ERR_ARG);
+    char kid[TK_LIMIT_KID_LEN + 2];
+    memset(kid, 'k', sizeof kid);
+    kid[TK_LIMIT_KID_LEN + 1] = '\0';
+    assert_int_equal(tk_keyset_add_retired_kid(ks, kid), TK_ERR_ARG);
+    assert_null(tk_keyset_find(ks, "old", 3));
+    tk_keyset_free(ks);
+    tk_keyset_free(NULL);
+    tk_key_free(NULL);
+}
+
+static tk_keyset *keyset_of_n(size_t n, const char *prefix)
+{
+    tk_keyset *ks = NULL;
+    assert_int_equal(tk_keyset_new(&ks), TK_OK);
+    for (size_t i = 0; i < n; i++) {
+        char kid[32];
+        snprintf(kid, sizeof kid, "%s%zu", prefix, i);
+        assert_int_equal(tk_keyset_add(ks, tu_hs256(kid, (unsigned char)i)), TK_OK);
+    }
+    return ks;
+}
+
+static void test_keyset_merge(void **state)
+{
+    (void)state;
+    tk_keyset *dst = keyset_of_n(2, "d");
+    tk_keyset *src = keyset_of_n(2, "s");
+    assert_int_equal(tk_keyset_add_retired_kid(src, "gone"), TK_OK);
+    assert_int_equal(tk_keyset_merge(dst, src), TK_OK);
+    assert_int_equal(tk_keyset_count(dst), 4);
+    assert_int_equal(tk_keyset_count(src), 0);
+    assert_non_null(tk_keyset_find(dst, "s1", 2));
+    /* The retired kid moved too. */
+    tk_key *signer = tu_hs256("gone", 9);
+    char *tok = tu_sign(signer, "{\"alg\":\"HS256\",\"kid\":\"gone\"}", "{\"exp\":1700003600}");
+    tk_verdict v = tu_verify_at(tok, strlen(tok), dst, 1700000000);
+    tu_expect_reason(&v, TK_REASON_UNKNOWN_KEY, "retired kid after merge");
+    tu_expect_detail_has(&v, "rotated out", "retired kid after merge");
+    free(tok);
+    tk_key_free(signer);
+    tk_keyset_free(src);
+
+    /* A kid in both: nothing moves. */
+    src = keyset_of_n(3, "s");
+    tk_keyset *clash = keyset_of_n(1, "d");
+    assert_int_equal(tk_keyset_merge(dst, clash), TK_ERR_ARG);
+    assert_int_equal(tk_keyset_count(dst), 4);
+    assert_int_equal(tk_keyset_count(clash), 1);
+    tk_keyset_free(clash);
+    /* "s0", "s1" clash, "s2" does not: still all or nothing. */
+    assert_int_equal(tk_keyset_merge(dst, src), TK_ERR_ARG);
+    assert_int_equal(tk_keyset_count(dst), 4);
+    assert_int_equal(tk_keyset_count(src), 3);
+    tk_keyset_free(src);
+
+    /* Past the limit: nothing moves. */
+    tk_keyset *big = keyset_of_n(TK_LIMIT_KEYSET_KEYS - 3, "b");
+    assert_int_equal(tk_keyset_merge(dst, big), TK_ERR_LIMIT);
+    assert_int_equal(tk_keyset_count(dst), 4);
+    assert_int_equal(tk_keyset_count(big), TK_LIMIT_KEYSET_KEYS - 3);
+    tk_keyset_free(big);
+    big = keyset_of_n(TK_LIMIT_KEYSET_KEYS - 4, "b");
+    assert_int_equal(tk_keyset_merge(dst, big), TK_OK);
+    assert_int_equal(tk_keyset_count(dst), TK_LIMIT_KEYSET_KEYS);
+    tk_keyset_free(big);
+
+    assert_int_equal(tk_keyset_merge(dst, dst), TK_ERR_ARG);
+    assert_int_equal(tk_keyset_merge(dst, NULL), TK_ERR_ARG);
+    assert_int_equal(tk_keyset_merge(NULL, dst), TK_ERR_ARG);
+    tk_keyset_free(dst);
+}
+
+static void test_export_rules(void **state)
+{
+    (void)state;
+    tk_key *hs = tu_hs256("hs", 0);
+    tk_key *es = make_key(TK_ALG_ES256, "es");
+    tk_key *es_pub = NULL;
+    json_t *pj = jwk_obj(es, 0);
+    json_object_set_new(pj, "kid", json_string("es-pub"));
+    assert_int_equal(from_json(pj, TK_ALG_UNSET, &es_pub), TK_OK);
+    json_decref(pj);
+    /* A public key has no private export; a secret no public one. */
+    char *s = NULL;
+    assert_int_equal(tk_key_to_jwk(es_pub, 1, &s), TK_ERR_STATE);
+    assert_null(s);
+    assert_int_equal(tk_key_to_jwk(hs, 0, &s), TK_ERR_STATE);
+    assert_null(s);
+    assert_int_equal(tk_key_to_jwk(NULL, 0, &s), TK_ERR_ARG);
+    assert_int_equal(tk_key_to_jwk(hs, 1, NULL), TK_ERR_ARG);
+
+    tk_keyset *ks = tu_keyset(hs, es, es_pub, (tk_key *)NULL);
+    /* Public JWKS: no secrets, no private members, oct left out. */
+    assert_int_equal(tk_keyset_to_jwks(ks, 0, &s), TK_OK);
+    json_t *doc = json_loads(s, 0, NULL);
+    assert_non_null(doc);
+    json_t *keys = json_object_get(doc, "keys");
+    assert_int_equal(json_array_size(keys), 2);
+    for (size_t i = 0; i < json_array_size(keys); i++) {
+        json_t *k = json_array_get(keys, i);
+        assert_string_equal(json_string_value(json_object_get(k, "kty")), "EC");
+        assert_null(json_object_get(k, "d"));
+        assert_null(json_object_get(k, "k"));
+    }
+    json_decref(doc);
+    tk_free(s);
+    /* The public JWKS reads back into a key set of public keys. */
+    assert_int_equal(tk_keyset_to_jwks(ks, 0, &s), TK_OK);
+    tk_keyset *back = NULL;
+    assert_int_equal(tk_keyset_from_jwks(s, strlen(s), TK_ALG_UNSET, &back, NULL), TK_OK);
+    assert_int_equal(tk_keyset_count(back), 2);
+    assert_int_equal(tk_key_can_sign(tk_keyset_find(back, "es", 2)), 0);
+    tk_keyset_free(back);
+    tk_free(s);
+    /* Private JWKS: everything, private parts where there are any. */
+    assert_int_equal(tk_keyset_to_jwks(ks, 1, &s), TK_OK);
+    doc = json_loads(s, 0, NULL);
+    keys = json_object_get(doc, "keys");
+    assert_int_equal(json_array_size(keys), 3);
+    assert_non_null(json_object_get(json_array_get(keys, 0), "k"));
+    assert_non_null(json_object_get(json_array_get(keys, 1), "d"));
+    assert_null(json_object_get(json_array_get(keys, 2), "d"));
+    json_decref(doc);
+    tk_free(s);
+    tk_keyset_free(ks);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_jwk_roundtrip_every_kty),
+        cmocka_unit_test(test_rsa_private_jwk_without_crt),
+        cmocka_unit_test(test_thumbprint_rfc7638),
+        cmocka_unit_test(test_rule7_rsa_1024_refused),
+        cmocka_unit_test(test_rule7_hmac_secret_lengths),
+        cmocka_unit_test(test_ec_points_and_coordinates),
+        cmocka_unit_test(test_okp),
+        cmocka_unit_test(test_use_and_key_ops),
+        cmocka_unit_test(test_rule1_alg_member_must_fit_key),
+        cmocka_unit_test(test_jwk_malformed),
+        cmocka_unit_test(test_kid_rules),
+        cmocka_unit_test(test_generate_and_alg_fits),
+        cmocka_unit_test(test_hmac_matches_openssl),
+        cmocka_unit_test(test_pem_formats),
+        cmocka_unit_test(test_pem_refused),
+        cmocka_unit_test(test_jwks_skips_foreign_keys),
+        cmocka_unit_test(test_jwks_key_count_limit),
+        cmocka_unit_test(test_keyset_add_and_find),
+        cmocka_unit_test(test_keyset_merge),
+        cmocka_unit_test(test_export_rules),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
