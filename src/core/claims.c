@@ -31,7 +31,8 @@ struct sink {
     tk_verdict *out;
     size_t cap;
     size_t n;
-    tk_verdict scratch; /* takes the problems past cap */
+    tk_verdict scratch;  /* takes the problems past cap */
+    struct tki_claims c; /* the claims, in whichever form */
 };
 
 static tk_verdict *next(struct sink *s)
@@ -51,39 +52,42 @@ static const char *q(char *buf, size_t cap, const char *s, size_t n)
 }
 
 /* Renders a claim's JSON type for messages. */
-static const char *json_kind(const json_t *v)
+static const char *json_kind(const tki_cv *v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
+    switch (v->type) {
+    case TKI_CV_OBJECT:
         return "an object";
-    case JSON_ARRAY:
+    case TKI_CV_ARRAY:
         return "an array";
-    case JSON_STRING:
+    case TKI_CV_STRING:
         return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
+    case TKI_CV_INT:
+    case TKI_CV_REAL:
         return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case TKI_CV_TRUE:
+    case TKI_CV_FALSE:
         return "a boolean";
-    case JSON_NULL:
+    case TKI_CV_NULL:
         return "null";
+    case TKI_CV_ABSENT:
+        break;
     }
-    return "unknown";
+    return "absent";
 }
 
 /*
  * Reads NumericDate `name`. Returns 0 when absent, 1 when valid (floor and
  * ceil set), -1 when invalid (a problem is recorded).
  */
-static int numeric_date(const json_t *payload, const char *name, struct sink *s, int64_t *lo, int64_t *hi)
+static int numeric_date(struct sink *s, const char *name, int64_t *lo, int64_t *hi)
 {
-    json_t *v = json_object_get(payload, name);
-    if (!v) {
+    tki_cv cv;
+    const tki_cv *v = &cv;
+    if (!tki_claims_get(&s->c, name, &cv)) {
         return 0;
     }
-    if (json_is_integer(v)) {
-        json_int_t i = json_integer_value(v);
+    if (v->type == TKI_CV_INT) {
+        int64_t i = v->i;
         if (i < 0 || i > TK_LIMIT_NUMERICDATE_MAX) {
             tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %lld, outside [0, %lld]", name, (long long)i,
                             (long long)TK_LIMIT_NUMERICDATE_MAX);
@@ -92,8 +96,8 @@ static int numeric_date(const json_t *payload, const char *name, struct sink *s,
         *lo = *hi = (int64_t)i;
         return 1;
     }
-    if (json_is_real(v)) {
-        double d = json_real_value(v);
+    if (v->type == TKI_CV_REAL) {
+        double d = v->d;
         if (!isfinite(d) || d < 0.0 || d > (double)TK_LIMIT_NUMERICDATE_MAX) {
             tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %g, outside [0, %lld]", name, d,
                             (long long)TK_LIMIT_NUMERICDATE_MAX);
@@ -103,11 +107,11 @@ static int numeric_date(const json_t *payload, const char *name, struct sink *s,
         *hi = (int64_t)ceil(d);
         return 1;
     }
-    if (json_is_string(v)) {
+    if (v->type == TKI_CV_STRING) {
         char b[100];
         tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM,
                         "\"%s\" is a string (\"%s\"), not a NumericDate (a JSON number of seconds since 1970)", name,
-                        q(b, sizeof b, json_string_value(v), json_string_length(v)));
+                        q(b, sizeof b, v->s, v->len));
         return -1;
     }
     tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %s, not a NumericDate (a JSON number)", name,
@@ -115,10 +119,10 @@ static int numeric_date(const json_t *payload, const char *name, struct sink *s,
     return -1;
 }
 
-static int eq_str(const json_t *v, const char *want)
+static int eq_str(const tki_cv *v, const char *want)
 {
     size_t n = strlen(want);
-    return json_is_string(v) && json_string_length(v) == n && memcmp(json_string_value(v), want, n) == 0;
+    return v->type == TKI_CV_STRING && v->len == n && memcmp(v->s, want, n) == 0;
 }
 
 /* Appends `"a", "b"` from a policy list. */
@@ -137,7 +141,7 @@ static void expected(char *d, size_t cap, size_t *pos, const char *const *items,
     append_list(d, cap, pos, items, n);
 }
 
-static void check_times(const tk_token *t, const tk_policy *pol, struct sink *s)
+static void check_times(const tk_policy *pol, struct sink *s)
 {
     char when[32], dur[32], lw[32];
     int64_t now = pol->now;
@@ -145,7 +149,7 @@ static void check_times(const tk_token *t, const tk_policy *pol, struct sink *s)
     int64_t lo = 0, hi = 0;
     snprintf(lw, sizeof lw, "%llds", (long long)lee);
 
-    int e = numeric_date(t->payload, "exp", s, &lo, &hi);
+    int e = numeric_date(s, "exp", &lo, &hi);
     if (e == 0 && pol->require_exp) {
         tki_verdict_set(next(s), TK_REASON_MISSING_CLAIM,
                         "no \"exp\" claim: tokens without an expiry time are refused");
@@ -154,7 +158,7 @@ static void check_times(const tk_token *t, const tk_policy *pol, struct sink *s)
         tk_format_duration(now - lo, dur, sizeof dur);
         tki_verdict_set(next(s), TK_REASON_EXPIRED, "token expired %s ago at %s (leeway %s)", dur, when, lw);
     }
-    if (numeric_date(t->payload, "nbf", s, &lo, &hi) == 1 && now + lee < hi) {
+    if (numeric_date(s, "nbf", &lo, &hi) == 1 && now + lee < hi) {
         tk_format_time(hi, when, sizeof when);
         tk_format_duration(hi - now, dur, sizeof dur);
         tki_verdict_set(next(s), TK_REASON_NOT_YET_VALID,
@@ -162,7 +166,7 @@ static void check_times(const tk_token *t, const tk_policy *pol, struct sink *s)
                         "issuer's clock is ahead of this host's",
                         when, dur, lw);
     }
-    int i = numeric_date(t->payload, "iat", s, &lo, &hi);
+    int i = numeric_date(s, "iat", &lo, &hi);
     if (i == 1 && hi > now + lee) {
         tk_format_time(hi, when, sizeof when);
         tk_format_duration(hi - now, dur, sizeof dur);
@@ -187,68 +191,66 @@ static void check_times(const tk_token *t, const tk_policy *pol, struct sink *s)
     }
 }
 
-static void check_issuer(const tk_token *t, const tk_policy *pol, struct sink *s)
+static void check_issuer(const tk_policy *pol, struct sink *s)
 {
-    json_t *iss = json_object_get(t->payload, "iss");
+    tki_cv iss;
     char b[100];
-    if (iss && !json_is_string(iss)) {
-        tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"iss\" is %s, not a string", json_kind(iss));
+    int present = tki_claims_get(&s->c, "iss", &iss);
+    if (present && iss.type != TKI_CV_STRING) {
+        tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"iss\" is %s, not a string", json_kind(&iss));
         return;
     }
     if (pol->issuers_len == 0) {
         return;
     }
-    if (!iss) {
+    if (!present) {
         tki_verdict_set(next(s), TK_REASON_MISSING_CLAIM, "no \"iss\" claim; the issuer must be named");
         return;
     }
     for (size_t i = 0; i < pol->issuers_len; i++) {
-        if (eq_str(iss, pol->issuers[i])) {
+        if (eq_str(&iss, pol->issuers[i])) {
             return;
         }
     }
     tk_verdict *v = next(s);
     size_t pos = 0;
     v->reason = TK_REASON_WRONG_ISSUER;
-    tki_appendf(v->detail, sizeof v->detail, &pos, "issuer is \"%s\"",
-                q(b, sizeof b, json_string_value(iss), json_string_length(iss)));
+    tki_appendf(v->detail, sizeof v->detail, &pos, "issuer is \"%s\"", q(b, sizeof b, iss.s, iss.len));
     expected(v->detail, sizeof v->detail, &pos, pol->issuers, pol->issuers_len);
 }
 
-static void check_audience(const tk_token *t, const tk_policy *pol, struct sink *s)
+static void check_audience(const tk_policy *pol, struct sink *s)
 {
-    json_t *aud = json_object_get(t->payload, "aud");
+    tki_cv aud;
+    tki_cv a;
     char b[100];
-    if (aud) {
-        int ok = json_is_string(aud) || (json_is_array(aud) && json_array_size(aud) > 0);
-        size_t i;
-        json_t *a;
-        if (json_is_array(aud)) {
-            json_array_foreach (aud, i, a) {
-                ok = ok && json_is_string(a);
-            }
+    int present = tki_claims_get(&s->c, "aud", &aud);
+    if (present) {
+        int ok = aud.type == TKI_CV_STRING || (aud.type == TKI_CV_ARRAY && aud.len > 0);
+        for (size_t i = 0; aud.type == TKI_CV_ARRAY && i < aud.len; i++) {
+            tki_claims_item(&s->c, &aud, i, &a);
+            ok = ok && a.type == TKI_CV_STRING;
         }
         if (!ok) {
             tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM,
-                            "\"aud\" is %s; it must be a string or a non-empty array of strings", json_kind(aud));
+                            "\"aud\" is %s; it must be a string or a non-empty array of strings", json_kind(&aud));
             return;
         }
     }
     if (pol->audiences_len == 0) {
         return;
     }
-    if (!aud) {
+    if (!present) {
         tki_verdict_set(next(s), TK_REASON_MISSING_CLAIM, "no \"aud\" claim; the token must name its audience");
         return;
     }
     for (size_t k = 0; k < pol->audiences_len; k++) {
-        if (eq_str(aud, pol->audiences[k])) {
+        if (eq_str(&aud, pol->audiences[k])) {
             return;
         }
-        size_t i;
-        json_t *a;
-        json_array_foreach (aud, i, a) {
-            if (eq_str(a, pol->audiences[k])) {
+        for (size_t i = 0; aud.type == TKI_CV_ARRAY && i < aud.len; i++) {
+            tki_claims_item(&s->c, &aud, i, &a);
+            if (eq_str(&a, pol->audiences[k])) {
                 return;
             }
         }
@@ -256,20 +258,17 @@ static void check_audience(const tk_token *t, const tk_policy *pol, struct sink 
     tk_verdict *v = next(s);
     size_t pos = 0;
     v->reason = TK_REASON_WRONG_AUDIENCE;
-    if (json_is_string(aud)) {
-        tki_appendf(v->detail, sizeof v->detail, &pos, "audience is \"%s\"",
-                    q(b, sizeof b, json_string_value(aud), json_string_length(aud)));
+    if (aud.type == TKI_CV_STRING) {
+        tki_appendf(v->detail, sizeof v->detail, &pos, "audience is \"%s\"", q(b, sizeof b, aud.s, aud.len));
     } else {
         tki_appendf(v->detail, sizeof v->detail, &pos, "audience is [");
-        size_t i;
-        json_t *a;
-        json_array_foreach (aud, i, a) {
+        for (size_t i = 0; i < aud.len; i++) {
             if (i == 8) {
                 tki_appendf(v->detail, sizeof v->detail, &pos, ", ...");
                 break;
             }
-            tki_appendf(v->detail, sizeof v->detail, &pos, "%s\"%s\"", i ? ", " : "",
-                        q(b, sizeof b, json_string_value(a), json_string_length(a)));
+            tki_claims_item(&s->c, &aud, i, &a);
+            tki_appendf(v->detail, sizeof v->detail, &pos, "%s\"%s\"", i ? ", " : "", q(b, sizeof b, a.s, a.len));
         }
         tki_appendf(v->detail, sizeof v->detail, &pos, "]");
     }
@@ -341,52 +340,53 @@ static int has_scope(const char *p, size_t n, const char *want)
     return 0;
 }
 
-static void check_formats(const tk_token *t, struct sink *s)
+static void check_formats(struct sink *s)
 {
     static const char *const strings[] = {"sub", "client_id", "sid"};
+    tki_cv v;
     for (size_t i = 0; i < 3; i++) {
-        json_t *v = json_object_get(t->payload, strings[i]);
-        if (v && !json_is_string(v)) {
-            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %s, not a string", strings[i], json_kind(v));
+        if (tki_claims_get(&s->c, strings[i], &v) && v.type != TKI_CV_STRING) {
+            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %s, not a string", strings[i], json_kind(&v));
         }
     }
-    json_t *jti = json_object_get(t->payload, "jti");
-    if (jti && (!json_is_string(jti) || json_string_length(jti) == 0 || json_string_length(jti) > TK_LIMIT_JTI_LEN)) {
+    if (tki_claims_get(&s->c, "jti", &v) && (v.type != TKI_CV_STRING || v.len == 0 || v.len > TK_LIMIT_JTI_LEN)) {
         tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"jti\" must be a string of 1 to %u bytes",
                         TK_LIMIT_JTI_LEN);
     }
 }
 
-static void check_required(const tk_token *t, const tk_policy *pol, struct sink *s)
+static void check_required(const tk_policy *pol, struct sink *s)
 {
     char b[100];
+    tki_cv v;
     for (size_t i = 0; i < pol->required_len; i++) {
         const char *name = pol->required[i];
-        if (!json_object_get(t->payload, name)) {
+        if (!tki_claims_get(&s->c, name, &v)) {
             tki_verdict_set(next(s), TK_REASON_MISSING_CLAIM, "no \"%s\" claim; this service requires it",
                             q(b, sizeof b, name, strlen(name)));
         }
     }
 }
 
-static void check_scope(const tk_token *t, const tk_policy *pol, struct sink *s)
+static void check_scope(const tk_policy *pol, struct sink *s)
 {
-    json_t *sc = json_object_get(t->payload, "scope");
+    tki_cv sc;
     char b[160];
-    if (sc) {
+    int present = tki_claims_get(&s->c, "scope", &sc);
+    if (present) {
         size_t bad = 0;
-        if (!json_is_string(sc)) {
+        if (sc.type != TKI_CV_STRING) {
             tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM,
                             "\"scope\" is %s; it must be one string of space-separated scopes (RFC 6749 section 3.3)",
-                            json_kind(sc));
+                            json_kind(&sc));
             return;
         }
-        if (!scope_syntax_ok(json_string_value(sc), json_string_length(sc), &bad)) {
+        if (!scope_syntax_ok(sc.s, sc.len, &bad)) {
             tki_verdict_set(
                 next(s), TK_REASON_INVALID_CLAIM,
                 "\"scope\" is not space-separated scope tokens (RFC 6749 section 3.3): bad byte at offset %zu "
                 "of \"%s\"",
-                bad, q(b, sizeof b, json_string_value(sc), json_string_length(sc)));
+                bad, q(b, sizeof b, sc.s, sc.len));
             return;
         }
     }
@@ -397,7 +397,7 @@ static void check_scope(const tk_token *t, const tk_policy *pol, struct sink *s)
     size_t pos = 0;
     size_t missing = 0;
     for (size_t i = 0; i < pol->scopes_len; i++) {
-        if (sc && has_scope(json_string_value(sc), json_string_length(sc), pol->scopes[i])) {
+        if (present && has_scope(sc.s, sc.len, pol->scopes[i])) {
             continue;
         }
         if (!v) {
@@ -412,9 +412,8 @@ static void check_scope(const tk_token *t, const tk_policy *pol, struct sink *s)
         missing++;
     }
     if (v) {
-        if (sc) {
-            tki_appendf(v->detail, sizeof v->detail, &pos, "; the token has \"%s\"",
-                        q(b, sizeof b, json_string_value(sc), json_string_length(sc)));
+        if (present) {
+            tki_appendf(v->detail, sizeof v->detail, &pos, "; the token has \"%s\"", q(b, sizeof b, sc.s, sc.len));
         } else {
             tki_appendf(v->detail, sizeof v->detail, &pos, "; the token has no scope claim");
         }
@@ -441,21 +440,21 @@ tk_result tk_token_check_claims(const tk_token *t, const tk_policy *pol, tk_verd
         pol->scopes_len > TK_LIMIT_POLICY_ITEMS || pol->required_len > TK_LIMIT_POLICY_ITEMS) {
         return TK_ERR_ARG;
     }
-    if (!t->payload) {
+    if (!t->payload && !t->flat) {
         if (cap > 0) {
             out[0] = t->payload_v;
         }
         *n = 1;
         return TK_OK;
     }
-    struct sink s = {out, cap, 0, {TK_REASON_VALID, ""}};
-    check_times(t, pol, &s);
-    check_issuer(t, pol, &s);
-    check_audience(t, pol, &s);
+    struct sink s = {out, cap, 0, {TK_REASON_VALID, ""}, {t->payload, t->payload ? NULL : t->flat}};
+    check_times(pol, &s);
+    check_issuer(pol, &s);
+    check_audience(pol, &s);
     check_typ(t, pol, &s);
-    check_required(t, pol, &s);
-    check_formats(t, &s);
-    check_scope(t, pol, &s);
+    check_required(pol, &s);
+    check_formats(&s);
+    check_scope(pol, &s);
     *n = s.n;
     return TK_OK;
 }

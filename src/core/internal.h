@@ -39,6 +39,69 @@ void tki_appendf(char *buf, size_t cap, size_t *pos, const char *fmt, ...) TKI_P
 json_t *tki_json_parse_object(const unsigned char *p, size_t n, size_t max_depth, size_t max_members, char *err,
                               size_t err_cap);
 
+/*
+ * A claim value, whichever representation it comes from: a jansson tree
+ * (any JSON) or a flat table (the simple profile below). Strings are
+ * NUL-terminated with no NUL inside; INT values also fill d.
+ */
+enum tki_cv_type {
+    TKI_CV_ABSENT = 0,
+    TKI_CV_STRING,
+    TKI_CV_INT,
+    TKI_CV_REAL,
+    TKI_CV_TRUE,
+    TKI_CV_FALSE,
+    TKI_CV_NULL,
+    TKI_CV_ARRAY,
+    TKI_CV_OBJECT
+};
+typedef struct tki_cv {
+    enum tki_cv_type type;
+    const char *s;      /* STRING */
+    size_t len;         /* STRING: bytes; ARRAY: items */
+    int64_t i;          /* INT */
+    double d;           /* INT, REAL */
+    const json_t *node; /* tree form: the node (ARRAY items come from it) */
+    size_t first;       /* flat form: index of the first ARRAY item */
+} tki_cv;
+
+/*
+ * The flat form: a claims object in the simple profile that almost every
+ * issuer writes (see json.c): members whose values are printable-ASCII
+ * strings without escapes, integers of at most 15 digits, true, false,
+ * null, or arrays of such strings.
+ */
+struct tki_flat_member {
+    const char *name; /* not NUL-terminated */
+    size_t name_len;
+    tki_cv v;
+};
+struct tki_flat {
+    struct tki_flat_member *m;
+    size_t n, cap;
+    tki_cv *items;
+    size_t n_items, items_cap;
+    char *str; /* NUL-terminated copies of string values */
+    size_t str_used, str_cap;
+};
+/* Bytes needed for a flat table of a payload of n bytes. */
+size_t tki_flat_size(size_t n);
+/* Lays a flat table out in mem (tki_flat_size(n) bytes) and parses p into
+ * it. Returns 1 when p is a JSON object in the profile, with no duplicate
+ * names and at most max_members members; 0 otherwise, and then the caller
+ * parses it with jansson, which decides (and explains) everything else. */
+int tki_flat_parse(const unsigned char *p, size_t n, size_t max_members, void *mem, struct tki_flat *out);
+
+/* Claims of a token: exactly one of the two forms is set. */
+struct tki_claims {
+    const json_t *tree;
+    const struct tki_flat *flat;
+};
+/* Looks a member up: 1 and *out filled when present, else 0 (ABSENT). */
+int tki_claims_get(const struct tki_claims *c, const char *name, tki_cv *out);
+/* Item i of an ARRAY value (i < arr->len). */
+void tki_claims_item(const struct tki_claims *c, const tki_cv *arr, size_t i, tki_cv *out);
+
 /* ---- crypto.c ----------------------------------------------------------- */
 enum tki_kty { TKI_KTY_OCT = 1, TKI_KTY_RSA, TKI_KTY_EC, TKI_KTY_OKP };
 
@@ -104,7 +167,10 @@ struct tk_token {
     size_t signing_input_len; /* header.payload */
     size_t header_seg_len;    /* encoded header */
     json_t *header;
-    json_t *payload;
+    json_t *payload;       /* tree form of the claims, or NULL */
+    struct tki_flat *flat; /* flat form (tk_verify only), or NULL */
+    struct tki_flat flat_store;
+    void *flat_mem;               /* room for the flat table, tki_flat_size() bytes, or NULL */
     unsigned char *payload_bytes; /* NULL when the segment did not decode */
     size_t payload_len;
     unsigned char *pbuf; /* where the payload decodes to, pbuf_cap bytes */

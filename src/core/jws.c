@@ -175,7 +175,9 @@ static void header_policy(tk_token *t)
     }
 }
 
-/* Decodes and parses the payload into t (payload_v says how it went). */
+/* Decodes and parses the payload into t (payload_v says how it went). A
+ * payload in the flat profile (json.c) is read without jansson when the
+ * token has room for the table; everything else goes through jansson. */
 static void parse_payload(tk_token *t, const tk_limits *lim, size_t off, size_t n, unsigned char *buf, size_t cap)
 {
     tk_verdict *v = &t->payload_v;
@@ -195,6 +197,12 @@ static void parse_payload(tk_token *t, const tk_limits *lim, size_t off, size_t 
     buf[len] = '\0';
     t->payload_bytes = buf;
     t->payload_len = len;
+    if (t->flat_mem && lim->json_depth >= 2 &&
+        tki_flat_parse(buf, len, lim->json_members, t->flat_mem, &t->flat_store)) {
+        t->flat = &t->flat_store;
+        tki_verdict_valid(v);
+        return;
+    }
     char err[200];
     t->payload = tki_json_parse_object(buf, len, lim->json_depth, lim->json_members, err, sizeof err);
     if (!t->payload) {
@@ -282,15 +290,20 @@ static tk_result parse(const char *p, size_t len, const tk_limits *lim_in, const
     }
     size_t p_cap = p_n / 4 * 3 + 4;
     size_t s_cap = s_n / 4 * 3 + 4;
-    /* One allocation: the struct, a copy of the token, and the buffers. */
-    size_t total = sizeof(tk_token) + (len + 1) + h_cap + p_cap + s_cap;
+    /* tk_verify (ks given) reads simple payloads into a flat table. */
+    size_t f_cap = ks ? tki_flat_size(p_cap) : 0;
+    f_cap = (f_cap + 15) & ~(size_t)15;
+    /* One allocation: the struct, the flat table (aligned, first), a copy
+     * of the token, and the decode buffers. */
+    size_t total = sizeof(tk_token) + f_cap + (len + 1) + h_cap + p_cap + s_cap;
     unsigned char *mem = malloc(total);
     if (!mem) {
         return TK_ERR_NOMEM;
     }
     tk_token *t = (tk_token *)(void *)mem;
     memset(t, 0, sizeof *t);
-    char *raw = (char *)(mem + sizeof(tk_token));
+    t->flat_mem = f_cap ? mem + sizeof(tk_token) : NULL;
+    char *raw = (char *)(mem + sizeof(tk_token) + f_cap);
     unsigned char *hbuf = (unsigned char *)raw + len + 1;
     unsigned char *pbuf = hbuf + h_cap;
     unsigned char *sbuf = pbuf + p_cap;
@@ -423,23 +436,25 @@ const unsigned char *tk_token_payload(const tk_token *t, size_t *len)
 
 const char *tk_token_claim_string(const tk_token *t, const char *name)
 {
-    if (!t || !t->payload || !name) {
+    if (!t || !name) {
         return NULL;
     }
-    json_t *v = json_object_get(t->payload, name);
-    return json_is_string(v) ? json_string_value(v) : NULL;
+    struct tki_claims c = {t->payload, t->payload ? NULL : t->flat};
+    tki_cv v;
+    return tki_claims_get(&c, name, &v) && v.type == TKI_CV_STRING ? v.s : NULL;
 }
 
 int tk_token_claim_number(const tk_token *t, const char *name, double *out)
 {
-    if (!t || !t->payload || !name || !out) {
+    if (!t || !name || !out) {
         return 0;
     }
-    json_t *v = json_object_get(t->payload, name);
-    if (!json_is_number(v)) {
+    struct tki_claims c = {t->payload, t->payload ? NULL : t->flat};
+    tki_cv v;
+    if (!tki_claims_get(&c, name, &v) || (v.type != TKI_CV_INT && v.type != TKI_CV_REAL)) {
         return 0;
     }
-    *out = json_number_value(v);
+    *out = v.d;
     return 1;
 }
 
@@ -488,7 +503,20 @@ tk_result tk_token_payload_json(const tk_token *t, int pretty, char **out)
         return TK_ERR_ARG;
     }
     *out = NULL;
-    return t ? dump(t->payload, pretty, out) : TK_ERR_ARG;
+    if (!t) {
+        return TK_ERR_ARG;
+    }
+    if (t->payload || !t->flat) {
+        return dump(t->payload, pretty, out);
+    }
+    /* Read through the flat profile: let jansson build the tree now. */
+    json_t *p = json_loadb((const char *)t->payload_bytes, t->payload_len, JSON_REJECT_DUPLICATES, NULL);
+    if (!p) {
+        return TK_ERR_STATE;
+    }
+    tk_result rc = dump(p, pretty, out);
+    json_decref(p);
+    return rc;
 }
 
 /* ---- signature ----------------------------------------------------------------- */
