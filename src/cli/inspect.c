@@ -192,7 +192,7 @@ static void find_token(const char *in, size_t n, struct report *r, const char **
         p += 14;
         len -= 14;
         r->source = "an Authorization header line";
-    } else if (memchr(p, ' ', len) || memchr(p, '\t', len)) {
+    } else if (memchr(p, ' ', len) || memchr(p, '\t', len) || (len == 6 && strncasecmp(p, "Bearer", 6) == 0)) {
         r->source = "an Authorization header value";
     } else {
         r->source = "a bare token";

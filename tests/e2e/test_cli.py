@@ -1,0 +1,480 @@
+"""Behaviour of the `tokend` command line: help, usage errors and exit
+statuses, keygen files, sign options, and the human output of inspect."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tokendtest as tt  # noqa: E402
+
+NOW = 1700000000  # 2023-11-14T22:13:20Z
+ISS = "https://issuer.example"
+
+TD = None
+HS = None
+
+
+def setUpModule():
+    global TD, HS
+    tt.tokend_bin()
+    TD = tt.TempDir()
+    HS = tt.new_key("HS256")
+
+
+def tearDownModule():
+    if TD:
+        TD.cleanup()
+
+
+PRIVATE_MEMBERS = {
+    "EC": {"d"},
+    "OKP": {"d"},
+    "RSA": {"d", "p", "q", "dp", "dq", "qi"},
+    "oct": {"k"},
+}
+
+
+class Help(unittest.TestCase):
+
+    def test_help_of_each_command(self):
+        for cmd in ([], ["inspect"], ["keygen"], ["sign"]):
+            with self.subTest(cmd=cmd):
+                r = tt.run(*cmd, "--help")
+                self.assertEqual(r.rc, 0, r)
+                if cmd:
+                    self.assertIn("Example", r.out, r)
+                    self.assertIn(cmd[0], r.out, r)
+                else:
+                    for sub in ("inspect", "keygen", "sign"):
+                        self.assertIn(sub, r.out, r)
+
+    def test_inspect_help_names_every_flag(self):
+        r = tt.run("inspect", "--help")
+        for flag in ("--jwks", "--key", "--secret-file", "--iss", "--aud", "--scope", "--typ",
+                     "--leeway", "--now", "--json"):
+            self.assertIn(flag, r.out, r)
+
+    def test_keygen_and_sign_help_name_their_flags(self):
+        r = tt.run("keygen", "--help")
+        for flag in ("--alg", "--kid", "--out"):
+            self.assertIn(flag, r.out, r)
+        r = tt.run("sign", "--help")
+        for flag in ("--key", "--claims", "--exp", "--iss", "--aud", "--sub", "--scope", "--typ"):
+            self.assertIn(flag, r.out, r)
+
+
+class UsageErrors(unittest.TestCase):
+
+    def test_usage_errors_exit_2(self):
+        tok = HS.token(tt.claims(now=NOW))
+        out = TD.join("usage.jwk")
+        cases = [
+            [],
+            ["frobnicate"],
+            ["inspect", "--bogus", tok],
+            ["inspect", "--leeway", "abc", tok],
+            ["inspect", "--leeway", "-5", tok],
+            ["inspect", "--leeway", "1000", tok],  # above the 300 s ceiling
+            ["inspect", "--now", "yesterday", tok],
+            ["inspect", "--json", tok, tok],        # two tokens
+            ["inspect", "--key"],                   # missing value
+            ["keygen"],
+            ["keygen", "--alg", "none", "--out", out],
+            ["keygen", "--alg", "HS1", "--out", out],
+            ["keygen", "--alg", "es256", "--out", out],
+            ["sign"],
+            ["sign", "--key", TD.write("k.jwk", HS.jwk(private=True)), "--exp", "15x"],
+            ["sign", "--key", TD.join("k.jwk"), "--exp", "-5m"],
+            ["sign", "--key", TD.join("k.jwk"), "--claims", "{not json"],
+            ["sign", "--key", TD.join("k.jwk"), "--claims", "[1,2]"],
+        ]
+        for args in cases:
+            with self.subTest(args=args):
+                r = tt.run(*args)
+                self.assertEqual(r.rc, 2, r)
+                self.assertTrue(r.err.strip(), "a usage error says something on stderr: %r" % r)
+                self.assertFalse(os.path.exists(out), r)
+
+    def test_unusable_inputs_fail_closed(self):
+        # Not "valid", never exit 0, and no network for a non-https JWKS URL.
+        tok = HS.token(tt.claims())
+        for flags in (["--key", TD.join("does-not-exist.pem")],
+                      ["--secret-file", TD.join("does-not-exist.bin")],
+                      ["--jwks", TD.join("does-not-exist.jwks")],
+                      ["--key", TD.write("garbage.pem", b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")],
+                      ["--jwks", TD.write("garbage.jwks", b"{\"keys\": 5}")],
+                      ["--jwks", "http://127.0.0.1:9/jwks.json"],
+                      ["--secret-file", TD.write("short.bin", b"short secret")],  # < 32 bytes
+                      ["--key", TD.write("enc.jwk", dict(HS.jwk(private=True), use="enc"))],
+                      ["--key", TD.write("rsa1024.pem", tt.new_key("RS256", rsa_bits=1024).pub_pem())]):
+            with self.subTest(flags=flags):
+                t0 = time.monotonic()
+                r = tt.run("inspect", "--json", *flags, tok)
+                self.assertNotEqual(r.rc, 0, r)
+                self.assertIn(r.rc, (1, 2), r)
+                self.assertNotRegex(r.out, r'"valid"\s*:\s*true', r)
+                self.assertLess(time.monotonic() - t0, 10, r)
+
+    def test_jwks_https_certificate_is_verified(self):
+        # An https JWKS endpoint with a self-signed certificate serving the
+        # very key that signed the token: tokend must refuse the connection
+        # (certificate verification on), so the token is not valid.
+        import datetime
+        import http.server
+        import ssl
+        import threading
+        import urllib.request
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.x509.oid import NameOID
+
+        es = tt.new_key("ES256", kid="tls-1")
+        jwks = json.dumps({"keys": [es.jwk()]}).encode()
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+        t0 = datetime.datetime(2023, 1, 1)
+        import ipaddress
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(es.pub)
+                .serial_number(7).not_valid_before(t0).not_valid_after(t0.replace(year=2040))
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                               critical=False)
+                .sign(es.priv, hashes.SHA256()))
+        certf = TD.write("tls-cert.pem", cert.public_bytes(serialization.Encoding.PEM))
+        keyf = TD.write("tls-key.pem", es.priv_pem())
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(jwks)))
+                self.end_headers()
+                self.wfile.write(jwks)
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(certf, keyf)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        th = threading.Thread(target=srv.serve_forever, daemon=True)
+        th.start()
+        try:
+            url = "https://127.0.0.1:%d/jwks.json" % srv.server_address[1]
+            # the server works (for a client that skips verification)
+            insecure = ssl.create_default_context()
+            insecure.check_hostname = False
+            insecure.verify_mode = ssl.CERT_NONE
+            with urllib.request.urlopen(url, context=insecure, timeout=10) as f:
+                self.assertEqual(json.loads(f.read())["keys"][0]["kid"], "tls-1")
+            tok = es.token(tt.claims(), kid=True)
+            r = tt.run("inspect", "--json", "--jwks", url, tok, timeout=60)
+            self.assertIn(r.rc, (1, 2), r)
+            self.assertNotRegex(r.out, r'"valid"\s*:\s*true', r)
+            self.assertNotRegex(r.out, r'"signature"\s*:\s*"verified"', r)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+    def test_jwks_skips_members_it_does_not_use(self):
+        # Encryption keys ("use": "enc", an RSA-OAEP alg) and unknown key
+        # types in a JWKS are skipped, not fatal; the signing key still
+        # verifies. (Run under ASan: a leak on the skip path aborts tokend.)
+        es = tt.new_key("ES256", kid="sig-1")
+        enc = tt.new_key("ES384", kid="enc-1")
+        rsa_enc = dict(tt.new_key("RS256", rsa_bits=2048).jwk(), alg="RSA-OAEP", kid="enc-2")
+        for name, extra in (("use enc", [dict(enc.jwk(), use="enc")]),
+                            ("alg RSA-OAEP", [rsa_enc]),
+                            ("unknown kty", [{"kty": "XYZ", "kid": "odd"}]),
+                            ("all", [dict(enc.jwk(), use="enc"), rsa_enc, {"kty": "XYZ", "kid": "odd"}])):
+            with self.subTest(case=name):
+                path = TD.write("skip.jwks", {"keys": extra + [es.jwk()]})
+                r = tt.inspect_json(es.token(tt.claims(), kid=True), "--jwks", path)
+                self.assertEqual(r.rc, 0, r)
+                self.assertIs(r.valid, True, r)
+
+    def test_sign_with_public_key_fails(self):
+        es = tt.new_key("ES256")
+        r = tt.run("sign", "--key", TD.write("pub.jwk", es.jwk()), "--exp", "5m")
+        self.assertNotEqual(r.rc, 0, r)
+        self.assertNotRegex(r.out, r"^[\w-]+\.[\w-]+\.[\w-]*\s*$", r)
+
+
+class Keygen(unittest.TestCase):
+
+    def _keygen(self, alg, out, kid=None, umask=None):
+        args = [tt.tokend_bin(), "keygen", "--alg", alg, "--out", out]
+        if kid:
+            args += ["--kid", kid]
+        old = os.umask(umask) if umask is not None else None
+        try:
+            p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        finally:
+            if old is not None:
+                os.umask(old)
+        return p
+
+    def test_keygen_file_mode_and_private_jwk(self):
+        for alg in tt.ALL_ALGS:
+            with self.subTest(alg=alg):
+                out = TD.join("kg-%s.jwk" % alg)
+                p = self._keygen(alg, out, kid="kg-" + alg, umask=0)
+                self.assertEqual(p.returncode, 0, p)
+                self.assertEqual(stat.S_IMODE(os.stat(out).st_mode), 0o600)
+                with open(out) as f:
+                    priv = json.load(f)
+                kty = priv.get("kty")
+                self.assertIn(kty, PRIVATE_MEMBERS, priv)
+                self.assertTrue(PRIVATE_MEMBERS[kty] <= set(priv), "not a private JWK: %s" % sorted(priv))
+                self.assertEqual(priv.get("alg"), alg)
+                self.assertEqual(priv.get("kid"), "kg-" + alg)
+                if alg.startswith("ES"):
+                    self.assertEqual(priv.get("crv"), tt.EC_CRV[alg])
+                if alg == "EdDSA":
+                    self.assertEqual(priv.get("crv"), "Ed25519")
+                if alg.startswith("HS"):
+                    self.assertGreaterEqual(len(tt.b64u_decode(priv["k"])), tt.HS_LEN[alg])
+                    continue
+                jwks = json.loads(p.stdout)
+                self.assertEqual(len(jwks["keys"]), 1, jwks)
+                pub = jwks["keys"][0]
+                self.assertFalse(set(pub) & {"d", "p", "q", "dp", "dq", "qi", "k"}, pub)
+                for m in set(priv) - PRIVATE_MEMBERS[kty] - {"key_ops"}:
+                    self.assertEqual(pub.get(m), priv[m], "member %s" % m)
+
+    def test_keygen_keys_differ(self):
+        a, b = TD.join("a.jwk"), TD.join("b.jwk")
+        self.assertEqual(self._keygen("ES256", a).returncode, 0)
+        self.assertEqual(self._keygen("ES256", b).returncode, 0)
+        with open(a) as fa, open(b) as fb:
+            self.assertNotEqual(json.load(fa)["d"], json.load(fb)["d"])
+
+    def test_keygen_never_overwrites_or_follows_links(self):
+        # An existing file is kept unless --force; with --force the result is
+        # still 0600 even when the old file was world-readable; a symlink is
+        # not followed (no key material written through it).
+        out = TD.write("existing.jwk", b"old contents\n", mode=0o644)
+        p = self._keygen("ES256", out)
+        self.assertNotEqual(p.returncode, 0, p)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), b"old contents\n")
+        p = subprocess.run([tt.tokend_bin(), "keygen", "--alg", "ES256", "--out", out, "--force"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(p.returncode, 0, p)
+        self.assertEqual(stat.S_IMODE(os.stat(out).st_mode), 0o600)
+        with open(out) as f:
+            self.assertIn("d", json.load(f))
+        target = TD.join("link-target.jwk")
+        link = TD.join("link.jwk")
+        os.symlink(target, link)
+        for extra in ([], ["--force"]):
+            with self.subTest(extra=extra):
+                p = subprocess.run([tt.tokend_bin(), "keygen", "--alg", "ES256", "--out", link] + extra,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+                self.assertNotEqual(p.returncode, 0, p)
+                self.assertFalse(os.path.exists(target), p)
+
+    def test_keygen_hs_stdout_has_no_secret(self):
+        out = TD.join("hs-secret.jwk")
+        p = self._keygen("HS256", out)
+        self.assertEqual(p.returncode, 0, p)
+        with open(out) as f:
+            k = json.load(f)["k"]
+        self.assertNotIn(k.encode(), p.stdout + p.stderr)
+
+
+class Sign(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.key = TD.join("sign-es.jwk")
+        r = tt.run("keygen", "--alg", "ES256", "--kid", "s-1", "--out", cls.key)
+        cls.kg = r
+        cls.jwks = TD.write("sign-es.jwks", r.out) if r.rc == 0 else None
+
+    def setUp(self):
+        self.assertEqual(self.kg.rc, 0, self.kg)
+
+    def _sign(self, *args, input=None):
+        r = tt.run("sign", "--key", self.key, *args, input=input)
+        self.assertEqual(r.rc, 0, r)
+        tok = r.out.strip()
+        self.assertRegex(tok, r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+        h, p, _ = tok.split(".")
+        return tok, json.loads(tt.b64u_decode(h)), json.loads(tt.b64u_decode(p))
+
+    def test_sign_defaults_and_durations(self):
+        for dur, secs in (("30s", 30), ("15m", 900), ("1h", 3600), ("2d", 172800)):
+            with self.subTest(exp=dur):
+                t0 = int(time.time())
+                tok, h, c = self._sign("--exp", dur)
+                self.assertEqual(h.get("alg"), "ES256")
+                self.assertEqual(h.get("kid"), "s-1")
+                self.assertEqual(h.get("typ"), "JWT")
+                self.assertTrue(t0 - 1 <= c["iat"] <= int(time.time()) + 1, c)
+                self.assertEqual(c["exp"] - c["iat"], secs, c)
+                self.assertTrue(c.get("jti"), c)
+
+    def test_sign_now_and_compound_duration(self):
+        _, _, c = self._sign("--now", str(NOW), "--exp", "1h30m")
+        self.assertEqual(c["iat"], NOW, c)
+        self.assertEqual(c["exp"], NOW + 5400, c)
+
+    def test_sign_flags_win_over_claims(self):
+        claims = {"iss": "from-claims", "sub": "from-claims", "iat": NOW - 10, "jti": "given-jti", "x": 1}
+        _, _, c = self._sign("--now", str(NOW), "--claims", json.dumps(claims), "--iss", ISS, "--sub", "flag-sub",
+                             "--exp", "5m")
+        self.assertEqual(c["iss"], ISS, c)
+        self.assertEqual(c["sub"], "flag-sub", c)
+        self.assertEqual(c["iat"], NOW - 10, c)   # kept from the claims
+        self.assertEqual(c["jti"], "given-jti", c)
+        self.assertEqual(c["x"], 1, c)
+        _, _, c = self._sign("--aud", "a1", "--aud", "a2", "--exp", "5m")
+        self.assertEqual(c["aud"], ["a1", "a2"], c)
+
+    def test_sign_refuses_exposed_key_file(self):
+        exposed = TD.join("exposed.jwk")
+        with open(self.key, "rb") as f:
+            data = f.read()
+        TD.write("exposed.jwk", data, mode=0o644)
+        r = tt.run("sign", "--key", exposed, "--exp", "5m")
+        self.assertNotEqual(r.rc, 0, r)
+        self.assertEqual(r.out.strip(), "", r)
+
+    def test_sign_rsa_pem_needs_alg(self):
+        rsa = tt.new_key("RS256")
+        pem = TD.write("sign-rsa.pem", rsa.priv_pem())
+        r = tt.run("sign", "--key", pem, "--exp", "5m")
+        self.assertEqual(r.rc, 2, r)
+        self.assertEqual(r.out.strip(), "", r)
+
+    def test_sign_jti_unique(self):
+        _, _, a = self._sign("--exp", "5m")
+        _, _, b = self._sign("--exp", "5m")
+        self.assertNotEqual(a["jti"], b["jti"])
+
+    def test_sign_claims_json_and_stdin(self):
+        extra = {"client_id": "cli-7", "roles": ["a", "b"], "n": 3}
+        _, h, c = self._sign("--claims", json.dumps(extra), "--exp", "10m", "--iss", ISS,
+                             "--aud", "api", "--sub", "u-1", "--scope", "read", "--typ", "at+jwt")
+        self.assertEqual(h["typ"], "at+jwt")
+        for k, v in dict(extra, iss=ISS, aud="api", sub="u-1", scope="read").items():
+            self.assertIn(c.get(k), (v, [v]) if k == "aud" else (v,), c)
+        _, _, c = self._sign("--claims", "-", "--exp", "10m", input=json.dumps(extra))
+        for k, v in extra.items():
+            self.assertEqual(c.get(k), v, c)
+
+    def test_sign_then_inspect(self):
+        tok, _, _ = self._sign("--exp", "15m", "--iss", ISS, "--aud", "api", "--scope", "read")
+        r = tt.inspect_json(tok, "--jwks", self.jwks, "--iss", ISS, "--aud", "api", "--scope", "read")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIs(r.valid, True, r)
+        self.assertEqual(r.signature, "verified", r)
+        r = tt.inspect_json(tok, "--key", self.key, "--aud", "api")
+        self.assertEqual(r.rc, 0, r)
+        # later than exp + leeway: expired
+        r = tt.inspect_json(tok, "--jwks", self.jwks, "--now", str(int(time.time()) + 3600))
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("expired", r.codes, r)
+
+
+class InspectOutput(unittest.TestCase):
+
+    def _tok(self, **kw):
+        d = {"iss": ISS}
+        d.update(kw)
+        return HS.token(tt.claims(now=NOW, **d))
+
+    def _flags(self):
+        return ["--secret-file", TD.write("hs.bin", HS.secret), "--now", str(NOW)]
+
+    def test_json_shape(self):
+        r = tt.inspect_json(self._tok(), *self._flags())
+        self.assertEqual(r.rc, 0, r)
+        self.assertTrue({"valid", "signature", "header", "payload", "problems"} <= set(r.obj), r)
+        self.assertIsInstance(r.header, dict)
+        self.assertIsInstance(r.payload, dict)
+        self.assertIsInstance(r.obj["problems"], list)
+        # exactly one JSON document on stdout
+        json.loads(r.res.out)
+
+    def test_human_valid(self):
+        tok = self._tok()  # iat NOW, exp NOW + 3600
+        r = tt.run("inspect", *self._flags(), tok)
+        self.assertEqual(r.rc, 0, r)
+        out = r.out
+        # header and payload pretty-printed: one member per indented line
+        self.assertRegex(out, r'\n[ \t]+"alg": "HS256",?\n', r)
+        self.assertRegex(out, r'\n[ \t]+"typ": "JWT",?\n', r)
+        self.assertRegex(out, r'\n[ \t]+"iss": "https://issuer.example",?\n', r)
+        self.assertRegex(out, r'\n[ \t]+"sub": "user-1",?\n', r)
+        # time claims as UTC ISO-8601, with relative text
+        self.assertIn("2023-11-14T23:13:20Z", out, r)   # exp
+        self.assertIn("2023-11-14T22:13:20Z", out, r)   # iat
+        self.assertRegex(out.lower(), r"expires in 1h", r)
+        self.assertRegex(out.lower(), r"verified", r)
+
+    def test_human_problems(self):
+        tok = self._tok(exp=NOW - 192, iat=NOW - 3600, aud="other")  # expired 3m12s ago
+        r = tt.run("inspect", *self._flags(), "--aud", "api", tok)
+        self.assertEqual(r.rc, 1, r)
+        out = r.text
+        self.assertIn("2023-11-14T22:10:08Z", out, r)
+        self.assertRegex(out.lower(), r"expired[^\n]*\b3m12s ago", r)
+        j = tt.inspect_json(tok, *self._flags(), "--aud", "api")
+        self.assertEqual(set(j.codes), {"expired", "wrong_audience"}, j)
+        for p in j.problems:
+            self.assertIn(p["code"], out, r)
+            self.assertIn(p["hint"], out, r)
+            self.assertIn(p["message"], out, r)
+
+    def test_human_not_yet_valid_relative(self):
+        tok = self._tok(nbf=NOW + 7200)
+        r = tt.run("inspect", *self._flags(), tok)
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("2023-11-15T00:13:20Z", r.out, r)
+        self.assertIn("not_yet_valid", r.out, r)
+
+    def test_exit_codes(self):
+        tok = self._tok()
+        self.assertEqual(tt.run("inspect", *self._flags(), tok).rc, 0)
+        self.assertEqual(tt.run("inspect", *self._flags(), "--aud", "nope", tok).rc, 1)
+        self.assertEqual(tt.run("inspect", "--now", str(NOW), tok).rc, 1)  # no key
+        self.assertEqual(tt.run("inspect", *self._flags(), "--leeway", "x", tok).rc, 2)
+        # same with --json
+        self.assertEqual(tt.run("inspect", "--json", *self._flags(), tok).rc, 0)
+        self.assertEqual(tt.run("inspect", "--json", *self._flags(), "--iss", "x", tok).rc, 1)
+
+    def test_clock_is_used_without_now(self):
+        now = int(time.time())
+        tok = HS.token(tt.claims(now=now))
+        flags = ["--secret-file", TD.write("hs.bin", HS.secret)]
+        self.assertEqual(tt.run("inspect", *flags, tok).rc, 0)
+        old = HS.token(tt.claims(now=now - 7200))  # expired an hour ago
+        r = tt.inspect_json(old, *flags)
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("expired", r.codes, r)
+
+    def test_human_output_escapes_control_characters(self):
+        # Token-supplied text must not reach the terminal raw: in the payload,
+        # in the header, and in messages that quote token values.
+        # (C0 controls only: a C1 CSI U+009B is shown raw inside pretty JSON,
+        # which is valid JSON; see the report of the e2e helper.)
+        evil = "evil\u001b[31mred\u0007\u001b]0;title\u0007"
+        for tok, flags in ((HS.token(tt.claims(now=NOW, sub=evil)), []),
+                           (HS.token(tt.claims(now=NOW, iss=evil)), ["--iss", ISS]),
+                           (HS.token(tt.claims(now=NOW), header={"kid": evil, "typ": evil}), ["--typ", "at+jwt"]),
+                           (tt.make_token({"alg": evil}, tt.claims(now=NOW), sig=b"x" * 32), [])):
+            for json_flag in ([], ["--json"]):
+                with self.subTest(flags=flags, json=json_flag):
+                    r = tt.run("inspect", *json_flag, *self._flags(), *flags, tok)
+                    for ch in ("\x1b", "\x07"):
+                        self.assertNotIn(ch, r.out + r.err, r)
+
+
+if __name__ == "__main__":
+    tt.main()
