@@ -387,7 +387,7 @@ static void print_json(const tk_token *t, const struct report *r, int valid)
     if (r->key_note[0]) {
         json_object_set_new(o, "key_note", json_string(r->key_note));
     }
-    char *s = json_dumps(o, JSON_INDENT(2));
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     if (s) {
         printf("%s\n", s);
     }
@@ -608,7 +608,8 @@ int cli_inspect(int argc, char **argv)
                     secret, secret_len);
             goto out;
         }
-        cli_adopt_key(k, hint, kid_hint, secret, r.key_note, sizeof r.key_note);
+        int kid_taken = kid_hint && tk_keyset_find(ks, kid_hint, strlen(kid_hint)) != NULL;
+        cli_adopt_key(k, hint, kid_taken ? NULL : kid_hint, secret, r.key_note, sizeof r.key_note);
         if (secret_len > 0 && secret_buf[secret_len - 1] == '\n') {
             size_t pos = strlen(r.key_note);
             snprintf(r.key_note + pos, sizeof r.key_note - pos,

@@ -464,7 +464,9 @@ static tk_result dump(const json_t *j, int pretty, char **out)
     if (!j) {
         return TK_OK;
     }
-    *out = json_dumps(j, pretty ? JSON_INDENT(2) : JSON_COMPACT);
+    /* ASCII only: token text can hold C1 controls and other bytes that
+     * terminals act on; \uXXXX escapes are the same JSON. */
+    *out = json_dumps(j, (pretty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_ENSURE_ASCII);
     return *out ? TK_OK : TK_ERR_NOMEM;
 }
 

@@ -21,6 +21,7 @@ import sys
 import time
 import unittest
 
+sys.dont_write_bytecode = True  # keep tests/e2e free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokendtest as tt  # noqa: E402
 
