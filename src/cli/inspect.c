@@ -240,7 +240,7 @@ static void find_token(const char *in, size_t n, struct report *r, const char **
 
 /* ---- output ------------------------------------------------------------------ */
 
-static void print_time_line(const char *name, double val, int64_t now)
+static void print_time_line(const char *name, double val, int64_t now, int64_t leeway)
 {
     int64_t t = (int64_t)val;
     char when[32], dur[32];
@@ -253,7 +253,8 @@ static void print_time_line(const char *name, double val, int64_t now)
     char buf[96];
     int future = t > now;
     if (strcmp(name, "exp") == 0) {
-        snprintf(buf, sizeof buf, future ? "expires in %s" : "expired %s ago", dur);
+        snprintf(buf, sizeof buf, future ? "expires in %s" : "expired %s ago%s", dur,
+                 !future && now < t + leeway ? ", still accepted within the leeway" : "");
     } else if (strcmp(name, "nbf") == 0) {
         snprintf(buf, sizeof buf, future ? "not valid for another %s" : "valid since %s ago", dur);
     } else if (strcmp(name, "iat") == 0) {
@@ -264,7 +265,7 @@ static void print_time_line(const char *name, double val, int64_t now)
     printf("  %-9s %s  (%s)\n", name, when, t == now ? "now" : buf);
 }
 
-static void print_human(const tk_token *t, const struct report *r, int64_t now, int valid)
+static void print_human(const tk_token *t, const struct report *r, int64_t now, int64_t leeway, int valid)
 {
     char *h = NULL, *pl = NULL;
     printf("Token: %s", r->source);
@@ -288,7 +289,7 @@ static void print_human(const tk_token *t, const struct report *r, int64_t now, 
         for (size_t i = 0; i < 4; i++) {
             double v;
             if (tk_token_claim_number(t, times[i], &v)) {
-                print_time_line(times[i], v, now);
+                print_time_line(times[i], v, now, leeway);
                 any = 1;
             }
         }
@@ -684,7 +685,7 @@ int cli_inspect(int argc, char **argv)
     if (as_json) {
         print_json(t, &r, valid);
     } else {
-        print_human(t, &r, now, valid);
+        print_human(t, &r, now, leeway, valid);
     }
     status = valid ? CLI_EXIT_OK : CLI_EXIT_INVALID;
 out:
