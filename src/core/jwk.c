@@ -363,12 +363,10 @@ static tk_result key_from_jwk_obj(const json_t *o, tk_alg alg, tk_key **out)
     return rc;
 }
 
-tk_result tk_key_from_jwk(const char *json, size_t len, tk_alg alg, tk_key **out)
+/* Parses a JWK or JWKS document (bounded like token JSON). */
+static tk_result parse_doc(const char *json, size_t len, json_t **o)
 {
-    if (!out) {
-        return TK_ERR_ARG;
-    }
-    *out = NULL;
+    *o = NULL;
     if (!json || len == 0) {
         return TK_ERR_ARG;
     }
@@ -376,12 +374,23 @@ tk_result tk_key_from_jwk(const char *json, size_t len, tk_alg alg, tk_key **out
         return TK_ERR_LIMIT;
     }
     char err[160];
-    json_t *o = tki_json_parse_object((const unsigned char *)json, len, TK_LIMIT_JSON_DEPTH, TK_LIMIT_JSON_MEMBERS, err,
-                                      sizeof err);
-    if (!o) {
-        return TK_ERR_JSON;
+    *o = tki_json_parse_object((const unsigned char *)json, len, TK_LIMIT_JSON_DEPTH, TK_LIMIT_JSON_MEMBERS, err,
+                               sizeof err);
+    return *o ? TK_OK : TK_ERR_JSON;
+}
+
+tk_result tk_key_from_jwk(const char *json, size_t len, tk_alg alg, tk_key **out)
+{
+    if (!out) {
+        return TK_ERR_ARG;
     }
-    tk_result rc = key_from_jwk_obj(o, alg, out);
+    *out = NULL;
+    json_t *o = NULL;
+    tk_result rc = parse_doc(json, len, &o);
+    if (rc != TK_OK) {
+        return rc;
+    }
+    rc = key_from_jwk_obj(o, alg, out);
     json_decref(o);
     return rc;
 }
@@ -588,20 +597,13 @@ tk_result tk_keyset_from_jwks(const char *json, size_t len, tk_alg alg, tk_keyse
         return TK_ERR_ARG;
     }
     *out = NULL;
-    if (!json || len == 0) {
-        return TK_ERR_ARG;
-    }
-    if (len > TK_LIMIT_JWK_LEN) {
-        return TK_ERR_LIMIT;
-    }
-    char err[160];
-    json_t *o = tki_json_parse_object((const unsigned char *)json, len, TK_LIMIT_JSON_DEPTH,
-                                      TK_LIMIT_KEYSET_KEYS + TK_LIMIT_JSON_MEMBERS, err, sizeof err);
-    if (!o) {
-        return TK_ERR_JSON;
+    json_t *o = NULL;
+    tk_result rc = parse_doc(json, len, &o);
+    if (rc != TK_OK) {
+        return rc;
     }
     tk_keyset *ks = NULL;
-    tk_result rc = TK_ERR_JSON;
+    rc = TK_ERR_JSON;
     json_t *keys = json_object_get(o, "keys");
     if (!json_is_array(keys)) {
         goto out;
