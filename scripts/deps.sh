@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake pkg-config ca-certificates openssl
+  build-essential cmake pkg-config ca-certificates openssl clang-format
   libssl-dev libjansson-dev libcurl4-openssl-dev
   libcmocka-dev
   python3 python3-jwt python3-jwcrypto python3-cryptography

@@ -6,6 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 
+# Layout is checked, not argued about (.clang-format).
+if ! clang-format --dry-run --Werror include/tokend/*.h src/*/*.[ch] tests/unit/*.[ch] bench/*.c; then
+  echo "test.sh: run clang-format -i on the files above" >&2
+  exit 1
+fi
+
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake --preset dev >/dev/null
 cmake --build --preset dev -j"$jobs"

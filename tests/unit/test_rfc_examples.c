@@ -82,8 +82,7 @@ static tk_key *key_from_jwk_obj(const json_t *jwk, tk_alg alg_arg)
     tk_key *k = NULL;
     tk_result r = tk_key_from_jwk(txt, strlen(txt), alg_arg, &k);
     if (r != TK_OK) {
-        fail_msg("tk_key_from_jwk(%s, alg %s) = %s", txt, alg_arg ? tk_alg_name(alg_arg) : "UNSET",
-                 tk_result_str(r));
+        fail_msg("tk_key_from_jwk(%s, alg %s) = %s", txt, alg_arg ? tk_alg_name(alg_arg) : "UNSET", tk_result_str(r));
     }
     free(txt);
     assert_non_null(k);
@@ -294,11 +293,8 @@ typedef struct rfc_example {
 } rfc_example;
 
 static const rfc_example rfc_examples[] = {
-    {"rfc7515_a1.json", TK_ALG_HS256, 1},
-    {"rfc7515_a2.json", TK_ALG_RS256, 1},
-    {"rfc7515_a3.json", TK_ALG_ES256, 1},
-    {"rfc7515_a4.json", TK_ALG_ES512, 0},
-    {"rfc8037_a4.json", TK_ALG_EDDSA, 0},
+    {"rfc7515_a1.json", TK_ALG_HS256, 1}, {"rfc7515_a2.json", TK_ALG_RS256, 1}, {"rfc7515_a3.json", TK_ALG_ES256, 1},
+    {"rfc7515_a4.json", TK_ALG_ES512, 0}, {"rfc8037_a4.json", TK_ALG_EDDSA, 0},
 };
 
 static void run_rfc_example(const rfc_example *ex)
@@ -556,9 +552,9 @@ static void test_cookbook_rfc7797_b64_false(void **state)
 
     char pay_b64[64];
     size_t pay_b64_len = 0;
-    assert_int_equal(tk_b64url_encode((const unsigned char *)payload, strlen(payload), pay_b64, sizeof pay_b64,
-                                      &pay_b64_len),
-                     TK_OK);
+    assert_int_equal(
+        tk_b64url_encode((const unsigned char *)payload, strlen(payload), pay_b64, sizeof pay_b64, &pay_b64_len),
+        TK_OK);
     n = snprintf(jws, sizeof jws, "%s.%s.%s", prot, pay_b64, sig);
     assert_true(n > 0 && (size_t)n < sizeof jws);
     expect_unsupported(jws, ks, "RFC 7797 b64:false, payload base64url-encoded");
@@ -569,9 +565,9 @@ static void test_cookbook_rfc7797_b64_false(void **state)
     assert_non_null(strstr(hdr_json, "\"crit\""));
     char hdr_b64[256];
     size_t hdr_b64_len = 0;
-    assert_int_equal(tk_b64url_encode((const unsigned char *)hdr_json, strlen(hdr_json), hdr_b64, sizeof hdr_b64,
-                                      &hdr_b64_len),
-                     TK_OK);
+    assert_int_equal(
+        tk_b64url_encode((const unsigned char *)hdr_json, strlen(hdr_json), hdr_b64, sizeof hdr_b64, &hdr_b64_len),
+        TK_OK);
     free(hdr_json);
     n = snprintf(jws, sizeof jws, "%s.%s.%s", hdr_b64, pay_b64, sig);
     assert_true(n > 0 && (size_t)n < sizeof jws);
@@ -587,18 +583,12 @@ static void test_cookbook_rfc7797_b64_false(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc7515_a1_hs256),
-        cmocka_unit_test(test_rfc7515_a2_rs256),
-        cmocka_unit_test(test_rfc7515_a3_es256),
-        cmocka_unit_test(test_rfc7515_a4_es512),
-        cmocka_unit_test(test_rfc8037_a4_ed25519),
-        cmocka_unit_test(test_rfc_public_jwk_roundtrip),
-        cmocka_unit_test(test_cookbook_4_1_rs256),
-        cmocka_unit_test(test_cookbook_4_2_ps384),
-        cmocka_unit_test(test_cookbook_4_3_es512),
-        cmocka_unit_test(test_cookbook_4_4_hs256),
-        cmocka_unit_test(test_cookbook_curve25519),
-        cmocka_unit_test(test_cookbook_rfc7797_b64_false),
+        cmocka_unit_test(test_rfc7515_a1_hs256),    cmocka_unit_test(test_rfc7515_a2_rs256),
+        cmocka_unit_test(test_rfc7515_a3_es256),    cmocka_unit_test(test_rfc7515_a4_es512),
+        cmocka_unit_test(test_rfc8037_a4_ed25519),  cmocka_unit_test(test_rfc_public_jwk_roundtrip),
+        cmocka_unit_test(test_cookbook_4_1_rs256),  cmocka_unit_test(test_cookbook_4_2_ps384),
+        cmocka_unit_test(test_cookbook_4_3_es512),  cmocka_unit_test(test_cookbook_4_4_hs256),
+        cmocka_unit_test(test_cookbook_curve25519), cmocka_unit_test(test_cookbook_rfc7797_b64_false),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,8 +63,8 @@ typedef struct wp_file {
     const char *name;
     wp_family family;
     tk_alg alg;
-    const char *sha;  /* the group "sha" every group must carry */
-    size_t hash_len;  /* bytes of the hash output */
+    const char *sha; /* the group "sha" every group must carry */
+    size_t hash_len; /* bytes of the hash output */
     /* Pinned expectations. */
     size_t n_tests;
     size_t valid_accepted;
@@ -99,10 +99,10 @@ static const wp_file wp_files[] = {
 /* Why a whole group is outside JWS, and so must be rejected. */
 typedef enum wp_policy {
     POL_NONE = 0,
-    POL_SHORT_KEY, /* HMAC key < hash output: tk_key_from_secret refuses */
-    POL_TRUNC_TAG, /* HMAC tag shorter than the hash output */
+    POL_SHORT_KEY,  /* HMAC key < hash output: tk_key_from_secret refuses */
+    POL_TRUNC_TAG,  /* HMAC tag shorter than the hash output */
     POL_PSS_PARAMS, /* PSS salt length or MGF not the JWS ones */
-    POL_RSA_SMALL, /* RSA modulus < 2048 bits: refused at load */
+    POL_RSA_SMALL,  /* RSA modulus < 2048 bits: refused at load */
 } wp_policy;
 
 typedef struct wp_tally {
@@ -211,8 +211,8 @@ static wp_policy group_policy(const wp_file *f, const json_t *g)
         const char *mgf = obj_str(g, "mgf");
         const char *mgf_sha = obj_str(g, "mgfSha");
         json_int_t slen = obj_int(g, "sLen", -1);
-        if (mgf == NULL || strcmp(mgf, "MGF1") != 0 || mgf_sha == NULL || sha == NULL ||
-            strcmp(mgf_sha, sha) != 0 || slen != (json_int_t)f->hash_len) {
+        if (mgf == NULL || strcmp(mgf, "MGF1") != 0 || mgf_sha == NULL || sha == NULL || strcmp(mgf_sha, sha) != 0 ||
+            slen != (json_int_t)f->hash_len) {
             return POL_PSS_PARAMS;
         }
     }
@@ -316,8 +316,7 @@ static void judge(const wp_file *f, wp_tally *t, const json_t *tc, wp_policy pol
     }
     /* A valid primitive vector that JWS or our policy does not allow. */
     if (accepted) {
-        (void)snprintf(what, sizeof what, "valid vector accepted although it must be rejected: %s",
-                       policy_name(pol));
+        (void)snprintf(what, sizeof what, "valid vector accepted although it must be rejected: %s", policy_name(pol));
         record_failure(t, f->name, tc_id, comment, what);
         return;
     }
@@ -395,8 +394,7 @@ static void run_key_group(const wp_file *f, wp_tally *t, const json_t *g)
             (void)snprintf(what, sizeof what, "small RSA key refused with %s, expected TK_ERR_KEY", tk_result_str(r));
             record_failure(t, f->name, -1, "group key", what);
         }
-        json_array_foreach(tests, i, tc)
-        {
+        json_array_foreach (tests, i, tc) {
             const char *result = obj_str(tc, "result");
             if (pol == POL_NONE && result != NULL && strcmp(result, "valid") == 0) {
                 char what[200];
@@ -421,8 +419,7 @@ static void run_key_group(const wp_file *f, wp_tally *t, const json_t *g)
     if (pol == POL_RSA_SMALL) {
         record_failure(t, f->name, -1, "group key", "RSA key under 2048 bits was loaded (rule 7 says refuse)");
     }
-    json_array_foreach(tests, i, tc)
-    {
+    json_array_foreach (tests, i, tc) {
         int accepted = run_verify(f, t, k, tc, "sig");
         judge(f, t, tc, pol, accepted);
     }
@@ -438,8 +435,7 @@ static void run_hmac_group(const wp_file *f, wp_tally *t, const json_t *g)
     size_t i;
     const json_t *tc;
 
-    json_array_foreach(tests, i, tc)
-    {
+    json_array_foreach (tests, i, tc) {
         const char *key_hex = obj_str(tc, "key");
         assert_non_null(key_hex);
         size_t key_len = 0;
@@ -504,8 +500,7 @@ static void run_file(void **state)
     assert_non_null(t);
     size_t gi;
     const json_t *g;
-    json_array_foreach(groups, gi, g)
-    {
+    json_array_foreach (groups, gi, g) {
         if (f->family == WP_HMAC) {
             run_hmac_group(f, t, g);
         } else {
