@@ -9,6 +9,8 @@ PKGS=(
   libcmocka-dev
   python3 python3-jwt python3-jwcrypto python3-cryptography
   libjwt-dev libcjose-dev
+  libmicrohttpd-dev libsqlite3-dev libsodium-dev sqlite3
+  nginx-light wrk curl python3-requests python3-requests-oauthlib
 )
 
 missing=()

@@ -1,0 +1,47 @@
+/*
+ * server.h — the HTTP(S) front of `tokend serve` (DESIGN.md "Layers"):
+ * libmicrohttpd with epoll and a thread pool, routing, request parsing with
+ * limits, responses, TLS, metrics and the access log. It only translates
+ * between HTTP and the authority (src/authority/authority.h).
+ */
+#ifndef TOKEND_HTTP_SERVER_H
+#define TOKEND_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "authority/authority.h"
+#include "store/store.h"
+
+typedef struct tkh_server tkh_server;
+
+typedef struct tkh_config {
+    const char *host;       /* listen address, "127.0.0.1" */
+    uint16_t port;          /* 0: any free port (see tkh_port) */
+    const char *tls_cert;   /* PEM text of the certificate chain; NULL with insecure_http */
+    const char *tls_key;    /* PEM text of the private key */
+    int insecure_http;      /* plain HTTP (only when asked for explicitly) */
+    unsigned threads;       /* worker threads; 0 = number of cores */
+    unsigned max_connections; /* connection cap (default 1024) */
+    unsigned conn_timeout;  /* idle seconds before a connection is closed (default 30) */
+    size_t max_body;        /* request body limit, bytes (65536): more is 413 */
+    size_t max_header;      /* request header block limit, bytes (16384): more is 431 */
+    const char *realm;      /* WWW-Authenticate realm ("tokend") */
+    const char *public_url; /* base URL clients reach us at, for error_uri and metadata */
+    int explain;            /* 1: error_description carries the verdict detail (SECURITY rule 15);
+                               0: the bare RFC 6750 error only */
+    FILE *log;              /* one JSON line per request; NULL = stderr */
+} tkh_config;
+
+void tkh_config_defaults(tkh_config *c);
+
+/* Starts serving; returns once the socket listens. */
+int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_server **out, char *err,
+              size_t err_cap);
+/* The port actually bound (useful with port 0). */
+uint16_t tkh_port(const tkh_server *s);
+/* Stops accepting, finishes in-flight requests, frees. */
+void tkh_stop(tkh_server *s);
+
+#endif
