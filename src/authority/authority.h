@@ -24,12 +24,12 @@ typedef struct tka_authority tka_authority;
 #define TKA_MASTER_KEY_LEN 32
 
 typedef struct tka_config {
-    const char *issuer;     /* iss of every token, e.g. "https://auth.example"; required */
-    tk_alg alg;             /* signing alg of new keys; default ES256 */
-    int64_t access_ttl;     /* default access token lifetime, seconds (900) */
-    int64_t max_ttl;        /* longest lifetime a client may be given (86400) */
-    int64_t rotate_every;   /* seconds between key rotations; 0 = only by command */
-    int64_t leeway;         /* for validation (60) */
+    const char *issuer;                           /* iss of every token, e.g. "https://auth.example"; required */
+    tk_alg alg;                                   /* signing alg of new keys; default ES256 */
+    int64_t access_ttl;                           /* default access token lifetime, seconds (900) */
+    int64_t max_ttl;                              /* longest lifetime a client may be given (86400) */
+    int64_t rotate_every;                         /* seconds between key rotations; 0 = only by command */
+    int64_t leeway;                               /* for validation (60) */
     unsigned char master_key[TKA_MASTER_KEY_LEN]; /* seals private keys at rest */
     /* Throttling of failed client authentication: after `fail_free` failures
      * within `fail_window` seconds from one client id or one IP, further
@@ -45,8 +45,7 @@ void tka_config_defaults(tka_config *c);
 /* Opens the authority on a store: loads (or, on a new store, creates) the
  * key ring, warms the revocation set. Borrows `store` for its lifetime.
  * Copies the config (and wipes nothing of the caller's). */
-int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority **out, char *err,
-             size_t err_cap);
+int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority **out, char *err, size_t err_cap);
 void tka_close(tka_authority *a);
 const tka_config *tka_get_config(const tka_authority *a);
 
@@ -54,8 +53,8 @@ const tka_config *tka_get_config(const tka_authority *a);
 /* Reads the 32-byte master key from `path` (raw bytes, or 64 hex digits and
  * an optional newline). With `create` and no file, writes a new random one
  * (mode 0600, O_EXCL). Refuses a file readable by group or others. */
-int tka_master_key_load(const char *path, int create, unsigned char key[TKA_MASTER_KEY_LEN], int *created,
-                        char *err, size_t err_cap);
+int tka_master_key_load(const char *path, int create, unsigned char key[TKA_MASTER_KEY_LEN], int *created, char *err,
+                        size_t err_cap);
 
 /* ---- keys ---------------------------------------------------------------- */
 /* The public JWKS (next, active and still-verifying retired keys). Owned;
@@ -97,7 +96,7 @@ tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t
 /* ---- issuance --------------------------------------------------------------- */
 typedef enum tka_grant_result {
     TKA_GRANT_OK = 0,
-    TKA_GRANT_INVALID_SCOPE = 1, /* asked for a scope the client may not have */
+    TKA_GRANT_INVALID_SCOPE = 1,  /* asked for a scope the client may not have */
     TKA_GRANT_INVALID_TARGET = 2, /* asked for an audience the client may not have (RFC 8707) */
     TKA_GRANT_ERROR = 3,
 } tka_grant_result;
@@ -125,16 +124,22 @@ typedef struct tka_check {
 } tka_check;
 
 /* Full validation of an access token issued here: signature with the key
- * ring, claims (iss, typ at+jwt, jti, exp, aud, scopes), then revocation.
- * On VALID and out_token non-NULL, returns the parsed token (owned). */
+ * ring, claims (iss, typ at+jwt, jti, sub, client_id, exp, aud), then
+ * revocation, then the required scopes (so a revoked token is told it is
+ * revoked, whatever scope it lacks). Returns 0 with the verdict in *v, or
+ * -1 when the verifier failed (then *v is unavailable). On VALID and
+ * out_token non-NULL, returns the parsed token (owned). */
 int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check *chk, int64_t now, tk_verdict *v,
                  tk_token **out_token);
 /* Revokes by jti or sid until `until`; visible to this process at once and
  * to others on their next tka_maintain. */
-int tka_revoke(tka_authority *a, enum tks_revocation_kind kind, const char *value, const char *reason,
-               int64_t now, int64_t until);
-/* RFC 7009: revokes a token presented by `client` (only its own tokens).
- * Unknown or invalid tokens are not an error (the endpoint answers 200). */
+int tka_revoke(tka_authority *a, enum tks_revocation_kind kind, const char *value, const char *reason, int64_t now,
+               int64_t until);
+/* RFC 7009: revokes a token presented by `client`. Returns 0 when done or
+ * when there is nothing to revoke (unknown, foreign or expired tokens: the
+ * endpoint answers 200), 1 when the token is valid but was issued to
+ * another client (refused: RFC 7009 section 2.1), -1 when the store failed
+ * (503). */
 int tka_revoke_token(tka_authority *a, const tks_client *client, const char *tok, size_t len, int64_t now);
 /* Is this jti or sid revoked? Fills reason when so. */
 int tka_is_revoked(tka_authority *a, const char *jti, const char *sid, char *reason, size_t reason_cap);

@@ -1,0 +1,127 @@
+/*
+ * authority.c — opening and closing the authority, its configuration and
+ * its counters. The modules: keyring.c (keys), clients.c (clients and
+ * throttling), tokens.c (issuance, validation, revocation), seal.c (keys at
+ * rest and the master key).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "authority/internal.h"
+
+void tka_config_defaults(tka_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->alg = TK_ALG_ES256;
+    c->access_ttl = 900;
+    c->max_ttl = 86400;
+    c->rotate_every = 30 * 86400;
+    c->leeway = TK_LIMIT_LEEWAY_DEFAULT;
+    c->fail_free = 5;
+    c->fail_window = 300;
+    c->fail_max_wait = 900;
+}
+
+/* The issuer goes into every token unescaped: allow only URL characters. */
+static int valid_issuer(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 512 || (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority **out, char *err, size_t err_cap)
+{
+    *out = NULL;
+    if (!cfg->issuer || !valid_issuer(cfg->issuer)) {
+        snprintf(err, err_cap, "the issuer must be an http(s) URL of printable characters, without quotes");
+        return -1;
+    }
+    if (!tk_alg_name(cfg->alg)) {
+        snprintf(err, err_cap, "no signing alg configured");
+        return -1;
+    }
+    if (cfg->access_ttl <= 0 || cfg->max_ttl < cfg->access_ttl || cfg->leeway < 0 ||
+        cfg->leeway > TK_LIMIT_LEEWAY_MAX || cfg->fail_free < 0 || cfg->fail_window <= 0 || cfg->fail_max_wait <= 0) {
+        snprintf(err, err_cap, "token lifetimes, leeway (0-%d s) or throttling settings are out of range",
+                 TK_LIMIT_LEEWAY_MAX);
+        return -1;
+    }
+    tka_authority *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, err_cap, "out of memory");
+        return -1;
+    }
+    a->store = store;
+    a->cfg = *cfg;
+    char *iss = strdup(cfg->issuer);
+    if (!iss) {
+        free(a);
+        snprintf(err, err_cap, "out of memory");
+        return -1;
+    }
+    a->cfg.issuer = iss;
+    pthread_rwlock_init(&a->ring_lock, NULL);
+    pthread_rwlock_init(&a->rev_lock, NULL);
+    pthread_mutex_init(&a->thr_lock, NULL);
+    pthread_mutex_init(&a->maint_lock, NULL);
+    a->last_purge = now;
+    if (RAND_bytes(a->dummy_hash, sizeof a->dummy_hash) != 1) {
+        snprintf(err, err_cap, "no randomness");
+        tka_close(a);
+        return -1;
+    }
+    if (tka_ring_load(a, now, err, err_cap) != 0) {
+        tka_close(a);
+        return -1;
+    }
+    if (tka_revset_refresh(a, now) != 0) {
+        snprintf(err, err_cap, "cannot load revocations: %s", tks_errmsg(store));
+        tka_close(a);
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+void tka_close(tka_authority *a)
+{
+    if (!a) {
+        return;
+    }
+    tka_ring_free(a->ring);
+    tka_revset_free(&a->rev);
+    pthread_rwlock_destroy(&a->ring_lock);
+    pthread_rwlock_destroy(&a->rev_lock);
+    pthread_mutex_destroy(&a->thr_lock);
+    pthread_mutex_destroy(&a->maint_lock);
+    free((void *)(uintptr_t)a->cfg.issuer);
+    OPENSSL_cleanse(a, sizeof *a);
+    free(a);
+}
+
+const tka_config *tka_get_config(const tka_authority *a)
+{
+    return &a->cfg;
+}
+
+void tka_counters_get(tka_authority *a, tka_counters *out)
+{
+    out->issued_client_credentials = atomic_load(&a->n_issued_cc);
+    out->client_auth_failed = atomic_load(&a->n_auth_failed);
+    out->client_auth_throttled = atomic_load(&a->n_auth_throttled);
+    out->keys_rotated = atomic_load(&a->n_rotated);
+    out->revocations = atomic_load(&a->n_revocations);
+}

@@ -1,0 +1,258 @@
+/*
+ * clients.c — OAuth clients: creation with a one-time secret, and client
+ * authentication (RFC 6749 section 2.3.1) with throttling of failures.
+ *
+ * Client secrets are 256 random bits with a recognisable prefix (so secret
+ * scanners can spot leaks); the store keeps their SHA-256 only. Guessing a
+ * 256-bit secret is hopeless, so a fast hash is safe and lets issuance run
+ * at thousands of grants a second (DESIGN.md). The comparison is constant
+ * time, and an unknown client costs the same hash and comparison as a
+ * known one, so timing says nothing about which ids exist.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "authority/internal.h"
+
+#define SECRET_PREFIX "tokend_cs_"
+
+int tka_valid_id(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '~' || c == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int tka_valid_scope_list(const char *s)
+{
+    size_t n = strlen(s);
+    if (n > TKS_LIST_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == ' ') {
+            if (i == 0 || i == n - 1 || s[i - 1] == ' ') {
+                return 0;
+            }
+        } else if (c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void sha256(const void *p, size_t n, unsigned char out[32])
+{
+    unsigned int l = 0;
+    if (EVP_Digest(p, n, out, &l, EVP_sha256(), NULL) != 1) {
+        memset(out, 0xff, 32); /* never equal to a stored hash by accident */
+    }
+}
+
+int tka_client_create(tka_authority *a, const char *id, const char *name, const char *scopes, const char *audiences,
+                      int64_t ttl, int64_t now, tks_client *out, char *secret, char *err, size_t err_cap)
+{
+    memset(out, 0, sizeof *out);
+    char gen_id[32];
+    if (!name || !name[0] || strlen(name) > TKS_NAME_MAX) {
+        snprintf(err, err_cap, "a client needs a name of 1 to %d bytes", TKS_NAME_MAX);
+        return -1;
+    }
+    if (!id) {
+        if (tka_valid_id(name, TKS_ID_MAX)) {
+            id = name;
+        } else {
+            if (tka_random_b64(12, gen_id + 3, sizeof gen_id - 3) != 0) {
+                snprintf(err, err_cap, "no randomness");
+                return -1;
+            }
+            memcpy(gen_id, "cl_", 3);
+            id = gen_id;
+        }
+    }
+    if (!tka_valid_id(id, TKS_ID_MAX)) {
+        snprintf(err, err_cap, "client ids are 1 to %d of A-Z a-z 0-9 . _ ~ -", TKS_ID_MAX);
+        return -1;
+    }
+    if (!scopes || !tka_valid_scope_list(scopes)) {
+        snprintf(err, err_cap, "scopes must be space-separated scope tokens (RFC 6749 section 3.3)");
+        return -1;
+    }
+    if (!audiences || !audiences[0] || !tka_valid_scope_list(audiences)) {
+        snprintf(err, err_cap, "a client needs at least one audience (--aud), without spaces or quotes");
+        return -1;
+    }
+    if (ttl <= 0) {
+        ttl = a->cfg.access_ttl;
+    }
+    if (ttl > a->cfg.max_ttl) {
+        snprintf(err, err_cap, "ttl %llds is longer than the maximum %llds", (long long)ttl, (long long)a->cfg.max_ttl);
+        return -1;
+    }
+    char body[44]; /* 32 bytes in base64url: 43 characters */
+    if (tka_random_b64(32, body, sizeof body) != 0) {
+        snprintf(err, err_cap, "no randomness");
+        return -1;
+    }
+    snprintf(secret, TKA_SECRET_TEXT_LEN, "%s%s", SECRET_PREFIX, body);
+    OPENSSL_cleanse(body, sizeof body);
+    snprintf(out->id, sizeof out->id, "%s", id);
+    snprintf(out->name, sizeof out->name, "%s", name);
+    snprintf(out->scopes, sizeof out->scopes, "%s", scopes);
+    snprintf(out->audiences, sizeof out->audiences, "%s", audiences);
+    out->ttl = ttl;
+    out->created_at = now;
+    sha256(secret, strlen(secret), out->secret_hash);
+    tks_result rc = tks_client_insert(a->store, out);
+    if (rc != TKS_OK) {
+        OPENSSL_cleanse(secret, TKA_SECRET_TEXT_LEN);
+        snprintf(err, err_cap, "%s", rc == TKS_EXISTS ? "a client with that id exists" : tks_errmsg(a->store));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- throttling ------------------------------------------------------------ */
+
+static uint64_t key_hash(char tag, const char *s, size_t n)
+{
+    /* FNV-1a; collisions only make two keys share a counter. */
+    uint64_t h = 1469598103934665603ull ^ (unsigned char)tag;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    }
+    return h ? h : 1;
+}
+
+static struct tka_throttle_slot *slot_for(tka_authority *a, uint64_t h, int64_t now, int create)
+{
+    size_t base = (size_t)(h % TKA_THROTTLE_SLOTS);
+    struct tka_throttle_slot *victim = NULL;
+    for (size_t i = 0; i < 8; i++) {
+        struct tka_throttle_slot *s = &a->thr[(base + i) % TKA_THROTTLE_SLOTS];
+        if (s->key_hash == h) {
+            return s;
+        }
+        int idle = s->key_hash == 0 || (s->blocked_until <= now && s->window_start + a->cfg.fail_window <= now);
+        if (!victim && idle) {
+            victim = s;
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    if (!victim) {
+        /* All eight probed slots are busy: take the one that frees soonest. */
+        victim = &a->thr[base];
+        for (size_t i = 1; i < 8; i++) {
+            struct tka_throttle_slot *s = &a->thr[(base + i) % TKA_THROTTLE_SLOTS];
+            if (s->blocked_until < victim->blocked_until) {
+                victim = s;
+            }
+        }
+    }
+    memset(victim, 0, sizeof *victim);
+    victim->key_hash = h;
+    victim->window_start = now;
+    return victim;
+}
+
+static int64_t blocked_for(tka_authority *a, uint64_t h, int64_t now)
+{
+    struct tka_throttle_slot *s = slot_for(a, h, now, 0);
+    return s && s->blocked_until > now ? s->blocked_until - now : 0;
+}
+
+static void record_failure(tka_authority *a, uint64_t h, int64_t now)
+{
+    struct tka_throttle_slot *s = slot_for(a, h, now, 1);
+    if (s->window_start + a->cfg.fail_window <= now && s->blocked_until <= now) {
+        s->window_start = now;
+        s->failures = 0;
+    }
+    s->failures++;
+    if (s->failures > (uint32_t)a->cfg.fail_free) {
+        uint32_t over = s->failures - (uint32_t)a->cfg.fail_free;
+        int64_t wait = over >= 30 ? a->cfg.fail_max_wait : (int64_t)1 << (over - 1);
+        if (wait > a->cfg.fail_max_wait) {
+            wait = a->cfg.fail_max_wait;
+        }
+        s->blocked_until = now + wait;
+    }
+}
+
+static void clear_failures(tka_authority *a, uint64_t h, int64_t now)
+{
+    struct tka_throttle_slot *s = slot_for(a, h, now, 0);
+    if (s) {
+        memset(s, 0, sizeof *s);
+    }
+}
+
+tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t id_len, const char *secret,
+                                        size_t secret_len, const char *ip, int64_t now, tks_client *out,
+                                        int64_t *retry_after)
+{
+    *retry_after = 0;
+    memset(out, 0, sizeof *out);
+    uint64_t hid = key_hash('c', id, id_len);
+    uint64_t hip = key_hash('i', ip ? ip : "", ip ? strlen(ip) : 0);
+    pthread_mutex_lock(&a->thr_lock);
+    int64_t w1 = blocked_for(a, hid, now);
+    int64_t w2 = blocked_for(a, hip, now);
+    pthread_mutex_unlock(&a->thr_lock);
+    if (w1 > 0 || w2 > 0) {
+        *retry_after = w1 > w2 ? w1 : w2;
+        atomic_fetch_add(&a->n_auth_throttled, 1);
+        return TKA_AUTH_THROTTLED;
+    }
+    char idz[TKS_ID_MAX + 1];
+    int found = 0;
+    tks_result rc = TKS_NOT_FOUND;
+    if (id_len > 0 && id_len <= TKS_ID_MAX && memchr(id, '\0', id_len) == NULL) {
+        memcpy(idz, id, id_len);
+        idz[id_len] = '\0';
+        rc = tks_client_get(a->store, idz, out);
+        if (rc == TKS_ERR || rc == TKS_BUSY) {
+            return TKA_AUTH_ERROR;
+        }
+        found = rc == TKS_OK;
+    }
+    unsigned char h[32];
+    sha256(secret, secret_len, h);
+    int match = CRYPTO_memcmp(h, found ? out->secret_hash : a->dummy_hash, 32) == 0;
+    OPENSSL_cleanse(h, sizeof h);
+    if (!found || !match) {
+        pthread_mutex_lock(&a->thr_lock);
+        record_failure(a, hid, now);
+        record_failure(a, hip, now);
+        pthread_mutex_unlock(&a->thr_lock);
+        atomic_fetch_add(&a->n_auth_failed, 1);
+        char detail[96];
+        snprintf(detail, sizeof detail, "%s", found ? "wrong secret" : "unknown client");
+        (void)tks_audit(a->store, now, "client_auth_failed", found ? out->id : NULL, ip, detail);
+        memset(out, 0, sizeof *out);
+        return TKA_AUTH_BAD;
+    }
+    pthread_mutex_lock(&a->thr_lock);
+    clear_failures(a, hid, now);
+    pthread_mutex_unlock(&a->thr_lock);
+    if (out->disabled) {
+        (void)tks_audit(a->store, now, "client_auth_disabled", out->id, ip, "client is disabled");
+        return TKA_AUTH_DISABLED;
+    }
+    return TKA_AUTH_OK;
+}

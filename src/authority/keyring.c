@@ -1,0 +1,344 @@
+/*
+ * keyring.c — the signing key ring (DESIGN.md "Keys"): states next →
+ * active → retired → gone. A new key is published (JWKS) one rotation
+ * before it signs; a retired key verifies until the longest token it could
+ * have signed has expired, then leaves the ring and is remembered as
+ * "rotated out" for unknown_key messages.
+ *
+ * The store holds every key, the private part sealed under the master key.
+ * The ring in memory is an immutable snapshot (struct tka_ring) rebuilt
+ * from the store whenever the store's key generation changes, so that
+ * `tokend keys rotate` in another process reaches a running server.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "authority/internal.h"
+
+void tka_ring_free(struct tka_ring *r)
+{
+    if (!r) {
+        return;
+    }
+    tk_keyset_free(r->verify);
+    tk_key_free(r->signer);
+    free(r);
+}
+
+/* Generates a key, seals its private part, stores it in `state`. */
+static int make_key(tka_authority *a, enum tks_key_state state, int64_t now, char *err, size_t err_cap)
+{
+    tk_key *k = NULL;
+    char *priv = NULL;
+    char *pub = NULL;
+    tks_key_row row;
+    memset(&row, 0, sizeof row);
+    int ret = -1;
+    char kid[48];
+    if (tk_key_generate(a->cfg.alg, NULL, &k) != TK_OK || tk_key_thumbprint(k, kid, sizeof kid) != TK_OK) {
+        snprintf(err, err_cap, "cannot generate a %s key", tk_alg_name(a->cfg.alg));
+        goto out;
+    }
+    kid[16] = '\0'; /* 96 bits of the RFC 7638 thumbprint name the key */
+    if (tk_key_set_kid(k, kid) != TK_OK || tk_key_to_jwk(k, 1, &priv) != TK_OK || tk_key_to_jwk(k, 0, &pub) != TK_OK) {
+        snprintf(err, err_cap, "cannot export the new key");
+        goto out;
+    }
+    if (tka_seal(a->cfg.master_key, kid, (const unsigned char *)priv, strlen(priv), &row.sealed, &row.sealed_len) !=
+        0) {
+        snprintf(err, err_cap, "cannot seal the new key");
+        goto out;
+    }
+    snprintf(row.kid, sizeof row.kid, "%s", kid);
+    snprintf(row.alg, sizeof row.alg, "%s", tk_alg_name(a->cfg.alg));
+    row.state = state;
+    row.created_at = now;
+    row.activated_at = state == TKS_KEY_ACTIVE ? now : 0;
+    row.public_jwk = pub;
+    pub = NULL;
+    tks_result rc = tks_key_insert(a->store, &row);
+    if (rc != TKS_OK) {
+        snprintf(err, err_cap, "cannot store the new key: %s", tks_errmsg(a->store));
+        goto out;
+    }
+    ret = 0;
+out:
+    tks_key_row_clear(&row);
+    if (priv) {
+        OPENSSL_cleanse(priv, strlen(priv));
+    }
+    tk_free(priv);
+    tk_free(pub);
+    tk_key_free(k);
+    return ret;
+}
+
+struct scan {
+    tka_authority *a;
+    int64_t now;
+    struct tka_ring *ring;
+    int have_active, have_next;
+    char active_kid[TKS_ID_MAX + 1];
+    char next_kid[TKS_ID_MAX + 1];
+    int64_t active_since;
+    char err[256];
+    int failed;
+};
+
+static int scan_row(const tks_key_row *k, void *ud)
+{
+    struct scan *s = ud;
+    if (k->state == TKS_KEY_RETIRED && k->verify_until <= s->now) {
+        return 0; /* past its time: tka_maintain removes it */
+    }
+    if (k->state == TKS_KEY_ACTIVE) {
+        s->have_active = 1;
+        snprintf(s->active_kid, sizeof s->active_kid, "%s", k->kid);
+        s->active_since = k->activated_at;
+    } else if (k->state == TKS_KEY_NEXT) {
+        s->have_next = 1;
+        snprintf(s->next_kid, sizeof s->next_kid, "%s", k->kid);
+    }
+    if (!s->ring) {
+        return 0; /* counting pass */
+    }
+    tk_key *pub = NULL;
+    if (tk_key_from_jwk(k->public_jwk, strlen(k->public_jwk), TK_ALG_UNSET, &pub) != TK_OK ||
+        tk_keyset_add(s->ring->verify, pub) != TK_OK) {
+        tk_key_free(pub);
+        snprintf(s->err, sizeof s->err, "the stored public key %s does not load", k->kid);
+        s->failed = 1;
+        return 1;
+    }
+    if (k->state == TKS_KEY_ACTIVE) {
+        unsigned char *priv = NULL;
+        size_t priv_len = 0;
+        if (tka_unseal(s->a->cfg.master_key, k->kid, k->sealed, k->sealed_len, &priv, &priv_len) != 0) {
+            snprintf(s->err, sizeof s->err,
+                     "the master key does not open signing key %s: is TOKEND_MASTER_KEY_FILE the file this store "
+                     "was created with?",
+                     k->kid);
+            s->failed = 1;
+            return 1;
+        }
+        tk_key *signer = NULL;
+        tk_result rc = tk_key_from_jwk((const char *)priv, priv_len, TK_ALG_UNSET, &signer);
+        OPENSSL_cleanse(priv, priv_len);
+        free(priv);
+        if (rc != TK_OK || !tk_key_can_sign(signer)) {
+            tk_key_free(signer);
+            snprintf(s->err, sizeof s->err, "the sealed private key %s does not load", k->kid);
+            s->failed = 1;
+            return 1;
+        }
+        tk_key_free(s->ring->signer);
+        s->ring->signer = signer;
+        snprintf(s->ring->active_kid, sizeof s->ring->active_kid, "%s", k->kid);
+        s->ring->active_since = k->activated_at;
+    }
+    return 0;
+}
+
+/* Makes sure the store has an active and a next key. */
+static int ensure_keys(tka_authority *a, int64_t now, char *err, size_t err_cap)
+{
+    struct scan s;
+    memset(&s, 0, sizeof s);
+    s.a = a;
+    s.now = now;
+    if (tks_key_list(a->store, scan_row, &s) != TKS_OK) {
+        snprintf(err, err_cap, "cannot list signing keys: %s", tks_errmsg(a->store));
+        return -1;
+    }
+    if (!s.have_active && s.have_next) {
+        if (tks_key_set_state(a->store, s.next_kid, TKS_KEY_ACTIVE, now, 0) != TKS_OK) {
+            snprintf(err, err_cap, "cannot activate key %s: %s", s.next_kid, tks_errmsg(a->store));
+            return -1;
+        }
+        s.have_active = 1;
+        s.have_next = 0;
+    }
+    if (!s.have_active && make_key(a, TKS_KEY_ACTIVE, now, err, err_cap) != 0) {
+        return -1;
+    }
+    if (!s.have_next && make_key(a, TKS_KEY_NEXT, now, err, err_cap) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int tka_ring_load(tka_authority *a, int64_t now, char *err, size_t err_cap)
+{
+    if (ensure_keys(a, now, err, err_cap) != 0) {
+        return -1;
+    }
+    int64_t gen = 0;
+    if (tks_key_generation(a->store, &gen) != TKS_OK) {
+        snprintf(err, err_cap, "cannot read the key generation: %s", tks_errmsg(a->store));
+        return -1;
+    }
+    struct scan s;
+    memset(&s, 0, sizeof s);
+    s.a = a;
+    s.now = now;
+    s.ring = calloc(1, sizeof *s.ring);
+    if (!s.ring || tk_keyset_new(&s.ring->verify) != TK_OK) {
+        tka_ring_free(s.ring);
+        snprintf(err, err_cap, "out of memory");
+        return -1;
+    }
+    if (tks_key_list(a->store, scan_row, &s) != TKS_OK || s.failed || !s.ring->signer) {
+        snprintf(err, err_cap, "%s", s.failed ? s.err : "no active signing key could be loaded");
+        tka_ring_free(s.ring);
+        return -1;
+    }
+    for (size_t i = 0; i < a->n_gone; i++) {
+        if (tk_keyset_add_retired_kid(s.ring->verify, a->gone_kids[i]) != TK_OK) {
+            break;
+        }
+    }
+    pthread_rwlock_wrlock(&a->ring_lock);
+    struct tka_ring *old = a->ring;
+    a->ring = s.ring;
+    a->key_generation = gen;
+    pthread_rwlock_unlock(&a->ring_lock);
+    tka_ring_free(old);
+    return 0;
+}
+
+int tka_jwks(tka_authority *a, char **out)
+{
+    pthread_rwlock_rdlock(&a->ring_lock);
+    tk_result rc = tk_keyset_to_jwks(a->ring->verify, 0, out);
+    pthread_rwlock_unlock(&a->ring_lock);
+    return rc == TK_OK ? 0 : -1;
+}
+
+struct rot {
+    char active[TKS_ID_MAX + 1];
+    char next[TKS_ID_MAX + 1];
+};
+
+static int find_states(const tks_key_row *k, void *ud)
+{
+    struct rot *r = ud;
+    if (k->state == TKS_KEY_ACTIVE) {
+        snprintf(r->active, sizeof r->active, "%s", k->kid);
+    } else if (k->state == TKS_KEY_NEXT) {
+        snprintf(r->next, sizeof r->next, "%s", k->kid);
+    }
+    return 0;
+}
+
+static int rotate_locked(tka_authority *a, int64_t now, char *err, size_t err_cap)
+{
+    if (ensure_keys(a, now, err, err_cap) != 0) {
+        return -1;
+    }
+    struct rot r;
+    memset(&r, 0, sizeof r);
+    if (tks_key_list(a->store, find_states, &r) != TKS_OK || !r.active[0] || !r.next[0]) {
+        snprintf(err, err_cap, "cannot find the active and next keys: %s", tks_errmsg(a->store));
+        return -1;
+    }
+    /* A token signed by the retiring key lives at most max_ttl, plus the
+     * leeway verifiers allow. */
+    int64_t verify_until = now + a->cfg.max_ttl + a->cfg.leeway;
+    if (tks_key_set_state(a->store, r.active, TKS_KEY_RETIRED, now, verify_until) != TKS_OK ||
+        tks_key_set_state(a->store, r.next, TKS_KEY_ACTIVE, now, 0) != TKS_OK) {
+        snprintf(err, err_cap, "cannot rotate: %s", tks_errmsg(a->store));
+        return -1;
+    }
+    if (make_key(a, TKS_KEY_NEXT, now, err, err_cap) != 0) {
+        return -1;
+    }
+    atomic_fetch_add(&a->n_rotated, 1);
+    (void)tks_audit(a->store, now, "key_rotated", NULL, NULL, r.next);
+    return tka_ring_load(a, now, err, err_cap);
+}
+
+int tka_rotate(tka_authority *a, int64_t now, char *err, size_t err_cap)
+{
+    pthread_mutex_lock(&a->maint_lock);
+    int rc = rotate_locked(a, now, err, err_cap);
+    pthread_mutex_unlock(&a->maint_lock);
+    return rc;
+}
+
+struct expired {
+    char kids[16][TKS_ID_MAX + 1];
+    size_t n;
+    int64_t now;
+};
+
+static int find_expired(const tks_key_row *k, void *ud)
+{
+    struct expired *e = ud;
+    if (k->state == TKS_KEY_RETIRED && k->verify_until <= e->now && e->n < 16) {
+        snprintf(e->kids[e->n++], sizeof e->kids[0], "%s", k->kid);
+    }
+    return 0;
+}
+
+static void remember_gone(tka_authority *a, const char *kid)
+{
+    if (a->n_gone == 16) {
+        memmove(a->gone_kids[0], a->gone_kids[1], sizeof a->gone_kids[0] * 15);
+        a->n_gone = 15;
+    }
+    snprintf(a->gone_kids[a->n_gone++], sizeof a->gone_kids[0], "%s", kid);
+}
+
+int tka_maintain(tka_authority *a, int64_t now)
+{
+    if (pthread_mutex_trylock(&a->maint_lock) != 0) {
+        return 0; /* someone else is at it */
+    }
+    char err[256];
+    int rc = 0;
+    int reload = 0;
+    int64_t gen = 0;
+    if (tks_key_generation(a->store, &gen) == TKS_OK && gen != a->key_generation) {
+        reload = 1;
+    }
+    struct expired e;
+    memset(&e, 0, sizeof e);
+    e.now = now;
+    if (tks_key_list(a->store, find_expired, &e) == TKS_OK) {
+        for (size_t i = 0; i < e.n; i++) {
+            if (tks_key_delete(a->store, e.kids[i]) == TKS_OK) {
+                remember_gone(a, e.kids[i]);
+                (void)tks_audit(a->store, now, "key_removed", NULL, NULL, e.kids[i]);
+                reload = 1;
+            }
+        }
+    }
+    pthread_rwlock_rdlock(&a->ring_lock);
+    int64_t since = a->ring ? a->ring->active_since : now;
+    pthread_rwlock_unlock(&a->ring_lock);
+    if (a->cfg.rotate_every > 0 && since + a->cfg.rotate_every <= now) {
+        rc = rotate_locked(a, now, err, sizeof err);
+        reload = 0;
+    }
+    if (reload && tka_ring_load(a, now, err, sizeof err) != 0) {
+        rc = -1;
+    }
+    if (tka_revset_refresh(a, now) != 0) {
+        rc = -1;
+    }
+    if (now - a->last_purge >= 60) {
+        tka_revset_purge(a, now);
+        (void)tks_revocations_purge(a->store, now);
+        a->last_purge = now;
+    }
+    pthread_mutex_unlock(&a->maint_lock);
+    return rc;
+}
+
+int tka_keys_list(tka_authority *a, int (*fn)(const tks_key_row *k, void *ud), void *ud)
+{
+    return tks_key_list(a->store, fn, ud) == TKS_OK ? 0 : -1;
+}
