@@ -17,6 +17,8 @@
 typedef struct tkh_server tkh_server;
 
 typedef struct tkh_config {
+    int listen_fd;          /* >= 0: an already bound, listening socket to serve on
+                               (then host/port only describe it); -1: bind host:port */
     const char *host;       /* listen address, "127.0.0.1" */
     uint16_t port;          /* 0: any free port (see tkh_port) */
     const char *tls_cert;   /* PEM text of the certificate chain; NULL with insecure_http */
