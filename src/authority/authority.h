@@ -144,6 +144,10 @@ int tka_revoke_token(tka_authority *a, const tks_client *client, const char *tok
 /* Is this jti or sid revoked? Fills reason when so. */
 int tka_is_revoked(tka_authority *a, const char *jti, const char *sid, char *reason, size_t reason_cap);
 
+/* Is s a valid identifier (client id, reason word): 1..max of
+ * A-Z a-z 0-9 . _ ~ - ? */
+int tka_valid_id(const char *s, size_t max);
+
 /* ---- counters for /metrics ------------------------------------------------------ */
 typedef struct tka_counters {
     uint64_t issued_client_credentials;

@@ -94,8 +94,7 @@ int tka_revset_refresh(tka_authority *a, int64_t now);
 void tka_revset_purge(tka_authority *a, int64_t now);
 void tka_revset_free(struct tka_revset *s);
 
-/* clients.c: is s a valid identifier ([A-Za-z0-9._~-], 1..max)? */
-int tka_valid_id(const char *s, size_t max);
+/* clients.c */
 /* Is s a valid space-separated list of scope tokens (RFC 6749 section 3.3)? */
 int tka_valid_scope_list(const char *s);
 

@@ -17,30 +17,29 @@
 typedef struct tkh_server tkh_server;
 
 typedef struct tkh_config {
-    int listen_fd;          /* >= 0: an already bound, listening socket to serve on
-                               (then host/port only describe it); -1: bind host:port */
-    const char *host;       /* listen address, "127.0.0.1" */
-    uint16_t port;          /* 0: any free port (see tkh_port) */
-    const char *tls_cert;   /* PEM text of the certificate chain; NULL with insecure_http */
-    const char *tls_key;    /* PEM text of the private key */
-    int insecure_http;      /* plain HTTP (only when asked for explicitly) */
-    unsigned threads;       /* worker threads; 0 = number of cores */
+    int listen_fd;            /* >= 0: an already bound, listening socket to serve on
+                                 (then host/port only describe it); -1: bind host:port */
+    const char *host;         /* listen address, "127.0.0.1" */
+    uint16_t port;            /* 0: any free port (see tkh_port) */
+    const char *tls_cert;     /* PEM text of the certificate chain; NULL with insecure_http */
+    const char *tls_key;      /* PEM text of the private key */
+    int insecure_http;        /* plain HTTP (only when asked for explicitly) */
+    unsigned threads;         /* worker threads; 0 = number of cores */
     unsigned max_connections; /* connection cap (default 1024) */
-    unsigned conn_timeout;  /* idle seconds before a connection is closed (default 30) */
-    size_t max_body;        /* request body limit, bytes (65536): more is 413 */
-    size_t max_header;      /* request header block limit, bytes (16384): more is 431 */
-    const char *realm;      /* WWW-Authenticate realm ("tokend") */
-    const char *public_url; /* base URL clients reach us at, for error_uri and metadata */
-    int explain;            /* 1: error_description carries the verdict detail (SECURITY rule 15);
-                               0: the bare RFC 6750 error only */
-    FILE *log;              /* one JSON line per request; NULL = stderr */
+    unsigned conn_timeout;    /* idle seconds before a connection is closed (default 30) */
+    size_t max_body;          /* request body limit, bytes (65536): more is 413 */
+    size_t max_header;        /* request header block limit, bytes (16384): more is 431 */
+    const char *realm;        /* WWW-Authenticate realm ("tokend") */
+    const char *public_url;   /* base URL clients reach us at, for error_uri and metadata */
+    int explain;              /* 1: error_description carries the verdict detail (SECURITY rule 15);
+                                 0: the bare RFC 6750 error only */
+    FILE *log;                /* one JSON line per request; NULL = stderr */
 } tkh_config;
 
 void tkh_config_defaults(tkh_config *c);
 
 /* Starts serving; returns once the socket listens. */
-int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_server **out, char *err,
-              size_t err_cap);
+int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_server **out, char *err, size_t err_cap);
 /* The port actually bound (useful with port 0). */
 uint16_t tkh_port(const tkh_server *s);
 /* Stops accepting, finishes in-flight requests, frees. */

@@ -36,17 +36,17 @@ typedef enum tks_result {
 
 typedef struct tks_store tks_store;
 
-#define TKS_ID_MAX 64        /* client ids, kids (bytes, without NUL) */
-#define TKS_NAME_MAX 128     /* client names */
-#define TKS_LIST_MAX 2048    /* space-separated scope and audience lists */
-#define TKS_VALUE_MAX 256    /* jti / sid values */
-#define TKS_REASON_MAX 32    /* revocation reasons: logout, admin, refresh_reuse, ... */
-#define TKS_DETAIL_MAX 512   /* audit details */
+#define TKS_ID_MAX 64      /* client ids, kids (bytes, without NUL) */
+#define TKS_NAME_MAX 128   /* client names */
+#define TKS_LIST_MAX 2048  /* space-separated scope and audience lists */
+#define TKS_VALUE_MAX 256  /* jti / sid values */
+#define TKS_REASON_MAX 32  /* revocation reasons: logout, admin, refresh_reuse, ... */
+#define TKS_DETAIL_MAX 512 /* audit details */
 
 typedef struct tks_client {
     char id[TKS_ID_MAX + 1];
     char name[TKS_NAME_MAX + 1];
-    unsigned char secret_hash[32]; /* SHA-256 of the secret */
+    unsigned char secret_hash[32];    /* SHA-256 of the secret */
     char scopes[TKS_LIST_MAX + 1];    /* scopes it may request, space-separated */
     char audiences[TKS_LIST_MAX + 1]; /* audiences it may request; the first is the default */
     int64_t ttl;                      /* access token lifetime, seconds */
@@ -61,10 +61,10 @@ typedef struct tks_key_row {
     char alg[16];
     enum tks_key_state state;
     int64_t created_at;
-    int64_t activated_at; /* 0 until active */
-    int64_t retired_at;   /* 0 until retired */
-    int64_t verify_until; /* a retired key verifies until then; 0 = not retired */
-    char *public_jwk;     /* owned by the row (tks_key_row_clear) */
+    int64_t activated_at;  /* 0 until active */
+    int64_t retired_at;    /* 0 until retired */
+    int64_t verify_until;  /* a retired key verifies until then; 0 = not retired */
+    char *public_jwk;      /* owned by the row (tks_key_row_clear) */
     unsigned char *sealed; /* AES-256-GCM sealed private JWK, owned */
     size_t sealed_len;
 } tks_key_row;
@@ -112,12 +112,12 @@ tks_result tks_key_generation(tks_store *s, int64_t *out);
 void tks_key_row_clear(tks_key_row *k);
 
 /* Revocations. Revoking what is already revoked is TKS_OK. */
-tks_result tks_revoke(tks_store *s, enum tks_revocation_kind kind, const char *value, const char *reason,
-                      int64_t now, int64_t until);
+tks_result tks_revoke(tks_store *s, enum tks_revocation_kind kind, const char *value, const char *reason, int64_t now,
+                      int64_t until);
 /* Calls fn for each revocation with seq > since that is still in force at
  * `now`, in seq order. */
-tks_result tks_revocations_since(tks_store *s, int64_t since, int64_t now,
-                                 int (*fn)(const tks_revocation *r, void *ud), void *ud);
+tks_result tks_revocations_since(tks_store *s, int64_t since, int64_t now, int (*fn)(const tks_revocation *r, void *ud),
+                                 void *ud);
 /* Deletes revocations whose `until` has passed. */
 tks_result tks_revocations_purge(tks_store *s, int64_t now);
 
