@@ -22,6 +22,10 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_INVALID = 1, CLI_EXIT_USAGE = 2 };
 int cli_inspect(int argc, char **argv);
 int cli_keygen(int argc, char **argv);
 int cli_sign(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+int cli_client(int argc, char **argv);
+int cli_keys(int argc, char **argv);
+int cli_revoke(int argc, char **argv);
 
 /* Reads a whole file, at most `max` bytes (more is an error), NUL-terminated.
  * Returns 0, or -1 with a message in err. *out is owned (cli_free_secret). */

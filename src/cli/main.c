@@ -17,6 +17,9 @@ static void usage(FILE *f)
           "  inspect   decode a token, check it, and explain every problem\n"
           "  keygen    generate a signing key (private JWK file + public JWKS)\n"
           "  sign      sign a token with a key\n"
+          "  client    manage OAuth clients (add, list, show, disable, enable, remove)\n"
+          "  keys      list or rotate the server's signing keys\n"
+          "  revoke    revoke a token (by jti, sid, or the token itself)\n"
           "\n"
           "Run 'tokend COMMAND --help' for the options of a command.\n"
           "\n"
@@ -50,6 +53,15 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "sign") == 0) {
         return cli_sign(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "client") == 0) {
+        return cli_client(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "keys") == 0) {
+        return cli_keys(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "revoke") == 0) {
+        return cli_revoke(argc - 1, argv + 1);
     }
     fprintf(stderr, "tokend: unknown command '%s'\n\n", cmd);
     usage(stderr);

@@ -1,0 +1,582 @@
+/*
+ * admin.c — the admin commands, on the same store and master key as the
+ * server: `tokend client add|list|show|disable|enable|remove`,
+ * `tokend revoke --jti|--sid|--token`, `tokend keys list|rotate`. Each takes
+ * --json for scripts. A running server sees their changes within a second
+ * (tka_maintain polls the store).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "cli/cli.h"
+#include "cli/serve.h"
+
+int cli_authority_config(const struct cli_settings *s, const char *cmd, tka_config *c)
+{
+    tka_config_defaults(c);
+    const char *alg = s->v[SET_ALG];
+    c->alg = tk_alg_from_name(alg, strlen(alg));
+    if (c->alg == TK_ALG_UNSET || c->alg <= TK_ALG_HS512) {
+        fprintf(stderr,
+                "tokend %s: --alg %s: the server signs with ES256, ES384, ES512, EdDSA, RS256/384/512 or "
+                "PS256/384/512\n",
+                cmd, alg);
+        return 2;
+    }
+    struct {
+        enum cli_setting k;
+        int64_t *dst;
+    } durations[] = {
+        {SET_ACCESS_TTL, &c->access_ttl}, {SET_MAX_TTL, &c->max_ttl}, {SET_ROTATE_EVERY, &c->rotate_every}};
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = s->v[durations[i].k];
+        if (cli_parse_duration(v, durations[i].dst) != 0 ||
+            (*durations[i].dst <= 0 && durations[i].k != SET_ROTATE_EVERY)) {
+            fprintf(stderr, "tokend %s: --%s takes a duration such as 15m, 24h, 30d (got '%s')\n", cmd,
+                    cli_settings[durations[i].k].flag, v);
+            return 2;
+        }
+    }
+    if (c->access_ttl > c->max_ttl) {
+        fprintf(stderr, "tokend %s: --access-ttl is longer than --max-ttl\n", cmd);
+        return 2;
+    }
+    if (cli_parse_int64(s->v[SET_LEEWAY], &c->leeway) != 0 || c->leeway < 0 || c->leeway > TK_LIMIT_LEEWAY_MAX) {
+        fprintf(stderr, "tokend %s: --leeway takes 0 to %d seconds\n", cmd, TK_LIMIT_LEEWAY_MAX);
+        return 2;
+    }
+    return 0;
+}
+
+int cli_open_authority(const struct cli_settings *s, const char *cmd, int create_master, const char *issuer,
+                       tks_store **store, tka_authority **auth)
+{
+    char err[512];
+    tka_config c;
+    *store = NULL;
+    *auth = NULL;
+    if (cli_authority_config(s, cmd, &c) != 0) {
+        return 2;
+    }
+    int created = 0;
+    if (tka_master_key_load(s->v[SET_MASTER_KEY_FILE], create_master, c.master_key, &created, err, sizeof err) != 0) {
+        fprintf(stderr, "tokend %s: %s\n", cmd, err);
+        return 2;
+    }
+    if (created) {
+        fprintf(stderr,
+                "tokend %s: created the master key %s (mode 0600): back it up; without it the signing keys "
+                "in the store cannot be used\n",
+                cmd, s->v[SET_MASTER_KEY_FILE]);
+    }
+    if (tks_open(s->v[SET_STORE], store, err, sizeof err) != TKS_OK) {
+        fprintf(stderr, "tokend %s: cannot open the store %s: %s\n", cmd, s->v[SET_STORE], err);
+        OPENSSL_cleanse(c.master_key, sizeof c.master_key);
+        return 2;
+    }
+    c.issuer = issuer;
+    int rc = tka_open(*store, &c, (int64_t)time(NULL), auth, err, sizeof err);
+    OPENSSL_cleanse(c.master_key, sizeof c.master_key);
+    if (rc != 0) {
+        fprintf(stderr, "tokend %s: %s\n", cmd, err);
+        tks_close(*store);
+        *store = NULL;
+        return 2;
+    }
+    return 0;
+}
+
+/* The issuer for admin commands: configured, or a placeholder (they issue
+ * nothing). */
+static const char *admin_issuer(const struct cli_settings *s)
+{
+    return s->v[SET_ISSUER] ? s->v[SET_ISSUER] : "https://localhost";
+}
+
+static void print_json(json_t *o)
+{
+    char *t = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    if (t) {
+        printf("%s\n", t);
+    }
+    free(t);
+    json_decref(o);
+}
+
+static json_t *client_json(const tks_client *c)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I}", "client_id", c->id, "name", c->name, "scope", c->scopes,
+                     "aud", c->audiences, "ttl", (json_int_t)c->ttl, "disabled", c->disabled, "created_at",
+                     (json_int_t)c->created_at);
+}
+
+static void client_human(const tks_client *c)
+{
+    char when[32];
+    tk_format_time(c->created_at, when, sizeof when);
+    printf("%-24s %-8s ttl %-6llds created %s\n  scope: %s\n  aud:   %s\n", c->id, c->disabled ? "DISABLED" : "active",
+           (long long)c->ttl, when, c->scopes, c->audiences);
+}
+
+struct list_ctx {
+    json_t *arr;
+    int n;
+};
+
+static int list_client(const tks_client *c, void *ud)
+{
+    struct list_ctx *l = ud;
+    if (l->arr) {
+        json_array_append_new(l->arr, client_json(c));
+    } else {
+        client_human(c);
+    }
+    l->n++;
+    return 0;
+}
+
+static void client_help(FILE *f)
+{
+    fputs("Usage: tokend client add NAME --scope SCOPE... --aud AUD... [--ttl DURATION] [--json]\n"
+          "       tokend client list|show ID|disable ID|enable ID|remove ID [--json]\n"
+          "\n"
+          "Manages OAuth clients. 'add' prints the client id and a new secret ONCE:\n"
+          "only its hash is stored. NAME becomes the client id when it is made of\n"
+          "A-Z a-z 0-9 . _ ~ - (else an id is made up). --scope and --aud may repeat or\n"
+          "hold space-separated lists; the first audience is the default one.\n"
+          "\n"
+          "Store and keys (the same settings as tokend serve):\n",
+          f);
+    cli_settings_help(f, 1);
+    fputs("\nExamples:\n"
+          "  tokend client add billing --scope 'invoices:read invoices:write' --aud billing-api\n"
+          "  tokend client add web --scope orders:read --aud orders-api --ttl 5m --json\n"
+          "  tokend client disable web\n",
+          f);
+}
+
+static int append_list(char *dst, size_t cap, const char *item)
+{
+    size_t n = strlen(dst);
+    int w = snprintf(dst + n, cap - n, "%s%s", n ? " " : "", item);
+    return (w < 0 || (size_t)w >= cap - n) ? -1 : 0;
+}
+
+int cli_client(int argc, char **argv)
+{
+    struct option opts[SET_COUNT_ + 8];
+    size_t n = cli_settings_options(opts, SET_COUNT_, 1);
+    opts[n++] = (struct option){"scope", required_argument, NULL, 's'};
+    opts[n++] = (struct option){"aud", required_argument, NULL, 'a'};
+    opts[n++] = (struct option){"ttl", required_argument, NULL, 't'};
+    opts[n++] = (struct option){"json", no_argument, NULL, 'j'};
+    opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n] = (struct option){NULL, 0, NULL, 0};
+    struct cli_settings s;
+    memset(&s, 0, sizeof s);
+    char scopes[TKS_LIST_MAX + 1] = "";
+    char auds[TKS_LIST_MAX + 1] = "";
+    const char *ttl_s = NULL;
+    int as_json = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c >= CLI_SETTING_OPT_BASE) {
+            cli_settings_flag(&s, c, optarg);
+        } else if (c == 's' || c == 'a') {
+            if (append_list(c == 's' ? scopes : auds, sizeof scopes, optarg) != 0) {
+                fprintf(stderr, "tokend client: the --%s list is too long\n", c == 's' ? "scope" : "aud");
+                return CLI_EXIT_USAGE;
+            }
+        } else if (c == 't') {
+            ttl_s = optarg;
+        } else if (c == 'j') {
+            as_json = 1;
+        } else if (c == 'h') {
+            client_help(stdout);
+            return CLI_EXIT_OK;
+        } else {
+            client_help(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        client_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *verb = argv[optind];
+    const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
+    int need_arg = strcmp(verb, "list") != 0;
+    if ((need_arg && !arg) || optind + 1 + need_arg != argc) {
+        fprintf(stderr, "tokend client %s: %s\n", verb, need_arg ? "takes one name or id" : "takes no argument");
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_settings_finish(&s, "client") != 0) {
+        cli_settings_free(&s);
+        return CLI_EXIT_USAGE;
+    }
+    tks_store *store = NULL;
+    tka_authority *auth = NULL;
+    int status = CLI_EXIT_USAGE;
+    if (strcmp(verb, "add") == 0) {
+        int64_t ttl = 0;
+        if (ttl_s && (cli_parse_duration(ttl_s, &ttl) != 0 || ttl <= 0)) {
+            fprintf(stderr, "tokend client add: --ttl takes a duration such as 5m or 1h\n");
+            goto out;
+        }
+        if (!auds[0]) {
+            fprintf(stderr, "tokend client add: give at least one --aud (the API the tokens are for)\n");
+            goto out;
+        }
+        if (cli_open_authority(&s, "client", 1, admin_issuer(&s), &store, &auth) != 0) {
+            goto out;
+        }
+        tks_client cl;
+        char secret[TKA_SECRET_TEXT_LEN];
+        char err[256];
+        if (tka_client_create(auth, NULL, arg, scopes, auds, ttl, (int64_t)time(NULL), &cl, secret, err, sizeof err) !=
+            0) {
+            fprintf(stderr, "tokend client add: %s\n", err);
+            status = CLI_EXIT_INVALID;
+            goto out;
+        }
+        if (as_json) {
+            json_t *o = client_json(&cl);
+            json_object_set_new(o, "client_secret", json_string(secret));
+            print_json(o);
+        } else {
+            printf("client_id:     %s\nclient_secret: %s\n", cl.id, secret);
+            fprintf(stderr,
+                    "The secret is shown once; tokend keeps only its hash. Get a token with:\n"
+                    "  curl -u '%s:<secret>' -d grant_type=client_credentials https://<tokend>/oauth/token\n",
+                    cl.id);
+        }
+        OPENSSL_cleanse(secret, sizeof secret);
+        status = CLI_EXIT_OK;
+        goto out;
+    }
+    if (scopes[0] || auds[0] || ttl_s) {
+        fprintf(stderr, "tokend client %s: --scope, --aud and --ttl belong to 'add'\n", verb);
+        goto out;
+    }
+    char err[512];
+    if (tks_open(s.v[SET_STORE], &store, err, sizeof err) != TKS_OK) {
+        fprintf(stderr, "tokend client: cannot open the store %s: %s\n", s.v[SET_STORE], err);
+        goto out;
+    }
+    status = CLI_EXIT_INVALID;
+    tks_result rc = TKS_OK;
+    if (strcmp(verb, "list") == 0) {
+        struct list_ctx l = {as_json ? json_array() : NULL, 0};
+        rc = tks_client_list(store, list_client, &l);
+        if (as_json) {
+            print_json(l.arr);
+        } else if (l.n == 0) {
+            printf("no clients; add one with: tokend client add NAME --scope SCOPE --aud AUD\n");
+        }
+    } else if (strcmp(verb, "show") == 0) {
+        tks_client cl;
+        rc = tks_client_get(store, arg, &cl);
+        if (rc == TKS_OK) {
+            if (as_json) {
+                print_json(client_json(&cl));
+            } else {
+                client_human(&cl);
+            }
+        }
+    } else if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
+        rc = tks_client_set_disabled(store, arg, verb[0] == 'd');
+        if (rc == TKS_OK && !as_json) {
+            printf("client %s %sd\n", arg, verb);
+        }
+    } else if (strcmp(verb, "remove") == 0) {
+        rc = tks_client_delete(store, arg);
+        if (rc == TKS_OK && !as_json) {
+            printf("client %s removed\n", arg);
+        }
+    } else {
+        fprintf(stderr, "tokend client: unknown verb '%s' (add, list, show, disable, enable, remove)\n", verb);
+        status = CLI_EXIT_USAGE;
+        goto out;
+    }
+    if (rc == TKS_OK && as_json && verb[0] != 'l' && verb[0] != 's') {
+        print_json(json_pack("{s:s, s:s}", "client_id", arg, "result", verb));
+    }
+    if (rc == TKS_NOT_FOUND) {
+        fprintf(stderr, "tokend client %s: no client '%s'\n", verb, arg);
+    } else if (rc != TKS_OK) {
+        fprintf(stderr, "tokend client %s: %s\n", verb, tks_errmsg(store));
+    } else {
+        status = CLI_EXIT_OK;
+    }
+out:
+    tka_close(auth);
+    tks_close(store);
+    cli_settings_free(&s);
+    return status;
+}
+
+/* ---- tokend revoke ---------------------------------------------------------------- */
+
+static void revoke_help(FILE *f)
+{
+    fputs("Usage: tokend revoke (--jti JTI | --sid SID | --token TOKEN|-) [--reason WORD] [--json]\n"
+          "\n"
+          "Revokes an access token by its jti, every token of a session by its sid,\n"
+          "or the token given (its signature is checked with the key ring first).\n"
+          "A running server rejects it as 'revoked' within a second.\n"
+          "\n"
+          "Store and keys (the same settings as tokend serve):\n",
+          f);
+    cli_settings_help(f, 1);
+    fputs("\nExamples:\n"
+          "  tokend revoke --jti 3ou0JWRWFRhO4qA3bfgnaA --reason admin\n"
+          "  tokend revoke --token - < leaked-token.txt\n",
+          f);
+}
+
+int cli_revoke(int argc, char **argv)
+{
+    struct option opts[SET_COUNT_ + 8];
+    size_t n = cli_settings_options(opts, SET_COUNT_, 1);
+    opts[n++] = (struct option){"jti", required_argument, NULL, 'j'};
+    opts[n++] = (struct option){"sid", required_argument, NULL, 's'};
+    opts[n++] = (struct option){"token", required_argument, NULL, 't'};
+    opts[n++] = (struct option){"reason", required_argument, NULL, 'r'};
+    opts[n++] = (struct option){"json", no_argument, NULL, 'J'};
+    opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n] = (struct option){NULL, 0, NULL, 0};
+    struct cli_settings s;
+    memset(&s, 0, sizeof s);
+    const char *jti = NULL, *sid = NULL, *token = NULL, *reason = "admin";
+    int as_json = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c >= CLI_SETTING_OPT_BASE) {
+            cli_settings_flag(&s, c, optarg);
+        } else if (c == 'j') {
+            jti = optarg;
+        } else if (c == 's') {
+            sid = optarg;
+        } else if (c == 't') {
+            token = optarg;
+        } else if (c == 'r') {
+            reason = optarg;
+        } else if (c == 'J') {
+            as_json = 1;
+        } else if (c == 'h') {
+            revoke_help(stdout);
+            return CLI_EXIT_OK;
+        } else {
+            revoke_help(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc || (!!jti + !!sid + !!token) != 1) {
+        fprintf(stderr, "tokend revoke: give exactly one of --jti, --sid, --token\n\n");
+        revoke_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (!tka_valid_id(reason, TKS_REASON_MAX)) {
+        fprintf(stderr, "tokend revoke: --reason is one word of A-Z a-z 0-9 . _ ~ - (at most 32)\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_settings_finish(&s, "revoke") != 0) {
+        cli_settings_free(&s);
+        return CLI_EXIT_USAGE;
+    }
+    tks_store *store = NULL;
+    tka_authority *auth = NULL;
+    char *input = NULL;
+    size_t input_len = 0;
+    int status = CLI_EXIT_USAGE;
+    if (cli_open_authority(&s, "revoke", 0, admin_issuer(&s), &store, &auth) != 0) {
+        goto out;
+    }
+    const tka_config *cfg = tka_get_config(auth);
+    int64_t now = (int64_t)time(NULL);
+    int64_t until = now + cfg->max_ttl + cfg->leeway;
+    enum tks_revocation_kind kind = sid ? TKS_REVOKE_SID : TKS_REVOKE_JTI;
+    const char *value = sid ? sid : jti;
+    char jti_buf[TKS_VALUE_MAX + 1];
+    status = CLI_EXIT_INVALID;
+    if (token) {
+        if (strcmp(token, "-") == 0) {
+            int trunc = 0;
+            if (cli_read_stdin(TK_LIMIT_TOKEN_LEN + 64, &input, &input_len, &trunc) != 0 || trunc) {
+                fprintf(stderr, "tokend revoke: cannot read the token from stdin\n");
+                goto out;
+            }
+            while (input_len > 0 &&
+                   (input[input_len - 1] == '\n' || input[input_len - 1] == '\r' || input[input_len - 1] == ' ')) {
+                input[--input_len] = '\0';
+            }
+            token = input;
+        }
+        tk_token *t = NULL;
+        tk_verdict v;
+        if (tk_token_parse(token, strlen(token), NULL, &t, &v) != TK_OK || !t) {
+            fprintf(stderr, "tokend revoke: not a token: %s\n", v.detail);
+            goto out;
+        }
+        char *jwks = NULL;
+        tk_keyset *ks = NULL;
+        int ok =
+            tka_jwks(auth, &jwks) == 0 && tk_keyset_from_jwks(jwks, strlen(jwks), TK_ALG_UNSET, &ks, NULL) == TK_OK;
+        tk_free(jwks);
+        if (!ok || tk_token_verify_signature(t, ks, &v) != TK_OK || v.reason != TK_REASON_VALID) {
+            fprintf(stderr, "tokend revoke: the token was not signed by this tokend's keys (%s: %s)\n",
+                    tk_reason_code(v.reason), v.detail);
+            tk_keyset_free(ks);
+            tk_token_free(t);
+            goto out;
+        }
+        tk_keyset_free(ks);
+        const char *tj = tk_token_claim_string(t, "jti");
+        double exp = 0;
+        if (!tj || strlen(tj) > TKS_VALUE_MAX) {
+            fprintf(stderr, "tokend revoke: the token has no usable jti\n");
+            tk_token_free(t);
+            goto out;
+        }
+        snprintf(jti_buf, sizeof jti_buf, "%s", tj);
+        if (tk_token_claim_number(t, "exp", &exp) && exp > 0 && exp < (double)TK_LIMIT_NUMERICDATE_MAX) {
+            until = (int64_t)exp + cfg->leeway;
+        }
+        tk_token_free(t);
+        value = jti_buf;
+    }
+    if (tka_revoke(auth, kind, value, reason, now, until) != 0) {
+        fprintf(stderr, "tokend revoke: %s\n", tks_errmsg(store));
+        goto out;
+    }
+    char when[32];
+    tk_format_time(until, when, sizeof when);
+    if (as_json) {
+        print_json(json_pack("{s:s, s:s, s:s, s:I}", "kind", sid ? "sid" : "jti", "value", value, "reason", reason,
+                             "until", (json_int_t)until));
+    } else {
+        printf("revoked %s %s (%s); kept until %s\n", sid ? "sid" : "jti", value, reason, when);
+    }
+    status = CLI_EXIT_OK;
+out:
+    cli_free_secret(input, input_len);
+    tka_close(auth);
+    tks_close(store);
+    cli_settings_free(&s);
+    return status;
+}
+
+/* ---- tokend keys ------------------------------------------------------------------- */
+
+static void keys_help(FILE *f)
+{
+    fputs("Usage: tokend keys list|rotate [--json]\n"
+          "\n"
+          "The signing key ring: 'next' is published but does not sign yet, 'active'\n"
+          "signs, 'retired' only verifies until every token it signed has expired.\n"
+          "'rotate' makes next active, retires the active key and makes a new next.\n"
+          "A running server picks the change up within a second.\n"
+          "\n"
+          "Store and keys (the same settings as tokend serve):\n",
+          f);
+    cli_settings_help(f, 1);
+    fputs("\nExamples:\n  tokend keys list\n  tokend keys rotate --json\n", f);
+}
+
+static const char *state_name(enum tks_key_state st)
+{
+    return st == TKS_KEY_NEXT ? "next" : st == TKS_KEY_ACTIVE ? "active" : "retired";
+}
+
+static int list_key(const tks_key_row *k, void *ud)
+{
+    json_t *arr = ud;
+    if (arr) {
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "kid", k->kid, "alg", k->alg,
+                                             "state", state_name(k->state), "created_at", (json_int_t)k->created_at,
+                                             "activated_at", (json_int_t)k->activated_at, "retired_at",
+                                             (json_int_t)k->retired_at, "verify_until", (json_int_t)k->verify_until));
+        return 0;
+    }
+    char c[32], u[32];
+    tk_format_time(k->created_at, c, sizeof c);
+    tk_format_time(k->verify_until, u, sizeof u);
+    printf("%-18s %-6s %-8s created %s%s%s\n", k->kid, k->alg, state_name(k->state), c,
+           k->state == TKS_KEY_RETIRED ? "  verifies until " : "", k->state == TKS_KEY_RETIRED ? u : "");
+    return 0;
+}
+
+int cli_keys(int argc, char **argv)
+{
+    struct option opts[SET_COUNT_ + 4];
+    size_t n = cli_settings_options(opts, SET_COUNT_, 1);
+    opts[n++] = (struct option){"json", no_argument, NULL, 'J'};
+    opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n] = (struct option){NULL, 0, NULL, 0};
+    struct cli_settings s;
+    memset(&s, 0, sizeof s);
+    int as_json = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c >= CLI_SETTING_OPT_BASE) {
+            cli_settings_flag(&s, c, optarg);
+        } else if (c == 'J') {
+            as_json = 1;
+        } else if (c == 'h') {
+            keys_help(stdout);
+            return CLI_EXIT_OK;
+        } else {
+            keys_help(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind + 1 != argc || (strcmp(argv[optind], "list") != 0 && strcmp(argv[optind], "rotate") != 0)) {
+        keys_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_settings_finish(&s, "keys") != 0) {
+        cli_settings_free(&s);
+        return CLI_EXIT_USAGE;
+    }
+    tks_store *store = NULL;
+    tka_authority *auth = NULL;
+    int status = CLI_EXIT_USAGE;
+    if (cli_open_authority(&s, "keys", 1, admin_issuer(&s), &store, &auth) != 0) {
+        goto out;
+    }
+    status = CLI_EXIT_INVALID;
+    if (strcmp(argv[optind], "rotate") == 0) {
+        char err[256];
+        if (tka_rotate(auth, (int64_t)time(NULL), err, sizeof err) != 0) {
+            fprintf(stderr, "tokend keys rotate: %s\n", err);
+            goto out;
+        }
+        if (!as_json) {
+            printf("rotated; the key ring is now:\n");
+        }
+    }
+    json_t *arr = as_json ? json_array() : NULL;
+    if (tka_keys_list(auth, list_key, arr) != 0) {
+        json_decref(arr);
+        fprintf(stderr, "tokend keys: %s\n", tks_errmsg(store));
+        goto out;
+    }
+    if (arr) {
+        print_json(json_pack("{s:o}", "keys", arr));
+    }
+    status = CLI_EXIT_OK;
+out:
+    tka_close(auth);
+    tks_close(store);
+    cli_settings_free(&s);
+    return status;
+}

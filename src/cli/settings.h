@@ -1,0 +1,70 @@
+/*
+ * settings.h — the settings of `tokend serve` and the admin commands, one
+ * table for flags, TOKEND_* environment variables and the config file.
+ * Precedence: flag > environment > config file > default.
+ */
+#ifndef TOKEND_CLI_SETTINGS_H
+#define TOKEND_CLI_SETTINGS_H
+
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
+
+enum cli_setting {
+    SET_CONFIG = 0,
+    SET_LISTEN,
+    SET_STORE,
+    SET_MASTER_KEY_FILE,
+    SET_DATA_DIR,
+    SET_ISSUER,
+    SET_PUBLIC_URL,
+    SET_TLS_CERT,
+    SET_TLS_KEY,
+    SET_DEV,
+    SET_INSECURE_HTTP,
+    SET_ALG,
+    SET_ACCESS_TTL,
+    SET_MAX_TTL,
+    SET_ROTATE_EVERY,
+    SET_LEEWAY,
+    SET_THREADS,
+    SET_MAX_CONNECTIONS,
+    SET_EXPLAIN,
+    SET_LOG,
+    SET_COUNT_
+};
+
+struct cli_setting_def {
+    const char *flag; /* "listen" for --listen */
+    const char *env;  /* "TOKEND_LISTEN" */
+    const char *def;  /* default value, or NULL */
+    int is_bool;      /* a flag without value */
+    int admin;        /* also taken by the admin commands */
+    const char *help;
+};
+
+extern const struct cli_setting_def cli_settings[SET_COUNT_];
+
+struct cli_settings {
+    const char *v[SET_COUNT_];
+    const char *source[SET_COUNT_]; /* "flag", "env", "config", "default" */
+    char *owned[SET_COUNT_];        /* strings read from the config file */
+};
+
+#define CLI_SETTING_OPT_BASE 1000
+
+/* Appends the getopt_long options of the settings (val = BASE + setting)
+ * to opts (admin: the admin subset); returns how many were added. */
+size_t cli_settings_options(struct option *opts, size_t cap, int admin);
+/* Records a flag that getopt_long returned (val >= BASE). */
+void cli_settings_flag(struct cli_settings *s, int val, const char *arg);
+/* Fills what flags left unset from the environment, then the config file
+ * (--config / TOKEND_CONFIG; "key = value" lines, # comments, keys as the
+ * flag names), then defaults. Returns 0, or 2 with a message on stderr. */
+int cli_settings_finish(struct cli_settings *s, const char *cmd_name);
+void cli_settings_free(struct cli_settings *s);
+/* Prints the settings table (flag, env, default, help) for --help. */
+void cli_settings_help(FILE *f, int admin);
+int cli_setting_bool(const struct cli_settings *s, enum cli_setting k);
+
+#endif

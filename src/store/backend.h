@@ -1,0 +1,107 @@
+/*
+ * backend.h — the private seam between store.c and one storage backend
+ * (sqlite.c now, postgres.c later). Nothing outside src/store/ includes it.
+ *
+ * Division of work:
+ *  - store.c owns everything that must be the same for every backend: URL
+ *    dispatch, argument checks (NULLs, lengths, enums), zeroing of
+ *    out-parameters, per-thread error messages, and the callback loops of the
+ *    list functions.
+ *  - A backend only moves rows. Its functions are called with arguments that
+ *    store.c has already checked (strings NUL-terminated and within the
+ *    limits of store.h or of this header), and it checks every value it
+ *    reads back against the same limits (a too-long value is TKS_ERR, never
+ *    truncated: the store may have been written by something else).
+ *  - List functions are paged: the backend fills up to `cap` rows after a
+ *    cursor and returns; store.c calls the user's callback with no backend
+ *    lock held. So a callback may be slow or call back into the store, and
+ *    each row is delivered at most once, in order, even if the table changes
+ *    during the listing (the listing is not a snapshot).
+ *  - On any result other than TKS_OK / TKS_NOT_FOUND the backend has called
+ *    tksi_seterr() with a message that holds no secret.
+ */
+#ifndef TOKEND_STORE_BACKEND_H
+#define TOKEND_STORE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* Limits of values that store.h does not bound itself. */
+#define TKSI_JWK_MAX 16384    /* a public JWK: RSA-4096 is ~0.8 KiB; room for x5c-free extras */
+#define TKSI_SEALED_MAX 16384 /* a sealed private JWK: RSA-4096 private JWK is ~3.2 KiB plus GCM framing */
+#define TKSI_ALG_MAX 15       /* tks_key_row.alg is char[16] */
+#define TKSI_KIND_MAX 64      /* audit event kinds: short snake_case names */
+#define TKSI_IP_MAX 64        /* an IPv6 address with zone id fits (INET6_ADDRSTRLEN is 46) */
+#define TKSI_PAGE 32          /* rows per page of a list function (a page of clients is ~140 KiB) */
+
+/* An audit event as a backend returns it; `id` is the paging cursor (it
+ * grows with insertion order, so "newest" means "recorded last"). */
+typedef struct tksi_audit_row {
+    int64_t id;
+    int64_t at;
+    char kind[TKSI_KIND_MAX + 1];
+    char client_id[TKS_ID_MAX + 1];
+    char ip[TKSI_IP_MAX + 1];
+    char detail[TKS_DETAIL_MAX + 1];
+} tksi_audit_row;
+
+/* One backend: what store.c calls. Strings are NUL-terminated and within
+ * limits; `rows` of a *_page function has room for `cap` (>= 1) rows, all
+ * zeroed by the caller; *n is the number filled (fewer than cap: the end). */
+typedef struct tksi_backend {
+    const char *name; /* "sqlite", for messages */
+    void (*close)(tks_store *s);
+    tks_result (*ping)(tks_store *s);
+
+    tks_result (*client_insert)(tks_store *s, const tks_client *c);
+    tks_result (*client_get)(tks_store *s, const char *id, tks_client *out);
+    tks_result (*client_set_disabled)(tks_store *s, const char *id, int disabled);
+    tks_result (*client_delete)(tks_store *s, const char *id);
+    /* Clients with id > after (bytewise), in id order; after "" = from the start. */
+    tks_result (*client_page)(tks_store *s, const char *after, tks_client *rows, size_t cap, size_t *n);
+
+    /* k->public_jwk may be NULL (HMAC keys have no public part). */
+    tks_result (*key_insert)(tks_store *s, const tks_key_row *k);
+    /* Keys after (after_created, after_kid) in (created_at, kid) order; start
+     * with (INT64_MIN, ""). Filled rows own their buffers (tks_key_row_clear). */
+    tks_result (*key_page)(tks_store *s, int64_t after_created, const char *after_kid, tks_key_row *rows, size_t cap,
+                           size_t *n);
+    tks_result (*key_set_state)(tks_store *s, const char *kid, enum tks_key_state state, int64_t now,
+                                int64_t verify_until);
+    tks_result (*key_delete)(tks_store *s, const char *kid);
+    tks_result (*key_generation)(tks_store *s, int64_t *out);
+
+    /* reason is never NULL here (store.c passes "" for none). */
+    tks_result (*revoke)(tks_store *s, enum tks_revocation_kind kind, const char *value, const char *reason,
+                         int64_t now, int64_t until);
+    /* Revocations with seq > after_seq and until > now, in seq order. */
+    tks_result (*revocation_page)(tks_store *s, int64_t after_seq, int64_t now, tks_revocation *rows, size_t cap,
+                                  size_t *n);
+    tks_result (*revocations_purge)(tks_store *s, int64_t now);
+
+    /* client_id, ip and detail may be NULL (stored as absent). */
+    tks_result (*audit)(tks_store *s, int64_t now, const char *kind, const char *client_id, const char *ip,
+                        const char *detail);
+    /* Events with id < before_id, newest first; start with INT64_MAX.
+     * Absent client_id / ip / detail come back as "". */
+    tks_result (*audit_page)(tks_store *s, int64_t before_id, tksi_audit_row *rows, size_t cap, size_t *n);
+} tksi_backend;
+
+/* An open store. Owned by store.c; `impl` belongs to the backend. */
+struct tks_store {
+    const tksi_backend *be;
+    void *impl;
+    uint64_t id;        /* unique per tks_open in this process: keys the error slots */
+    int schema_version; /* set by the backend's open */
+};
+
+/* Backend constructors. Each fills s->be, s->impl and s->schema_version, or
+ * returns non-OK with a message in err (and leaves nothing to free). */
+tks_result tksi_sqlite_open(tks_store *s, const char *path, char *err, size_t err_cap);
+
+/* Records the calling thread's last error on s (see tks_errmsg). */
+void tksi_seterr(tks_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,1194 @@
+/*
+ * sqlite.c — the SQLite 3 store backend (store.h, backend.h): the default,
+ * zero set-up store of one tokend process ("sqlite://PATH").
+ *
+ * Invariants:
+ *  - One connection per tks_store, used only with `mu` held, for a whole
+ *    operation: that is what makes a multi-statement transaction atomic when
+ *    several server threads share the store (SQLITE_OPEN_FULLMUTEX alone
+ *    serialises single calls, not transactions; it stays as a second line).
+ *  - Every SQL text is a constant in SQL[] or MIGRATIONS[]; values are only
+ *    ever bound (SECURITY.md, STYLE.md). Statements are prepared once and
+ *    reset after each use.
+ *  - Writes that span statements run in BEGIN IMMEDIATE, so they take the
+ *    write lock up front (the busy handler can wait for it; a read lock
+ *    upgraded later could fail with SQLITE_BUSY without waiting).
+ *  - Other processes on the same file (the CLI next to the server) are
+ *    waited for up to BUSY_MS; SQLITE_BUSY / SQLITE_LOCKED then become
+ *    TKS_BUSY (retry, or answer 503), never TKS_ERR.
+ *  - A new database file is created 0600 before SQLite opens it (SQLite gives
+ *    its -wal and -shm files the mode of the database file). The journal is
+ *    WAL with synchronous=NORMAL: a power cut may lose the last commits, never
+ *    consistency. Foreign keys are enforced; deleted rows are overwritten
+ *    (secure_delete) so a deleted sealed key does not linger in free pages.
+ *  - The schema is versioned by PRAGMA user_version: MIGRATIONS[i] takes the
+ *    store from version i to i + 1 in one transaction, setting user_version
+ *    itself. A store at a newer version than this binary knows is refused.
+ *  - Values read back are checked against the limits of store.h / backend.h
+ *    (and for a NUL byte) before they are copied: too long is TKS_ERR.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store/backend.h"
+
+#define BUSY_MS 5000
+
+/* ---- schema -------------------------------------------------------------- */
+
+/* MIGRATIONS[i] moves the schema from version i to i + 1. Append only: a
+ * migration that has shipped is never edited. Each one ends by setting
+ * user_version (a constant here, so nothing is ever formatted into SQL). */
+static const char *const MIGRATIONS[] = {
+    /* 1: the first schema. */
+    "CREATE TABLE clients ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  secret_hash BLOB(32) NOT NULL CHECK (typeof(secret_hash) = 'blob' AND length(secret_hash) = 32),"
+    "  scopes TEXT NOT NULL,"
+    "  audiences TEXT NOT NULL,"
+    "  ttl INTEGER NOT NULL,"
+    "  disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE signing_keys ("
+    "  kid TEXT PRIMARY KEY NOT NULL,"
+    "  alg TEXT NOT NULL,"
+    "  state INTEGER NOT NULL CHECK (state IN (0, 1, 2)),"
+    "  created_at INTEGER NOT NULL,"
+    "  activated_at INTEGER NOT NULL DEFAULT 0,"
+    "  retired_at INTEGER NOT NULL DEFAULT 0,"
+    "  verify_until INTEGER NOT NULL DEFAULT 0,"
+    "  public_jwk TEXT,"
+    "  sealed BLOB NOT NULL"
+    ");"
+    "CREATE TABLE revocations ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  kind INTEGER NOT NULL CHECK (kind IN (1, 2)),"
+    "  value TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  revoked_at INTEGER NOT NULL,"
+    "  until INTEGER NOT NULL,"
+    "  UNIQUE (kind, value)"
+    ");"
+    "CREATE INDEX revocations_until ON revocations (until);"
+    "CREATE TABLE refresh_tokens ("
+    "  hash BLOB PRIMARY KEY NOT NULL,"
+    "  sid TEXT NOT NULL,"
+    "  client_id TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,"
+    "  sub TEXT,"
+    "  parent BLOB,"
+    "  created_at INTEGER NOT NULL,"
+    "  used_at INTEGER NOT NULL DEFAULT 0,"
+    "  expires_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX refresh_tokens_sid ON refresh_tokens (sid);"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  client_id TEXT,"
+    "  ip TEXT,"
+    "  detail TEXT"
+    ");"
+    "CREATE TABLE meta ("
+    "  key TEXT PRIMARY KEY NOT NULL,"
+    "  value INTEGER NOT NULL"
+    ");"
+    "INSERT INTO meta (key, value) VALUES ('key_generation', 0);"
+    "PRAGMA user_version = 1;",
+};
+
+#define SCHEMA_LATEST ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
+
+/* ---- statements ---------------------------------------------------------- */
+
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_KEY_GENERATION,
+    ST_KEY_GENERATION_BUMP,
+    ST_CLIENT_INSERT,
+    ST_CLIENT_GET,
+    ST_CLIENT_SET_DISABLED,
+    ST_CLIENT_DELETE,
+    ST_CLIENT_PAGE,
+    ST_KEY_INSERT,
+    ST_KEY_PAGE,
+    ST_KEY_SET_STATE,
+    ST_KEY_DELETE,
+    ST_REVOCATION_FIND,
+    ST_REVOCATION_INSERT,
+    ST_REVOCATION_DELETE,
+    ST_REVOCATION_SET_REVOKED_AT,
+    ST_REVOCATION_PAGE,
+    ST_REVOCATION_PURGE,
+    ST_AUDIT_INSERT,
+    ST_AUDIT_PAGE,
+    ST__COUNT
+};
+
+#define CLIENT_COLS "id, name, secret_hash, scopes, audiences, ttl, disabled, created_at"
+#define KEY_COLS "kid, alg, state, created_at, activated_at, retired_at, verify_until, public_jwk, sealed"
+#define REVOCATION_COLS "seq, kind, value, reason, revoked_at, until"
+
+static const char *const SQL[ST__COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_KEY_GENERATION] = "SELECT value FROM meta WHERE key = 'key_generation'",
+    [ST_KEY_GENERATION_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'key_generation'",
+    [ST_CLIENT_INSERT] = "INSERT INTO clients (" CLIENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_CLIENT_GET] = "SELECT " CLIENT_COLS " FROM clients WHERE id = ?1",
+    [ST_CLIENT_SET_DISABLED] = "UPDATE clients SET disabled = ?2 WHERE id = ?1",
+    [ST_CLIENT_DELETE] = "DELETE FROM clients WHERE id = ?1",
+    [ST_CLIENT_PAGE] = "SELECT " CLIENT_COLS " FROM clients WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [ST_KEY_INSERT] = "INSERT INTO signing_keys (" KEY_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_KEY_PAGE] = "SELECT " KEY_COLS " FROM signing_keys"
+                    " WHERE created_at > ?1 OR (created_at = ?1 AND kid > ?2)"
+                    " ORDER BY created_at, kid LIMIT ?3",
+    /* Activation keeps the first activated_at; retiring keeps the first
+     * retired_at but takes the new verify_until; back to next clears both. */
+    [ST_KEY_SET_STATE] = "UPDATE signing_keys SET"
+                         " activated_at = CASE ?2 WHEN 0 THEN 0"
+                         "   WHEN 1 THEN (CASE WHEN state = 1 THEN activated_at ELSE ?3 END)"
+                         "   ELSE activated_at END,"
+                         " retired_at = CASE ?2 WHEN 2 THEN (CASE WHEN state = 2 THEN retired_at ELSE ?3 END)"
+                         "   ELSE 0 END,"
+                         " verify_until = CASE ?2 WHEN 2 THEN ?4 ELSE 0 END,"
+                         " state = ?2"
+                         " WHERE kid = ?1",
+    [ST_KEY_DELETE] = "DELETE FROM signing_keys WHERE kid = ?1",
+    [ST_REVOCATION_FIND] = "SELECT seq, reason, revoked_at, until FROM revocations WHERE kind = ?1 AND value = ?2",
+    [ST_REVOCATION_INSERT] = "INSERT INTO revocations (kind, value, reason, revoked_at, until)"
+                             " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_REVOCATION_DELETE] = "DELETE FROM revocations WHERE seq = ?1",
+    [ST_REVOCATION_SET_REVOKED_AT] = "UPDATE revocations SET revoked_at = ?2 WHERE seq = ?1",
+    [ST_REVOCATION_PAGE] = "SELECT " REVOCATION_COLS " FROM revocations"
+                           " WHERE seq > ?1 AND until > ?2 ORDER BY seq LIMIT ?3",
+    [ST_REVOCATION_PURGE] = "DELETE FROM revocations WHERE until <= ?1",
+    [ST_AUDIT_INSERT] = "INSERT INTO audit (at, kind, client_id, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_AUDIT_PAGE] = "SELECT id, at, kind, client_id, ip, detail FROM audit"
+                      " WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+};
+
+struct sq {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    sqlite3_stmt *st[ST__COUNT]; /* prepared on first use */
+};
+
+static struct sq *sq_of(tks_store *s)
+{
+    return (struct sq *)s->impl;
+}
+
+static void lock(struct sq *q)
+{
+    pthread_mutex_lock(&q->mu);
+}
+
+static void unlock(struct sq *q)
+{
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Maps a SQLite failure to a result and records why (with q->mu held, so
+ * sqlite3_errmsg is this operation's). */
+static tks_result fail(tks_store *s, struct sq *q, int rc, const char *what)
+{
+    int primary = rc & 0xff;
+    if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+        tksi_seterr(s, "%s: the database is locked by another writer (waited %d ms)", what, BUSY_MS);
+        return TKS_BUSY;
+    }
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
+        tksi_seterr(s, "%s: already exists", what);
+        return TKS_EXISTS;
+    }
+    tksi_seterr(s, "%s: %s", what, sqlite3_errmsg(q->db));
+    return TKS_ERR;
+}
+
+static tks_result prep(tks_store *s, struct sq *q, enum stmt_id id, sqlite3_stmt **out)
+{
+    *out = NULL;
+    if (q->st[id] == NULL) {
+        int rc = sqlite3_prepare_v3(q->db, SQL[id], -1, SQLITE_PREPARE_PERSISTENT, &q->st[id], NULL);
+        if (rc != SQLITE_OK) {
+            sqlite3_finalize(q->st[id]);
+            q->st[id] = NULL;
+            return fail(s, q, rc, "preparing a statement");
+        }
+    }
+    *out = q->st[id];
+    return TKS_OK;
+}
+
+static void release(sqlite3_stmt *st)
+{
+    if (st != NULL) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+}
+
+/* ---- binding: the first failure sticks ---------------------------------- */
+
+struct binder {
+    sqlite3_stmt *st;
+    int rc;
+};
+
+static void b_text(struct binder *b, int i, const char *p)
+{
+    if (b->rc == SQLITE_OK) {
+        b->rc = p ? sqlite3_bind_text(b->st, i, p, -1, SQLITE_STATIC) : sqlite3_bind_null(b->st, i);
+    }
+}
+
+static void b_blob(struct binder *b, int i, const void *p, size_t n)
+{
+    if (b->rc == SQLITE_OK) {
+        /* n is bounded by backend.h limits, far below INT_MAX. */
+        b->rc = sqlite3_bind_blob(b->st, i, p, (int)n, SQLITE_STATIC);
+    }
+}
+
+static void b_i64(struct binder *b, int i, int64_t v)
+{
+    if (b->rc == SQLITE_OK) {
+        b->rc = sqlite3_bind_int64(b->st, i, (sqlite3_int64)v);
+    }
+}
+
+/* Steps a statement that returns no rows, then resets it. */
+static tks_result run(tks_store *s, struct sq *q, sqlite3_stmt *st, int bind_rc, const char *what)
+{
+    int rc = bind_rc;
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+    }
+    tks_result r = TKS_OK;
+    if (rc != SQLITE_DONE && rc != SQLITE_OK) {
+        r = fail(s, q, rc, what);
+    }
+    release(st);
+    return r;
+}
+
+/* Runs a constant statement with no parameters. */
+static tks_result run_id(tks_store *s, struct sq *q, enum stmt_id id, const char *what)
+{
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, id, &st);
+    if (r != TKS_OK) {
+        return r;
+    }
+    return run(s, q, st, SQLITE_OK, what);
+}
+
+/* ---- transactions --------------------------------------------------------- */
+
+static tks_result tx_begin(tks_store *s, struct sq *q)
+{
+    return run_id(s, q, ST_BEGIN, "starting a transaction");
+}
+
+/* Commits when r is TKS_OK, else rolls back; returns the final result. */
+static tks_result tx_end(tks_store *s, struct sq *q, tks_result r)
+{
+    if (r == TKS_OK) {
+        r = run_id(s, q, ST_COMMIT, "committing");
+    }
+    /* Some failures (I/O, full disk) roll back by themselves. */
+    if (r != TKS_OK && !sqlite3_get_autocommit(q->db)) {
+        sqlite3_stmt *st;
+        if (prep(s, q, ST_ROLLBACK, &st) == TKS_OK) {
+            sqlite3_step(st);
+            release(st);
+        }
+    }
+    return r;
+}
+
+/* ---- reading columns, with limits ---------------------------------------- */
+
+/* Copies a TEXT column into dst[cap] (NUL included); NULL reads as "". */
+static int col_text(tks_store *s, sqlite3_stmt *st, int col, const char *what, char *dst, size_t cap)
+{
+    dst[0] = '\0';
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+        return 0;
+    }
+    const unsigned char *p = sqlite3_column_text(st, col);
+    int n = sqlite3_column_bytes(st, col);
+    if (p == NULL || n < 0) {
+        tksi_seterr(s, "out of memory reading %s", what);
+        return -1;
+    }
+    size_t len = (size_t)n;
+    if (len >= cap) {
+        tksi_seterr(s, "the store holds a %s of %zu bytes, over the limit of %zu (refusing to truncate it)", what, len,
+                    cap - 1);
+        return -1;
+    }
+    if (memchr(p, '\0', len) != NULL) {
+        tksi_seterr(s, "the store holds a %s with a NUL byte in it", what);
+        return -1;
+    }
+    memcpy(dst, p, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+static int col_i64(tks_store *s, sqlite3_stmt *st, int col, const char *what, int64_t *out)
+{
+    *out = 0;
+    if (sqlite3_column_type(st, col) != SQLITE_INTEGER) {
+        tksi_seterr(s, "the store holds a %s that is not an integer", what);
+        return -1;
+    }
+    *out = (int64_t)sqlite3_column_int64(st, col);
+    return 0;
+}
+
+static int read_client(tks_store *s, sqlite3_stmt *st, tks_client *c)
+{
+    int64_t disabled = 0;
+    if (col_text(s, st, 0, "clients.id", c->id, sizeof c->id) || //
+        col_text(s, st, 1, "clients.name", c->name, sizeof c->name) ||
+        col_text(s, st, 3, "clients.scopes", c->scopes, sizeof c->scopes) ||
+        col_text(s, st, 4, "clients.audiences", c->audiences, sizeof c->audiences) ||
+        col_i64(s, st, 5, "clients.ttl", &c->ttl) || //
+        col_i64(s, st, 6, "clients.disabled", &disabled) || col_i64(s, st, 7, "clients.created_at", &c->created_at)) {
+        return -1;
+    }
+    c->disabled = disabled != 0;
+    /* The type first: it is undefined after a conversion. */
+    int type = sqlite3_column_type(st, 2);
+    const void *h = sqlite3_column_blob(st, 2);
+    int n = sqlite3_column_bytes(st, 2);
+    if (type != SQLITE_BLOB || h == NULL || n != (int)sizeof c->secret_hash) {
+        tksi_seterr(s, "the store holds a clients.secret_hash that is not %zu bytes", sizeof c->secret_hash);
+        return -1;
+    }
+    memcpy(c->secret_hash, h, sizeof c->secret_hash);
+    return 0;
+}
+
+/* Fills k (zeroed by the caller); on failure k owns nothing. */
+static int read_key(tks_store *s, sqlite3_stmt *st, tks_key_row *k)
+{
+    int64_t state = 0;
+    if (col_text(s, st, 0, "signing_keys.kid", k->kid, sizeof k->kid) ||
+        col_text(s, st, 1, "signing_keys.alg", k->alg, sizeof k->alg) ||
+        col_i64(s, st, 2, "signing_keys.state", &state) ||
+        col_i64(s, st, 3, "signing_keys.created_at", &k->created_at) ||
+        col_i64(s, st, 4, "signing_keys.activated_at", &k->activated_at) ||
+        col_i64(s, st, 5, "signing_keys.retired_at", &k->retired_at) ||
+        col_i64(s, st, 6, "signing_keys.verify_until", &k->verify_until)) {
+        return -1;
+    }
+    if (state < TKS_KEY_NEXT || state > TKS_KEY_RETIRED) {
+        tksi_seterr(s, "the store holds a signing key in unknown state %lld", (long long)state);
+        return -1;
+    }
+    k->state = (enum tks_key_state)state;
+
+    if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
+        const unsigned char *p = sqlite3_column_text(st, 7);
+        int n = sqlite3_column_bytes(st, 7);
+        if (p == NULL || n < 0 || (size_t)n > TKSI_JWK_MAX || memchr(p, '\0', (size_t)n) != NULL) {
+            tksi_seterr(s, "the store holds a signing_keys.public_jwk that is unreadable or over %d bytes",
+                        TKSI_JWK_MAX);
+            return -1;
+        }
+        k->public_jwk = malloc((size_t)n + 1);
+        if (k->public_jwk == NULL) {
+            tksi_seterr(s, "out of memory reading a signing key");
+            return -1;
+        }
+        memcpy(k->public_jwk, p, (size_t)n);
+        k->public_jwk[n] = '\0';
+    }
+
+    int type = sqlite3_column_type(st, 8);
+    const void *b = sqlite3_column_blob(st, 8);
+    int n = sqlite3_column_bytes(st, 8);
+    if (type != SQLITE_BLOB || b == NULL || n < 1 || n > TKSI_SEALED_MAX) {
+        tksi_seterr(s, "the store holds a signing_keys.sealed that is not 1 to %d bytes", TKSI_SEALED_MAX);
+        tks_key_row_clear(k);
+        return -1;
+    }
+    k->sealed = malloc((size_t)n);
+    if (k->sealed == NULL) {
+        tksi_seterr(s, "out of memory reading a signing key");
+        tks_key_row_clear(k);
+        return -1;
+    }
+    memcpy(k->sealed, b, (size_t)n);
+    k->sealed_len = (size_t)n;
+    return 0;
+}
+
+static int read_revocation(tks_store *s, sqlite3_stmt *st, tks_revocation *r)
+{
+    int64_t kind = 0;
+    if (col_i64(s, st, 0, "revocations.seq", &r->seq) || //
+        col_i64(s, st, 1, "revocations.kind", &kind) ||
+        col_text(s, st, 2, "revocations.value", r->value, sizeof r->value) ||
+        col_text(s, st, 3, "revocations.reason", r->reason, sizeof r->reason) ||
+        col_i64(s, st, 4, "revocations.revoked_at", &r->revoked_at) ||
+        col_i64(s, st, 5, "revocations.until", &r->until)) {
+        return -1;
+    }
+    if (kind != TKS_REVOKE_JTI && kind != TKS_REVOKE_SID) {
+        tksi_seterr(s, "the store holds a revocation of unknown kind %lld", (long long)kind);
+        return -1;
+    }
+    r->kind = (enum tks_revocation_kind)kind;
+    return 0;
+}
+
+static int read_audit(tks_store *s, sqlite3_stmt *st, tksi_audit_row *a)
+{
+    if (col_i64(s, st, 0, "audit.id", &a->id) || //
+        col_i64(s, st, 1, "audit.at", &a->at) || //
+        col_text(s, st, 2, "audit.kind", a->kind, sizeof a->kind) ||
+        col_text(s, st, 3, "audit.client_id", a->client_id, sizeof a->client_id) ||
+        col_text(s, st, 4, "audit.ip", a->ip, sizeof a->ip) ||
+        col_text(s, st, 5, "audit.detail", a->detail, sizeof a->detail)) {
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the backend --------------------------------------------------------- */
+
+static void sq_close(tks_store *s)
+{
+    struct sq *q = sq_of(s);
+    for (size_t i = 0; i < ST__COUNT; i++) {
+        sqlite3_finalize(q->st[i]);
+    }
+    sqlite3_close(q->db);
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+    s->impl = NULL;
+}
+
+/* Reads meta.key_generation; with q->mu held. */
+static tks_result read_generation(tks_store *s, struct sq *q, int64_t *out, const char *what)
+{
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_KEY_GENERATION, &st);
+    if (r != TKS_OK) {
+        return r;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (col_i64(s, st, 0, "meta.key_generation", out) != 0) {
+            r = TKS_ERR;
+        }
+    } else if (rc == SQLITE_DONE) {
+        tksi_seterr(s, "%s: the store has no key_generation row", what);
+        r = TKS_ERR;
+    } else {
+        r = fail(s, q, rc, what);
+    }
+    release(st);
+    return r;
+}
+
+static tks_result sq_ping(tks_store *s)
+{
+    struct sq *q = sq_of(s);
+    int64_t g = 0;
+    lock(q);
+    tks_result r = read_generation(s, q, &g, "ping");
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_key_generation(tks_store *s, int64_t *out)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    tks_result r = read_generation(s, q, out, "reading the key generation");
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_client_insert(tks_store *s, const tks_client *c)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_CLIENT_INSERT, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, c->id);
+        b_text(&b, 2, c->name);
+        b_blob(&b, 3, c->secret_hash, sizeof c->secret_hash);
+        b_text(&b, 4, c->scopes);
+        b_text(&b, 5, c->audiences);
+        b_i64(&b, 6, c->ttl);
+        b_i64(&b, 7, c->disabled != 0);
+        b_i64(&b, 8, c->created_at);
+        r = run(s, q, st, b.rc, "adding a client");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_client_get(tks_store *s, const char *id, tks_client *out)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_CLIENT_GET, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, id);
+        int rc = b.rc == SQLITE_OK ? sqlite3_step(st) : b.rc;
+        if (rc == SQLITE_ROW) {
+            r = read_client(s, st, out) == 0 ? TKS_OK : TKS_ERR;
+        } else if (rc == SQLITE_DONE) {
+            r = TKS_NOT_FOUND;
+        } else {
+            r = fail(s, q, rc, "reading a client");
+        }
+        release(st);
+    }
+    unlock(q);
+    return r;
+}
+
+/* Runs an UPDATE / DELETE keyed by one text id (and optionally an integer
+ * ?2); TKS_NOT_FOUND when no row matched. With q->mu held. */
+static tks_result change_by_id(tks_store *s, struct sq *q, enum stmt_id id, const char *key, int has_arg, int64_t arg,
+                               const char *what)
+{
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, id, &st);
+    if (r != TKS_OK) {
+        return r;
+    }
+    struct binder b = {st, SQLITE_OK};
+    b_text(&b, 1, key);
+    if (has_arg) {
+        b_i64(&b, 2, arg);
+    }
+    r = run(s, q, st, b.rc, what);
+    if (r == TKS_OK && sqlite3_changes(q->db) == 0) {
+        r = TKS_NOT_FOUND;
+    }
+    return r;
+}
+
+static tks_result sq_client_set_disabled(tks_store *s, const char *id, int disabled)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    tks_result r = change_by_id(s, q, ST_CLIENT_SET_DISABLED, id, 1, disabled != 0, "disabling a client");
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_client_delete(tks_store *s, const char *id)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    tks_result r = change_by_id(s, q, ST_CLIENT_DELETE, id, 0, 0, "deleting a client");
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_client_page(tks_store *s, const char *after, tks_client *rows, size_t cap, size_t *n)
+{
+    struct sq *q = sq_of(s);
+    *n = 0;
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_CLIENT_PAGE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, after);
+        b_i64(&b, 2, (int64_t)cap);
+        int rc = b.rc;
+        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+            rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW && *n < cap) {
+                if (read_client(s, st, &rows[*n]) != 0) {
+                    r = TKS_ERR;
+                    break;
+                }
+                (*n)++;
+            }
+        }
+        if (r == TKS_OK && rc != SQLITE_DONE) {
+            r = fail(s, q, rc, "listing clients");
+        }
+        release(st);
+    }
+    unlock(q);
+    if (r != TKS_OK) {
+        *n = 0;
+    }
+    return r;
+}
+
+/* Changes the key table and bumps key_generation, in one transaction. */
+static tks_result key_change(tks_store *s, struct sq *q, sqlite3_stmt *st, int bind_rc, int must_match,
+                             const char *what)
+{
+    tks_result r = tx_begin(s, q);
+    if (r != TKS_OK) {
+        release(st);
+        return r;
+    }
+    r = run(s, q, st, bind_rc, what);
+    if (r == TKS_OK && must_match && sqlite3_changes(q->db) == 0) {
+        r = TKS_NOT_FOUND;
+    }
+    if (r == TKS_OK) {
+        r = run_id(s, q, ST_KEY_GENERATION_BUMP, "bumping the key generation");
+        if (r == TKS_OK && sqlite3_changes(q->db) != 1) {
+            tksi_seterr(s, "%s: the store has no key_generation row", what);
+            r = TKS_ERR;
+        }
+    }
+    return tx_end(s, q, r);
+}
+
+static tks_result sq_key_insert(tks_store *s, const tks_key_row *k)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_KEY_INSERT, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, k->kid);
+        b_text(&b, 2, k->alg);
+        b_i64(&b, 3, (int64_t)k->state);
+        b_i64(&b, 4, k->created_at);
+        b_i64(&b, 5, k->activated_at);
+        b_i64(&b, 6, k->retired_at);
+        b_i64(&b, 7, k->verify_until);
+        b_text(&b, 8, k->public_jwk);
+        b_blob(&b, 9, k->sealed, k->sealed_len);
+        r = key_change(s, q, st, b.rc, 0, "adding a signing key");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_key_page(tks_store *s, int64_t after_created, const char *after_kid, tks_key_row *rows, size_t cap,
+                              size_t *n)
+{
+    struct sq *q = sq_of(s);
+    *n = 0;
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_KEY_PAGE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_i64(&b, 1, after_created);
+        b_text(&b, 2, after_kid);
+        b_i64(&b, 3, (int64_t)cap);
+        int rc = b.rc;
+        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+            rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW && *n < cap) {
+                if (read_key(s, st, &rows[*n]) != 0) {
+                    r = TKS_ERR;
+                    break;
+                }
+                (*n)++;
+            }
+        }
+        if (r == TKS_OK && rc != SQLITE_DONE) {
+            r = fail(s, q, rc, "listing signing keys");
+        }
+        release(st);
+    }
+    unlock(q);
+    if (r != TKS_OK) {
+        for (size_t i = 0; i < *n; i++) {
+            tks_key_row_clear(&rows[i]);
+        }
+        *n = 0;
+    }
+    return r;
+}
+
+static tks_result sq_key_set_state(tks_store *s, const char *kid, enum tks_key_state state, int64_t now,
+                                   int64_t verify_until)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_KEY_SET_STATE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, kid);
+        b_i64(&b, 2, (int64_t)state);
+        b_i64(&b, 3, now);
+        b_i64(&b, 4, verify_until);
+        r = key_change(s, q, st, b.rc, 1, "changing a signing key's state");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_key_delete(tks_store *s, const char *kid)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_KEY_DELETE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, kid);
+        r = key_change(s, q, st, b.rc, 1, "deleting a signing key");
+    }
+    unlock(q);
+    return r;
+}
+
+/* The existing revocation of (kind, value), if any. With q->mu held. */
+struct found_revocation {
+    int found;
+    int64_t seq, revoked_at, until;
+    char reason[TKS_REASON_MAX + 1];
+};
+
+static tks_result find_revocation(tks_store *s, struct sq *q, enum tks_revocation_kind kind, const char *value,
+                                  struct found_revocation *f)
+{
+    memset(f, 0, sizeof *f);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_REVOCATION_FIND, &st);
+    if (r != TKS_OK) {
+        return r;
+    }
+    struct binder b = {st, SQLITE_OK};
+    b_i64(&b, 1, (int64_t)kind);
+    b_text(&b, 2, value);
+    int rc = b.rc == SQLITE_OK ? sqlite3_step(st) : b.rc;
+    if (rc == SQLITE_ROW) {
+        f->found = 1;
+        if (col_i64(s, st, 0, "revocations.seq", &f->seq) ||
+            col_text(s, st, 1, "revocations.reason", f->reason, sizeof f->reason) ||
+            col_i64(s, st, 2, "revocations.revoked_at", &f->revoked_at) ||
+            col_i64(s, st, 3, "revocations.until", &f->until)) {
+            r = TKS_ERR;
+        }
+    } else if (rc != SQLITE_DONE) {
+        r = fail(s, q, rc, "looking up a revocation");
+    }
+    release(st);
+    return r;
+}
+
+static tks_result insert_revocation(tks_store *s, struct sq *q, enum tks_revocation_kind kind, const char *value,
+                                    const char *reason, int64_t revoked_at, int64_t until)
+{
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_REVOCATION_INSERT, &st);
+    if (r != TKS_OK) {
+        return r;
+    }
+    struct binder b = {st, SQLITE_OK};
+    b_i64(&b, 1, (int64_t)kind);
+    b_text(&b, 2, value);
+    b_text(&b, 3, reason);
+    b_i64(&b, 4, revoked_at);
+    b_i64(&b, 5, until);
+    return run(s, q, st, b.rc, "recording a revocation");
+}
+
+static tks_result seq_change(tks_store *s, struct sq *q, enum stmt_id id, int64_t seq, int has_arg, int64_t arg,
+                             const char *what)
+{
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, id, &st);
+    if (r != TKS_OK) {
+        return r;
+    }
+    struct binder b = {st, SQLITE_OK};
+    b_i64(&b, 1, seq);
+    if (has_arg) {
+        b_i64(&b, 2, arg);
+    }
+    return run(s, q, st, b.rc, what);
+}
+
+/* Revoking again keeps the first reason and the earliest revoked_at. When it
+ * extends `until`, the row moves to a new seq, so that caches polling with
+ * tks_revocations_since learn the new `until` instead of dropping the
+ * revocation early. */
+static tks_result sq_revoke(tks_store *s, enum tks_revocation_kind kind, const char *value, const char *reason,
+                            int64_t now, int64_t until)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    tks_result r = tx_begin(s, q);
+    if (r == TKS_OK) {
+        struct found_revocation f;
+        r = find_revocation(s, q, kind, value, &f);
+        if (r == TKS_OK && !f.found) {
+            r = insert_revocation(s, q, kind, value, reason, now, until);
+        } else if (r == TKS_OK && until > f.until) {
+            int64_t first = now < f.revoked_at ? now : f.revoked_at;
+            r = seq_change(s, q, ST_REVOCATION_DELETE, f.seq, 0, 0, "moving a revocation");
+            if (r == TKS_OK) {
+                r = insert_revocation(s, q, kind, value, f.reason, first, until);
+            }
+        } else if (r == TKS_OK && now < f.revoked_at) {
+            r = seq_change(s, q, ST_REVOCATION_SET_REVOKED_AT, f.seq, 1, now, "updating a revocation");
+        }
+        r = tx_end(s, q, r);
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_revocation_page(tks_store *s, int64_t after_seq, int64_t now, tks_revocation *rows, size_t cap,
+                                     size_t *n)
+{
+    struct sq *q = sq_of(s);
+    *n = 0;
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_REVOCATION_PAGE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_i64(&b, 1, after_seq);
+        b_i64(&b, 2, now);
+        b_i64(&b, 3, (int64_t)cap);
+        int rc = b.rc;
+        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+            rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW && *n < cap) {
+                if (read_revocation(s, st, &rows[*n]) != 0) {
+                    r = TKS_ERR;
+                    break;
+                }
+                (*n)++;
+            }
+        }
+        if (r == TKS_OK && rc != SQLITE_DONE) {
+            r = fail(s, q, rc, "listing revocations");
+        }
+        release(st);
+    }
+    unlock(q);
+    if (r != TKS_OK) {
+        *n = 0;
+    }
+    return r;
+}
+
+static tks_result sq_revocations_purge(tks_store *s, int64_t now)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_REVOCATION_PURGE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_i64(&b, 1, now);
+        r = run(s, q, st, b.rc, "purging revocations");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_audit(tks_store *s, int64_t now, const char *kind, const char *client_id, const char *ip,
+                           const char *detail)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_AUDIT_INSERT, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_i64(&b, 1, now);
+        b_text(&b, 2, kind);
+        b_text(&b, 3, client_id);
+        b_text(&b, 4, ip);
+        b_text(&b, 5, detail);
+        r = run(s, q, st, b.rc, "recording an audit event");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_audit_page(tks_store *s, int64_t before_id, tksi_audit_row *rows, size_t cap, size_t *n)
+{
+    struct sq *q = sq_of(s);
+    *n = 0;
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_AUDIT_PAGE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_i64(&b, 1, before_id);
+        b_i64(&b, 2, (int64_t)cap);
+        int rc = b.rc;
+        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+            rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW && *n < cap) {
+                if (read_audit(s, st, &rows[*n]) != 0) {
+                    r = TKS_ERR;
+                    break;
+                }
+                (*n)++;
+            }
+        }
+        if (r == TKS_OK && rc != SQLITE_DONE) {
+            r = fail(s, q, rc, "listing audit events");
+        }
+        release(st);
+    }
+    unlock(q);
+    if (r != TKS_OK) {
+        *n = 0;
+    }
+    return r;
+}
+
+static const tksi_backend SQLITE_BACKEND = {
+    .name = "sqlite",
+    .close = sq_close,
+    .ping = sq_ping,
+    .client_insert = sq_client_insert,
+    .client_get = sq_client_get,
+    .client_set_disabled = sq_client_set_disabled,
+    .client_delete = sq_client_delete,
+    .client_page = sq_client_page,
+    .key_insert = sq_key_insert,
+    .key_page = sq_key_page,
+    .key_set_state = sq_key_set_state,
+    .key_delete = sq_key_delete,
+    .key_generation = sq_key_generation,
+    .revoke = sq_revoke,
+    .revocation_page = sq_revocation_page,
+    .revocations_purge = sq_revocations_purge,
+    .audit = sq_audit,
+    .audit_page = sq_audit_page,
+};
+
+/* ---- opening and migrating ------------------------------------------------ */
+
+/* Runs a one-row pragma (constant text) and reads its first column. */
+static int pragma_value(sqlite3 *db, const char *sql, int64_t *ival, char *text, size_t text_cap)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            if (ival != NULL) {
+                *ival = (int64_t)sqlite3_column_int64(st, 0);
+            }
+            if (text != NULL) {
+                const unsigned char *p = sqlite3_column_text(st, 0);
+                snprintf(text, text_cap, "%s", p ? (const char *)p : "");
+            }
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            rc = SQLITE_ERROR;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static tks_result open_result(int rc)
+{
+    int primary = rc & 0xff;
+    return primary == SQLITE_BUSY || primary == SQLITE_LOCKED ? TKS_BUSY : TKS_ERR;
+}
+
+/* Brings the schema to SCHEMA_LATEST, one transaction per migration. The
+ * version is re-read inside each transaction: another process may have
+ * migrated the store meanwhile. */
+static tks_result migrate(sqlite3 *db, int *version, char *err, size_t err_cap)
+{
+    int64_t v = 0;
+    int rc = pragma_value(db, "PRAGMA user_version", &v, NULL, 0);
+    if (rc != SQLITE_OK) {
+        snprintf(err, err_cap, "reading the store's schema version: %s", sqlite3_errmsg(db));
+        return open_result(rc);
+    }
+    for (;;) {
+        if (v < 0 || v > SCHEMA_LATEST) {
+            snprintf(err, err_cap, "the store is at schema %lld; this tokend knows up to %d", (long long)v,
+                     SCHEMA_LATEST);
+            return TKS_ERR;
+        }
+        if (v == SCHEMA_LATEST) {
+            *version = (int)v;
+            return TKS_OK;
+        }
+        int64_t want = v + 1;
+        rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) {
+            rc = pragma_value(db, "PRAGMA user_version", &v, NULL, 0);
+        }
+        if (rc == SQLITE_OK && v == want - 1) {
+            rc = sqlite3_exec(db, MIGRATIONS[v], NULL, NULL, NULL);
+            if (rc == SQLITE_OK) {
+                rc = pragma_value(db, "PRAGMA user_version", &v, NULL, 0);
+            }
+            if (rc == SQLITE_OK && v != want) {
+                snprintf(err, err_cap, "schema migration %lld did not set user_version", (long long)want);
+                sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+                return TKS_ERR;
+            }
+        }
+        /* else another process moved the version: commit nothing, look again. */
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        }
+        if (rc != SQLITE_OK) {
+            /* Take the message before ROLLBACK replaces it. */
+            snprintf(err, err_cap, "migrating the store to schema %lld: %s", (long long)want, sqlite3_errmsg(db));
+            if (!sqlite3_get_autocommit(db)) {
+                sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            }
+            return open_result(rc);
+        }
+    }
+}
+
+/* Creates the database file 0600 if it does not exist (an existing file
+ * keeps its mode). umask can only remove bits from 0600. */
+static int create_file(const char *path, char *err, size_t err_cap)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, err_cap, "cannot open the store %s: %s", path, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* Connection settings; on failure err says why. */
+static tks_result configure(sqlite3 *db, const char *path, int in_memory, char *err, size_t err_cap)
+{
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, BUSY_MS);
+    /* Hardening for a database file someone else may have edited
+     * (https://sqlite.org/security.html). */
+#ifdef SQLITE_DBCONFIG_DEFENSIVE
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+#endif
+#ifdef SQLITE_DBCONFIG_TRUSTED_SCHEMA
+    sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+#endif
+
+    char mode[16] = "";
+    int rc = pragma_value(db, "PRAGMA journal_mode = WAL", NULL, mode, sizeof mode);
+    if (rc != SQLITE_OK) {
+        snprintf(err, err_cap, "cannot open the store %s: %s", path, sqlite3_errmsg(db));
+        return open_result(rc);
+    }
+    if (!in_memory && strcmp(mode, "wal") != 0) {
+        snprintf(err, err_cap, "cannot switch the store %s to WAL mode (journal_mode is %s)", path, mode);
+        return TKS_ERR;
+    }
+    rc = sqlite3_exec(db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;", NULL,
+                      NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, err_cap, "configuring the store %s: %s", path, sqlite3_errmsg(db));
+        return open_result(rc);
+    }
+    int64_t fk = 0;
+    if (pragma_value(db, "PRAGMA foreign_keys", &fk, NULL, 0) != SQLITE_OK || fk != 1) {
+        snprintf(err, err_cap, "this SQLite library does not enforce foreign keys");
+        return TKS_ERR;
+    }
+    return TKS_OK;
+}
+
+tks_result tksi_sqlite_open(tks_store *s, const char *path, char *err, size_t err_cap)
+{
+    char dummy[1];
+    if (err == NULL || err_cap == 0) {
+        err = dummy;
+        err_cap = sizeof dummy;
+    }
+    if (!sqlite3_threadsafe()) {
+        snprintf(err, err_cap, "this SQLite library was built without thread support");
+        return TKS_ERR;
+    }
+    int in_memory = strcmp(path, ":memory:") == 0;
+    if (!in_memory && create_file(path, err, err_cap) != 0) {
+        return TKS_ERR;
+    }
+    struct sq *q = calloc(1, sizeof *q);
+    if (q == NULL) {
+        snprintf(err, err_cap, "out of memory opening the store");
+        return TKS_ERR;
+    }
+    if (pthread_mutex_init(&q->mu, NULL) != 0) {
+        free(q);
+        snprintf(err, err_cap, "cannot create a mutex for the store");
+        return TKS_ERR;
+    }
+    int version = 0;
+    tks_result r = TKS_ERR;
+    /* PATH is a file name, never an SQLite URI (Debian builds SQLite with
+     * SQLITE_USE_URI, which would read "file:x?mode=ro" as one): "./" keeps
+     * a path that starts with "file:" literal. */
+    char *name = NULL;
+    if (strncmp(path, "file:", 5) == 0) {
+        size_t n = strlen(path);
+        name = malloc(n + 3);
+        if (name == NULL) {
+            snprintf(err, err_cap, "out of memory opening the store");
+            goto out;
+        }
+        memcpy(name, "./", 2);
+        memcpy(name + 2, path, n + 1);
+    }
+    int rc = sqlite3_open_v2(name ? name : path, &q->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+    free(name);
+    if (rc != SQLITE_OK) {
+        snprintf(err, err_cap, "cannot open the store %s: %s", path,
+                 q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+        goto out;
+    }
+    r = configure(q->db, path, in_memory, err, err_cap);
+    if (r == TKS_OK) {
+        r = migrate(q->db, &version, err, err_cap);
+    }
+    if (r == TKS_OK) {
+        s->be = &SQLITE_BACKEND;
+        s->impl = q;
+        s->schema_version = version;
+    }
+out:
+    if (r != TKS_OK) {
+        sqlite3_close(q->db);
+        pthread_mutex_destroy(&q->mu);
+        free(q);
+    }
+    return r;
+}

@@ -1,0 +1,624 @@
+/*
+ * store.c — the front of tokend's persistence (store.h): picks a backend by
+ * URL and gives every backend the same contract.
+ *
+ * Invariants:
+ *  - Every tks_* function checks its arguments here, once, so a backend sees
+ *    only NUL-terminated strings within the limits of store.h / backend.h
+ *    and valid enum values. Out-parameters are zeroed on entry.
+ *  - A value that would not fit is refused (TKS_ERR), never truncated. An id
+ *    that cannot exist (empty or longer than its limit) is TKS_NOT_FOUND on
+ *    lookups: no row can hold it, and callers pass ids that came off the wire.
+ *  - Callbacks of the list functions run with no backend lock held: rows are
+ *    fetched a page at a time (backend.h), so a callback may be slow or call
+ *    back into the store without deadlocking it.
+ *  - Error messages are kept per thread and per store (tks_errmsg), and never
+ *    hold a secret: a store URL may carry a password, so it is never echoed.
+ */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "store/backend.h"
+
+/* ---- per-thread error messages ----------------------------------------- */
+
+/* A thread keeps the last message of each of the last few stores it used;
+ * a server has one store, the CLI at most two (migrations, copies). */
+#define ERR_SLOTS 4
+#define ERR_MAX 256
+
+struct err_slot {
+    uint64_t store_id; /* 0 = free; store ids start at 1 and are never reused */
+    char msg[ERR_MAX];
+};
+
+static _Thread_local struct err_slot err_slots[ERR_SLOTS];
+static _Thread_local unsigned err_victim;
+static atomic_uint_fast64_t next_store_id = 1;
+
+static struct err_slot *err_slot_of(const tks_store *s, int create)
+{
+    for (size_t i = 0; i < ERR_SLOTS; i++) {
+        if (err_slots[i].store_id == s->id) {
+            return &err_slots[i];
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    for (size_t i = 0; i < ERR_SLOTS; i++) {
+        if (err_slots[i].store_id == 0) {
+            err_slots[i].store_id = s->id;
+            return &err_slots[i];
+        }
+    }
+    struct err_slot *e = &err_slots[err_victim % ERR_SLOTS];
+    err_victim++;
+    e->store_id = s->id;
+    return e;
+}
+
+void tksi_seterr(tks_store *s, const char *fmt, ...)
+{
+    struct err_slot *e = err_slot_of(s, 1);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+}
+
+const char *tks_errmsg(tks_store *s)
+{
+    if (s == NULL) {
+        return "no store (tks_open failed or was not called)";
+    }
+    const struct err_slot *e = err_slot_of(s, 0);
+    return e ? e->msg : "no error";
+}
+
+/* ---- argument checks ----------------------------------------------------- */
+
+/* 1 when p is a C string of 1..max bytes (reads at most max + 1 bytes). */
+static int str_ok(const char *p, size_t max)
+{
+    if (p == NULL) {
+        return 0;
+    }
+    size_t n = strnlen(p, max + 1);
+    return n >= 1 && n <= max;
+}
+
+/* 1 when p is NULL or a C string of at most max bytes. */
+static int opt_str_ok(const char *p, size_t max)
+{
+    return p == NULL || strnlen(p, max + 1) <= max;
+}
+
+/* 1 when the array field a[cap] holds a NUL (so its string fits). */
+static int field_ok(const char *a, size_t cap)
+{
+    return strnlen(a, cap) < cap;
+}
+
+static int key_state_ok(enum tks_key_state st)
+{
+    int v = (int)st;
+    return v >= TKS_KEY_NEXT && v <= TKS_KEY_RETIRED;
+}
+
+static int revocation_kind_ok(enum tks_revocation_kind k)
+{
+    int v = (int)k;
+    return v == TKS_REVOKE_JTI || v == TKS_REVOKE_SID;
+}
+
+/* Writes the open error, if the caller gave room for one. */
+static void open_err(char *err, size_t err_cap, const char *msg)
+{
+    if (err != NULL && err_cap > 0) {
+        snprintf(err, err_cap, "%s", msg);
+    }
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+static int has_scheme(const char *url, const char *scheme)
+{
+    size_t n = strlen(scheme);
+    return strncasecmp(url, scheme, n) == 0;
+}
+
+tks_result tks_open(const char *url, tks_store **out, char *err, size_t err_cap)
+{
+    if (err != NULL && err_cap > 0) {
+        err[0] = '\0';
+    }
+    if (out == NULL) {
+        open_err(err, err_cap, "tks_open: no place to put the store");
+        return TKS_ERR;
+    }
+    *out = NULL;
+    if (url == NULL) {
+        open_err(err, err_cap, "no store URL (use sqlite://PATH)");
+        return TKS_ERR;
+    }
+    if (has_scheme(url, "postgres://") || has_scheme(url, "postgresql://")) {
+        open_err(err, err_cap, "PostgreSQL support is not built yet");
+        return TKS_ERR;
+    }
+    if (!has_scheme(url, "sqlite://")) {
+        open_err(err, err_cap, "unknown store URL scheme (use sqlite://PATH)");
+        return TKS_ERR;
+    }
+    const char *path = url + strlen("sqlite://");
+    if (path[0] == '\0') {
+        open_err(err, err_cap, "the store URL sqlite:// has no path (use sqlite://PATH, e.g. sqlite://./tokend.db)");
+        return TKS_ERR;
+    }
+    tks_store *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        open_err(err, err_cap, "out of memory opening the store");
+        return TKS_ERR;
+    }
+    s->id = atomic_fetch_add(&next_store_id, 1);
+    tks_result r = tksi_sqlite_open(s, path, err, err_cap);
+    if (r != TKS_OK) {
+        free(s);
+        return r;
+    }
+    *out = s;
+    return TKS_OK;
+}
+
+void tks_close(tks_store *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    s->be->close(s);
+    free(s);
+}
+
+int tks_schema_version(tks_store *s)
+{
+    return s ? s->schema_version : 0;
+}
+
+tks_result tks_ping(tks_store *s)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    return s->be->ping(s);
+}
+
+/* ---- clients ------------------------------------------------------------- */
+
+tks_result tks_client_insert(tks_store *s, const tks_client *c)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (c == NULL) {
+        tksi_seterr(s, "tks_client_insert: no client");
+        return TKS_ERR;
+    }
+    if (!field_ok(c->id, sizeof c->id) || c->id[0] == '\0') {
+        tksi_seterr(s, "client id must be 1 to %d bytes", TKS_ID_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(c->name, sizeof c->name)) {
+        tksi_seterr(s, "client name longer than %d bytes", TKS_NAME_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(c->scopes, sizeof c->scopes) || !field_ok(c->audiences, sizeof c->audiences)) {
+        tksi_seterr(s, "client scope or audience list longer than %d bytes", TKS_LIST_MAX);
+        return TKS_ERR;
+    }
+    return s->be->client_insert(s, c);
+}
+
+tks_result tks_client_get(tks_store *s, const char *id, tks_client *out)
+{
+    if (out != NULL) {
+        memset(out, 0, sizeof *out);
+    }
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (id == NULL || out == NULL) {
+        tksi_seterr(s, "tks_client_get: NULL argument");
+        return TKS_ERR;
+    }
+    if (!str_ok(id, TKS_ID_MAX)) {
+        return TKS_NOT_FOUND;
+    }
+    tks_result r = s->be->client_get(s, id, out);
+    if (r != TKS_OK) {
+        memset(out, 0, sizeof *out);
+    }
+    return r;
+}
+
+tks_result tks_client_set_disabled(tks_store *s, const char *id, int disabled)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (id == NULL) {
+        tksi_seterr(s, "tks_client_set_disabled: no client id");
+        return TKS_ERR;
+    }
+    if (!str_ok(id, TKS_ID_MAX)) {
+        return TKS_NOT_FOUND;
+    }
+    return s->be->client_set_disabled(s, id, disabled != 0);
+}
+
+tks_result tks_client_delete(tks_store *s, const char *id)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (id == NULL) {
+        tksi_seterr(s, "tks_client_delete: no client id");
+        return TKS_ERR;
+    }
+    if (!str_ok(id, TKS_ID_MAX)) {
+        return TKS_NOT_FOUND;
+    }
+    return s->be->client_delete(s, id);
+}
+
+tks_result tks_client_list(tks_store *s, int (*fn)(const tks_client *c, void *ud), void *ud)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (fn == NULL) {
+        tksi_seterr(s, "tks_client_list: no callback");
+        return TKS_ERR;
+    }
+    tks_client *rows = calloc(TKSI_PAGE, sizeof *rows);
+    if (rows == NULL) {
+        tksi_seterr(s, "out of memory listing clients");
+        return TKS_ERR;
+    }
+    char after[TKS_ID_MAX + 1] = "";
+    tks_result r = TKS_OK;
+    for (;;) {
+        size_t n = 0;
+        memset(rows, 0, TKSI_PAGE * sizeof *rows);
+        r = s->be->client_page(s, after, rows, TKSI_PAGE, &n);
+        if (r != TKS_OK || n == 0) {
+            break;
+        }
+        int stop = 0;
+        for (size_t i = 0; i < n && !stop; i++) {
+            stop = fn(&rows[i], ud) != 0;
+        }
+        if (stop || n < TKSI_PAGE) {
+            break;
+        }
+        /* The cursor must move forward, or a broken backend would loop us. */
+        if (strcmp(rows[n - 1].id, after) <= 0) {
+            tksi_seterr(s, "client listing did not advance");
+            r = TKS_ERR;
+            break;
+        }
+        memcpy(after, rows[n - 1].id, sizeof after);
+    }
+    free(rows);
+    return r;
+}
+
+/* ---- signing keys -------------------------------------------------------- */
+
+tks_result tks_key_insert(tks_store *s, const tks_key_row *k)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (k == NULL) {
+        tksi_seterr(s, "tks_key_insert: no key");
+        return TKS_ERR;
+    }
+    if (!field_ok(k->kid, sizeof k->kid) || k->kid[0] == '\0') {
+        tksi_seterr(s, "kid must be 1 to %d bytes", TKS_ID_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(k->alg, sizeof k->alg) || k->alg[0] == '\0') {
+        tksi_seterr(s, "key alg must be 1 to %d bytes", TKSI_ALG_MAX);
+        return TKS_ERR;
+    }
+    if (!key_state_ok(k->state)) {
+        tksi_seterr(s, "unknown key state %d", (int)k->state);
+        return TKS_ERR;
+    }
+    if (!opt_str_ok(k->public_jwk, TKSI_JWK_MAX)) {
+        tksi_seterr(s, "public JWK longer than %d bytes", TKSI_JWK_MAX);
+        return TKS_ERR;
+    }
+    if (k->sealed == NULL || k->sealed_len == 0 || k->sealed_len > TKSI_SEALED_MAX) {
+        tksi_seterr(s, "sealed private key must be 1 to %d bytes", TKSI_SEALED_MAX);
+        return TKS_ERR;
+    }
+    return s->be->key_insert(s, k);
+}
+
+static void clear_rows(tks_key_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        tks_key_row_clear(&rows[i]);
+    }
+}
+
+tks_result tks_key_list(tks_store *s, int (*fn)(const tks_key_row *k, void *ud), void *ud)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (fn == NULL) {
+        tksi_seterr(s, "tks_key_list: no callback");
+        return TKS_ERR;
+    }
+    tks_key_row *rows = calloc(TKSI_PAGE, sizeof *rows);
+    if (rows == NULL) {
+        tksi_seterr(s, "out of memory listing keys");
+        return TKS_ERR;
+    }
+    int64_t after_created = INT64_MIN;
+    char after_kid[TKS_ID_MAX + 1] = "";
+    tks_result r = TKS_OK;
+    for (;;) {
+        size_t n = 0;
+        r = s->be->key_page(s, after_created, after_kid, rows, TKSI_PAGE, &n);
+        if (r != TKS_OK || n == 0) {
+            clear_rows(rows, TKSI_PAGE);
+            break;
+        }
+        int stop = 0;
+        for (size_t i = 0; i < n && !stop; i++) {
+            stop = fn(&rows[i], ud) != 0;
+        }
+        const tks_key_row *last = &rows[n - 1];
+        int advanced =
+            last->created_at > after_created || (last->created_at == after_created && strcmp(last->kid, after_kid) > 0);
+        after_created = last->created_at;
+        memcpy(after_kid, last->kid, sizeof after_kid);
+        clear_rows(rows, n);
+        if (stop || n < TKSI_PAGE) {
+            break;
+        }
+        if (!advanced) {
+            tksi_seterr(s, "key listing did not advance");
+            r = TKS_ERR;
+            break;
+        }
+    }
+    free(rows);
+    return r;
+}
+
+tks_result tks_key_set_state(tks_store *s, const char *kid, enum tks_key_state state, int64_t now, int64_t verify_until)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (kid == NULL) {
+        tksi_seterr(s, "tks_key_set_state: no kid");
+        return TKS_ERR;
+    }
+    if (!key_state_ok(state)) {
+        tksi_seterr(s, "unknown key state %d", (int)state);
+        return TKS_ERR;
+    }
+    if (!str_ok(kid, TKS_ID_MAX)) {
+        return TKS_NOT_FOUND;
+    }
+    return s->be->key_set_state(s, kid, state, now, verify_until);
+}
+
+tks_result tks_key_delete(tks_store *s, const char *kid)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (kid == NULL) {
+        tksi_seterr(s, "tks_key_delete: no kid");
+        return TKS_ERR;
+    }
+    if (!str_ok(kid, TKS_ID_MAX)) {
+        return TKS_NOT_FOUND;
+    }
+    return s->be->key_delete(s, kid);
+}
+
+tks_result tks_key_generation(tks_store *s, int64_t *out)
+{
+    if (out != NULL) {
+        *out = 0;
+    }
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (out == NULL) {
+        tksi_seterr(s, "tks_key_generation: no place for the result");
+        return TKS_ERR;
+    }
+    tks_result r = s->be->key_generation(s, out);
+    if (r != TKS_OK) {
+        *out = 0;
+    }
+    return r;
+}
+
+void tks_key_row_clear(tks_key_row *k)
+{
+    if (k == NULL) {
+        return;
+    }
+    free(k->public_jwk);
+    if (k->sealed != NULL) {
+        OPENSSL_cleanse(k->sealed, k->sealed_len);
+        free(k->sealed);
+    }
+    OPENSSL_cleanse(k, sizeof *k);
+}
+
+/* ---- revocations --------------------------------------------------------- */
+
+tks_result tks_revoke(tks_store *s, enum tks_revocation_kind kind, const char *value, const char *reason, int64_t now,
+                      int64_t until)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (!revocation_kind_ok(kind)) {
+        tksi_seterr(s, "unknown revocation kind %d", (int)kind);
+        return TKS_ERR;
+    }
+    if (!str_ok(value, TKS_VALUE_MAX)) {
+        tksi_seterr(s, "revoked value must be 1 to %d bytes", TKS_VALUE_MAX);
+        return TKS_ERR;
+    }
+    if (!opt_str_ok(reason, TKS_REASON_MAX)) {
+        tksi_seterr(s, "revocation reason longer than %d bytes", TKS_REASON_MAX);
+        return TKS_ERR;
+    }
+    return s->be->revoke(s, kind, value, reason ? reason : "", now, until);
+}
+
+tks_result tks_revocations_since(tks_store *s, int64_t since, int64_t now, int (*fn)(const tks_revocation *r, void *ud),
+                                 void *ud)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (fn == NULL) {
+        tksi_seterr(s, "tks_revocations_since: no callback");
+        return TKS_ERR;
+    }
+    tks_revocation *rows = calloc(TKSI_PAGE, sizeof *rows);
+    if (rows == NULL) {
+        tksi_seterr(s, "out of memory listing revocations");
+        return TKS_ERR;
+    }
+    int64_t after = since;
+    tks_result r = TKS_OK;
+    for (;;) {
+        size_t n = 0;
+        memset(rows, 0, TKSI_PAGE * sizeof *rows);
+        r = s->be->revocation_page(s, after, now, rows, TKSI_PAGE, &n);
+        if (r != TKS_OK || n == 0) {
+            break;
+        }
+        int stop = 0;
+        for (size_t i = 0; i < n && !stop; i++) {
+            stop = fn(&rows[i], ud) != 0;
+        }
+        if (stop || n < TKSI_PAGE) {
+            break;
+        }
+        if (rows[n - 1].seq <= after) {
+            tksi_seterr(s, "revocation listing did not advance");
+            r = TKS_ERR;
+            break;
+        }
+        after = rows[n - 1].seq;
+    }
+    free(rows);
+    return r;
+}
+
+tks_result tks_revocations_purge(tks_store *s, int64_t now)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    return s->be->revocations_purge(s, now);
+}
+
+/* ---- audit --------------------------------------------------------------- */
+
+tks_result tks_audit(tks_store *s, int64_t now, const char *kind, const char *client_id, const char *ip,
+                     const char *detail)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (!str_ok(kind, TKSI_KIND_MAX)) {
+        tksi_seterr(s, "audit kind must be 1 to %d bytes", TKSI_KIND_MAX);
+        return TKS_ERR;
+    }
+    if (!opt_str_ok(client_id, TKS_ID_MAX)) {
+        tksi_seterr(s, "audit client id longer than %d bytes", TKS_ID_MAX);
+        return TKS_ERR;
+    }
+    if (!opt_str_ok(ip, TKSI_IP_MAX)) {
+        tksi_seterr(s, "audit ip longer than %d bytes", TKSI_IP_MAX);
+        return TKS_ERR;
+    }
+    if (!opt_str_ok(detail, TKS_DETAIL_MAX)) {
+        tksi_seterr(s, "audit detail longer than %d bytes", TKS_DETAIL_MAX);
+        return TKS_ERR;
+    }
+    return s->be->audit(s, now, kind, client_id, ip, detail);
+}
+
+tks_result tks_audit_list(tks_store *s, size_t limit,
+                          int (*fn)(int64_t at, const char *kind, const char *client_id, const char *ip,
+                                    const char *detail, void *ud),
+                          void *ud)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (fn == NULL) {
+        tksi_seterr(s, "tks_audit_list: no callback");
+        return TKS_ERR;
+    }
+    if (limit == 0) {
+        return TKS_OK;
+    }
+    tksi_audit_row *rows = calloc(TKSI_PAGE, sizeof *rows);
+    if (rows == NULL) {
+        tksi_seterr(s, "out of memory listing audit events");
+        return TKS_ERR;
+    }
+    int64_t before = INT64_MAX;
+    size_t left = limit;
+    tks_result r = TKS_OK;
+    while (left > 0) {
+        size_t cap = left < TKSI_PAGE ? left : TKSI_PAGE;
+        size_t n = 0;
+        memset(rows, 0, TKSI_PAGE * sizeof *rows);
+        r = s->be->audit_page(s, before, rows, cap, &n);
+        if (r != TKS_OK || n == 0) {
+            break;
+        }
+        int stop = 0;
+        for (size_t i = 0; i < n && !stop; i++) {
+            const tksi_audit_row *a = &rows[i];
+            stop = fn(a->at, a->kind, a->client_id, a->ip, a->detail, ud) != 0;
+        }
+        left -= n;
+        if (stop || n < cap) {
+            break;
+        }
+        if (rows[n - 1].id >= before) {
+            tksi_seterr(s, "audit listing did not advance");
+            r = TKS_ERR;
+            break;
+        }
+        before = rows[n - 1].id;
+    }
+    free(rows);
+    return r;
+}

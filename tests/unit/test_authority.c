@@ -1,0 +1,376 @@
+/*
+ * test_authority.c — the authority layer on a real SQLite store: key ring
+ * (creation, sealing, rotation, reload across "processes"), clients and
+ * their authentication with throttling, client_credentials issuance,
+ * validation with revocation, and RFC 7009 revocation.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "authority/authority.h"
+
+#define T0 1800000000
+
+static char dir[64];
+static char db_url[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/tokend-auth-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(db_url, sizeof db_url, "sqlite://%s/t.db", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void config(tka_config *c, unsigned char fill)
+{
+    tka_config_defaults(c);
+    c->issuer = "https://auth.test";
+    memset(c->master_key, fill, sizeof c->master_key);
+    c->rotate_every = 0;
+}
+
+static tka_authority *open_auth(tks_store **s, unsigned char fill, int64_t now)
+{
+    char err[256];
+    assert_int_equal(tks_open(db_url, s, err, sizeof err), TKS_OK);
+    tka_config c;
+    config(&c, fill);
+    tka_authority *a = NULL;
+    if (tka_open(*s, &c, now, &a, err, sizeof err) != 0) {
+        fail_msg("tka_open: %s", err);
+    }
+    return a;
+}
+
+struct count {
+    int next, active, retired;
+    char active_kid[TKS_ID_MAX + 1];
+};
+
+/* Does `needle` occur in the n bytes at p? */
+static int contains(const unsigned char *p, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+    for (size_t i = 0; i + m <= n; i++) {
+        if (memcmp(p + i, needle, m) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int count_keys(const tks_key_row *k, void *ud)
+{
+    struct count *c = ud;
+    c->next += k->state == TKS_KEY_NEXT;
+    c->active += k->state == TKS_KEY_ACTIVE;
+    c->retired += k->state == TKS_KEY_RETIRED;
+    if (k->state == TKS_KEY_ACTIVE) {
+        snprintf(c->active_kid, sizeof c->active_kid, "%s", k->kid);
+    }
+    /* The private part is never stored in clear. */
+    assert_false(contains(k->sealed, k->sealed_len, "\"d\""));
+    assert_null(strstr(k->public_jwk, "\"d\""));
+    return 0;
+}
+
+static void issue(tka_authority *a, const tks_client *c, const char *scope, int64_t now, tka_issued *out)
+{
+    char why[128];
+    tka_grant_result r = tka_issue_client_credentials(a, c, scope, NULL, now, out, why, sizeof why);
+    if (r != TKA_GRANT_OK) {
+        fail_msg("issuance failed: %s", why);
+    }
+}
+
+static void test_keyring(void **state)
+{
+    (void)state;
+    tks_store *s = NULL;
+    tka_authority *a = open_auth(&s, 0x11, T0);
+    struct count c = {0};
+    assert_int_equal(tka_keys_list(a, count_keys, &c), 0);
+    assert_int_equal(c.active, 1);
+    assert_int_equal(c.next, 1);
+    char *jwks = NULL;
+    assert_int_equal(tka_jwks(a, &jwks), 0);
+    assert_non_null(strstr(jwks, "\"ES256\""));
+    assert_null(strstr(jwks, "\"d\""));
+    tk_free(jwks);
+
+    /* A token signed now keeps verifying after a rotation. */
+    tks_client cl;
+    char secret[TKA_SECRET_TEXT_LEN], err[256];
+    assert_int_equal(
+        tka_client_create(a, NULL, "svc", "orders:read", "orders-api", 0, T0, &cl, secret, err, sizeof err), 0);
+    tka_issued before;
+    issue(a, &cl, NULL, T0, &before);
+    char old_kid[TKS_ID_MAX + 1];
+    snprintf(old_kid, sizeof old_kid, "%s", c.active_kid);
+    assert_int_equal(tka_rotate(a, T0 + 10, err, sizeof err), 0);
+    struct count c2 = {0};
+    assert_int_equal(tka_keys_list(a, count_keys, &c2), 0);
+    assert_int_equal(c2.active, 1);
+    assert_int_equal(c2.next, 1);
+    assert_int_equal(c2.retired, 1);
+    assert_string_not_equal(c2.active_kid, old_kid);
+    tk_verdict v;
+    assert_int_equal(tka_validate(a, before.access_token, strlen(before.access_token), NULL, T0 + 20, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+
+    /* Another process (a second authority on the same store) sees the
+     * rotation after tka_maintain. */
+    tks_store *s2 = NULL;
+    tka_authority *b = open_auth(&s2, 0x11, T0 + 20);
+    /* Twice: after one rotation the new active key is the next key `a`
+     * already publishes and verifies with; after two it is one `a` never saw. */
+    assert_int_equal(tka_rotate(b, T0 + 29, err, sizeof err), 0);
+    assert_int_equal(tka_rotate(b, T0 + 30, err, sizeof err), 0);
+    tka_issued after;
+    issue(b, &cl, NULL, T0 + 30, &after);
+    assert_int_equal(tka_validate(a, after.access_token, strlen(after.access_token), NULL, T0 + 31, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_UNKNOWN_KEY); /* not reloaded yet */
+    assert_int_equal(tka_maintain(a, T0 + 31), 0);
+    assert_int_equal(tka_validate(a, after.access_token, strlen(after.access_token), NULL, T0 + 32, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+
+    /* Once the retired key's time is up it leaves the ring, and a token it
+     * signed is unknown_key, "rotated out". The first token's key retired at
+     * T0+10 with max_ttl 86400 + leeway 60. */
+    int64_t later = T0 + 10 + 86400 + 60 + 1;
+    assert_int_equal(tka_maintain(a, later), 0);
+    assert_int_equal(tka_validate(a, before.access_token, strlen(before.access_token), NULL, later, &v, NULL), 0);
+    assert_true(v.reason == TK_REASON_UNKNOWN_KEY || v.reason == TK_REASON_EXPIRED);
+    if (v.reason == TK_REASON_UNKNOWN_KEY) {
+        assert_non_null(strstr(v.detail, "rotated out"));
+    }
+    tka_issued_clear(&before);
+    tka_issued_clear(&after);
+    tka_close(b);
+    tks_close(s2);
+    tka_close(a);
+    tks_close(s);
+
+    /* The wrong master key cannot open the store's signing key. */
+    tks_store *s3 = NULL;
+    assert_int_equal(tks_open(db_url, &s3, err, sizeof err), TKS_OK);
+    tka_config cfg;
+    config(&cfg, 0x22);
+    tka_authority *bad = NULL;
+    assert_int_not_equal(tka_open(s3, &cfg, T0, &bad, err, sizeof err), 0);
+    assert_null(bad);
+    assert_non_null(strstr(err, "master key"));
+    tks_close(s3);
+}
+
+static void test_clients_and_throttling(void **state)
+{
+    (void)state;
+    tks_store *s = NULL;
+    tka_authority *a = open_auth(&s, 0x11, T0);
+    tks_client cl, got;
+    char secret[TKA_SECRET_TEXT_LEN], err[256];
+    assert_int_equal(tka_client_create(a, NULL, "billing", "invoices:read invoices:write", "billing-api other-api", 300,
+                                       T0, &cl, secret, err, sizeof err),
+                     0);
+    assert_string_equal(cl.id, "billing");
+    assert_int_equal(strncmp(secret, "tokend_cs_", 10), 0);
+    assert_int_equal(strlen(secret), 10 + 43);
+    /* Duplicate id. */
+    char s2[TKA_SECRET_TEXT_LEN];
+    assert_int_not_equal(tka_client_create(a, NULL, "billing", "x", "y", 0, T0, &got, s2, err, sizeof err), 0);
+    /* Bad inputs. */
+    assert_int_not_equal(tka_client_create(a, NULL, "x", "a  b", "api", 0, T0, &got, s2, err, sizeof err), 0);
+    assert_int_not_equal(tka_client_create(a, NULL, "x", "a", "", 0, T0, &got, s2, err, sizeof err), 0);
+    assert_int_not_equal(tka_client_create(a, NULL, "x", "a", "api", 86401, T0, &got, s2, err, sizeof err), 0);
+
+    int64_t wait = 0;
+    assert_int_equal(tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "10.0.0.1", T0, &got, &wait),
+                     TKA_AUTH_OK);
+    assert_string_equal(got.id, "billing");
+    /* One byte off, shorter, unknown id: all TKA_AUTH_BAD alike. */
+    char wrong[TKA_SECRET_TEXT_LEN];
+    snprintf(wrong, sizeof wrong, "%s", secret);
+    wrong[20] ^= 1;
+    assert_int_equal(tka_client_authenticate(a, "billing", 7, wrong, strlen(wrong), "10.0.0.2", T0, &got, &wait),
+                     TKA_AUTH_BAD);
+    assert_int_equal(tka_client_authenticate(a, "billing", 7, secret, 5, "10.0.0.3", T0, &got, &wait), TKA_AUTH_BAD);
+    assert_int_equal(tka_client_authenticate(a, "nobody", 6, secret, strlen(secret), "10.0.0.4", T0, &got, &wait),
+                     TKA_AUTH_BAD);
+    /* An id with a NUL inside never matches. */
+    assert_int_equal(tka_client_authenticate(a, "billing\0x", 9, secret, strlen(secret), "10.0.0.5", T0, &got, &wait),
+                     TKA_AUTH_BAD);
+
+    /* Throttling: after fail_free (5) failures from one IP, it waits, and
+     * the wait grows. */
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(
+            tka_client_authenticate(a, "billing", 7, wrong, strlen(wrong), "192.0.2.9", T0 + 1000, &got, &wait),
+            TKA_AUTH_BAD);
+    }
+    assert_int_equal(
+        tka_client_authenticate(a, "billing", 7, wrong, strlen(wrong), "192.0.2.9", T0 + 1000, &got, &wait),
+        TKA_AUTH_BAD);
+    assert_int_equal(
+        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "192.0.2.9", T0 + 1000, &got, &wait),
+        TKA_AUTH_THROTTLED);
+    assert_true(wait >= 1);
+    /* The client id is throttled from every address too (6 failures in this window). */
+    assert_int_equal(
+        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "198.51.100.1", T0 + 1000, &got, &wait),
+        TKA_AUTH_THROTTLED);
+    /* After the wait, the right secret works and clears the client's count. */
+    assert_int_equal(
+        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "198.51.100.1", T0 + 2000, &got, &wait),
+        TKA_AUTH_OK);
+    tka_counters k;
+    tka_counters_get(a, &k);
+    assert_true(k.client_auth_failed >= 9);
+    assert_true(k.client_auth_throttled >= 2);
+
+    /* Disabled clients. */
+    assert_int_equal(tks_client_set_disabled(s, "billing", 1), TKS_OK);
+    assert_int_equal(
+        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "198.51.100.1", T0 + 2001, &got, &wait),
+        TKA_AUTH_DISABLED);
+    tka_close(a);
+    tks_close(s);
+}
+
+static void test_issue_validate_revoke(void **state)
+{
+    (void)state;
+    tks_store *s = NULL;
+    tka_authority *a = open_auth(&s, 0x11, T0);
+    tks_client cl, other;
+    char secret[TKA_SECRET_TEXT_LEN], err[256];
+    assert_int_equal(tka_client_create(a, NULL, "web", "orders:read orders:write", "orders-api billing-api", 0, T0, &cl,
+                                       secret, err, sizeof err),
+                     0);
+    assert_int_equal(
+        tka_client_create(a, NULL, "other", "orders:read", "orders-api", 0, T0, &other, secret, err, sizeof err), 0);
+    char why[128];
+    tka_issued t;
+    assert_int_equal(tka_issue_client_credentials(a, &cl, "orders:admin", NULL, T0, &t, why, sizeof why),
+                     TKA_GRANT_INVALID_SCOPE);
+    assert_int_equal(tka_issue_client_credentials(a, &cl, "orders:read", "evil-api", T0, &t, why, sizeof why),
+                     TKA_GRANT_INVALID_TARGET);
+    assert_int_equal(tka_issue_client_credentials(a, &cl, "orders:read", "billing-api", T0, &t, why, sizeof why),
+                     TKA_GRANT_OK);
+    assert_string_equal(t.scope, "orders:read");
+    assert_int_equal(t.expires_in, 900);
+
+    /* The token is an RFC 9068 access token. */
+    tk_token *tok = NULL;
+    tk_verdict v;
+    tka_check chk = {"billing-api", NULL, 0};
+    assert_int_equal(tka_validate(a, t.access_token, strlen(t.access_token), &chk, T0 + 1, &v, &tok), 0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+    assert_string_equal(tk_token_typ(tok), "at+jwt");
+    assert_string_equal(tk_token_claim_string(tok, "iss"), "https://auth.test");
+    assert_string_equal(tk_token_claim_string(tok, "sub"), "web");
+    assert_string_equal(tk_token_claim_string(tok, "client_id"), "web");
+    assert_string_equal(tk_token_claim_string(tok, "jti"), t.jti);
+    tk_token_free(tok);
+
+    /* Wrong audience, missing scope, expiry. */
+    tka_check other_aud = {"orders-api", NULL, 0};
+    assert_int_equal(tka_validate(a, t.access_token, strlen(t.access_token), &other_aud, T0 + 1, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_WRONG_AUDIENCE);
+    const char *need[] = {"orders:write"};
+    tka_check scope_chk = {NULL, need, 1};
+    assert_int_equal(tka_validate(a, t.access_token, strlen(t.access_token), &scope_chk, T0 + 1, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_INSUFFICIENT_SCOPE);
+    assert_int_equal(tka_validate(a, t.access_token, strlen(t.access_token), NULL, T0 + 900 + 60, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_EXPIRED);
+
+    /* RFC 7009: another client may not revoke it; its own client may. */
+    assert_int_equal(tka_revoke_token(a, &other, t.access_token, strlen(t.access_token), T0 + 2), 1);
+    assert_int_equal(tka_validate(a, t.access_token, strlen(t.access_token), NULL, T0 + 2, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+    assert_int_equal(tka_revoke_token(a, &cl, "not-a-token", 11, T0 + 2), 0);
+    assert_int_equal(tka_revoke_token(a, &cl, t.access_token, strlen(t.access_token), T0 + 2), 0);
+    assert_int_equal(tka_validate(a, t.access_token, strlen(t.access_token), NULL, T0 + 3, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+    /* Revoked is reported before a missing scope (401 before 403). */
+    assert_int_equal(tka_validate(a, t.access_token, strlen(t.access_token), &scope_chk, T0 + 3, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+
+    /* A revocation made by another process arrives with tka_maintain. */
+    tka_issued t2;
+    issue(a, &cl, NULL, T0 + 4, &t2);
+    tks_store *s2 = NULL;
+    tka_authority *b = open_auth(&s2, 0x11, T0 + 4);
+    assert_int_equal(tka_revoke(b, TKS_REVOKE_JTI, t2.jti, "admin", T0 + 5, T0 + 5000), 0);
+    assert_int_equal(tka_validate(a, t2.access_token, strlen(t2.access_token), NULL, T0 + 5, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+    assert_int_equal(tka_maintain(a, T0 + 6), 0);
+    assert_int_equal(tka_validate(a, t2.access_token, strlen(t2.access_token), NULL, T0 + 6, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+    assert_non_null(strstr(v.detail, "admin"));
+
+    /* A restart keeps the revocation. */
+    tka_close(a);
+    tks_close(s);
+    a = open_auth(&s, 0x11, T0 + 7);
+    assert_int_equal(tka_validate(a, t2.access_token, strlen(t2.access_token), NULL, T0 + 7, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+
+    tka_issued_clear(&t);
+    tka_issued_clear(&t2);
+    tka_close(b);
+    tks_close(s2);
+    tka_close(a);
+    tks_close(s);
+}
+
+static void test_master_key_file(void **state)
+{
+    (void)state;
+    char path[128], err[256];
+    unsigned char k1[TKA_MASTER_KEY_LEN], k2[TKA_MASTER_KEY_LEN];
+    int created = 0;
+    snprintf(path, sizeof path, "%s/master.key", dir);
+    assert_int_not_equal(tka_master_key_load(path, 0, k1, &created, err, sizeof err), 0);
+    assert_int_equal(tka_master_key_load(path, 1, k1, &created, err, sizeof err), 0);
+    assert_int_equal(created, 1);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(tka_master_key_load(path, 1, k2, &created, err, sizeof err), 0);
+    assert_int_equal(created, 0);
+    assert_memory_equal(k1, k2, sizeof k1);
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_not_equal(tka_master_key_load(path, 1, k2, &created, err, sizeof err), 0);
+    assert_non_null(strstr(err, "chmod 600"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_keyring, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clients_and_throttling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_issue_validate_revoke, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_master_key_file, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
