@@ -118,10 +118,11 @@ static json_t *client_json(const tks_client *c)
 
 static void client_human(const tks_client *c)
 {
-    char when[32];
+    char when[32], ttl[32];
     tk_format_time(c->created_at, when, sizeof when);
-    printf("%-24s %-8s ttl %-6llds created %s\n  scope: %s\n  aud:   %s\n", c->id, c->disabled ? "DISABLED" : "active",
-           (long long)c->ttl, when, c->scopes, c->audiences);
+    tk_format_duration(c->ttl, ttl, sizeof ttl);
+    printf("%-24s %-8s ttl %-7s created %s\n  scope: %s\n  aud:   %s\n", c->id, c->disabled ? "DISABLED" : "active",
+           ttl, when, c->scopes, c->audiences);
 }
 
 struct list_ctx {

@@ -17,6 +17,7 @@ static void usage(FILE *f)
           "  inspect   decode a token, check it, and explain every problem\n"
           "  keygen    generate a signing key (private JWK file + public JWKS)\n"
           "  sign      sign a token with a key\n"
+          "  serve     run the OAuth 2.0 server and the /auth endpoint for proxies\n"
           "  client    manage OAuth clients (add, list, show, disable, enable, remove)\n"
           "  keys      list or rotate the server's signing keys\n"
           "  revoke    revoke a token (by jti, sid, or the token itself)\n"
@@ -53,6 +54,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "sign") == 0) {
         return cli_sign(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "serve") == 0) {
+        return cli_serve(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "client") == 0) {
         return cli_client(argc - 1, argv + 1);

@@ -18,7 +18,9 @@ typedef struct tkh_server tkh_server;
 
 typedef struct tkh_config {
     int listen_fd;            /* >= 0: an already bound, listening socket to serve on
-                                 (then host/port only describe it); -1: bind host:port */
+                                 (then host/port only describe it); -1: bind host:port.
+                                 tkh_start takes it over on success and leaves it to the
+                                 caller on failure. */
     const char *host;         /* listen address, "127.0.0.1" */
     uint16_t port;            /* 0: any free port (see tkh_port) */
     const char *tls_cert;     /* PEM text of the certificate chain; NULL with insecure_http */
@@ -36,13 +38,21 @@ typedef struct tkh_config {
     FILE *log;                /* one JSON line per request; NULL = stderr */
 } tkh_config;
 
+/* Defaults: 127.0.0.1:8443, listen_fd -1, HTTPS, threads 0 (cores), 1024
+ * connections, 30 s timeout, body 64 KiB, header block 16 KiB, realm
+ * "tokend", explain 1, log stderr. */
 void tkh_config_defaults(tkh_config *c);
 
-/* Starts serving; returns once the socket listens. */
+/* Starts serving; returns once the socket listens. The strings of `cfg`
+ * are copied (the caller may free and wipe its TLS key at once); `log`
+ * is borrowed until tkh_stop and is flushed about every 100 ms (no write(2)
+ * per request). Returns 0, or -1 with a message in err (port in use,
+ * unusable certificate, ...). */
 int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_server **out, char *err, size_t err_cap);
 /* The port actually bound (useful with port 0). */
 uint16_t tkh_port(const tkh_server *s);
-/* Stops accepting, finishes in-flight requests, frees. */
+/* Stops accepting, lets requests in flight finish (at most 5 s), closes the
+ * connections, flushes the log, frees. NULL is a no-op. */
 void tkh_stop(tkh_server *s);
 
 #endif

@@ -1,0 +1,323 @@
+/*
+ * serve.c — `tokend serve`: settings, TLS material, the store and master
+ * key, the authority, the HTTP server, and the upkeep loop (key rotation,
+ * revocations from other processes) until SIGINT or SIGTERM. Start-up
+ * fails fast, with the reason, on any bad setting.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "cli/cli.h"
+#include "cli/serve.h"
+#include "http/server.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void serve_help(FILE *f)
+{
+    fputs("Usage: tokend serve [SETTINGS]\n"
+          "\n"
+          "Runs the OAuth 2.0 authorization server (client_credentials, revocation,\n"
+          "introspection, JWKS, metadata) and the /auth validation endpoint for reverse\n"
+          "proxies, over HTTPS. Every setting is a flag, a TOKEND_* environment variable\n"
+          "or a line of the --config file (flag > environment > file > default):\n\n",
+          f);
+    cli_settings_help(f, 0);
+    fputs("\nExamples:\n"
+          "  tokend serve --dev                                   # HTTPS with a self-signed localhost certificate\n"
+          "  tokend serve --tls-cert cert.pem --tls-key key.pem --listen 0.0.0.0:443 \\\n"
+          "               --issuer https://auth.example.com --store sqlite:///var/lib/tokend/tokend.db\n"
+          "  TOKEND_LISTEN=127.0.0.1:9000 tokend serve --insecure-http   # behind a TLS-terminating proxy\n",
+          f);
+}
+
+/* Splits HOST:PORT or [V6]:PORT. */
+static int parse_listen(const char *s, char *host, size_t host_cap, uint16_t *port)
+{
+    const char *colon;
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':' || (size_t)(rb - s - 1) >= host_cap) {
+            return -1;
+        }
+        memcpy(host, s + 1, (size_t)(rb - s - 1));
+        host[rb - s - 1] = '\0';
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= host_cap || colon == s) {
+            return -1;
+        }
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+    }
+    int64_t p = 0;
+    if (cli_parse_int64(colon + 1, &p) != 0 || p < 0 || p > 65535) {
+        return -1;
+    }
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int is_loopback(const char *host)
+{
+    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
+}
+
+/* Binds and listens, so that the real port is known before the issuer is. */
+static int bind_listen(const char *host, uint16_t port, uint16_t *bound, char *err, size_t err_cap)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    int family;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)(void *)&ss;
+    const char *h = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
+    if (inet_pton(AF_INET, h, &v4->sin_addr) == 1) {
+        family = AF_INET;
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, h, &v6->sin6_addr) == 1) {
+        family = AF_INET6;
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        len = sizeof *v6;
+    } else {
+        snprintf(err, err_cap, "--listen host '%s' is not an IP address (or localhost)", host);
+        return -1;
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, err_cap, "cannot listen on %s:%u: %s", host, port, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+        *bound = ntohs(family == AF_INET ? v4->sin_port : v6->sin6_port);
+    }
+    return fd;
+}
+
+static char *read_text(const char *path, const char *what, int secret)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    char err[320];
+    if (cli_read_file(path, 1024 * 1024, &buf, &n, err, sizeof err) != 0) {
+        fprintf(stderr, "tokend serve: %s: %s\n", what, err);
+        return NULL;
+    }
+    unsigned mode = 0;
+    if (secret && cli_file_too_open(path, &mode)) {
+        fprintf(stderr, "tokend serve: %s %s is readable by group or others (mode %04o); run 'chmod 600 %s'\n", what,
+                path, mode, path);
+        cli_free_secret(buf, n);
+        return NULL;
+    }
+    return buf;
+}
+
+int cli_serve(int argc, char **argv)
+{
+    struct option opts[SET_COUNT_ + 2];
+    size_t n = cli_settings_options(opts, SET_COUNT_, 0);
+    opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n] = (struct option){NULL, 0, NULL, 0};
+    struct cli_settings s;
+    memset(&s, 0, sizeof s);
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c >= CLI_SETTING_OPT_BASE) {
+            cli_settings_flag(&s, c, optarg);
+        } else if (c == 'h') {
+            serve_help(stdout);
+            return CLI_EXIT_OK;
+        } else {
+            serve_help(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "tokend serve: unexpected argument '%s'\n", argv[optind]);
+        return CLI_EXIT_USAGE;
+    }
+    int status = CLI_EXIT_USAGE;
+    char *cert = NULL, *key = NULL;
+    int fd = -1;
+    tks_store *store = NULL;
+    tka_authority *auth = NULL;
+    tkh_server *srv = NULL;
+    FILE *log = NULL;
+    char err[512];
+    char host[256];
+    uint16_t port = 0;
+    if (cli_settings_finish(&s, "serve") != 0) {
+        goto out;
+    }
+    if (parse_listen(s.v[SET_LISTEN], host, sizeof host, &port) != 0) {
+        fprintf(stderr, "tokend serve: --listen takes HOST:PORT or [IPV6]:PORT (got '%s')\n", s.v[SET_LISTEN]);
+        goto out;
+    }
+    int insecure = cli_setting_bool(&s, SET_INSECURE_HTTP);
+    int explain = 1;
+    if (strcmp(s.v[SET_EXPLAIN], "bare") == 0) {
+        explain = 0;
+    } else if (strcmp(s.v[SET_EXPLAIN], "full") != 0) {
+        fprintf(stderr, "tokend serve: --explain takes full or bare\n");
+        goto out;
+    }
+    int64_t threads = 0, max_conn = 0;
+    if (cli_parse_int64(s.v[SET_THREADS], &threads) != 0 || threads < 0 || threads > 256 ||
+        cli_parse_int64(s.v[SET_MAX_CONNECTIONS], &max_conn) != 0 || max_conn < 1 || max_conn > 1000000) {
+        fprintf(stderr, "tokend serve: --threads takes 0-256 and --max-connections 1-1000000\n");
+        goto out;
+    }
+    tka_config probe;
+    if (cli_authority_config(&s, "serve", &probe) != 0) {
+        goto out;
+    }
+    /* TLS material. */
+    char cert_path[1024], key_path[1024], fp[128] = "";
+    int dev_created = 0;
+    if (!insecure) {
+        if (s.v[SET_TLS_CERT] || s.v[SET_TLS_KEY]) {
+            if (!s.v[SET_TLS_CERT] || !s.v[SET_TLS_KEY]) {
+                fprintf(stderr, "tokend serve: --tls-cert and --tls-key go together\n");
+                goto out;
+            }
+            snprintf(cert_path, sizeof cert_path, "%s", s.v[SET_TLS_CERT]);
+            snprintf(key_path, sizeof key_path, "%s", s.v[SET_TLS_KEY]);
+        } else if (cli_setting_bool(&s, SET_DEV)) {
+            if (serve_dev_cert(s.v[SET_DATA_DIR], cert_path, sizeof cert_path, key_path, sizeof key_path, fp, sizeof fp,
+                               &dev_created, err, sizeof err) != 0) {
+                fprintf(stderr, "tokend serve: %s\n", err);
+                goto out;
+            }
+        } else {
+            fprintf(stderr, "tokend serve: HTTPS needs --tls-cert and --tls-key; or --dev for a self-signed localhost "
+                            "certificate; or --insecure-http for plain HTTP behind a TLS-terminating proxy\n");
+            goto out;
+        }
+        cert = read_text(cert_path, "TLS certificate", 0);
+        key = cert ? read_text(key_path, "TLS key", 1) : NULL;
+        if (!cert || !key) {
+            goto out;
+        }
+    } else if (!is_loopback(host)) {
+        fprintf(stderr,
+                "\n*** WARNING: tokend is serving PLAIN HTTP on %s, not loopback: tokens and client "
+                "secrets cross the network in the clear. Put a TLS-terminating proxy in front, or use "
+                "--tls-cert/--tls-key. ***\n\n",
+                host);
+    }
+    if (s.v[SET_LOG]) {
+        log = fopen(s.v[SET_LOG], "a");
+        if (!log) {
+            fprintf(stderr, "tokend serve: cannot open the log %s: %s\n", s.v[SET_LOG], strerror(errno));
+            goto out;
+        }
+    }
+    uint16_t bound = port;
+    fd = bind_listen(host, port, &bound, err, sizeof err);
+    if (fd < 0) {
+        fprintf(stderr, "tokend serve: %s\n", err);
+        goto out;
+    }
+    char url[512];
+    int v6 = strchr(host, ':') != NULL;
+    snprintf(url, sizeof url, "%s://%s%s%s:%u", insecure ? "http" : "https", v6 ? "[" : "", host, v6 ? "]" : "", bound);
+    const char *public_url = s.v[SET_PUBLIC_URL] ? s.v[SET_PUBLIC_URL] : url;
+    const char *issuer = s.v[SET_ISSUER] ? s.v[SET_ISSUER] : public_url;
+    if (cli_open_authority(&s, "serve", 1, issuer, &store, &auth) != 0) {
+        goto out;
+    }
+    tkh_config hc;
+    tkh_config_defaults(&hc);
+    hc.listen_fd = fd;
+    hc.host = host;
+    hc.port = bound;
+    hc.tls_cert = cert;
+    hc.tls_key = key;
+    hc.insecure_http = insecure;
+    hc.threads = (unsigned)threads;
+    hc.max_connections = (unsigned)max_conn;
+    hc.public_url = public_url;
+    hc.explain = explain;
+    hc.log = log;
+    if (tkh_start(auth, store, &hc, &srv, err, sizeof err) != 0) {
+        fprintf(stderr, "tokend serve: %s\n", err);
+        goto out;
+    }
+    fd = -1; /* the server owns the socket now */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("tokend serve: listening on %s (store %s, issuer %s)\n", public_url, s.v[SET_STORE], issuer);
+    if (fp[0]) {
+        printf("  development TLS certificate %s%s\n  SHA-256 fingerprint %s\n  (self-signed: for development "
+               "only; clients must trust this file, e.g. curl --cacert %s)\n",
+               cert_path, dev_created ? " (new)" : "", fp, cert_path);
+    }
+    const char *cacert = fp[0] ? cert_path : NULL;
+    printf("\nGet a token:\n"
+           "  tokend client add demo --scope 'orders:read' --aud orders-api   # prints the client secret once\n"
+           "  curl %s%s -u 'demo:SECRET' -d grant_type=client_credentials %s/oauth/token\n"
+           "Use it (the way nginx auth_request does):\n"
+           "  curl %s%s -H \"Authorization: Bearer $TOKEN\" '%s/auth?aud=orders-api&scope=orders:read'\n"
+           "Explain a rejected token:\n"
+           "  tokend inspect --jwks %s/.well-known/jwks.json --aud orders-api \"$TOKEN\"\n\n",
+           cacert ? "--cacert " : "", cacert ? cacert : "", public_url, cacert ? "--cacert " : "", cacert ? cacert : "",
+           public_url, public_url);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    while (!stop_requested) {
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+        (void)tka_maintain(auth, (int64_t)time(NULL));
+    }
+    printf("tokend serve: stopping\n");
+    status = CLI_EXIT_OK;
+out:
+    tkh_stop(srv);
+    if (fd >= 0) {
+        close(fd);
+    }
+    tka_close(auth);
+    tks_close(store);
+    if (log) {
+        fclose(log);
+    }
+    if (key) {
+        cli_free_secret(key, strlen(key));
+    }
+    free(cert);
+    cli_settings_free(&s);
+    return status;
+}

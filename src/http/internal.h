@@ -1,0 +1,278 @@
+/*
+ * internal.h — what the files of src/http/ share: the server object, the
+ * per-connection request state, bounded output buffers, the response
+ * helpers, form parsing, metrics and the access log. Nothing here is used
+ * outside src/http/ (server.h is the contract).
+ *
+ * Threading: libmicrohttpd runs a pool of worker threads, each with its own
+ * epoll set; a connection lives on one worker for its whole life, so its
+ * srv_conn is only ever touched by that thread. Shared state (metrics) is
+ * atomic; the authority is thread-safe (authority.h).
+ */
+#ifndef TOKEND_HTTP_INTERNAL_H
+#define TOKEND_HTTP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+
+#include "http/server.h"
+
+/* ---- limits of the HTTP layer (with the reason for each) ------------------ */
+
+/* Form parameters in one OAuth request: a token request has about five. */
+#define SRV_FORM_MAX_PARAMS 32u
+/* The Basic credentials of a token request: a client id (<= 64 bytes) and a
+ * 256-bit secret, both possibly percent-encoded (x3), plus room. */
+#define SRV_BASIC_MAX 1024u
+/* Required scopes of one /auth request (the core's policy list limit). */
+#define SRV_AUTH_MAX_SCOPES 32u
+/* The text of the `aud` and `scope` query parameters of /auth, together. */
+#define SRV_AUTH_QUERY_MAX 2048u
+/* A chunked body over max_body is read and thrown away up to this much, so
+ * that the client can be told 413; past it the connection is cut. */
+#define SRV_DISCARD_MAX (1024u * 1024u)
+/* A graceful stop waits this long for requests in flight. */
+#define SRV_STOP_WAIT_MS 5000u
+
+/* ---- bounded output buffers ---------------------------------------------- */
+
+/* A NUL-terminated text buffer that never grows past `max`. `heap` buffers
+ * start small and realloc up to max; others write into caller memory of
+ * `cap` (== max) bytes. On overflow the text is cut and `overflow` set, so
+ * callers check once at the end. */
+typedef struct srv_buf {
+    char *p;
+    size_t len;
+    size_t cap;
+    size_t max;
+    int heap;
+    int overflow;
+} srv_buf;
+
+void srv_buf_fixed(srv_buf *b, char *mem, size_t cap);
+/* Heap buffer; p stays NULL until the first write. Free with srv_buf_free
+ * or take p (owned, free()). */
+void srv_buf_heap(srv_buf *b, size_t max);
+void srv_buf_free(srv_buf *b);
+void srv_buf_put(srv_buf *b, const char *s, size_t n);
+void srv_buf_puts(srv_buf *b, const char *s);
+void srv_buf_putc(srv_buf *b, char c);
+void srv_buf_printf(srv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A JSON string literal with quotes; bytes < 0x20, '"', '\\' and DEL
+ * escaped, bytes >= 0x80 passed through when they form valid UTF-8 and
+ * written as \ufffd otherwise, so the output is always valid JSON. */
+void srv_buf_json_str(srv_buf *b, const char *s, size_t n);
+/* HTML text with & < > " ' escaped. */
+void srv_buf_html(srv_buf *b, const char *s, size_t n);
+
+/* ---- the server ----------------------------------------------------------- */
+
+enum srv_route {
+    SRV_ROUTE_TOKEN = 0,
+    SRV_ROUTE_REVOKE,
+    SRV_ROUTE_INTROSPECT,
+    SRV_ROUTE_JWKS,
+    SRV_ROUTE_METADATA,
+    SRV_ROUTE_AUTH,
+    SRV_ROUTE_ERRORS,
+    SRV_ROUTE_HEALTHZ,
+    SRV_ROUTE_READYZ,
+    SRV_ROUTE_METRICS,
+    SRV_ROUTE_OTHER, /* 404 */
+    SRV_ROUTE_NONE,  /* libmicrohttpd answered before routing (e.g. 431) */
+    SRV_ROUTE_COUNT_
+};
+
+/* The route pattern as logged and used as a metrics label. */
+const char *srv_route_name(enum srv_route r);
+
+/* Status codes that get their own metrics series; others count as "other". */
+#define SRV_STATUS_SLOTS 18u
+
+/* Latency histogram buckets, seconds (0.0001 .. 1), plus +Inf. */
+#define SRV_HIST_BUCKETS 13u
+
+typedef struct srv_metrics {
+    _Atomic uint64_t validations[TK_REASON_COUNT_];
+    _Atomic uint64_t requests[SRV_ROUTE_COUNT_][SRV_STATUS_SLOTS + 1];
+    _Atomic uint64_t hist[SRV_ROUTE_COUNT_][SRV_HIST_BUCKETS + 1];
+    _Atomic uint64_t hist_sum_us[SRV_ROUTE_COUNT_];
+} srv_metrics;
+
+struct srv_page;
+
+struct tkh_server {
+    struct MHD_Daemon *daemon;
+    tka_authority *auth;
+    tks_store *store;
+    tkh_config cfg;
+    uint16_t port;
+    char *realm;         /* owned copy, quotes and backslashes removed */
+    char *base_url;      /* public URL without trailing '/', owned */
+    char *metadata;      /* RFC 8414 document, built once, owned */
+    char *tls_cert_copy; /* PEM copies handed to libmicrohttpd (owned; the key wiped) */
+    char *tls_key_copy;
+    const char *tls_priorities;
+    size_t metadata_len;
+    int64_t started_at;
+
+    /* /errors pages rendered once at start */
+    struct srv_page *pages;
+    size_t pages_len;
+    char *errors_index;
+    size_t errors_index_len;
+
+    srv_metrics metrics;
+    _Atomic long in_flight;
+
+    /* access log */
+    FILE *log; /* lines are written with one fwrite each (stdio locks the stream) */
+    _Atomic int log_dirty;
+    pthread_t flusher;
+    int flusher_running;
+    pthread_mutex_t flush_lock;
+    pthread_cond_t flush_cond;
+    int flusher_stop;
+
+    /* messages of libmicrohttpd while starting go here (for err) */
+    char start_err[256];
+    _Atomic int starting;
+};
+
+/* One per TCP connection (allocated when it is accepted), reset for every
+ * request on it. */
+typedef struct srv_conn {
+    struct tkh_server *srv;
+    char ip[48];
+
+    /* the current request */
+    uint64_t t0_ns;
+    char rid[17];
+    int seen; /* the access handler has run for this request */
+    int done; /* a response was queued */
+    enum srv_route route;
+    const char *method;
+    unsigned status;
+    int reason; /* tk_reason of a token verdict, or -1 */
+    char fp[9]; /* token fingerprint, "" when no token */
+    char client_id[TKS_ID_MAX + 1];
+    const char *error; /* OAuth / HTTP error code answered, static */
+    char detail[TK_LIMIT_DETAIL_LEN];
+
+    /* the body of a POST */
+    char *body;
+    size_t body_len;
+    size_t body_cap;
+    int body_too_big;
+    size_t discarded;
+} srv_conn;
+
+/* ---- responses ---------------------------------------------------------------- */
+
+typedef struct srv_header {
+    const char *name;
+    const char *value;
+} srv_header;
+
+enum srv_cache { SRV_CACHE_NONE = 0, SRV_CACHE_NO_STORE, SRV_CACHE_NO_STORE_PRAGMA, SRV_CACHE_PUBLIC_300 };
+
+/* Queues a response: body (may be empty) copied unless `persistent`
+ * (then it must outlive the response); every response carries
+ * X-Request-Id, and Content-Type when ctype is non-NULL. Records the
+ * status in the connection for the log. */
+enum MHD_Result srv_respond(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *ctype,
+                            const char *body, size_t len, int persistent, enum srv_cache cache, const srv_header *hdrs,
+                            size_t n_hdrs);
+/* Takes ownership of a malloc'ed body (freed with free()). */
+enum MHD_Result srv_respond_owned(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *ctype,
+                                  char *body, size_t len, enum srv_cache cache, const srv_header *hdrs, size_t n_hdrs);
+/* {"error": code, "error_description": desc} (desc may be NULL). */
+enum MHD_Result srv_respond_error(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *code,
+                                  const char *desc, enum srv_cache cache, const srv_header *hdrs, size_t n_hdrs);
+/* Records a detail line for the log (printf). */
+void srv_note(srv_conn *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* First 8 hex digits of SHA-256(tok) into st->fp. */
+void srv_fingerprint(srv_conn *st, const char *tok, size_t len);
+
+/* ---- endpoints ------------------------------------------------------------------ */
+
+enum MHD_Result srv_handle_token(srv_conn *st, struct MHD_Connection *c);
+enum MHD_Result srv_handle_revoke(srv_conn *st, struct MHD_Connection *c);
+enum MHD_Result srv_handle_introspect(srv_conn *st, struct MHD_Connection *c);
+enum MHD_Result srv_handle_auth(srv_conn *st, struct MHD_Connection *c);
+enum MHD_Result srv_handle_jwks(srv_conn *st, struct MHD_Connection *c);
+enum MHD_Result srv_handle_metadata(srv_conn *st, struct MHD_Connection *c);
+enum MHD_Result srv_handle_errors(srv_conn *st, struct MHD_Connection *c, const char *url);
+enum MHD_Result srv_handle_healthz(srv_conn *st, struct MHD_Connection *c);
+enum MHD_Result srv_handle_readyz(srv_conn *st, struct MHD_Connection *c);
+enum MHD_Result srv_handle_metrics(srv_conn *st, struct MHD_Connection *c);
+
+/* Builds the RFC 8414 document into s->metadata. Returns 0 or -1. */
+int srv_metadata_build(struct tkh_server *s);
+
+/* ---- forms (application/x-www-form-urlencoded) and client credentials ---------- */
+
+typedef struct srv_param {
+    const char *name; /* decoded, NUL-terminated, inside the body buffer */
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} srv_param;
+
+typedef struct srv_form {
+    srv_param p[SRV_FORM_MAX_PARAMS];
+    size_t n;
+} srv_form;
+
+enum srv_form_result {
+    SRV_FORM_OK = 0,
+    SRV_FORM_BAD_ENCODING, /* a '%' not followed by two hex digits */
+    SRV_FORM_NUL,          /* %00 */
+    SRV_FORM_DUPLICATE,    /* RFC 6749 section 3.1 */
+    SRV_FORM_TOO_MANY,
+};
+
+/* Parses `buf[0..len)` in place (buf[len] must be writable: cap > len).
+ * Pairs without a value, and empty pairs, are kept (value_len 0); callers
+ * treat empty values as absent (RFC 6749 section 3.1). On DUPLICATE,
+ * *bad names the repeated parameter (a pointer into buf). */
+enum srv_form_result srv_form_parse(char *buf, size_t len, srv_form *f, const char **bad);
+/* The value of `name`, or NULL when absent or empty. */
+const char *srv_form_get(const srv_form *f, const char *name, size_t *len);
+/* Decodes percent-encoding (and '+' as space) of in[0..n) into out (cap
+ * >= n + 1, NUL-terminated). Returns the decoded length or (size_t)-1 on a
+ * bad escape or %00. */
+size_t srv_form_decode(const char *in, size_t n, char *out, size_t cap);
+/* Strict base64 (RFC 4648 section 4, padded) of in[0..n) into out (cap >=
+ * n / 4 * 3 + 1, NUL-terminated). Returns the length or (size_t)-1. */
+size_t srv_base64_decode(const char *in, size_t n, unsigned char *out, size_t cap);
+
+/* ---- metrics and log ---------------------------------------------------------- */
+
+void srv_metrics_request(srv_metrics *m, enum srv_route r, unsigned status, uint64_t us);
+void srv_metrics_validation(srv_metrics *m, tk_reason r);
+
+/* Writes the access log line of the request that just completed. */
+void srv_log_request(struct tkh_server *s, const srv_conn *st, uint64_t us);
+/* A line for events that are not requests (libmicrohttpd messages). */
+void srv_log_event(struct tkh_server *s, const char *level, const char *msg);
+int srv_log_start(struct tkh_server *s);
+void srv_log_stop(struct tkh_server *s);
+
+/* ---- /errors pages -------------------------------------------------------------- */
+
+/* Renders every section of the embedded docs/errors.md. Returns 0 or -1. */
+int srv_pages_build(struct tkh_server *s);
+void srv_pages_free(struct tkh_server *s);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t srv_now_ns(void);
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * metrics.c — counters for /metrics (Prometheus text exposition format
+ * 0.0.4), and the /healthz and /readyz probes.
+ *
+ * Counters are relaxed atomics, bumped on the request path without a lock;
+ * a scrape reads them one by one, so a scrape taken under load may be a few
+ * requests apart between series, which Prometheus tolerates. A histogram's
+ * _count is the sum of its buckets, so those always agree.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "http/internal.h"
+
+/* Statuses with their own series; everything else is counted as "other". */
+static const unsigned status_slots[SRV_STATUS_SLOTS] = {0,   200, 204, 301, 302, 304, 400, 401, 403,
+                                                        404, 405, 411, 413, 415, 429, 431, 500, 503};
+
+/* Upper bounds of the latency buckets, microseconds (0.0001 s .. 1 s). */
+static const uint64_t bucket_us[SRV_HIST_BUCKETS] = {100,   250,   500,    1000,   2500,   5000,   10000,
+                                                     25000, 50000, 100000, 250000, 500000, 1000000};
+static const char *const bucket_le[SRV_HIST_BUCKETS] = {
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1"};
+
+void srv_metrics_request(srv_metrics *m, enum srv_route r, unsigned status, uint64_t us)
+{
+    if ((unsigned)r >= SRV_ROUTE_COUNT_) {
+        r = SRV_ROUTE_NONE;
+    }
+    size_t slot = SRV_STATUS_SLOTS; /* other */
+    for (size_t i = 0; i < SRV_STATUS_SLOTS; i++) {
+        if (status_slots[i] == status) {
+            slot = i;
+            break;
+        }
+    }
+    atomic_fetch_add_explicit(&m->requests[r][slot], 1, memory_order_relaxed);
+    size_t b = SRV_HIST_BUCKETS; /* +Inf */
+    for (size_t i = 0; i < SRV_HIST_BUCKETS; i++) {
+        if (us <= bucket_us[i]) {
+            b = i;
+            break;
+        }
+    }
+    atomic_fetch_add_explicit(&m->hist[r][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->hist_sum_us[r], us, memory_order_relaxed);
+}
+
+void srv_metrics_validation(srv_metrics *m, tk_reason r)
+{
+    if ((unsigned)r < TK_REASON_COUNT_) {
+        atomic_fetch_add_explicit(&m->validations[r], 1, memory_order_relaxed);
+    }
+}
+
+static uint64_t get(_Atomic uint64_t *a)
+{
+    return atomic_load_explicit(a, memory_order_relaxed);
+}
+
+static void help(srv_buf *b, const char *name, const char *type, const char *text)
+{
+    srv_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+enum MHD_Result srv_handle_metrics(srv_conn *st, struct MHD_Connection *c)
+{
+    struct tkh_server *s = st->srv;
+    srv_metrics *m = &s->metrics;
+    tka_counters ac;
+    memset(&ac, 0, sizeof ac);
+    tka_counters_get(s->auth, &ac);
+
+    srv_buf b;
+    srv_buf_heap(&b, 1024u * 1024u);
+    help(&b, "tokend_tokens_issued_total", "counter", "Access tokens issued, by grant type.");
+    srv_buf_printf(&b, "tokend_tokens_issued_total{grant=\"client_credentials\"} %" PRIu64 "\n",
+                   ac.issued_client_credentials);
+    help(&b, "tokend_validations_total", "counter",
+         "Token validations by /auth and /oauth/introspect, by result and reason code.");
+    for (unsigned r = 0; r < TK_REASON_COUNT_; r++) {
+        srv_buf_printf(&b, "tokend_validations_total{result=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+                       r == TK_REASON_VALID ? "valid" : "invalid", tk_reason_code((tk_reason)r),
+                       get(&m->validations[r]));
+    }
+    help(&b, "tokend_client_auth_failures_total", "counter", "Failed client authentications.");
+    srv_buf_printf(&b, "tokend_client_auth_failures_total %" PRIu64 "\n", ac.client_auth_failed);
+    help(&b, "tokend_client_auth_throttled_total", "counter",
+         "Client authentications refused because of earlier failures (429).");
+    srv_buf_printf(&b, "tokend_client_auth_throttled_total %" PRIu64 "\n", ac.client_auth_throttled);
+    help(&b, "tokend_keys_rotated_total", "counter", "Signing key rotations.");
+    srv_buf_printf(&b, "tokend_keys_rotated_total %" PRIu64 "\n", ac.keys_rotated);
+    help(&b, "tokend_revocations_total", "counter", "Tokens or sessions revoked.");
+    srv_buf_printf(&b, "tokend_revocations_total %" PRIu64 "\n", ac.revocations);
+
+    help(&b, "tokend_http_requests_total", "counter", "HTTP requests by route pattern and status.");
+    for (unsigned r = 0; r < SRV_ROUTE_COUNT_; r++) {
+        for (size_t i = 0; i <= SRV_STATUS_SLOTS; i++) {
+            uint64_t v = get(&m->requests[r][i]);
+            if (v == 0) {
+                continue;
+            }
+            if (i == SRV_STATUS_SLOTS) {
+                srv_buf_printf(&b, "tokend_http_requests_total{route=\"%s\",status=\"other\"} %" PRIu64 "\n",
+                               srv_route_name((enum srv_route)r), v);
+            } else {
+                srv_buf_printf(&b, "tokend_http_requests_total{route=\"%s\",status=\"%u\"} %" PRIu64 "\n",
+                               srv_route_name((enum srv_route)r), status_slots[i], v);
+            }
+        }
+    }
+    help(&b, "tokend_http_request_duration_seconds", "histogram",
+         "Time from the request line to the last byte of the response, by route pattern.");
+    for (unsigned r = 0; r < SRV_ROUTE_COUNT_; r++) {
+        uint64_t counts[SRV_HIST_BUCKETS + 1];
+        uint64_t total = 0;
+        for (size_t i = 0; i <= SRV_HIST_BUCKETS; i++) {
+            counts[i] = get(&m->hist[r][i]);
+            total += counts[i];
+        }
+        if (total == 0) {
+            continue;
+        }
+        const char *rn = srv_route_name((enum srv_route)r);
+        uint64_t cum = 0;
+        for (size_t i = 0; i < SRV_HIST_BUCKETS; i++) {
+            cum += counts[i];
+            srv_buf_printf(&b, "tokend_http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"} %" PRIu64 "\n", rn,
+                           bucket_le[i], cum);
+        }
+        srv_buf_printf(&b, "tokend_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", rn,
+                       total);
+        uint64_t sum_us = get(&m->hist_sum_us[r]);
+        srv_buf_printf(&b, "tokend_http_request_duration_seconds_sum{route=\"%s\"} %" PRIu64 ".%06" PRIu64 "\n", rn,
+                       sum_us / 1000000u, sum_us % 1000000u);
+        srv_buf_printf(&b, "tokend_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n", rn, total);
+    }
+    help(&b, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, seconds.");
+    srv_buf_printf(&b, "process_start_time_seconds %" PRId64 "\n", s->started_at);
+
+    if (b.overflow || b.p == NULL) {
+        srv_buf_free(&b);
+        return srv_respond(st, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8", "metrics unavailable\n",
+                           20, 1, SRV_CACHE_NO_STORE, NULL, 0);
+    }
+    size_t len = b.len;
+    return srv_respond_owned(st, c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.p, len,
+                             SRV_CACHE_NO_STORE, NULL, 0);
+}
+
+enum MHD_Result srv_handle_healthz(srv_conn *st, struct MHD_Connection *c)
+{
+    return srv_respond(st, c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok\n", 3, 1, SRV_CACHE_NO_STORE, NULL, 0);
+}
+
+static int find_active(const tks_key_row *k, void *ud)
+{
+    if (k->state == TKS_KEY_ACTIVE) {
+        *(int *)ud = 1;
+    }
+    return 0;
+}
+
+enum MHD_Result srv_handle_readyz(srv_conn *st, struct MHD_Connection *c)
+{
+    struct tkh_server *s = st->srv;
+    char msg[320];
+    if (s->store != NULL) {
+        tks_result r = tks_ping(s->store);
+        if (r != TKS_OK) {
+            const char *why = tks_errmsg(s->store);
+            snprintf(msg, sizeof msg, "not ready: the store does not answer (%s)\n",
+                     why != NULL && why[0] != '\0' ? why : "no detail");
+            srv_note(st, "%.*s", (int)(strlen(msg) - 1), msg);
+            return srv_respond(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", msg, strlen(msg), 0,
+                               SRV_CACHE_NO_STORE, NULL, 0);
+        }
+    }
+    int active = 0;
+    if (tka_keys_list(s->auth, find_active, &active) != 0 || !active) {
+        snprintf(msg, sizeof msg, "not ready: no active signing key\n");
+        srv_note(st, "no active signing key");
+        return srv_respond(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", msg, strlen(msg), 0,
+                           SRV_CACHE_NO_STORE, NULL, 0);
+    }
+    return srv_respond(st, c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ready\n", 6, 1, SRV_CACHE_NO_STORE, NULL, 0);
+}

@@ -1,0 +1,832 @@
+/*
+ * server.c — the libmicrohttpd daemon of `tokend serve`: start and stop,
+ * per-connection state, routing, limits, request ids and the response
+ * helpers every endpoint uses.
+ *
+ * How a request flows through libmicrohttpd (0.9.75):
+ *  1. the URI log callback (request line parsed): the request's state is
+ *     reset, its clock started and its id drawn; MHD then always reports
+ *     the request's completion, even when MHD itself answers (431);
+ *  2. the access handler, first call (headers parsed): routing and the
+ *     limits that can be judged from the headers (431, 413). Nothing else
+ *     is queued here: a reply queued on the first call turns keep-alive off
+ *     (DESIGN.md, measured: about 4x slower);
+ *  3. further calls with body data: accumulated up to max_body;
+ *  4. the last call (no more data): the endpoint runs and queues its reply;
+ *  5. the completion callback: metrics and the access log line.
+ * State lives in one srv_conn per TCP connection (a connection carries one
+ * request at a time), so the hot path allocates nothing of its own.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "http/internal.h"
+
+void tkh_config_defaults(tkh_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->listen_fd = -1;
+    c->host = "127.0.0.1";
+    c->port = 8443;
+    c->threads = 0;
+    c->max_connections = 1024;
+    c->conn_timeout = 30;
+    c->max_body = 64u * 1024u;
+    c->max_header = 16u * 1024u;
+    c->realm = "tokend";
+    c->explain = 1;
+}
+
+uint64_t srv_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- request ids ------------------------------------------------------------
+ * 64 bits per request from a per-thread splitmix64 sequence seeded from the
+ * CSPRNG: no lock, no syscall, unique within a thread (splitmix64 is a
+ * bijection of its counter), and unguessable enough that ids do not reveal
+ * request rates. */
+static _Thread_local uint64_t rid_state;
+static _Thread_local int rid_seeded;
+
+static void request_id(char out[17])
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!rid_seeded) {
+        unsigned char seed[8];
+        if (RAND_bytes(seed, sizeof seed) == 1) {
+            memcpy(&rid_state, seed, sizeof rid_state);
+        } else {
+            rid_state = srv_now_ns() ^ (uint64_t)(uintptr_t)&rid_state;
+        }
+        rid_seeded = 1;
+    }
+    rid_state += 0x9E3779B97F4A7C15u;
+    uint64_t z = rid_state;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    z ^= z >> 31;
+    for (int i = 15; i >= 0; i--) {
+        out[i] = hex[z & 15u];
+        z >>= 4;
+    }
+    out[16] = '\0';
+}
+
+void srv_fingerprint(srv_conn *st, const char *tok, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)tok, len, md);
+    for (size_t i = 0; i < 4; i++) {
+        st->fp[2 * i] = hex[md[i] >> 4];
+        st->fp[2 * i + 1] = hex[md[i] & 15u];
+    }
+    st->fp[8] = '\0';
+}
+
+void srv_note(srv_conn *st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(st->detail, sizeof st->detail, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        st->detail[0] = '\0';
+    }
+}
+
+/* ---- routes ------------------------------------------------------------------ */
+
+enum { M_GET = 1, M_POST = 2, M_ANY = 4 };
+
+static const struct route {
+    const char *path;
+    enum srv_route id;
+    int methods;
+} routes[] = {
+    {"/auth", SRV_ROUTE_AUTH, M_ANY}, /* forward-auth proxies send the original method */
+    {"/oauth/token", SRV_ROUTE_TOKEN, M_POST},
+    {"/oauth/introspect", SRV_ROUTE_INTROSPECT, M_POST},
+    {"/oauth/revoke", SRV_ROUTE_REVOKE, M_POST},
+    {"/.well-known/jwks.json", SRV_ROUTE_JWKS, M_GET},
+    {"/.well-known/oauth-authorization-server", SRV_ROUTE_METADATA, M_GET},
+    {"/healthz", SRV_ROUTE_HEALTHZ, M_GET},
+    {"/readyz", SRV_ROUTE_READYZ, M_GET},
+    {"/metrics", SRV_ROUTE_METRICS, M_GET},
+    {"/errors", SRV_ROUTE_ERRORS, M_GET},
+};
+
+const char *srv_route_name(enum srv_route r)
+{
+    static const char *const names[SRV_ROUTE_COUNT_] = {
+        [SRV_ROUTE_TOKEN] = "/oauth/token",
+        [SRV_ROUTE_REVOKE] = "/oauth/revoke",
+        [SRV_ROUTE_INTROSPECT] = "/oauth/introspect",
+        [SRV_ROUTE_JWKS] = "/.well-known/jwks.json",
+        [SRV_ROUTE_METADATA] = "/.well-known/oauth-authorization-server",
+        [SRV_ROUTE_AUTH] = "/auth",
+        [SRV_ROUTE_ERRORS] = "/errors/{code}",
+        [SRV_ROUTE_HEALTHZ] = "/healthz",
+        [SRV_ROUTE_READYZ] = "/readyz",
+        [SRV_ROUTE_METRICS] = "/metrics",
+        [SRV_ROUTE_OTHER] = "other",
+        [SRV_ROUTE_NONE] = "-",
+    };
+    return (unsigned)r < SRV_ROUTE_COUNT_ ? names[r] : "-";
+}
+
+static const struct route *find_route(const char *url)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (strcmp(url, routes[i].path) == 0) {
+            return &routes[i];
+        }
+    }
+    if (strncmp(url, "/errors/", 8) == 0) {
+        return &routes[sizeof routes / sizeof routes[0] - 1];
+    }
+    return NULL;
+}
+
+/* A static name for the log: the request's method is not kept. */
+static const char *method_name(const char *m)
+{
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strcmp(m, known[i]) == 0) {
+            return known[i];
+        }
+    }
+    return "other";
+}
+
+static int method_bits(const char *m)
+{
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
+        return M_GET;
+    }
+    if (strcmp(m, "POST") == 0) {
+        return M_POST;
+    }
+    return 0;
+}
+
+/* ---- responses ------------------------------------------------------------------ */
+
+/* libmicrohttpd takes `void *` even for bodies it only reads. */
+static void *unconst(const void *p)
+{
+    union {
+        const void *c;
+        void *v;
+    } u = {.c = p};
+    return u.v;
+}
+
+static enum MHD_Result queue(srv_conn *st, struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
+                             const char *ctype, enum srv_cache cache, const srv_header *hdrs, size_t n_hdrs)
+{
+    if (r == NULL) {
+        return MHD_NO;
+    }
+    int ok = MHD_add_response_header(r, "X-Request-Id", st->rid) == MHD_YES;
+    if (ok && ctype != NULL) {
+        ok = MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) == MHD_YES &&
+             MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") == MHD_YES;
+    }
+    if (ok && cache != SRV_CACHE_NONE) {
+        const char *v = cache == SRV_CACHE_PUBLIC_300 ? "public, max-age=300" : "no-store";
+        ok = MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, v) == MHD_YES;
+        if (ok && cache == SRV_CACHE_NO_STORE_PRAGMA) {
+            ok = MHD_add_response_header(r, MHD_HTTP_HEADER_PRAGMA, "no-cache") == MHD_YES;
+        }
+    }
+    for (size_t i = 0; ok && i < n_hdrs; i++) {
+        ok = MHD_add_response_header(r, hdrs[i].name, hdrs[i].value) == MHD_YES;
+    }
+    enum MHD_Result res = MHD_NO;
+    if (ok) {
+        res = MHD_queue_response(c, status, r);
+    }
+    MHD_destroy_response(r);
+    if (res == MHD_YES) {
+        st->status = status;
+        st->done = 1;
+    }
+    return res;
+}
+
+enum MHD_Result srv_respond(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *ctype,
+                            const char *body, size_t len, int persistent, enum srv_cache cache, const srv_header *hdrs,
+                            size_t n_hdrs)
+{
+    if (body == NULL) {
+        body = "";
+        len = 0;
+        persistent = 1;
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, unconst(body), persistent ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_COPY);
+    return queue(st, c, status, r, ctype, cache, hdrs, n_hdrs);
+}
+
+enum MHD_Result srv_respond_owned(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *ctype,
+                                  char *body, size_t len, enum srv_cache cache, const srv_header *hdrs, size_t n_hdrs)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    return queue(st, c, status, r, ctype, cache, hdrs, n_hdrs);
+}
+
+enum MHD_Result srv_respond_error(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *code,
+                                  const char *desc, enum srv_cache cache, const srv_header *hdrs, size_t n_hdrs)
+{
+    char mem[1024];
+    srv_buf b;
+    srv_buf_fixed(&b, mem, sizeof mem);
+    srv_buf_puts(&b, "{\"error\":");
+    srv_buf_json_str(&b, code, strlen(code));
+    if (desc != NULL && desc[0] != '\0') {
+        srv_buf_puts(&b, ",\"error_description\":");
+        srv_buf_json_str(&b, desc, strlen(desc));
+    }
+    srv_buf_puts(&b, "}");
+    if (b.overflow) { /* a description this long is a bug; still answer */
+        srv_buf_fixed(&b, mem, sizeof mem);
+        srv_buf_puts(&b, "{\"error\":");
+        srv_buf_json_str(&b, code, strlen(code));
+        srv_buf_puts(&b, "}");
+    }
+    st->error = code;
+    if (desc != NULL && st->detail[0] == '\0') {
+        srv_note(st, "%s", desc);
+    }
+    return srv_respond(st, c, status, "application/json", b.p, b.len, 0, cache, hdrs, n_hdrs);
+}
+
+/* ---- connection and request life cycle ------------------------------------------- */
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct tkh_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        srv_conn *st = calloc(1, sizeof *st);
+        if (st == NULL) {
+            return; /* the request callbacks then close the connection */
+        }
+        st->srv = s;
+        snprintf(st->ip, sizeof st->ip, "-");
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci != NULL && ci->client_addr != NULL) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET) {
+                const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
+                inet_ntop(AF_INET, &in4->sin_addr, st->ip, sizeof st->ip);
+            } else if (sa->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+                inet_ntop(AF_INET6, &in6->sin6_addr, st->ip, sizeof st->ip);
+            }
+        }
+        *socket_context = st;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        srv_conn *st = *socket_context;
+        if (st != NULL) {
+            free(st->body);
+            free(st);
+        }
+        *socket_context = NULL;
+    }
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct tkh_server *s = cls;
+    (void)uri; /* never logged: query strings may carry anything */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci == NULL || ci->socket_context == NULL) {
+        return NULL;
+    }
+    srv_conn *st = ci->socket_context;
+    st->t0_ns = srv_now_ns();
+    request_id(st->rid);
+    st->seen = 0;
+    st->done = 0;
+    st->route = SRV_ROUTE_NONE;
+    st->method = "-";
+    st->status = 0;
+    st->reason = -1;
+    st->fp[0] = '\0';
+    st->client_id[0] = '\0';
+    st->error = NULL;
+    st->detail[0] = '\0';
+    st->body_len = 0;
+    st->body_too_big = 0;
+    st->discarded = 0;
+    atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
+    return st;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+    struct tkh_server *s = cls;
+    srv_conn *st = *req_cls;
+    *req_cls = NULL;
+    if (st == NULL) {
+        return;
+    }
+    if (!st->done) {
+        /* libmicrohttpd answered itself (431, 400), or the client left */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
+        st->status = ci != NULL ? ci->http_status : 0;
+        if (st->detail[0] == '\0') {
+            srv_note(st, "%s",
+                     toe == MHD_REQUEST_TERMINATED_COMPLETED_OK      ? "answered by libmicrohttpd"
+                     : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "connection timed out"
+                     : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT    ? "client closed the connection"
+                     : toe == MHD_REQUEST_TERMINATED_READ_ERROR      ? "read error"
+                     : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "server shutting down"
+                     : toe == MHD_REQUEST_TERMINATED_WITH_ERROR      ? "request rejected by libmicrohttpd"
+                                                                     : "request ended");
+        }
+    }
+    uint64_t us = (srv_now_ns() - st->t0_ns) / 1000u;
+    srv_metrics_request(&s->metrics, st->route, st->status, us);
+    srv_log_request(s, st, us);
+    if (st->body_len > 0) { /* it may hold a client secret */
+        OPENSSL_cleanse(st->body, st->body_len);
+    }
+    if (st->body_cap > 16u * 1024u) { /* keep small buffers for the next request */
+        free(st->body);
+        st->body = NULL;
+        st->body_cap = 0;
+    }
+    st->body_len = 0;
+    atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
+}
+
+/* Appends body bytes, growing the buffer up to max_body (+1 for the NUL
+ * the form parser writes). */
+static int body_append(srv_conn *st, size_t max, const char *p, size_t n)
+{
+    if (st->body_too_big || n > max - st->body_len) {
+        st->body_too_big = 1;
+        st->discarded += n;
+        return st->discarded <= SRV_DISCARD_MAX;
+    }
+    if (st->body_len + n + 1 > st->body_cap) {
+        size_t want = st->body_cap ? st->body_cap : 1024;
+        while (want < st->body_len + n + 1) {
+            want *= 2;
+        }
+        if (want > max + 1) {
+            want = max + 1;
+        }
+        /* not realloc: the old buffer may hold part of a client secret */
+        char *nb = malloc(want);
+        if (nb == NULL) {
+            return 0;
+        }
+        if (st->body != NULL) {
+            memcpy(nb, st->body, st->body_len);
+            OPENSSL_cleanse(st->body, st->body_cap);
+            free(st->body);
+        }
+        st->body = nb;
+        st->body_cap = want;
+    }
+    memcpy(st->body + st->body_len, p, n);
+    st->body_len += n;
+    st->body[st->body_len] = '\0';
+    return 1;
+}
+
+/* Strict Content-Length (digits only); 1 and *out when present. */
+static int content_length(struct MHD_Connection *c, uint64_t *out)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (v == NULL) {
+        return 0;
+    }
+    uint64_t n = 0;
+    for (; *v >= '0' && *v <= '9'; v++) {
+        if (n > UINT64_MAX / 10 - 10) {
+            n = UINT64_MAX;
+            break;
+        }
+        n = n * 10 + (uint64_t)(*v - '0');
+    }
+    *out = n;
+    return 1;
+}
+
+static enum MHD_Result dispatch(srv_conn *st, struct MHD_Connection *c, const char *url)
+{
+    switch (st->route) {
+    case SRV_ROUTE_TOKEN:
+        return srv_handle_token(st, c);
+    case SRV_ROUTE_REVOKE:
+        return srv_handle_revoke(st, c);
+    case SRV_ROUTE_INTROSPECT:
+        return srv_handle_introspect(st, c);
+    case SRV_ROUTE_JWKS:
+        return srv_handle_jwks(st, c);
+    case SRV_ROUTE_METADATA:
+        return srv_handle_metadata(st, c);
+    case SRV_ROUTE_AUTH:
+        return srv_handle_auth(st, c);
+    case SRV_ROUTE_ERRORS:
+        return srv_handle_errors(st, c, url);
+    case SRV_ROUTE_HEALTHZ:
+        return srv_handle_healthz(st, c);
+    case SRV_ROUTE_READYZ:
+        return srv_handle_readyz(st, c);
+    case SRV_ROUTE_METRICS:
+        return srv_handle_metrics(st, c);
+    case SRV_ROUTE_OTHER:
+    case SRV_ROUTE_NONE:
+    case SRV_ROUTE_COUNT_:
+        break;
+    }
+    return srv_respond_error(st, c, MHD_HTTP_NOT_FOUND, "not_found", NULL, SRV_CACHE_NONE, NULL, 0);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+    struct tkh_server *s = cls;
+    srv_conn *st = *req_cls;
+    (void)version;
+    if (st == NULL) {
+        return MHD_NO; /* no state (out of memory when the connection came) */
+    }
+    if (!st->seen) {
+        st->seen = 1;
+        const struct route *rt = find_route(url);
+        st->route = rt != NULL ? rt->id : SRV_ROUTE_OTHER;
+        st->method = method_name(method);
+        /* SECURITY.md rule 18: the header block is bounded (issue 3 section 6) */
+        const union MHD_ConnectionInfo *hi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+        if (hi != NULL && hi->header_size > s->cfg.max_header) {
+            srv_note(st, "request header block is %zu bytes; the limit is %zu", hi->header_size, s->cfg.max_header);
+            return srv_respond_error(st, c, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large", NULL,
+                                     SRV_CACHE_NONE, NULL, 0);
+        }
+        uint64_t cl = 0;
+        if (content_length(c, &cl) && cl > s->cfg.max_body) {
+            srv_note(st, "request body is %" PRIu64 " bytes; the limit is %zu", cl, s->cfg.max_body);
+            return srv_respond_error(st, c, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL, SRV_CACHE_NONE, NULL,
+                                     0);
+        }
+        return MHD_YES;
+    }
+    if (st->done) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (st->route == SRV_ROUTE_TOKEN || st->route == SRV_ROUTE_REVOKE || st->route == SRV_ROUTE_INTROSPECT) {
+            return body_append(st, s->cfg.max_body, upload_data, n) ? MHD_YES : MHD_NO;
+        }
+        /* other routes take no body: read and drop it, within the same bound */
+        st->discarded += n;
+        if (st->discarded > s->cfg.max_body) {
+            st->body_too_big = 1;
+        }
+        return st->discarded <= SRV_DISCARD_MAX ? MHD_YES : MHD_NO;
+    }
+    if (st->body_too_big) {
+        srv_note(st, "request body is over the limit of %zu bytes", s->cfg.max_body);
+        return srv_respond_error(st, c, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL, SRV_CACHE_NONE, NULL, 0);
+    }
+    const struct route *rt = st->route == SRV_ROUTE_OTHER ? NULL : find_route(url);
+    if (rt != NULL && rt->methods != M_ANY && (method_bits(method) & rt->methods) == 0) {
+        srv_header allow = {"Allow", rt->methods == M_POST ? "POST" : "GET, HEAD"};
+        srv_note(st, "method %s not allowed", st->method);
+        return srv_respond_error(st, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL, SRV_CACHE_NONE, &allow,
+                                 1);
+    }
+    return dispatch(st, c, url);
+}
+
+/* ---- libmicrohttpd's own messages -------------------------------------------------- */
+
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct tkh_server *s = cls;
+    char msg[512];
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    if (n < 0) {
+        return;
+    }
+    size_t len = strlen(msg);
+    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r')) {
+        msg[--len] = '\0';
+    }
+    if (atomic_load(&s->starting)) {
+        /* returned to the caller through err: not logged twice */
+        snprintf(s->start_err, sizeof s->start_err, "%.200s", msg);
+        return;
+    }
+    srv_log_event(s, "warning", msg);
+}
+
+/* ---- start and stop ------------------------------------------------------------------ */
+
+struct listen_addr {
+    struct sockaddr_storage ss;
+    int v6;
+};
+
+static int resolve(const char *host, uint16_t port, struct listen_addr *out, char *err, size_t err_cap)
+{
+    memset(out, 0, sizeof *out);
+    char h[256];
+    size_t hl = host != NULL ? strlen(host) : 0;
+    if (hl == 0 || hl >= sizeof h) {
+        snprintf(err, err_cap, "invalid listen address \"%s\"", host != NULL ? host : "");
+        return -1;
+    }
+    memcpy(h, host, hl + 1);
+    if (h[0] == '[' && h[hl - 1] == ']') { /* "[::1]" */
+        memmove(h, h + 1, hl - 2);
+        h[hl - 2] = '\0';
+    }
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(h, NULL, &hints, &res);
+    if (rc != 0) {
+        hints.ai_flags = AI_PASSIVE; /* a name such as "localhost" */
+        rc = getaddrinfo(h, NULL, &hints, &res);
+    }
+    if (rc != 0 || res == NULL) {
+        snprintf(err, err_cap, "cannot resolve listen address \"%s\": %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int ok = -1;
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET && ai->ai_addrlen <= sizeof out->ss) {
+            memcpy(&out->ss, ai->ai_addr, ai->ai_addrlen);
+            ((struct sockaddr_in *)(void *)&out->ss)->sin_port = htons(port);
+            out->v6 = 0;
+            ok = 0;
+            break;
+        }
+        if (ai->ai_family == AF_INET6 && ai->ai_addrlen <= sizeof out->ss) {
+            memcpy(&out->ss, ai->ai_addr, ai->ai_addrlen);
+            ((struct sockaddr_in6 *)(void *)&out->ss)->sin6_port = htons(port);
+            out->v6 = 1;
+            ok = 0;
+            break;
+        }
+    }
+    freeaddrinfo(res);
+    if (ok != 0) {
+        snprintf(err, err_cap, "listen address \"%s\" is neither IPv4 nor IPv6", host);
+    }
+    return ok;
+}
+
+/* Copies a config string for a quoted-string header parameter: printable
+ * ASCII only, without '"' and '\\'. */
+static char *header_safe_dup(const char *v, const char *def)
+{
+    if (v == NULL || v[0] == '\0') {
+        v = def;
+    }
+    size_t n = strlen(v);
+    char *d = malloc(n + 1);
+    if (d == NULL) {
+        return NULL;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch >= 0x20 && ch < 0x7F && ch != '"' && ch != '\\') {
+            d[o++] = (char)ch;
+        }
+    }
+    d[o] = '\0';
+    return d;
+}
+
+static void server_free(tkh_server *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    srv_log_stop(s);
+    srv_pages_free(s);
+    free(s->realm);
+    free(s->base_url);
+    free(s->metadata);
+    if (s->tls_key_copy != NULL) {
+        OPENSSL_cleanse(s->tls_key_copy, strlen(s->tls_key_copy));
+        free(s->tls_key_copy);
+    }
+    free(s->tls_cert_copy);
+    free(s);
+}
+
+int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_server **out, char *err, size_t err_cap)
+{
+    *out = NULL;
+    if (err_cap > 0) {
+        err[0] = '\0';
+    }
+    if (a == NULL || cfg == NULL) {
+        snprintf(err, err_cap, "tkh_start: no authority or no configuration");
+        return -1;
+    }
+    if (!cfg->insecure_http && (cfg->tls_cert == NULL || cfg->tls_key == NULL)) {
+        snprintf(err, err_cap, "HTTPS needs a certificate and a private key (or plain HTTP, asked for explicitly)");
+        return -1;
+    }
+    if (!cfg->insecure_http && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+        snprintf(err, err_cap, "this libmicrohttpd was built without TLS support");
+        return -1;
+    }
+    tkh_server *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(err, err_cap, "out of memory");
+        return -1;
+    }
+    s->auth = a;
+    s->store = store;
+    s->cfg = *cfg;
+    tkh_config def;
+    tkh_config_defaults(&def);
+    if (s->cfg.max_body == 0) {
+        s->cfg.max_body = def.max_body;
+    }
+    if (s->cfg.max_header == 0) {
+        s->cfg.max_header = def.max_header;
+    }
+    if (s->cfg.max_connections == 0) {
+        s->cfg.max_connections = def.max_connections;
+    }
+    if (s->cfg.threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        s->cfg.threads = n > 0 && n < 1024 ? (unsigned)n : 1u;
+    }
+    s->log = cfg->log != NULL ? cfg->log : stderr;
+    s->started_at = (int64_t)time(NULL);
+    s->realm = header_safe_dup(cfg->realm, "tokend");
+    const tka_config *acfg = tka_get_config(a);
+    const char *base = cfg->public_url != NULL && cfg->public_url[0] != '\0' ? cfg->public_url
+                       : acfg != NULL && acfg->issuer != NULL                ? acfg->issuer
+                                                                             : "";
+    s->base_url = header_safe_dup(base, "");
+    if (s->realm == NULL || s->base_url == NULL) {
+        snprintf(err, err_cap, "out of memory");
+        goto fail;
+    }
+    for (size_t n = strlen(s->base_url); n > 0 && s->base_url[n - 1] == '/'; n--) {
+        s->base_url[n - 1] = '\0';
+    }
+    if (srv_metadata_build(s) != 0 || srv_pages_build(s) != 0) {
+        snprintf(err, err_cap, "out of memory building the static documents");
+        goto fail;
+    }
+    if (srv_log_start(s) != 0) {
+        snprintf(err, err_cap, "cannot start the log flusher thread");
+        goto fail;
+    }
+
+    if (!cfg->insecure_http) {
+        s->tls_cert_copy = strdup(cfg->tls_cert);
+        s->tls_key_copy = strdup(cfg->tls_key);
+        if (s->tls_cert_copy == NULL || s->tls_key_copy == NULL) {
+            snprintf(err, err_cap, "out of memory");
+            goto fail;
+        }
+    }
+    struct listen_addr la;
+    memset(&la, 0, sizeof la);
+    int fd = -1; /* our duplicate of cfg->listen_fd, handed to libmicrohttpd */
+    if (cfg->listen_fd >= 0) {
+        /* libmicrohttpd closes the socket it was given when it fails to
+         * start (0.9.75), and the caller keeps cfg->listen_fd on failure:
+         * so it gets a duplicate, and the original is closed on success. */
+        socklen_t sl = sizeof la.ss;
+        if (getsockname(cfg->listen_fd, (struct sockaddr *)(void *)&la.ss, &sl) != 0) {
+            snprintf(err, err_cap, "the listening socket is unusable: %s", strerror(errno));
+            goto fail;
+        }
+        la.v6 = la.ss.ss_family == AF_INET6;
+        fd = fcntl(cfg->listen_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0) {
+            snprintf(err, err_cap, "cannot duplicate the listening socket: %s", strerror(errno));
+            goto fail;
+        }
+    } else if (resolve(cfg->host, cfg->port, &la, err, err_cap) != 0) {
+        goto fail;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC; /* ITC: for quiesce */
+    if (la.v6) {
+        flags |= MHD_USE_IPv6;
+    }
+    struct MHD_OptionItem opts[8];
+    size_t n = 0;
+    if (!cfg->insecure_http) {
+        flags |= MHD_USE_TLS;
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_copy};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_copy};
+        s->tls_priorities = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, unconst(s->tls_priorities)};
+    }
+    if (fd >= 0) {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
+    } else {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &la.ss};
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+    /* The connection's memory pool holds the request head, libmicrohttpd's
+     * parse of it and the response head. Sized so that a head just over
+     * max_header still fits (then the access handler answers 431 with our
+     * headers); a head too big for the pool gets libmicrohttpd's own 431. */
+    size_t pool = s->cfg.max_header + 16u * 1024u;
+    atomic_store(&s->starting, 1);
+    s->daemon = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+                                 MHD_OPTION_THREAD_POOL_SIZE, s->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
+                                 s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.conn_timeout,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+                                 s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                                 s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    atomic_store(&s->starting, 0);
+    if (s->daemon == NULL) {
+        snprintf(err, err_cap, "cannot serve on %s port %u: %s", cfg->host != NULL ? cfg->host : "-",
+                 (unsigned)cfg->port, s->start_err[0] != '\0' ? s->start_err : "libmicrohttpd failed to start");
+        goto fail; /* fd: libmicrohttpd closes it (on the paths measured; at worst one fd leaks) */
+    }
+    if (cfg->listen_fd >= 0) {
+        close(cfg->listen_fd);
+    }
+    if (s->start_err[0] != '\0') { /* a warning while starting (the start itself succeeded) */
+        srv_log_event(s, "warning", s->start_err);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di != NULL ? di->port : cfg->port;
+    *out = s;
+    return 0;
+fail:
+    server_free(s);
+    return -1;
+}
+
+uint16_t tkh_port(const tkh_server *s)
+{
+    return s != NULL ? s->port : 0;
+}
+
+void tkh_stop(tkh_server *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    if (s->daemon != NULL) {
+        /* Stop accepting, let requests in flight finish (idle keep-alive
+         * connections are then closed by MHD_stop_daemon). */
+        MHD_socket ls = MHD_quiesce_daemon(s->daemon);
+        if (ls != MHD_INVALID_SOCKET) {
+            close(ls);
+        }
+        for (unsigned waited = 0; waited < SRV_STOP_WAIT_MS; waited += 10) {
+            if (atomic_load(&s->in_flight) <= 0) {
+                break;
+            }
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        MHD_stop_daemon(s->daemon);
+        s->daemon = NULL;
+    }
+    server_free(s);
+}
