@@ -43,7 +43,26 @@ static int make_key(tka_authority *a, enum tks_key_state state, int64_t now, cha
         goto out;
     }
     kid[16] = '\0'; /* 96 bits of the RFC 7638 thumbprint name the key */
-    if (tk_key_set_kid(k, kid) != TK_OK || tk_key_to_jwk(k, 1, &priv) != TK_OK || tk_key_to_jwk(k, 0, &pub) != TK_OK) {
+    int secret = strcmp(tk_key_kty(k), "oct") == 0;
+    if (secret && tka_random_b64(12, kid, sizeof kid) != 0) {
+        /* An HMAC key's thumbprint is a hash of the secret: name it at random. */
+        snprintf(err, err_cap, "no randomness");
+        goto out;
+    }
+    if (tk_key_set_kid(k, kid) != TK_OK || tk_key_to_jwk(k, 1, &priv) != TK_OK) {
+        snprintf(err, err_cap, "cannot export the new key");
+        goto out;
+    }
+    if (secret) {
+        /* Nothing public about a secret: record what it is, not what it holds. */
+        char desc[160];
+        snprintf(desc, sizeof desc, "{\"alg\":\"%s\",\"kid\":\"%s\",\"kty\":\"oct\",\"use\":\"sig\"}",
+                 tk_alg_name(a->cfg.alg), kid);
+        pub = strdup(desc);
+    } else if (tk_key_to_jwk(k, 0, &pub) != TK_OK) {
+        pub = NULL;
+    }
+    if (!pub) {
         snprintf(err, err_cap, "cannot export the new key");
         goto out;
     }
@@ -106,7 +125,27 @@ static int scan_row(const tks_key_row *k, void *ud)
         return 0; /* counting pass */
     }
     tk_key *pub = NULL;
-    if (tk_key_from_jwk(k->public_jwk, strlen(k->public_jwk), TK_ALG_UNSET, &pub) != TK_OK ||
+    int secret = strncmp(k->alg, "HS", 2) == 0;
+    if (secret) {
+        /* HMAC: the secret itself verifies; unseal it for every state. */
+        unsigned char *raw = NULL;
+        size_t raw_len = 0;
+        if (tka_unseal(s->a->cfg.master_key, k->kid, k->sealed, k->sealed_len, &raw, &raw_len) != 0) {
+            snprintf(s->err, sizeof s->err,
+                     "the master key does not open signing key %s: is TOKEND_MASTER_KEY_FILE the file this store "
+                     "was created with?",
+                     k->kid);
+            s->failed = 1;
+            return 1;
+        }
+        tk_result r = tk_key_from_jwk((const char *)raw, raw_len, TK_ALG_UNSET, &pub);
+        OPENSSL_cleanse(raw, raw_len);
+        free(raw);
+        if (r != TK_OK) {
+            pub = NULL;
+        }
+    }
+    if ((!secret && tk_key_from_jwk(k->public_jwk, strlen(k->public_jwk), TK_ALG_UNSET, &pub) != TK_OK) || !pub ||
         tk_keyset_add(s->ring->verify, pub) != TK_OK) {
         tk_key_free(pub);
         snprintf(s->err, sizeof s->err, "the stored public key %s does not load", k->kid);

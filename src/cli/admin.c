@@ -22,10 +22,10 @@ int cli_authority_config(const struct cli_settings *s, const char *cmd, tka_conf
     tka_config_defaults(c);
     const char *alg = s->v[SET_ALG];
     c->alg = tk_alg_from_name(alg, strlen(alg));
-    if (c->alg == TK_ALG_UNSET || c->alg <= TK_ALG_HS512) {
+    if (c->alg == TK_ALG_UNSET) {
         fprintf(stderr,
-                "tokend %s: --alg %s: the server signs with ES256, ES384, ES512, EdDSA, RS256/384/512 or "
-                "PS256/384/512\n",
+                "tokend %s: --alg %s: the server signs with ES256 (default), EdDSA, ES384, ES512, RS256/384/512, "
+                "PS256/384/512, or HS256/384/512 when issuer and verifiers are one party\n",
                 cmd, alg);
         return 2;
     }
