@@ -54,6 +54,13 @@ int cli_authority_config(const struct cli_settings *s, const char *cmd, tka_conf
     return 0;
 }
 
+static int count_one(const tks_key_row *k, void *ud)
+{
+    (void)k;
+    *(int *)ud = 1;
+    return 1;
+}
+
 int cli_open_authority(const struct cli_settings *s, const char *cmd, int create_master, const char *issuer,
                        tks_store **store, tka_authority **auth)
 {
@@ -64,9 +71,29 @@ int cli_open_authority(const struct cli_settings *s, const char *cmd, int create
     if (cli_authority_config(s, cmd, &c) != 0) {
         return 2;
     }
+    if (tks_open(s->v[SET_STORE], store, err, sizeof err) != TKS_OK) {
+        fprintf(stderr, "tokend %s: cannot open the store %s: %s\n", cmd, s->v[SET_STORE], err);
+        return 2;
+    }
+    /* A new master key is made only for a store that holds no keys yet: a
+     * store whose keys were sealed under another key needs that key, and a
+     * fresh one would only be a useless file to back up. */
+    int has_keys = 0;
+    if (tks_key_list(*store, count_one, &has_keys) != TKS_OK) {
+        fprintf(stderr, "tokend %s: cannot read the store: %s\n", cmd, tks_errmsg(*store));
+        tks_close(*store);
+        *store = NULL;
+        return 2;
+    }
     int created = 0;
-    if (tka_master_key_load(s->v[SET_MASTER_KEY_FILE], create_master, c.master_key, &created, err, sizeof err) != 0) {
-        fprintf(stderr, "tokend %s: %s\n", cmd, err);
+    if (tka_master_key_load(s->v[SET_MASTER_KEY_FILE], create_master && !has_keys, c.master_key, &created, err,
+                            sizeof err) != 0) {
+        fprintf(stderr, "tokend %s: %s%s\n", cmd, err,
+                has_keys ? " (the store already holds signing keys sealed under a master key: point "
+                           "--master-key-file / TOKEND_MASTER_KEY_FILE at that key)"
+                         : "");
+        tks_close(*store);
+        *store = NULL;
         return 2;
     }
     if (created) {
@@ -74,11 +101,6 @@ int cli_open_authority(const struct cli_settings *s, const char *cmd, int create
                 "tokend %s: created the master key %s (mode 0600): back it up; without it the signing keys "
                 "in the store cannot be used\n",
                 cmd, s->v[SET_MASTER_KEY_FILE]);
-    }
-    if (tks_open(s->v[SET_STORE], store, err, sizeof err) != TKS_OK) {
-        fprintf(stderr, "tokend %s: cannot open the store %s: %s\n", cmd, s->v[SET_STORE], err);
-        OPENSSL_cleanse(c.master_key, sizeof c.master_key);
-        return 2;
     }
     c.issuer = issuer;
     int rc = tka_open(*store, &c, (int64_t)time(NULL), auth, err, sizeof err);
@@ -203,7 +225,7 @@ int cli_client(int argc, char **argv)
             client_help(stdout);
             return CLI_EXIT_OK;
         } else {
-            client_help(stderr);
+            fprintf(stderr, "Run 'tokend client --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }
     }
@@ -376,7 +398,7 @@ int cli_revoke(int argc, char **argv)
             revoke_help(stdout);
             return CLI_EXIT_OK;
         } else {
-            revoke_help(stderr);
+            fprintf(stderr, "Run 'tokend revoke --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }
     }
@@ -536,7 +558,7 @@ int cli_keys(int argc, char **argv)
             keys_help(stdout);
             return CLI_EXIT_OK;
         } else {
-            keys_help(stderr);
+            fprintf(stderr, "Run 'tokend keys --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }
     }

@@ -472,7 +472,7 @@ int cli_inspect(int argc, char **argv)
             help(stdout);
             return CLI_EXIT_OK;
         default:
-            help(stderr);
+            fprintf(stderr, "Run 'tokend inspect --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }
     }

@@ -99,7 +99,7 @@ int cli_keygen(int argc, char **argv)
             help(stdout);
             return CLI_EXIT_OK;
         default:
-            help(stderr);
+            fprintf(stderr, "Run 'tokend keygen --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }
     }

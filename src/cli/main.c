@@ -38,6 +38,11 @@ int main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     const char *cmd = argv[1];
+    /* getopt_long names the program by argv[0] in its messages: make that
+     * "tokend <command>". */
+    static char prog[64];
+    snprintf(prog, sizeof prog, "tokend %.40s", cmd);
+    argv[1] = prog;
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         return CLI_EXIT_OK;

@@ -158,7 +158,7 @@ int cli_serve(int argc, char **argv)
             serve_help(stdout);
             return CLI_EXIT_OK;
         } else {
-            serve_help(stderr);
+            fprintf(stderr, "Run 'tokend serve --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }
     }
@@ -270,7 +270,12 @@ int cli_serve(int argc, char **argv)
     hc.explain = explain;
     hc.log = log;
     if (tkh_start(auth, store, &hc, &srv, err, sizeof err) != 0) {
-        fprintf(stderr, "tokend serve: %s\n", err);
+        if (!insecure) {
+            fprintf(stderr, "tokend serve: %s (TLS certificate %s, key %s: are they PEM, and do they match?)\n", err,
+                    cert_path, key_path);
+        } else {
+            fprintf(stderr, "tokend serve: %s\n", err);
+        }
         goto out;
     }
     fd = -1; /* the server owns the socket now */

@@ -110,7 +110,7 @@ int cli_sign(int argc, char **argv)
             help(stdout);
             return CLI_EXIT_OK;
         default:
-            help(stderr);
+            fprintf(stderr, "Run 'tokend sign --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }
     }

@@ -37,7 +37,7 @@
 #define SRV_AUTH_QUERY_MAX 2048u
 /* A chunked body over max_body is read and thrown away up to this much, so
  * that the client can be told 413; past it the connection is cut. */
-#define SRV_DISCARD_MAX (1024u * 1024u)
+#define SRV_DISCARD_MAX (4u * 1024u * 1024u) /* bodies over the limit read and dropped before a 413 */
 /* A graceful stop waits this long for requests in flight. */
 #define SRV_STOP_WAIT_MS 5000u
 

@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -266,8 +267,17 @@ enum MHD_Result srv_respond_error(srv_conn *st, struct MHD_Connection *c, unsign
     srv_buf_puts(&b, "{\"error\":");
     srv_buf_json_str(&b, code, strlen(code));
     if (desc != NULL && desc[0] != '\0') {
+        /* RFC 6749 section 5.2: error_description is %x20-21 / %x23-5B /
+         * %x5D-7E, so no quote and no backslash. */
+        char clean[512];
+        size_t k = 0;
+        for (const char *p = desc; *p && k < sizeof clean - 1; p++) {
+            unsigned char ch = (unsigned char)*p;
+            clean[k++] = ch == '"' ? '\'' : ch == '\\' ? '/' : (ch < 0x20 || ch > 0x7e) ? '?' : (char)ch;
+        }
+        clean[k] = '\0';
         srv_buf_puts(&b, ",\"error_description\":");
-        srv_buf_json_str(&b, desc, strlen(desc));
+        srv_buf_json_str(&b, clean, k);
     }
     srv_buf_puts(&b, "}");
     if (b.overflow) { /* a description this long is a bug; still answer */
@@ -495,8 +505,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         uint64_t cl = 0;
         if (content_length(c, &cl) && cl > s->cfg.max_body) {
             srv_note(st, "request body is %" PRIu64 " bytes; the limit is %zu", cl, s->cfg.max_body);
-            return srv_respond_error(st, c, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL, SRV_CACHE_NONE, NULL,
-                                     0);
+            const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+            if (cl > SRV_DISCARD_MAX || (expect != NULL && strcasecmp(expect, "100-continue") == 0)) {
+                /* Too much to drain, or the client waits for our word
+                 * before sending it: answer from the head alone. */
+                return srv_respond_error(st, c, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL, SRV_CACHE_NONE,
+                                         NULL, 0);
+            }
+            /* Read and drop a moderately large body before answering 413:
+             * closing with the body unread resets the connection, and a
+             * TLS client then never reads the answer (RFC 9112 section 9.6). */
+            st->body_too_big = 1;
         }
         return MHD_YES;
     }
@@ -529,6 +548,44 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                  1);
     }
     return dispatch(st, c, url);
+}
+
+/* ---- percent-decoding ---------------------------------------------------------------- */
+
+static int hexdigit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Decodes %XX in the path and query values in place, except %00: a NUL
+ * would cut the C string short, so "/healthz%00x" would route as
+ * "/healthz". Left encoded, it matches no route and no value. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *str)
+{
+    (void)cls;
+    (void)c;
+    char *w = str;
+    for (const char *r = str; *r; r++) {
+        int h = r[0] == '%' ? hexdigit(r[1]) : -1;
+        int l = h >= 0 ? hexdigit(r[2]) : -1;
+        if (h >= 0 && l >= 0 && (h | l) != 0) {
+            *w++ = (char)(h << 4 | l);
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - str);
 }
 
 /* ---- libmicrohttpd's own messages -------------------------------------------------- */
@@ -779,7 +836,7 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
                                  s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.conn_timeout,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
                                  s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                                 s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+                                 s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     atomic_store(&s->starting, 0);
     if (s->daemon == NULL) {
         snprintf(err, err_cap, "cannot serve on %s port %u: %s", cfg->host != NULL ? cfg->host : "-",

@@ -1,0 +1,373 @@
+"""End-to-end tests of GET /auth, the validation endpoint for reverse
+proxies (issue 3 sections 3 and 7): identity headers on success; RFC 6750
+section 3 challenges (parsed strictly) with our X-Auth-Reason on failure;
+request ids joined to the access log; --explain bare; the /errors/<code>
+pages error_uri points to; revocation seen at once (/oauth/revoke) and
+within about two seconds (`tokend revoke` in another process).
+"""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import servetest as st  # noqa: E402
+import tokendtest as tt  # noqa: E402
+
+AUD = "orders-api"
+
+
+class AuthBase(unittest.TestCase):
+    EXTRA = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fx = st.ServerFixture(https=True, settings={"TOKEND_LEEWAY": "0"}, extra=cls.EXTRA,
+                                  name=cls.__name__)
+        cls.fx.start()
+        fx = cls.fx
+        cls.cid, cls.secret = fx.add_client("svc", "orders:read orders:write", "orders-api billing-api")
+        cls.short_id, cls.short_secret = fx.add_client("short", "orders:read", AUD, ttl="1s")
+        cls.token = fx.token(cls.cid, cls.secret)
+        # a 1 s token for the expiry cases: it is expired when they run
+        cls.expiring = fx.token(cls.short_id, cls.short_secret)
+        cls.expiring_exp = st.jwt_parts(cls.expiring)[1]["exp"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fx.close()
+
+    def expired_token(self):
+        time.sleep(max(0.0, self.expiring_exp + 1.2 - time.time()))
+        return self.expiring
+
+    def tampered(self):
+        h, p, s = self.token.split(".")
+        sig = bytearray(tt.b64u_decode(s))
+        sig[5] ^= 0x01
+        return h + "." + p + "." + tt.b64u(bytes(sig))
+
+    def foreign(self):
+        key = tt.new_key("ES256", kid="not-our-kid")
+        c = tt.claims(iss=self.fx.url, aud=AUD, client_id="x", scope="orders:read")
+        return key.token(c, header={"typ": "at+jwt"}, kid=True)
+
+    def alg_none(self):
+        h, p, _ = self.token.split(".")
+        hdr = st.jwt_parts(self.token)[0]
+        return tt.b64u_json(dict(hdr, alg="none")) + "." + p + "."
+
+    # (name, kwargs for fx.auth, status, RFC 6750 error, reason)
+    def failure_cases(self):
+        t = self.token
+        return [
+            ("wrong scheme", {"authorization": "Basic " + t}, 400, "invalid_request", "wrong_scheme"),
+            ("token scheme", {"authorization": "Token " + t}, 400, "invalid_request", "wrong_scheme"),
+            ("no space", {"authorization": "Bearer"}, 400, "invalid_request", "malformed_header"),
+            ("two spaces", {"authorization": "Bearer  " + t}, 400, "invalid_request", "malformed_header"),
+            ("two tokens", {"authorization": "Bearer " + t + " " + t}, 400, "invalid_request", "malformed_header"),
+            ("quoted", {"authorization": 'Bearer "' + t + '"'}, 400, "invalid_request", "malformed_header"),
+            ("malformed token", {"authorization": "Bearer e30.e30"}, 401, "invalid_token", "malformed_token"),
+            ("header not json", {"authorization": "Bearer Zm9v.e30.AAAA"}, 401, "invalid_token",
+             "malformed_token"),
+            ("opaque", {"token": "opaque-reference-token"}, 401, "invalid_token", "unsupported_token_type"),
+            ("alg none", {"token": self.alg_none()}, 401, "invalid_token", "alg_not_allowed"),
+            ("unknown key", {"token": self.foreign()}, 401, "invalid_token", "unknown_key"),
+            ("bad signature", {"token": self.tampered()}, 401, "invalid_token", "bad_signature"),
+            ("wrong audience", {"token": t, "aud": "payments-api"}, 401, "invalid_token", "wrong_audience"),
+            ("missing scope", {"token": t, "aud": AUD, "scope": "orders:admin"}, 403, "insufficient_scope",
+             "insufficient_scope"),
+            ("missing one of two scopes", {"token": t, "scope": "orders:read orders:delete"}, 403,
+             "insufficient_scope", "insufficient_scope"),
+            ("expired", {"token": self.expired_token(), "aud": AUD}, 401, "invalid_token", "expired"),
+        ]
+
+    def assertChallenge(self, r, status, error, reason, explain=True):
+        """Checks a failed /auth answer per RFC 6750 section 3; returns the
+        parsed challenge."""
+        fx = self.fx
+        self.assertEqual(r.status_code, status, r.headers)
+        self.assertEqual(r.content, b"", "an /auth answer has an empty body")
+        self.assertEqual(r.headers.get("X-Auth-Reason"), reason)
+        self.assertTrue(r.headers.get("X-Request-Id"))
+        for h in ("X-Auth-Subject", "X-Auth-Client-Id", "X-Auth-Scope"):
+            self.assertNotIn(h, r.headers)
+        raw = r.headers.get("WWW-Authenticate")
+        ch = st.parse_challenge(raw)
+        self.assertEqual(ch.scheme, "Bearer", raw)
+        self.assertEqual(ch.get("realm"), "tokend", raw)
+        self.assertEqual(ch.order[0], "realm", raw)
+        self.assertEqual(ch.get("error"), error, raw)
+        self.assertIn(ch.get("error"), st.RFC6750_ERRORS)
+        allowed = {"realm", "error", "error_description", "error_uri", "scope"}
+        self.assertTrue(set(ch.params) <= allowed, raw)
+        if explain:
+            d = ch.get("error_description")
+            self.assertTrue(d, raw)
+            self.assertRegex(d, r"^[\x20\x21\x23-\x5b\x5d-\x7e]+$")
+        else:
+            self.assertNotIn("error_description", ch.params, raw)
+        uri = ch.get("error_uri")
+        self.assertEqual(uri, fx.url + "/errors/" + reason, raw)
+        self.assertRegex(uri, r"^[\x20\x21\x23-\x5b\x5d-\x7e]+$")
+        return ch
+
+
+class AuthEndpoint(AuthBase):
+    def test_valid_token(self):
+        fx = self.fx
+        for kw in ({}, {"aud": AUD}, {"aud": AUD, "scope": "orders:read"},
+                   {"aud": AUD, "scope": "orders:read orders:write"}, {"scope": "orders:read,orders:write"}):
+            with self.subTest(**kw):
+                r = fx.auth(self.token, **kw)
+                self.assertEqual(r.status_code, 200, r.headers)
+                self.assertEqual(r.content, b"")
+                self.assertEqual(r.headers.get("Content-Length"), "0")
+                self.assertEqual(r.headers.get("X-Auth-Subject"), self.cid)
+                self.assertEqual(r.headers.get("X-Auth-Client-Id"), self.cid)
+                self.assertEqual(r.headers.get("X-Auth-Scope"), "orders:read orders:write")
+                self.assertNotIn("WWW-Authenticate", r.headers)
+                self.assertNotIn("X-Auth-Reason", r.headers)
+                self.assertTrue(r.headers.get("X-Request-Id"))
+        # case-insensitive scheme (RFC 7235 section 2.1)
+        r = fx.auth(authorization="bearer " + self.token)
+        self.assertEqual(r.status_code, 200)
+        # forward-auth proxies send the original method
+        for method in ("HEAD", "POST", "PUT", "DELETE"):
+            with self.subTest(method=method):
+                self.assertEqual(fx.auth(self.token, method=method).status_code, 200)
+        # and through curl
+        c = fx.curl("/auth?aud=orders-api&scope=orders:read", "-H", "Authorization: Bearer " + self.token)
+        self.assertEqual(c.status_code, 200, c)
+        self.assertEqual(c.header("X-Auth-Subject"), self.cid)
+        self.assertEqual(c.header("X-Auth-Client-Id"), self.cid)
+        self.assertEqual(c.header("X-Auth-Scope"), "orders:read orders:write")
+        self.assertEqual(c.content, b"")
+
+    def test_no_token_is_bare_challenge(self):
+        fx = self.fx
+        r = fx.auth()
+        self.assertEqual(r.status_code, 401)
+        self.assertEqual(r.content, b"")
+        # RFC 6750 section 3.1: no error attributes when no token was sent
+        self.assertEqual(r.headers.get("WWW-Authenticate"), 'Bearer realm="tokend"')
+        self.assertEqual(r.headers.get("X-Auth-Reason"), "missing_token")
+        c = fx.curl("/auth?aud=orders-api")
+        self.assertEqual(c.status_code, 401)
+        self.assertEqual(c.headers_all("WWW-Authenticate"), ['Bearer realm="tokend"'])
+        self.assertEqual(c.header("X-Auth-Reason"), "missing_token")
+
+    def test_failures_rfc6750(self):
+        fx = self.fx
+        for name, kw, status, error, reason in self.failure_cases():
+            with self.subTest(case=name):
+                r = fx.auth(**kw)
+                self.assertChallenge(r, status, error, reason)
+
+    def test_failures_through_curl(self):
+        fx = self.fx
+        for name, kw, status, error, reason in self.failure_cases():
+            with self.subTest(case=name):
+                q = []
+                if kw.get("aud"):
+                    q.append("aud=" + kw["aud"])
+                if kw.get("scope"):
+                    q.append("scope=" + kw["scope"].replace(" ", "%20"))
+                authz = kw.get("authorization") or "Bearer " + kw["token"]
+                c = fx.curl("/auth" + ("?" + "&".join(q) if q else ""), "-H", "Authorization: " + authz)
+                self.assertEqual(c.rc, 0, c)
+                self.assertEqual(c.status_code, status, c)
+                self.assertEqual(c.header("X-Auth-Reason"), reason, c)
+                self.assertEqual(len(c.headers_all("WWW-Authenticate")), 1, c)
+                ch = st.parse_challenge(c.header("WWW-Authenticate"))
+                self.assertEqual(ch.get("error"), error)
+                self.assertEqual(ch.get("error_uri"), fx.url + "/errors/" + reason)
+                self.assertEqual(c.content, b"")
+
+    def test_descriptions_name_the_values(self):
+        fx = self.fx
+        ch = self.assertChallenge(fx.auth(self.token, aud="payments-api"), 401, "invalid_token", "wrong_audience")
+        self.assertIn("payments-api", ch.get("error_description"))
+        ch = self.assertChallenge(fx.auth(self.token, scope="orders:admin"), 403, "insufficient_scope",
+                                  "insufficient_scope")
+        self.assertIn("orders:admin", ch.get("error_description"))
+        ch = self.assertChallenge(fx.auth(self.foreign()), 401, "invalid_token", "unknown_key")
+        self.assertIn("not-our-kid", ch.get("error_description"))
+        ch = self.assertChallenge(fx.auth(self.expired_token()), 401, "invalid_token", "expired")
+        self.assertIn("expired", ch.get("error_description"))
+        # SECURITY.md rule 15: claims of a token whose signature failed are
+        # never described
+        h, p, s = self.token.split(".")
+        claims = dict(st.jwt_parts(self.token)[1], aud="evil-aud-marker", sub="evil-sub-marker")
+        forged = h + "." + tt.b64u_json(claims) + "." + s
+        r = fx.auth(forged, aud=AUD)
+        ch = self.assertChallenge(r, 401, "invalid_token", "bad_signature")
+        self.assertNotIn("evil", r.headers.get("WWW-Authenticate"))
+
+    def test_description_quotes_are_escaped(self):
+        # a kid with '"' and '\' must not break the quoted-string
+        fx = self.fx
+        key = tt.new_key("ES256", kid='we"ird\\kid')
+        tok = key.token(tt.claims(iss=fx.url, aud=AUD), header={"typ": "at+jwt"}, kid=True)
+        r = fx.auth(tok)
+        ch = self.assertChallenge(r, 401, "invalid_token", "unknown_key")
+        self.assertNotIn('"', ch.get("error_description"))
+
+    def test_several_authorization_headers(self):
+        import http.client
+        import ssl
+        fx = self.fx
+        ctx = ssl.create_default_context(cafile=fx.cert)
+        conn = http.client.HTTPSConnection("127.0.0.1", fx.port, context=ctx, timeout=st.HTTP_TIMEOUT)
+        try:
+            conn.putrequest("GET", "/auth")
+            conn.putheader("Authorization", "Bearer " + self.token)
+            conn.putheader("Authorization", "Bearer " + self.token)
+            conn.endheaders()
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 400)
+            self.assertEqual(r.getheader("X-Auth-Reason"), "malformed_header")
+            ch = st.parse_challenge(r.getheader("WWW-Authenticate"))
+            self.assertEqual(ch.get("error"), "invalid_request")
+        finally:
+            conn.close()
+
+    def test_request_id_on_every_response_and_in_the_log(self):
+        fx = self.fx
+        responses = [
+            ("/auth", 200, "valid", fx.auth(self.token)),
+            ("/auth", 401, "missing_token", fx.auth()),
+            ("/auth", 401, "bad_signature", fx.auth(self.tampered())),
+            ("/auth", 403, "insufficient_scope", fx.auth(self.token, scope="orders:admin")),
+            ("/oauth/token", 200, None, fx.token_response(self.cid, self.secret)),
+            ("/oauth/token", 400, None, fx.token_response(self.cid, self.secret, scope="nope")),
+            ("/.well-known/jwks.json", 200, None, fx.get("/.well-known/jwks.json")),
+            ("/errors/{code}", 200, None, fx.get("/errors/expired")),
+            ("other", 404, None, fx.get("/nope")),
+            ("/healthz", 200, None, fx.get("/healthz")),
+        ]
+        fx.sensitive.add(responses[4][3].json()["access_token"])
+        rids = set()
+        for route, status, reason, r in responses:
+            with self.subTest(route=route, status=status):
+                self.assertEqual(r.status_code, status)
+                rid = r.headers.get("X-Request-Id")
+                self.assertRegex(rid or "", r"^[0-9A-Za-z_-]{8,64}$")
+                self.assertNotIn(rid, rids, "request ids are unique")
+                rids.add(rid)
+                line = fx.log_for(rid)
+                self.assertEqual(line.get("route"), route, line)
+                self.assertEqual(line.get("status"), status, line)
+                if reason:
+                    self.assertEqual(line.get("reason"), reason, line)
+        # the operator's log has the full detail the client may not get
+        r = fx.auth(self.token, aud="payments-api")
+        line = fx.log_for(r.headers["X-Request-Id"])
+        self.assertEqual(line.get("reason"), "wrong_audience")
+        self.assertIn("payments-api", line.get("detail", ""))
+        self.assertEqual(line.get("token_fp"), st.fingerprint(self.token))
+        # curl sees the id too
+        c = fx.curl("/auth")
+        self.assertEqual(fx.log_for(c.header("X-Request-Id")).get("status"), 401)
+
+    def test_error_pages(self):
+        fx = self.fx
+        codes = ["missing_token", "wrong_scheme", "malformed_header", "malformed_token", "unsupported_token_type",
+                 "alg_not_allowed", "unknown_key", "bad_signature", "expired", "not_yet_valid",
+                 "issued_in_future", "wrong_issuer", "wrong_audience", "wrong_token_type", "missing_claim",
+                 "invalid_claim", "revoked", "insufficient_scope", "unavailable"]
+        for code in codes:
+            with self.subTest(code=code):
+                r = fx.get("/errors/" + code)
+                self.assertEqual(r.status_code, 200)
+                self.assertTrue(r.headers.get("Content-Type", "").startswith("text/html"))
+                self.assertIn("<h1><code>%s</code></h1>" % code, r.text)
+        c = fx.curl("/errors/expired")
+        self.assertEqual(c.status_code, 200)
+        self.assertIn("<h1><code>expired</code></h1>", c.text)
+        # the index
+        r = fx.get("/errors/")
+        self.assertEqual(r.status_code, 200)
+        self.assertIn("expired", r.text)
+        for bad in ("nope", "expired/x", "..", "%2e%2e", "EXPIRED", "expired.html", "expired%2500"):
+            with self.subTest(bad=bad):
+                r = fx.get("/errors/" + bad)
+                self.assertEqual(r.status_code, 404, r.text[:200])
+        self.assertEqual(fx.curl("/errors/no_such_code").status_code, 404)
+        # every error_uri a challenge points to resolves
+        for name, kw, status, error, reason in self.failure_cases():
+            uri = st.parse_challenge(fx.auth(**kw).headers["WWW-Authenticate"]).get("error_uri")
+            with self.subTest(uri=uri):
+                r = fx.session().get(uri, timeout=st.HTTP_TIMEOUT)
+                self.assertEqual(r.status_code, 200)
+                self.assertIn("<h1><code>%s</code></h1>" % reason, r.text)
+
+    def test_revocation_seen_at_once(self):
+        fx = self.fx
+        tok = fx.token(self.cid, self.secret)
+        self.assertEqual(fx.auth(tok).status_code, 200)
+        self.assertIs(fx.introspect(self.cid, self.secret, tok).json()["active"], True)
+        r = fx.revoke(self.cid, self.secret, tok)
+        self.assertEqual(r.status_code, 200)
+        # the very next request, no waiting
+        r = fx.auth(tok, aud=AUD)
+        ch = self.assertChallenge(r, 401, "invalid_token", "revoked")
+        self.assertIn("revoked", ch.get("error_description"))
+        self.assertEqual(fx.introspect(self.cid, self.secret, tok).json(), {"active": False, "reason": "revoked"})
+        # another token of the same client is untouched
+        self.assertEqual(fx.auth(self.token).status_code, 200)
+
+    def test_cli_revoke_seen_within_two_seconds(self):
+        fx = self.fx
+        for how in ("jti", "token"):
+            with self.subTest(how=how):
+                tok = fx.token(self.cid, self.secret)
+                self.assertEqual(fx.auth(tok).status_code, 200)
+                if how == "jti":
+                    res = fx.admin("revoke", "--jti", st.jwt_parts(tok)[1]["jti"], "--reason", "admin", "--json")
+                else:
+                    res = fx.admin("revoke", "--token", "-", "--json", input=tok)
+                self.assertEqual(res.rc, 0, res)
+                t0 = time.monotonic()
+                r, waited = st.wait_for(lambda: fx.auth(tok).headers.get("X-Auth-Reason") == "revoked", 6.0,
+                                        interval=0.05)
+                self.assertTrue(r, "the running server did not see `tokend revoke` within 6 s")
+                self.assertLessEqual(time.monotonic() - t0, 2.5,
+                                     "the running server saw `tokend revoke` only after %.1f s" % waited)
+                r = fx.auth(tok)
+                self.assertChallenge(r, 401, "invalid_token", "revoked")
+                self.assertEqual(fx.introspect(self.cid, self.secret, tok).json().get("reason"), "revoked")
+
+
+class AuthExplainBare(AuthBase):
+    """--explain bare: the bare RFC 6750 error (SECURITY.md rule 15), the
+    same error code and X-Auth-Reason, no error_description."""
+    EXTRA = ("--explain", "bare")
+
+    def test_bare_failures(self):
+        fx = self.fx
+        for name, kw, status, error, reason in self.failure_cases():
+            with self.subTest(case=name):
+                r = fx.auth(**kw)
+                self.assertChallenge(r, status, error, reason, explain=False)
+        r = fx.auth()
+        self.assertEqual(r.headers.get("WWW-Authenticate"), 'Bearer realm="tokend"')
+
+    def test_bare_log_keeps_the_detail(self):
+        fx = self.fx
+        r = fx.auth(self.token, aud="payments-api")
+        self.assertNotIn("payments-api", r.headers.get("WWW-Authenticate"))
+        line = fx.log_for(r.headers["X-Request-Id"])
+        self.assertEqual(line.get("reason"), "wrong_audience")
+        self.assertIn("payments-api", line.get("detail", ""))
+
+    def test_bare_valid(self):
+        r = self.fx.auth(self.token, aud=AUD, scope="orders:read")
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.headers.get("X-Auth-Subject"), self.cid)
+
+
+if __name__ == "__main__":
+    st.main()
