@@ -13,6 +13,8 @@
 #define TOKEND_HTTP_INTERNAL_H
 
 #include <pthread.h>
+
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -122,6 +124,7 @@ struct tkh_server {
     const char *tls_priorities;
     size_t metadata_len;
     int64_t started_at;
+    EVP_MD *sha256; /* fetched once, for token fingerprints */
 
     /* /errors pages rendered once at start */
     struct srv_page *pages;
