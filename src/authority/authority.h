@@ -141,8 +141,10 @@ int tka_revoke(tka_authority *a, enum tks_revocation_kind kind, const char *valu
  * another client (refused: RFC 7009 section 2.1), -1 when the store failed
  * (503). */
 int tka_revoke_token(tka_authority *a, const tks_client *client, const char *tok, size_t len, int64_t now);
-/* Is this jti or sid revoked? Fills reason when so. */
-int tka_is_revoked(tka_authority *a, const char *jti, const char *sid, char *reason, size_t reason_cap);
+/* Is this jti or sid revoked? Fills reason (and *revoked_at, *by_sid, each
+ * may be NULL) when so. */
+int tka_is_revoked(tka_authority *a, const char *jti, const char *sid, char *reason, size_t reason_cap,
+                   int64_t *revoked_at, int *by_sid);
 
 /* Is s a valid identifier (client id, reason word): 1..max of
  * A-Z a-z 0-9 . _ ~ - ? */

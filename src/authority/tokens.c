@@ -164,22 +164,49 @@ int tka_revset_refresh(tka_authority *a, int64_t now)
     return 0;
 }
 
-int tka_is_revoked(tka_authority *a, const char *jti, const char *sid, char *reason, size_t reason_cap)
+int tka_is_revoked(tka_authority *a, const char *jti, const char *sid, char *reason, size_t reason_cap,
+                   int64_t *revoked_at, int *by_sid)
 {
     int hit = 0;
     pthread_rwlock_rdlock(&a->rev_lock);
     struct tka_rev_entry *e = jti ? rev_find(&a->rev, TKS_REVOKE_JTI, jti) : NULL;
+    int sid_hit = 0;
     if (!e && sid) {
         e = rev_find(&a->rev, TKS_REVOKE_SID, sid);
+        sid_hit = e != NULL;
     }
     if (e) {
         hit = 1;
         if (reason_cap) {
             snprintf(reason, reason_cap, "%s", e->reason);
         }
+        if (revoked_at) {
+            *revoked_at = e->revoked_at;
+        }
+        if (by_sid) {
+            *by_sid = sid_hit;
+        }
     }
     pthread_rwlock_unlock(&a->rev_lock);
     return hit;
+}
+
+/* Says why, in words, for the reason words tokend records. */
+static const char *reason_words(const char *r, int by_sid)
+{
+    if (strcmp(r, "client") == 0) {
+        return "revoked by its client (RFC 7009)";
+    }
+    if (strcmp(r, "admin") == 0) {
+        return by_sid ? "session ended by an administrator" : "revoked by an administrator";
+    }
+    if (strcmp(r, "logout") == 0) {
+        return "session ended by logout";
+    }
+    if (strcmp(r, "refresh_reuse") == 0) {
+        return "refresh token reuse detected, session ended";
+    }
+    return NULL;
 }
 
 int tka_revoke(tka_authority *a, enum tks_revocation_kind kind, const char *value, const char *reason, int64_t now,
@@ -333,10 +360,20 @@ int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check 
     const char *jti = tk_token_claim_string(t, "jti");
     const char *sid = tk_token_claim_string(t, "sid");
     char reason[TKS_REASON_MAX + 1] = "";
-    if (tka_is_revoked(a, jti, sid, reason, sizeof reason)) {
+    int64_t at = 0;
+    int by_sid = 0;
+    if (tka_is_revoked(a, jti, sid, reason, sizeof reason, &at, &by_sid)) {
+        char when[32], ago[32];
+        tk_format_time(at, when, sizeof when);
+        tk_format_duration(now - at, ago, sizeof ago);
+        const char *words = reason_words(reason, by_sid);
         v->reason = TK_REASON_REVOKED;
-        snprintf(v->detail, sizeof v->detail, "token was revoked (%s)%s", reason[0] ? reason : "no reason given",
-                 sid && !tka_is_revoked(a, jti, NULL, NULL, 0) ? ": its session was ended" : "");
+        if (words) {
+            snprintf(v->detail, sizeof v->detail, "token revoked %s ago at %s: %s", ago, when, words);
+        } else {
+            snprintf(v->detail, sizeof v->detail, "token revoked %s ago at %s: %s%s", ago, when,
+                     reason[0] ? reason : "no reason given", by_sid ? ", session ended" : "");
+        }
         tk_token_free(t);
         return 0;
     }
