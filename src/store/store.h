@@ -43,15 +43,25 @@ typedef struct tks_store tks_store;
 #define TKS_REASON_MAX 32  /* revocation reasons: logout, admin, refresh_reuse, ... */
 #define TKS_DETAIL_MAX 512 /* audit details */
 
+#define TKS_URI_MAX 512    /* one redirect URI */
+#define TKS_URIS_MAX 2048  /* space-separated redirect URIs */
+#define TKS_PWHASH_MAX 255 /* an Argon2id hash string (crypto_pwhash_STRBYTES is 128) */
+#define TKS_SID_MAX 64     /* session ids (sid claim) */
+
 typedef struct tks_client {
     char id[TKS_ID_MAX + 1];
     char name[TKS_NAME_MAX + 1];
-    unsigned char secret_hash[32];    /* SHA-256 of the secret */
+    unsigned char secret_hash[32];    /* SHA-256 of the secret; unused for public clients */
     char scopes[TKS_LIST_MAX + 1];    /* scopes it may request, space-separated */
     char audiences[TKS_LIST_MAX + 1]; /* audiences it may request; the first is the default */
     int64_t ttl;                      /* access token lifetime, seconds */
     int disabled;
     int64_t created_at;
+    /* Schema 2: user sign-in (authorization code + PKCE, RFC 6749 section
+     * 4.1, RFC 7636). */
+    char redirect_uris[TKS_URIS_MAX + 1]; /* exact URIs, space-separated; "" = none */
+    int is_public;                        /* no secret; PKCE required */
+    char grant_types[128];                /* space-separated: client_credentials authorization_code refresh_token */
 } tks_client;
 
 enum tks_key_state { TKS_KEY_NEXT = 0, TKS_KEY_ACTIVE = 1, TKS_KEY_RETIRED = 2 };
@@ -120,6 +130,90 @@ tks_result tks_revocations_since(tks_store *s, int64_t since, int64_t now, int (
                                  void *ud);
 /* Deletes revocations whose `until` has passed. */
 tks_result tks_revocations_purge(tks_store *s, int64_t now);
+
+/* ---- users, sessions, codes and refresh tokens (schema 2) -------------------- */
+
+typedef struct tks_user {
+    char id[TKS_ID_MAX + 1];         /* the login name */
+    char pwhash[TKS_PWHASH_MAX + 1]; /* Argon2id string (libsodium crypto_pwhash_str) */
+    int disabled;
+    int64_t created_at;
+    int64_t password_changed_at;
+} tks_user;
+
+tks_result tks_user_insert(tks_store *s, const tks_user *u);
+tks_result tks_user_get(tks_store *s, const char *id, tks_user *out);
+tks_result tks_user_set_password(tks_store *s, const char *id, const char *pwhash, int64_t now);
+tks_result tks_user_set_disabled(tks_store *s, const char *id, int disabled);
+/* Deleting a user deletes their sessions, codes and refresh tokens. */
+tks_result tks_user_delete(tks_store *s, const char *id);
+tks_result tks_user_list(tks_store *s, int (*fn)(const tks_user *u, void *ud), void *ud);
+
+/* A browser session: the cookie value is stored only as its SHA-256. */
+typedef struct tks_session {
+    unsigned char id_hash[32];
+    char sid[TKS_SID_MAX + 1]; /* public id: the sid claim of tokens issued in it */
+    char user_id[TKS_ID_MAX + 1];
+    int64_t created_at;
+    int64_t last_seen;
+    int64_t ended_at; /* 0 while active */
+} tks_session;
+
+tks_result tks_session_insert(tks_store *s, const tks_session *se);
+tks_result tks_session_get(tks_store *s, const unsigned char id_hash[32], tks_session *out);
+/* Updates last_seen (for the idle timeout). */
+tks_result tks_session_touch(tks_store *s, const unsigned char id_hash[32], int64_t now);
+/* Ends the session with that sid (logout, timeout, admin). */
+tks_result tks_session_end(tks_store *s, const char *sid, int64_t now);
+
+/* An authorization code: single use, stored as its SHA-256. */
+typedef struct tks_code {
+    unsigned char hash[32];
+    char client_id[TKS_ID_MAX + 1];
+    char user_id[TKS_ID_MAX + 1];
+    char sid[TKS_SID_MAX + 1];
+    char redirect_uri[TKS_URI_MAX + 1];
+    char challenge[64]; /* PKCE S256 code_challenge (base64url of SHA-256: 43 chars) */
+    char scope[TKS_LIST_MAX + 1];
+    char audience[TKS_ID_MAX * 2 + 1];
+    int64_t created_at;
+    int64_t expires_at;
+    int64_t used_at; /* 0 until redeemed */
+} tks_code;
+
+tks_result tks_code_insert(tks_store *s, const tks_code *c);
+/* Redeems a code atomically: TKS_OK when it was unused (now marked used at
+ * `now`); TKS_EXISTS when it had been used already (replay: *out says by
+ * whom, so that the tokens issued from it can be revoked); TKS_NOT_FOUND.
+ * Exactly one of two concurrent redeems gets TKS_OK. */
+tks_result tks_code_redeem(tks_store *s, const unsigned char hash[32], int64_t now, tks_code *out);
+/* Deletes codes that expired before `now`. */
+tks_result tks_code_purge(tks_store *s, int64_t now);
+
+/* A refresh token: opaque, stored as its SHA-256, in a family (sid). */
+typedef struct tks_refresh {
+    unsigned char hash[32];
+    unsigned char parent[32]; /* the token it replaced; all zero for the first */
+    char sid[TKS_SID_MAX + 1];
+    char client_id[TKS_ID_MAX + 1];
+    char user_id[TKS_ID_MAX + 1];
+    char scope[TKS_LIST_MAX + 1];
+    char audience[TKS_ID_MAX * 2 + 1];
+    int64_t created_at;
+    int64_t expires_at;
+    int64_t used_at; /* 0 until rotated */
+} tks_refresh;
+
+tks_result tks_refresh_insert(tks_store *s, const tks_refresh *r);
+/* Marks a refresh token used, atomically: TKS_OK when it was unused;
+ * TKS_EXISTS when it had been used (reuse: *out holds the row, its sid
+ * names the family to revoke); TKS_NOT_FOUND. Exactly one of two
+ * concurrent uses gets TKS_OK. */
+tks_result tks_refresh_use(tks_store *s, const unsigned char hash[32], int64_t now, tks_refresh *out);
+/* Looks a refresh token up without using it (for revocation, RFC 7009). */
+tks_result tks_refresh_get(tks_store *s, const unsigned char hash[32], tks_refresh *out);
+/* Deletes refresh tokens that expired before `now`. */
+tks_result tks_refresh_purge(tks_store *s, int64_t now);
 
 /* Audit events (kind: "client_auth_failed", "token_revoked", ...). */
 tks_result tks_audit(tks_store *s, int64_t now, const char *kind, const char *client_id, const char *ip,
