@@ -37,6 +37,11 @@ typedef struct tka_config {
     int fail_free;
     int64_t fail_window;
     int64_t fail_max_wait;
+    /* User sign-in (issue 4). */
+    int64_t session_idle; /* browser session idle timeout (1800) */
+    int64_t session_max;  /* browser session absolute timeout (43200) */
+    int64_t refresh_ttl;  /* refresh token lifetime (2592000: 30 days) */
+    int64_t code_ttl;     /* authorization code lifetime (60) */
 } tka_config;
 
 /* Defaults for everything but issuer and master_key. */
@@ -99,10 +104,13 @@ typedef enum tka_grant_result {
     TKA_GRANT_INVALID_SCOPE = 1,  /* asked for a scope the client may not have */
     TKA_GRANT_INVALID_TARGET = 2, /* asked for an audience the client may not have (RFC 8707) */
     TKA_GRANT_ERROR = 3,
+    TKA_GRANT_INVALID_GRANT = 4,       /* bad, expired, replayed or foreign code or refresh token */
+    TKA_GRANT_UNAUTHORIZED_CLIENT = 5, /* the client may not use this grant type */
 } tka_grant_result;
 
 typedef struct tka_issued {
-    char *access_token; /* owned: tk_free */
+    char *refresh_token; /* owned (tka_issued_clear), or NULL when none was issued */
+    char *access_token;  /* owned: tk_free */
     int64_t expires_in;
     char scope[TKS_LIST_MAX + 1];
     char jti[48];
@@ -135,7 +143,8 @@ int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check 
  * to others on their next tka_maintain. */
 int tka_revoke(tka_authority *a, enum tks_revocation_kind kind, const char *value, const char *reason, int64_t now,
                int64_t until);
-/* RFC 7009: revokes a token presented by `client`. Returns 0 when done or
+/* RFC 7009: revokes a token presented by `client`: an access token by its
+ * jti; a refresh token (tokend_rt_...) by its whole family (sid). Returns 0 when done or
  * when there is nothing to revoke (unknown, foreign or expired tokens: the
  * endpoint answers 200), 1 when the token is valid but was issued to
  * another client (refused: RFC 7009 section 2.1), -1 when the store failed
@@ -145,6 +154,115 @@ int tka_revoke_token(tka_authority *a, const tks_client *client, const char *tok
  * may be NULL) when so. */
 int tka_is_revoked(tka_authority *a, const char *jti, const char *sid, char *reason, size_t reason_cap,
                    int64_t *revoked_at, int *by_sid);
+
+/* ---- users (issue 4) ---------------------------------------------------------- */
+/* Passwords are hashed with Argon2id (libsodium crypto_pwhash_str,
+ * interactive limits) and never logged. Ids are login names. */
+int tka_user_create(tka_authority *a, const char *id, const char *password, size_t password_len, int64_t now, char *err,
+                    size_t err_cap);
+int tka_user_set_password(tka_authority *a, const char *id, const char *password, size_t password_len, int64_t now,
+                          char *err, size_t err_cap);
+
+typedef enum tka_login_result {
+    TKA_LOGIN_OK = 0,
+    TKA_LOGIN_BAD = 1,       /* unknown user or wrong password: one message, similar time */
+    TKA_LOGIN_DISABLED = 2,  /* right password, disabled account */
+    TKA_LOGIN_THROTTLED = 3, /* too many failures for this account or address: wait *retry_after */
+    TKA_LOGIN_ERROR = 4,     /* the store failed */
+} tka_login_result;
+
+/* Checks a sign-in; throttles failures per account and per IP and audits
+ * them. An unknown user costs one Argon2id verification like a known one. */
+tka_login_result tka_user_login(tka_authority *a, const char *user, size_t user_len, const char *password,
+                                size_t password_len, const char *ip, int64_t now, tks_user *out, int64_t *retry_after);
+
+/* ---- browser sessions ------------------------------------------------------------ */
+#define TKA_COOKIE_LEN 64 /* text of a session cookie value, with its NUL */
+
+/* Starts a session for a signed-in user: `cookie` gets the value for the
+ * __Host-tokend_session cookie (256 random bits; stored only hashed) and
+ * `sid` its public id. */
+int tka_session_create(tka_authority *a, const char *user_id, int64_t now, char cookie[TKA_COOKIE_LEN],
+                       char sid[TKS_SID_MAX + 1]);
+
+typedef enum tka_session_result {
+    TKA_SESSION_OK = 0,
+    TKA_SESSION_NONE = 1,    /* no cookie, or not one of ours */
+    TKA_SESSION_IDLE = 2,    /* ended by the idle timeout */
+    TKA_SESSION_EXPIRED = 3, /* ended by the absolute timeout */
+    TKA_SESSION_ENDED = 4,   /* logged out or revoked */
+    TKA_SESSION_ERROR = 5,
+} tka_session_result;
+
+/* Checks a session cookie value; on OK refreshes its idle clock and fills
+ * *out. A timed-out session is ended; tokens already issued in it live on
+ * (only logout, an admin or refresh token reuse revoke them). */
+tka_session_result tka_session_check(tka_authority *a, const char *cookie, size_t len, int64_t now, tks_session *out);
+/* Ends the session with this sid and revokes every token issued in it
+ * (access and refresh), for `reason` ("logout", "admin"). */
+int tka_session_end(tka_authority *a, const char *sid, const char *reason, int64_t now);
+
+/* ---- the authorization endpoint (RFC 6749 section 4.1, RFC 7636) --------------------- */
+typedef struct tka_authz_request {
+    const char *client_id;
+    const char *redirect_uri; /* may be NULL when the client has exactly one */
+    const char *response_type;
+    const char *scope;
+    const char *state;
+    const char *code_challenge;
+    const char *code_challenge_method;
+    const char *audience; /* "audience" or "resource" parameter, or NULL */
+} tka_authz_request;
+
+typedef enum tka_authz_result {
+    TKA_AZ_OK = 0,
+    /* Not safe to redirect: show our own error page (RFC 6749 4.1.2.1). */
+    TKA_AZ_BAD_CLIENT = 1,   /* missing, unknown or disabled client_id */
+    TKA_AZ_BAD_REDIRECT = 2, /* redirect_uri missing, not registered, or differs */
+    /* Redirect back to the client with ?error=...: */
+    TKA_AZ_INVALID_REQUEST = 3,      /* PKCE missing or not S256, malformed parameters */
+    TKA_AZ_UNSUPPORTED_RESPONSE = 4, /* response_type other than code */
+    TKA_AZ_INVALID_SCOPE = 5,
+    TKA_AZ_UNAUTHORIZED_CLIENT = 6, /* client may not use authorization_code */
+    TKA_AZ_INVALID_TARGET = 7,
+    TKA_AZ_ERROR = 8, /* server_error */
+} tka_authz_result;
+
+/* The RFC 6749 error string for a redirectable result ("invalid_request"). */
+const char *tka_authz_error(tka_authz_result r);
+
+/* Validates an authorization request. On OK (and on every redirectable
+ * error) *client is filled and `redirect` holds the redirect URI to use;
+ * `scope` the granted scope; `why` a sentence for people. */
+tka_authz_result tka_authorize_check(tka_authority *a, const tka_authz_request *r, tks_client *client,
+                                     char redirect[TKS_URI_MAX + 1], char scope[TKS_LIST_MAX + 1], char *why,
+                                     size_t why_cap);
+
+/* Issues a single-use code (lives cfg.code_ttl) bound to client, redirect
+ * URI, PKCE challenge, user and session. `code` gets its text. */
+#define TKA_CODE_LEN 64
+int tka_code_issue(tka_authority *a, const tks_client *client, const tks_session *session, const char *redirect,
+                   const char *challenge, const char *scope, const char *audience, int64_t now,
+                   char code[TKA_CODE_LEN]);
+
+/* grant_type=authorization_code: redeems the code (single use; a replay
+ * revokes everything issued from it, RFC 6749 section 4.1.2), checks the
+ * redirect URI and the PKCE verifier, and issues an access token (sub =
+ * user, sid = session) and, when the client may refresh, a refresh token. */
+tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client *client, const char *code,
+                                              size_t code_len, const char *redirect_uri, const char *verifier,
+                                              size_t verifier_len, int64_t now, tka_issued *out, char *why,
+                                              size_t why_cap);
+
+/* grant_type=refresh_token: rotates the refresh token (a new one replaces
+ * it). Presenting one that was already used revokes the whole family (sid)
+ * and says so. Two concurrent uses of one token: exactly one succeeds. */
+tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, const char *refresh, size_t len,
+                                   const char *scope, int64_t now, tka_issued *out, char *why, size_t why_cap);
+
+/* For public clients (no secret; PKCE protects them): looks the client up
+ * by id. TKA_AUTH_BAD unless it exists and is public. */
+tka_auth_result tka_client_identify_public(tka_authority *a, const char *id, size_t id_len, tks_client *out);
 
 /* Is s a valid identifier (client id, reason word): 1..max of
  * A-Z a-z 0-9 . _ ~ - ? */
@@ -157,6 +275,13 @@ typedef struct tka_counters {
     uint64_t client_auth_throttled;
     uint64_t keys_rotated;
     uint64_t revocations;
+    uint64_t issued_authorization_code;
+    uint64_t issued_refresh_token;
+    uint64_t refresh_reuse;
+    uint64_t logins;
+    uint64_t login_failed;
+    uint64_t login_throttled;
+    uint64_t codes_issued;
 } tka_counters;
 void tka_counters_get(tka_authority *a, tka_counters *out);
 
