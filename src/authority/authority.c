@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <sodium.h>
 
 #include "authority/internal.h"
 
@@ -24,6 +25,10 @@ void tka_config_defaults(tka_config *c)
     c->fail_free = 5;
     c->fail_window = 300;
     c->fail_max_wait = 900;
+    c->session_idle = 1800;
+    c->session_max = 43200;
+    c->refresh_ttl = 30 * 86400;
+    c->code_ttl = 60;
 }
 
 /* The issuer goes into every token unescaped: allow only URL characters. */
@@ -54,9 +59,14 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
         return -1;
     }
     if (cfg->access_ttl <= 0 || cfg->max_ttl < cfg->access_ttl || cfg->leeway < 0 ||
-        cfg->leeway > TK_LIMIT_LEEWAY_MAX || cfg->fail_free < 0 || cfg->fail_window <= 0 || cfg->fail_max_wait <= 0) {
+        cfg->leeway > TK_LIMIT_LEEWAY_MAX || cfg->fail_free < 0 || cfg->fail_window <= 0 || cfg->fail_max_wait <= 0 ||
+        cfg->session_idle <= 0 || cfg->session_max < cfg->session_idle || cfg->refresh_ttl <= 0 || cfg->code_ttl <= 0) {
         snprintf(err, err_cap, "token lifetimes, leeway (0-%d s) or throttling settings are out of range",
                  TK_LIMIT_LEEWAY_MAX);
+        return -1;
+    }
+    if (sodium_init() < 0) {
+        snprintf(err, err_cap, "libsodium failed to initialise");
         return -1;
     }
     tka_authority *a = calloc(1, sizeof *a);
@@ -124,4 +134,11 @@ void tka_counters_get(tka_authority *a, tka_counters *out)
     out->client_auth_throttled = atomic_load(&a->n_auth_throttled);
     out->keys_rotated = atomic_load(&a->n_rotated);
     out->revocations = atomic_load(&a->n_revocations);
+    out->issued_authorization_code = atomic_load(&a->n_issued_code);
+    out->issued_refresh_token = atomic_load(&a->n_issued_refresh);
+    out->refresh_reuse = atomic_load(&a->n_refresh_reuse);
+    out->logins = atomic_load(&a->n_logins);
+    out->login_failed = atomic_load(&a->n_login_failed);
+    out->login_throttled = atomic_load(&a->n_login_throttled);
+    out->codes_issued = atomic_load(&a->n_codes);
 }

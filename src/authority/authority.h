@@ -84,6 +84,16 @@ int tka_keys_list(tka_authority *a, int (*fn)(const tks_key_row *k, void *ud), v
 int tka_client_create(tka_authority *a, const char *id, const char *name, const char *scopes, const char *audiences,
                       int64_t ttl, int64_t now, tks_client *out, char *secret, char *err, size_t err_cap);
 
+/* The same, for clients of the authorization code flow: `redirect_uris`
+ * (space-separated, exact; https, or http on localhost/127.0.0.1/[::1], or a
+ * private-use scheme with a dot as RFC 8252 has native apps use) and
+ * `is_public` (no secret: `secret` gets ""; PKCE protects the flow).
+ * Grant types: client_credentials for confidential clients, plus
+ * authorization_code and refresh_token when redirect URIs are given. */
+int tka_client_create_ex(tka_authority *a, const char *id, const char *name, const char *scopes, const char *audiences,
+                         int64_t ttl, const char *redirect_uris, int is_public, int64_t now, tks_client *out,
+                         char *secret, char *err, size_t err_cap);
+
 typedef enum tka_auth_result {
     TKA_AUTH_OK = 0,
     TKA_AUTH_BAD = 1,       /* unknown client or wrong secret (not told apart) */

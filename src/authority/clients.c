@@ -62,8 +62,73 @@ static void sha256(const void *p, size_t n, unsigned char out[32])
     }
 }
 
+/* One redirect URI: absolute, no fragment, printable ASCII; https, or http
+ * on a loopback host, or a private-use scheme containing a dot (RFC 8252). */
+static int valid_redirect(const char *u, size_t n)
+{
+    if (n == 0 || n > TKS_URI_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)u[i];
+        if (c <= 0x20 || c >= 0x7f || c == '#' || c == '"' || c == '<' || c == '>' || c == '\\') {
+            return 0;
+        }
+    }
+    if (n > 8 && strncmp(u, "https://", 8) == 0) {
+        return 1;
+    }
+    static const char *const loop[] = {"http://localhost", "http://127.0.0.1", "http://[::1]"};
+    for (size_t i = 0; i < 3; i++) {
+        size_t l = strlen(loop[i]);
+        if (n > l && strncmp(u, loop[i], l) == 0 && (u[l] == ':' || u[l] == '/')) {
+            return 1;
+        }
+    }
+    const char *colon = memchr(u, ':', n);
+    if (!colon || colon == u) {
+        return 0;
+    }
+    int dot = 0;
+    for (const char *p = u; p < colon; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+')) {
+            return 0;
+        }
+        dot |= c == '.';
+    }
+    return dot && strncmp(u, "http:", 5) != 0 && strncmp(u, "javascript:", 11) != 0;
+}
+
+static int valid_redirect_list(const char *list)
+{
+    if (strlen(list) > TKS_URIS_MAX) {
+        return 0;
+    }
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ' ');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (!valid_redirect(p, n)) {
+            return 0;
+        }
+        if (!e) {
+            break;
+        }
+        p = e + 1;
+    }
+    return 1;
+}
+
 int tka_client_create(tka_authority *a, const char *id, const char *name, const char *scopes, const char *audiences,
                       int64_t ttl, int64_t now, tks_client *out, char *secret, char *err, size_t err_cap)
+{
+    return tka_client_create_ex(a, id, name, scopes, audiences, ttl, "", 0, now, out, secret, err, err_cap);
+}
+
+int tka_client_create_ex(tka_authority *a, const char *id, const char *name, const char *scopes, const char *audiences,
+                         int64_t ttl, const char *redirect_uris, int is_public, int64_t now, tks_client *out,
+                         char *secret, char *err, size_t err_cap)
 {
     memset(out, 0, sizeof *out);
     char gen_id[32];
@@ -91,6 +156,21 @@ int tka_client_create(tka_authority *a, const char *id, const char *name, const 
         snprintf(err, err_cap, "scopes must be space-separated scope tokens (RFC 6749 section 3.3)");
         return -1;
     }
+    if (audiences) {
+        /* Each audience must fit the aud of a code or refresh token. */
+        for (const char *p = audiences; *p;) {
+            const char *e = strchr(p, ' ');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            if (n > TKS_ID_MAX * 2) {
+                snprintf(err, err_cap, "an audience is at most %d bytes", TKS_ID_MAX * 2);
+                return -1;
+            }
+            if (!e) {
+                break;
+            }
+            p = e + 1;
+        }
+    }
     if (!audiences || !audiences[0] || !tka_valid_scope_list(audiences)) {
         snprintf(err, err_cap, "a client needs at least one audience (--aud), without spaces or quotes");
         return -1;
@@ -102,6 +182,17 @@ int tka_client_create(tka_authority *a, const char *id, const char *name, const 
         snprintf(err, err_cap, "ttl %llds is longer than the maximum %llds", (long long)ttl, (long long)a->cfg.max_ttl);
         return -1;
     }
+    if (!redirect_uris || !valid_redirect_list(redirect_uris)) {
+        snprintf(err, err_cap,
+                 "redirect URIs must be exact absolute URIs without fragments: https://..., "
+                 "http://localhost..., http://127.0.0.1..., or a private-use scheme like "
+                 "com.example.app:/cb");
+        return -1;
+    }
+    if (is_public && !redirect_uris[0]) {
+        snprintf(err, err_cap, "a public client signs users in: give it at least one --redirect-uri");
+        return -1;
+    }
     char body[44]; /* 32 bytes in base64url: 43 characters */
     if (tka_random_b64(32, body, sizeof body) != 0) {
         snprintf(err, err_cap, "no randomness");
@@ -109,6 +200,12 @@ int tka_client_create(tka_authority *a, const char *id, const char *name, const 
     }
     snprintf(secret, TKA_SECRET_TEXT_LEN, "%s%s", SECRET_PREFIX, body);
     OPENSSL_cleanse(body, sizeof body);
+    snprintf(out->redirect_uris, sizeof out->redirect_uris, "%s", redirect_uris);
+    out->is_public = is_public;
+    snprintf(out->grant_types, sizeof out->grant_types, "%s",
+             is_public          ? "authorization_code refresh_token"
+             : redirect_uris[0] ? "client_credentials authorization_code refresh_token"
+                                : "client_credentials");
     snprintf(out->id, sizeof out->id, "%s", id);
     snprintf(out->name, sizeof out->name, "%s", name);
     snprintf(out->scopes, sizeof out->scopes, "%s", scopes);
@@ -116,6 +213,11 @@ int tka_client_create(tka_authority *a, const char *id, const char *name, const 
     out->ttl = ttl;
     out->created_at = now;
     sha256(secret, strlen(secret), out->secret_hash);
+    if (is_public) {
+        /* No secret: a hash of nothing anyone holds. */
+        OPENSSL_cleanse(secret, TKA_SECRET_TEXT_LEN);
+        secret[0] = '\0';
+    }
     tks_result rc = tks_client_insert(a->store, out);
     if (rc != TKS_OK) {
         OPENSSL_cleanse(secret, TKA_SECRET_TEXT_LEN);
@@ -202,20 +304,46 @@ static void clear_failures(tka_authority *a, uint64_t h, int64_t now)
     }
 }
 
+int64_t tka_throttle_wait(tka_authority *a, char tag_id, const char *id, size_t id_len, char tag_ip, const char *ip,
+                          int64_t now)
+{
+    uint64_t hid = key_hash(tag_id, id, id_len);
+    uint64_t hip = key_hash(tag_ip, ip ? ip : "", ip ? strlen(ip) : 0);
+    pthread_mutex_lock(&a->thr_lock);
+    int64_t w1 = blocked_for(a, hid, now);
+    int64_t w2 = blocked_for(a, hip, now);
+    pthread_mutex_unlock(&a->thr_lock);
+    return w1 > w2 ? w1 : w2;
+}
+
+void tka_throttle_fail(tka_authority *a, char tag_id, const char *id, size_t id_len, char tag_ip, const char *ip,
+                       int64_t now)
+{
+    uint64_t hid = key_hash(tag_id, id, id_len);
+    uint64_t hip = key_hash(tag_ip, ip ? ip : "", ip ? strlen(ip) : 0);
+    pthread_mutex_lock(&a->thr_lock);
+    record_failure(a, hid, now);
+    record_failure(a, hip, now);
+    pthread_mutex_unlock(&a->thr_lock);
+}
+
+void tka_throttle_clear(tka_authority *a, char tag_id, const char *id, size_t id_len, int64_t now)
+{
+    uint64_t hid = key_hash(tag_id, id, id_len);
+    pthread_mutex_lock(&a->thr_lock);
+    clear_failures(a, hid, now);
+    pthread_mutex_unlock(&a->thr_lock);
+}
+
 tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t id_len, const char *secret,
                                         size_t secret_len, const char *ip, int64_t now, tks_client *out,
                                         int64_t *retry_after)
 {
     *retry_after = 0;
     memset(out, 0, sizeof *out);
-    uint64_t hid = key_hash('c', id, id_len);
-    uint64_t hip = key_hash('i', ip ? ip : "", ip ? strlen(ip) : 0);
-    pthread_mutex_lock(&a->thr_lock);
-    int64_t w1 = blocked_for(a, hid, now);
-    int64_t w2 = blocked_for(a, hip, now);
-    pthread_mutex_unlock(&a->thr_lock);
-    if (w1 > 0 || w2 > 0) {
-        *retry_after = w1 > w2 ? w1 : w2;
+    int64_t wait = tka_throttle_wait(a, 'c', id, id_len, 'i', ip, now);
+    if (wait > 0) {
+        *retry_after = wait;
         atomic_fetch_add(&a->n_auth_throttled, 1);
         return TKA_AUTH_THROTTLED;
     }
@@ -236,10 +364,7 @@ tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t
     int match = CRYPTO_memcmp(h, found ? out->secret_hash : a->dummy_hash, 32) == 0;
     OPENSSL_cleanse(h, sizeof h);
     if (!found || !match) {
-        pthread_mutex_lock(&a->thr_lock);
-        record_failure(a, hid, now);
-        record_failure(a, hip, now);
-        pthread_mutex_unlock(&a->thr_lock);
+        tka_throttle_fail(a, 'c', id, id_len, 'i', ip, now);
         atomic_fetch_add(&a->n_auth_failed, 1);
         char detail[96];
         snprintf(detail, sizeof detail, "%s", found ? "wrong secret" : "unknown client");
@@ -247,9 +372,7 @@ tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t
         memset(out, 0, sizeof *out);
         return TKA_AUTH_BAD;
     }
-    pthread_mutex_lock(&a->thr_lock);
-    clear_failures(a, hid, now);
-    pthread_mutex_unlock(&a->thr_lock);
+    tka_throttle_clear(a, 'c', id, id_len, now);
     if (out->disabled) {
         (void)tks_audit(a->store, now, "client_auth_disabled", out->id, ip, "client is disabled");
         return TKA_AUTH_DISABLED;

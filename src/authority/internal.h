@@ -72,6 +72,14 @@ struct tka_authority {
     _Atomic uint64_t n_auth_throttled;
     _Atomic uint64_t n_rotated;
     _Atomic uint64_t n_revocations;
+    _Atomic uint64_t n_issued_code;
+    _Atomic uint64_t n_issued_refresh;
+    _Atomic uint64_t n_refresh_reuse;
+    _Atomic uint64_t n_logins;
+    _Atomic uint64_t n_login_failed;
+    _Atomic uint64_t n_login_throttled;
+    _Atomic uint64_t n_codes;
+    char dummy_pwhash[160]; /* verified against for unknown users */
 };
 
 /* seal.c: AES-256-GCM with the master key; AAD binds the sealed bytes to
@@ -94,7 +102,19 @@ int tka_revset_refresh(tka_authority *a, int64_t now);
 void tka_revset_purge(tka_authority *a, int64_t now);
 void tka_revset_free(struct tka_revset *s);
 
-/* clients.c */
+/* clients.c: failed-attempt throttling, keyed by (tag, id) and (tag, ip):
+ * 'c'/'i' for client authentication, 'u'/'j' for user sign-in. */
+int64_t tka_throttle_wait(tka_authority *a, char tag_id, const char *id, size_t id_len, char tag_ip, const char *ip,
+                          int64_t now);
+void tka_throttle_fail(tka_authority *a, char tag_id, const char *id, size_t id_len, char tag_ip, const char *ip,
+                       int64_t now);
+void tka_throttle_clear(tka_authority *a, char tag_id, const char *id, size_t id_len, int64_t now);
+/* flow.c: RFC 7009 for refresh tokens (same returns as tka_revoke_token). */
+int tka_revoke_refresh(tka_authority *a, const tks_client *client, const char *tok, size_t len, int64_t now);
+/* tokens.c: signs an RFC 9068 access token for client (sub, sid may be NULL: then sub = client id, no sid). */
+tka_grant_result tka_issue_access(tka_authority *a, const tks_client *c, const char *sub, const char *sid,
+                                  const char *scope, const char *aud, int64_t now, tka_issued *out, char *why,
+                                  size_t why_cap);
 /* Is s a valid space-separated list of scope tokens (RFC 6749 section 3.3)? */
 int tka_valid_scope_list(const char *s);
 

@@ -371,6 +371,8 @@ int tka_maintain(tka_authority *a, int64_t now)
     if (now - a->last_purge >= 60) {
         tka_revset_purge(a, now);
         (void)tks_revocations_purge(a->store, now);
+        (void)tks_code_purge(a->store, now);
+        (void)tks_refresh_purge(a->store, now);
         a->last_purge = now;
     }
     pthread_mutex_unlock(&a->maint_lock);

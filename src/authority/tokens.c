@@ -249,6 +249,10 @@ void tka_issued_clear(tka_issued *i)
         OPENSSL_cleanse(i->access_token, strlen(i->access_token));
         tk_free(i->access_token);
     }
+    if (i->refresh_token) {
+        OPENSSL_cleanse(i->refresh_token, strlen(i->refresh_token));
+        free(i->refresh_token);
+    }
     memset(i, 0, sizeof *i);
 }
 
@@ -293,6 +297,16 @@ tka_grant_result tka_issue_client_credentials(tka_authority *a, const tks_client
         size_t n = sp ? (size_t)(sp - c->audiences) : strlen(c->audiences);
         snprintf(aud, sizeof aud, "%.*s", (int)n, c->audiences);
     }
+    return tka_issue_access(a, c, NULL, NULL, out->scope, aud, now, out, why, why_cap);
+}
+
+tka_grant_result tka_issue_access(tka_authority *a, const tks_client *c, const char *sub, const char *sid,
+                                  const char *scope, const char *aud, int64_t now, tka_issued *out, char *why,
+                                  size_t why_cap)
+{
+    if (scope != out->scope) {
+        snprintf(out->scope, sizeof out->scope, "%s", scope);
+    }
     if (tka_random_b64(16, out->jti, sizeof out->jti) != 0) {
         snprintf(why, why_cap, "no randomness");
         return TKA_GRANT_ERROR;
@@ -300,12 +314,17 @@ tka_grant_result tka_issue_client_credentials(tka_authority *a, const tks_client
     int64_t ttl = c->ttl > 0 ? c->ttl : a->cfg.access_ttl;
     /* Every value below was validated to need no JSON escaping: ids and
      * audiences by tka_valid_id / scope syntax, scopes by RFC 6749 syntax,
-     * the issuer at tka_open, the jti is base64url. */
-    char payload[3 * TKS_LIST_MAX + 512];
+     * the issuer at tka_open, the jti and sid are base64url. */
+    char sid_member[TKS_SID_MAX + 16] = "";
+    if (sid) {
+        snprintf(sid_member, sizeof sid_member, ",\"sid\":\"%s\"", sid);
+    }
+    char payload[3 * TKS_LIST_MAX + 640];
     int n = snprintf(payload, sizeof payload,
                      "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"%s\",\"exp\":%lld,\"iat\":%lld,\"jti\":\"%s\","
-                     "\"client_id\":\"%s\",\"scope\":\"%s\"}",
-                     a->cfg.issuer, c->id, aud, (long long)(now + ttl), (long long)now, out->jti, c->id, out->scope);
+                     "\"client_id\":\"%s\",\"scope\":\"%s\"%s}",
+                     a->cfg.issuer, sub ? sub : c->id, aud, (long long)(now + ttl), (long long)now, out->jti, c->id,
+                     out->scope, sid_member);
     if (n < 0 || (size_t)n >= sizeof payload) {
         snprintf(why, why_cap, "claims too long");
         return TKA_GRANT_ERROR;
@@ -320,7 +339,9 @@ tka_grant_result tka_issue_client_credentials(tka_authority *a, const tks_client
         return TKA_GRANT_ERROR;
     }
     out->expires_in = ttl;
-    atomic_fetch_add(&a->n_issued_cc, 1);
+    if (!sid) {
+        atomic_fetch_add(&a->n_issued_cc, 1);
+    }
     return TKA_GRANT_OK;
 }
 
@@ -405,6 +426,9 @@ int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check 
 
 int tka_revoke_token(tka_authority *a, const tks_client *client, const char *tok, size_t len, int64_t now)
 {
+    if (len > 10 && memcmp(tok, "tokend_rt_", 10) == 0) {
+        return tka_revoke_refresh(a, client, tok, len, now);
+    }
     tk_token *t = NULL;
     tk_verdict v;
     if (tk_token_parse(tok, len, NULL, &t, &v) != TK_OK) {

@@ -32,9 +32,11 @@ int cli_authority_config(const struct cli_settings *s, const char *cmd, tka_conf
     struct {
         enum cli_setting k;
         int64_t *dst;
-    } durations[] = {
-        {SET_ACCESS_TTL, &c->access_ttl}, {SET_MAX_TTL, &c->max_ttl}, {SET_ROTATE_EVERY, &c->rotate_every}};
-    for (size_t i = 0; i < 3; i++) {
+    } durations[] = {{SET_ACCESS_TTL, &c->access_ttl},     {SET_MAX_TTL, &c->max_ttl},
+                     {SET_ROTATE_EVERY, &c->rotate_every}, {SET_SESSION_IDLE, &c->session_idle},
+                     {SET_SESSION_MAX, &c->session_max},   {SET_REFRESH_TTL, &c->refresh_ttl},
+                     {SET_CODE_TTL, &c->code_ttl}};
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
         const char *v = s->v[durations[i].k];
         if (cli_parse_duration(v, durations[i].dst) != 0 ||
             (*durations[i].dst <= 0 && durations[i].k != SET_ROTATE_EVERY)) {
@@ -133,9 +135,10 @@ static void print_json(json_t *o)
 
 static json_t *client_json(const tks_client *c)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I}", "client_id", c->id, "name", c->name, "scope", c->scopes,
-                     "aud", c->audiences, "ttl", (json_int_t)c->ttl, "disabled", c->disabled, "created_at",
-                     (json_int_t)c->created_at);
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:s, s:b, s:s}", "client_id", c->id, "name", c->name, "scope",
+                     c->scopes, "aud", c->audiences, "ttl", (json_int_t)c->ttl, "disabled", c->disabled, "created_at",
+                     (json_int_t)c->created_at, "redirect_uris", c->redirect_uris, "public", c->is_public,
+                     "grant_types", c->grant_types);
 }
 
 static void client_human(const tks_client *c)
@@ -166,7 +169,8 @@ static int list_client(const tks_client *c, void *ud)
 
 static void client_help(FILE *f)
 {
-    fputs("Usage: tokend client add NAME --scope SCOPE... --aud AUD... [--ttl DURATION] [--json]\n"
+    fputs("Usage: tokend client add NAME --scope SCOPE... --aud AUD... [--ttl DURATION]\n"
+          "                             [--redirect-uri URI]... [--public] [--json]\n"
           "       tokend client list|show ID|disable ID|enable ID|remove ID [--json]\n"
           "\n"
           "Manages OAuth clients. 'add' prints the client id and a new secret ONCE:\n"
@@ -180,6 +184,8 @@ static void client_help(FILE *f)
     fputs("\nExamples:\n"
           "  tokend client add billing --scope 'invoices:read invoices:write' --aud billing-api\n"
           "  tokend client add web --scope orders:read --aud orders-api --ttl 5m --json\n"
+          "  tokend client add spa --public --redirect-uri https://app.example/callback \\\n"
+          "      --scope 'openid orders:read' --aud orders-api     # sign-in with PKCE, no secret\n"
           "  tokend client disable web\n",
           f);
 }
@@ -198,6 +204,8 @@ int cli_client(int argc, char **argv)
     opts[n++] = (struct option){"scope", required_argument, NULL, 's'};
     opts[n++] = (struct option){"aud", required_argument, NULL, 'a'};
     opts[n++] = (struct option){"ttl", required_argument, NULL, 't'};
+    opts[n++] = (struct option){"redirect-uri", required_argument, NULL, 'r'};
+    opts[n++] = (struct option){"public", no_argument, NULL, 'P'};
     opts[n++] = (struct option){"json", no_argument, NULL, 'j'};
     opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     opts[n] = (struct option){NULL, 0, NULL, 0};
@@ -205,6 +213,8 @@ int cli_client(int argc, char **argv)
     memset(&s, 0, sizeof s);
     char scopes[TKS_LIST_MAX + 1] = "";
     char auds[TKS_LIST_MAX + 1] = "";
+    char redirects[TKS_URIS_MAX + 1] = "";
+    int is_public = 0;
     const char *ttl_s = NULL;
     int as_json = 0;
     int c;
@@ -219,6 +229,13 @@ int cli_client(int argc, char **argv)
             }
         } else if (c == 't') {
             ttl_s = optarg;
+        } else if (c == 'r') {
+            if (append_list(redirects, sizeof redirects, optarg) != 0) {
+                fprintf(stderr, "tokend client: too many --redirect-uri\n");
+                return CLI_EXIT_USAGE;
+            }
+        } else if (c == 'P') {
+            is_public = 1;
         } else if (c == 'j') {
             as_json = 1;
         } else if (c == 'h') {
@@ -263,16 +280,20 @@ int cli_client(int argc, char **argv)
         tks_client cl;
         char secret[TKA_SECRET_TEXT_LEN];
         char err[256];
-        if (tka_client_create(auth, NULL, arg, scopes, auds, ttl, (int64_t)time(NULL), &cl, secret, err, sizeof err) !=
-            0) {
+        if (tka_client_create_ex(auth, NULL, arg, scopes, auds, ttl, redirects, is_public, (int64_t)time(NULL), &cl,
+                                 secret, err, sizeof err) != 0) {
             fprintf(stderr, "tokend client add: %s\n", err);
             status = CLI_EXIT_INVALID;
             goto out;
         }
         if (as_json) {
             json_t *o = client_json(&cl);
-            json_object_set_new(o, "client_secret", json_string(secret));
+            if (!cl.is_public) {
+                json_object_set_new(o, "client_secret", json_string(secret));
+            }
             print_json(o);
+        } else if (cl.is_public) {
+            printf("client_id:     %s\n(public client: no secret; it signs users in with PKCE)\n", cl.id);
         } else {
             printf("client_id:     %s\nclient_secret: %s\n", cl.id, secret);
             fprintf(stderr,

@@ -26,6 +26,7 @@ int cli_serve(int argc, char **argv);
 int cli_client(int argc, char **argv);
 int cli_keys(int argc, char **argv);
 int cli_revoke(int argc, char **argv);
+int cli_user(int argc, char **argv);
 
 /* Reads a whole file, at most `max` bytes (more is an error), NUL-terminated.
  * Returns 0, or -1 with a message in err. *out is owned (cli_free_secret). */

@@ -21,6 +21,7 @@ static void usage(FILE *f)
           "  client    manage OAuth clients (add, list, show, disable, enable, remove)\n"
           "  keys      list or rotate the server's signing keys\n"
           "  revoke    revoke a token (by jti, sid, or the token itself)\n"
+          "  user      manage the people who sign in (add, passwd, list, show, disable, enable, remove)\n"
           "\n"
           "Run 'tokend COMMAND --help' for the options of a command.\n"
           "\n"
@@ -71,6 +72,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "revoke") == 0) {
         return cli_revoke(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "user") == 0) {
+        return cli_user(argc - 1, argv + 1);
     }
     fprintf(stderr, "tokend: unknown command '%s'\n\n", cmd);
     usage(stderr);

@@ -87,6 +87,36 @@ typedef struct tksi_backend {
     /* Events with id < before_id, newest first; start with INT64_MAX.
      * Absent client_id / ip / detail come back as "". */
     tks_result (*audit_page)(tks_store *s, int64_t before_id, tksi_audit_row *rows, size_t cap, size_t *n);
+
+    /* Schema 2. An insert whose user or client does not exist is
+     * TKS_NOT_FOUND (with a message); a taken key is TKS_EXISTS. */
+    tks_result (*user_insert)(tks_store *s, const tks_user *u);
+    tks_result (*user_get)(tks_store *s, const char *id, tks_user *out);
+    tks_result (*user_set_password)(tks_store *s, const char *id, const char *pwhash, int64_t now);
+    tks_result (*user_set_disabled)(tks_store *s, const char *id, int disabled);
+    tks_result (*user_delete)(tks_store *s, const char *id);
+    /* Users with id > after (bytewise), in id order; after "" = from the start. */
+    tks_result (*user_page)(tks_store *s, const char *after, tks_user *rows, size_t cap, size_t *n);
+
+    tks_result (*session_insert)(tks_store *s, const tks_session *se);
+    tks_result (*session_get)(tks_store *s, const unsigned char id_hash[32], tks_session *out);
+    /* last_seen = max(last_seen, now); TKS_NOT_FOUND for an unknown session. */
+    tks_result (*session_touch)(tks_store *s, const unsigned char id_hash[32], int64_t now);
+    /* Sets ended_at = now unless already ended (the first end is kept);
+     * TKS_NOT_FOUND for an unknown sid. now > 0. */
+    tks_result (*session_end)(tks_store *s, const char *sid, int64_t now);
+
+    tks_result (*code_insert)(tks_store *s, const tks_code *c);
+    /* Atomic (see store.h); now > 0, so a used row never reads as unused.
+     * *out is filled on TKS_OK and TKS_EXISTS. */
+    tks_result (*code_redeem)(tks_store *s, const unsigned char hash[32], int64_t now, tks_code *out);
+    tks_result (*code_purge)(tks_store *s, int64_t now);
+
+    tks_result (*refresh_insert)(tks_store *s, const tks_refresh *r);
+    /* As code_redeem. */
+    tks_result (*refresh_use)(tks_store *s, const unsigned char hash[32], int64_t now, tks_refresh *out);
+    tks_result (*refresh_get)(tks_store *s, const unsigned char hash[32], tks_refresh *out);
+    tks_result (*refresh_purge)(tks_store *s, int64_t now);
 } tksi_backend;
 
 /* An open store. Owned by store.c; `impl` belongs to the backend. */
@@ -100,6 +130,12 @@ struct tks_store {
 /* Backend constructors. Each fills s->be, s->impl and s->schema_version, or
  * returns non-OK with a message in err (and leaves nothing to free). */
 tks_result tksi_sqlite_open(tks_store *s, const char *path, char *err, size_t err_cap);
+/* For tests only: as tksi_sqlite_open, but migrates no further than schema
+ * `target` (a store already past it is refused). The store is then only good
+ * for tks_close: statements are written for the latest schema. This is how a
+ * test makes a store "as an older tokend left it" with the shipped
+ * migrations themselves. */
+tks_result tksi_sqlite_open_at(tks_store *s, const char *path, int target, char *err, size_t err_cap);
 
 /* Records the calling thread's last error on s (see tks_errmsg). */
 void tksi_seterr(tks_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

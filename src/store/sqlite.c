@@ -105,6 +105,77 @@ static const char *const MIGRATIONS[] = {
     ");"
     "INSERT INTO meta (key, value) VALUES ('key_generation', 0);"
     "PRAGMA user_version = 1;",
+
+    /* 2: user sign-in (authorization code + PKCE, rotating refresh tokens,
+     * browser sessions). refresh_tokens is rebuilt: it gains user_id (a
+     * foreign key to the new users table), scope and audience, and its
+     * hashes become exactly 32 bytes. Schema 1 never wrote refresh tokens;
+     * rows something else put there are carried over only if they fit the
+     * new table, which needs their user to exist: the users table is new,
+     * so in practice none does, and dropping them only means signing in
+     * again. */
+    "ALTER TABLE clients ADD COLUMN redirect_uris TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE clients ADD COLUMN is_public INTEGER NOT NULL DEFAULT 0 CHECK (is_public IN (0, 1));"
+    "ALTER TABLE clients ADD COLUMN grant_types TEXT NOT NULL DEFAULT 'client_credentials';"
+    "CREATE TABLE users ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  pwhash TEXT NOT NULL,"
+    "  disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),"
+    "  created_at INTEGER NOT NULL DEFAULT 0,"
+    "  password_changed_at INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE TABLE sessions ("
+    "  id_hash BLOB PRIMARY KEY NOT NULL CHECK (typeof(id_hash) = 'blob' AND length(id_hash) = 32),"
+    "  sid TEXT UNIQUE NOT NULL,"
+    "  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL,"
+    "  ended_at INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX sessions_user ON sessions (user_id);"
+    "CREATE TABLE codes ("
+    "  hash BLOB PRIMARY KEY NOT NULL CHECK (typeof(hash) = 'blob' AND length(hash) = 32),"
+    "  client_id TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,"
+    "  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  sid TEXT NOT NULL,"
+    "  redirect_uri TEXT NOT NULL,"
+    "  challenge TEXT NOT NULL,"
+    "  scope TEXT NOT NULL,"
+    "  audience TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  used_at INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX codes_client ON codes (client_id);"
+    "CREATE INDEX codes_user ON codes (user_id);"
+    "CREATE INDEX codes_expires ON codes (expires_at);"
+    "ALTER TABLE refresh_tokens RENAME TO refresh_tokens_v1;"
+    "DROP INDEX refresh_tokens_sid;"
+    "CREATE TABLE refresh_tokens ("
+    "  hash BLOB PRIMARY KEY NOT NULL CHECK (typeof(hash) = 'blob' AND length(hash) = 32),"
+    "  parent BLOB NOT NULL CHECK (typeof(parent) = 'blob' AND length(parent) = 32),"
+    "  sid TEXT NOT NULL,"
+    "  client_id TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,"
+    "  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  scope TEXT NOT NULL DEFAULT '',"
+    "  audience TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  used_at INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "INSERT INTO refresh_tokens (hash, parent, sid, client_id, user_id, created_at, expires_at, used_at)"
+    "  SELECT hash,"
+    "    CASE WHEN typeof(parent) = 'blob' AND length(parent) = 32 THEN parent ELSE zeroblob(32) END,"
+    "    sid, client_id, sub, created_at, expires_at, used_at"
+    "  FROM refresh_tokens_v1"
+    "  WHERE typeof(hash) = 'blob' AND length(hash) = 32"
+    "    AND sub IN (SELECT id FROM users) AND client_id IN (SELECT id FROM clients);"
+    "DROP TABLE refresh_tokens_v1;"
+    "CREATE INDEX refresh_tokens_sid ON refresh_tokens (sid);"
+    "CREATE INDEX refresh_tokens_client ON refresh_tokens (client_id);"
+    "CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);"
+    "CREATE INDEX refresh_tokens_expires ON refresh_tokens (expires_at);"
+    "PRAGMA user_version = 2;",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -134,12 +205,36 @@ enum stmt_id {
     ST_REVOCATION_PURGE,
     ST_AUDIT_INSERT,
     ST_AUDIT_PAGE,
+    ST_USER_INSERT,
+    ST_USER_GET,
+    ST_USER_SET_PASSWORD,
+    ST_USER_SET_DISABLED,
+    ST_USER_DELETE,
+    ST_USER_PAGE,
+    ST_SESSION_INSERT,
+    ST_SESSION_GET,
+    ST_SESSION_TOUCH,
+    ST_SESSION_END,
+    ST_CODE_INSERT,
+    ST_CODE_USE,
+    ST_CODE_GET,
+    ST_CODE_PURGE,
+    ST_REFRESH_INSERT,
+    ST_REFRESH_USE,
+    ST_REFRESH_GET,
+    ST_REFRESH_PURGE,
     ST__COUNT
 };
 
-#define CLIENT_COLS "id, name, secret_hash, scopes, audiences, ttl, disabled, created_at"
+#define CLIENT_COLS                                                                                                    \
+    "id, name, secret_hash, scopes, audiences, ttl, disabled, created_at, redirect_uris, is_public, grant_types"
 #define KEY_COLS "kid, alg, state, created_at, activated_at, retired_at, verify_until, public_jwk, sealed"
 #define REVOCATION_COLS "seq, kind, value, reason, revoked_at, until"
+#define USER_COLS "id, pwhash, disabled, created_at, password_changed_at"
+#define SESSION_COLS "id_hash, sid, user_id, created_at, last_seen, ended_at"
+#define CODE_COLS                                                                                                      \
+    "hash, client_id, user_id, sid, redirect_uri, challenge, scope, audience, created_at, expires_at, used_at"
+#define REFRESH_COLS "hash, parent, sid, client_id, user_id, scope, audience, created_at, expires_at, used_at"
 
 static const char *const SQL[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -147,7 +242,7 @@ static const char *const SQL[ST__COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_KEY_GENERATION] = "SELECT value FROM meta WHERE key = 'key_generation'",
     [ST_KEY_GENERATION_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'key_generation'",
-    [ST_CLIENT_INSERT] = "INSERT INTO clients (" CLIENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_CLIENT_INSERT] = "INSERT INTO clients (" CLIENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [ST_CLIENT_GET] = "SELECT " CLIENT_COLS " FROM clients WHERE id = ?1",
     [ST_CLIENT_SET_DISABLED] = "UPDATE clients SET disabled = ?2 WHERE id = ?1",
     [ST_CLIENT_DELETE] = "DELETE FROM clients WHERE id = ?1",
@@ -179,6 +274,31 @@ static const char *const SQL[ST__COUNT] = {
     [ST_AUDIT_INSERT] = "INSERT INTO audit (at, kind, client_id, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_AUDIT_PAGE] = "SELECT id, at, kind, client_id, ip, detail FROM audit"
                       " WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    [ST_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_USER_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?1",
+    [ST_USER_SET_PASSWORD] = "UPDATE users SET pwhash = ?2, password_changed_at = ?3 WHERE id = ?1",
+    [ST_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE id = ?1",
+    [ST_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
+    [ST_USER_PAGE] = "SELECT " USER_COLS " FROM users WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [ST_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE id_hash = ?1",
+    /* Requests of one session may finish out of order: last_seen never goes back. */
+    [ST_SESSION_TOUCH] = "UPDATE sessions SET last_seen = max(last_seen, ?2) WHERE id_hash = ?1",
+    /* Matches an ended session too (so that it is not "not found") but keeps
+     * its first ended_at. */
+    [ST_SESSION_END] = "UPDATE sessions SET ended_at = CASE WHEN ended_at = 0 THEN ?2 ELSE ended_at END"
+                       " WHERE sid = ?1",
+    [ST_CODE_INSERT] = "INSERT INTO codes (" CODE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    /* The single-use guard: of any number of concurrent redeems, only one
+     * finds used_at = 0 (writes are serialised by SQLite's write lock). */
+    [ST_CODE_USE] = "UPDATE codes SET used_at = ?2 WHERE hash = ?1 AND used_at = 0",
+    [ST_CODE_GET] = "SELECT " CODE_COLS " FROM codes WHERE hash = ?1",
+    [ST_CODE_PURGE] = "DELETE FROM codes WHERE expires_at < ?1",
+    [ST_REFRESH_INSERT] = "INSERT INTO refresh_tokens (" REFRESH_COLS ")"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [ST_REFRESH_USE] = "UPDATE refresh_tokens SET used_at = ?2 WHERE hash = ?1 AND used_at = 0",
+    [ST_REFRESH_GET] = "SELECT " REFRESH_COLS " FROM refresh_tokens WHERE hash = ?1",
+    [ST_REFRESH_PURGE] = "DELETE FROM refresh_tokens WHERE expires_at < ?1",
 };
 
 struct sq {
@@ -214,6 +334,13 @@ static tks_result fail(tks_store *s, struct sq *q, int rc, const char *what)
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
         tksi_seterr(s, "%s: already exists", what);
         return TKS_EXISTS;
+    }
+    /* Only inserts into sessions, codes and refresh_tokens can break a
+     * foreign key (deletes cascade): the row names a user or client that is
+     * not (or no longer) there. */
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        tksi_seterr(s, "%s: its user or client does not exist", what);
+        return TKS_NOT_FOUND;
     }
     tksi_seterr(s, "%s: %s", what, sqlite3_errmsg(q->db));
     return TKS_ERR;
@@ -362,18 +489,37 @@ static int col_i64(tks_store *s, sqlite3_stmt *st, int col, const char *what, in
     return 0;
 }
 
+/* Copies a BLOB column of exactly n bytes into dst. */
+static int col_blob_exact(tks_store *s, sqlite3_stmt *st, int col, const char *what, unsigned char *dst, size_t n)
+{
+    /* The type first: it is undefined after a conversion. */
+    int type = sqlite3_column_type(st, col);
+    const void *p = sqlite3_column_blob(st, col);
+    int len = sqlite3_column_bytes(st, col);
+    if (type != SQLITE_BLOB || p == NULL || len < 0 || (size_t)len != n) {
+        tksi_seterr(s, "the store holds a %s that is not %zu bytes", what, n);
+        return -1;
+    }
+    memcpy(dst, p, n);
+    return 0;
+}
+
 static int read_client(tks_store *s, sqlite3_stmt *st, tks_client *c)
 {
-    int64_t disabled = 0;
+    int64_t disabled = 0, is_public = 0;
     if (col_text(s, st, 0, "clients.id", c->id, sizeof c->id) || //
         col_text(s, st, 1, "clients.name", c->name, sizeof c->name) ||
         col_text(s, st, 3, "clients.scopes", c->scopes, sizeof c->scopes) ||
         col_text(s, st, 4, "clients.audiences", c->audiences, sizeof c->audiences) ||
         col_i64(s, st, 5, "clients.ttl", &c->ttl) || //
-        col_i64(s, st, 6, "clients.disabled", &disabled) || col_i64(s, st, 7, "clients.created_at", &c->created_at)) {
+        col_i64(s, st, 6, "clients.disabled", &disabled) || col_i64(s, st, 7, "clients.created_at", &c->created_at) ||
+        col_text(s, st, 8, "clients.redirect_uris", c->redirect_uris, sizeof c->redirect_uris) ||
+        col_i64(s, st, 9, "clients.is_public", &is_public) ||
+        col_text(s, st, 10, "clients.grant_types", c->grant_types, sizeof c->grant_types)) {
         return -1;
     }
     c->disabled = disabled != 0;
+    c->is_public = is_public != 0;
     /* The type first: it is undefined after a conversion. */
     int type = sqlite3_column_type(st, 2);
     const void *h = sqlite3_column_blob(st, 2);
@@ -457,6 +603,68 @@ static int read_revocation(tks_store *s, sqlite3_stmt *st, tks_revocation *r)
         return -1;
     }
     r->kind = (enum tks_revocation_kind)kind;
+    return 0;
+}
+
+static int read_user(tks_store *s, sqlite3_stmt *st, tks_user *u)
+{
+    int64_t disabled = 0;
+    if (col_text(s, st, 0, "users.id", u->id, sizeof u->id) || //
+        col_text(s, st, 1, "users.pwhash", u->pwhash, sizeof u->pwhash) ||
+        col_i64(s, st, 2, "users.disabled", &disabled) || //
+        col_i64(s, st, 3, "users.created_at", &u->created_at) ||
+        col_i64(s, st, 4, "users.password_changed_at", &u->password_changed_at)) {
+        return -1;
+    }
+    u->disabled = disabled != 0;
+    return 0;
+}
+
+static int read_session(tks_store *s, sqlite3_stmt *st, tks_session *se)
+{
+    if (col_blob_exact(s, st, 0, "sessions.id_hash", se->id_hash, sizeof se->id_hash) ||
+        col_text(s, st, 1, "sessions.sid", se->sid, sizeof se->sid) ||
+        col_text(s, st, 2, "sessions.user_id", se->user_id, sizeof se->user_id) ||
+        col_i64(s, st, 3, "sessions.created_at", &se->created_at) ||
+        col_i64(s, st, 4, "sessions.last_seen", &se->last_seen) ||
+        col_i64(s, st, 5, "sessions.ended_at", &se->ended_at)) {
+        return -1;
+    }
+    return 0;
+}
+
+static int read_code(tks_store *s, sqlite3_stmt *st, tks_code *c)
+{
+    if (col_blob_exact(s, st, 0, "codes.hash", c->hash, sizeof c->hash) ||
+        col_text(s, st, 1, "codes.client_id", c->client_id, sizeof c->client_id) ||
+        col_text(s, st, 2, "codes.user_id", c->user_id, sizeof c->user_id) ||
+        col_text(s, st, 3, "codes.sid", c->sid, sizeof c->sid) ||
+        col_text(s, st, 4, "codes.redirect_uri", c->redirect_uri, sizeof c->redirect_uri) ||
+        col_text(s, st, 5, "codes.challenge", c->challenge, sizeof c->challenge) ||
+        col_text(s, st, 6, "codes.scope", c->scope, sizeof c->scope) ||
+        col_text(s, st, 7, "codes.audience", c->audience, sizeof c->audience) ||
+        col_i64(s, st, 8, "codes.created_at", &c->created_at) ||
+        col_i64(s, st, 9, "codes.expires_at", &c->expires_at) || //
+        col_i64(s, st, 10, "codes.used_at", &c->used_at)) {
+        return -1;
+    }
+    return 0;
+}
+
+static int read_refresh(tks_store *s, sqlite3_stmt *st, tks_refresh *r)
+{
+    if (col_blob_exact(s, st, 0, "refresh_tokens.hash", r->hash, sizeof r->hash) ||
+        col_blob_exact(s, st, 1, "refresh_tokens.parent", r->parent, sizeof r->parent) ||
+        col_text(s, st, 2, "refresh_tokens.sid", r->sid, sizeof r->sid) ||
+        col_text(s, st, 3, "refresh_tokens.client_id", r->client_id, sizeof r->client_id) ||
+        col_text(s, st, 4, "refresh_tokens.user_id", r->user_id, sizeof r->user_id) ||
+        col_text(s, st, 5, "refresh_tokens.scope", r->scope, sizeof r->scope) ||
+        col_text(s, st, 6, "refresh_tokens.audience", r->audience, sizeof r->audience) ||
+        col_i64(s, st, 7, "refresh_tokens.created_at", &r->created_at) ||
+        col_i64(s, st, 8, "refresh_tokens.expires_at", &r->expires_at) ||
+        col_i64(s, st, 9, "refresh_tokens.used_at", &r->used_at)) {
+        return -1;
+    }
     return 0;
 }
 
@@ -545,6 +753,9 @@ static tks_result sq_client_insert(tks_store *s, const tks_client *c)
         b_i64(&b, 6, c->ttl);
         b_i64(&b, 7, c->disabled != 0);
         b_i64(&b, 8, c->created_at);
+        b_text(&b, 9, c->redirect_uris);
+        b_i64(&b, 10, c->is_public != 0);
+        b_text(&b, 11, c->grant_types);
         r = run(s, q, st, b.rc, "adding a client");
     }
     unlock(q);
@@ -970,6 +1181,375 @@ static tks_result sq_audit_page(tks_store *s, int64_t before_id, tksi_audit_row 
     return r;
 }
 
+/* ---- users --------------------------------------------------------------- */
+
+static tks_result sq_user_insert(tks_store *s, const tks_user *u)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_USER_INSERT, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, u->id);
+        b_text(&b, 2, u->pwhash);
+        b_i64(&b, 3, u->disabled != 0);
+        b_i64(&b, 4, u->created_at);
+        b_i64(&b, 5, u->password_changed_at);
+        r = run(s, q, st, b.rc, "adding a user");
+    }
+    unlock(q);
+    return r;
+}
+
+/* Reads the one row a statement keyed by ?1 (already bound) returns, with
+ * `reader`; TKS_NOT_FOUND when there is none. Resets st. With q->mu held. */
+static tks_result get_one(tks_store *s, struct sq *q, sqlite3_stmt *st, int bind_rc,
+                          int (*reader)(tks_store *s, sqlite3_stmt *st, void *out), void *out, const char *what)
+{
+    tks_result r = TKS_OK;
+    int rc = bind_rc == SQLITE_OK ? sqlite3_step(st) : bind_rc;
+    if (rc == SQLITE_ROW) {
+        r = reader(s, st, out) == 0 ? TKS_OK : TKS_ERR;
+    } else if (rc == SQLITE_DONE) {
+        r = TKS_NOT_FOUND;
+    } else {
+        r = fail(s, q, rc, what);
+    }
+    release(st);
+    return r;
+}
+
+static int read_user_v(tks_store *s, sqlite3_stmt *st, void *out)
+{
+    return read_user(s, st, out);
+}
+
+static int read_session_v(tks_store *s, sqlite3_stmt *st, void *out)
+{
+    return read_session(s, st, out);
+}
+
+static int read_code_v(tks_store *s, sqlite3_stmt *st, void *out)
+{
+    return read_code(s, st, out);
+}
+
+static int read_refresh_v(tks_store *s, sqlite3_stmt *st, void *out)
+{
+    return read_refresh(s, st, out);
+}
+
+static tks_result sq_user_get(tks_store *s, const char *id, tks_user *out)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_USER_GET, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, id);
+        r = get_one(s, q, st, b.rc, read_user_v, out, "reading a user");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_user_set_password(tks_store *s, const char *id, const char *pwhash, int64_t now)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_USER_SET_PASSWORD, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, id);
+        b_text(&b, 2, pwhash);
+        b_i64(&b, 3, now);
+        r = run(s, q, st, b.rc, "changing a user's password");
+        if (r == TKS_OK && sqlite3_changes(q->db) == 0) {
+            r = TKS_NOT_FOUND;
+        }
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_user_set_disabled(tks_store *s, const char *id, int disabled)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    tks_result r = change_by_id(s, q, ST_USER_SET_DISABLED, id, 1, disabled != 0, "disabling a user");
+    unlock(q);
+    return r;
+}
+
+/* Sessions, codes and refresh tokens of the user go with it (ON DELETE
+ * CASCADE, in the same statement). */
+static tks_result sq_user_delete(tks_store *s, const char *id)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    tks_result r = change_by_id(s, q, ST_USER_DELETE, id, 0, 0, "deleting a user");
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_user_page(tks_store *s, const char *after, tks_user *rows, size_t cap, size_t *n)
+{
+    struct sq *q = sq_of(s);
+    *n = 0;
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_USER_PAGE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, after);
+        b_i64(&b, 2, (int64_t)cap);
+        int rc = b.rc;
+        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+            rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW && *n < cap) {
+                if (read_user(s, st, &rows[*n]) != 0) {
+                    r = TKS_ERR;
+                    break;
+                }
+                (*n)++;
+            }
+        }
+        if (r == TKS_OK && rc != SQLITE_DONE) {
+            r = fail(s, q, rc, "listing users");
+        }
+        release(st);
+    }
+    unlock(q);
+    if (r != TKS_OK) {
+        *n = 0;
+    }
+    return r;
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+static tks_result sq_session_insert(tks_store *s, const tks_session *se)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_SESSION_INSERT, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_blob(&b, 1, se->id_hash, sizeof se->id_hash);
+        b_text(&b, 2, se->sid);
+        b_text(&b, 3, se->user_id);
+        b_i64(&b, 4, se->created_at);
+        b_i64(&b, 5, se->last_seen);
+        b_i64(&b, 6, se->ended_at);
+        r = run(s, q, st, b.rc, "adding a session");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_session_get(tks_store *s, const unsigned char id_hash[32], tks_session *out)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_SESSION_GET, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_blob(&b, 1, id_hash, 32);
+        r = get_one(s, q, st, b.rc, read_session_v, out, "reading a session");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_session_touch(tks_store *s, const unsigned char id_hash[32], int64_t now)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_SESSION_TOUCH, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_blob(&b, 1, id_hash, 32);
+        b_i64(&b, 2, now);
+        r = run(s, q, st, b.rc, "touching a session");
+        if (r == TKS_OK && sqlite3_changes(q->db) == 0) {
+            r = TKS_NOT_FOUND;
+        }
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_session_end(tks_store *s, const char *sid, int64_t now)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    tks_result r = change_by_id(s, q, ST_SESSION_END, sid, 1, now, "ending a session");
+    unlock(q);
+    return r;
+}
+
+/* ---- single-use rows: codes and refresh tokens ----------------------------- */
+
+/* Marks the row `hash` used at `now` if it is unused, and reads it back, in
+ * one BEGIN IMMEDIATE transaction (so the row read is the row marked, and
+ * no purge or delete on another connection comes in between):
+ *   UPDATE changed 1 row  -> TKS_OK, *out holds the row (used_at = now);
+ *   UPDATE changed none   -> the row exists: TKS_EXISTS, *out holds it with
+ *                            the first used_at; else TKS_NOT_FOUND.
+ * Of any number of concurrent calls, on this connection (q->mu) or on others
+ * (the write lock), exactly one sees the UPDATE change the row. If the row
+ * cannot be read back, nothing is committed: the row stays unused. */
+static tks_result use_once(tks_store *s, enum stmt_id use, enum stmt_id get, const unsigned char hash[32], int64_t now,
+                           int (*reader)(tks_store *s, sqlite3_stmt *st, void *out), void *out, const char *what)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    tks_result r = tx_begin(s, q);
+    if (r != TKS_OK) {
+        unlock(q);
+        return r;
+    }
+    sqlite3_stmt *st;
+    int changed = 0;
+    r = prep(s, q, use, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_blob(&b, 1, hash, 32);
+        b_i64(&b, 2, now);
+        r = run(s, q, st, b.rc, what);
+        changed = r == TKS_OK ? sqlite3_changes(q->db) : 0;
+    }
+    if (r == TKS_OK) {
+        r = prep(s, q, get, &st);
+    }
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_blob(&b, 1, hash, 32);
+        r = get_one(s, q, st, b.rc, reader, out, what);
+    }
+    tks_result found = r; /* TKS_OK, TKS_NOT_FOUND or a failure */
+    if (found == TKS_NOT_FOUND && changed != 0) {
+        tksi_seterr(s, "%s: the row vanished inside its transaction", what);
+        found = TKS_ERR;
+    }
+    /* Commit only what can be answered; TKS_NOT_FOUND changed nothing. */
+    r = tx_end(s, q, found == TKS_OK || found == TKS_NOT_FOUND ? TKS_OK : found);
+    unlock(q);
+    if (r != TKS_OK) {
+        return r;
+    }
+    if (found != TKS_OK) {
+        return found;
+    }
+    return changed == 1 ? TKS_OK : TKS_EXISTS;
+}
+
+/* Runs a DELETE ... WHERE expires_at < ?1. */
+static tks_result purge_before(tks_store *s, enum stmt_id id, int64_t now, const char *what)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, id, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_i64(&b, 1, now);
+        r = run(s, q, st, b.rc, what);
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_code_insert(tks_store *s, const tks_code *c)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_CODE_INSERT, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_blob(&b, 1, c->hash, sizeof c->hash);
+        b_text(&b, 2, c->client_id);
+        b_text(&b, 3, c->user_id);
+        b_text(&b, 4, c->sid);
+        b_text(&b, 5, c->redirect_uri);
+        b_text(&b, 6, c->challenge);
+        b_text(&b, 7, c->scope);
+        b_text(&b, 8, c->audience);
+        b_i64(&b, 9, c->created_at);
+        b_i64(&b, 10, c->expires_at);
+        b_i64(&b, 11, c->used_at);
+        r = run(s, q, st, b.rc, "adding an authorization code");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_code_redeem(tks_store *s, const unsigned char hash[32], int64_t now, tks_code *out)
+{
+    return use_once(s, ST_CODE_USE, ST_CODE_GET, hash, now, read_code_v, out, "redeeming an authorization code");
+}
+
+static tks_result sq_code_purge(tks_store *s, int64_t now)
+{
+    return purge_before(s, ST_CODE_PURGE, now, "purging authorization codes");
+}
+
+static tks_result sq_refresh_insert(tks_store *s, const tks_refresh *rt)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_REFRESH_INSERT, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_blob(&b, 1, rt->hash, sizeof rt->hash);
+        b_blob(&b, 2, rt->parent, sizeof rt->parent);
+        b_text(&b, 3, rt->sid);
+        b_text(&b, 4, rt->client_id);
+        b_text(&b, 5, rt->user_id);
+        b_text(&b, 6, rt->scope);
+        b_text(&b, 7, rt->audience);
+        b_i64(&b, 8, rt->created_at);
+        b_i64(&b, 9, rt->expires_at);
+        b_i64(&b, 10, rt->used_at);
+        r = run(s, q, st, b.rc, "adding a refresh token");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_refresh_use(tks_store *s, const unsigned char hash[32], int64_t now, tks_refresh *out)
+{
+    return use_once(s, ST_REFRESH_USE, ST_REFRESH_GET, hash, now, read_refresh_v, out, "using a refresh token");
+}
+
+static tks_result sq_refresh_get(tks_store *s, const unsigned char hash[32], tks_refresh *out)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_REFRESH_GET, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_blob(&b, 1, hash, 32);
+        r = get_one(s, q, st, b.rc, read_refresh_v, out, "reading a refresh token");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_refresh_purge(tks_store *s, int64_t now)
+{
+    return purge_before(s, ST_REFRESH_PURGE, now, "purging refresh tokens");
+}
+
 static const tksi_backend SQLITE_BACKEND = {
     .name = "sqlite",
     .close = sq_close,
@@ -989,6 +1569,23 @@ static const tksi_backend SQLITE_BACKEND = {
     .revocations_purge = sq_revocations_purge,
     .audit = sq_audit,
     .audit_page = sq_audit_page,
+    .user_insert = sq_user_insert,
+    .user_get = sq_user_get,
+    .user_set_password = sq_user_set_password,
+    .user_set_disabled = sq_user_set_disabled,
+    .user_delete = sq_user_delete,
+    .user_page = sq_user_page,
+    .session_insert = sq_session_insert,
+    .session_get = sq_session_get,
+    .session_touch = sq_session_touch,
+    .session_end = sq_session_end,
+    .code_insert = sq_code_insert,
+    .code_redeem = sq_code_redeem,
+    .code_purge = sq_code_purge,
+    .refresh_insert = sq_refresh_insert,
+    .refresh_use = sq_refresh_use,
+    .refresh_get = sq_refresh_get,
+    .refresh_purge = sq_refresh_purge,
 };
 
 /* ---- opening and migrating ------------------------------------------------ */
@@ -1023,10 +1620,10 @@ static tks_result open_result(int rc)
     return primary == SQLITE_BUSY || primary == SQLITE_LOCKED ? TKS_BUSY : TKS_ERR;
 }
 
-/* Brings the schema to SCHEMA_LATEST, one transaction per migration. The
- * version is re-read inside each transaction: another process may have
- * migrated the store meanwhile. */
-static tks_result migrate(sqlite3 *db, int *version, char *err, size_t err_cap)
+/* Brings the schema to `target` (SCHEMA_LATEST but in tests), one
+ * transaction per migration. The version is re-read inside each transaction:
+ * another process may have migrated the store meanwhile. */
+static tks_result migrate(sqlite3 *db, int target, int *version, char *err, size_t err_cap)
 {
     int64_t v = 0;
     int rc = pragma_value(db, "PRAGMA user_version", &v, NULL, 0);
@@ -1040,7 +1637,11 @@ static tks_result migrate(sqlite3 *db, int *version, char *err, size_t err_cap)
                      SCHEMA_LATEST);
             return TKS_ERR;
         }
-        if (v == SCHEMA_LATEST) {
+        if (v > target) {
+            snprintf(err, err_cap, "the store is at schema %lld, past the %d asked for", (long long)v, target);
+            return TKS_ERR;
+        }
+        if (v == target) {
             *version = (int)v;
             return TKS_OK;
         }
@@ -1128,10 +1729,19 @@ static tks_result configure(sqlite3 *db, const char *path, int in_memory, char *
 
 tks_result tksi_sqlite_open(tks_store *s, const char *path, char *err, size_t err_cap)
 {
+    return tksi_sqlite_open_at(s, path, SCHEMA_LATEST, err, err_cap);
+}
+
+tks_result tksi_sqlite_open_at(tks_store *s, const char *path, int target, char *err, size_t err_cap)
+{
     char dummy[1];
     if (err == NULL || err_cap == 0) {
         err = dummy;
         err_cap = sizeof dummy;
+    }
+    if (target < 1 || target > SCHEMA_LATEST) {
+        snprintf(err, err_cap, "no schema %d (this tokend knows 1 to %d)", target, SCHEMA_LATEST);
+        return TKS_ERR;
     }
     if (!sqlite3_threadsafe()) {
         snprintf(err, err_cap, "this SQLite library was built without thread support");
@@ -1177,7 +1787,7 @@ tks_result tksi_sqlite_open(tks_store *s, const char *path, char *err, size_t er
     }
     r = configure(q->db, path, in_memory, err, err_cap);
     if (r == TKS_OK) {
-        r = migrate(q->db, &version, err, err_cap);
+        r = migrate(q->db, target, &version, err, err_cap);
     }
     if (r == TKS_OK) {
         s->be = &SQLITE_BACKEND;

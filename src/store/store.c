@@ -221,6 +221,14 @@ tks_result tks_client_insert(tks_store *s, const tks_client *c)
         tksi_seterr(s, "client scope or audience list longer than %d bytes", TKS_LIST_MAX);
         return TKS_ERR;
     }
+    if (!field_ok(c->redirect_uris, sizeof c->redirect_uris)) {
+        tksi_seterr(s, "client redirect URI list longer than %d bytes", TKS_URIS_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(c->grant_types, sizeof c->grant_types)) {
+        tksi_seterr(s, "client grant type list longer than %zu bytes", sizeof c->grant_types - 1);
+        return TKS_ERR;
+    }
     return s->be->client_insert(s, c);
 }
 
@@ -543,6 +551,368 @@ tks_result tks_revocations_purge(tks_store *s, int64_t now)
         return TKS_ERR;
     }
     return s->be->revocations_purge(s, now);
+}
+
+/* ---- users --------------------------------------------------------------- */
+
+tks_result tks_user_insert(tks_store *s, const tks_user *u)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (u == NULL) {
+        tksi_seterr(s, "tks_user_insert: no user");
+        return TKS_ERR;
+    }
+    if (!field_ok(u->id, sizeof u->id) || u->id[0] == '\0') {
+        tksi_seterr(s, "user id must be 1 to %d bytes", TKS_ID_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(u->pwhash, sizeof u->pwhash) || u->pwhash[0] == '\0') {
+        tksi_seterr(s, "password hash must be 1 to %d bytes", TKS_PWHASH_MAX);
+        return TKS_ERR;
+    }
+    return s->be->user_insert(s, u);
+}
+
+tks_result tks_user_get(tks_store *s, const char *id, tks_user *out)
+{
+    if (out != NULL) {
+        memset(out, 0, sizeof *out);
+    }
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (id == NULL || out == NULL) {
+        tksi_seterr(s, "tks_user_get: NULL argument");
+        return TKS_ERR;
+    }
+    if (!str_ok(id, TKS_ID_MAX)) {
+        return TKS_NOT_FOUND;
+    }
+    tks_result r = s->be->user_get(s, id, out);
+    if (r != TKS_OK) {
+        OPENSSL_cleanse(out, sizeof *out);
+    }
+    return r;
+}
+
+tks_result tks_user_set_password(tks_store *s, const char *id, const char *pwhash, int64_t now)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (id == NULL) {
+        tksi_seterr(s, "tks_user_set_password: no user id");
+        return TKS_ERR;
+    }
+    if (!str_ok(pwhash, TKS_PWHASH_MAX)) {
+        tksi_seterr(s, "password hash must be 1 to %d bytes", TKS_PWHASH_MAX);
+        return TKS_ERR;
+    }
+    if (!str_ok(id, TKS_ID_MAX)) {
+        return TKS_NOT_FOUND;
+    }
+    return s->be->user_set_password(s, id, pwhash, now);
+}
+
+tks_result tks_user_set_disabled(tks_store *s, const char *id, int disabled)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (id == NULL) {
+        tksi_seterr(s, "tks_user_set_disabled: no user id");
+        return TKS_ERR;
+    }
+    if (!str_ok(id, TKS_ID_MAX)) {
+        return TKS_NOT_FOUND;
+    }
+    return s->be->user_set_disabled(s, id, disabled != 0);
+}
+
+tks_result tks_user_delete(tks_store *s, const char *id)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (id == NULL) {
+        tksi_seterr(s, "tks_user_delete: no user id");
+        return TKS_ERR;
+    }
+    if (!str_ok(id, TKS_ID_MAX)) {
+        return TKS_NOT_FOUND;
+    }
+    return s->be->user_delete(s, id);
+}
+
+tks_result tks_user_list(tks_store *s, int (*fn)(const tks_user *u, void *ud), void *ud)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (fn == NULL) {
+        tksi_seterr(s, "tks_user_list: no callback");
+        return TKS_ERR;
+    }
+    tks_user *rows = calloc(TKSI_PAGE, sizeof *rows);
+    if (rows == NULL) {
+        tksi_seterr(s, "out of memory listing users");
+        return TKS_ERR;
+    }
+    char after[TKS_ID_MAX + 1] = "";
+    tks_result r = TKS_OK;
+    for (;;) {
+        size_t n = 0;
+        OPENSSL_cleanse(rows, TKSI_PAGE * sizeof *rows);
+        r = s->be->user_page(s, after, rows, TKSI_PAGE, &n);
+        if (r != TKS_OK || n == 0) {
+            break;
+        }
+        int stop = 0;
+        for (size_t i = 0; i < n && !stop; i++) {
+            stop = fn(&rows[i], ud) != 0;
+        }
+        if (stop || n < TKSI_PAGE) {
+            break;
+        }
+        if (strcmp(rows[n - 1].id, after) <= 0) {
+            tksi_seterr(s, "user listing did not advance");
+            r = TKS_ERR;
+            break;
+        }
+        memcpy(after, rows[n - 1].id, sizeof after);
+    }
+    /* Password hashes are not secrets, but they are what an offline guesser
+     * needs: do not leave them in freed memory. */
+    OPENSSL_cleanse(rows, TKSI_PAGE * sizeof *rows);
+    free(rows);
+    return r;
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+tks_result tks_session_insert(tks_store *s, const tks_session *se)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (se == NULL) {
+        tksi_seterr(s, "tks_session_insert: no session");
+        return TKS_ERR;
+    }
+    if (!field_ok(se->sid, sizeof se->sid) || se->sid[0] == '\0') {
+        tksi_seterr(s, "session sid must be 1 to %d bytes", TKS_SID_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(se->user_id, sizeof se->user_id) || se->user_id[0] == '\0') {
+        tksi_seterr(s, "session user id must be 1 to %d bytes", TKS_ID_MAX);
+        return TKS_ERR;
+    }
+    return s->be->session_insert(s, se);
+}
+
+tks_result tks_session_get(tks_store *s, const unsigned char id_hash[32], tks_session *out)
+{
+    if (out != NULL) {
+        memset(out, 0, sizeof *out);
+    }
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (id_hash == NULL || out == NULL) {
+        tksi_seterr(s, "tks_session_get: NULL argument");
+        return TKS_ERR;
+    }
+    tks_result r = s->be->session_get(s, id_hash, out);
+    if (r != TKS_OK) {
+        memset(out, 0, sizeof *out);
+    }
+    return r;
+}
+
+tks_result tks_session_touch(tks_store *s, const unsigned char id_hash[32], int64_t now)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (id_hash == NULL) {
+        tksi_seterr(s, "tks_session_touch: no session id hash");
+        return TKS_ERR;
+    }
+    return s->be->session_touch(s, id_hash, now);
+}
+
+tks_result tks_session_end(tks_store *s, const char *sid, int64_t now)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (sid == NULL) {
+        tksi_seterr(s, "tks_session_end: no sid");
+        return TKS_ERR;
+    }
+    /* ended_at 0 means "active": ending at 0 would end nothing. */
+    if (now <= 0) {
+        tksi_seterr(s, "tks_session_end: the time must be positive (got %lld)", (long long)now);
+        return TKS_ERR;
+    }
+    if (!str_ok(sid, TKS_SID_MAX)) {
+        return TKS_NOT_FOUND;
+    }
+    return s->be->session_end(s, sid, now);
+}
+
+/* ---- authorization codes --------------------------------------------------- */
+
+tks_result tks_code_insert(tks_store *s, const tks_code *c)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (c == NULL) {
+        tksi_seterr(s, "tks_code_insert: no code");
+        return TKS_ERR;
+    }
+    if (!field_ok(c->client_id, sizeof c->client_id) || c->client_id[0] == '\0' ||
+        !field_ok(c->user_id, sizeof c->user_id) || c->user_id[0] == '\0') {
+        tksi_seterr(s, "code client id and user id must be 1 to %d bytes", TKS_ID_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(c->sid, sizeof c->sid) || c->sid[0] == '\0') {
+        tksi_seterr(s, "code sid must be 1 to %d bytes", TKS_SID_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(c->redirect_uri, sizeof c->redirect_uri)) {
+        tksi_seterr(s, "code redirect URI longer than %d bytes", TKS_URI_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(c->challenge, sizeof c->challenge)) {
+        tksi_seterr(s, "code challenge longer than %zu bytes", sizeof c->challenge - 1);
+        return TKS_ERR;
+    }
+    if (!field_ok(c->scope, sizeof c->scope)) {
+        tksi_seterr(s, "code scope longer than %d bytes", TKS_LIST_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(c->audience, sizeof c->audience)) {
+        tksi_seterr(s, "code audience longer than %zu bytes", sizeof c->audience - 1);
+        return TKS_ERR;
+    }
+    return s->be->code_insert(s, c);
+}
+
+tks_result tks_code_redeem(tks_store *s, const unsigned char hash[32], int64_t now, tks_code *out)
+{
+    if (out != NULL) {
+        memset(out, 0, sizeof *out);
+    }
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (hash == NULL || out == NULL) {
+        tksi_seterr(s, "tks_code_redeem: NULL argument");
+        return TKS_ERR;
+    }
+    /* used_at 0 means "unused": redeeming at 0 would leave it redeemable. */
+    if (now <= 0) {
+        tksi_seterr(s, "tks_code_redeem: the time must be positive (got %lld)", (long long)now);
+        return TKS_ERR;
+    }
+    tks_result r = s->be->code_redeem(s, hash, now, out);
+    if (r != TKS_OK && r != TKS_EXISTS) {
+        memset(out, 0, sizeof *out);
+    }
+    return r;
+}
+
+tks_result tks_code_purge(tks_store *s, int64_t now)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    return s->be->code_purge(s, now);
+}
+
+/* ---- refresh tokens ------------------------------------------------------ */
+
+tks_result tks_refresh_insert(tks_store *s, const tks_refresh *r)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (r == NULL) {
+        tksi_seterr(s, "tks_refresh_insert: no refresh token");
+        return TKS_ERR;
+    }
+    if (!field_ok(r->sid, sizeof r->sid) || r->sid[0] == '\0') {
+        tksi_seterr(s, "refresh token sid must be 1 to %d bytes", TKS_SID_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(r->client_id, sizeof r->client_id) || r->client_id[0] == '\0' ||
+        !field_ok(r->user_id, sizeof r->user_id) || r->user_id[0] == '\0') {
+        tksi_seterr(s, "refresh token client id and user id must be 1 to %d bytes", TKS_ID_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(r->scope, sizeof r->scope)) {
+        tksi_seterr(s, "refresh token scope longer than %d bytes", TKS_LIST_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(r->audience, sizeof r->audience)) {
+        tksi_seterr(s, "refresh token audience longer than %zu bytes", sizeof r->audience - 1);
+        return TKS_ERR;
+    }
+    return s->be->refresh_insert(s, r);
+}
+
+tks_result tks_refresh_use(tks_store *s, const unsigned char hash[32], int64_t now, tks_refresh *out)
+{
+    if (out != NULL) {
+        memset(out, 0, sizeof *out);
+    }
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (hash == NULL || out == NULL) {
+        tksi_seterr(s, "tks_refresh_use: NULL argument");
+        return TKS_ERR;
+    }
+    if (now <= 0) {
+        tksi_seterr(s, "tks_refresh_use: the time must be positive (got %lld)", (long long)now);
+        return TKS_ERR;
+    }
+    tks_result r = s->be->refresh_use(s, hash, now, out);
+    if (r != TKS_OK && r != TKS_EXISTS) {
+        memset(out, 0, sizeof *out);
+    }
+    return r;
+}
+
+tks_result tks_refresh_get(tks_store *s, const unsigned char hash[32], tks_refresh *out)
+{
+    if (out != NULL) {
+        memset(out, 0, sizeof *out);
+    }
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (hash == NULL || out == NULL) {
+        tksi_seterr(s, "tks_refresh_get: NULL argument");
+        return TKS_ERR;
+    }
+    tks_result r = s->be->refresh_get(s, hash, out);
+    if (r != TKS_OK) {
+        memset(out, 0, sizeof *out);
+    }
+    return r;
+}
+
+tks_result tks_refresh_purge(tks_store *s, int64_t now)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    return s->be->refresh_purge(s, now);
 }
 
 /* ---- audit --------------------------------------------------------------- */

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "store/backend.h" /* tksi_sqlite_open_at, the migration test hook */
 #include "store/store.h"
 
 /* ---- fixtures ------------------------------------------------------------ */
@@ -130,6 +131,21 @@ static void raw_exec(sqlite3 *db, const char *sql)
     }
 }
 
+/* The first column of the first row of a query. */
+static int64_t raw_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The columns of clients in schema 1 (raw inserts name them, so they keep
+ * working whatever columns later schemas add). */
+#define CLIENT1_COLS "id, name, secret_hash, scopes, audiences, ttl, disabled, created_at"
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -156,6 +172,7 @@ static void make_client(tks_client *c, const char *id)
     c->ttl = 900;
     c->disabled = 0;
     c->created_at = 1700000000;
+    snprintf(c->grant_types, sizeof c->grant_types, "client_credentials");
 }
 
 static void assert_client_equal(const tks_client *a, const tks_client *b)
@@ -168,6 +185,9 @@ static void assert_client_equal(const tks_client *a, const tks_client *b)
     assert_int_equal(a->ttl, b->ttl);
     assert_int_equal(a->disabled, b->disabled);
     assert_int_equal(a->created_at, b->created_at);
+    assert_string_equal(a->redirect_uris, b->redirect_uris);
+    assert_int_equal(a->is_public, b->is_public);
+    assert_string_equal(a->grant_types, b->grant_types);
 }
 
 /* ---- opening ------------------------------------------------------------- */
@@ -220,7 +240,7 @@ static void test_url_schemes(void **state)
 static void test_open_basics(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(tks_schema_version(f->s), 1);
+    assert_int_equal(tks_schema_version(f->s), 2);
     assert_int_equal(tks_ping(f->s), TKS_OK);
     assert_string_equal(tks_errmsg(f->s), "no error");
     assert_non_null(tks_errmsg(NULL));
@@ -1041,6 +1061,930 @@ static void test_audit(void **state)
     assert_int_equal(tks_audit_list(s, 1, NULL, NULL), TKS_ERR);
 }
 
+/* ---- schema 2: clients' sign-in fields ------------------------------------ */
+
+static void test_client_signin_fields(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    tks_client c, got;
+    make_client(&c, "spa");
+    snprintf(c.redirect_uris, sizeof c.redirect_uris, "https://app.example.com/cb http://127.0.0.1:8080/cb");
+    c.is_public = 7; /* any non-zero */
+    snprintf(c.grant_types, sizeof c.grant_types, "authorization_code refresh_token");
+    assert_int_equal(tks_client_insert(s, &c), TKS_OK);
+    assert_int_equal(tks_client_get(s, "spa", &got), TKS_OK);
+    c.is_public = 1;
+    assert_client_equal(&got, &c);
+
+    /* Confidential, no redirect URIs: "" and 0 come back as such. */
+    tks_client d;
+    make_client(&d, "svc");
+    assert_int_equal(tks_client_insert(s, &d), TKS_OK);
+    assert_int_equal(tks_client_get(s, "svc", &got), TKS_OK);
+    assert_client_equal(&got, &d);
+    assert_string_equal(got.redirect_uris, "");
+    assert_int_equal(got.is_public, 0);
+
+    /* The listing carries them too. */
+    struct client_walk w = {.s = s};
+    assert_int_equal(tks_client_list(s, walk_client, &w), TKS_OK);
+    assert_int_equal(w.n, 2);
+
+    /* At the limit; one byte more (no NUL in the array) is refused. */
+    make_client(&c, "full");
+    memset(c.redirect_uris, 'u', TKS_URIS_MAX);
+    c.redirect_uris[TKS_URIS_MAX] = '\0';
+    memset(c.grant_types, 'g', sizeof c.grant_types - 1);
+    c.grant_types[sizeof c.grant_types - 1] = '\0';
+    assert_int_equal(tks_client_insert(s, &c), TKS_OK);
+    assert_int_equal(tks_client_get(s, "full", &got), TKS_OK);
+    assert_client_equal(&got, &c);
+    make_client(&c, "bad-uris");
+    memset(c.redirect_uris, 'u', sizeof c.redirect_uris);
+    assert_int_equal(tks_client_insert(s, &c), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(s), "redirect URI"));
+    make_client(&c, "bad-grants");
+    memset(c.grant_types, 'g', sizeof c.grant_types);
+    assert_int_equal(tks_client_insert(s, &c), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(s), "grant type"));
+    assert_int_equal(tks_client_get(s, "bad-uris", &got), TKS_NOT_FOUND);
+    assert_int_equal(tks_client_get(s, "bad-grants", &got), TKS_NOT_FOUND);
+}
+
+/* ---- users ---------------------------------------------------------------- */
+
+#define PWHASH "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGg"
+
+static void make_user(tks_user *u, const char *id)
+{
+    memset(u, 0, sizeof *u);
+    snprintf(u->id, sizeof u->id, "%s", id);
+    snprintf(u->pwhash, sizeof u->pwhash, "%s", PWHASH);
+    u->created_at = 1700000000;
+    u->password_changed_at = 1700000001;
+}
+
+static void assert_user_equal(const tks_user *a, const tks_user *b)
+{
+    assert_string_equal(a->id, b->id);
+    assert_string_equal(a->pwhash, b->pwhash);
+    assert_int_equal(a->disabled, b->disabled);
+    assert_int_equal(a->created_at, b->created_at);
+    assert_int_equal(a->password_changed_at, b->password_changed_at);
+}
+
+static void test_users_crud(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    tks_user u, got;
+    make_user(&u, "alice");
+    assert_int_equal(tks_user_insert(s, &u), TKS_OK);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_user_get(s, "alice", &got), TKS_OK);
+    assert_user_equal(&got, &u);
+
+    /* Duplicate id. */
+    tks_user dup;
+    make_user(&dup, "alice");
+    snprintf(dup.pwhash, sizeof dup.pwhash, "other");
+    assert_int_equal(tks_user_insert(s, &dup), TKS_EXISTS);
+    assert_int_equal(tks_user_get(s, "alice", &got), TKS_OK);
+    assert_string_equal(got.pwhash, PWHASH);
+
+    /* Unknown, empty, impossible, other case: not found, out zeroed. */
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_user_get(s, "bob", &got), TKS_NOT_FOUND);
+    assert_int_equal(got.id[0], 0);
+    assert_int_equal(got.pwhash[0], 0);
+    assert_int_equal(got.created_at, 0);
+    assert_int_equal(tks_user_get(s, "", &got), TKS_NOT_FOUND);
+    assert_int_equal(tks_user_get(s, "Alice", &got), TKS_NOT_FOUND);
+    char longid[200];
+    memset(longid, 'a', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    assert_int_equal(tks_user_get(s, longid, &got), TKS_NOT_FOUND);
+
+    /* A new password. */
+    assert_int_equal(tks_user_set_password(s, "alice", "$argon2id$new", 1800000000), TKS_OK);
+    assert_int_equal(tks_user_get(s, "alice", &got), TKS_OK);
+    assert_string_equal(got.pwhash, "$argon2id$new");
+    assert_int_equal(got.password_changed_at, 1800000000);
+    assert_int_equal(got.created_at, 1700000000);
+    assert_int_equal(tks_user_set_password(s, "bob", "$argon2id$new", 1), TKS_NOT_FOUND);
+    assert_int_equal(tks_user_set_password(s, longid, "$argon2id$new", 1), TKS_NOT_FOUND);
+    assert_int_equal(tks_user_set_password(s, "alice", "", 1), TKS_ERR);
+    assert_int_equal(tks_user_set_password(s, "alice", NULL, 1), TKS_ERR);
+    char pw[TKS_PWHASH_MAX + 2];
+    memset(pw, 'p', TKS_PWHASH_MAX + 1);
+    pw[TKS_PWHASH_MAX + 1] = '\0';
+    assert_int_equal(tks_user_set_password(s, "alice", pw, 1), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(s), "password hash"));
+    pw[TKS_PWHASH_MAX] = '\0';
+    assert_int_equal(tks_user_set_password(s, "alice", pw, 2), TKS_OK);
+    assert_int_equal(tks_user_get(s, "alice", &got), TKS_OK);
+    assert_string_equal(got.pwhash, pw);
+
+    /* Disable and enable; any non-zero means disabled. */
+    assert_int_equal(tks_user_set_disabled(s, "alice", 9), TKS_OK);
+    assert_int_equal(tks_user_get(s, "alice", &got), TKS_OK);
+    assert_int_equal(got.disabled, 1);
+    assert_int_equal(tks_user_set_disabled(s, "alice", 0), TKS_OK);
+    assert_int_equal(tks_user_get(s, "alice", &got), TKS_OK);
+    assert_int_equal(got.disabled, 0);
+    assert_int_equal(tks_user_set_disabled(s, "bob", 1), TKS_NOT_FOUND);
+    make_user(&u, "dis");
+    u.disabled = 3;
+    assert_int_equal(tks_user_insert(s, &u), TKS_OK);
+    assert_int_equal(tks_user_get(s, "dis", &got), TKS_OK);
+    assert_int_equal(got.disabled, 1);
+
+    /* Delete. */
+    assert_int_equal(tks_user_delete(s, "alice"), TKS_OK);
+    assert_int_equal(tks_user_get(s, "alice", &got), TKS_NOT_FOUND);
+    assert_int_equal(tks_user_delete(s, "alice"), TKS_NOT_FOUND);
+    assert_int_equal(tks_user_delete(s, longid), TKS_NOT_FOUND);
+    assert_int_equal(tks_user_get(s, "dis", &got), TKS_OK);
+
+    /* Limits: at the limit round-trips, no NUL in the array or empty is refused. */
+    make_user(&u, "x");
+    memset(u.id, 'i', TKS_ID_MAX);
+    u.id[TKS_ID_MAX] = '\0';
+    memset(u.pwhash, 'h', TKS_PWHASH_MAX);
+    u.pwhash[TKS_PWHASH_MAX] = '\0';
+    assert_int_equal(tks_user_insert(s, &u), TKS_OK);
+    assert_int_equal(tks_user_get(s, u.id, &got), TKS_OK);
+    assert_user_equal(&got, &u);
+    make_user(&u, "x");
+    memset(u.id, 'i', sizeof u.id);
+    assert_int_equal(tks_user_insert(s, &u), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(s), "user id"));
+    make_user(&u, "");
+    assert_int_equal(tks_user_insert(s, &u), TKS_ERR);
+    make_user(&u, "nohash");
+    u.pwhash[0] = '\0';
+    assert_int_equal(tks_user_insert(s, &u), TKS_ERR);
+    make_user(&u, "longhash");
+    memset(u.pwhash, 'h', sizeof u.pwhash);
+    assert_int_equal(tks_user_insert(s, &u), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(s), "password hash"));
+    assert_int_equal(tks_user_get(s, "nohash", &got), TKS_NOT_FOUND);
+    assert_int_equal(tks_user_get(s, "longhash", &got), TKS_NOT_FOUND);
+
+    /* NULL arguments. */
+    assert_int_equal(tks_user_insert(s, NULL), TKS_ERR);
+    assert_int_equal(tks_user_insert(NULL, &u), TKS_ERR);
+    assert_int_equal(tks_user_get(s, NULL, &got), TKS_ERR);
+    assert_int_equal(tks_user_get(s, "x", NULL), TKS_ERR);
+    assert_int_equal(tks_user_get(NULL, "x", &got), TKS_ERR);
+    assert_int_equal(tks_user_set_password(s, NULL, "h", 1), TKS_ERR);
+    assert_int_equal(tks_user_set_disabled(s, NULL, 1), TKS_ERR);
+    assert_int_equal(tks_user_delete(s, NULL), TKS_ERR);
+    assert_int_equal(tks_user_list(s, NULL, NULL), TKS_ERR);
+    assert_int_equal(tks_user_list(NULL, NULL, NULL), TKS_ERR);
+}
+
+struct user_walk {
+    tks_store *s;
+    int n;
+    int stop_after;
+    int delete_each;
+    char last[TKS_ID_MAX + 1];
+    int out_of_order;
+    int inner_failed;
+};
+
+static int walk_user(const tks_user *u, void *ud)
+{
+    struct user_walk *w = ud;
+    if (w->n > 0 && strcmp(u->id, w->last) <= 0) {
+        w->out_of_order = 1;
+    }
+    snprintf(w->last, sizeof w->last, "%s", u->id);
+    tks_user again;
+    if (strcmp(u->pwhash, PWHASH) != 0 || tks_user_get(w->s, u->id, &again) != TKS_OK) {
+        w->inner_failed = 1;
+    }
+    if (w->delete_each && tks_user_delete(w->s, u->id) != TKS_OK) {
+        w->inner_failed = 1;
+    }
+    w->n++;
+    return w->stop_after && w->n >= w->stop_after;
+}
+
+static void test_user_list(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    struct user_walk w = {.s = s};
+    assert_int_equal(tks_user_list(s, walk_user, &w), TKS_OK);
+    assert_int_equal(w.n, 0);
+    for (int i = 0; i < 70; i++) {
+        tks_user u;
+        char id[16];
+        snprintf(id, sizeof id, "user-%02d", (i * 37) % 70);
+        make_user(&u, id);
+        assert_int_equal(tks_user_insert(s, &u), TKS_OK);
+    }
+    memset(&w, 0, sizeof w);
+    w.s = s;
+    assert_int_equal(tks_user_list(s, walk_user, &w), TKS_OK);
+    assert_int_equal(w.n, 70);
+    assert_false(w.out_of_order);
+    assert_false(w.inner_failed);
+    assert_string_equal(w.last, "user-69");
+    int stops[] = {1, 32, 33};
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+        memset(&w, 0, sizeof w);
+        w.s = s;
+        w.stop_after = stops[i];
+        assert_int_equal(tks_user_list(s, walk_user, &w), TKS_OK);
+        assert_int_equal(w.n, stops[i]);
+    }
+    /* Deleting from the callback: each user seen once, none left. */
+    memset(&w, 0, sizeof w);
+    w.s = s;
+    w.delete_each = 1;
+    assert_int_equal(tks_user_list(s, walk_user, &w), TKS_OK);
+    assert_int_equal(w.n, 70);
+    assert_false(w.inner_failed);
+    memset(&w, 0, sizeof w);
+    w.s = s;
+    assert_int_equal(tks_user_list(s, walk_user, &w), TKS_OK);
+    assert_int_equal(w.n, 0);
+}
+
+/* ---- sessions, codes, refresh tokens ---------------------------------------- */
+
+/* A 32-byte hash that differs for every seed. */
+static void fill_hash(unsigned char h[32], int seed)
+{
+    for (int i = 0; i < 32; i++) {
+        h[i] = (unsigned char)(seed * 31 + i * 7 + 1);
+    }
+    uint32_t v = (uint32_t)seed;
+    memcpy(h, &v, sizeof v);
+}
+
+/* Two clients and two users for the sign-in tests. */
+static void signin_base(tks_store *s)
+{
+    tks_client c;
+    make_client(&c, "app");
+    snprintf(c.redirect_uris, sizeof c.redirect_uris, "https://app.example.com/cb");
+    c.is_public = 1;
+    snprintf(c.grant_types, sizeof c.grant_types, "authorization_code refresh_token");
+    assert_int_equal(tks_client_insert(s, &c), TKS_OK);
+    make_client(&c, "other-app");
+    assert_int_equal(tks_client_insert(s, &c), TKS_OK);
+    tks_user u;
+    make_user(&u, "alice");
+    assert_int_equal(tks_user_insert(s, &u), TKS_OK);
+    make_user(&u, "bob");
+    assert_int_equal(tks_user_insert(s, &u), TKS_OK);
+}
+
+static void make_session(tks_session *se, int seed, const char *sid, const char *user)
+{
+    memset(se, 0, sizeof *se);
+    fill_hash(se->id_hash, seed);
+    snprintf(se->sid, sizeof se->sid, "%s", sid);
+    snprintf(se->user_id, sizeof se->user_id, "%s", user);
+    se->created_at = 1000;
+    se->last_seen = 1000;
+}
+
+static void assert_session_equal(const tks_session *a, const tks_session *b)
+{
+    assert_memory_equal(a->id_hash, b->id_hash, sizeof a->id_hash);
+    assert_string_equal(a->sid, b->sid);
+    assert_string_equal(a->user_id, b->user_id);
+    assert_int_equal(a->created_at, b->created_at);
+    assert_int_equal(a->last_seen, b->last_seen);
+    assert_int_equal(a->ended_at, b->ended_at);
+}
+
+static void test_sessions(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    tks_session se, got;
+    make_session(&se, 1, "sid-1", "alice");
+    assert_int_equal(tks_session_insert(s, &se), TKS_OK);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_session_get(s, se.id_hash, &got), TKS_OK);
+    assert_session_equal(&got, &se);
+
+    /* The cookie hash and the sid are each unique. */
+    tks_session dup;
+    make_session(&dup, 1, "sid-other", "alice");
+    assert_int_equal(tks_session_insert(s, &dup), TKS_EXISTS);
+    make_session(&dup, 2, "sid-1", "bob");
+    assert_int_equal(tks_session_insert(s, &dup), TKS_EXISTS);
+    /* A user that does not exist. */
+    make_session(&dup, 3, "sid-3", "mallory");
+    assert_int_equal(tks_session_insert(s, &dup), TKS_NOT_FOUND);
+    assert_non_null(strstr(tks_errmsg(s), "does not exist"));
+
+    /* Unknown: not found, out zeroed. */
+    unsigned char other[32];
+    fill_hash(other, 99);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_session_get(s, other, &got), TKS_NOT_FOUND);
+    assert_int_equal(got.sid[0], 0);
+    assert_int_equal(got.last_seen, 0);
+
+    /* Touch: last_seen moves forward only. */
+    assert_int_equal(tks_session_touch(s, se.id_hash, 1500), TKS_OK);
+    assert_int_equal(tks_session_get(s, se.id_hash, &got), TKS_OK);
+    assert_int_equal(got.last_seen, 1500);
+    assert_int_equal(tks_session_touch(s, se.id_hash, 1400), TKS_OK);
+    assert_int_equal(tks_session_get(s, se.id_hash, &got), TKS_OK);
+    assert_int_equal(got.last_seen, 1500);
+    assert_int_equal(got.created_at, 1000);
+    assert_int_equal(tks_session_touch(s, other, 1500), TKS_NOT_FOUND);
+
+    /* End by sid: the first end is kept; ending again is fine. */
+    assert_int_equal(tks_session_end(s, "sid-1", 2000), TKS_OK);
+    assert_int_equal(tks_session_get(s, se.id_hash, &got), TKS_OK);
+    assert_int_equal(got.ended_at, 2000);
+    assert_int_equal(tks_session_end(s, "sid-1", 3000), TKS_OK);
+    assert_int_equal(tks_session_get(s, se.id_hash, &got), TKS_OK);
+    assert_int_equal(got.ended_at, 2000);
+    assert_int_equal(tks_session_end(s, "sid-unknown", 3000), TKS_NOT_FOUND);
+    assert_int_equal(tks_session_end(s, "", 3000), TKS_NOT_FOUND);
+    char longsid[100];
+    memset(longsid, 's', sizeof longsid - 1);
+    longsid[sizeof longsid - 1] = '\0';
+    assert_int_equal(tks_session_end(s, longsid, 3000), TKS_NOT_FOUND);
+    /* 0 would mean "still active". */
+    make_session(&se, 4, "sid-4", "bob");
+    assert_int_equal(tks_session_insert(s, &se), TKS_OK);
+    assert_int_equal(tks_session_end(s, "sid-4", 0), TKS_ERR);
+    assert_int_equal(tks_session_end(s, "sid-4", -5), TKS_ERR);
+    assert_int_equal(tks_session_get(s, se.id_hash, &got), TKS_OK);
+    assert_int_equal(got.ended_at, 0);
+    /* An ended session is still there (the authority tells "ended" from
+     * "unknown"); inserted ended is kept as such. */
+    make_session(&se, 5, "sid-5", "bob");
+    se.ended_at = 77;
+    assert_int_equal(tks_session_insert(s, &se), TKS_OK);
+    assert_int_equal(tks_session_get(s, se.id_hash, &got), TKS_OK);
+    assert_session_equal(&got, &se);
+
+    /* Limits. */
+    make_session(&se, 6, "x", "alice");
+    memset(se.sid, 's', TKS_SID_MAX);
+    se.sid[TKS_SID_MAX] = '\0';
+    memset(se.user_id, 'u', TKS_ID_MAX); /* a user id at the limit ... */
+    se.user_id[TKS_ID_MAX] = '\0';
+    tks_user u;
+    make_user(&u, se.user_id); /* ... that exists */
+    assert_int_equal(tks_user_insert(s, &u), TKS_OK);
+    assert_int_equal(tks_session_insert(s, &se), TKS_OK);
+    assert_int_equal(tks_session_get(s, se.id_hash, &got), TKS_OK);
+    assert_session_equal(&got, &se);
+    make_session(&se, 7, "x", "alice");
+    memset(se.sid, 's', sizeof se.sid);
+    assert_int_equal(tks_session_insert(s, &se), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(s), "sid"));
+    make_session(&se, 7, "", "alice");
+    assert_int_equal(tks_session_insert(s, &se), TKS_ERR);
+    make_session(&se, 7, "sid-7", "");
+    assert_int_equal(tks_session_insert(s, &se), TKS_ERR);
+    make_session(&se, 7, "sid-7", "alice");
+    memset(se.user_id, 'u', sizeof se.user_id);
+    assert_int_equal(tks_session_insert(s, &se), TKS_ERR);
+    assert_int_equal(tks_session_get(s, se.id_hash, &got), TKS_NOT_FOUND);
+
+    /* NULL arguments. */
+    assert_int_equal(tks_session_insert(s, NULL), TKS_ERR);
+    assert_int_equal(tks_session_get(s, NULL, &got), TKS_ERR);
+    assert_int_equal(tks_session_get(s, other, NULL), TKS_ERR);
+    assert_int_equal(tks_session_get(NULL, other, &got), TKS_ERR);
+    assert_int_equal(tks_session_touch(s, NULL, 1), TKS_ERR);
+    assert_int_equal(tks_session_end(s, NULL, 1), TKS_ERR);
+    assert_int_equal(tks_session_end(NULL, "sid-1", 1), TKS_ERR);
+}
+
+static void make_code(tks_code *c, int seed, const char *client, const char *user, const char *sid)
+{
+    memset(c, 0, sizeof *c);
+    fill_hash(c->hash, seed);
+    snprintf(c->client_id, sizeof c->client_id, "%s", client);
+    snprintf(c->user_id, sizeof c->user_id, "%s", user);
+    snprintf(c->sid, sizeof c->sid, "%s", sid);
+    snprintf(c->redirect_uri, sizeof c->redirect_uri, "https://app.example.com/cb");
+    snprintf(c->challenge, sizeof c->challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    snprintf(c->scope, sizeof c->scope, "openid orders:read");
+    snprintf(c->audience, sizeof c->audience, "https://api.example.com");
+    c->created_at = 1000;
+    c->expires_at = 1060;
+}
+
+static void assert_code_equal(const tks_code *a, const tks_code *b)
+{
+    assert_memory_equal(a->hash, b->hash, sizeof a->hash);
+    assert_string_equal(a->client_id, b->client_id);
+    assert_string_equal(a->user_id, b->user_id);
+    assert_string_equal(a->sid, b->sid);
+    assert_string_equal(a->redirect_uri, b->redirect_uri);
+    assert_string_equal(a->challenge, b->challenge);
+    assert_string_equal(a->scope, b->scope);
+    assert_string_equal(a->audience, b->audience);
+    assert_int_equal(a->created_at, b->created_at);
+    assert_int_equal(a->expires_at, b->expires_at);
+    assert_int_equal(a->used_at, b->used_at);
+}
+
+static void test_codes(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    tks_code c, got;
+    make_code(&c, 1, "app", "alice", "sid-1");
+    assert_int_equal(tks_code_insert(s, &c), TKS_OK);
+
+    /* First redeem: OK, the row with used_at = now. */
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_code_redeem(s, c.hash, 1010, &got), TKS_OK);
+    c.used_at = 1010;
+    assert_code_equal(&got, &c);
+    /* Again (a replay): EXISTS, the row says when it was first used. */
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_code_redeem(s, c.hash, 1020, &got), TKS_EXISTS);
+    assert_code_equal(&got, &c);
+    assert_int_equal(tks_code_redeem(s, c.hash, 5000, &got), TKS_EXISTS);
+    assert_int_equal(got.used_at, 1010);
+
+    /* Unknown: NOT_FOUND, out zeroed. */
+    unsigned char other[32];
+    fill_hash(other, 99);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_code_redeem(s, other, 1010, &got), TKS_NOT_FOUND);
+    assert_int_equal(got.client_id[0], 0);
+    assert_int_equal(got.used_at, 0);
+    assert_int_equal(got.hash[0], 0);
+
+    /* Expiry is the authority's business: an expired code still redeems
+     * (so that it can say "expired" rather than "unknown"). */
+    tks_code old;
+    make_code(&old, 2, "app", "bob", "sid-2");
+    assert_int_equal(tks_code_insert(s, &old), TKS_OK);
+    assert_int_equal(tks_code_redeem(s, old.hash, 99999, &got), TKS_OK);
+    assert_int_equal(got.expires_at, 1060);
+    assert_int_equal(got.used_at, 99999);
+
+    /* now must be positive: used_at 0 means unused. */
+    tks_code fresh;
+    make_code(&fresh, 3, "app", "alice", "sid-1");
+    assert_int_equal(tks_code_insert(s, &fresh), TKS_OK);
+    assert_int_equal(tks_code_redeem(s, fresh.hash, 0, &got), TKS_ERR);
+    assert_int_equal(tks_code_redeem(s, fresh.hash, -1, &got), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(s), "positive"));
+    assert_int_equal(tks_code_redeem(s, fresh.hash, 1, &got), TKS_OK);
+
+    /* Duplicate hash; unknown client or user. */
+    assert_int_equal(tks_code_insert(s, &c), TKS_EXISTS);
+    tks_code bad;
+    make_code(&bad, 10, "nobody", "alice", "sid-1");
+    assert_int_equal(tks_code_insert(s, &bad), TKS_NOT_FOUND);
+    make_code(&bad, 11, "app", "nobody", "sid-1");
+    assert_int_equal(tks_code_insert(s, &bad), TKS_NOT_FOUND);
+    assert_int_equal(tks_code_redeem(s, bad.hash, 1, &got), TKS_NOT_FOUND);
+
+    /* Purge: expires_at < now goes, used or not; == now stays. */
+    tks_code p1, p2, p3;
+    make_code(&p1, 20, "app", "alice", "sid-1");
+    p1.expires_at = 2000;
+    make_code(&p2, 21, "app", "alice", "sid-1");
+    p2.expires_at = 2001;
+    make_code(&p3, 22, "app", "alice", "sid-1");
+    p3.expires_at = 3000;
+    assert_int_equal(tks_code_insert(s, &p1), TKS_OK);
+    assert_int_equal(tks_code_insert(s, &p2), TKS_OK);
+    assert_int_equal(tks_code_insert(s, &p3), TKS_OK);
+    assert_int_equal(tks_code_purge(s, 2001), TKS_OK);
+    assert_int_equal(tks_code_redeem(s, c.hash, 1, &got), TKS_NOT_FOUND);  /* used, expired 1060 */
+    assert_int_equal(tks_code_redeem(s, p1.hash, 1, &got), TKS_NOT_FOUND); /* unused, expired */
+    assert_int_equal(tks_code_redeem(s, p2.hash, 1, &got), TKS_OK);
+    assert_int_equal(tks_code_redeem(s, p3.hash, 1, &got), TKS_OK);
+    assert_int_equal(tks_code_purge(s, INT64_MAX), TKS_OK);
+    assert_int_equal(tks_code_redeem(s, p3.hash, 1, &got), TKS_NOT_FOUND);
+    assert_int_equal(tks_code_purge(NULL, 1), TKS_ERR);
+
+    /* Limits: every text at its limit round-trips ... */
+    tks_code big;
+    make_code(&big, 30, "app", "alice", "x");
+    memset(big.sid, 's', TKS_SID_MAX);
+    big.sid[TKS_SID_MAX] = '\0';
+    memset(big.redirect_uri, 'r', TKS_URI_MAX);
+    big.redirect_uri[TKS_URI_MAX] = '\0';
+    memset(big.challenge, 'c', sizeof big.challenge - 1);
+    big.challenge[sizeof big.challenge - 1] = '\0';
+    memset(big.scope, 'o', TKS_LIST_MAX);
+    big.scope[TKS_LIST_MAX] = '\0';
+    memset(big.audience, 'a', sizeof big.audience - 1);
+    big.audience[sizeof big.audience - 1] = '\0';
+    assert_int_equal(tks_code_insert(s, &big), TKS_OK);
+    assert_int_equal(tks_code_redeem(s, big.hash, 7, &got), TKS_OK);
+    big.used_at = 7;
+    assert_code_equal(&got, &big);
+    /* ... one byte more (no NUL in the array) or an empty id is refused. */
+    struct {
+        size_t off, len;
+        const char *msg;
+    } fields[] = {
+        {offsetof(tks_code, client_id), sizeof big.client_id, "client id"},
+        {offsetof(tks_code, user_id), sizeof big.user_id, "user id"},
+        {offsetof(tks_code, sid), sizeof big.sid, "sid"},
+        {offsetof(tks_code, redirect_uri), sizeof big.redirect_uri, "redirect URI"},
+        {offsetof(tks_code, challenge), sizeof big.challenge, "challenge"},
+        {offsetof(tks_code, scope), sizeof big.scope, "scope"},
+        {offsetof(tks_code, audience), sizeof big.audience, "audience"},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        make_code(&bad, 40 + (int)i, "app", "alice", "sid-1");
+        memset((char *)&bad + fields[i].off, 'z', fields[i].len);
+        assert_int_equal(tks_code_insert(s, &bad), TKS_ERR);
+        assert_non_null(strstr(tks_errmsg(s), fields[i].msg));
+        assert_int_equal(tks_code_redeem(s, bad.hash, 1, &got), TKS_NOT_FOUND);
+    }
+    make_code(&bad, 50, "", "alice", "sid-1");
+    assert_int_equal(tks_code_insert(s, &bad), TKS_ERR);
+    make_code(&bad, 51, "app", "", "sid-1");
+    assert_int_equal(tks_code_insert(s, &bad), TKS_ERR);
+    make_code(&bad, 52, "app", "alice", "");
+    assert_int_equal(tks_code_insert(s, &bad), TKS_ERR);
+    /* An empty redirect URI, challenge, scope or audience is the authority's call. */
+    make_code(&bad, 53, "app", "alice", "sid-1");
+    bad.redirect_uri[0] = bad.challenge[0] = bad.scope[0] = bad.audience[0] = '\0';
+    assert_int_equal(tks_code_insert(s, &bad), TKS_OK);
+    assert_int_equal(tks_code_redeem(s, bad.hash, 1, &got), TKS_OK);
+    assert_string_equal(got.redirect_uri, "");
+
+    /* NULL arguments. */
+    assert_int_equal(tks_code_insert(s, NULL), TKS_ERR);
+    assert_int_equal(tks_code_insert(NULL, &c), TKS_ERR);
+    assert_int_equal(tks_code_redeem(s, NULL, 1, &got), TKS_ERR);
+    assert_int_equal(tks_code_redeem(s, c.hash, 1, NULL), TKS_ERR);
+    assert_int_equal(tks_code_redeem(NULL, c.hash, 1, &got), TKS_ERR);
+}
+
+static void make_refresh(tks_refresh *r, int seed, int parent_seed, const char *sid, const char *client,
+                         const char *user)
+{
+    memset(r, 0, sizeof *r);
+    fill_hash(r->hash, seed);
+    if (parent_seed >= 0) {
+        fill_hash(r->parent, parent_seed);
+    }
+    snprintf(r->sid, sizeof r->sid, "%s", sid);
+    snprintf(r->client_id, sizeof r->client_id, "%s", client);
+    snprintf(r->user_id, sizeof r->user_id, "%s", user);
+    snprintf(r->scope, sizeof r->scope, "openid orders:read");
+    snprintf(r->audience, sizeof r->audience, "https://api.example.com");
+    r->created_at = 1000;
+    r->expires_at = 1000 + 86400;
+}
+
+static void assert_refresh_equal(const tks_refresh *a, const tks_refresh *b)
+{
+    assert_memory_equal(a->hash, b->hash, sizeof a->hash);
+    assert_memory_equal(a->parent, b->parent, sizeof a->parent);
+    assert_string_equal(a->sid, b->sid);
+    assert_string_equal(a->client_id, b->client_id);
+    assert_string_equal(a->user_id, b->user_id);
+    assert_string_equal(a->scope, b->scope);
+    assert_string_equal(a->audience, b->audience);
+    assert_int_equal(a->created_at, b->created_at);
+    assert_int_equal(a->expires_at, b->expires_at);
+    assert_int_equal(a->used_at, b->used_at);
+}
+
+static void test_refresh_tokens(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    static const unsigned char zero[32];
+
+    /* A family: the first token, then its rotation. */
+    tks_refresh r1, r2, got;
+    make_refresh(&r1, 1, -1, "sid-1", "app", "alice");
+    assert_int_equal(tks_refresh_insert(s, &r1), TKS_OK);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_refresh_get(s, r1.hash, &got), TKS_OK);
+    assert_refresh_equal(&got, &r1);
+    assert_memory_equal(got.parent, zero, sizeof zero);
+
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_refresh_use(s, r1.hash, 2000, &got), TKS_OK);
+    r1.used_at = 2000;
+    assert_refresh_equal(&got, &r1);
+    make_refresh(&r2, 2, 1, "sid-1", "app", "alice");
+    r2.created_at = 2000;
+    assert_int_equal(tks_refresh_insert(s, &r2), TKS_OK);
+    assert_int_equal(tks_refresh_get(s, r2.hash, &got), TKS_OK);
+    assert_refresh_equal(&got, &r2);
+    assert_memory_equal(got.parent, r1.hash, 32);
+    /* get does not use it. */
+    assert_int_equal(got.used_at, 0);
+    assert_int_equal(tks_refresh_get(s, r2.hash, &got), TKS_OK);
+    assert_int_equal(got.used_at, 0);
+
+    /* Reuse of the rotated one: EXISTS, with the row (its sid names the
+     * family to revoke) and the first used_at. */
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_refresh_use(s, r1.hash, 3000, &got), TKS_EXISTS);
+    assert_refresh_equal(&got, &r1);
+    assert_string_equal(got.sid, "sid-1");
+    assert_int_equal(tks_refresh_get(s, r1.hash, &got), TKS_OK);
+    assert_int_equal(got.used_at, 2000);
+
+    /* Unknown: NOT_FOUND, out zeroed. */
+    unsigned char other[32];
+    fill_hash(other, 99);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_refresh_use(s, other, 1, &got), TKS_NOT_FOUND);
+    assert_int_equal(got.sid[0], 0);
+    assert_int_equal(got.hash[0], 0);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_refresh_get(s, other, &got), TKS_NOT_FOUND);
+    assert_int_equal(got.sid[0], 0);
+
+    /* No expiry check in use; now must be positive. */
+    assert_int_equal(tks_refresh_use(s, r2.hash, 0, &got), TKS_ERR);
+    assert_int_equal(tks_refresh_get(s, r2.hash, &got), TKS_OK);
+    assert_int_equal(got.used_at, 0);
+    assert_int_equal(tks_refresh_use(s, r2.hash, INT64_MAX, &got), TKS_OK);
+    assert_int_equal(got.used_at, INT64_MAX);
+
+    /* Duplicate hash; unknown client or user. */
+    assert_int_equal(tks_refresh_insert(s, &r1), TKS_EXISTS);
+    tks_refresh bad;
+    make_refresh(&bad, 10, -1, "sid-1", "nobody", "alice");
+    assert_int_equal(tks_refresh_insert(s, &bad), TKS_NOT_FOUND);
+    make_refresh(&bad, 11, -1, "sid-1", "app", "nobody");
+    assert_int_equal(tks_refresh_insert(s, &bad), TKS_NOT_FOUND);
+    assert_int_equal(tks_refresh_get(s, bad.hash, &got), TKS_NOT_FOUND);
+
+    /* Purge: expires_at < now. */
+    tks_refresh p1, p2;
+    make_refresh(&p1, 20, -1, "sid-2", "app", "bob");
+    p1.expires_at = 5000;
+    make_refresh(&p2, 21, -1, "sid-2", "app", "bob");
+    p2.expires_at = 5001;
+    assert_int_equal(tks_refresh_insert(s, &p1), TKS_OK);
+    assert_int_equal(tks_refresh_insert(s, &p2), TKS_OK);
+    assert_int_equal(tks_refresh_purge(s, 5001), TKS_OK);
+    assert_int_equal(tks_refresh_get(s, p1.hash, &got), TKS_NOT_FOUND);
+    assert_int_equal(tks_refresh_get(s, p2.hash, &got), TKS_OK);
+    assert_int_equal(tks_refresh_get(s, r1.hash, &got), TKS_OK); /* expires 87400 */
+    assert_int_equal(tks_refresh_purge(s, INT64_MAX), TKS_OK);
+    assert_int_equal(tks_refresh_get(s, r1.hash, &got), TKS_NOT_FOUND);
+    assert_int_equal(tks_refresh_get(s, p2.hash, &got), TKS_NOT_FOUND);
+    assert_int_equal(tks_refresh_purge(NULL, 1), TKS_ERR);
+
+    /* Limits. */
+    tks_refresh big;
+    make_refresh(&big, 30, 29, "x", "app", "alice");
+    memset(big.sid, 's', TKS_SID_MAX);
+    big.sid[TKS_SID_MAX] = '\0';
+    memset(big.scope, 'o', TKS_LIST_MAX);
+    big.scope[TKS_LIST_MAX] = '\0';
+    memset(big.audience, 'a', sizeof big.audience - 1);
+    big.audience[sizeof big.audience - 1] = '\0';
+    assert_int_equal(tks_refresh_insert(s, &big), TKS_OK);
+    assert_int_equal(tks_refresh_get(s, big.hash, &got), TKS_OK);
+    assert_refresh_equal(&got, &big);
+    struct {
+        size_t off, len;
+        const char *msg;
+    } fields[] = {
+        {offsetof(tks_refresh, sid), sizeof big.sid, "sid"},
+        {offsetof(tks_refresh, client_id), sizeof big.client_id, "client id"},
+        {offsetof(tks_refresh, user_id), sizeof big.user_id, "user id"},
+        {offsetof(tks_refresh, scope), sizeof big.scope, "scope"},
+        {offsetof(tks_refresh, audience), sizeof big.audience, "audience"},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        make_refresh(&bad, 40 + (int)i, -1, "sid-1", "app", "alice");
+        memset((char *)&bad + fields[i].off, 'z', fields[i].len);
+        assert_int_equal(tks_refresh_insert(s, &bad), TKS_ERR);
+        assert_non_null(strstr(tks_errmsg(s), fields[i].msg));
+        assert_int_equal(tks_refresh_get(s, bad.hash, &got), TKS_NOT_FOUND);
+    }
+    make_refresh(&bad, 50, -1, "", "app", "alice");
+    assert_int_equal(tks_refresh_insert(s, &bad), TKS_ERR);
+    make_refresh(&bad, 51, -1, "sid", "", "alice");
+    assert_int_equal(tks_refresh_insert(s, &bad), TKS_ERR);
+    make_refresh(&bad, 52, -1, "sid", "app", "");
+    assert_int_equal(tks_refresh_insert(s, &bad), TKS_ERR);
+
+    /* NULL arguments. */
+    assert_int_equal(tks_refresh_insert(s, NULL), TKS_ERR);
+    assert_int_equal(tks_refresh_insert(NULL, &r1), TKS_ERR);
+    assert_int_equal(tks_refresh_use(s, NULL, 1, &got), TKS_ERR);
+    assert_int_equal(tks_refresh_use(s, r1.hash, 1, NULL), TKS_ERR);
+    assert_int_equal(tks_refresh_use(NULL, r1.hash, 1, &got), TKS_ERR);
+    assert_int_equal(tks_refresh_get(s, NULL, &got), TKS_ERR);
+    assert_int_equal(tks_refresh_get(s, r1.hash, NULL), TKS_ERR);
+    assert_int_equal(tks_refresh_get(NULL, r1.hash, &got), TKS_ERR);
+}
+
+/* Deleting a user deletes their sessions, codes and refresh tokens;
+ * deleting a client deletes its codes and refresh tokens (sessions belong
+ * to users, not clients). Nobody else's rows go. */
+static void test_cascades(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    tks_session sa, sb;
+    make_session(&sa, 1, "sid-a", "alice");
+    make_session(&sb, 2, "sid-b", "bob");
+    assert_int_equal(tks_session_insert(s, &sa), TKS_OK);
+    assert_int_equal(tks_session_insert(s, &sb), TKS_OK);
+    /* Codes and tokens of each user with each client. */
+    const char *users[] = {"alice", "bob"};
+    const char *clients[] = {"app", "other-app"};
+    for (int u = 0; u < 2; u++) {
+        for (int c = 0; c < 2; c++) {
+            tks_code code;
+            make_code(&code, 10 + u * 2 + c, clients[c], users[u], u ? "sid-b" : "sid-a");
+            assert_int_equal(tks_code_insert(s, &code), TKS_OK);
+            tks_refresh rt;
+            make_refresh(&rt, 20 + u * 2 + c, -1, u ? "sid-b" : "sid-a", clients[c], users[u]);
+            assert_int_equal(tks_refresh_insert(s, &rt), TKS_OK);
+        }
+    }
+    unsigned char h[32];
+    tks_code cg;
+    tks_refresh rg;
+    tks_session sg;
+
+    assert_int_equal(tks_user_delete(s, "alice"), TKS_OK);
+    assert_int_equal(tks_session_get(s, sa.id_hash, &sg), TKS_NOT_FOUND);
+    assert_int_equal(tks_session_end(s, "sid-a", 5), TKS_NOT_FOUND);
+    assert_int_equal(tks_session_get(s, sb.id_hash, &sg), TKS_OK);
+    for (int c = 0; c < 2; c++) {
+        fill_hash(h, 20 + c); /* alice's tokens */
+        assert_int_equal(tks_refresh_get(s, h, &rg), TKS_NOT_FOUND);
+        fill_hash(h, 22 + c); /* bob's */
+        assert_int_equal(tks_refresh_get(s, h, &rg), TKS_OK);
+    }
+
+    assert_int_equal(tks_client_delete(s, "other-app"), TKS_OK);
+    fill_hash(h, 23); /* bob's token for other-app */
+    assert_int_equal(tks_refresh_get(s, h, &rg), TKS_NOT_FOUND);
+    fill_hash(h, 22); /* bob's token for app */
+    assert_int_equal(tks_refresh_get(s, h, &rg), TKS_OK);
+    assert_int_equal(tks_session_get(s, sb.id_hash, &sg), TKS_OK);
+
+    /* Codes, checked last (redeeming marks them): only bob's for app is left. */
+    for (int i = 0; i < 4; i++) {
+        fill_hash(h, 10 + i);
+        assert_int_equal(tks_code_redeem(s, h, 9, &cg), i == 2 ? TKS_OK : TKS_NOT_FOUND);
+        if (i == 2) {
+            assert_string_equal(cg.client_id, "app");
+            assert_string_equal(cg.user_id, "bob");
+        }
+    }
+}
+
+/* Exactly one of several concurrent redeems / uses of a code or refresh
+ * token gets TKS_OK; the others get TKS_EXISTS with the winner's used_at.
+ * In memory: threads on one store (one connection, its mutex). On a file:
+ * two connections, two threads on each (SQLite's write lock between the
+ * connections, the mutex within each). */
+#define RACE_THREADS 4
+#define RACE_ROWS 300
+
+struct racer {
+    tks_store *s;
+    pthread_barrier_t *barrier;
+    int64_t now;
+    tks_result code_r[RACE_ROWS];
+    int64_t code_used[RACE_ROWS];
+    int code_bad_row;
+    tks_result ref_r[RACE_ROWS];
+    int64_t ref_used[RACE_ROWS];
+    int ref_bad_row;
+    char first_error[320];
+};
+
+static void *race(void *p)
+{
+    struct racer *w = p;
+    for (int i = 0; i < RACE_ROWS; i++) {
+        /* All threads start on each row together, so every row is raced
+         * (without this, one connection runs ahead while the other backs
+         * off in SQLite's busy handler, and only loses). */
+        pthread_barrier_wait(w->barrier);
+        unsigned char h[32];
+        tks_code c;
+        fill_hash(h, 1000 + i);
+        w->code_r[i] = tks_code_redeem(w->s, h, w->now, &c);
+        w->code_used[i] = c.used_at;
+        if ((w->code_r[i] == TKS_OK || w->code_r[i] == TKS_EXISTS) &&
+            (memcmp(c.hash, h, 32) != 0 || strcmp(c.user_id, "alice") != 0)) {
+            w->code_bad_row = 1;
+        }
+        if (w->code_r[i] != TKS_OK && w->code_r[i] != TKS_EXISTS && w->first_error[0] == '\0') {
+            snprintf(w->first_error, sizeof w->first_error, "code %d: %d %s", i, (int)w->code_r[i], tks_errmsg(w->s));
+        }
+        pthread_barrier_wait(w->barrier);
+        tks_refresh r;
+        fill_hash(h, 5000 + i);
+        w->ref_r[i] = tks_refresh_use(w->s, h, w->now, &r);
+        w->ref_used[i] = r.used_at;
+        if ((w->ref_r[i] == TKS_OK || w->ref_r[i] == TKS_EXISTS) &&
+            (memcmp(r.hash, h, 32) != 0 || strcmp(r.sid, "sid-race") != 0)) {
+            w->ref_bad_row = 1;
+        }
+        if (w->ref_r[i] != TKS_OK && w->ref_r[i] != TKS_EXISTS && w->first_error[0] == '\0') {
+            snprintf(w->first_error, sizeof w->first_error, "refresh %d: %d %s", i, (int)w->ref_r[i], tks_errmsg(w->s));
+        }
+    }
+    return NULL;
+}
+
+static void check_race(struct racer *w, int which)
+{
+    for (int i = 0; i < RACE_ROWS; i++) {
+        int winners = 0;
+        int64_t winner_now = 0;
+        for (int t = 0; t < RACE_THREADS; t++) {
+            tks_result r = which ? w[t].ref_r[i] : w[t].code_r[i];
+            if (r == TKS_OK) {
+                winners++;
+                winner_now = w[t].now;
+            } else if (r != TKS_EXISTS) {
+                fail_msg("%s %d, thread %d: %d (%s)", which ? "refresh" : "code", i, t, (int)r, w[t].first_error);
+            }
+        }
+        if (winners != 1) {
+            fail_msg("%s %d: %d winners", which ? "refresh" : "code", i, winners);
+        }
+        /* Everyone, winner and losers, sees the winner's used_at. */
+        for (int t = 0; t < RACE_THREADS; t++) {
+            assert_int_equal(which ? w[t].ref_used[i] : w[t].code_used[i], winner_now);
+        }
+    }
+}
+
+static void test_single_use_race(void **state)
+{
+    struct fixture *f = *state;
+    signin_base(f->s);
+    for (int i = 0; i < RACE_ROWS; i++) {
+        tks_code c;
+        make_code(&c, 1000 + i, "app", "alice", "sid-race");
+        assert_int_equal(tks_code_insert(f->s, &c), TKS_OK);
+        tks_refresh r;
+        make_refresh(&r, 5000 + i, -1, "sid-race", "app", "alice");
+        assert_int_equal(tks_refresh_insert(f->s, &r), TKS_OK);
+    }
+    tks_store *second = f->s;
+    if (f->on_file) {
+        char err[256];
+        assert_int_equal(tks_open(f->url, &second, err, sizeof err), TKS_OK);
+    }
+    pthread_barrier_t barrier;
+    assert_int_equal(pthread_barrier_init(&barrier, NULL, RACE_THREADS), 0);
+    struct racer *w = calloc(RACE_THREADS, sizeof *w);
+    assert_non_null(w);
+    pthread_t t[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++) {
+        w[i].s = i % 2 ? second : f->s;
+        w[i].barrier = &barrier;
+        w[i].now = 100 + i; /* tells whose used_at a row holds */
+        assert_int_equal(pthread_create(&t[i], NULL, race, &w[i]), 0);
+    }
+    for (int i = 0; i < RACE_THREADS; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    }
+    pthread_barrier_destroy(&barrier);
+    if (second != f->s) {
+        tks_close(second);
+    }
+    for (int i = 0; i < RACE_THREADS; i++) {
+        assert_false(w[i].code_bad_row);
+        assert_false(w[i].ref_bad_row);
+    }
+    check_race(w, 0);
+    check_race(w, 1);
+    /* The race was real: both connections (on a file; threads 0 and 2 use
+     * the first, 1 and 3 the second) won some rows. */
+    int won_by[RACE_THREADS] = {0};
+    for (int i = 0; i < RACE_ROWS; i++) {
+        for (int k = 0; k < RACE_THREADS; k++) {
+            won_by[k] += (w[k].code_r[i] == TKS_OK) + (w[k].ref_r[i] == TKS_OK);
+        }
+    }
+    print_message("rows won per thread: %d %d %d %d\n", won_by[0], won_by[1], won_by[2], won_by[3]);
+    assert_true(won_by[0] + won_by[2] > 0);
+    assert_true(won_by[1] + won_by[3] > 0);
+    free(w);
+}
+
 /* ---- error messages are per thread --------------------------------------- */
 
 struct errmsg_arg {
@@ -1134,7 +2078,7 @@ static void test_file_mode_wal_reopen(void **state)
     tks_close(f->s);
     f->s = NULL;
     assert_int_equal(tks_open(f->url, &f->s, err, sizeof err), TKS_OK);
-    assert_int_equal(tks_schema_version(f->s), 1);
+    assert_int_equal(tks_schema_version(f->s), 2);
     tks_client got;
     assert_int_equal(tks_client_get(f->s, "persisted", &got), TKS_OK);
     assert_client_equal(&got, &c);
@@ -1204,7 +2148,7 @@ static void test_newer_schema_refused(void **state)
     tks_store *s = NULL;
     assert_int_equal(tks_open(f->url, &s, err, sizeof err), TKS_ERR);
     assert_null(s);
-    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 1");
+    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 2");
 
     /* Nothing was created in it on the way. */
     db = raw_open(f->path);
@@ -1260,8 +2204,10 @@ static void test_overlong_stored_values(void **state)
     assert_int_equal(tks_client_insert(f->s, &c), TKS_OK);
 
     sqlite3 *db = raw_open(f->path);
-    raw_exec(db, "INSERT INTO clients VALUES ('long-name', printf('%.200c', 'n'), zeroblob(32), '', '', 1, 0, 0)");
-    raw_exec(db, "INSERT INTO clients VALUES ('nul-name', CAST(X'410042' AS TEXT), zeroblob(32), '', '', 1, 0, 0)");
+    raw_exec(db, "INSERT INTO clients (" CLIENT1_COLS ")"
+                 " VALUES ('long-name', printf('%.200c', 'n'), zeroblob(32), '', '', 1, 0, 0)");
+    raw_exec(db, "INSERT INTO clients (" CLIENT1_COLS ")"
+                 " VALUES ('nul-name', CAST(X'410042' AS TEXT), zeroblob(32), '', '', 1, 0, 0)");
     raw_exec(db, "INSERT INTO revocations (kind, value, reason, revoked_at, until)"
                  " VALUES (1, printf('%.300c', 'v'), 'admin', 0, 9999)");
     raw_exec(db, "INSERT INTO signing_keys (kid, alg, state, created_at, sealed)"
@@ -1296,6 +2242,70 @@ static void test_overlong_stored_values(void **state)
     free(aw);
 }
 
+/* The same for the schema-2 tables. A redeem or use whose row cannot be
+ * read back leaves the row unused (nothing is committed). */
+static void test_overlong_stored_values_2(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    assert_int_equal(tks_open(f->url, &f->s, err, sizeof err), TKS_OK);
+    signin_base(f->s);
+    sqlite3 *db = raw_open(f->path);
+    raw_exec(db, "INSERT INTO clients (" CLIENT1_COLS ", grant_types)"
+                 " VALUES ('long-grants', 'n', zeroblob(32), '', '', 1, 0, 0, printf('%.128c', 'g'))");
+    raw_exec(db, "INSERT INTO clients (" CLIENT1_COLS ", redirect_uris)"
+                 " VALUES ('long-uris', 'n', zeroblob(32), '', '', 1, 0, 0, printf('%.2049c', 'u'))");
+    raw_exec(db, "INSERT INTO users (id, pwhash) VALUES ('long-hash', printf('%.256c', 'h'))");
+    raw_exec(db, "INSERT INTO sessions (id_hash, sid, user_id, created_at, last_seen)"
+                 " VALUES (zeroblob(32), printf('%.65c', 's'), 'alice', 1, 1)");
+    raw_exec(db, "INSERT INTO codes (hash, client_id, user_id, sid, redirect_uri, challenge, scope, audience,"
+                 " created_at, expires_at)"
+                 " VALUES (zeroblob(32), 'app', 'alice', 's', '', '', '', printf('%.129c', 'a'), 1, 2)");
+    raw_exec(db, "INSERT INTO refresh_tokens (hash, parent, sid, client_id, user_id, scope, created_at, expires_at)"
+                 " VALUES (zeroblob(32), zeroblob(32), 's', 'app', 'alice', printf('%.2049c', 'o'), 1, 2)");
+    raw_exec(db, "INSERT INTO codes (hash, client_id, user_id, sid, redirect_uri, challenge, scope, audience,"
+                 " created_at, expires_at)"
+                 " VALUES (X'"
+                 "0101010101010101010101010101010101010101010101010101010101010101"
+                 "', 'app', 'alice', 's', CAST(X'410042' AS TEXT), '', '', '', 1, 2)");
+    static const unsigned char zero[32];
+    unsigned char ones[32];
+    memset(ones, 1, sizeof ones);
+
+    tks_client c;
+    assert_int_equal(tks_client_get(f->s, "long-grants", &c), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(f->s), "clients.grant_types"));
+    assert_int_equal(tks_client_get(f->s, "long-uris", &c), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(f->s), "clients.redirect_uris"));
+    tks_user u;
+    memset(&u, 0x55, sizeof u);
+    assert_int_equal(tks_user_get(f->s, "long-hash", &u), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(f->s), "users.pwhash"));
+    assert_int_equal(u.id[0], 0);
+    struct user_walk uw = {.s = f->s};
+    assert_int_equal(tks_user_list(f->s, walk_user, &uw), TKS_ERR);
+    tks_session se;
+    assert_int_equal(tks_session_get(f->s, zero, &se), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(f->s), "sessions.sid"));
+    assert_int_equal(se.user_id[0], 0);
+
+    tks_code code;
+    memset(&code, 0x55, sizeof code);
+    assert_int_equal(tks_code_redeem(f->s, zero, 9, &code), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(f->s), "codes.audience"));
+    assert_int_equal(code.client_id[0], 0);
+    assert_int_equal(code.used_at, 0);
+    assert_int_equal(tks_code_redeem(f->s, ones, 9, &code), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(f->s), "NUL"));
+    tks_refresh rt;
+    assert_int_equal(tks_refresh_use(f->s, zero, 9, &rt), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(f->s), "refresh_tokens.scope"));
+    assert_int_equal(tks_refresh_get(f->s, zero, &rt), TKS_ERR);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM codes WHERE used_at <> 0"), 0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM refresh_tokens WHERE used_at <> 0"), 0);
+    sqlite3_close(db);
+}
+
 /* The schema enforces what it can, and foreign keys are on: deleting a
  * client deletes its refresh tokens. */
 static void test_schema_constraints(void **state)
@@ -1309,12 +2319,35 @@ static void test_schema_constraints(void **state)
 
     sqlite3 *db = raw_open(f->path);
     raw_exec(db, "PRAGMA foreign_keys = ON");
-    raw_exec(db, "INSERT INTO refresh_tokens (hash, sid, client_id, sub, created_at, expires_at)"
-                 " VALUES (X'00', 'sid', 'fk-client', 'alice', 1, 2)");
+    raw_exec(db, "INSERT INTO users (id, pwhash) VALUES ('alice', 'h')");
+    raw_exec(db, "INSERT INTO refresh_tokens (hash, parent, sid, client_id, user_id, created_at, expires_at)"
+                 " VALUES (zeroblob(32), zeroblob(32), 'sid', 'fk-client', 'alice', 1, 2)");
     assert_int_not_equal(sqlite3_exec(db,
-                                      "INSERT INTO clients VALUES ('short-hash', 'n', zeroblob(31), '', '', 1, 0, 0)",
+                                      "INSERT INTO clients (" CLIENT1_COLS ")"
+                                      " VALUES ('short-hash', 'n', zeroblob(31), '', '', 1, 0, 0)",
                                       NULL, NULL, NULL),
                          SQLITE_OK);
+    /* Hashes are 32 bytes; flags are 0 or 1; a user or client must exist. */
+    const char *refused[] = {
+        "INSERT INTO sessions (id_hash, sid, user_id, created_at, last_seen) VALUES (zeroblob(31), 's', 'alice', 1, 1)",
+        "INSERT INTO sessions (id_hash, sid, user_id, created_at, last_seen) VALUES ('text', 's', 'alice', 1, 1)",
+        "INSERT INTO sessions (id_hash, sid, user_id, created_at, last_seen) VALUES (zeroblob(32), 's', 'bob', 1, 1)",
+        "INSERT INTO codes (hash, client_id, user_id, sid, redirect_uri, challenge, scope, audience, created_at,"
+        " expires_at) VALUES (zeroblob(33), 'fk-client', 'alice', 's', '', '', '', '', 1, 2)",
+        "INSERT INTO codes (hash, client_id, user_id, sid, redirect_uri, challenge, scope, audience, created_at,"
+        " expires_at) VALUES (zeroblob(32), 'nobody', 'alice', 's', '', '', '', '', 1, 2)",
+        "INSERT INTO refresh_tokens (hash, parent, sid, client_id, user_id, created_at, expires_at)"
+        " VALUES (zeroblob(32), zeroblob(31), 'sid', 'fk-client', 'alice', 1, 2)",
+        "INSERT INTO refresh_tokens (hash, parent, sid, client_id, user_id, created_at, expires_at)"
+        " VALUES (randomblob(32), zeroblob(32), 'sid', 'fk-client', 'bob', 1, 2)",
+        "INSERT INTO users (id, pwhash, disabled) VALUES ('carol', 'h', 2)",
+        "UPDATE clients SET is_public = 2",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        if (sqlite3_exec(db, refused[i], NULL, NULL, NULL) == SQLITE_OK) {
+            fail_msg("accepted: %s", refused[i]);
+        }
+    }
     assert_int_not_equal(
         sqlite3_exec(db, "INSERT INTO revocations (kind, value, reason, revoked_at, until) VALUES (7, 'v', '', 0, 1)",
                      NULL, NULL, NULL),
@@ -1331,6 +2364,277 @@ static void test_schema_constraints(void **state)
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     sqlite3_finalize(st);
     sqlite3_close(db);
+}
+
+/* ---- schema 1 -> 2 ------------------------------------------------------- */
+
+/* Schema 1 exactly as tokend 0.x shipped it (MIGRATIONS[0] of src/store/
+ * sqlite.c at the time), frozen here: the test below checks that the
+ * shipped migration still creates exactly this, so a store "as an older
+ * tokend left it" is what the migration test starts from. */
+static const char SCHEMA_1[] =
+    "CREATE TABLE clients ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  secret_hash BLOB(32) NOT NULL CHECK (typeof(secret_hash) = 'blob' AND length(secret_hash) = 32),"
+    "  scopes TEXT NOT NULL,"
+    "  audiences TEXT NOT NULL,"
+    "  ttl INTEGER NOT NULL,"
+    "  disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE signing_keys ("
+    "  kid TEXT PRIMARY KEY NOT NULL,"
+    "  alg TEXT NOT NULL,"
+    "  state INTEGER NOT NULL CHECK (state IN (0, 1, 2)),"
+    "  created_at INTEGER NOT NULL,"
+    "  activated_at INTEGER NOT NULL DEFAULT 0,"
+    "  retired_at INTEGER NOT NULL DEFAULT 0,"
+    "  verify_until INTEGER NOT NULL DEFAULT 0,"
+    "  public_jwk TEXT,"
+    "  sealed BLOB NOT NULL"
+    ");"
+    "CREATE TABLE revocations ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  kind INTEGER NOT NULL CHECK (kind IN (1, 2)),"
+    "  value TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  revoked_at INTEGER NOT NULL,"
+    "  until INTEGER NOT NULL,"
+    "  UNIQUE (kind, value)"
+    ");"
+    "CREATE INDEX revocations_until ON revocations (until);"
+    "CREATE TABLE refresh_tokens ("
+    "  hash BLOB PRIMARY KEY NOT NULL,"
+    "  sid TEXT NOT NULL,"
+    "  client_id TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,"
+    "  sub TEXT,"
+    "  parent BLOB,"
+    "  created_at INTEGER NOT NULL,"
+    "  used_at INTEGER NOT NULL DEFAULT 0,"
+    "  expires_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX refresh_tokens_sid ON refresh_tokens (sid);"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  client_id TEXT,"
+    "  ip TEXT,"
+    "  detail TEXT"
+    ");"
+    "CREATE TABLE meta ("
+    "  key TEXT PRIMARY KEY NOT NULL,"
+    "  value INTEGER NOT NULL"
+    ");"
+    "INSERT INTO meta (key, value) VALUES ('key_generation', 0);"
+    "PRAGMA user_version = 1;";
+
+static uint64_t hook_ids = (uint64_t)1 << 62; /* far from tks_open's store ids */
+
+/* Opens PATH migrated no further than `target` (tksi_sqlite_open_at). */
+static tks_store *open_at(const char *path, int target, char *err, size_t err_cap)
+{
+    tks_store *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    s->id = hook_ids++;
+    if (tksi_sqlite_open_at(s, path, target, err, err_cap) != TKS_OK) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The schema of a file as text: one line per object, in name order. */
+static char *schema_dump(const char *path)
+{
+    sqlite3 *db = raw_open(path);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT type || '|' || name || '|' || tbl_name || '|' || coalesce(sql, '')"
+                                        " FROM sqlite_schema ORDER BY name",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    size_t cap = 65536, len = 0;
+    char *out = calloc(1, cap);
+    assert_non_null(out);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *line = (const char *)sqlite3_column_text(st, 0);
+        int n = snprintf(out + len, cap - len, "%s\n", line);
+        assert_true(n > 0 && (size_t)n < cap - len);
+        len += (size_t)n;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+/* What a schema-1 store holds, written with schema-1 columns only. */
+static void fill_schema_1(const char *path)
+{
+    sqlite3 *db = raw_open(path);
+    raw_exec(db, "PRAGMA foreign_keys = ON");
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+    raw_exec(
+        db, "INSERT INTO clients (" CLIENT1_COLS ")"
+            " VALUES ('orders', 'Orders', zeroblob(32), 'orders:read', 'https://api.example.com', 900, 0, 1700000000)");
+    raw_exec(db, "INSERT INTO clients (" CLIENT1_COLS ")"
+                 " VALUES ('billing', 'Billing', randomblob(32), '', '', 60, 1, 1700000001)");
+    raw_exec(db, "INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, public_jwk, sealed)"
+                 " VALUES ('kid-1', 'ES256', 1, 10, 11, '{\"kty\":\"EC\"}', X'00010203')");
+    raw_exec(db, "UPDATE meta SET value = 5 WHERE key = 'key_generation'");
+    raw_exec(db, "INSERT INTO revocations (kind, value, reason, revoked_at, until)"
+                 " VALUES (2, 'sid-old', 'logout', 100, 4000000000)");
+    raw_exec(db,
+             "INSERT INTO audit (at, kind, client_id, ip, detail) VALUES (7, 'client_created', 'orders', NULL, 'x')");
+    /* A refresh token: schema 1 never wrote one, and its sub names no user
+     * of the schema-2 users table (which the migration creates empty). */
+    raw_exec(db, "INSERT INTO refresh_tokens (hash, sid, client_id, sub, parent, created_at, expires_at)"
+                 " VALUES (zeroblob(32), 'sid-r', 'orders', 'alice', NULL, 1, 4000000000)");
+    sqlite3_close(db);
+}
+
+/* Opens a filled schema-1 store with tks_open and checks that it migrated
+ * in place with everything in it. */
+static void check_migrated(const char *url, const char *path)
+{
+    char err[256];
+    tks_store *s = NULL;
+    assert_int_equal(tks_open(url, &s, err, sizeof err), TKS_OK);
+    assert_int_equal(tks_schema_version(s), 2);
+
+    /* Clients: their fields, and the defaults of the new columns. */
+    tks_client c;
+    assert_int_equal(tks_client_get(s, "orders", &c), TKS_OK);
+    assert_string_equal(c.name, "Orders");
+    assert_string_equal(c.scopes, "orders:read");
+    assert_string_equal(c.audiences, "https://api.example.com");
+    assert_int_equal(c.ttl, 900);
+    assert_int_equal(c.disabled, 0);
+    assert_int_equal(c.created_at, 1700000000);
+    static const unsigned char zero[32];
+    assert_memory_equal(c.secret_hash, zero, 32);
+    assert_string_equal(c.redirect_uris, "");
+    assert_int_equal(c.is_public, 0);
+    assert_string_equal(c.grant_types, "client_credentials");
+    assert_int_equal(tks_client_get(s, "billing", &c), TKS_OK);
+    assert_int_equal(c.disabled, 1);
+    assert_int_equal(c.ttl, 60);
+    assert_string_equal(c.grant_types, "client_credentials");
+    struct client_walk w = {.s = s};
+    assert_int_equal(tks_client_list(s, walk_client, &w), TKS_OK);
+    assert_int_equal(w.n, 2);
+    assert_false(w.reentry_failed);
+
+    /* Keys, key generation, revocations, audit: untouched. */
+    assert_int_equal(generation(s), 5);
+    struct key_walk *kw = calloc(1, sizeof *kw);
+    assert_non_null(kw);
+    assert_int_equal(tks_key_list(s, walk_key, kw), TKS_OK);
+    assert_int_equal(kw->n, 1);
+    assert_string_equal(kw->kids[0], "kid-1");
+    assert_int_equal(kw->sealed_len[0], 4);
+    assert_string_equal(kw->jwk[0], "{\"kty\":\"EC\"}");
+    free(kw);
+    struct rev_walk *rw = since(s, 0, 0);
+    assert_int_equal(rw->n, 1);
+    assert_string_equal(rw->r[0].value, "sid-old");
+    free(rw);
+    struct audit_walk *aw = audit_list(s, 10, 0);
+    assert_int_equal(aw->n, 1);
+    assert_string_equal(aw->kind[0], "client_created");
+    free(aw);
+
+    /* The schema-1 refresh token had no user to belong to: not carried. */
+    tks_refresh rt;
+    assert_int_equal(tks_refresh_get(s, zero, &rt), TKS_NOT_FOUND);
+
+    /* The new tables work, with the migrated clients. */
+    tks_user u;
+    make_user(&u, "alice");
+    assert_int_equal(tks_user_insert(s, &u), TKS_OK);
+    tks_session se;
+    make_session(&se, 1, "sid-1", "alice");
+    assert_int_equal(tks_session_insert(s, &se), TKS_OK);
+    tks_code code, cg;
+    make_code(&code, 2, "orders", "alice", "sid-1");
+    assert_int_equal(tks_code_insert(s, &code), TKS_OK);
+    assert_int_equal(tks_code_redeem(s, code.hash, 5, &cg), TKS_OK);
+    make_refresh(&rt, 3, -1, "sid-1", "orders", "alice");
+    assert_int_equal(tks_refresh_insert(s, &rt), TKS_OK);
+    tks_refresh rg;
+    assert_int_equal(tks_refresh_use(s, rt.hash, 5, &rg), TKS_OK);
+    assert_int_equal(tks_client_delete(s, "orders"), TKS_OK);
+    assert_int_equal(tks_refresh_get(s, rt.hash, &rg), TKS_NOT_FOUND);
+    tks_close(s);
+
+    /* Consistent, and reopening migrates nothing again. */
+    sqlite3 *db = raw_open(path);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"), 0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'refresh_tokens_v1'"), 0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'refresh_tokens_sid'"), 1);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
+    sqlite3_close(db);
+    assert_int_equal(tks_open(url, &s, err, sizeof err), TKS_OK);
+    assert_int_equal(tks_schema_version(s), 2);
+    assert_int_equal(tks_client_get(s, "billing", &c), TKS_OK);
+    assert_int_equal(tks_user_get(s, "alice", &u), TKS_OK);
+    tks_close(s);
+}
+
+static void test_migration_1_to_2(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+
+    /* A schema-1 store made by the shipped migration itself ... */
+    tks_store *s1 = open_at(f->path, 1, err, sizeof err);
+    if (s1 == NULL) {
+        fail_msg("open_at 1: %s", err);
+    }
+    assert_int_equal(tks_schema_version(s1), 1);
+    tks_close(s1);
+    /* ... is schema 1 as it shipped. */
+    char frozen[200], frozen_url[220];
+    snprintf(frozen, sizeof frozen, "%s/frozen.db", f->dir);
+    snprintf(frozen_url, sizeof frozen_url, "sqlite://%s", frozen);
+    sqlite3 *db = raw_open(frozen);
+    raw_exec(db, SCHEMA_1);
+    sqlite3_close(db);
+    char *a = schema_dump(f->path), *b = schema_dump(frozen);
+    assert_string_equal(a, b);
+    assert_non_null(strstr(a, "table|refresh_tokens|refresh_tokens|CREATE TABLE refresh_tokens (  hash BLOB"));
+    assert_null(strstr(a, "users"));
+    free(a);
+    free(b);
+
+    /* Both migrate in place, keeping their data. */
+    fill_schema_1(f->path);
+    check_migrated(f->url, f->path);
+    fill_schema_1(frozen);
+    check_migrated(frozen_url, frozen);
+    assert_int_equal(file_mode(f->path), 0600);
+}
+
+/* The test hook itself: a store past the target, or a target that is no
+ * schema, is refused. */
+static void test_open_at_refusals(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    assert_int_equal(tks_open(f->url, &f->s, err, sizeof err), TKS_OK);
+    tks_close(f->s);
+    f->s = NULL;
+    assert_null(open_at(f->path, 1, err, sizeof err));
+    assert_string_equal(err, "the store is at schema 2, past the 1 asked for");
+    assert_null(open_at(f->path, 0, err, sizeof err));
+    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 2)");
+    assert_null(open_at(f->path, 3, err, sizeof err));
+    tks_store *s2 = open_at(f->path, 2, err, sizeof err);
+    assert_non_null(s2);
+    assert_int_equal(tks_schema_version(s2), 2);
+    tks_close(s2);
 }
 
 /* ---- locking and concurrency ---------------------------------------------- */
@@ -1532,6 +2836,14 @@ int main(void)
         BOTH(test_revocation_limits),
         BOTH(test_audit),
         BOTH(test_errmsg_per_thread),
+        BOTH(test_client_signin_fields),
+        BOTH(test_users_crud),
+        BOTH(test_user_list),
+        BOTH(test_sessions),
+        BOTH(test_codes),
+        BOTH(test_refresh_tokens),
+        BOTH(test_cascades),
+        BOTH(test_single_use_race),
 #undef BOTH
         cmocka_unit_test_setup_teardown(test_file_mode_wal_reopen, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_existing_file_mode_kept, dir_setup, dir_teardown),
@@ -1539,7 +2851,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_open_failures, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_overlong_stored_values, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_overlong_stored_values_2, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_schema_constraints, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_migration_1_to_2, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_open_at_refusals, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_busy_waits, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_busy_gives_tks_busy, dir_setup, dir_teardown),
         cmocka_unit_test_prestate_setup_teardown(test_concurrent_shared_store, store_setup, store_teardown, &ONFILE),

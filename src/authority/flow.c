@@ -1,0 +1,502 @@
+/*
+ * flow.c — user sign-in for apps: the authorization endpoint's checks
+ * (RFC 6749 section 4.1, PKCE S256 only per RFC 7636 and RFC 9700),
+ * single-use authorization codes, and the authorization_code and
+ * refresh_token grants with refresh token rotation.
+ *
+ * Invariants:
+ *  - A redirect URI is used only when it equals one the client registered,
+ *    byte for byte; otherwise nothing redirects.
+ *  - Codes and refresh tokens are stored as SHA-256 only, and redeemed by an
+ *    atomic conditional update, so that exactly one of two concurrent uses
+ *    wins.
+ *  - A code presented twice revokes what was issued with it (RFC 6749
+ *    section 4.1.2). A refresh token presented after it was rotated revokes
+ *    its whole family (sid), unless the first use was within a 2-second
+ *    grace window: two requests racing from the same client are a retry,
+ *    not a theft, and the loser just gets invalid_grant.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "authority/internal.h"
+
+#define REFRESH_PREFIX "tokend_rt_"
+#define REUSE_GRACE 2 /* seconds */
+
+static void sha256(const void *p, size_t n, unsigned char out[32])
+{
+    unsigned int l = 0;
+    if (EVP_Digest(p, n, out, &l, EVP_sha256(), NULL) != 1) {
+        memset(out, 0xff, 32);
+    }
+}
+
+/* Is `want` (wl bytes) one of the space-separated items of `list`? */
+static int in_list(const char *list, const char *want, size_t wl)
+{
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ' ');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == wl && memcmp(p, want, wl) == 0) {
+            return 1;
+        }
+        if (!e) {
+            break;
+        }
+        p = e + 1;
+    }
+    return 0;
+}
+
+static size_t count_items(const char *list)
+{
+    size_t n = 0;
+    for (const char *p = list; *p;) {
+        n++;
+        const char *e = strchr(p, ' ');
+        if (!e) {
+            break;
+        }
+        p = e + 1;
+    }
+    return n;
+}
+
+/* Every item of `asked` is in `allowed`. */
+static int subset(const char *asked, const char *allowed, char *bad, size_t bad_cap)
+{
+    const char *p = asked;
+    while (*p) {
+        const char *e = strchr(p, ' ');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (!in_list(allowed, p, n)) {
+            snprintf(bad, bad_cap, "%.*s", (int)(n > 64 ? 64 : n), p);
+            return 0;
+        }
+        if (!e) {
+            break;
+        }
+        p = e + 1;
+    }
+    return 1;
+}
+
+static void first_item(const char *list, char *out, size_t cap)
+{
+    const char *sp = strchr(list, ' ');
+    size_t n = sp ? (size_t)(sp - list) : strlen(list);
+    snprintf(out, cap, "%.*s", (int)n, list);
+}
+
+const char *tka_authz_error(tka_authz_result r)
+{
+    switch (r) {
+    case TKA_AZ_INVALID_REQUEST:
+        return "invalid_request";
+    case TKA_AZ_UNSUPPORTED_RESPONSE:
+        return "unsupported_response_type";
+    case TKA_AZ_INVALID_SCOPE:
+        return "invalid_scope";
+    case TKA_AZ_UNAUTHORIZED_CLIENT:
+        return "unauthorized_client";
+    case TKA_AZ_INVALID_TARGET:
+        return "invalid_target";
+    case TKA_AZ_ERROR:
+        return "server_error";
+    default:
+        return "invalid_request";
+    }
+}
+
+/* RFC 7636 section 4.1: 43..128 unreserved characters. */
+static int valid_pkce_text(const char *s, size_t n)
+{
+    if (n < 43 || n > 128) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+              c == '_' || c == '~')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+tka_authz_result tka_authorize_check(tka_authority *a, const tka_authz_request *r, tks_client *client,
+                                     char redirect[TKS_URI_MAX + 1], char scope[TKS_LIST_MAX + 1], char *why,
+                                     size_t why_cap)
+{
+    memset(client, 0, sizeof *client);
+    redirect[0] = '\0';
+    scope[0] = '\0';
+    if (!r->client_id || !tka_valid_id(r->client_id, TKS_ID_MAX)) {
+        snprintf(why, why_cap, "the request names no valid client_id");
+        return TKA_AZ_BAD_CLIENT;
+    }
+    tks_result rc = tks_client_get(a->store, r->client_id, client);
+    if (rc == TKS_ERR || rc == TKS_BUSY) {
+        snprintf(why, why_cap, "the store is unavailable");
+        return TKA_AZ_ERROR;
+    }
+    if (rc != TKS_OK || client->disabled) {
+        snprintf(why, why_cap, "%s", rc == TKS_OK ? "this client is disabled" : "no such client");
+        memset(client, 0, sizeof *client);
+        return TKA_AZ_BAD_CLIENT;
+    }
+    /* The redirect URI: registered, exactly. */
+    if (!r->redirect_uri || !r->redirect_uri[0]) {
+        if (count_items(client->redirect_uris) != 1) {
+            snprintf(why, why_cap, "redirect_uri is required: this client has %s",
+                     client->redirect_uris[0] ? "several registered" : "none registered");
+            return TKA_AZ_BAD_REDIRECT;
+        }
+        first_item(client->redirect_uris, redirect, TKS_URI_MAX + 1);
+    } else {
+        size_t n = strlen(r->redirect_uri);
+        if (n > TKS_URI_MAX || !in_list(client->redirect_uris, r->redirect_uri, n)) {
+            snprintf(why, why_cap, "redirect_uri is not one this client registered (they must match exactly)");
+            return TKA_AZ_BAD_REDIRECT;
+        }
+        snprintf(redirect, TKS_URI_MAX + 1, "%s", r->redirect_uri);
+    }
+    /* From here on, errors go back to the client's redirect URI. */
+    if (!in_list(client->grant_types, "authorization_code", 18)) {
+        snprintf(why, why_cap, "this client may not use the authorization code flow");
+        return TKA_AZ_UNAUTHORIZED_CLIENT;
+    }
+    if (!r->response_type || !r->response_type[0]) {
+        snprintf(why, why_cap, "response_type is required (code)");
+        return TKA_AZ_INVALID_REQUEST;
+    }
+    if (strcmp(r->response_type, "code") != 0) {
+        snprintf(why, why_cap, "only response_type=code is supported");
+        return TKA_AZ_UNSUPPORTED_RESPONSE;
+    }
+    if (!r->code_challenge || !r->code_challenge[0]) {
+        snprintf(why, why_cap, "PKCE is required: send code_challenge and code_challenge_method=S256");
+        return TKA_AZ_INVALID_REQUEST;
+    }
+    if (!r->code_challenge_method || strcmp(r->code_challenge_method, "S256") != 0) {
+        snprintf(why, why_cap, "code_challenge_method must be S256 (plain is not accepted)");
+        return TKA_AZ_INVALID_REQUEST;
+    }
+    if (strlen(r->code_challenge) != 43 || !valid_pkce_text(r->code_challenge, 43)) {
+        snprintf(why, why_cap, "code_challenge must be the base64url SHA-256 of the verifier (43 characters)");
+        return TKA_AZ_INVALID_REQUEST;
+    }
+    if (r->state && strlen(r->state) > 1024) {
+        snprintf(why, why_cap, "state is longer than 1024 bytes");
+        return TKA_AZ_INVALID_REQUEST;
+    }
+    if (r->scope && r->scope[0]) {
+        char bad[80];
+        if (!tka_valid_scope_list(r->scope)) {
+            snprintf(why, why_cap, "scope is not space-separated scope tokens");
+            return TKA_AZ_INVALID_SCOPE;
+        }
+        if (!subset(r->scope, client->scopes, bad, sizeof bad)) {
+            snprintf(why, why_cap, "scope \"%s\" is not allowed for this client", bad);
+            return TKA_AZ_INVALID_SCOPE;
+        }
+        snprintf(scope, TKS_LIST_MAX + 1, "%s", r->scope);
+    } else {
+        snprintf(scope, TKS_LIST_MAX + 1, "%s", client->scopes);
+    }
+    if (r->audience && r->audience[0] && !in_list(client->audiences, r->audience, strlen(r->audience))) {
+        snprintf(why, why_cap, "audience \"%.64s\" is not allowed for this client", r->audience);
+        return TKA_AZ_INVALID_TARGET;
+    }
+    return TKA_AZ_OK;
+}
+
+int tka_code_issue(tka_authority *a, const tks_client *client, const tks_session *session, const char *redirect,
+                   const char *challenge, const char *scope, const char *audience, int64_t now, char code[TKA_CODE_LEN])
+{
+    tks_code c;
+    memset(&c, 0, sizeof c);
+    if (tka_random_b64(32, code, TKA_CODE_LEN) != 0) {
+        return -1;
+    }
+    sha256(code, strlen(code), c.hash);
+    snprintf(c.client_id, sizeof c.client_id, "%s", client->id);
+    snprintf(c.user_id, sizeof c.user_id, "%s", session->user_id);
+    snprintf(c.sid, sizeof c.sid, "%s", session->sid);
+    snprintf(c.redirect_uri, sizeof c.redirect_uri, "%s", redirect);
+    snprintf(c.challenge, sizeof c.challenge, "%s", challenge);
+    snprintf(c.scope, sizeof c.scope, "%s", scope);
+    if (audience && audience[0]) {
+        snprintf(c.audience, sizeof c.audience, "%s", audience);
+    } else {
+        first_item(client->audiences, c.audience, sizeof c.audience);
+    }
+    c.created_at = now;
+    c.expires_at = now + a->cfg.code_ttl;
+    if (tks_code_insert(a->store, &c) != TKS_OK) {
+        OPENSSL_cleanse(code, TKA_CODE_LEN);
+        return -1;
+    }
+    atomic_fetch_add(&a->n_codes, 1);
+    return 0;
+}
+
+/* A new refresh token in family `sid`, replacing `parent` (NULL: none). */
+static int new_refresh(tka_authority *a, const tks_client *client, const char *user, const char *sid, const char *scope,
+                       const char *audience, const unsigned char *parent, int64_t expires, int64_t now, char **out)
+{
+    char body[48];
+    if (tka_random_b64(32, body, sizeof body) != 0) {
+        return -1;
+    }
+    size_t n = strlen(REFRESH_PREFIX) + strlen(body) + 1;
+    char *t = malloc(n);
+    if (!t) {
+        return -1;
+    }
+    snprintf(t, n, "%s%s", REFRESH_PREFIX, body);
+    OPENSSL_cleanse(body, sizeof body);
+    tks_refresh r;
+    memset(&r, 0, sizeof r);
+    sha256(t, strlen(t), r.hash);
+    if (parent) {
+        memcpy(r.parent, parent, 32);
+    }
+    snprintf(r.sid, sizeof r.sid, "%s", sid);
+    snprintf(r.client_id, sizeof r.client_id, "%s", client->id);
+    snprintf(r.user_id, sizeof r.user_id, "%s", user);
+    snprintf(r.scope, sizeof r.scope, "%s", scope);
+    snprintf(r.audience, sizeof r.audience, "%s", audience);
+    r.created_at = now;
+    r.expires_at = expires;
+    if (tks_refresh_insert(a->store, &r) != TKS_OK) {
+        OPENSSL_cleanse(t, n);
+        free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+/* The user behind a code or refresh token must still be able to sign in. */
+static int user_ok(tka_authority *a, const char *user, char *why, size_t why_cap)
+{
+    tks_user u;
+    tks_result rc = tks_user_get(a->store, user, &u);
+    if (rc == TKS_OK && !u.disabled) {
+        return 1;
+    }
+    snprintf(why, why_cap, "%s", rc == TKS_OK ? "the user's account is disabled" : "the user no longer exists");
+    return 0;
+}
+
+tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client *client, const char *code,
+                                              size_t code_len, const char *redirect_uri, const char *verifier,
+                                              size_t verifier_len, int64_t now, tka_issued *out, char *why,
+                                              size_t why_cap)
+{
+    memset(out, 0, sizeof *out);
+    if (!in_list(client->grant_types, "authorization_code", 18)) {
+        snprintf(why, why_cap, "this client may not use the authorization_code grant");
+        return TKA_GRANT_UNAUTHORIZED_CLIENT;
+    }
+    if (!code || code_len == 0 || code_len > 128) {
+        snprintf(why, why_cap, "code is missing");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    tks_code c;
+    unsigned char h[32];
+    sha256(code, code_len, h);
+    tks_result rc = tks_code_redeem(a->store, h, now, &c);
+    if (rc == TKS_NOT_FOUND) {
+        snprintf(why, why_cap, "unknown authorization code");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (rc == TKS_EXISTS) {
+        /* RFC 6749 section 4.1.2: a code used twice may have been stolen;
+         * revoke what was issued with it (everything of that sign-in). */
+        int64_t longest = a->cfg.refresh_ttl > a->cfg.max_ttl ? a->cfg.refresh_ttl : a->cfg.max_ttl;
+        (void)tka_revoke(a, TKS_REVOKE_SID, c.sid, "code_replay", now, now + longest + a->cfg.leeway);
+        (void)tks_audit(a->store, now, "code_replay", c.client_id, NULL, c.user_id);
+        snprintf(why, why_cap, "authorization code was already used; the tokens issued with it are now revoked");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (rc != TKS_OK) {
+        snprintf(why, why_cap, "the store is unavailable");
+        return TKA_GRANT_ERROR;
+    }
+    if (strcmp(c.client_id, client->id) != 0) {
+        snprintf(why, why_cap, "the code was issued to another client");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (now >= c.expires_at) {
+        snprintf(why, why_cap, "authorization code expired (codes live %llds): start the sign-in again",
+                 (long long)a->cfg.code_ttl);
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (redirect_uri && redirect_uri[0] ? strcmp(redirect_uri, c.redirect_uri) != 0
+                                        : count_items(client->redirect_uris) != 1) {
+        snprintf(why, why_cap, "redirect_uri differs from the one the code was issued for");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (!verifier || !valid_pkce_text(verifier, verifier_len)) {
+        snprintf(why, why_cap, "code_verifier is missing or malformed (43 to 128 unreserved characters)");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    unsigned char vh[32];
+    char vb[48];
+    sha256(verifier, verifier_len, vh);
+    if (tk_b64url_encode(vh, 32, vb, sizeof vb, NULL) != TK_OK || strlen(c.challenge) != 43 ||
+        CRYPTO_memcmp(vb, c.challenge, 43) != 0) {
+        snprintf(why, why_cap, "code_verifier does not match the code_challenge (PKCE)");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (tka_is_revoked(a, NULL, c.sid, NULL, 0, NULL, NULL)) {
+        snprintf(why, why_cap, "the sign-in session ended before the code was redeemed");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (!user_ok(a, c.user_id, why, why_cap)) {
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    tka_grant_result g = tka_issue_access(a, client, c.user_id, c.sid, c.scope, c.audience, now, out, why, why_cap);
+    if (g != TKA_GRANT_OK) {
+        return g;
+    }
+    if (in_list(client->grant_types, "refresh_token", 13) &&
+        new_refresh(a, client, c.user_id, c.sid, c.scope, c.audience, NULL, now + a->cfg.refresh_ttl, now,
+                    &out->refresh_token) != 0) {
+        tka_issued_clear(out);
+        snprintf(why, why_cap, "the store is unavailable");
+        return TKA_GRANT_ERROR;
+    }
+    atomic_fetch_add(&a->n_issued_code, 1);
+    return TKA_GRANT_OK;
+}
+
+tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, const char *refresh, size_t len,
+                                   const char *scope, int64_t now, tka_issued *out, char *why, size_t why_cap)
+{
+    memset(out, 0, sizeof *out);
+    if (!in_list(client->grant_types, "refresh_token", 13)) {
+        snprintf(why, why_cap, "this client may not use the refresh_token grant");
+        return TKA_GRANT_UNAUTHORIZED_CLIENT;
+    }
+    size_t pl = strlen(REFRESH_PREFIX);
+    if (!refresh || len <= pl || len > 128 || memcmp(refresh, REFRESH_PREFIX, pl) != 0) {
+        snprintf(why, why_cap, "not a tokend refresh token");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    unsigned char h[32];
+    sha256(refresh, len, h);
+    tks_refresh r;
+    tks_result rc = tks_refresh_use(a->store, h, now, &r);
+    if (rc == TKS_NOT_FOUND) {
+        snprintf(why, why_cap, "unknown refresh token");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (rc == TKS_EXISTS) {
+        if (now - r.used_at <= REUSE_GRACE && strcmp(r.client_id, client->id) == 0) {
+            snprintf(why, why_cap,
+                     "refresh token was used moments ago by a concurrent request; use the token "
+                     "that request received");
+            return TKA_GRANT_INVALID_GRANT;
+        }
+        /* Reuse of a rotated token: someone else has a copy. Revoke the
+         * whole family, and end the sign-in it came from. */
+        (void)tka_session_end(a, r.sid, "refresh_reuse", now);
+        atomic_fetch_add(&a->n_refresh_reuse, 1);
+        (void)tks_audit(a->store, now, "refresh_reuse", r.client_id, NULL, r.sid);
+        snprintf(why, why_cap,
+                 "refresh token was already used: every token of this sign-in is now revoked, as "
+                 "it may have been stolen; sign in again");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (rc != TKS_OK) {
+        snprintf(why, why_cap, "the store is unavailable");
+        return TKA_GRANT_ERROR;
+    }
+    if (strcmp(r.client_id, client->id) != 0) {
+        snprintf(why, why_cap, "the refresh token was issued to another client");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (now >= r.expires_at) {
+        snprintf(why, why_cap, "refresh token expired: sign in again");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    char reason[TKS_REASON_MAX + 1] = "";
+    if (tka_is_revoked(a, NULL, r.sid, reason, sizeof reason, NULL, NULL)) {
+        snprintf(why, why_cap, "this sign-in was ended (%s): sign in again", reason);
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (!user_ok(a, r.user_id, why, why_cap)) {
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    char granted[TKS_LIST_MAX + 1];
+    snprintf(granted, sizeof granted, "%s", r.scope);
+    if (scope && scope[0]) {
+        char bad[80];
+        if (!tka_valid_scope_list(scope) || !subset(scope, r.scope, bad, sizeof bad)) {
+            snprintf(why, why_cap, "scope may only narrow what was granted (%s)", r.scope);
+            return TKA_GRANT_INVALID_SCOPE;
+        }
+        snprintf(granted, sizeof granted, "%s", scope);
+    }
+    tka_grant_result g = tka_issue_access(a, client, r.user_id, r.sid, granted, r.audience, now, out, why, why_cap);
+    if (g != TKA_GRANT_OK) {
+        return g;
+    }
+    /* The family keeps its original end: rotation does not extend it. */
+    if (new_refresh(a, client, r.user_id, r.sid, r.scope, r.audience, h, r.expires_at, now, &out->refresh_token) != 0) {
+        tka_issued_clear(out);
+        snprintf(why, why_cap, "the store is unavailable");
+        return TKA_GRANT_ERROR;
+    }
+    atomic_fetch_add(&a->n_issued_refresh, 1);
+    return TKA_GRANT_OK;
+}
+
+tka_auth_result tka_client_identify_public(tka_authority *a, const char *id, size_t id_len, tks_client *out)
+{
+    memset(out, 0, sizeof *out);
+    char idz[TKS_ID_MAX + 1];
+    if (id_len == 0 || id_len > TKS_ID_MAX || memchr(id, '\0', id_len)) {
+        return TKA_AUTH_BAD;
+    }
+    memcpy(idz, id, id_len);
+    idz[id_len] = '\0';
+    tks_result rc = tks_client_get(a->store, idz, out);
+    if (rc == TKS_ERR || rc == TKS_BUSY) {
+        return TKA_AUTH_ERROR;
+    }
+    if (rc != TKS_OK || !out->is_public) {
+        memset(out, 0, sizeof *out);
+        return TKA_AUTH_BAD;
+    }
+    return out->disabled ? TKA_AUTH_DISABLED : TKA_AUTH_OK;
+}
+
+int tka_revoke_refresh(tka_authority *a, const tks_client *client, const char *tok, size_t len, int64_t now)
+{
+    unsigned char h[32];
+    sha256(tok, len, h);
+    tks_refresh r;
+    tks_result rc = tks_refresh_get(a->store, h, &r);
+    if (rc == TKS_NOT_FOUND) {
+        return 0;
+    }
+    if (rc != TKS_OK) {
+        return -1;
+    }
+    if (strcmp(r.client_id, client->id) != 0) {
+        return 1;
+    }
+    /* RFC 7009 section 2.1: revoking a refresh token also invalidates the
+     * access tokens of the same grant: the whole family. */
+    return tka_session_end(a, r.sid, "client", now) == 0 ? 0 : -1;
+}

@@ -1,0 +1,255 @@
+/*
+ * users.c — `tokend user add|list|show|disable|enable|remove|passwd`: the
+ * people who sign in. Passwords come from a prompt without echo or from
+ * --password-file (use '-' for stdin), are hashed with Argon2id, and are
+ * never printed or logged.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "cli/cli.h"
+#include "cli/serve.h"
+
+static void user_help(FILE *f)
+{
+    fputs("Usage: tokend user add NAME [--password-file FILE|-]\n"
+          "       tokend user passwd NAME [--password-file FILE|-]\n"
+          "       tokend user list|show NAME|disable NAME|enable NAME|remove NAME [--json]\n"
+          "\n"
+          "Manages the people who sign in at /login. The password is read from a\n"
+          "prompt without echo, or from --password-file (the first line; '-' reads\n"
+          "stdin). It is hashed with Argon2id and never shown again. Removing a user\n"
+          "removes their sessions and refresh tokens.\n"
+          "\n"
+          "Store and keys (the same settings as tokend serve):\n",
+          f);
+    cli_settings_help(f, 1);
+    fputs("\nExamples:\n"
+          "  tokend user add alice                       # asks for the password twice\n"
+          "  printf '%s\\n' \"$PW\" | tokend user add bob --password-file -\n"
+          "  tokend user disable bob\n",
+          f);
+}
+
+/* Reads a password: from a file's first line, or a no-echo prompt. */
+static int read_password(const char *file, char *buf, size_t cap, int confirm)
+{
+    buf[0] = '\0';
+    if (file) {
+        FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+        if (!f) {
+            fprintf(stderr, "tokend user: cannot read %s\n", file);
+            return -1;
+        }
+        char *r = fgets(buf, (int)cap, f);
+        if (f != stdin) {
+            fclose(f);
+        }
+        if (!r) {
+            fprintf(stderr, "tokend user: %s holds no password\n", file);
+            return -1;
+        }
+        buf[strcspn(buf, "\r\n")] = '\0';
+        return 0;
+    }
+    if (!isatty(STDIN_FILENO)) {
+        fprintf(stderr, "tokend user: no terminal for a password prompt; use --password-file FILE (or - for stdin)\n");
+        return -1;
+    }
+    struct termios old, quiet;
+    tcgetattr(STDIN_FILENO, &old);
+    quiet = old;
+    quiet.c_lflag &= (tcflag_t)~ECHO;
+    char again[1024];
+    int rc = -1;
+    fprintf(stderr, "Password: ");
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    if (fgets(buf, (int)cap, stdin)) {
+        buf[strcspn(buf, "\r\n")] = '\0';
+        rc = 0;
+        if (confirm) {
+            fprintf(stderr, "\nAgain: ");
+            if (!fgets(again, sizeof again, stdin) || (again[strcspn(again, "\r\n")] = '\0', strcmp(again, buf) != 0)) {
+                fprintf(stderr, "\ntokend user: the passwords differ");
+                rc = -1;
+            }
+        }
+    }
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    fprintf(stderr, "\n");
+    OPENSSL_cleanse(again, sizeof again);
+    return rc;
+}
+
+static json_t *user_json(const tks_user *u)
+{
+    return json_pack("{s:s, s:b, s:I, s:I}", "user", u->id, "disabled", u->disabled, "created_at",
+                     (json_int_t)u->created_at, "password_changed_at", (json_int_t)u->password_changed_at);
+}
+
+static void user_human(const tks_user *u)
+{
+    char c[32], p[32];
+    tk_format_time(u->created_at, c, sizeof c);
+    tk_format_time(u->password_changed_at, p, sizeof p);
+    printf("%-24s %-8s created %s  password set %s\n", u->id, u->disabled ? "DISABLED" : "active", c, p);
+}
+
+static int list_user(const tks_user *u, void *ud)
+{
+    json_t *arr = ud;
+    if (arr) {
+        json_array_append_new(arr, user_json(u));
+    } else {
+        user_human(u);
+    }
+    return 0;
+}
+
+static void print_json(json_t *o)
+{
+    char *t = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    if (t) {
+        printf("%s\n", t);
+    }
+    free(t);
+    json_decref(o);
+}
+
+int cli_user(int argc, char **argv)
+{
+    struct option opts[SET_COUNT_ + 4];
+    size_t n = cli_settings_options(opts, SET_COUNT_, 1);
+    opts[n++] = (struct option){"password-file", required_argument, NULL, 'p'};
+    opts[n++] = (struct option){"json", no_argument, NULL, 'J'};
+    opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n] = (struct option){NULL, 0, NULL, 0};
+    struct cli_settings s;
+    memset(&s, 0, sizeof s);
+    const char *pwfile = NULL;
+    int as_json = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c >= CLI_SETTING_OPT_BASE) {
+            cli_settings_flag(&s, c, optarg);
+        } else if (c == 'p') {
+            pwfile = optarg;
+        } else if (c == 'J') {
+            as_json = 1;
+        } else if (c == 'h') {
+            user_help(stdout);
+            return CLI_EXIT_OK;
+        } else {
+            fprintf(stderr, "Run 'tokend user --help' for the options.\n");
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        user_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *verb = argv[optind];
+    const char *name = optind + 1 < argc ? argv[optind + 1] : NULL;
+    int need = strcmp(verb, "list") != 0;
+    if ((need && !name) || optind + 1 + need != argc) {
+        fprintf(stderr, "tokend user %s: %s\n", verb, need ? "takes one user name" : "takes no argument");
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_settings_finish(&s, "user") != 0) {
+        cli_settings_free(&s);
+        return CLI_EXIT_USAGE;
+    }
+    tks_store *store = NULL;
+    tka_authority *auth = NULL;
+    int status = CLI_EXIT_USAGE;
+    char pw[1024];
+    char err[512];
+    pw[0] = '\0';
+    if (strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0) {
+        if (read_password(pwfile, pw, sizeof pw, pwfile == NULL) != 0) {
+            goto out;
+        }
+        if (cli_open_authority(&s, "user", 1, "https://localhost", &store, &auth) != 0) {
+            goto out;
+        }
+        int64_t now = (int64_t)time(NULL);
+        int rc = verb[0] == 'a' ? tka_user_create(auth, name, pw, strlen(pw), now, err, sizeof err)
+                                : tka_user_set_password(auth, name, pw, strlen(pw), now, err, sizeof err);
+        if (rc != 0) {
+            fprintf(stderr, "tokend user %s: %s\n", verb, err);
+            status = CLI_EXIT_INVALID;
+            goto out;
+        }
+        if (as_json) {
+            print_json(json_pack("{s:s, s:s}", "user", name, "result", verb[0] == 'a' ? "added" : "password set"));
+        } else {
+            printf("user %s %s\n", name, verb[0] == 'a' ? "added" : "has a new password");
+        }
+        status = CLI_EXIT_OK;
+        goto out;
+    }
+    if (pwfile) {
+        fprintf(stderr, "tokend user %s: --password-file belongs to add and passwd\n", verb);
+        goto out;
+    }
+    if (tks_open(s.v[SET_STORE], &store, err, sizeof err) != TKS_OK) {
+        fprintf(stderr, "tokend user: cannot open the store %s: %s\n", s.v[SET_STORE], err);
+        goto out;
+    }
+    status = CLI_EXIT_INVALID;
+    tks_result rc = TKS_OK;
+    tks_user u;
+    if (strcmp(verb, "list") == 0) {
+        json_t *arr = as_json ? json_array() : NULL;
+        rc = tks_user_list(store, list_user, arr);
+        if (arr) {
+            print_json(arr);
+        }
+    } else if (strcmp(verb, "show") == 0) {
+        rc = tks_user_get(store, name, &u);
+        if (rc == TKS_OK) {
+            if (as_json) {
+                print_json(user_json(&u));
+            } else {
+                user_human(&u);
+            }
+        }
+    } else if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
+        rc = tks_user_set_disabled(store, name, verb[0] == 'd');
+    } else if (strcmp(verb, "remove") == 0) {
+        rc = tks_user_delete(store, name);
+    } else {
+        fprintf(stderr, "tokend user: unknown verb '%s' (add, passwd, list, show, disable, enable, remove)\n", verb);
+        status = CLI_EXIT_USAGE;
+        goto out;
+    }
+    if (rc == TKS_OK && verb[0] != 'l' && verb[0] != 's') {
+        if (as_json) {
+            print_json(json_pack("{s:s, s:s}", "user", name, "result", verb));
+        } else {
+            printf("user %s: %s\n", name, verb);
+        }
+    }
+    if (rc == TKS_NOT_FOUND) {
+        fprintf(stderr, "tokend user %s: no user '%s'\n", verb, name);
+    } else if (rc != TKS_OK) {
+        fprintf(stderr, "tokend user %s: %s\n", verb, tks_errmsg(store));
+    } else {
+        status = CLI_EXIT_OK;
+    }
+out:
+    OPENSSL_cleanse(pw, sizeof pw);
+    tka_close(auth);
+    tks_close(store);
+    cli_settings_free(&s);
+    return status;
+}

@@ -1,0 +1,365 @@
+/*
+ * test_flow.c — user sign-in in the authority: users and Argon2id, sign-in
+ * throttling, sessions and their timeouts, the authorization request
+ * checks, single-use codes with PKCE, refresh token rotation, reuse
+ * detection, concurrent use, and logout revoking everything of a sign-in.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "authority/authority.h"
+
+#define T0 1800000000
+
+static char dir[64];
+static char db_url[128];
+static tks_store *store;
+static tka_authority *auth;
+static tks_client spa, svc;
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/tokend-flow-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(db_url, sizeof db_url, "sqlite://%s/t.db", dir);
+    char err[256];
+    assert_int_equal(tks_open(db_url, &store, err, sizeof err), TKS_OK);
+    tka_config c;
+    tka_config_defaults(&c);
+    c.issuer = "https://auth.test";
+    memset(c.master_key, 7, sizeof c.master_key);
+    c.rotate_every = 0;
+    if (tka_open(store, &c, T0, &auth, err, sizeof err) != 0) {
+        fail_msg("tka_open: %s", err);
+    }
+    char secret[TKA_SECRET_TEXT_LEN];
+    assert_int_equal(tka_client_create_ex(auth, NULL, "spa", "orders:read orders:write", "orders-api", 0,
+                                          "https://app.test/cb http://127.0.0.1:9999/cb", 1, T0, &spa, secret, err,
+                                          sizeof err),
+                     0);
+    assert_string_equal(secret, "");
+    assert_int_equal(tka_client_create_ex(auth, NULL, "svc", "orders:read", "orders-api", 0, "", 0, T0, &svc, secret,
+                                          err, sizeof err),
+                     0);
+    assert_int_equal(tka_user_create(auth, "alice", "correct horse", 13, T0, err, sizeof err), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tka_close(auth);
+    tks_close(store);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A verifier and its S256 challenge, computed independently:
+ * printf %s VERIFIER | openssl dgst -sha256 -binary | basenc --base64url */
+static const char VERIFIER[] = "dBjftJeZ4CVP-mJ92K1bZ2Z3Fuq4zlEvXKKSyyOkUHU";
+static const char CHALLENGE[] = "aybhzmJp0vGYZpbGuqUv9ihvYd3v5CbsGtKVpQYuwiY";
+
+static tks_session sign_in(int64_t now, char cookie[TKA_COOKIE_LEN])
+{
+    tks_user u;
+    int64_t wait = 0;
+    assert_int_equal(tka_user_login(auth, "alice", 5, "correct horse", 13, "10.0.0.1", now, &u, &wait), TKA_LOGIN_OK);
+    char sid[TKS_SID_MAX + 1];
+    assert_int_equal(tka_session_create(auth, "alice", now, cookie, sid), 0);
+    tks_session se;
+    assert_int_equal(tka_session_check(auth, cookie, strlen(cookie), now, &se), TKA_SESSION_OK);
+    assert_string_equal(se.sid, sid);
+    return se;
+}
+
+static void code_for(const tks_session *se, int64_t now, char code[TKA_CODE_LEN])
+{
+    tka_authz_request r = {"spa", "https://app.test/cb", "code", "orders:read", "xyz", CHALLENGE, "S256", NULL};
+    tks_client c;
+    char redirect[TKS_URI_MAX + 1], scope[TKS_LIST_MAX + 1], why[200];
+    assert_int_equal(tka_authorize_check(auth, &r, &c, redirect, scope, why, sizeof why), TKA_AZ_OK);
+    assert_int_equal(tka_code_issue(auth, &c, se, redirect, CHALLENGE, scope, NULL, now, code), 0);
+}
+
+static void test_users_and_login(void **state)
+{
+    (void)state;
+    char err[256];
+    tks_user u;
+    int64_t wait = 0;
+    assert_int_not_equal(tka_user_create(auth, "alice", "another pass", 12, T0, err, sizeof err), 0);
+    assert_int_not_equal(tka_user_create(auth, "bob", "short", 5, T0, err, sizeof err), 0);
+    assert_int_not_equal(tka_user_create(auth, "b o b", "long enough", 11, T0, err, sizeof err), 0);
+    tks_user stored;
+    assert_int_equal(tks_user_get(store, "alice", &stored), TKS_OK);
+    assert_int_equal(strncmp(stored.pwhash, "$argon2id$", 10), 0);
+    assert_null(strstr(stored.pwhash, "correct horse"));
+    /* Unknown user and wrong password: the same answer. */
+    assert_int_equal(tka_user_login(auth, "alice", 5, "wrong horse", 11, "10.1.0.1", T0, &u, &wait), TKA_LOGIN_BAD);
+    assert_int_equal(tka_user_login(auth, "mallory", 7, "wrong horse", 11, "10.1.0.2", T0, &u, &wait), TKA_LOGIN_BAD);
+    /* Throttling per account: after 5 failures the right password waits. */
+    for (int i = 0; i < 5; i++) {
+        (void)tka_user_login(auth, "alice", 5, "nope nope", 9, "10.2.0.1", T0 + 10, &u, &wait);
+    }
+    assert_int_equal(tka_user_login(auth, "alice", 5, "correct horse", 13, "10.3.0.1", T0 + 10, &u, &wait),
+                     TKA_LOGIN_THROTTLED);
+    assert_true(wait >= 1);
+    assert_int_equal(tka_user_login(auth, "alice", 5, "correct horse", 13, "10.3.0.1", T0 + 2000, &u, &wait),
+                     TKA_LOGIN_OK);
+    /* Disabled accounts. */
+    assert_int_equal(tks_user_set_disabled(store, "alice", 1), TKS_OK);
+    assert_int_equal(tka_user_login(auth, "alice", 5, "correct horse", 13, "10.3.0.1", T0 + 2001, &u, &wait),
+                     TKA_LOGIN_DISABLED);
+    assert_int_equal(tks_user_set_disabled(store, "alice", 0), TKS_OK);
+    tka_counters k;
+    tka_counters_get(auth, &k);
+    assert_true(k.login_failed >= 7);
+    assert_true(k.login_throttled >= 1);
+}
+
+static void test_sessions(void **state)
+{
+    (void)state;
+    char cookie[TKA_COOKIE_LEN];
+    tks_session se = sign_in(T0, cookie);
+    tks_session out;
+    /* Idle: 30 minutes without use ends it. */
+    assert_int_equal(tka_session_check(auth, cookie, strlen(cookie), T0 + 1799, &out), TKA_SESSION_OK);
+    assert_int_equal(tka_session_check(auth, cookie, strlen(cookie), T0 + 1799 + 1800, &out), TKA_SESSION_IDLE);
+    assert_int_equal(tka_session_check(auth, cookie, strlen(cookie), T0 + 1799 + 1801, &out), TKA_SESSION_ENDED);
+    /* Absolute: 12 hours, however active. */
+    char c2[TKA_COOKIE_LEN];
+    tks_session s2 = sign_in(T0, c2);
+    for (int64_t t = T0; t < T0 + 43200; t += 1500) {
+        assert_int_equal(tka_session_check(auth, c2, strlen(c2), t, &out), TKA_SESSION_OK);
+    }
+    assert_int_equal(tka_session_check(auth, c2, strlen(c2), T0 + 43200, &out), TKA_SESSION_EXPIRED);
+    /* Unknown cookies. */
+    assert_int_equal(tka_session_check(auth, "nope", 4, T0, &out), TKA_SESSION_NONE);
+    assert_int_equal(tka_session_check(auth, NULL, 0, T0, &out), TKA_SESSION_NONE);
+    (void)se;
+    (void)s2;
+}
+
+static void test_authorize_checks(void **state)
+{
+    (void)state;
+    tks_client c;
+    char redirect[TKS_URI_MAX + 1], scope[TKS_LIST_MAX + 1], why[200];
+    struct {
+        tka_authz_request r;
+        tka_authz_result want;
+    } rows[] = {
+        {{NULL, "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_CLIENT},
+        {{"ghost", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_CLIENT},
+        {{"spa", "https://app.test/cb2", "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_REDIRECT},
+        {{"spa", "https://app.test/c", "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_REDIRECT},
+        {{"spa", "https://APP.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_REDIRECT},
+        {{"spa", NULL, "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_REDIRECT}, /* two registered */
+        {{"spa", "https://app.test/cb", "token", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_UNSUPPORTED_RESPONSE},
+        {{"spa", "https://app.test/cb", NULL, NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "plain", NULL}, TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, "short", "S256", NULL}, TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", "orders:admin", NULL, CHALLENGE, "S256", NULL}, TKA_AZ_INVALID_SCOPE},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", "billing-api"}, TKA_AZ_INVALID_TARGET},
+        {{"svc", NULL, "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_REDIRECT},
+        {{"spa", "http://127.0.0.1:9999/cb", "code", NULL, "st", CHALLENGE, "S256", NULL}, TKA_AZ_OK},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        tka_authz_result got = tka_authorize_check(auth, &rows[i].r, &c, redirect, scope, why, sizeof why);
+        if (got != rows[i].want) {
+            fail_msg("row %zu: got %d, want %d (%s)", i, got, rows[i].want, why);
+        }
+    }
+    assert_string_equal(scope, "orders:read orders:write");
+    assert_string_equal(redirect, "http://127.0.0.1:9999/cb");
+}
+
+static void test_code_grant(void **state)
+{
+    (void)state;
+    char cookie[TKA_COOKIE_LEN], code[TKA_CODE_LEN], why[256];
+    tks_session se = sign_in(T0, cookie);
+    code_for(&se, T0, code);
+    tka_issued out;
+    /* Wrong verifier, wrong redirect, another client. */
+    assert_int_equal(tka_issue_authorization_code(auth, &spa, code, strlen(code), "https://app.test/cb",
+                                                  "dBjftJeZ4CVP-mJ92K1bZ2Z3Fuq4zlEvXKKSyyOkUHX", 43, T0 + 1, &out, why,
+                                                  sizeof why),
+                     TKA_GRANT_INVALID_GRANT);
+    /* The wrong verifier used the code up (single use). */
+    code_for(&se, T0, code);
+    assert_int_equal(tka_issue_authorization_code(auth, &spa, code, strlen(code), "https://app.test/cbx", VERIFIER, 43,
+                                                  T0 + 1, &out, why, sizeof why),
+                     TKA_GRANT_INVALID_GRANT);
+    code_for(&se, T0, code);
+    assert_int_equal(tka_issue_authorization_code(auth, &spa, code, strlen(code), "https://app.test/cb", VERIFIER, 43,
+                                                  T0 + 61, &out, why, sizeof why),
+                     TKA_GRANT_INVALID_GRANT);
+    assert_non_null(strstr(why, "expired"));
+
+    code_for(&se, T0 + 100, code);
+    tka_grant_result g = tka_issue_authorization_code(auth, &spa, code, strlen(code), "https://app.test/cb", VERIFIER,
+                                                      43, T0 + 101, &out, why, sizeof why);
+    if (g != TKA_GRANT_OK) {
+        fail_msg("grant: %d %s", g, why);
+    }
+    assert_non_null(out.refresh_token);
+    assert_int_equal(strncmp(out.refresh_token, "tokend_rt_", 10), 0);
+    tk_token *t = NULL;
+    tk_verdict v;
+    assert_int_equal(tka_validate(auth, out.access_token, strlen(out.access_token), NULL, T0 + 102, &v, &t), 0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+    assert_string_equal(tk_token_claim_string(t, "sub"), "alice");
+    assert_string_equal(tk_token_claim_string(t, "client_id"), "spa");
+    assert_string_equal(tk_token_claim_string(t, "sid"), se.sid);
+    tk_token_free(t);
+
+    /* A stolen code replayed: refused, and what it gave is revoked. */
+    tka_issued replay;
+    assert_int_equal(tka_issue_authorization_code(auth, &spa, code, strlen(code), "https://app.test/cb", VERIFIER, 43,
+                                                  T0 + 103, &replay, why, sizeof why),
+                     TKA_GRANT_INVALID_GRANT);
+    assert_non_null(strstr(why, "already used"));
+    assert_int_equal(tka_validate(auth, out.access_token, strlen(out.access_token), NULL, T0 + 104, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+    tka_issued_clear(&out);
+}
+
+struct race {
+    const char *rt;
+    int64_t now;
+    tka_grant_result r;
+    tka_issued out;
+};
+
+static void *use_refresh(void *p)
+{
+    struct race *x = p;
+    char why[256];
+    x->r = tka_issue_refresh(auth, &spa, x->rt, strlen(x->rt), NULL, x->now, &x->out, why, sizeof why);
+    return NULL;
+}
+
+static void test_refresh_rotation_reuse_race(void **state)
+{
+    (void)state;
+    char cookie[TKA_COOKIE_LEN], code[TKA_CODE_LEN], why[256];
+    tks_session se = sign_in(T0, cookie);
+    code_for(&se, T0, code);
+    tka_issued first;
+    assert_int_equal(tka_issue_authorization_code(auth, &spa, code, strlen(code), "https://app.test/cb", VERIFIER, 43,
+                                                  T0 + 1, &first, why, sizeof why),
+                     TKA_GRANT_OK);
+    /* Rotation. */
+    tka_issued second;
+    assert_int_equal(tka_issue_refresh(auth, &spa, first.refresh_token, strlen(first.refresh_token), NULL, T0 + 10,
+                                       &second, why, sizeof why),
+                     TKA_GRANT_OK);
+    assert_string_not_equal(second.refresh_token, first.refresh_token);
+    /* Narrowing the scope is allowed, widening is not. */
+    tka_issued narrow;
+    assert_int_equal(tka_issue_refresh(auth, &svc, second.refresh_token, strlen(second.refresh_token), NULL, T0 + 11,
+                                       &narrow, why, sizeof why),
+                     TKA_GRANT_UNAUTHORIZED_CLIENT);
+    /* Concurrent use of one token: exactly one wins, nothing revoked. */
+    struct race a = {second.refresh_token, T0 + 20, 0, {0}}, b = {second.refresh_token, T0 + 20, 0, {0}};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, use_refresh, &a);
+    pthread_create(&tb, NULL, use_refresh, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_true((a.r == TKA_GRANT_OK) != (b.r == TKA_GRANT_OK));
+    struct race *win = a.r == TKA_GRANT_OK ? &a : &b;
+    tk_verdict v;
+    assert_int_equal(tka_validate(auth, win->out.access_token, strlen(win->out.access_token), NULL, T0 + 21, &v, NULL),
+                     0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+    /* Reuse later (outside the grace window): the whole family goes. */
+    tka_issued reused;
+    assert_int_equal(tka_issue_refresh(auth, &spa, first.refresh_token, strlen(first.refresh_token), NULL, T0 + 60,
+                                       &reused, why, sizeof why),
+                     TKA_GRANT_INVALID_GRANT);
+    assert_non_null(strstr(why, "already used"));
+    assert_int_equal(tka_validate(auth, win->out.access_token, strlen(win->out.access_token), NULL, T0 + 61, &v, NULL),
+                     0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+    assert_non_null(strstr(v.detail, "refresh token reuse"));
+    tka_issued after;
+    assert_int_equal(tka_issue_refresh(auth, &spa, win->out.refresh_token, strlen(win->out.refresh_token), NULL,
+                                       T0 + 62, &after, why, sizeof why),
+                     TKA_GRANT_INVALID_GRANT);
+    tks_session out;
+    assert_int_equal(tka_session_check(auth, cookie, strlen(cookie), T0 + 63, &out), TKA_SESSION_ENDED);
+    tka_counters k;
+    tka_counters_get(auth, &k);
+    assert_true(k.refresh_reuse >= 1);
+    tka_issued_clear(&first);
+    tka_issued_clear(&second);
+    tka_issued_clear(&a.out);
+    tka_issued_clear(&b.out);
+}
+
+static void test_logout_revokes_everything(void **state)
+{
+    (void)state;
+    char cookie[TKA_COOKIE_LEN], code[TKA_CODE_LEN], why[256];
+    tks_session se = sign_in(T0, cookie);
+    code_for(&se, T0, code);
+    tka_issued t;
+    assert_int_equal(tka_issue_authorization_code(auth, &spa, code, strlen(code), "https://app.test/cb", VERIFIER, 43,
+                                                  T0 + 1, &t, why, sizeof why),
+                     TKA_GRANT_OK);
+    assert_int_equal(tka_session_end(auth, se.sid, "logout", T0 + 5), 0);
+    tk_verdict v;
+    assert_int_equal(tka_validate(auth, t.access_token, strlen(t.access_token), NULL, T0 + 6, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+    assert_non_null(strstr(v.detail, "logout"));
+    tka_issued r;
+    assert_int_equal(
+        tka_issue_refresh(auth, &spa, t.refresh_token, strlen(t.refresh_token), NULL, T0 + 7, &r, why, sizeof why),
+        TKA_GRANT_INVALID_GRANT);
+    tks_session out;
+    assert_int_equal(tka_session_check(auth, cookie, strlen(cookie), T0 + 8, &out), TKA_SESSION_ENDED);
+    /* RFC 7009 with a refresh token revokes its family. */
+    char c2[TKA_COOKIE_LEN];
+    tks_session s2 = sign_in(T0 + 10, c2);
+    code_for(&s2, T0 + 10, code);
+    tka_issued t2;
+    assert_int_equal(tka_issue_authorization_code(auth, &spa, code, strlen(code), "https://app.test/cb", VERIFIER, 43,
+                                                  T0 + 11, &t2, why, sizeof why),
+                     TKA_GRANT_OK);
+    assert_int_equal(tka_revoke_token(auth, &svc, t2.refresh_token, strlen(t2.refresh_token), T0 + 12), 1);
+    assert_int_equal(tka_revoke_token(auth, &spa, t2.refresh_token, strlen(t2.refresh_token), T0 + 12), 0);
+    assert_int_equal(tka_validate(auth, t2.access_token, strlen(t2.access_token), NULL, T0 + 13, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+    tka_issued_clear(&t);
+    tka_issued_clear(&t2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_users_and_login, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authorize_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_code_grant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_rotation_reuse_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logout_revokes_everything, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
