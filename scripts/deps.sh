@@ -11,6 +11,7 @@ PKGS=(
   libjwt-dev libcjose-dev
   libmicrohttpd-dev libsqlite3-dev libsodium-dev sqlite3
   nginx-light wrk curl python3-requests python3-requests-oauthlib
+  chromium
 )
 
 missing=()
@@ -19,12 +20,20 @@ for p in "${PKGS[@]}"; do
     missing+=("$p")
   fi
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "deps: installing ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# playwright-core drives Debian's chromium in tests/e2e/test_signin_browser.py.
+# Node.js (>= 20) and npm come with the machine image (see the env notes);
+# Debian 12's own nodejs is 18, too old for playwright-core.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ "$ROOT/tests/e2e/browser/package-lock.json" -nt "$ROOT/tests/e2e/browser/node_modules/.package-lock.json" ]; then
+  echo "deps: npm ci --prefix tests/e2e/browser"
+  npm ci --prefix "$ROOT/tests/e2e/browser" --no-audit --no-fund >/dev/null
+fi

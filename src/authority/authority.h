@@ -204,8 +204,9 @@ typedef enum tka_session_result {
     TKA_SESSION_ERROR = 5,
 } tka_session_result;
 
-/* Checks a session cookie value; on OK refreshes its idle clock and fills
- * *out. A timed-out session is ended; tokens already issued in it live on
+/* Checks a session cookie value; on OK refreshes its idle clock. *out is
+ * filled for OK and also for IDLE, EXPIRED and ENDED (so that logout and
+ * the sign-in page can name the session). A timed-out session is ended; tokens already issued in it live on
  * (only logout, an admin or refresh token reuse revoke them). */
 tka_session_result tka_session_check(tka_authority *a, const char *cookie, size_t len, int64_t now, tks_session *out);
 /* Ends the session with this sid and revokes every token issued in it

@@ -313,10 +313,48 @@ tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client
     tks_code c;
     unsigned char h[32];
     sha256(code, code_len, h);
-    tks_result rc = tks_code_redeem(a->store, h, now, &c);
+    /* Check everything before spending the code: a wrong attempt by
+     * someone who saw the code but holds no verifier must not use it up
+     * (and so revoke the real client's sign-in as a "replay"). */
+    tks_result rc = tks_code_get(a->store, h, &c);
     if (rc == TKS_NOT_FOUND) {
         snprintf(why, why_cap, "unknown authorization code");
         return TKA_GRANT_INVALID_GRANT;
+    }
+    if (rc != TKS_OK) {
+        snprintf(why, why_cap, "the store is unavailable");
+        return TKA_GRANT_ERROR;
+    }
+    if (strcmp(c.client_id, client->id) != 0) {
+        snprintf(why, why_cap, "the code was issued to another client");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (c.used_at == 0) {
+        if (now >= c.expires_at) {
+            snprintf(why, why_cap, "authorization code expired (codes live %llds): start the sign-in again",
+                     (long long)a->cfg.code_ttl);
+            return TKA_GRANT_INVALID_GRANT;
+        }
+        if (redirect_uri && redirect_uri[0] ? strcmp(redirect_uri, c.redirect_uri) != 0
+                                            : count_items(client->redirect_uris) != 1) {
+            snprintf(why, why_cap, "redirect_uri differs from the one the code was issued for");
+            return TKA_GRANT_INVALID_GRANT;
+        }
+        if (!verifier || !valid_pkce_text(verifier, verifier_len)) {
+            snprintf(why, why_cap, "code_verifier is missing or malformed (43 to 128 unreserved characters)");
+            return TKA_GRANT_INVALID_GRANT;
+        }
+        unsigned char vh[32];
+        char vb[48];
+        sha256(verifier, verifier_len, vh);
+        if (tk_b64url_encode(vh, 32, vb, sizeof vb, NULL) != TK_OK || strlen(c.challenge) != 43 ||
+            CRYPTO_memcmp(vb, c.challenge, 43) != 0) {
+            snprintf(why, why_cap, "code_verifier does not match the code_challenge (PKCE)");
+            return TKA_GRANT_INVALID_GRANT;
+        }
+        rc = tks_code_redeem(a->store, h, now, &c);
+    } else {
+        rc = TKS_EXISTS;
     }
     if (rc == TKS_EXISTS) {
         /* RFC 6749 section 4.1.2: a code used twice may have been stolen;
@@ -328,34 +366,8 @@ tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client
         return TKA_GRANT_INVALID_GRANT;
     }
     if (rc != TKS_OK) {
-        snprintf(why, why_cap, "the store is unavailable");
-        return TKA_GRANT_ERROR;
-    }
-    if (strcmp(c.client_id, client->id) != 0) {
-        snprintf(why, why_cap, "the code was issued to another client");
-        return TKA_GRANT_INVALID_GRANT;
-    }
-    if (now >= c.expires_at) {
-        snprintf(why, why_cap, "authorization code expired (codes live %llds): start the sign-in again",
-                 (long long)a->cfg.code_ttl);
-        return TKA_GRANT_INVALID_GRANT;
-    }
-    if (redirect_uri && redirect_uri[0] ? strcmp(redirect_uri, c.redirect_uri) != 0
-                                        : count_items(client->redirect_uris) != 1) {
-        snprintf(why, why_cap, "redirect_uri differs from the one the code was issued for");
-        return TKA_GRANT_INVALID_GRANT;
-    }
-    if (!verifier || !valid_pkce_text(verifier, verifier_len)) {
-        snprintf(why, why_cap, "code_verifier is missing or malformed (43 to 128 unreserved characters)");
-        return TKA_GRANT_INVALID_GRANT;
-    }
-    unsigned char vh[32];
-    char vb[48];
-    sha256(verifier, verifier_len, vh);
-    if (tk_b64url_encode(vh, 32, vb, sizeof vb, NULL) != TK_OK || strlen(c.challenge) != 43 ||
-        CRYPTO_memcmp(vb, c.challenge, 43) != 0) {
-        snprintf(why, why_cap, "code_verifier does not match the code_challenge (PKCE)");
-        return TKA_GRANT_INVALID_GRANT;
+        snprintf(why, why_cap, "%s", rc == TKS_NOT_FOUND ? "unknown authorization code" : "the store is unavailable");
+        return rc == TKS_NOT_FOUND ? TKA_GRANT_INVALID_GRANT : TKA_GRANT_ERROR;
     }
     if (tka_is_revoked(a, NULL, c.sid, NULL, 0, NULL, NULL)) {
         snprintf(why, why_cap, "the sign-in session ended before the code was redeemed");
@@ -395,13 +407,32 @@ tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, c
     unsigned char h[32];
     sha256(refresh, len, h);
     tks_refresh r;
-    tks_result rc = tks_refresh_use(a->store, h, now, &r);
+    /* Look before using: another client presenting this token must not
+     * spend it (and so make the owner's next use look like reuse). */
+    tks_result rc = tks_refresh_get(a->store, h, &r);
     if (rc == TKS_NOT_FOUND) {
         snprintf(why, why_cap, "unknown refresh token");
         return TKA_GRANT_INVALID_GRANT;
     }
+    if (rc != TKS_OK) {
+        snprintf(why, why_cap, "the store is unavailable");
+        return TKA_GRANT_ERROR;
+    }
+    if (strcmp(r.client_id, client->id) != 0) {
+        snprintf(why, why_cap, "the refresh token was issued to another client");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (r.used_at == 0 && now >= r.expires_at) {
+        snprintf(why, why_cap, "refresh token expired: sign in again");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (r.used_at == 0) {
+        rc = tks_refresh_use(a->store, h, now, &r);
+    } else {
+        rc = TKS_EXISTS;
+    }
     if (rc == TKS_EXISTS) {
-        if (now - r.used_at <= REUSE_GRACE && strcmp(r.client_id, client->id) == 0) {
+        if (now - r.used_at <= REUSE_GRACE) {
             snprintf(why, why_cap,
                      "refresh token was used moments ago by a concurrent request; use the token "
                      "that request received");
@@ -418,16 +449,8 @@ tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, c
         return TKA_GRANT_INVALID_GRANT;
     }
     if (rc != TKS_OK) {
-        snprintf(why, why_cap, "the store is unavailable");
-        return TKA_GRANT_ERROR;
-    }
-    if (strcmp(r.client_id, client->id) != 0) {
-        snprintf(why, why_cap, "the refresh token was issued to another client");
-        return TKA_GRANT_INVALID_GRANT;
-    }
-    if (now >= r.expires_at) {
-        snprintf(why, why_cap, "refresh token expired: sign in again");
-        return TKA_GRANT_INVALID_GRANT;
+        snprintf(why, why_cap, "%s", rc == TKS_NOT_FOUND ? "unknown refresh token" : "the store is unavailable");
+        return rc == TKS_NOT_FOUND ? TKA_GRANT_INVALID_GRANT : TKA_GRANT_ERROR;
     }
     char reason[TKS_REASON_MAX + 1] = "";
     if (tka_is_revoked(a, NULL, r.sid, reason, sizeof reason, NULL, NULL)) {

@@ -236,3 +236,21 @@ void srv_buf_html(srv_buf *b, const char *s, size_t n)
     }
     srv_buf_put(b, s + run, n - run);
 }
+
+void srv_buf_url(srv_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned ch = (unsigned char)s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+            ch == '.' || ch == '_' || ch == '~') {
+            continue;
+        }
+        srv_buf_put(b, s + run, i - run);
+        char e[3] = {'%', hex[ch >> 4], hex[ch & 15u]};
+        srv_buf_put(b, e, 3);
+        run = i + 1;
+    }
+    srv_buf_put(b, s + run, n - run);
+}

@@ -10,6 +10,10 @@
  * and **bold**. Everything is HTML-escaped; an inline `code` that names a
  * section becomes a link to it. Links are relative ("expired", "./") so the
  * pages work behind any path prefix.
+ *
+ * The pages go out with the security headers of every HTML page
+ * (srv_respond_html_static, pages.c); being static documents, they keep
+ * Cache-Control: public, max-age=300.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -456,27 +460,20 @@ void srv_pages_free(struct tkh_server *s)
     s->errors_index = NULL;
 }
 
-static const srv_header html_headers[] = {
-    {"Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"},
-};
-
 enum MHD_Result srv_handle_errors(srv_conn *st, struct MHD_Connection *c, const char *url)
 {
     struct tkh_server *s = st->srv;
-    static const char ctype[] = "text/html; charset=utf-8";
     if (strcmp(url, "/errors") == 0) {
         srv_header loc = {MHD_HTTP_HEADER_LOCATION, "/errors/"};
         return srv_respond(st, c, MHD_HTTP_MOVED_PERMANENTLY, NULL, NULL, 0, 1, SRV_CACHE_NONE, &loc, 1);
     }
     const char *code = url + 8; /* after "/errors/" */
     if (code[0] == '\0') {
-        return srv_respond(st, c, MHD_HTTP_OK, ctype, s->errors_index, s->errors_index_len, 1, SRV_CACHE_PUBLIC_300,
-                           html_headers, 1);
+        return srv_respond_html_static(st, c, MHD_HTTP_OK, s->errors_index, s->errors_index_len, SRV_CACHE_PUBLIC_300);
     }
     for (size_t i = 0; i < s->pages_len; i++) {
         if (s->pages[i].html != NULL && strcmp(code, s->pages[i].code) == 0) {
-            return srv_respond(st, c, MHD_HTTP_OK, ctype, s->pages[i].html, s->pages[i].len, 1, SRV_CACHE_PUBLIC_300,
-                               html_headers, 1);
+            return srv_respond_html_static(st, c, MHD_HTTP_OK, s->pages[i].html, s->pages[i].len, SRV_CACHE_PUBLIC_300);
         }
     }
     static const char nf[] = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -484,5 +481,5 @@ enum MHD_Result srv_handle_errors(srv_conn *st, struct MHD_Connection *c, const 
                              "<p>tokend has no reason code by that name. See <a href=\"./\">all reason codes</a>.</p>"
                              "</body></html>\n";
     st->error = "not_found";
-    return srv_respond(st, c, MHD_HTTP_NOT_FOUND, ctype, nf, sizeof nf - 1, 1, SRV_CACHE_NONE, html_headers, 1);
+    return srv_respond_html_static(st, c, MHD_HTTP_NOT_FOUND, nf, sizeof nf - 1, SRV_CACHE_NO_STORE);
 }

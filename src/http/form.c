@@ -10,6 +10,7 @@
  * in place: the decoded text is never longer than the encoded one.
  */
 #include <string.h>
+#include <strings.h>
 
 #include "http/internal.h"
 
@@ -90,7 +91,7 @@ static enum srv_form_result decode_field(char *buf, size_t start, size_t end, si
     return SRV_FORM_OK;
 }
 
-enum srv_form_result srv_form_parse(char *buf, size_t len, srv_form *f, const char **bad)
+static enum srv_form_result parse(char *buf, size_t len, srv_form *f, const char **bad, int keep_going)
 {
     f->n = 0;
     *bad = NULL;
@@ -132,16 +133,46 @@ enum srv_form_result srv_form_parse(char *buf, size_t len, srv_form *f, const ch
             p->value = p->name + nl;
         }
         p->value_len = vl;
+        int dup = 0;
         for (size_t k = 0; k < f->n; k++) {
             if (f->p[k].name_len == nl && memcmp(f->p[k].name, p->name, nl) == 0) {
-                *bad = f->p[k].name;
-                return SRV_FORM_DUPLICATE;
+                if (*bad == NULL) {
+                    *bad = f->p[k].name;
+                }
+                dup = 1;
+                break;
             }
         }
-        f->n++;
+        if (dup && !keep_going) {
+            return SRV_FORM_DUPLICATE;
+        }
+        if (!dup) {
+            f->n++;
+        }
         i = end + 1;
     }
-    return SRV_FORM_OK;
+    return *bad != NULL ? SRV_FORM_DUPLICATE : SRV_FORM_OK;
+}
+
+enum srv_form_result srv_form_parse(char *buf, size_t len, srv_form *f, const char **bad)
+{
+    return parse(buf, len, f, bad, 0);
+}
+
+enum srv_form_result srv_form_parse_all(char *buf, size_t len, srv_form *f, const char **bad)
+{
+    return parse(buf, len, f, bad, 1);
+}
+
+int srv_is_form(struct MHD_Connection *c)
+{
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    static const char want[] = "application/x-www-form-urlencoded";
+    if (ct == NULL || strncasecmp(ct, want, sizeof want - 1) != 0) {
+        return 0;
+    }
+    char next = ct[sizeof want - 1];
+    return next == '\0' || next == ';' || next == ' ' || next == '\t';
 }
 
 const char *srv_form_get(const srv_form *f, const char *name, size_t *len)

@@ -73,6 +73,9 @@ void srv_buf_printf(srv_buf *b, const char *fmt, ...) __attribute__((format(prin
 void srv_buf_json_str(srv_buf *b, const char *s, size_t n);
 /* HTML text with & < > " ' escaped. */
 void srv_buf_html(srv_buf *b, const char *s, size_t n);
+/* A URL query component: RFC 3986 unreserved characters as they are,
+ * every other byte %XX (so a space is %20). */
+void srv_buf_url(srv_buf *b, const char *s, size_t n);
 
 /* ---- the server ----------------------------------------------------------- */
 
@@ -87,6 +90,9 @@ enum srv_route {
     SRV_ROUTE_HEALTHZ,
     SRV_ROUTE_READYZ,
     SRV_ROUTE_METRICS,
+    SRV_ROUTE_AUTHORIZE, /* user sign-in (issue 4) */
+    SRV_ROUTE_LOGIN,
+    SRV_ROUTE_LOGOUT,
     SRV_ROUTE_OTHER, /* 404 */
     SRV_ROUTE_NONE,  /* libmicrohttpd answered before routing (e.g. 431) */
     SRV_ROUTE_COUNT_
@@ -96,7 +102,7 @@ enum srv_route {
 const char *srv_route_name(enum srv_route r);
 
 /* Status codes that get their own metrics series; others count as "other". */
-#define SRV_STATUS_SLOTS 18u
+#define SRV_STATUS_SLOTS 19u
 
 /* Latency histogram buckets, seconds (0.0001 .. 1), plus +Inf. */
 #define SRV_HIST_BUCKETS 13u
@@ -125,6 +131,12 @@ struct tkh_server {
     size_t metadata_len;
     int64_t started_at;
     EVP_MD *sha256; /* fetched once, for token fingerprints */
+
+    /* user sign-in: cookie names (the __Host- prefix needs HTTPS, so plain
+     * HTTP gets names without it) and whether we serve HTTPS (HSTS) */
+    const char *cookie_session;
+    const char *cookie_csrf;
+    int https;
 
     /* /errors pages rendered once at start */
     struct srv_page *pages;
@@ -166,7 +178,8 @@ typedef struct srv_conn {
     int reason; /* tk_reason of a token verdict, or -1 */
     char fp[9]; /* token fingerprint, "" when no token */
     char client_id[TKS_ID_MAX + 1];
-    const char *error; /* OAuth / HTTP error code answered, static */
+    char user[TKS_ID_MAX + 1]; /* the signed-in user, for the log ("" when none) */
+    const char *error;         /* OAuth / HTTP error code answered, static */
     char detail[TK_LIMIT_DETAIL_LEN];
 
     /* the body of a POST */
@@ -175,6 +188,15 @@ typedef struct srv_conn {
     size_t body_cap;
     int body_too_big;
     size_t discarded;
+
+    /* the raw (still percent-encoded) query of the routes that parse it
+     * strictly themselves (/oauth/authorize, /logout), copied when the
+     * request line arrives: libmicrohttpd's own parse forgives bad escapes
+     * and hides repeated parameters */
+    char *query;
+    size_t query_len;
+    size_t query_cap;
+    int has_query;
 } srv_conn;
 
 /* ---- responses ---------------------------------------------------------------- */
@@ -216,6 +238,9 @@ enum MHD_Result srv_handle_errors(srv_conn *st, struct MHD_Connection *c, const 
 enum MHD_Result srv_handle_healthz(srv_conn *st, struct MHD_Connection *c);
 enum MHD_Result srv_handle_readyz(srv_conn *st, struct MHD_Connection *c);
 enum MHD_Result srv_handle_metrics(srv_conn *st, struct MHD_Connection *c);
+enum MHD_Result srv_handle_authorize(srv_conn *st, struct MHD_Connection *c);
+enum MHD_Result srv_handle_login(srv_conn *st, struct MHD_Connection *c);
+enum MHD_Result srv_handle_logout(srv_conn *st, struct MHD_Connection *c);
 
 /* Builds the RFC 8414 document into s->metadata. Returns 0 or -1. */
 int srv_metadata_build(struct tkh_server *s);
@@ -247,6 +272,13 @@ enum srv_form_result {
  * treat empty values as absent (RFC 6749 section 3.1). On DUPLICATE,
  * *bad names the repeated parameter (a pointer into buf). */
 enum srv_form_result srv_form_parse(char *buf, size_t len, srv_form *f, const char **bad);
+/* Like srv_form_parse, but a repeated parameter does not stop the parse:
+ * the first occurrence is kept, the rest dropped, and DUPLICATE returned at
+ * the end with *bad naming the first parameter that was repeated (so that
+ * /oauth/authorize can still tell whether it may redirect the error). */
+enum srv_form_result srv_form_parse_all(char *buf, size_t len, srv_form *f, const char **bad);
+/* Content-Type is application/x-www-form-urlencoded (parameters allowed). */
+int srv_is_form(struct MHD_Connection *c);
 /* The value of `name`, or NULL when absent or empty. */
 const char *srv_form_get(const srv_form *f, const char *name, size_t *len);
 /* Decodes percent-encoding (and '+' as space) of in[0..n) into out (cap
@@ -274,6 +306,71 @@ void srv_log_stop(struct tkh_server *s);
 /* Renders every section of the embedded docs/errors.md. Returns 0 or -1. */
 int srv_pages_build(struct tkh_server *s);
 void srv_pages_free(struct tkh_server *s);
+
+/* ---- user sign-in: authorization requests, pages, cookies ---------------------- */
+
+/* An authorization request (RFC 6749 section 4.1.1, RFC 7636), as received
+ * in the query of /oauth/authorize or the hidden fields of the sign-in
+ * form, and what tka_authorize_check made of it. The strings point into
+ * the parsed query or body. */
+typedef struct srv_authz {
+    tka_authz_request req;
+    tka_authz_result result;
+    tks_client client; /* filled on OK and on every redirectable error */
+    char redirect[TKS_URI_MAX + 1];
+    char scope[TKS_LIST_MAX + 1]; /* granted */
+    char why[256];
+    /* found while reading: a repeated parameter, or audience and resource
+     * naming different targets (invalid_request); problem_fatal is
+     * BAD_CLIENT or BAD_REDIRECT when client_id or redirect_uri itself was
+     * repeated (then nothing may be redirected), else TKA_AZ_OK */
+    char problem[160];
+    tka_authz_result problem_fatal;
+} srv_authz;
+
+/* Reads the request's parameters from a parsed query or form; `dup` is the
+ * repeated parameter srv_form_parse_all reported, or NULL. */
+void srv_authz_read(srv_authz *az, const srv_form *f, const char *dup);
+/* Runs tka_authorize_check, after the problems found while reading: those
+ * are invalid_request once the client and its redirect URI are known good. */
+tka_authz_result srv_authz_check(srv_conn *st, srv_authz *az);
+/* Answers a request srv_authz_check refused: our own 400 page while the
+ * client or its redirect URI is not verified (nothing is redirected to an
+ * unverified URI, RFC 6749 section 4.1.2.1), a 503 page when the check
+ * failed before that, else `status` (302 for GET, 303 for POST) to the
+ * client with error, error_description, state and iss (RFC 9207). */
+enum MHD_Result srv_authz_fail(srv_conn *st, struct MHD_Connection *c, const srv_authz *az, unsigned status);
+/* Issues a code for `session` and redirects to the client with code, state
+ * and iss; extra Set-Cookie header when set_cookie is non-NULL. */
+enum MHD_Result srv_authz_redirect_code(srv_conn *st, struct MHD_Connection *c, const srv_authz *az,
+                                        const tks_session *session, unsigned status, const char *set_cookie);
+
+/* HTML responses: text/html, Cache-Control: no-store (or the given cache
+ * policy), and the security headers of every page (CSP with form-action
+ * 'self' plus `form_origin` when non-NULL, X-Frame-Options, Referrer-Policy,
+ * HSTS over HTTPS), plus `hdrs`. Takes ownership of a malloc'ed body. */
+enum MHD_Result srv_respond_html(srv_conn *st, struct MHD_Connection *c, unsigned status, char *body, size_t len,
+                                 enum srv_cache cache, const char *form_origin, const srv_header *hdrs, size_t n_hdrs);
+/* The same for a body that outlives the response (static pages). */
+enum MHD_Result srv_respond_html_static(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *body,
+                                        size_t len, enum srv_cache cache);
+
+/* The sign-in page for a checked request `az`, with an optional message
+ * (plain text, escaped here) and the username to keep in its field. Sets
+ * the CSRF cookie. retry_after > 0 adds Retry-After. */
+enum MHD_Result srv_page_login(srv_conn *st, struct MHD_Connection *c, unsigned status, const srv_authz *az,
+                               const char *message, const char *username, int64_t retry_after);
+/* A page with a heading and one or two paragraphs (plain text, escaped);
+ * `set_cookie` adds a Set-Cookie header when non-NULL. */
+enum MHD_Result srv_page_message(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *title,
+                                 const char *text, const char *text2, const char *set_cookie);
+
+/* The value of cookie `name` of this request, or NULL. */
+const char *srv_cookie(struct MHD_Connection *c, const char *name, size_t *len);
+/* Does the form's csrf field equal the CSRF cookie (constant time)? */
+int srv_csrf_ok(srv_conn *st, struct MHD_Connection *c, const srv_form *f);
+/* The Set-Cookie value that ends the browser session cookie. */
+void srv_session_cookie_clear(const struct tkh_server *s, char *out, size_t cap);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t srv_now_ns(void);

@@ -4,7 +4,7 @@
  * 15: operators get the full verdict detail here).
  *
  * Never logged: tokens, secrets, passwords, the Authorization header, the
- * request URI (its query could carry anything) or bodies. A token appears
+ * request URI (its query could carry anything), cookies or bodies. A token appears
  * only as its fingerprint (first 8 hex digits of its SHA-256).
  *
  * Each line is built in a stack buffer and written with one fwrite, which
@@ -19,7 +19,7 @@
 
 #include "http/internal.h"
 
-/* Fixed fields about 300 bytes, client id 64 and detail 384 bytes even if
+/* Fixed fields about 300 bytes, client id and user 64 each and detail 384 bytes even if
  * every byte were escaped as \\u00XX: under 3.2 KiB. */
 #define LOG_LINE_MAX 4096u
 #define FLUSH_EVERY_MS 100
@@ -74,6 +74,10 @@ void srv_log_request(struct tkh_server *s, const srv_conn *st, uint64_t us)
     if (st->client_id[0] != '\0') {
         srv_buf_puts(&b, ",\"client_id\":");
         srv_buf_json_str(&b, st->client_id, strlen(st->client_id));
+    }
+    if (st->user[0] != '\0') {
+        srv_buf_puts(&b, ",\"user\":");
+        srv_buf_json_str(&b, st->user, strlen(st->user));
     }
     if (st->reason >= 0) {
         srv_buf_printf(&b, ",\"reason\":\"%s\"", tk_reason_code((tk_reason)st->reason));

@@ -13,7 +13,7 @@
 #include "http/internal.h"
 
 /* Statuses with their own series; everything else is counted as "other". */
-static const unsigned status_slots[SRV_STATUS_SLOTS] = {0,   200, 204, 301, 302, 304, 400, 401, 403,
+static const unsigned status_slots[SRV_STATUS_SLOTS] = {0,   200, 204, 301, 302, 303, 304, 400, 401, 403,
                                                         404, 405, 411, 413, 415, 429, 431, 500, 503};
 
 /* Upper bounds of the latency buckets, microseconds (0.0001 s .. 1 s). */
@@ -76,6 +76,18 @@ enum MHD_Result srv_handle_metrics(srv_conn *st, struct MHD_Connection *c)
     help(&b, "tokend_tokens_issued_total", "counter", "Access tokens issued, by grant type.");
     srv_buf_printf(&b, "tokend_tokens_issued_total{grant=\"client_credentials\"} %" PRIu64 "\n",
                    ac.issued_client_credentials);
+    srv_buf_printf(&b, "tokend_tokens_issued_total{grant=\"authorization_code\"} %" PRIu64 "\n",
+                   ac.issued_authorization_code);
+    srv_buf_printf(&b, "tokend_tokens_issued_total{grant=\"refresh_token\"} %" PRIu64 "\n", ac.issued_refresh_token);
+    help(&b, "tokend_authorization_codes_issued_total", "counter", "Authorization codes issued by /oauth/authorize.");
+    srv_buf_printf(&b, "tokend_authorization_codes_issued_total %" PRIu64 "\n", ac.codes_issued);
+    help(&b, "tokend_refresh_reuse_total", "counter",
+         "Refresh tokens presented again after rotation (each revoked its whole family).");
+    srv_buf_printf(&b, "tokend_refresh_reuse_total %" PRIu64 "\n", ac.refresh_reuse);
+    help(&b, "tokend_logins_total", "counter", "User sign-ins, by result.");
+    srv_buf_printf(&b, "tokend_logins_total{result=\"ok\"} %" PRIu64 "\n", ac.logins);
+    srv_buf_printf(&b, "tokend_logins_total{result=\"failed\"} %" PRIu64 "\n", ac.login_failed);
+    srv_buf_printf(&b, "tokend_logins_total{result=\"throttled\"} %" PRIu64 "\n", ac.login_throttled);
     help(&b, "tokend_validations_total", "counter",
          "Token validations by /auth and /oauth/introspect, by result and reason code.");
     for (unsigned r = 0; r < TK_REASON_COUNT_; r++) {

@@ -1,14 +1,16 @@
 /*
- * oauth.c — the OAuth 2.0 endpoints: token (RFC 6749 sections 3.2, 4.4,
- * 5.1, 5.2), revocation (RFC 7009) and introspection (RFC 7662), with
- * client authentication client_secret_basic and client_secret_post
- * (RFC 6749 section 2.3.1) shared by all three.
+ * oauth.c — the OAuth 2.0 endpoints: token (RFC 6749 sections 3.2, 4.1.3,
+ * 4.4, 5.1, 5.2, 6), revocation (RFC 7009) and introspection (RFC 7662),
+ * with client authentication client_secret_basic and client_secret_post
+ * (RFC 6749 section 2.3.1) shared by all three, and public clients (id
+ * only, "none") at the token and revocation endpoints.
  *
  * Bodies are application/x-www-form-urlencoded, parsed strictly by form.c.
  * Errors are RFC 6749 section 5.2 JSON objects; every response of these
  * endpoints carries Cache-Control: no-store (and Pragma: no-cache, RFC 6749
- * section 5.1). Grant types are dispatched through one table, so the grants
- * of user sign-in (authorization_code, refresh_token) slot in later.
+ * section 5.1). Grant types are dispatched through one table:
+ * client_credentials, authorization_code (with the PKCE verifier) and
+ * refresh_token (rotating).
  *
  * Secrets: the client secret never leaves this file except into
  * tka_client_authenticate; stack copies and the request body are wiped
@@ -60,23 +62,10 @@ static void note_client(srv_conn *st, const char *id, size_t len)
 
 /* ---- the form ---------------------------------------------------------------- */
 
-/* Content-Type is application/x-www-form-urlencoded, parameters (charset)
- * allowed, case-insensitive (RFC 9110 section 8.3.1). */
-static int is_form(struct MHD_Connection *c)
-{
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    static const char want[] = "application/x-www-form-urlencoded";
-    if (ct == NULL || strncasecmp(ct, want, sizeof want - 1) != 0) {
-        return 0;
-    }
-    char next = ct[sizeof want - 1];
-    return next == '\0' || next == ';' || next == ' ' || next == '\t';
-}
-
 /* Parses the body; on failure queues the error and returns 0 with *res. */
 static int read_form(srv_conn *st, struct MHD_Connection *c, srv_form *f, enum MHD_Result *res)
 {
-    if (!is_form(c)) {
+    if (!srv_is_form(c)) {
         *res = oauth_error(st, c, MHD_HTTP_BAD_REQUEST, "invalid_request",
                            "the body must be application/x-www-form-urlencoded (RFC 6749 section 3.2)");
         return 0;
@@ -121,9 +110,37 @@ static int read_form(srv_conn *st, struct MHD_Connection *c, srv_form *f, enum M
 
 /* ---- client authentication (RFC 6749 section 2.3.1) ---------------------------------- */
 
-/* Authenticates the client of this request. Returns 1 with *client filled,
- * or 0 with the error queued and *res set. */
-static int authenticate(srv_conn *st, struct MHD_Connection *c, const srv_form *f, tks_client *client,
+/* A public client (RFC 6749 section 2.1) names itself with client_id and
+ * no secret; PKCE, not a secret, protects its codes. Returns 1 with
+ * *client filled, or 0 with the error queued. */
+static int identify_public(srv_conn *st, struct MHD_Connection *c, const char *id, size_t id_len, tks_client *client,
+                           enum MHD_Result *res)
+{
+    note_client(st, id, id_len);
+    switch (tka_client_identify_public(st->srv->auth, id, id_len, client)) {
+    case TKA_AUTH_OK:
+        return 1;
+    case TKA_AUTH_DISABLED:
+        *res = invalid_client(st, c, "client is disabled");
+        return 0;
+    case TKA_AUTH_ERROR:
+        *res = oauth_error(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable",
+                           "the client store is unavailable; retry later");
+        return 0;
+    case TKA_AUTH_BAD:
+    case TKA_AUTH_THROTTLED:
+    default:
+        *res = invalid_client(st, c,
+                              "no client_secret, and this is not a public client: authenticate with its secret "
+                              "(client_secret_basic or client_secret_post)");
+        return 0;
+    }
+}
+
+/* Authenticates the client of this request: with its secret, or (when
+ * allow_public) a public client by its id alone. Returns 1 with *client
+ * filled, or 0 with the error queued and *res set. */
+static int authenticate(srv_conn *st, struct MHD_Connection *c, const srv_form *f, int allow_public, tks_client *client,
                         enum MHD_Result *res)
 {
     struct tkh_server *s = st->srv;
@@ -189,14 +206,24 @@ static int authenticate(srv_conn *st, struct MHD_Connection *c, const srv_form *
                                "client_id in the body differs from the one in the Basic credentials");
             goto out;
         }
+        if (secret_len == 0 && allow_public) {
+            /* "id:" — how some libraries send a public client's id */
+            ok = identify_public(st, c, id, id_len, client, res);
+            goto out;
+        }
     } else if (body_id != NULL && body_secret != NULL) {
         id = body_id;
         id_len = body_id_len;
         secret = body_secret;
         secret_len = body_secret_len;
+    } else if (body_id != NULL && allow_public) {
+        ok = identify_public(st, c, body_id, body_id_len, client, res);
+        goto out;
     } else if (body_id != NULL) {
         note_client(st, body_id, body_id_len);
-        *res = invalid_client(st, c, "no client_secret: this server has no public clients");
+        *res = invalid_client(st, c,
+                              "no client_secret: introspection needs the credentials of a confidential client "
+                              "(RFC 7662 section 2.1)");
         goto out;
     } else {
         *res = invalid_client(st, c,
@@ -250,10 +277,71 @@ out:
 typedef enum MHD_Result (*grant_fn)(srv_conn *st, struct MHD_Connection *c, const srv_form *f,
                                     const tks_client *client);
 
+/* The RFC 6749 section 5.1 answer for what the authority issued. */
+static enum MHD_Result issued_response(srv_conn *st, struct MHD_Connection *c, tka_issued *iss)
+{
+    srv_buf b;
+    srv_buf_heap(&b, 4u * TK_LIMIT_TOKEN_LEN);
+    size_t tl = iss->access_token != NULL ? strlen(iss->access_token) : 0;
+    srv_fingerprint(st, iss->access_token != NULL ? iss->access_token : "", tl);
+    srv_buf_puts(&b, "{\"access_token\":");
+    srv_buf_json_str(&b, iss->access_token != NULL ? iss->access_token : "", tl);
+    srv_buf_printf(&b, ",\"token_type\":\"Bearer\",\"expires_in\":%" PRId64, iss->expires_in);
+    if (iss->refresh_token != NULL) {
+        srv_buf_puts(&b, ",\"refresh_token\":");
+        srv_buf_json_str(&b, iss->refresh_token, strlen(iss->refresh_token));
+    }
+    if (iss->scope[0] != '\0') {
+        srv_buf_puts(&b, ",\"scope\":");
+        srv_buf_json_str(&b, iss->scope, strnlen(iss->scope, sizeof iss->scope));
+    }
+    srv_buf_putc(&b, '}');
+    if (st->detail[0] == '\0') {
+        srv_note(st, "issued jti %s, expires in %" PRId64 "s%s", iss->jti, iss->expires_in,
+                 iss->refresh_token != NULL ? ", with a refresh token" : "");
+    }
+    tka_issued_clear(iss);
+    if (b.overflow || b.p == NULL) {
+        if (b.p != NULL) {
+            OPENSSL_cleanse(b.p, b.len);
+        }
+        srv_buf_free(&b);
+        return oauth_error(st, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "server_error", "token response too large");
+    }
+    size_t len = b.len;
+    return srv_respond_owned(st, c, MHD_HTTP_OK, "application/json", b.p, len, CACHE, NULL, 0);
+}
+
+/* The RFC 6749 section 5.2 answer for a grant the authority refused. */
+static enum MHD_Result grant_refused(srv_conn *st, struct MHD_Connection *c, tka_grant_result gr, const char *why)
+{
+    switch (gr) {
+    case TKA_GRANT_INVALID_GRANT:
+        return oauth_error(st, c, MHD_HTTP_BAD_REQUEST, "invalid_grant", why[0] ? why : "invalid grant");
+    case TKA_GRANT_UNAUTHORIZED_CLIENT:
+        return oauth_error(st, c, MHD_HTTP_BAD_REQUEST, "unauthorized_client",
+                           why[0] ? why : "this client may not use this grant type");
+    case TKA_GRANT_INVALID_SCOPE:
+        return oauth_error(st, c, MHD_HTTP_BAD_REQUEST, "invalid_scope", why[0] ? why : "scope not allowed");
+    case TKA_GRANT_INVALID_TARGET:
+        return oauth_error(st, c, MHD_HTTP_BAD_REQUEST, "invalid_target", why[0] ? why : "audience not allowed");
+    case TKA_GRANT_OK:
+    case TKA_GRANT_ERROR:
+    default:
+        srv_note(st, "issuance failed: %s", why);
+        return oauth_error(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable",
+                           "the token could not be issued; retry later");
+    }
+}
+
 static enum MHD_Result grant_client_credentials(srv_conn *st, struct MHD_Connection *c, const srv_form *f,
                                                 const tks_client *client)
 {
     struct tkh_server *s = st->srv;
+    if (client->is_public) {
+        return oauth_error(st, c, MHD_HTTP_BAD_REQUEST, "unauthorized_client",
+                           "a public client has no secret, so it cannot use client_credentials");
+    }
     const char *scope = srv_form_get(f, "scope", NULL);
     const char *audience = srv_form_get(f, "audience", NULL);
     const char *resource = srv_form_get(f, "resource", NULL);
@@ -266,39 +354,68 @@ static enum MHD_Result grant_client_credentials(srv_conn *st, struct MHD_Connect
     memset(&iss, 0, sizeof iss);
     char why[256] = "";
     tka_grant_result gr = tka_issue_client_credentials(s->auth, client, scope, target, now_s(), &iss, why, sizeof why);
-    switch (gr) {
-    case TKA_GRANT_OK:
-        break;
-    case TKA_GRANT_INVALID_SCOPE:
-        return oauth_error(st, c, MHD_HTTP_BAD_REQUEST, "invalid_scope", why[0] ? why : "scope not allowed");
-    case TKA_GRANT_INVALID_TARGET:
-        return oauth_error(st, c, MHD_HTTP_BAD_REQUEST, "invalid_target", why[0] ? why : "audience not allowed");
-    case TKA_GRANT_ERROR:
-    default:
-        srv_note(st, "issuance failed: %s", why);
-        return oauth_error(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable",
-                           "the token could not be issued; retry later");
+    if (gr != TKA_GRANT_OK) {
+        tka_issued_clear(&iss);
+        return grant_refused(st, c, gr, why);
     }
-    srv_buf b;
-    srv_buf_heap(&b, 4u * TK_LIMIT_TOKEN_LEN);
-    size_t tl = iss.access_token != NULL ? strlen(iss.access_token) : 0;
-    srv_fingerprint(st, iss.access_token != NULL ? iss.access_token : "", tl);
-    srv_buf_puts(&b, "{\"access_token\":");
-    srv_buf_json_str(&b, iss.access_token != NULL ? iss.access_token : "", tl);
-    srv_buf_printf(&b, ",\"token_type\":\"Bearer\",\"expires_in\":%" PRId64, iss.expires_in);
-    if (iss.scope[0] != '\0') {
-        srv_buf_puts(&b, ",\"scope\":");
-        srv_buf_json_str(&b, iss.scope, strnlen(iss.scope, sizeof iss.scope));
+    return issued_response(st, c, &iss);
+}
+
+/* RFC 6749 section 4.1.3 with the PKCE verifier (RFC 7636 section 4.5). */
+static enum MHD_Result grant_authorization_code(srv_conn *st, struct MHD_Connection *c, const srv_form *f,
+                                                const tks_client *client)
+{
+    struct tkh_server *s = st->srv;
+    size_t code_len = 0;
+    size_t ver_len = 0;
+    const char *code = srv_form_get(f, "code", &code_len);
+    const char *redirect_uri = srv_form_get(f, "redirect_uri", NULL);
+    const char *verifier = srv_form_get(f, "code_verifier", &ver_len);
+    if (code == NULL) {
+        return oauth_error(st, c, MHD_HTTP_BAD_REQUEST, "invalid_request", "the code parameter is missing");
     }
-    srv_buf_putc(&b, '}');
-    srv_note(st, "issued jti %s, expires in %" PRId64 "s", iss.jti, iss.expires_in);
-    tka_issued_clear(&iss);
-    if (b.overflow || b.p == NULL) {
-        srv_buf_free(&b);
-        return oauth_error(st, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "server_error", "token response too large");
+    srv_fingerprint(st, code, code_len); /* replaced by the access token's when one is issued */
+    if (verifier == NULL) {
+        return oauth_error(st, c, MHD_HTTP_BAD_REQUEST, "invalid_request",
+                           "the code_verifier parameter is missing (PKCE, RFC 7636 section 4.5)");
     }
-    size_t len = b.len;
-    return srv_respond_owned(st, c, MHD_HTTP_OK, "application/json", b.p, len, CACHE, NULL, 0);
+    tka_issued iss;
+    memset(&iss, 0, sizeof iss);
+    char why[256] = "";
+    tka_grant_result gr = tka_issue_authorization_code(s->auth, client, code, code_len, redirect_uri, verifier, ver_len,
+                                                       now_s(), &iss, why, sizeof why);
+    if (gr != TKA_GRANT_OK) {
+        tka_issued_clear(&iss);
+        return grant_refused(st, c, gr, why);
+    }
+    return issued_response(st, c, &iss);
+}
+
+/* RFC 6749 section 6; the refresh token rotates (RFC 9700 section 4.14.2). */
+static enum MHD_Result grant_refresh_token(srv_conn *st, struct MHD_Connection *c, const srv_form *f,
+                                           const tks_client *client)
+{
+    struct tkh_server *s = st->srv;
+    size_t rl = 0;
+    const char *refresh = srv_form_get(f, "refresh_token", &rl);
+    const char *scope = srv_form_get(f, "scope", NULL);
+    if (refresh == NULL) {
+        return oauth_error(st, c, MHD_HTTP_BAD_REQUEST, "invalid_request", "the refresh_token parameter is missing");
+    }
+    srv_fingerprint(st, refresh, rl); /* replaced by the access token's when one is issued */
+    char presented[sizeof st->fp];
+    memcpy(presented, st->fp, sizeof presented);
+    tka_issued iss;
+    memset(&iss, 0, sizeof iss);
+    char why[256] = "";
+    tka_grant_result gr = tka_issue_refresh(s->auth, client, refresh, rl, scope, now_s(), &iss, why, sizeof why);
+    if (gr != TKA_GRANT_OK) {
+        tka_issued_clear(&iss);
+        return grant_refused(st, c, gr, why);
+    }
+    srv_note(st, "refresh token %s rotated; issued jti %s, expires in %" PRId64 "s", presented, iss.jti,
+             iss.expires_in);
+    return issued_response(st, c, &iss);
 }
 
 static const struct grant {
@@ -306,8 +423,8 @@ static const struct grant {
     grant_fn fn; /* NULL: known, not supported yet */
 } grants[] = {
     {"client_credentials", grant_client_credentials},
-    {"authorization_code", NULL}, /* with user sign-in (a later issue) */
-    {"refresh_token", NULL},      /* with user sign-in (a later issue) */
+    {"authorization_code", grant_authorization_code},
+    {"refresh_token", grant_refresh_token},
 };
 
 enum MHD_Result srv_handle_token(srv_conn *st, struct MHD_Connection *c)
@@ -318,7 +435,7 @@ enum MHD_Result srv_handle_token(srv_conn *st, struct MHD_Connection *c)
         return res;
     }
     tks_client client;
-    if (!authenticate(st, c, &f, &client, &res)) {
+    if (!authenticate(st, c, &f, 1, &client, &res)) {
         return res;
     }
     size_t gl = 0;
@@ -340,7 +457,8 @@ enum MHD_Result srv_handle_token(srv_conn *st, struct MHD_Connection *c)
         }
     }
     res = oauth_error(st, c, MHD_HTTP_BAD_REQUEST, "unsupported_grant_type",
-                      "this server supports the grant type client_credentials");
+                      "this server supports the grant types client_credentials, authorization_code and "
+                      "refresh_token");
 out:
     OPENSSL_cleanse(&client, sizeof client);
     return res;
@@ -357,7 +475,7 @@ enum MHD_Result srv_handle_revoke(srv_conn *st, struct MHD_Connection *c)
         return res;
     }
     tks_client client;
-    if (!authenticate(st, c, &f, &client, &res)) {
+    if (!authenticate(st, c, &f, 1, &client, &res)) {
         return res;
     }
     size_t tl = 0;
@@ -411,7 +529,7 @@ enum MHD_Result srv_handle_introspect(srv_conn *st, struct MHD_Connection *c)
         return res;
     }
     tks_client client;
-    if (!authenticate(st, c, &f, &client, &res)) {
+    if (!authenticate(st, c, &f, 0, &client, &res)) {
         return res;
     }
     OPENSSL_cleanse(&client, sizeof client);

@@ -135,7 +135,10 @@ static const struct route {
     {"/healthz", SRV_ROUTE_HEALTHZ, M_GET},
     {"/readyz", SRV_ROUTE_READYZ, M_GET},
     {"/metrics", SRV_ROUTE_METRICS, M_GET},
-    {"/errors", SRV_ROUTE_ERRORS, M_GET},
+    {"/oauth/authorize", SRV_ROUTE_AUTHORIZE, M_GET},
+    {"/login", SRV_ROUTE_LOGIN, M_GET | M_POST},
+    {"/logout", SRV_ROUTE_LOGOUT, M_GET | M_POST},
+    {"/errors", SRV_ROUTE_ERRORS, M_GET}, /* last: also the prefix "/errors/" */
 };
 
 const char *srv_route_name(enum srv_route r)
@@ -151,6 +154,9 @@ const char *srv_route_name(enum srv_route r)
         [SRV_ROUTE_HEALTHZ] = "/healthz",
         [SRV_ROUTE_READYZ] = "/readyz",
         [SRV_ROUTE_METRICS] = "/metrics",
+        [SRV_ROUTE_AUTHORIZE] = "/oauth/authorize",
+        [SRV_ROUTE_LOGIN] = "/login",
+        [SRV_ROUTE_LOGOUT] = "/logout",
         [SRV_ROUTE_OTHER] = "other",
         [SRV_ROUTE_NONE] = "-",
     };
@@ -182,10 +188,15 @@ static const char *method_name(const char *m)
     return "other";
 }
 
-static int method_bits(const char *m)
+static int method_bits(const char *m, enum srv_route r)
 {
-    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
+    if (strcmp(m, "GET") == 0) {
         return M_GET;
+    }
+    if (strcmp(m, "HEAD") == 0) {
+        /* the sign-in routes act on GET (issue a code, end a session):
+         * a HEAD must not do that behind a HEAD's back */
+        return r == SRV_ROUTE_AUTHORIZE || r == SRV_ROUTE_LOGIN || r == SRV_ROUTE_LOGOUT ? 0 : M_GET;
     }
     if (strcmp(m, "POST") == 0) {
         return M_POST;
@@ -327,16 +338,75 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         srv_conn *st = *socket_context;
         if (st != NULL) {
             free(st->body);
+            free(st->query);
             free(st);
         }
         *socket_context = NULL;
     }
 }
 
+static int hexdigit(char c);
+
+/* Is the raw path p[0..n) (percent-encoded) one of the routes that parse
+ * their query themselves? Decoded as unescape() does, so "/oauth/%61uthorize"
+ * routes and parses alike. */
+static int wants_raw_query(const char *p, size_t n)
+{
+    char d[32];
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (o == sizeof d - 1) {
+            return 0;
+        }
+        int h = p[i] == '%' && i + 2 < n ? hexdigit(p[i + 1]) : -1;
+        int l = h >= 0 ? hexdigit(p[i + 2]) : -1;
+        if (h >= 0 && l >= 0 && (h | l) != 0) {
+            d[o++] = (char)(h << 4 | l);
+            i += 2;
+        } else {
+            d[o++] = p[i];
+        }
+    }
+    d[o] = '\0';
+    return strcmp(d, "/oauth/authorize") == 0 || strcmp(d, "/logout") == 0;
+}
+
+/* Keeps the raw query of /oauth/authorize and /logout (see srv_conn). A
+ * query too long for the header limit is left out: the head gets 431. */
+static void keep_query(struct tkh_server *s, srv_conn *st, const char *uri)
+{
+    size_t n = strnlen(uri, s->cfg.max_header + 1);
+    const char *q = memchr(uri, '?', n);
+    if (q == NULL || !wants_raw_query(uri, (size_t)(q - uri))) {
+        return;
+    }
+    q++;
+    size_t ql = n - (size_t)(q - uri);
+    const char *hash = memchr(q, '#', ql); /* a fragment is not sent by browsers; never part of the query */
+    if (hash != NULL) {
+        ql = (size_t)(hash - q);
+    }
+    if (ql > s->cfg.max_header) {
+        return;
+    }
+    if (ql + 1 > st->query_cap) {
+        char *nq = realloc(st->query, ql + 1);
+        if (nq == NULL) {
+            return;
+        }
+        st->query = nq;
+        st->query_cap = ql + 1;
+    }
+    memcpy(st->query, q, ql);
+    st->query[ql] = '\0';
+    st->query_len = ql;
+    st->has_query = 1;
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
     struct tkh_server *s = cls;
-    (void)uri; /* never logged: query strings may carry anything */
+    /* never logged: query strings may carry anything */
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     if (ci == NULL || ci->socket_context == NULL) {
         return NULL;
@@ -352,11 +422,17 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     st->reason = -1;
     st->fp[0] = '\0';
     st->client_id[0] = '\0';
+    st->user[0] = '\0';
     st->error = NULL;
     st->detail[0] = '\0';
     st->body_len = 0;
     st->body_too_big = 0;
     st->discarded = 0;
+    st->query_len = 0;
+    st->has_query = 0;
+    if (uri != NULL) {
+        keep_query(s, st, uri);
+    }
     atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
     return st;
 }
@@ -477,6 +553,12 @@ static enum MHD_Result dispatch(srv_conn *st, struct MHD_Connection *c, const ch
         return srv_handle_readyz(st, c);
     case SRV_ROUTE_METRICS:
         return srv_handle_metrics(st, c);
+    case SRV_ROUTE_AUTHORIZE:
+        return srv_handle_authorize(st, c);
+    case SRV_ROUTE_LOGIN:
+        return srv_handle_login(st, c);
+    case SRV_ROUTE_LOGOUT:
+        return srv_handle_logout(st, c);
     case SRV_ROUTE_OTHER:
     case SRV_ROUTE_NONE:
     case SRV_ROUTE_COUNT_:
@@ -531,7 +613,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_data_size != 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (st->route == SRV_ROUTE_TOKEN || st->route == SRV_ROUTE_REVOKE || st->route == SRV_ROUTE_INTROSPECT) {
+        if (st->route == SRV_ROUTE_TOKEN || st->route == SRV_ROUTE_REVOKE || st->route == SRV_ROUTE_INTROSPECT ||
+            st->route == SRV_ROUTE_LOGIN || st->route == SRV_ROUTE_LOGOUT) {
             return body_append(st, s->cfg.max_body, upload_data, n) ? MHD_YES : MHD_NO;
         }
         /* other routes take no body: read and drop it, within the same bound */
@@ -546,8 +629,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return srv_respond_error(st, c, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL, SRV_CACHE_NONE, NULL, 0);
     }
     const struct route *rt = st->route == SRV_ROUTE_OTHER ? NULL : find_route(url);
-    if (rt != NULL && rt->methods != M_ANY && (method_bits(method) & rt->methods) == 0) {
-        srv_header allow = {"Allow", rt->methods == M_POST ? "POST" : "GET, HEAD"};
+    if (rt != NULL && rt->methods != M_ANY && (method_bits(method, rt->id) & rt->methods) == 0) {
+        int no_head = rt->id == SRV_ROUTE_AUTHORIZE || rt->id == SRV_ROUTE_LOGIN || rt->id == SRV_ROUTE_LOGOUT;
+        srv_header allow = {"Allow", rt->methods == M_POST             ? "POST"
+                                     : rt->methods == M_GET && no_head ? "GET"
+                                     : rt->methods == M_GET            ? "GET, HEAD"
+                                     : no_head                         ? "GET, POST"
+                                                                       : "GET, HEAD, POST"};
         srv_note(st, "method %s not allowed", st->method);
         return srv_respond_error(st, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL, SRV_CACHE_NONE, &allow,
                                  1);
@@ -786,6 +874,19 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
     if (srv_log_start(s) != 0) {
         snprintf(err, err_cap, "cannot start the log flusher thread");
         goto fail;
+    }
+    s->https = !cfg->insecure_http;
+    if (s->https) {
+        s->cookie_session = "__Host-tokend_session";
+        s->cookie_csrf = "__Host-tokend_csrf";
+    } else {
+        /* Browsers drop __Host- cookies and Secure cookies over plain HTTP. */
+        s->cookie_session = "tokend_session";
+        s->cookie_csrf = "tokend_csrf";
+        srv_log_event(s, "warning",
+                      "plain HTTP: the sign-in cookies are named tokend_session and tokend_csrf, without the "
+                      "__Host- prefix and without Secure (browsers refuse both over HTTP): serve HTTPS before "
+                      "real users sign in");
     }
 
     if (!cfg->insecure_http) {

@@ -65,16 +65,22 @@ int srv_metadata_build(struct tkh_server *s)
     srv_buf_heap(&b, 16u * 1024u);
     srv_buf_putc(&b, '{');
     member(&b, "issuer", issuer, 1);
+    member_url(&b, base, "authorization_endpoint", "/oauth/authorize");
     member_url(&b, base, "token_endpoint", "/oauth/token");
     member_url(&b, base, "revocation_endpoint", "/oauth/revoke");
     member_url(&b, base, "introspection_endpoint", "/oauth/introspect");
     member_url(&b, base, "jwks_uri", "/.well-known/jwks.json");
-    srv_buf_puts(&b, ",\n  \"grant_types_supported\": [\"client_credentials\"]"
-                     ",\n  \"response_types_supported\": []"
+    member_url(&b, base, "end_session_endpoint", "/logout");
+    srv_buf_puts(&b, ",\n  \"grant_types_supported\": [\"client_credentials\", \"authorization_code\", "
+                     "\"refresh_token\"]"
+                     ",\n  \"response_types_supported\": [\"code\"]"
+                     ",\n  \"response_modes_supported\": [\"query\"]"
+                     ",\n  \"code_challenge_methods_supported\": [\"S256\"]"
+                     ",\n  \"authorization_response_iss_parameter_supported\": true"
                      ",\n  \"token_endpoint_auth_methods_supported\": [\"client_secret_basic\", "
-                     "\"client_secret_post\"]"
+                     "\"client_secret_post\", \"none\"]"
                      ",\n  \"revocation_endpoint_auth_methods_supported\": [\"client_secret_basic\", "
-                     "\"client_secret_post\"]"
+                     "\"client_secret_post\", \"none\"]"
                      ",\n  \"introspection_endpoint_auth_methods_supported\": [\"client_secret_basic\", "
                      "\"client_secret_post\"]");
     member_url(&b, base, "service_documentation", "/errors/");

@@ -1496,6 +1496,21 @@ static tks_result sq_code_redeem(tks_store *s, const unsigned char hash[32], int
     return use_once(s, ST_CODE_USE, ST_CODE_GET, hash, now, read_code_v, out, "redeeming an authorization code");
 }
 
+static tks_result sq_code_get(tks_store *s, const unsigned char hash[32], tks_code *out)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_CODE_GET, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_blob(&b, 1, hash, 32);
+        r = get_one(s, q, st, b.rc, read_code_v, out, "reading an authorization code");
+    }
+    unlock(q);
+    return r;
+}
+
 static tks_result sq_code_purge(tks_store *s, int64_t now)
 {
     return purge_before(s, ST_CODE_PURGE, now, "purging authorization codes");
@@ -1581,6 +1596,7 @@ static const tksi_backend SQLITE_BACKEND = {
     .session_end = sq_session_end,
     .code_insert = sq_code_insert,
     .code_redeem = sq_code_redeem,
+    .code_get = sq_code_get,
     .code_purge = sq_code_purge,
     .refresh_insert = sq_refresh_insert,
     .refresh_use = sq_refresh_use,

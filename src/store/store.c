@@ -888,6 +888,25 @@ tks_result tks_refresh_use(tks_store *s, const unsigned char hash[32], int64_t n
     return r;
 }
 
+tks_result tks_code_get(tks_store *s, const unsigned char hash[32], tks_code *out)
+{
+    if (out != NULL) {
+        memset(out, 0, sizeof *out);
+    }
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (hash == NULL || out == NULL) {
+        tksi_seterr(s, "tks_code_get: NULL argument");
+        return TKS_ERR;
+    }
+    tks_result r = s->be->code_get(s, hash, out);
+    if (r != TKS_OK) {
+        memset(out, 0, sizeof *out);
+    }
+    return r;
+}
+
 tks_result tks_refresh_get(tks_store *s, const unsigned char hash[32], tks_refresh *out)
 {
     if (out != NULL) {

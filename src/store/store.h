@@ -187,6 +187,8 @@ tks_result tks_code_insert(tks_store *s, const tks_code *c);
  * whom, so that the tokens issued from it can be revoked); TKS_NOT_FOUND.
  * Exactly one of two concurrent redeems gets TKS_OK. */
 tks_result tks_code_redeem(tks_store *s, const unsigned char hash[32], int64_t now, tks_code *out);
+/* Looks a code up without using it (to check it before redeeming). */
+tks_result tks_code_get(tks_store *s, const unsigned char hash[32], tks_code *out);
 /* Deletes codes that expired before `now`. */
 tks_result tks_code_purge(tks_store *s, int64_t now);
 

@@ -575,3 +575,428 @@ def wait_for(pred, timeout, interval=0.1):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# ---------------------------------------------------------------------------
+# user sign-in (issue 4): users, clients of the authorization code flow,
+# PKCE, the sign-in page and its form, cookies, a browser-like session
+#
+# Used by test_signin_*.py:
+#
+#     fx.add_user("alice", "correct horse battery")
+#     cid, _ = fx.add_signin_client("spa", "https://app.example/cb", "orders:read", "orders-api")
+#     b = st.SignInBrowser(fx, cid, "https://app.example/cb")
+#     got = b.sign_in("alice", "correct horse battery")   # code, state, iss, verifier
+#     tokens = b.exchange(got["code"], got["verifier"]).json()
+
+import html.parser  # noqa: E402
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit  # noqa: E402
+
+SESSION_COOKIE = "__Host-tokend_session"
+CSRF_COOKIE = "__Host-tokend_csrf"
+
+
+def pkce_pair():
+    """(code_verifier, code_challenge) for S256 (RFC 7636 section 4.1-4.2):
+    a 43-character verifier of 32 random bytes."""
+    verifier = tt.b64u(os.urandom(32))
+    challenge = tt.b64u(hashlib.sha256(verifier.encode()).digest())
+    return verifier, challenge
+
+
+def random_state():
+    return tt.b64u(os.urandom(12))
+
+
+def one_char_off(uri):
+    """The URI with its last character changed (a redirect URI that differs
+    by exactly one character)."""
+    last = uri[-1]
+    return uri[:-1] + ("x" if last != "x" else "y")
+
+
+def set_cookie_headers(r):
+    """Every Set-Cookie header of a requests response, unmerged."""
+    return r.raw.headers.getlist("Set-Cookie") if r.raw is not None else []
+
+
+def parse_set_cookie(value):
+    """'n=v; Path=/; Secure; HttpOnly; SameSite=Lax' -> (name, value, attrs)
+    with attrs' keys lower-case and flag attributes mapped to True."""
+    parts = [p.strip() for p in value.split(";")]
+    name, _, val = parts[0].partition("=")
+    attrs = {}
+    for p in parts[1:]:
+        if not p:
+            continue
+        k, eq, v = p.partition("=")
+        attrs[k.strip().lower()] = v.strip() if eq else True
+    return name.strip(), val.strip(), attrs
+
+
+def find_set_cookie(r, name):
+    """(value, attrs) of the Set-Cookie for `name` in response r, or None."""
+    for h in set_cookie_headers(r):
+        n, v, a = parse_set_cookie(h)
+        if n == name:
+            return v, a
+    return None
+
+
+def query_params(url):
+    """The query of a URL as {name: value} (each name must appear once)."""
+    q = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    for k, v in q.items():
+        if len(v) != 1:
+            raise AssertionError("parameter %s appears %d times in %r" % (k, len(v), url))
+    return {k: v[0] for k, v in q.items()}
+
+
+def strip_query(url):
+    p = urlsplit(url)
+    return "%s://%s%s" % (p.scheme, p.netloc, p.path)
+
+
+class PageParser(html.parser.HTMLParser):
+    """What the tests look at in an HTML page: its forms (action, method,
+    inputs), <script> elements, external references and the visible text."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.forms = []
+        self.scripts = 0
+        self.external = []  # src/href of elements that load something
+        self.text_parts = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: (v if v is not None else "") for k, v in attrs}
+        if tag == "script":
+            self.scripts += 1
+        if tag in ("script", "style"):
+            self._skip += 1
+        if tag in ("script", "img", "iframe", "link", "object", "embed") and (a.get("src") or a.get("href")):
+            self.external.append(a.get("src") or a.get("href"))
+        if tag == "form":
+            self.forms.append({"action": a.get("action", ""), "method": a.get("method", "get").lower(),
+                               "inputs": []})
+        elif tag in ("input", "button") and self.forms:
+            self.forms[-1]["inputs"].append({"name": a.get("name"), "type": a.get("type", "text").lower(),
+                                             "value": a.get("value", "")})
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.text_parts.append(data)
+
+    @property
+    def text(self):
+        return re.sub(r"\s+", " ", " ".join(self.text_parts)).strip()
+
+
+def parse_page(body):
+    p = PageParser()
+    p.feed(body)
+    p.close()
+    return p
+
+
+def login_form(page):
+    """The sign-in form of a parsed page: the form with a password input."""
+    for f in page.forms:
+        if any(i["type"] == "password" for i in f["inputs"]):
+            return f
+    raise AssertionError("no form with a password field in the page: %r" % page.text[:500])
+
+
+def hidden_fields(form):
+    return {i["name"]: i["value"] for i in form["inputs"] if i["type"] == "hidden" and i["name"]}
+
+
+class SignInBrowser:
+    """A cookie-keeping HTTP client that goes through the sign-in pages the
+    way a browser without JavaScript does: GET /oauth/authorize, read the
+    form, POST it with a username and password, follow nothing by itself
+    (every response is returned for the test to look at).
+
+    Each instance has its own cookie jar and, by default, a source address of
+    its own (fresh_ip), so that failed sign-ins it makes on purpose do not
+    throttle the other tests."""
+
+    def __init__(self, fx, client_id, redirect_uri, scope=None, source_ip=None):
+        self.fx = fx
+        self.client_id = client_id
+        self.redirect_uri = redirect_uri
+        self.scope = scope
+        self.source_ip = source_ip or fresh_ip()
+        self.s = new_session(fx.verify, self.source_ip)
+        self.verifier = None
+        self.state = None
+        self.last_page_url = None
+
+    def close(self):
+        self.s.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- the authorization request --------------------------------------------------
+    def authorize_params(self, **over):
+        """A valid authorization request with a fresh PKCE pair and state;
+        `over` replaces parameters (None drops one)."""
+        self.verifier, challenge = pkce_pair()
+        self.state = random_state()
+        p = {"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
+             "state": self.state, "code_challenge": challenge, "code_challenge_method": "S256"}
+        if self.scope:
+            p["scope"] = self.scope
+        for k, v in over.items():
+            if v is None:
+                p.pop(k, None)
+            else:
+                p[k] = v
+        return p
+
+    def authorize_url(self, **over):
+        return self.fx.url + "/oauth/authorize?" + urlencode(self.authorize_params(**over))
+
+    def authorize(self, raw_query=None, **over):
+        """GET /oauth/authorize (no redirect followed)."""
+        url = self.fx.url + "/oauth/authorize?" + (raw_query if raw_query is not None
+                                                   else urlencode(self.authorize_params(**over)))
+        self.last_page_url = url
+        return self.s.get(url, allow_redirects=False, timeout=HTTP_TIMEOUT)
+
+    # -- the sign-in page ---------------------------------------------------------------
+    def login_page(self, **over):
+        """GET /oauth/authorize expecting the sign-in page: (response, form)."""
+        r = self.authorize(**over)
+        if r.status_code != 200:
+            raise AssertionError("expected the sign-in page, got %d %s\n%s" % (
+                r.status_code, r.headers.get("Location"), r.text[:2000]))
+        return r, login_form(parse_page(r.text))
+
+    def post_login(self, form, username, password, csrf=None, drop=(), extra=None, page_url=None):
+        """POSTs the sign-in form with its hidden fields (csrf replaced when
+        given; names in `drop` left out) to wherever its action points."""
+        data = hidden_fields(form)
+        if csrf is not None:
+            data["csrf"] = csrf
+        data["username"] = username
+        data["password"] = password
+        for k in drop:
+            data.pop(k, None)
+        data.update(extra or {})
+        action = urljoin(page_url or self.last_page_url or (self.fx.url + "/oauth/authorize"), form["action"])
+        self.last_page_url = action
+        return self.s.post(action, data=data, allow_redirects=False, timeout=HTTP_TIMEOUT)
+
+    def sign_in(self, username, password, **over):
+        """The whole sign-in: returns the redirect's parameters (code, state,
+        iss) plus verifier, location and the POST /login response."""
+        _, form = self.login_page(**over)
+        r = self.post_login(form, username, password)
+        if r.status_code not in (302, 303):
+            raise AssertionError("sign-in did not redirect: %d\n%s" % (r.status_code, r.text[:2000]))
+        return self.redirect_result(r)
+
+    def redirect_result(self, r):
+        loc = r.headers.get("Location", "")
+        out = query_params(loc)
+        out["location"] = loc
+        out["verifier"] = self.verifier
+        out["response"] = r
+        if "code" in out:
+            self.fx.sensitive.add(out["code"])
+        return out
+
+    def code_with_session(self, **over):
+        """With a live session cookie: GET /oauth/authorize answers a code
+        at once. Returns the redirect's parameters and the verifier."""
+        r = self.authorize(**over)
+        if r.status_code != 302:
+            raise AssertionError("expected a 302 with a code, got %d\n%s" % (r.status_code, r.text[:2000]))
+        return self.redirect_result(r)
+
+    # -- the token endpoint ---------------------------------------------------------------
+    def exchange(self, code, verifier, redirect_uri=None, client_id=None, auth=None, source_ip=None, **extra):
+        """POST /oauth/token grant_type=authorization_code as a public client
+        (client_id in the body) unless `auth` (id, secret) is given."""
+        data = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+                "redirect_uri": self.redirect_uri if redirect_uri is None else redirect_uri}
+        if auth is None:
+            data["client_id"] = self.client_id if client_id is None else client_id
+        data.update(extra)
+        data = {k: v for k, v in data.items() if v is not None}
+        r = self.fx.post("/oauth/token", source_ip=source_ip, data=data, auth=auth)
+        _note_tokens(self.fx, r)
+        return r
+
+    def tokens(self, username, password, **over):
+        """Signs in and exchanges the code: the token response's JSON."""
+        got = self.sign_in(username, password, **over)
+        r = self.exchange(got["code"], got["verifier"])
+        if r.status_code != 200:
+            raise AssertionError("code exchange failed: %d %s" % (r.status_code, r.text))
+        return r.json()
+
+    def cookie(self, name=SESSION_COOKIE):
+        for c in self.s.cookies:
+            if c.name == name:
+                return c.value
+        return None
+
+    def logout(self, method="GET", **params):
+        if method == "GET":
+            url = self.fx.url + "/logout" + ("?" + urlencode(params) if params else "")
+            return self.s.get(url, allow_redirects=False, timeout=HTTP_TIMEOUT)
+        return self.s.post(self.fx.url + "/logout", data=params, allow_redirects=False, timeout=HTTP_TIMEOUT)
+
+
+def _note_tokens(fx, r):
+    try:
+        o = r.json()
+    except ValueError:
+        return
+    if isinstance(o, dict):
+        for k in ("access_token", "refresh_token"):
+            if isinstance(o.get(k), str):
+                fx.sensitive.add(o[k])
+
+
+def refresh_response(fx, refresh_token, client_id=None, auth=None, session=None, source_ip=None, **extra):
+    """POST /oauth/token grant_type=refresh_token (client_id in the body for a
+    public client, or `auth` = (id, secret)); `session` a requests.Session of
+    the caller's own (e.g. one per thread)."""
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    if auth is None and client_id is not None:
+        data["client_id"] = client_id
+    data.update(extra)
+    s = session or fx.session(source_ip)
+    r = s.post(fx.url + "/oauth/token", data=data, auth=auth, timeout=HTTP_TIMEOUT)
+    _note_tokens(fx, r)
+    return r
+
+
+def oauth_error(r):
+    """The `error` of an RFC 6749 section 5.2 JSON error response, or None."""
+    try:
+        o = r.json()
+    except ValueError:
+        return None
+    return o.get("error") if isinstance(o, dict) else None
+
+
+def _fx_add_user(self, name, password):
+    """`tokend user add NAME --password-file -` (password on stdin)."""
+    r = self.admin("user", "add", name, "--password-file", "-", input=password + "\n")
+    if r.rc != 0:
+        raise AssertionError("user add failed:\n%r" % r)
+    self.sensitive.add(password)
+    return name
+
+
+def _fx_add_signin_client(self, name, redirect_uris, scope, aud, public=True, ttl=None):
+    """`tokend client add NAME --redirect-uri URI.. [--public] --scope ..
+    --aud .. --json`: (client_id, secret or None for a public client)."""
+    args = ["client", "add", name, "--json"]
+    for u in (redirect_uris.split() if isinstance(redirect_uris, str) else redirect_uris):
+        args += ["--redirect-uri", u]
+    for s in (scope.split() if isinstance(scope, str) else scope):
+        args += ["--scope", s]
+    for a in (aud.split() if isinstance(aud, str) else aud):
+        args += ["--aud", a]
+    if public:
+        args.append("--public")
+    if ttl:
+        args += ["--ttl", ttl]
+    r = self.admin(*args)
+    if r.rc != 0:
+        raise AssertionError("client add failed:\n%r" % r)
+    o = json.loads(r.out)
+    secret = o.get("client_secret")
+    if secret:
+        self.sensitive.add(secret)
+    if public and secret:
+        raise AssertionError("a public client was given a secret: %r" % o)
+    return o["client_id"], secret
+
+
+def _fx_metadata(self):
+    """/.well-known/oauth-authorization-server as a dict."""
+    r = self.get("/.well-known/oauth-authorization-server")
+    if r.status_code != 200:
+        raise AssertionError("metadata: %d %s" % (r.status_code, r.text))
+    return r.json()
+
+
+ServerFixture.add_user = _fx_add_user
+ServerFixture.add_signin_client = _fx_add_signin_client
+ServerFixture.metadata = _fx_metadata
+
+
+# ---------------------------------------------------------------------------
+# nginx in a temporary prefix (as test_serve_nginx.py runs it)
+
+NGINX = "/usr/sbin/nginx"
+
+
+def wait_port(port, timeout, host="127.0.0.1"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Nginx:
+    """nginx -p DIR -c DIR/nginx.conf with `conf` (which must say
+    `daemon off;`, its pid, logs and temp paths under DIR, and listen on
+    `port`). FAILS when nginx is not installed (scripts/deps.sh installs
+    nginx-light)."""
+
+    def __init__(self, d, conf, port):
+        if not os.access(NGINX, os.X_OK):
+            raise AssertionError("%s is not installed: run scripts/deps.sh (Debian nginx-light)" % NGINX)
+        self.dir = d
+        self.port = port
+        self.proc = None
+        os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+        self.conf_path = os.path.join(d, "nginx.conf")
+        with open(self.conf_path, "w") as f:
+            f.write(conf)
+        self.cmd = [NGINX, "-p", d, "-e", os.path.join(d, "error.log"), "-c", self.conf_path]
+
+    def start(self):
+        t = subprocess.run(self.cmd + ["-t"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        if t.returncode != 0:
+            raise AssertionError("nginx -t failed:\n" + t.stdout.decode("utf-8", "replace"))
+        with open(os.path.join(self.dir, "nginx.stderr"), "wb") as err:
+            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        if not wait_port(self.port, 30):
+            self.stop()
+            raise AssertionError("nginx did not start:\n" + self.error_log())
+        return self
+
+    def error_log(self):
+        return _read(os.path.join(self.dir, "error.log"))[-5000:]
+
+    def stop(self):
+        p = self.proc
+        self.proc = None
+        if p is not None and p.poll() is None:
+            p.terminate()  # SIGTERM: fast shutdown
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()

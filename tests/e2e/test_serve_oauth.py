@@ -298,8 +298,16 @@ class OAuthEndpoints(unittest.TestCase):
                 self.assertIn("orders:admin", body.get("error_description", ""))
 
     def test_unsupported_grant_type(self):
-        for grant in ("password", "authorization_code", "refresh_token",
-                      "urn:ietf:params:oauth:grant-type:jwt-bearer", "nonsense"):
+        # authorization_code and refresh_token are supported since user
+        # sign-in (test_signin_*.py); sent without their parameters they
+        # are invalid_request.
+        for grant in ("authorization_code", "refresh_token"):
+            for name, resp in self.both("/oauth/token",
+                                        ["-u", "%s:%s" % (self.cid, self.secret), "-d", "grant_type=" + grant],
+                                        {"data": {"grant_type": grant}, "auth": (self.cid, self.secret)}):
+                with self.subTest(grant=grant, via=name):
+                    self.assertOAuthError(resp, 400, "invalid_request")
+        for grant in ("password", "urn:ietf:params:oauth:grant-type:jwt-bearer", "nonsense"):
             for name, resp in self.both("/oauth/token",
                                         ["-u", "%s:%s" % (self.cid, self.secret), "-d", "grant_type=" + grant,
                                          "-d", "username=u", "-d", "password=p", "-d", "code=c"],
@@ -545,9 +553,13 @@ class OAuthEndpoints(unittest.TestCase):
                 self.assertIn("client_credentials", m["grant_types_supported"])
                 self.assertNotIn("password", m["grant_types_supported"])
                 self.assertIn("response_types_supported", m)
-                for k in ("token_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported",
-                          "introspection_endpoint_auth_methods_supported"):
-                    self.assertEqual(sorted(m[k]), ["client_secret_basic", "client_secret_post"], k)
+                # "none": public clients (PKCE) authenticate by client_id
+                # alone at the token and revocation endpoints; never at
+                # introspection.
+                for k in ("token_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported"):
+                    self.assertEqual(sorted(m[k]), ["client_secret_basic", "client_secret_post", "none"], k)
+                self.assertEqual(sorted(m["introspection_endpoint_auth_methods_supported"]),
+                                 ["client_secret_basic", "client_secret_post"])
                 # RFC 8414 section 2: no query or fragment in the issuer
                 self.assertNotIn("?", m["issuer"])
                 self.assertNotIn("#", m["issuer"])

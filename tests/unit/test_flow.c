@@ -201,7 +201,7 @@ static void test_code_grant(void **state)
                                                   "dBjftJeZ4CVP-mJ92K1bZ2Z3Fuq4zlEvXKKSyyOkUHX", 43, T0 + 1, &out, why,
                                                   sizeof why),
                      TKA_GRANT_INVALID_GRANT);
-    /* The wrong verifier used the code up (single use). */
+    /* A wrong verifier does not spend the code (checked before redeeming); a new one anyway. */
     code_for(&se, T0, code);
     assert_int_equal(tka_issue_authorization_code(auth, &spa, code, strlen(code), "https://app.test/cbx", VERIFIER, 43,
                                                   T0 + 1, &out, why, sizeof why),

@@ -1,0 +1,343 @@
+/*
+ * login.c — POST /login (the sign-in form of /oauth/authorize) and
+ * GET|POST /logout (issue 4 section 2).
+ *
+ * POST /login never trusts its hidden fields: the authorization request
+ * they carry is checked again exactly as /oauth/authorize checked it, after
+ * the CSRF double-submit check. A good password starts a browser session
+ * (cookie tokend_session, __Host- over HTTPS, SameSite=Lax) and answers at
+ * once with the 303 to the client carrying the code.
+ *
+ * The password never leaves the request body (wiped when the request
+ * completes, server.c) except into tka_user_login; neither it nor the body
+ * is logged. The log line names the user only once the account is known to
+ * exist and the password was right (OK, DISABLED): a failed attempt's
+ * username may be a password typed into the wrong field. The authority
+ * audits failures with what it needs.
+ *
+ * /logout ends the browser session and revokes every token issued in it
+ * (tka_session_end), clears the cookie, and either shows "You are signed
+ * out." or, when asked with client_id and one of that client's registered
+ * redirect URIs as post_logout_redirect_uri, sends the browser there (303).
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "http/internal.h"
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* How much longer than the absolute session timeout the cookie lives. */
+#define SESSION_COOKIE_GRACE 86400
+
+static const char damaged[] = "The sign-in form arrived damaged \u2014 go back and try again.";
+
+/* ---- POST /login --------------------------------------------------------------------- */
+
+static enum MHD_Result login_get(srv_conn *st, struct MHD_Connection *c)
+{
+    st->error = "invalid_request";
+    return srv_page_message(st, c, MHD_HTTP_BAD_REQUEST, "Sign in from your application",
+                            "This address receives the sign-in form. Open the application you want to use and sign "
+                            "in from there.",
+                            NULL, NULL);
+}
+
+static enum MHD_Result login_post(srv_conn *st, struct MHD_Connection *c, srv_authz *az)
+{
+    struct tkh_server *s = st->srv;
+    if (!srv_is_form(c)) {
+        st->error = "invalid_request";
+        srv_note(st, "the sign-in form is not application/x-www-form-urlencoded");
+        return srv_page_message(st, c, MHD_HTTP_BAD_REQUEST, "Sign-in failed", damaged, NULL, NULL);
+    }
+    srv_form f;
+    const char *bad = NULL;
+    char empty[1] = "";
+    enum srv_form_result fr = srv_form_parse(st->body != NULL ? st->body : empty, st->body_len, &f, &bad);
+    if (fr != SRV_FORM_OK) {
+        st->error = "invalid_request";
+        srv_note(st, "the sign-in form does not parse (%s)",
+                 fr == SRV_FORM_DUPLICATE  ? "a repeated field"
+                 : fr == SRV_FORM_TOO_MANY ? "too many fields"
+                 : fr == SRV_FORM_NUL      ? "%00"
+                                           : "a bad escape");
+        return srv_page_message(st, c, MHD_HTTP_BAD_REQUEST, "Sign-in failed", damaged, NULL, NULL);
+    }
+
+    srv_authz_read(az, &f, NULL);
+    if (srv_authz_check(st, az) != TKA_AZ_OK) {
+        return srv_authz_fail(st, c, az, MHD_HTTP_SEE_OTHER);
+    }
+
+    size_t ul = 0;
+    size_t pl = 0;
+    const char *username = srv_form_get(&f, "username", &ul);
+    const char *password = srv_form_get(&f, "password", &pl);
+    if (!srv_csrf_ok(st, c, &f)) {
+        st->error = "csrf";
+        return srv_page_login(st, c, MHD_HTTP_FORBIDDEN, az,
+                              "The sign-in form expired or was opened elsewhere \u2014 go back and try again.",
+                              username, 0);
+    }
+    if (username == NULL || password == NULL) {
+        st->error = "invalid_request";
+        srv_note(st, "%s", username == NULL ? "no username" : "no password");
+        return srv_page_login(st, c, MHD_HTTP_BAD_REQUEST, az, "Enter your username and your password.", username, 0);
+    }
+
+    tks_user user;
+    memset(&user, 0, sizeof user);
+    int64_t retry = 0;
+    int64_t now = now_s();
+    tka_login_result lr = tka_user_login(s->auth, username, ul, password, pl, st->ip, now, &user, &retry);
+    OPENSSL_cleanse(user.pwhash, sizeof user.pwhash);
+    switch (lr) {
+    case TKA_LOGIN_OK:
+        break;
+    case TKA_LOGIN_BAD:
+        st->error = "login_failed";
+        srv_note(st, "sign-in failed: unknown user or wrong password");
+        return srv_page_login(st, c, MHD_HTTP_UNAUTHORIZED, az, "Wrong username or password.", username, 0);
+    case TKA_LOGIN_DISABLED:
+        snprintf(st->user, sizeof st->user, "%s", user.id);
+        st->error = "account_disabled";
+        srv_note(st, "sign-in refused: the account is disabled");
+        return srv_page_login(st, c, MHD_HTTP_FORBIDDEN, az, "This account is disabled. Contact your administrator.",
+                              username, 0);
+    case TKA_LOGIN_THROTTLED: {
+        if (retry < 1) {
+            retry = 1;
+        }
+        char msg[128];
+        snprintf(msg, sizeof msg, "Too many failed sign-ins. Wait %" PRId64 " second%s and try again.", retry,
+                 retry == 1 ? "" : "s");
+        st->error = "login_throttled";
+        srv_note(st, "sign-in refused: too many failures; retry after %" PRId64 "s", retry);
+        return srv_page_login(st, c, MHD_HTTP_TOO_MANY_REQUESTS, az, msg, username, retry);
+    }
+    case TKA_LOGIN_ERROR:
+    default:
+        st->error = "temporarily_unavailable";
+        srv_note(st, "sign-in could not be checked: the store failed");
+        return srv_page_login(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, az,
+                              "Sign-in is unavailable right now. Try again in a minute.", username, 0);
+    }
+
+    snprintf(st->user, sizeof st->user, "%s", user.id);
+    char cookie[TKA_COOKIE_LEN];
+    char sid[TKS_SID_MAX + 1];
+    memset(cookie, 0, sizeof cookie);
+    memset(sid, 0, sizeof sid);
+    tks_session se;
+    memset(&se, 0, sizeof se);
+    if (tka_session_create(s->auth, user.id, now, cookie, sid) != 0 ||
+        tka_session_check(s->auth, cookie, strnlen(cookie, sizeof cookie), now, &se) != TKA_SESSION_OK) {
+        OPENSSL_cleanse(cookie, sizeof cookie);
+        st->error = "temporarily_unavailable";
+        srv_note(st, "signed in, but the session could not be started");
+        return srv_page_login(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, az,
+                              "Sign-in is unavailable right now. Try again in a minute.", username, 0);
+    }
+    /* The cookie outlives the session by a day: a browser that comes back
+     * after the absolute timeout still sends it, and hears why it has to
+     * sign in again ("reached its 12-hour limit") instead of nothing. The
+     * server, not the cookie, decides when a session ends. */
+    const tka_config *ac = tka_get_config(s->auth);
+    int64_t max_age = (ac != NULL && ac->session_max > 0 ? ac->session_max : 43200) + SESSION_COOKIE_GRACE;
+    char set_cookie[TKA_COOKIE_LEN + 128];
+    snprintf(set_cookie, sizeof set_cookie, "%s=%s; Path=/;%s HttpOnly; SameSite=Lax; Max-Age=%" PRId64,
+             s->cookie_session, cookie, s->https ? " Secure;" : "", max_age);
+    OPENSSL_cleanse(cookie, sizeof cookie);
+    srv_note(st, "signed in; session %.64s", sid);
+    enum MHD_Result res = srv_authz_redirect_code(st, c, az, &se, MHD_HTTP_SEE_OTHER, set_cookie);
+    OPENSSL_cleanse(set_cookie, sizeof set_cookie);
+    OPENSSL_cleanse(&se, sizeof se);
+    return res;
+}
+
+enum MHD_Result srv_handle_login(srv_conn *st, struct MHD_Connection *c)
+{
+    if (strcmp(st->method, "POST") != 0) {
+        return login_get(st, c);
+    }
+    srv_authz *az = malloc(sizeof *az); /* about 7 KiB: the client record */
+    if (az == NULL) {
+        return MHD_NO;
+    }
+    enum MHD_Result res = login_post(st, c, az);
+    OPENSSL_cleanse(az, sizeof *az);
+    free(az);
+    return res;
+}
+
+/* ---- GET|POST /logout -------------------------------------------------------------------- */
+
+/* Is `uri` one of the space-separated `list`, exactly? */
+static int listed(const char *list, const char *uri)
+{
+    size_t ul = strlen(uri);
+    const char *p = list;
+    while (*p != '\0') {
+        while (*p == ' ') {
+            p++;
+        }
+        size_t n = strcspn(p, " ");
+        if (n == ul && n > 0 && memcmp(p, uri, n) == 0) {
+            return 1;
+        }
+        p += n;
+    }
+    return 0;
+}
+
+/* 303 to a registered post-logout URI with state; returns 0 (and why in
+ * *skip) when there is none to go to. */
+static int logout_redirect(srv_conn *st, struct MHD_Connection *c, const srv_form *f, const char *clear,
+                           enum MHD_Result *res, const char **skip)
+{
+    struct tkh_server *s = st->srv;
+    const char *uri = srv_form_get(f, "post_logout_redirect_uri", NULL);
+    const char *cid = srv_form_get(f, "client_id", NULL);
+    *skip = NULL;
+    if (uri == NULL) {
+        return 0;
+    }
+    if (cid == NULL || s->store == NULL || !tka_valid_id(cid, TKS_ID_MAX)) {
+        *skip = cid == NULL ? "post_logout_redirect_uri ignored: no client_id"
+                            : "post_logout_redirect_uri ignored: unknown client";
+        return 0;
+    }
+    snprintf(st->client_id, sizeof st->client_id, "%s", cid);
+    tks_client *cl = malloc(sizeof *cl);
+    if (cl == NULL) {
+        *skip = "post_logout_redirect_uri ignored: out of memory";
+        return 0;
+    }
+    int ok = tks_client_get(s->store, cid, cl) == TKS_OK && !cl->disabled && listed(cl->redirect_uris, uri);
+    OPENSSL_cleanse(cl, sizeof *cl);
+    free(cl);
+    if (!ok) {
+        *skip = "post_logout_redirect_uri ignored: not a registered redirect URI of the client";
+        return 0;
+    }
+    for (const unsigned char *p = (const unsigned char *)uri; *p != '\0'; p++) {
+        if (*p <= 0x20 || *p >= 0x7F || *p == '#') {
+            *skip = "post_logout_redirect_uri ignored: not usable in a Location header";
+            return 0;
+        }
+    }
+    srv_buf loc;
+    srv_buf_heap(&loc, 8192u); /* as LOCATION_MAX in authorize.c */
+    srv_buf_puts(&loc, uri);
+    const char *state = srv_form_get(f, "state", NULL);
+    if (state != NULL) {
+        srv_buf_puts(&loc, strchr(uri, '?') != NULL ? "&state=" : "?state=");
+        srv_buf_url(&loc, state, strlen(state));
+    }
+    if (loc.overflow || loc.p == NULL) {
+        srv_buf_free(&loc);
+        *skip = "post_logout_redirect_uri ignored: the state is too long";
+        return 0;
+    }
+    srv_header h[3] = {
+        {MHD_HTTP_HEADER_LOCATION, loc.p},
+        {MHD_HTTP_HEADER_SET_COOKIE, clear},
+        {"Referrer-Policy", "no-referrer"},
+    };
+    *res = srv_respond(st, c, MHD_HTTP_SEE_OTHER, NULL, NULL, 0, 1, SRV_CACHE_NO_STORE, h, 3);
+    srv_buf_free(&loc);
+    return 1;
+}
+
+static enum MHD_Result logout_unavailable(srv_conn *st, struct MHD_Connection *c, const char *note)
+{
+    st->error = "temporarily_unavailable";
+    srv_note(st, "%s", note);
+    return srv_page_message(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "Sign-out failed",
+                            "We could not sign you out right now. Try again in a minute.", NULL, NULL);
+}
+
+enum MHD_Result srv_handle_logout(srv_conn *st, struct MHD_Connection *c)
+{
+    struct tkh_server *s = st->srv;
+    int post = strcmp(st->method, "POST") == 0;
+    srv_form f;
+    const char *bad = NULL;
+    enum srv_form_result fr;
+    char empty[1] = "";
+    if (post && st->body_len > 0) {
+        fr = srv_is_form(c) ? srv_form_parse(st->body, st->body_len, &f, &bad) : SRV_FORM_BAD_ENCODING;
+    } else if (!post && st->has_query) {
+        fr = srv_form_parse(st->query, st->query_len, &f, &bad);
+    } else {
+        fr = srv_form_parse(empty, 0, &f, &bad);
+    }
+    const char *params_note = NULL;
+    if (fr != SRV_FORM_OK) {
+        /* Signing out must not depend on well-formed extras: sign out,
+         * and redirect nowhere. */
+        params_note = "logout parameters ignored: they do not parse";
+        f.n = 0;
+    }
+    if (post && srv_form_get(&f, "csrf", NULL) != NULL && !srv_csrf_ok(st, c, &f)) {
+        st->error = "csrf";
+        return srv_page_message(st, c, MHD_HTTP_FORBIDDEN, "Sign-out failed",
+                                "The sign-out form expired or was opened elsewhere \u2014 go back and try again.", NULL,
+                                NULL);
+    }
+
+    char what[160];
+    size_t cl = 0;
+    const char *cookie = srv_cookie(c, s->cookie_session, &cl);
+    int64_t now = now_s();
+    snprintf(what, sizeof what, "no session cookie");
+    if (cookie != NULL) {
+        tks_session se;
+        memset(&se, 0, sizeof se);
+        tka_session_result sr = tka_session_check(s->auth, cookie, cl, now, &se);
+        if (sr == TKA_SESSION_ERROR) {
+            return logout_unavailable(st, c, "the session could not be checked");
+        }
+        /* A session that timed out is ended already, but the tokens issued
+         * in it live on: revoke them too when the authority names its sid. */
+        if (se.sid[0] != '\0' && sr != TKA_SESSION_NONE) {
+            snprintf(st->user, sizeof st->user, "%s", se.user_id);
+            if (tka_session_end(s->auth, se.sid, "logout", now) != 0) {
+                OPENSSL_cleanse(&se, sizeof se);
+                return logout_unavailable(st, c, "the session could not be ended");
+            }
+            snprintf(what, sizeof what, "signed out: session %.64s ended, its tokens revoked", se.sid);
+        } else {
+            snprintf(what, sizeof what, "no active session to end");
+        }
+        OPENSSL_cleanse(&se, sizeof se);
+    }
+
+    char clear[160];
+    srv_session_cookie_clear(s, clear, sizeof clear);
+    enum MHD_Result res = MHD_NO;
+    const char *skip = NULL;
+    int redirected = logout_redirect(st, c, &f, clear, &res, &skip);
+    srv_note(st, "%s%s%s", what, skip != NULL || params_note != NULL ? "; " : "",
+             skip != NULL          ? skip
+             : params_note != NULL ? params_note
+                                   : "");
+    if (redirected) {
+        return res;
+    }
+    return srv_page_message(st, c, MHD_HTTP_OK, "You are signed out.",
+                            "Applications you used through this sign-in can no longer act for you. Close this "
+                            "window, or go back to an application to sign in again.",
+                            skip != NULL ? "We did not send you back to the application: that return address is "
+                                           "not registered for it."
+                                         : NULL,
+                            clear);
+}
