@@ -100,6 +100,19 @@ void srv_buf_putc(srv_buf *b, char c)
     srv_buf_put(b, &c, 1);
 }
 
+void srv_buf_u64(srv_buf *b, uint64_t v)
+{
+    char d[21];
+    size_t n = 0;
+    do {
+        d[sizeof d - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++) {
+        srv_buf_putc(b, d[sizeof d - n + i]);
+    }
+}
+
 void srv_buf_printf(srv_buf *b, const char *fmt, ...)
 {
     char tmp[512];

@@ -66,6 +66,8 @@ void srv_buf_free(srv_buf *b);
 void srv_buf_put(srv_buf *b, const char *s, size_t n);
 void srv_buf_puts(srv_buf *b, const char *s);
 void srv_buf_putc(srv_buf *b, char c);
+/* Appends an unsigned decimal (no printf: the access log writes a few per request). */
+void srv_buf_u64(srv_buf *b, uint64_t v);
 void srv_buf_printf(srv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A JSON string literal with quotes; bytes < 0x20, '"', '\\' and DEL
  * escaped, bytes >= 0x80 passed through when they form valid UTF-8 and
