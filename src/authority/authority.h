@@ -186,6 +186,11 @@ typedef enum tka_login_result {
 tka_login_result tka_user_login(tka_authority *a, const char *user, size_t user_len, const char *password,
                                 size_t password_len, const char *ip, int64_t now, tks_user *out, int64_t *retry_after);
 
+/* Ends every session of a user and revokes every token issued in them
+ * (for disabling or removing an account). Returns how many sign-ins were
+ * revoked, or -1. */
+int tka_user_revoke_all(tka_authority *a, const char *id, const char *reason, int64_t now);
+
 /* ---- browser sessions ------------------------------------------------------------ */
 #define TKA_COOKIE_LEN 64 /* text of a session cookie value, with its NUL */
 

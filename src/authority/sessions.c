@@ -87,3 +87,33 @@ int tka_session_end(tka_authority *a, const char *sid, const char *reason, int64
     int64_t longest = a->cfg.refresh_ttl > a->cfg.max_ttl ? a->cfg.refresh_ttl : a->cfg.max_ttl;
     return tka_revoke(a, TKS_REVOKE_SID, sid, reason, now, now + longest + a->cfg.leeway);
 }
+
+struct revoke_all {
+    tka_authority *a;
+    const char *reason;
+    int64_t now;
+    int64_t until;
+    int n;
+    int failed;
+};
+
+static int revoke_sid(const char *sid, void *ud)
+{
+    struct revoke_all *r = ud;
+    if (tka_revoke(r->a, TKS_REVOKE_SID, sid, r->reason, r->now, r->until) != 0) {
+        r->failed = 1;
+        return 1;
+    }
+    r->n++;
+    return 0;
+}
+
+int tka_user_revoke_all(tka_authority *a, const char *id, const char *reason, int64_t now)
+{
+    int64_t longest = a->cfg.refresh_ttl > a->cfg.max_ttl ? a->cfg.refresh_ttl : a->cfg.max_ttl;
+    struct revoke_all r = {a, reason, now, now + longest + a->cfg.leeway, 0, 0};
+    if (tks_session_end_user(a->store, id, now, revoke_sid, &r) != TKS_OK || r.failed) {
+        return -1;
+    }
+    return r.n;
+}

@@ -223,10 +223,29 @@ int cli_user(int argc, char **argv)
                 user_human(&u);
             }
         }
-    } else if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
-        rc = tks_user_set_disabled(store, name, verb[0] == 'd');
-    } else if (strcmp(verb, "remove") == 0) {
-        rc = tks_user_delete(store, name);
+    } else if (strcmp(verb, "enable") == 0) {
+        rc = tks_user_set_disabled(store, name, 0);
+    } else if (strcmp(verb, "disable") == 0 || strcmp(verb, "remove") == 0) {
+        /* Revoke every token of the user's sign-ins first: access tokens
+         * would otherwise live until they expire. */
+        rc = tks_user_get(store, name, &u);
+        if (rc == TKS_OK) {
+            tks_close(store);
+            store = NULL;
+            if (cli_open_authority(&s, "user", 0, "https://localhost", &store, &auth) != 0) {
+                status = CLI_EXIT_USAGE;
+                goto out;
+            }
+            int revoked = tka_user_revoke_all(auth, name, "admin", (int64_t)time(NULL));
+            if (revoked < 0) {
+                fprintf(stderr, "tokend user %s: cannot revoke the user's tokens: %s\n", verb, tks_errmsg(store));
+                goto out;
+            }
+            if (!as_json && revoked > 0) {
+                printf("revoked the tokens of %d sign-in%s\n", revoked, revoked == 1 ? "" : "s");
+            }
+            rc = verb[0] == 'd' ? tks_user_set_disabled(store, name, 1) : tks_user_delete(store, name);
+        }
     } else {
         fprintf(stderr, "tokend user: unknown verb '%s' (add, passwd, list, show, disable, enable, remove)\n", verb);
         status = CLI_EXIT_USAGE;

@@ -109,6 +109,8 @@ typedef struct tksi_backend {
     tks_result (*code_insert)(tks_store *s, const tks_code *c);
     /* Atomic (see store.h); now > 0, so a used row never reads as unused.
      * *out is filled on TKS_OK and TKS_EXISTS. */
+    tks_result (*session_end_user)(tks_store *s, const char *user_id, int64_t now, int (*fn)(const char *sid, void *ud),
+                                   void *ud);
     tks_result (*code_redeem)(tks_store *s, const unsigned char hash[32], int64_t now, tks_code *out);
     tks_result (*code_get)(tks_store *s, const unsigned char hash[32], tks_code *out);
     tks_result (*code_purge)(tks_store *s, int64_t now);

@@ -215,6 +215,8 @@ enum stmt_id {
     ST_SESSION_GET,
     ST_SESSION_TOUCH,
     ST_SESSION_END,
+    ST_SESSION_SIDS_OF_USER,
+    ST_SESSION_END_USER,
     ST_CODE_INSERT,
     ST_CODE_USE,
     ST_CODE_GET,
@@ -282,6 +284,8 @@ static const char *const SQL[ST__COUNT] = {
     [ST_USER_PAGE] = "SELECT " USER_COLS " FROM users WHERE id > ?1 ORDER BY id LIMIT ?2",
     [ST_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE id_hash = ?1",
+    [ST_SESSION_SIDS_OF_USER] = "SELECT sid FROM sessions WHERE user_id = ?1 ORDER BY created_at",
+    [ST_SESSION_END_USER] = "UPDATE sessions SET ended_at = ?2 WHERE user_id = ?1 AND ended_at = 0",
     /* Requests of one session may finish out of order: last_seen never goes back. */
     [ST_SESSION_TOUCH] = "UPDATE sessions SET last_seen = max(last_seen, ?2) WHERE id_hash = ?1",
     /* Matches an ended session too (so that it is not "not found") but keeps
@@ -1394,6 +1398,67 @@ static tks_result sq_session_end(tks_store *s, const char *sid, int64_t now)
     return r;
 }
 
+static tks_result sq_session_end_user(tks_store *s, const char *user_id, int64_t now,
+                                      int (*fn)(const char *sid, void *ud), void *ud)
+{
+    struct sq *q = sq_of(s);
+    char(*sids)[TKS_SID_MAX + 1] = NULL;
+    size_t n = 0, cap = 0;
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_SESSION_SIDS_OF_USER, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, user_id);
+        int rc = b.rc;
+        while (r == TKS_OK && (rc == SQLITE_OK || rc == SQLITE_ROW)) {
+            rc = sqlite3_step(st);
+            if (rc != SQLITE_ROW) {
+                break;
+            }
+            const unsigned char *v = sqlite3_column_text(st, 0);
+            size_t vl = (size_t)sqlite3_column_bytes(st, 0);
+            if (!v || vl > TKS_SID_MAX) {
+                continue; /* not a sid we wrote */
+            }
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                void *nb = realloc(sids, ncap * sizeof *sids);
+                if (!nb) {
+                    r = fail(s, q, SQLITE_NOMEM, "listing a user's sessions");
+                    break;
+                }
+                sids = nb;
+                cap = ncap;
+            }
+            memcpy(sids[n], v, vl);
+            sids[n][vl] = '\0';
+            n++;
+        }
+        if (r == TKS_OK && rc != SQLITE_DONE) {
+            r = fail(s, q, rc, "listing a user's sessions");
+        }
+        release(st);
+    }
+    if (r == TKS_OK) {
+        r = prep(s, q, ST_SESSION_END_USER, &st);
+        if (r == TKS_OK) {
+            struct binder b = {st, SQLITE_OK};
+            b_text(&b, 1, user_id);
+            b_i64(&b, 2, now);
+            r = run(s, q, st, b.rc, "ending a user's sessions");
+        }
+    }
+    unlock(q);
+    for (size_t i = 0; r == TKS_OK && i < n; i++) {
+        if (fn(sids[i], ud) != 0) {
+            break;
+        }
+    }
+    free(sids);
+    return r;
+}
+
 /* ---- single-use rows: codes and refresh tokens ----------------------------- */
 
 /* Marks the row `hash` used at `now` if it is unused, and reads it back, in
@@ -1594,6 +1659,7 @@ static const tksi_backend SQLITE_BACKEND = {
     .session_get = sq_session_get,
     .session_touch = sq_session_touch,
     .session_end = sq_session_end,
+    .session_end_user = sq_session_end_user,
     .code_insert = sq_code_insert,
     .code_redeem = sq_code_redeem,
     .code_get = sq_code_get,

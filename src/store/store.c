@@ -888,6 +888,23 @@ tks_result tks_refresh_use(tks_store *s, const unsigned char hash[32], int64_t n
     return r;
 }
 
+tks_result tks_session_end_user(tks_store *s, const char *user_id, int64_t now, int (*fn)(const char *sid, void *ud),
+                                void *ud)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (user_id == NULL || fn == NULL) {
+        tksi_seterr(s, "tks_session_end_user: NULL argument");
+        return TKS_ERR;
+    }
+    if (now <= 0) {
+        tksi_seterr(s, "tks_session_end_user: the time must be positive (got %lld)", (long long)now);
+        return TKS_ERR;
+    }
+    return s->be->session_end_user(s, user_id, now, fn, ud);
+}
+
 tks_result tks_code_get(tks_store *s, const unsigned char hash[32], tks_code *out)
 {
     if (out != NULL) {

@@ -166,6 +166,13 @@ tks_result tks_session_touch(tks_store *s, const unsigned char id_hash[32], int6
 /* Ends the session with that sid (logout, timeout, admin). */
 tks_result tks_session_end(tks_store *s, const char *sid, int64_t now);
 
+/* Every session of a user (for disabling or removing them): ends the ones
+ * still active at `now`, then calls fn with each sid (active or not: tokens
+ * issued in an idle-ended session may still be alive). No lock is held
+ * during the calls. */
+tks_result tks_session_end_user(tks_store *s, const char *user_id, int64_t now, int (*fn)(const char *sid, void *ud),
+                                void *ud);
+
 /* An authorization code: single use, stored as its SHA-256. */
 typedef struct tks_code {
     unsigned char hash[32];

@@ -351,6 +351,34 @@ static void test_logout_revokes_everything(void **state)
     tka_issued_clear(&t2);
 }
 
+static void test_disable_user_revokes(void **state)
+{
+    (void)state;
+    char c1[TKA_COOKIE_LEN], c2[TKA_COOKIE_LEN], code[TKA_CODE_LEN], why[256];
+    tks_session s1 = sign_in(T0, c1);
+    tks_session s2 = sign_in(T0 + 1, c2);
+    tka_issued t1, t2;
+    code_for(&s1, T0, code);
+    assert_int_equal(tka_issue_authorization_code(auth, &spa, code, strlen(code), "https://app.test/cb", VERIFIER, 43,
+                                                  T0 + 2, &t1, why, sizeof why),
+                     TKA_GRANT_OK);
+    code_for(&s2, T0 + 1, code);
+    assert_int_equal(tka_issue_authorization_code(auth, &spa, code, strlen(code), "https://app.test/cb", VERIFIER, 43,
+                                                  T0 + 3, &t2, why, sizeof why),
+                     TKA_GRANT_OK);
+    assert_int_equal(tka_user_revoke_all(auth, "alice", "admin", T0 + 4), 2);
+    tk_verdict v;
+    assert_int_equal(tka_validate(auth, t1.access_token, strlen(t1.access_token), NULL, T0 + 5, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+    assert_int_equal(tka_validate(auth, t2.access_token, strlen(t2.access_token), NULL, T0 + 5, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+    tks_session out;
+    assert_int_equal(tka_session_check(auth, c1, strlen(c1), T0 + 6, &out), TKA_SESSION_ENDED);
+    assert_int_equal(tka_user_revoke_all(auth, "nobody", "admin", T0 + 7), 0);
+    tka_issued_clear(&t1);
+    tka_issued_clear(&t2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +388,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_code_grant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_rotation_reuse_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logout_revokes_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disable_user_revokes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
