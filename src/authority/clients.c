@@ -54,14 +54,6 @@ int tka_valid_scope_list(const char *s)
     return 1;
 }
 
-static void sha256(const void *p, size_t n, unsigned char out[32])
-{
-    unsigned int l = 0;
-    if (EVP_Digest(p, n, out, &l, EVP_sha256(), NULL) != 1) {
-        memset(out, 0xff, 32); /* never equal to a stored hash by accident */
-    }
-}
-
 /* One redirect URI: absolute, no fragment, printable ASCII; https, or http
  * on a loopback host, or a private-use scheme containing a dot (RFC 8252). */
 static int valid_redirect(const char *u, size_t n)
@@ -212,7 +204,7 @@ int tka_client_create_ex(tka_authority *a, const char *id, const char *name, con
     snprintf(out->audiences, sizeof out->audiences, "%s", audiences);
     out->ttl = ttl;
     out->created_at = now;
-    sha256(secret, strlen(secret), out->secret_hash);
+    tka_sha256(secret, strlen(secret), out->secret_hash);
     if (is_public) {
         /* No secret: a hash of nothing anyone holds. */
         OPENSSL_cleanse(secret, TKA_SECRET_TEXT_LEN);
@@ -360,7 +352,7 @@ tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t
         found = rc == TKS_OK;
     }
     unsigned char h[32];
-    sha256(secret, secret_len, h);
+    tka_sha256(secret, secret_len, h);
     int match = CRYPTO_memcmp(h, found ? out->secret_hash : a->dummy_hash, 32) == 0;
     OPENSSL_cleanse(h, sizeof h);
     if (!found || !match) {

@@ -26,33 +26,7 @@
 #include "authority/internal.h"
 
 #define REFRESH_PREFIX "tokend_rt_"
-#define REUSE_GRACE 2 /* seconds */
-
-static void sha256(const void *p, size_t n, unsigned char out[32])
-{
-    unsigned int l = 0;
-    if (EVP_Digest(p, n, out, &l, EVP_sha256(), NULL) != 1) {
-        memset(out, 0xff, 32);
-    }
-}
-
-/* Is `want` (wl bytes) one of the space-separated items of `list`? */
-static int in_list(const char *list, const char *want, size_t wl)
-{
-    const char *p = list;
-    while (*p) {
-        const char *e = strchr(p, ' ');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == wl && memcmp(p, want, wl) == 0) {
-            return 1;
-        }
-        if (!e) {
-            break;
-        }
-        p = e + 1;
-    }
-    return 0;
-}
+#define REUSE_GRACE 2
 
 static size_t count_items(const char *list)
 {
@@ -75,7 +49,7 @@ static int subset(const char *asked, const char *allowed, char *bad, size_t bad_
     while (*p) {
         const char *e = strchr(p, ' ');
         size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (!in_list(allowed, p, n)) {
+        if (!tka_in_list(allowed, p, n)) {
             snprintf(bad, bad_cap, "%.*s", (int)(n > 64 ? 64 : n), p);
             return 0;
         }
@@ -161,14 +135,14 @@ tka_authz_result tka_authorize_check(tka_authority *a, const tka_authz_request *
         first_item(client->redirect_uris, redirect, TKS_URI_MAX + 1);
     } else {
         size_t n = strlen(r->redirect_uri);
-        if (n > TKS_URI_MAX || !in_list(client->redirect_uris, r->redirect_uri, n)) {
+        if (n > TKS_URI_MAX || !tka_in_list(client->redirect_uris, r->redirect_uri, n)) {
             snprintf(why, why_cap, "redirect_uri is not one this client registered (they must match exactly)");
             return TKA_AZ_BAD_REDIRECT;
         }
         snprintf(redirect, TKS_URI_MAX + 1, "%s", r->redirect_uri);
     }
     /* From here on, errors go back to the client's redirect URI. */
-    if (!in_list(client->grant_types, "authorization_code", 18)) {
+    if (!tka_in_list(client->grant_types, "authorization_code", 18)) {
         snprintf(why, why_cap, "this client may not use the authorization code flow");
         return TKA_AZ_UNAUTHORIZED_CLIENT;
     }
@@ -210,7 +184,7 @@ tka_authz_result tka_authorize_check(tka_authority *a, const tka_authz_request *
     } else {
         snprintf(scope, TKS_LIST_MAX + 1, "%s", client->scopes);
     }
-    if (r->audience && r->audience[0] && !in_list(client->audiences, r->audience, strlen(r->audience))) {
+    if (r->audience && r->audience[0] && !tka_in_list(client->audiences, r->audience, strlen(r->audience))) {
         snprintf(why, why_cap, "audience \"%.64s\" is not allowed for this client", r->audience);
         return TKA_AZ_INVALID_TARGET;
     }
@@ -225,7 +199,7 @@ int tka_code_issue(tka_authority *a, const tks_client *client, const tks_session
     if (tka_random_b64(32, code, TKA_CODE_LEN) != 0) {
         return -1;
     }
-    sha256(code, strlen(code), c.hash);
+    tka_sha256(code, strlen(code), c.hash);
     snprintf(c.client_id, sizeof c.client_id, "%s", client->id);
     snprintf(c.user_id, sizeof c.user_id, "%s", session->user_id);
     snprintf(c.sid, sizeof c.sid, "%s", session->sid);
@@ -264,7 +238,7 @@ static int new_refresh(tka_authority *a, const tks_client *client, const char *u
     OPENSSL_cleanse(body, sizeof body);
     tks_refresh r;
     memset(&r, 0, sizeof r);
-    sha256(t, strlen(t), r.hash);
+    tka_sha256(t, strlen(t), r.hash);
     if (parent) {
         memcpy(r.parent, parent, 32);
     }
@@ -302,7 +276,7 @@ tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client
                                               size_t why_cap)
 {
     memset(out, 0, sizeof *out);
-    if (!in_list(client->grant_types, "authorization_code", 18)) {
+    if (!tka_in_list(client->grant_types, "authorization_code", 18)) {
         snprintf(why, why_cap, "this client may not use the authorization_code grant");
         return TKA_GRANT_UNAUTHORIZED_CLIENT;
     }
@@ -312,7 +286,7 @@ tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client
     }
     tks_code c;
     unsigned char h[32];
-    sha256(code, code_len, h);
+    tka_sha256(code, code_len, h);
     /* Check everything before spending the code: a wrong attempt by
      * someone who saw the code but holds no verifier must not use it up
      * (and so revoke the real client's sign-in as a "replay"). */
@@ -346,7 +320,7 @@ tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client
         }
         unsigned char vh[32];
         char vb[48];
-        sha256(verifier, verifier_len, vh);
+        tka_sha256(verifier, verifier_len, vh);
         if (tk_b64url_encode(vh, 32, vb, sizeof vb, NULL) != TK_OK || strlen(c.challenge) != 43 ||
             CRYPTO_memcmp(vb, c.challenge, 43) != 0) {
             snprintf(why, why_cap, "code_verifier does not match the code_challenge (PKCE)");
@@ -380,7 +354,7 @@ tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client
     if (g != TKA_GRANT_OK) {
         return g;
     }
-    if (in_list(client->grant_types, "refresh_token", 13) &&
+    if (tka_in_list(client->grant_types, "refresh_token", 13) &&
         new_refresh(a, client, c.user_id, c.sid, c.scope, c.audience, NULL, now + a->cfg.refresh_ttl, now,
                     &out->refresh_token) != 0) {
         tka_issued_clear(out);
@@ -395,7 +369,7 @@ tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, c
                                    const char *scope, int64_t now, tka_issued *out, char *why, size_t why_cap)
 {
     memset(out, 0, sizeof *out);
-    if (!in_list(client->grant_types, "refresh_token", 13)) {
+    if (!tka_in_list(client->grant_types, "refresh_token", 13)) {
         snprintf(why, why_cap, "this client may not use the refresh_token grant");
         return TKA_GRANT_UNAUTHORIZED_CLIENT;
     }
@@ -405,7 +379,7 @@ tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, c
         return TKA_GRANT_INVALID_GRANT;
     }
     unsigned char h[32];
-    sha256(refresh, len, h);
+    tka_sha256(refresh, len, h);
     tks_refresh r;
     /* Look before using: another client presenting this token must not
      * spend it (and so make the owner's next use look like reuse). */
@@ -507,7 +481,7 @@ tka_auth_result tka_client_identify_public(tka_authority *a, const char *id, siz
 int tka_revoke_refresh(tka_authority *a, const tks_client *client, const char *tok, size_t len, int64_t now)
 {
     unsigned char h[32];
-    sha256(tok, len, h);
+    tka_sha256(tok, len, h);
     tks_refresh r;
     tks_result rc = tks_refresh_get(a->store, h, &r);
     if (rc == TKS_NOT_FOUND) {

@@ -80,6 +80,31 @@ int tka_unseal(const unsigned char key[TKA_MASTER_KEY_LEN], const char *aad, con
     return 0;
 }
 
+void tka_sha256(const void *p, size_t n, unsigned char out[32])
+{
+    unsigned int l = 0;
+    if (EVP_Digest(p, n, out, &l, EVP_sha256(), NULL) != 1) {
+        memset(out, 0xff, 32); /* never equal to a stored hash by accident */
+    }
+}
+
+int tka_in_list(const char *list, const char *want, size_t wl)
+{
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ' ');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == wl && memcmp(p, want, wl) == 0) {
+            return 1;
+        }
+        if (!e) {
+            break;
+        }
+        p = e + 1;
+    }
+    return 0;
+}
+
 int tka_random_b64(size_t n, char *buf, size_t cap)
 {
     unsigned char r[64];

@@ -14,14 +14,6 @@
 
 #include "authority/internal.h"
 
-static void sha256(const void *p, size_t n, unsigned char out[32])
-{
-    unsigned int l = 0;
-    if (EVP_Digest(p, n, out, &l, EVP_sha256(), NULL) != 1) {
-        memset(out, 0xff, 32);
-    }
-}
-
 int tka_session_create(tka_authority *a, const char *user_id, int64_t now, char cookie[TKA_COOKIE_LEN],
                        char sid[TKS_SID_MAX + 1])
 {
@@ -30,7 +22,7 @@ int tka_session_create(tka_authority *a, const char *user_id, int64_t now, char 
     if (tka_random_b64(32, cookie, TKA_COOKIE_LEN) != 0 || tka_random_b64(18, s.sid, sizeof s.sid) != 0) {
         return -1;
     }
-    sha256(cookie, strlen(cookie), s.id_hash);
+    tka_sha256(cookie, strlen(cookie), s.id_hash);
     snprintf(s.user_id, sizeof s.user_id, "%s", user_id);
     s.created_at = now;
     s.last_seen = now;
@@ -49,7 +41,7 @@ tka_session_result tka_session_check(tka_authority *a, const char *cookie, size_
         return TKA_SESSION_NONE;
     }
     unsigned char h[32];
-    sha256(cookie, len, h);
+    tka_sha256(cookie, len, h);
     tks_result rc = tks_session_get(a->store, h, out);
     if (rc == TKS_NOT_FOUND) {
         return TKA_SESSION_NONE;

@@ -225,24 +225,6 @@ int tka_revoke(tka_authority *a, enum tks_revocation_kind kind, const char *valu
 
 /* ---- issuance ---------------------------------------------------------------------- */
 
-/* Is `want` one of the space-separated items of `list`? */
-static int in_list(const char *list, const char *want, size_t wl)
-{
-    const char *p = list;
-    while (*p) {
-        const char *e = strchr(p, ' ');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == wl && memcmp(p, want, wl) == 0) {
-            return 1;
-        }
-        if (!e) {
-            break;
-        }
-        p = e + 1;
-    }
-    return 0;
-}
-
 void tka_issued_clear(tka_issued *i)
 {
     if (i->access_token) {
@@ -271,7 +253,7 @@ tka_grant_result tka_issue_client_credentials(tka_authority *a, const tks_client
         while (*p) {
             const char *e = strchr(p, ' ');
             size_t n = e ? (size_t)(e - p) : strlen(p);
-            if (!in_list(c->scopes, p, n)) {
+            if (!tka_in_list(c->scopes, p, n)) {
                 snprintf(why, why_cap, "scope \"%.*s\" is not allowed for this client", (int)(n > 64 ? 64 : n), p);
                 return TKA_GRANT_INVALID_SCOPE;
             }
@@ -287,7 +269,7 @@ tka_grant_result tka_issue_client_credentials(tka_authority *a, const tks_client
     /* Audience: the one asked for, if allowed; else the client's first. */
     char aud[TKS_LIST_MAX + 1];
     if (audience && audience[0]) {
-        if (!in_list(c->audiences, audience, strlen(audience))) {
+        if (!tka_in_list(c->audiences, audience, strlen(audience))) {
             snprintf(why, why_cap, "audience \"%.64s\" is not allowed for this client", audience);
             return TKA_GRANT_INVALID_TARGET;
         }

@@ -123,16 +123,6 @@ static const char *admin_issuer(const struct cli_settings *s)
     return s->v[SET_ISSUER] ? s->v[SET_ISSUER] : "https://localhost";
 }
 
-static void print_json(json_t *o)
-{
-    char *t = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
-    if (t) {
-        printf("%s\n", t);
-    }
-    free(t);
-    json_decref(o);
-}
-
 static json_t *client_json(const tks_client *c)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:s, s:b, s:s}", "client_id", c->id, "name", c->name, "scope",
@@ -291,7 +281,7 @@ int cli_client(int argc, char **argv)
             if (!cl.is_public) {
                 json_object_set_new(o, "client_secret", json_string(secret));
             }
-            print_json(o);
+            cli_print_json(o);
         } else if (cl.is_public) {
             printf("client_id:     %s\n(public client: no secret; it signs users in with PKCE)\n", cl.id);
         } else {
@@ -320,7 +310,7 @@ int cli_client(int argc, char **argv)
         struct list_ctx l = {as_json ? json_array() : NULL, 0};
         rc = tks_client_list(store, list_client, &l);
         if (as_json) {
-            print_json(l.arr);
+            cli_print_json(l.arr);
         } else if (l.n == 0) {
             printf("no clients; add one with: tokend client add NAME --scope SCOPE --aud AUD\n");
         }
@@ -329,7 +319,7 @@ int cli_client(int argc, char **argv)
         rc = tks_client_get(store, arg, &cl);
         if (rc == TKS_OK) {
             if (as_json) {
-                print_json(client_json(&cl));
+                cli_print_json(client_json(&cl));
             } else {
                 client_human(&cl);
             }
@@ -350,7 +340,7 @@ int cli_client(int argc, char **argv)
         goto out;
     }
     if (rc == TKS_OK && as_json && verb[0] != 'l' && verb[0] != 's') {
-        print_json(json_pack("{s:s, s:s}", "client_id", arg, "result", verb));
+        cli_print_json(json_pack("{s:s, s:s}", "client_id", arg, "result", verb));
     }
     if (rc == TKS_NOT_FOUND) {
         fprintf(stderr, "tokend client %s: no client '%s'\n", verb, arg);
@@ -504,8 +494,8 @@ int cli_revoke(int argc, char **argv)
     char when[32];
     tk_format_time(until, when, sizeof when);
     if (as_json) {
-        print_json(json_pack("{s:s, s:s, s:s, s:I}", "kind", sid ? "sid" : "jti", "value", value, "reason", reason,
-                             "until", (json_int_t)until));
+        cli_print_json(json_pack("{s:s, s:s, s:s, s:I}", "kind", sid ? "sid" : "jti", "value", value, "reason", reason,
+                                 "until", (json_int_t)until));
     } else {
         printf("revoked %s %s (%s); kept until %s\n", sid ? "sid" : "jti", value, reason, when);
     }
@@ -615,7 +605,7 @@ int cli_keys(int argc, char **argv)
         goto out;
     }
     if (arr) {
-        print_json(json_pack("{s:o}", "keys", arr));
+        cli_print_json(json_pack("{s:o}", "keys", arr));
     }
     status = CLI_EXIT_OK;
 out:

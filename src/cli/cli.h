@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "tokend/tokend.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_INVALID = 1, CLI_EXIT_USAGE = 2 };
@@ -53,6 +55,8 @@ int cli_load_key_file(const char *path, tk_alg alg_hint, const char *kid_hint, t
 void cli_adopt_key(tk_key *k, tk_alg alg_hint, const char *kid_hint, const char *what, char *note, size_t note_cap);
 /* A tk_result as an explanation of what was wrong with key material. */
 const char *cli_key_error(tk_result r);
+/* Prints o as indented ASCII JSON on stdout and releases it. */
+void cli_print_json(json_t *o);
 /* Base64url of n random bytes into buf. Returns 0 or -1. */
 int cli_random_id(size_t n, char *buf, size_t cap);
 

@@ -114,16 +114,6 @@ static int list_user(const tks_user *u, void *ud)
     return 0;
 }
 
-static void print_json(json_t *o)
-{
-    char *t = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
-    if (t) {
-        printf("%s\n", t);
-    }
-    free(t);
-    json_decref(o);
-}
-
 int cli_user(int argc, char **argv)
 {
     struct option opts[SET_COUNT_ + 4];
@@ -190,7 +180,7 @@ int cli_user(int argc, char **argv)
             goto out;
         }
         if (as_json) {
-            print_json(json_pack("{s:s, s:s}", "user", name, "result", verb[0] == 'a' ? "added" : "password set"));
+            cli_print_json(json_pack("{s:s, s:s}", "user", name, "result", verb[0] == 'a' ? "added" : "password set"));
         } else {
             printf("user %s %s\n", name, verb[0] == 'a' ? "added" : "has a new password");
         }
@@ -212,13 +202,13 @@ int cli_user(int argc, char **argv)
         json_t *arr = as_json ? json_array() : NULL;
         rc = tks_user_list(store, list_user, arr);
         if (arr) {
-            print_json(arr);
+            cli_print_json(arr);
         }
     } else if (strcmp(verb, "show") == 0) {
         rc = tks_user_get(store, name, &u);
         if (rc == TKS_OK) {
             if (as_json) {
-                print_json(user_json(&u));
+                cli_print_json(user_json(&u));
             } else {
                 user_human(&u);
             }
@@ -253,7 +243,7 @@ int cli_user(int argc, char **argv)
     }
     if (rc == TKS_OK && verb[0] != 'l' && verb[0] != 's') {
         if (as_json) {
-            print_json(json_pack("{s:s, s:s}", "user", name, "result", verb));
+            cli_print_json(json_pack("{s:s, s:s}", "user", name, "result", verb));
         } else {
             printf("user %s: %s\n", name, verb);
         }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -309,4 +310,14 @@ int cli_random_id(size_t n, char *buf, size_t cap)
         return -1;
     }
     return tk_b64url_encode(r, n, buf, cap, NULL) == TK_OK ? 0 : -1;
+}
+
+void cli_print_json(json_t *o)
+{
+    char *t = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    if (t) {
+        printf("%s\n", t);
+    }
+    free(t);
+    json_decref(o);
 }

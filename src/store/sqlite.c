@@ -1355,19 +1355,27 @@ static tks_result sq_session_insert(tks_store *s, const tks_session *se)
     return r;
 }
 
-static tks_result sq_session_get(tks_store *s, const unsigned char id_hash[32], tks_session *out)
+/* Reads the one row whose 32-byte hash key is `hash` (sessions, codes,
+ * refresh tokens). */
+static tks_result get_by_hash(tks_store *s, enum stmt_id id, const unsigned char hash[32],
+                              int (*reader)(tks_store *s, sqlite3_stmt *st, void *out), void *out, const char *what)
 {
     struct sq *q = sq_of(s);
     lock(q);
     sqlite3_stmt *st;
-    tks_result r = prep(s, q, ST_SESSION_GET, &st);
+    tks_result r = prep(s, q, id, &st);
     if (r == TKS_OK) {
         struct binder b = {st, SQLITE_OK};
-        b_blob(&b, 1, id_hash, 32);
-        r = get_one(s, q, st, b.rc, read_session_v, out, "reading a session");
+        b_blob(&b, 1, hash, 32);
+        r = get_one(s, q, st, b.rc, reader, out, what);
     }
     unlock(q);
     return r;
+}
+
+static tks_result sq_session_get(tks_store *s, const unsigned char id_hash[32], tks_session *out)
+{
+    return get_by_hash(s, ST_SESSION_GET, id_hash, read_session_v, out, "reading a session");
 }
 
 static tks_result sq_session_touch(tks_store *s, const unsigned char id_hash[32], int64_t now)
@@ -1563,17 +1571,7 @@ static tks_result sq_code_redeem(tks_store *s, const unsigned char hash[32], int
 
 static tks_result sq_code_get(tks_store *s, const unsigned char hash[32], tks_code *out)
 {
-    struct sq *q = sq_of(s);
-    lock(q);
-    sqlite3_stmt *st;
-    tks_result r = prep(s, q, ST_CODE_GET, &st);
-    if (r == TKS_OK) {
-        struct binder b = {st, SQLITE_OK};
-        b_blob(&b, 1, hash, 32);
-        r = get_one(s, q, st, b.rc, read_code_v, out, "reading an authorization code");
-    }
-    unlock(q);
-    return r;
+    return get_by_hash(s, ST_CODE_GET, hash, read_code_v, out, "reading an authorization code");
 }
 
 static tks_result sq_code_purge(tks_store *s, int64_t now)
@@ -1612,17 +1610,7 @@ static tks_result sq_refresh_use(tks_store *s, const unsigned char hash[32], int
 
 static tks_result sq_refresh_get(tks_store *s, const unsigned char hash[32], tks_refresh *out)
 {
-    struct sq *q = sq_of(s);
-    lock(q);
-    sqlite3_stmt *st;
-    tks_result r = prep(s, q, ST_REFRESH_GET, &st);
-    if (r == TKS_OK) {
-        struct binder b = {st, SQLITE_OK};
-        b_blob(&b, 1, hash, 32);
-        r = get_one(s, q, st, b.rc, read_refresh_v, out, "reading a refresh token");
-    }
-    unlock(q);
-    return r;
+    return get_by_hash(s, ST_REFRESH_GET, hash, read_refresh_v, out, "reading a refresh token");
 }
 
 static tks_result sq_refresh_purge(tks_store *s, int64_t now)
