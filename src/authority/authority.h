@@ -31,9 +31,12 @@ typedef struct tka_config {
     int64_t rotate_every;                         /* seconds between key rotations; 0 = only by command */
     int64_t leeway;                               /* for validation (60) */
     unsigned char master_key[TKA_MASTER_KEY_LEN]; /* seals private keys at rest */
-    /* Throttling of failed client authentication: after `fail_free` failures
-     * within `fail_window` seconds from one client id or one IP, further
-     * attempts wait 2^(n - fail_free) seconds, at most fail_max_wait. */
+    /* Throttling of failed client authentication and sign-in (SECURITY.md
+     * rule 22): after `fail_free` failures within `fail_window` seconds from
+     * one address, or for one client id or user from one address, further
+     * attempts from there wait 2^(n - fail_free) seconds, at most
+     * fail_max_wait. Correct credentials from another address are never
+     * held back; see clients.c for how spread-out guessing slows down. */
     int fail_free;
     int64_t fail_window;
     int64_t fail_max_wait;
@@ -102,11 +105,21 @@ typedef enum tka_auth_result {
     TKA_AUTH_ERROR = 4,     /* the store failed: answer 503 */
 } tka_auth_result;
 
+/* For the operator's log only (the client hears one generic answer):
+ * which failure TKA_AUTH_BAD was. */
+typedef enum tka_auth_why {
+    TKA_AUTH_WHY_NONE = 0,
+    TKA_AUTH_WHY_UNKNOWN_CLIENT = 1,
+    TKA_AUTH_WHY_WRONG_SECRET = 2,
+} tka_auth_why;
+
 /* Checks client credentials in constant time with respect to the secret;
- * counts failures per client id and per IP (throttling), and audits them. */
+ * counts failures by address and by (client id, address) (throttling), and
+ * audits them: a failure whose audit cannot be stored is TKA_AUTH_ERROR.
+ * `why` (may be NULL) tells a bad secret from an unknown client. */
 tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t id_len, const char *secret,
                                         size_t secret_len, const char *ip, int64_t now, tks_client *out,
-                                        int64_t *retry_after);
+                                        int64_t *retry_after, tka_auth_why *why);
 
 /* ---- issuance --------------------------------------------------------------- */
 typedef enum tka_grant_result {
@@ -181,10 +194,17 @@ typedef enum tka_login_result {
     TKA_LOGIN_ERROR = 4,     /* the store failed */
 } tka_login_result;
 
-/* Checks a sign-in; throttles failures per account and per IP and audits
- * them. An unknown user costs one Argon2id verification like a known one. */
+/* Checks a sign-in; throttles failures by address and by (account,
+ * address), and audits every outcome (an audit that cannot be stored is
+ * TKA_LOGIN_ERROR). An unknown user costs one Argon2id verification like a
+ * known one, so this is slow (tens of milliseconds, 64 MiB): never call it
+ * on a request thread (SECURITY.md rule 21). The pwhash of *out is wiped. */
 tka_login_result tka_user_login(tka_authority *a, const char *user, size_t user_len, const char *password,
                                 size_t password_len, const char *ip, int64_t now, tks_user *out, int64_t *retry_after);
+
+/* The cheap part of tka_user_login, for the request thread before the
+ * attempt is queued for hashing: seconds to wait, 0 when it may go on. */
+int64_t tka_login_wait(tka_authority *a, const char *user, size_t user_len, const char *ip, int64_t now);
 
 /* Ends every session of a user and revokes every token issued in them
  * (for disabling or removing an account). Returns how many sign-ins were

@@ -219,14 +219,31 @@ int tka_client_create_ex(tka_authority *a, const char *id, const char *name, con
     return 0;
 }
 
-/* ---- throttling ------------------------------------------------------------ */
+/* ---- throttling ------------------------------------------------------------
+ * SECURITY.md rule 22. Three counters per failed attempt, in one fixed
+ * table (an attacker spraying ids or addresses cannot grow memory):
+ *   A  the address;
+ *   P  the pair (identity, address);
+ *   I  the identity, from any address.
+ * Before credentials are checked an attempt waits only for A and P: whoever
+ * guesses from an address slows down exponentially there, and nobody at
+ * another address can lock the owner of an identity out. I is never a
+ * gate. It counts failures from everywhere; once it is past fail_free * 4
+ * in the window (a guess spread over many addresses), each failure also
+ * blocks its own address and pair at once, so every new address gets one
+ * guess, then waits, instead of fail_free free ones. A success clears the
+ * pair only: an address that failed against other identities stays slow. */
 
-static uint64_t key_hash(char tag, const char *s, size_t n)
+static uint64_t key_hash2(char tag, const char *s, size_t n, const char *t, size_t m)
 {
     /* FNV-1a; collisions only make two keys share a counter. */
     uint64_t h = 1469598103934665603ull ^ (unsigned char)tag;
     for (size_t i = 0; i < n; i++) {
         h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    }
+    h = (h ^ 0xffu) * 1099511628211ull; /* a separator no id or address holds */
+    for (size_t i = 0; i < m; i++) {
+        h = (h ^ (unsigned char)t[i]) * 1099511628211ull;
     }
     return h ? h : 1;
 }
@@ -270,7 +287,10 @@ static int64_t blocked_for(tka_authority *a, uint64_t h, int64_t now)
     return s && s->blocked_until > now ? s->blocked_until - now : 0;
 }
 
-static void record_failure(tka_authority *a, uint64_t h, int64_t now)
+/* Counts a failure on h; `at_least` raises the count to that many at once
+ * (used while the identity is under a distributed guess). Returns the
+ * failures counted in the window. */
+static uint32_t record_failure(tka_authority *a, uint64_t h, int64_t now, uint32_t at_least)
 {
     struct tka_throttle_slot *s = slot_for(a, h, now, 1);
     if (s->window_start + a->cfg.fail_window <= now && s->blocked_until <= now) {
@@ -278,6 +298,9 @@ static void record_failure(tka_authority *a, uint64_t h, int64_t now)
         s->failures = 0;
     }
     s->failures++;
+    if (s->failures < at_least) {
+        s->failures = at_least;
+    }
     if (s->failures > (uint32_t)a->cfg.fail_free) {
         uint32_t over = s->failures - (uint32_t)a->cfg.fail_free;
         int64_t wait = over >= 30 ? a->cfg.fail_max_wait : (int64_t)1 << (over - 1);
@@ -286,54 +309,71 @@ static void record_failure(tka_authority *a, uint64_t h, int64_t now)
         }
         s->blocked_until = now + wait;
     }
+    return s->failures;
 }
 
-static void clear_failures(tka_authority *a, uint64_t h, int64_t now)
+struct throttle_keys {
+    uint64_t addr, pair, ident;
+};
+
+static void throttle_keys(char kind, const char *id, size_t id_len, const char *ip, struct throttle_keys *k)
 {
-    struct tka_throttle_slot *s = slot_for(a, h, now, 0);
-    if (s) {
-        memset(s, 0, sizeof *s);
+    size_t ipl = ip ? strlen(ip) : 0;
+    if (!ip) {
+        ip = "";
     }
+    /* the tags keep client and user counters apart ('c' vs 'u') */
+    k->addr = key_hash2((char)(kind ^ 0x20), "", 0, ip, ipl);
+    k->pair = key_hash2(kind, id, id_len, ip, ipl);
+    k->ident = key_hash2((char)(kind ^ 0x40), id, id_len, "", 0);
 }
 
-int64_t tka_throttle_wait(tka_authority *a, char tag_id, const char *id, size_t id_len, char tag_ip, const char *ip,
-                          int64_t now)
+int64_t tka_throttle_wait(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now)
 {
-    uint64_t hid = key_hash(tag_id, id, id_len);
-    uint64_t hip = key_hash(tag_ip, ip ? ip : "", ip ? strlen(ip) : 0);
+    struct throttle_keys k;
+    throttle_keys(kind, id, id_len, ip, &k);
     pthread_mutex_lock(&a->thr_lock);
-    int64_t w1 = blocked_for(a, hid, now);
-    int64_t w2 = blocked_for(a, hip, now);
+    int64_t w1 = blocked_for(a, k.addr, now);
+    int64_t w2 = blocked_for(a, k.pair, now);
     pthread_mutex_unlock(&a->thr_lock);
     return w1 > w2 ? w1 : w2;
 }
 
-void tka_throttle_fail(tka_authority *a, char tag_id, const char *id, size_t id_len, char tag_ip, const char *ip,
-                       int64_t now)
+void tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now)
 {
-    uint64_t hid = key_hash(tag_id, id, id_len);
-    uint64_t hip = key_hash(tag_ip, ip ? ip : "", ip ? strlen(ip) : 0);
+    struct throttle_keys k;
+    throttle_keys(kind, id, id_len, ip, &k);
     pthread_mutex_lock(&a->thr_lock);
-    record_failure(a, hid, now);
-    record_failure(a, hip, now);
+    uint32_t everywhere = record_failure(a, k.ident, now, 0);
+    /* Under a distributed guess, this address's next try already waits. */
+    uint32_t hot = everywhere > (uint32_t)a->cfg.fail_free * 4 ? (uint32_t)a->cfg.fail_free + 1 : 0;
+    record_failure(a, k.addr, now, hot);
+    record_failure(a, k.pair, now, hot);
     pthread_mutex_unlock(&a->thr_lock);
 }
 
-void tka_throttle_clear(tka_authority *a, char tag_id, const char *id, size_t id_len, int64_t now)
+void tka_throttle_success(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now)
 {
-    uint64_t hid = key_hash(tag_id, id, id_len);
+    struct throttle_keys k;
+    throttle_keys(kind, id, id_len, ip, &k);
     pthread_mutex_lock(&a->thr_lock);
-    clear_failures(a, hid, now);
+    struct tka_throttle_slot *s = slot_for(a, k.pair, now, 0);
+    if (s) {
+        memset(s, 0, sizeof *s);
+    }
     pthread_mutex_unlock(&a->thr_lock);
 }
 
 tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t id_len, const char *secret,
                                         size_t secret_len, const char *ip, int64_t now, tks_client *out,
-                                        int64_t *retry_after)
+                                        int64_t *retry_after, tka_auth_why *why)
 {
     *retry_after = 0;
+    if (why) {
+        *why = TKA_AUTH_WHY_NONE;
+    }
     memset(out, 0, sizeof *out);
-    int64_t wait = tka_throttle_wait(a, 'c', id, id_len, 'i', ip, now);
+    int64_t wait = tka_throttle_wait(a, 'c', id, id_len, ip, now);
     if (wait > 0) {
         *retry_after = wait;
         atomic_fetch_add(&a->n_auth_throttled, 1);
@@ -356,17 +396,24 @@ tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t
     int match = CRYPTO_memcmp(h, found ? out->secret_hash : a->dummy_hash, 32) == 0;
     OPENSSL_cleanse(h, sizeof h);
     if (!found || !match) {
-        tka_throttle_fail(a, 'c', id, id_len, 'i', ip, now);
+        tka_throttle_fail(a, 'c', id, id_len, ip, now);
         atomic_fetch_add(&a->n_auth_failed, 1);
-        char detail[96];
-        snprintf(detail, sizeof detail, "%s", found ? "wrong secret" : "unknown client");
-        (void)tks_audit(a->store, now, "client_auth_failed", found ? out->id : NULL, ip, detail);
+        /* A failed authentication is a security event: if it cannot be
+         * recorded, the answer is 503, not a silent 401 (SECURITY.md rule
+         * 20). The operator's log line says which of the two it was. */
+        tks_result ar = tks_audit(a->store, now, "client_auth_failed", found ? out->id : NULL, ip,
+                                  found ? "wrong secret" : "unknown client");
         memset(out, 0, sizeof *out);
-        return TKA_AUTH_BAD;
+        if (why) {
+            *why = found ? TKA_AUTH_WHY_WRONG_SECRET : TKA_AUTH_WHY_UNKNOWN_CLIENT;
+        }
+        return ar == TKS_OK ? TKA_AUTH_BAD : TKA_AUTH_ERROR;
     }
-    tka_throttle_clear(a, 'c', id, id_len, now);
+    tka_throttle_success(a, 'c', id, id_len, ip, now);
     if (out->disabled) {
-        (void)tks_audit(a->store, now, "client_auth_disabled", out->id, ip, "client is disabled");
+        if (tks_audit(a->store, now, "client_auth_disabled", out->id, ip, "client is disabled") != TKS_OK) {
+            return TKA_AUTH_ERROR;
+        }
         return TKA_AUTH_DISABLED;
     }
     return TKA_AUTH_OK;

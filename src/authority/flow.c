@@ -221,9 +221,13 @@ int tka_code_issue(tka_authority *a, const tks_client *client, const tks_session
     return 0;
 }
 
-/* A new refresh token in family `sid`, replacing `parent` (NULL: none). */
-static int new_refresh(tka_authority *a, const tks_client *client, const char *user, const char *sid, const char *scope,
-                       const char *audience, const unsigned char *parent, int64_t expires, int64_t now, char **out)
+/* A new refresh token of family `sid` replacing `parent` (NULL: the first
+ * of the family): its text in *out (owned) and its row in *row, NOT stored
+ * yet: the grant stores it in the same transaction that spends what it
+ * replaces. */
+static int make_refresh(const tks_client *client, const char *user, const char *sid, const char *scope,
+                        const char *audience, const unsigned char *parent, int64_t expires, int64_t now, char **out,
+                        tks_refresh *row)
 {
     char body[48];
     if (tka_random_b64(32, body, sizeof body) != 0) {
@@ -232,42 +236,107 @@ static int new_refresh(tka_authority *a, const tks_client *client, const char *u
     size_t n = strlen(REFRESH_PREFIX) + strlen(body) + 1;
     char *t = malloc(n);
     if (!t) {
+        OPENSSL_cleanse(body, sizeof body);
         return -1;
     }
     snprintf(t, n, "%s%s", REFRESH_PREFIX, body);
     OPENSSL_cleanse(body, sizeof body);
-    tks_refresh r;
-    memset(&r, 0, sizeof r);
-    tka_sha256(t, strlen(t), r.hash);
+    memset(row, 0, sizeof *row);
+    tka_sha256(t, strlen(t), row->hash);
     if (parent) {
-        memcpy(r.parent, parent, 32);
+        memcpy(row->parent, parent, 32);
     }
-    snprintf(r.sid, sizeof r.sid, "%s", sid);
-    snprintf(r.client_id, sizeof r.client_id, "%s", client->id);
-    snprintf(r.user_id, sizeof r.user_id, "%s", user);
-    snprintf(r.scope, sizeof r.scope, "%s", scope);
-    snprintf(r.audience, sizeof r.audience, "%s", audience);
-    r.created_at = now;
-    r.expires_at = expires;
-    if (tks_refresh_insert(a->store, &r) != TKS_OK) {
-        OPENSSL_cleanse(t, n);
-        free(t);
-        return -1;
-    }
+    snprintf(row->sid, sizeof row->sid, "%s", sid);
+    snprintf(row->client_id, sizeof row->client_id, "%s", client->id);
+    snprintf(row->user_id, sizeof row->user_id, "%s", user);
+    snprintf(row->scope, sizeof row->scope, "%s", scope);
+    snprintf(row->audience, sizeof row->audience, "%s", audience);
+    row->created_at = now;
+    row->expires_at = expires;
     *out = t;
     return 0;
 }
 
-/* The user behind a code or refresh token must still be able to sign in. */
+/* The user behind a code or refresh token must still be able to sign in:
+ * 1 yes, 0 no (why says so), -1 the store failed. */
 static int user_ok(tka_authority *a, const char *user, char *why, size_t why_cap)
 {
     tks_user u;
     tks_result rc = tks_user_get(a->store, user, &u);
+    OPENSSL_cleanse(u.pwhash, sizeof u.pwhash);
     if (rc == TKS_OK && !u.disabled) {
         return 1;
     }
+    if (rc != TKS_OK && rc != TKS_NOT_FOUND) {
+        snprintf(why, why_cap, "the store is unavailable (reading the user): %s", tks_errmsg(a->store));
+        return -1;
+    }
     snprintf(why, why_cap, "%s", rc == TKS_OK ? "the user's account is disabled" : "the user no longer exists");
     return 0;
+}
+
+/* How long a sid revocation must last: every token of the sign-in, access
+ * (max_ttl) and refresh (refresh_ttl), has expired by then. */
+static int64_t family_until(const tka_authority *a, int64_t now)
+{
+    int64_t longest = a->cfg.refresh_ttl > a->cfg.max_ttl ? a->cfg.refresh_ttl : a->cfg.max_ttl;
+    return now + longest + a->cfg.leeway;
+}
+
+/* RFC 6749 section 4.1.2: a code presented again may have been stolen:
+ * revoke everything issued with it, and audit. Each write is checked
+ * (SECURITY.md rule 20): the client is told its sign-in was revoked only
+ * when it was. */
+static tka_grant_result code_replayed(tka_authority *a, const tks_code *c, int64_t now, char *why, size_t why_cap)
+{
+    if (tka_revoke(a, TKS_REVOKE_SID, c->sid, "code_replay", now, family_until(a, now)) != 0 ||
+        tks_audit(a->store, now, "code_replay", c->client_id, NULL, c->user_id) != TKS_OK) {
+        snprintf(why, why_cap, "authorization code was already used, and revoking its tokens failed: %s",
+                 tks_errmsg(a->store));
+        return TKA_GRANT_ERROR;
+    }
+    snprintf(why, why_cap, "authorization code was already used; the tokens issued with it are now revoked");
+    return TKA_GRANT_INVALID_GRANT;
+}
+
+/* A refresh token presented after it was rotated. Within REUSE_GRACE of
+ * the first use by the same client it is a concurrent retry: refused,
+ * nothing revoked. After that someone else holds a copy: the whole family
+ * is revoked, its session ended and the event audited, each write checked. */
+static tka_grant_result refresh_reused(tka_authority *a, const tks_refresh *r, int64_t now, char *why, size_t why_cap)
+{
+    if (now - r->used_at <= REUSE_GRACE) {
+        snprintf(why, why_cap,
+                 "refresh token was used moments ago by a concurrent request; use the token that request "
+                 "received");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    if (tka_session_end(a, r->sid, "refresh_reuse", now) != 0 ||
+        tks_audit(a->store, now, "refresh_reuse", r->client_id, NULL, r->sid) != TKS_OK) {
+        snprintf(why, why_cap, "refresh token was already used, and revoking its sign-in failed: %s",
+                 tks_errmsg(a->store));
+        return TKA_GRANT_ERROR;
+    }
+    atomic_fetch_add(&a->n_refresh_reuse, 1);
+    snprintf(why, why_cap,
+             "refresh token was already used: every token of this sign-in is now revoked, as it may have been "
+             "stolen; sign in again");
+    return TKA_GRANT_INVALID_GRANT;
+}
+
+/* Checks shared by both grants before anything is spent: the sign-in is
+ * not revoked (else "<ended> (<reason>)<then>") and its user may still
+ * sign in. */
+static tka_grant_result family_ok(tka_authority *a, const char *sid, const char *user, const char *ended,
+                                  const char *then, char *why, size_t why_cap)
+{
+    char reason[TKS_REASON_MAX + 1] = "";
+    if (tka_is_revoked(a, NULL, sid, reason, sizeof reason, NULL, NULL)) {
+        snprintf(why, why_cap, "%s (%s)%s", ended, reason[0] ? reason : "revoked", then);
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    int u = user_ok(a, user, why, why_cap);
+    return u > 0 ? TKA_GRANT_OK : u == 0 ? TKA_GRANT_INVALID_GRANT : TKA_GRANT_ERROR;
 }
 
 tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client *client, const char *code,
@@ -296,69 +365,70 @@ tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client
         return TKA_GRANT_INVALID_GRANT;
     }
     if (rc != TKS_OK) {
-        snprintf(why, why_cap, "the store is unavailable");
+        snprintf(why, why_cap, "the store is unavailable: %s", tks_errmsg(a->store));
         return TKA_GRANT_ERROR;
     }
     if (strcmp(c.client_id, client->id) != 0) {
         snprintf(why, why_cap, "the code was issued to another client");
         return TKA_GRANT_INVALID_GRANT;
     }
-    if (c.used_at == 0) {
-        if (now >= c.expires_at) {
-            snprintf(why, why_cap, "authorization code expired (codes live %llds): start the sign-in again",
-                     (long long)a->cfg.code_ttl);
-            return TKA_GRANT_INVALID_GRANT;
-        }
-        if (redirect_uri && redirect_uri[0] ? strcmp(redirect_uri, c.redirect_uri) != 0
-                                            : count_items(client->redirect_uris) != 1) {
-            snprintf(why, why_cap, "redirect_uri differs from the one the code was issued for");
-            return TKA_GRANT_INVALID_GRANT;
-        }
-        if (!verifier || !valid_pkce_text(verifier, verifier_len)) {
-            snprintf(why, why_cap, "code_verifier is missing or malformed (43 to 128 unreserved characters)");
-            return TKA_GRANT_INVALID_GRANT;
-        }
-        unsigned char vh[32];
-        char vb[48];
-        tka_sha256(verifier, verifier_len, vh);
-        if (tk_b64url_encode(vh, 32, vb, sizeof vb, NULL) != TK_OK || strlen(c.challenge) != 43 ||
-            CRYPTO_memcmp(vb, c.challenge, 43) != 0) {
-            snprintf(why, why_cap, "code_verifier does not match the code_challenge (PKCE)");
-            return TKA_GRANT_INVALID_GRANT;
-        }
-        rc = tks_code_redeem(a->store, h, now, &c);
-    } else {
-        rc = TKS_EXISTS;
+    if (c.used_at != 0) {
+        return code_replayed(a, &c, now, why, why_cap);
     }
-    if (rc == TKS_EXISTS) {
-        /* RFC 6749 section 4.1.2: a code used twice may have been stolen;
-         * revoke what was issued with it (everything of that sign-in). */
-        int64_t longest = a->cfg.refresh_ttl > a->cfg.max_ttl ? a->cfg.refresh_ttl : a->cfg.max_ttl;
-        (void)tka_revoke(a, TKS_REVOKE_SID, c.sid, "code_replay", now, now + longest + a->cfg.leeway);
-        (void)tks_audit(a->store, now, "code_replay", c.client_id, NULL, c.user_id);
-        snprintf(why, why_cap, "authorization code was already used; the tokens issued with it are now revoked");
+    if (now >= c.expires_at) {
+        snprintf(why, why_cap, "authorization code expired (codes live %llds): start the sign-in again",
+                 (long long)a->cfg.code_ttl);
         return TKA_GRANT_INVALID_GRANT;
     }
-    if (rc != TKS_OK) {
-        snprintf(why, why_cap, "%s", rc == TKS_NOT_FOUND ? "unknown authorization code" : "the store is unavailable");
-        return rc == TKS_NOT_FOUND ? TKA_GRANT_INVALID_GRANT : TKA_GRANT_ERROR;
-    }
-    if (tka_is_revoked(a, NULL, c.sid, NULL, 0, NULL, NULL)) {
-        snprintf(why, why_cap, "the sign-in session ended before the code was redeemed");
+    if (redirect_uri && redirect_uri[0] ? strcmp(redirect_uri, c.redirect_uri) != 0
+                                        : count_items(client->redirect_uris) != 1) {
+        snprintf(why, why_cap, "redirect_uri differs from the one the code was issued for");
         return TKA_GRANT_INVALID_GRANT;
     }
-    if (!user_ok(a, c.user_id, why, why_cap)) {
+    if (!verifier || !valid_pkce_text(verifier, verifier_len)) {
+        snprintf(why, why_cap, "code_verifier is missing or malformed (43 to 128 unreserved characters)");
         return TKA_GRANT_INVALID_GRANT;
     }
-    tka_grant_result g = tka_issue_access(a, client, c.user_id, c.sid, c.scope, c.audience, now, out, why, why_cap);
+    unsigned char vh[32];
+    char vb[48];
+    tka_sha256(verifier, verifier_len, vh);
+    if (tk_b64url_encode(vh, 32, vb, sizeof vb, NULL) != TK_OK || strlen(c.challenge) != 43 ||
+        CRYPTO_memcmp(vb, c.challenge, 43) != 0) {
+        snprintf(why, why_cap, "code_verifier does not match the code_challenge (PKCE)");
+        return TKA_GRANT_INVALID_GRANT;
+    }
+    tka_grant_result g =
+        family_ok(a, c.sid, c.user_id, "the sign-in session ended", " before the code was redeemed", why, why_cap);
     if (g != TKA_GRANT_OK) {
         return g;
     }
-    if (tka_in_list(client->grant_types, "refresh_token", 13) &&
-        new_refresh(a, client, c.user_id, c.sid, c.scope, c.audience, NULL, now + a->cfg.refresh_ttl, now,
-                    &out->refresh_token) != 0) {
+    /* Everything is checked: make what the grant gives, then spend the code
+     * and store the refresh token in one transaction. */
+    g = tka_issue_access(a, client, c.user_id, c.sid, c.scope, c.audience, now, out, why, why_cap);
+    if (g != TKA_GRANT_OK) {
         tka_issued_clear(out);
-        snprintf(why, why_cap, "the store is unavailable");
+        return g;
+    }
+    tks_refresh first;
+    int refresh = tka_in_list(client->grant_types, "refresh_token", 13);
+    if (refresh && make_refresh(client, c.user_id, c.sid, c.scope, c.audience, NULL, now + a->cfg.refresh_ttl, now,
+                                &out->refresh_token, &first) != 0) {
+        tka_issued_clear(out);
+        snprintf(why, why_cap, "no randomness or memory for the refresh token");
+        return TKA_GRANT_ERROR;
+    }
+    tks_code spent;
+    rc = tks_code_exchange(a->store, h, now, refresh ? &first : NULL, &spent);
+    if (rc != TKS_OK) {
+        tka_issued_clear(out);
+        if (rc == TKS_EXISTS) { /* redeemed by a concurrent request since we looked */
+            return code_replayed(a, &spent, now, why, why_cap);
+        }
+        if (rc == TKS_NOT_FOUND) {
+            snprintf(why, why_cap, "unknown authorization code");
+            return TKA_GRANT_INVALID_GRANT;
+        }
+        snprintf(why, why_cap, "the store is unavailable (the code was not spent): %s", tks_errmsg(a->store));
         return TKA_GRANT_ERROR;
     }
     atomic_fetch_add(&a->n_issued_code, 1);
@@ -389,50 +459,23 @@ tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, c
         return TKA_GRANT_INVALID_GRANT;
     }
     if (rc != TKS_OK) {
-        snprintf(why, why_cap, "the store is unavailable");
+        snprintf(why, why_cap, "the store is unavailable: %s", tks_errmsg(a->store));
         return TKA_GRANT_ERROR;
     }
     if (strcmp(r.client_id, client->id) != 0) {
         snprintf(why, why_cap, "the refresh token was issued to another client");
         return TKA_GRANT_INVALID_GRANT;
     }
-    if (r.used_at == 0 && now >= r.expires_at) {
+    if (r.used_at != 0) {
+        return refresh_reused(a, &r, now, why, why_cap);
+    }
+    if (now >= r.expires_at) {
         snprintf(why, why_cap, "refresh token expired: sign in again");
         return TKA_GRANT_INVALID_GRANT;
     }
-    if (r.used_at == 0) {
-        rc = tks_refresh_use(a->store, h, now, &r);
-    } else {
-        rc = TKS_EXISTS;
-    }
-    if (rc == TKS_EXISTS) {
-        if (now - r.used_at <= REUSE_GRACE) {
-            snprintf(why, why_cap,
-                     "refresh token was used moments ago by a concurrent request; use the token "
-                     "that request received");
-            return TKA_GRANT_INVALID_GRANT;
-        }
-        /* Reuse of a rotated token: someone else has a copy. Revoke the
-         * whole family, and end the sign-in it came from. */
-        (void)tka_session_end(a, r.sid, "refresh_reuse", now);
-        atomic_fetch_add(&a->n_refresh_reuse, 1);
-        (void)tks_audit(a->store, now, "refresh_reuse", r.client_id, NULL, r.sid);
-        snprintf(why, why_cap,
-                 "refresh token was already used: every token of this sign-in is now revoked, as "
-                 "it may have been stolen; sign in again");
-        return TKA_GRANT_INVALID_GRANT;
-    }
-    if (rc != TKS_OK) {
-        snprintf(why, why_cap, "%s", rc == TKS_NOT_FOUND ? "unknown refresh token" : "the store is unavailable");
-        return rc == TKS_NOT_FOUND ? TKA_GRANT_INVALID_GRANT : TKA_GRANT_ERROR;
-    }
-    char reason[TKS_REASON_MAX + 1] = "";
-    if (tka_is_revoked(a, NULL, r.sid, reason, sizeof reason, NULL, NULL)) {
-        snprintf(why, why_cap, "this sign-in was ended (%s): sign in again", reason);
-        return TKA_GRANT_INVALID_GRANT;
-    }
-    if (!user_ok(a, r.user_id, why, why_cap)) {
-        return TKA_GRANT_INVALID_GRANT;
+    tka_grant_result g = family_ok(a, r.sid, r.user_id, "this sign-in was ended", ": sign in again", why, why_cap);
+    if (g != TKA_GRANT_OK) {
+        return g;
     }
     char granted[TKS_LIST_MAX + 1];
     snprintf(granted, sizeof granted, "%s", r.scope);
@@ -444,14 +487,33 @@ tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, c
         }
         snprintf(granted, sizeof granted, "%s", scope);
     }
-    tka_grant_result g = tka_issue_access(a, client, r.user_id, r.sid, granted, r.audience, now, out, why, why_cap);
+    /* Everything is checked: make the new tokens, then spend the old one and
+     * store its successor in one transaction. The family keeps its original
+     * end: rotation does not extend it. */
+    g = tka_issue_access(a, client, r.user_id, r.sid, granted, r.audience, now, out, why, why_cap);
     if (g != TKA_GRANT_OK) {
+        tka_issued_clear(out);
         return g;
     }
-    /* The family keeps its original end: rotation does not extend it. */
-    if (new_refresh(a, client, r.user_id, r.sid, r.scope, r.audience, h, r.expires_at, now, &out->refresh_token) != 0) {
+    tks_refresh next;
+    if (make_refresh(client, r.user_id, r.sid, r.scope, r.audience, h, r.expires_at, now, &out->refresh_token, &next) !=
+        0) {
         tka_issued_clear(out);
-        snprintf(why, why_cap, "the store is unavailable");
+        snprintf(why, why_cap, "no randomness or memory for the refresh token");
+        return TKA_GRANT_ERROR;
+    }
+    tks_refresh old;
+    rc = tks_refresh_rotate(a->store, h, now, &next, &old);
+    if (rc != TKS_OK) {
+        tka_issued_clear(out);
+        if (rc == TKS_EXISTS) { /* rotated by a concurrent request since we looked */
+            return refresh_reused(a, &old, now, why, why_cap);
+        }
+        if (rc == TKS_NOT_FOUND) {
+            snprintf(why, why_cap, "unknown refresh token");
+            return TKA_GRANT_INVALID_GRANT;
+        }
+        snprintf(why, why_cap, "the store is unavailable (the refresh token was not spent): %s", tks_errmsg(a->store));
         return TKA_GRANT_ERROR;
     }
     atomic_fetch_add(&a->n_issued_refresh, 1);

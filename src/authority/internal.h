@@ -35,9 +35,11 @@ struct tka_revset {
     size_t count;
 };
 
-/* Failed-attempt throttling: a fixed table, so that an attacker spraying
- * ids or addresses cannot grow memory. */
-#define TKA_THROTTLE_SLOTS 4096
+/* Failed-attempt throttling (clients.c): a fixed table, so that an attacker
+ * spraying ids or addresses cannot grow memory. 16384 slots of 32 bytes:
+ * 512 KiB, room for the three counters of ~5000 distinct failing
+ * (identity, address) pairs per window before eviction starts. */
+#define TKA_THROTTLE_SLOTS 16384
 struct tka_throttle_slot {
     uint64_t key_hash; /* 0: free */
     int64_t window_start;
@@ -107,13 +109,12 @@ int tka_revset_refresh(tka_authority *a, int64_t now);
 void tka_revset_purge(tka_authority *a, int64_t now);
 void tka_revset_free(struct tka_revset *s);
 
-/* clients.c: failed-attempt throttling, keyed by (tag, id) and (tag, ip):
- * 'c'/'i' for client authentication, 'u'/'j' for user sign-in. */
-int64_t tka_throttle_wait(tka_authority *a, char tag_id, const char *id, size_t id_len, char tag_ip, const char *ip,
-                          int64_t now);
-void tka_throttle_fail(tka_authority *a, char tag_id, const char *id, size_t id_len, char tag_ip, const char *ip,
-                       int64_t now);
-void tka_throttle_clear(tka_authority *a, char tag_id, const char *id, size_t id_len, int64_t now);
+/* clients.c: failed-attempt throttling of `kind` 'c' (client
+ * authentication) or 'u' (user sign-in), by address, by (identity,
+ * address) and by identity; see the comment there. */
+int64_t tka_throttle_wait(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
+void tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
+void tka_throttle_success(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
 /* flow.c: RFC 7009 for refresh tokens (same returns as tka_revoke_token). */
 int tka_revoke_refresh(tka_authority *a, const tks_client *client, const char *tok, size_t len, int64_t now);
 /* tokens.c: signs an RFC 9068 access token for client (sub, sid may be NULL: then sub = client id, no sid). */

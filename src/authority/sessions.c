@@ -70,14 +70,15 @@ tka_session_result tka_session_check(tka_authority *a, const char *cookie, size_
 
 int tka_session_end(tka_authority *a, const char *sid, const char *reason, int64_t now)
 {
-    tks_result rc = tks_session_end(a->store, sid, now);
-    if (rc != TKS_OK && rc != TKS_NOT_FOUND) {
+    /* Every token of this sign-in: access tokens live at most max_ttl,
+     * refresh tokens refresh_ttl; revoke the sid until both are over. The
+     * revocation first: it is what stops the tokens; then the session. */
+    int64_t longest = a->cfg.refresh_ttl > a->cfg.max_ttl ? a->cfg.refresh_ttl : a->cfg.max_ttl;
+    if (tka_revoke(a, TKS_REVOKE_SID, sid, reason, now, now + longest + a->cfg.leeway) != 0) {
         return -1;
     }
-    /* Every token of this sign-in: access tokens live at most max_ttl,
-     * refresh tokens refresh_ttl; revoke the sid until both are over. */
-    int64_t longest = a->cfg.refresh_ttl > a->cfg.max_ttl ? a->cfg.refresh_ttl : a->cfg.max_ttl;
-    return tka_revoke(a, TKS_REVOKE_SID, sid, reason, now, now + longest + a->cfg.leeway);
+    tks_result rc = tks_session_end(a->store, sid, now);
+    return rc == TKS_OK || rc == TKS_NOT_FOUND ? 0 : -1;
 }
 
 struct revoke_all {

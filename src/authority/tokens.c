@@ -219,8 +219,16 @@ int tka_revoke(tka_authority *a, enum tks_revocation_kind kind, const char *valu
         return -1;
     }
     atomic_fetch_add(&a->n_revocations, 1);
-    (void)tks_audit(a->store, now, kind == TKS_REVOKE_JTI ? "token_revoked" : "session_revoked", NULL, NULL, reason);
-    return tka_revset_add(a, kind, value, reason, now, until);
+    /* In force from here, whatever follows: the store has it. */
+    int rc = tka_revset_add(a, kind, value, reason, now, until);
+    /* A revocation is a security event: its audit is checked too (SECURITY.md
+     * rule 20). Failing here answers 503; repeating the revocation is
+     * harmless (revoking what is revoked is TKS_OK). */
+    if (tks_audit(a->store, now, kind == TKS_REVOKE_JTI ? "token_revoked" : "session_revoked", NULL, NULL, reason) !=
+        TKS_OK) {
+        rc = -1;
+    }
+    return rc;
 }
 
 /* ---- issuance ---------------------------------------------------------------------- */

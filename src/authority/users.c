@@ -56,11 +56,16 @@ int tka_user_create(tka_authority *a, const char *id, const char *password, size
     u.created_at = now;
     u.password_changed_at = now;
     tks_result rc = tks_user_insert(a->store, &u);
+    OPENSSL_cleanse(h, sizeof h);
     if (rc != TKS_OK) {
         snprintf(err, err_cap, "%s", rc == TKS_EXISTS ? "a user with that name exists" : tks_errmsg(a->store));
         return -1;
     }
-    (void)tks_audit(a->store, now, "user_created", NULL, NULL, id);
+    if (tks_audit(a->store, now, "user_created", NULL, NULL, id) != TKS_OK) {
+        snprintf(err, err_cap, "the user was created, but the audit event could not be recorded: %s",
+                 tks_errmsg(a->store));
+        return -1;
+    }
     return 0;
 }
 
@@ -76,11 +81,16 @@ int tka_user_set_password(tka_authority *a, const char *id, const char *password
         return -1;
     }
     tks_result rc = tks_user_set_password(a->store, id, h, now);
+    OPENSSL_cleanse(h, sizeof h);
     if (rc != TKS_OK) {
         snprintf(err, err_cap, "%s", rc == TKS_NOT_FOUND ? "no such user" : tks_errmsg(a->store));
         return -1;
     }
-    (void)tks_audit(a->store, now, "password_changed", NULL, NULL, id);
+    if (tks_audit(a->store, now, "password_changed", NULL, NULL, id) != TKS_OK) {
+        snprintf(err, err_cap, "the password was changed, but the audit event could not be recorded: %s",
+                 tks_errmsg(a->store));
+        return -1;
+    }
     return 0;
 }
 
@@ -101,12 +111,17 @@ static const char *dummy_hash(tka_authority *a)
     return a->dummy_pwhash;
 }
 
+int64_t tka_login_wait(tka_authority *a, const char *user, size_t user_len, const char *ip, int64_t now)
+{
+    return tka_throttle_wait(a, 'u', user, user_len, ip, now);
+}
+
 tka_login_result tka_user_login(tka_authority *a, const char *user, size_t user_len, const char *password,
                                 size_t password_len, const char *ip, int64_t now, tks_user *out, int64_t *retry_after)
 {
     *retry_after = 0;
     memset(out, 0, sizeof *out);
-    int64_t wait = tka_throttle_wait(a, 'u', user, user_len, 'j', ip, now);
+    int64_t wait = tka_throttle_wait(a, 'u', user, user_len, ip, now);
     if (wait > 0) {
         *retry_after = wait;
         atomic_fetch_add(&a->n_login_throttled, 1);
@@ -125,19 +140,24 @@ tka_login_result tka_user_login(tka_authority *a, const char *user, size_t user_
     }
     const char *h = found ? out->pwhash : dummy_hash(a);
     int ok = password_len <= PASSWORD_MAX && h[0] && crypto_pwhash_str_verify(h, password, password_len) == 0;
+    OPENSSL_cleanse(out->pwhash, sizeof out->pwhash);
+    /* Every outcome is a security event: if it cannot be recorded, the
+     * answer is 503 and no session starts (SECURITY.md rule 20). */
     if (!found || !ok) {
-        tka_throttle_fail(a, 'u', user, user_len, 'j', ip, now);
+        tka_throttle_fail(a, 'u', user, user_len, ip, now);
         atomic_fetch_add(&a->n_login_failed, 1);
-        (void)tks_audit(a->store, now, "login_failed", NULL, ip, found ? out->id : "unknown user");
+        tks_result ar = tks_audit(a->store, now, "login_failed", NULL, ip, found ? out->id : "unknown user");
         memset(out, 0, sizeof *out);
-        return TKA_LOGIN_BAD;
+        return ar == TKS_OK ? TKA_LOGIN_BAD : TKA_LOGIN_ERROR;
     }
-    tka_throttle_clear(a, 'u', user, user_len, now);
+    tka_throttle_success(a, 'u', user, user_len, ip, now);
     if (out->disabled) {
-        (void)tks_audit(a->store, now, "login_disabled", NULL, ip, out->id);
-        return TKA_LOGIN_DISABLED;
+        return tks_audit(a->store, now, "login_disabled", NULL, ip, out->id) == TKS_OK ? TKA_LOGIN_DISABLED
+                                                                                       : TKA_LOGIN_ERROR;
+    }
+    if (tks_audit(a->store, now, "login", NULL, ip, out->id) != TKS_OK) {
+        return TKA_LOGIN_ERROR;
     }
     atomic_fetch_add(&a->n_logins, 1);
-    (void)tks_audit(a->store, now, "login", NULL, ip, out->id);
     return TKA_LOGIN_OK;
 }

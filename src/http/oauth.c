@@ -234,13 +234,17 @@ static int authenticate(srv_conn *st, struct MHD_Connection *c, const srv_form *
 
     note_client(st, id, id_len);
     int64_t retry = 0;
+    tka_auth_why why = TKA_AUTH_WHY_NONE;
     tka_auth_result ar =
-        tka_client_authenticate(s->auth, id, id_len, secret, secret_len, st->ip, now_s(), client, &retry);
+        tka_client_authenticate(s->auth, id, id_len, secret, secret_len, st->ip, now_s(), client, &retry, &why);
     switch (ar) {
     case TKA_AUTH_OK:
         ok = 1;
         break;
     case TKA_AUTH_BAD:
+        /* the operator's log says which; the client hears one answer */
+        srv_note(st, "client authentication failed: %s",
+                 why == TKA_AUTH_WHY_UNKNOWN_CLIENT ? "no client has this id" : "wrong secret for this client");
         *res = invalid_client(st, c, "client authentication failed");
         break;
     case TKA_AUTH_DISABLED:
@@ -261,6 +265,7 @@ static int authenticate(srv_conn *st, struct MHD_Connection *c, const srv_form *
     }
     case TKA_AUTH_ERROR:
     default:
+        srv_note(st, "client authentication could not be decided or recorded: %s", tks_errmsg(s->store));
         *res = oauth_error(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable",
                            "the client store is unavailable; retry later");
         break;

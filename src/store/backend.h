@@ -23,6 +23,7 @@
 #ifndef TOKEND_STORE_BACKEND_H
 #define TOKEND_STORE_BACKEND_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,8 @@ typedef struct tksi_backend {
     const char *name; /* "sqlite", for messages */
     void (*close)(tks_store *s);
     tks_result (*ping)(tks_store *s);
+    /* Commits one small write (meta.write_probe = now). */
+    tks_result (*probe_write)(tks_store *s, int64_t now);
 
     tks_result (*client_insert)(tks_store *s, const tks_client *c);
     tks_result (*client_get)(tks_store *s, const char *id, tks_client *out);
@@ -111,13 +114,17 @@ typedef struct tksi_backend {
      * *out is filled on TKS_OK and TKS_EXISTS. */
     tks_result (*session_end_user)(tks_store *s, const char *user_id, int64_t now, int (*fn)(const char *sid, void *ud),
                                    void *ud);
-    tks_result (*code_redeem)(tks_store *s, const unsigned char hash[32], int64_t now, tks_code *out);
+    /* Marks the code used and inserts `first` (may be NULL) in one
+     * transaction; see tks_code_exchange. */
+    tks_result (*code_exchange)(tks_store *s, const unsigned char hash[32], int64_t now, const tks_refresh *first,
+                                tks_code *out);
     tks_result (*code_get)(tks_store *s, const unsigned char hash[32], tks_code *out);
     tks_result (*code_purge)(tks_store *s, int64_t now);
 
     tks_result (*refresh_insert)(tks_store *s, const tks_refresh *r);
-    /* As code_redeem. */
-    tks_result (*refresh_use)(tks_store *s, const unsigned char hash[32], int64_t now, tks_refresh *out);
+    /* As code_exchange: marks used and inserts `next` (may be NULL). */
+    tks_result (*refresh_rotate)(tks_store *s, const unsigned char hash[32], int64_t now, const tks_refresh *next,
+                                 tks_refresh *out);
     tks_result (*refresh_get)(tks_store *s, const unsigned char hash[32], tks_refresh *out);
     tks_result (*refresh_purge)(tks_store *s, int64_t now);
 } tksi_backend;
@@ -128,6 +135,11 @@ struct tks_store {
     void *impl;
     uint64_t id;        /* unique per tks_open in this process: keys the error slots */
     int schema_version; /* set by the backend's open */
+    /* fault injection (store.h): the write point to fail + 1; 0 = disarmed
+     * (so a zeroed store is disarmed) */
+    _Atomic int64_t fault_at;
+    _Atomic int64_t fault_seen;
+    _Atomic int fault_sticky;
 };
 
 /* Backend constructors. Each fills s->be, s->impl and s->schema_version, or
@@ -139,6 +151,10 @@ tks_result tksi_sqlite_open(tks_store *s, const char *path, char *err, size_t er
  * test makes a store "as an older tokend left it" with the shipped
  * migrations themselves. */
 tks_result tksi_sqlite_open_at(tks_store *s, const char *path, int target, char *err, size_t err_cap);
+
+/* Called by a backend before each write point (store.h, fault injection):
+ * non-zero means "fail this write" (the message is set already). */
+int tksi_fault_hit(tks_store *s, const char *what);
 
 /* Records the calling thread's last error on s (see tks_errmsg). */
 void tksi_seterr(tks_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

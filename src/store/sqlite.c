@@ -176,6 +176,14 @@ static const char *const MIGRATIONS[] = {
     "CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);"
     "CREATE INDEX refresh_tokens_expires ON refresh_tokens (expires_at);"
     "PRAGMA user_version = 2;",
+
+    /* 3: fail-closed writes and introspection rights. clients.serves: the
+     * audiences a client serves as a resource server (it may introspect
+     * tokens issued for them, RFC 7662 section 4). meta.write_probe: the row
+     * /readyz writes to learn that the store can still commit. */
+    "ALTER TABLE clients ADD COLUMN serves TEXT NOT NULL DEFAULT '';"
+    "INSERT INTO meta (key, value) VALUES ('write_probe', 0);"
+    "PRAGMA user_version = 3;",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -188,6 +196,7 @@ enum stmt_id {
     ST_ROLLBACK,
     ST_KEY_GENERATION,
     ST_KEY_GENERATION_BUMP,
+    ST_WRITE_PROBE,
     ST_CLIENT_INSERT,
     ST_CLIENT_GET,
     ST_CLIENT_SET_DISABLED,
@@ -229,7 +238,8 @@ enum stmt_id {
 };
 
 #define CLIENT_COLS                                                                                                    \
-    "id, name, secret_hash, scopes, audiences, ttl, disabled, created_at, redirect_uris, is_public, grant_types"
+    "id, name, secret_hash, scopes, audiences, ttl, disabled, created_at, redirect_uris, is_public, grant_types, "     \
+    "serves"
 #define KEY_COLS "kid, alg, state, created_at, activated_at, retired_at, verify_until, public_jwk, sealed"
 #define REVOCATION_COLS "seq, kind, value, reason, revoked_at, until"
 #define USER_COLS "id, pwhash, disabled, created_at, password_changed_at"
@@ -244,7 +254,9 @@ static const char *const SQL[ST__COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_KEY_GENERATION] = "SELECT value FROM meta WHERE key = 'key_generation'",
     [ST_KEY_GENERATION_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'key_generation'",
-    [ST_CLIENT_INSERT] = "INSERT INTO clients (" CLIENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_WRITE_PROBE] = "UPDATE meta SET value = ?1 WHERE key = 'write_probe'",
+    [ST_CLIENT_INSERT] =
+        "INSERT INTO clients (" CLIENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [ST_CLIENT_GET] = "SELECT " CLIENT_COLS " FROM clients WHERE id = ?1",
     [ST_CLIENT_SET_DISABLED] = "UPDATE clients SET disabled = ?2 WHERE id = ?1",
     [ST_CLIENT_DELETE] = "DELETE FROM clients WHERE id = ?1",
@@ -402,9 +414,14 @@ static void b_i64(struct binder *b, int i, int64_t v)
     }
 }
 
-/* Steps a statement that returns no rows, then resets it. */
+/* Steps a statement that returns no rows (a write, BEGIN or COMMIT: each a
+ * write point of store.h's fault injection), then resets it. */
 static tks_result run(tks_store *s, struct sq *q, sqlite3_stmt *st, int bind_rc, const char *what)
 {
+    if (tksi_fault_hit(s, what)) {
+        release(st);
+        return TKS_ERR;
+    }
     int rc = bind_rc;
     if (rc == SQLITE_OK) {
         rc = sqlite3_step(st);
@@ -519,7 +536,8 @@ static int read_client(tks_store *s, sqlite3_stmt *st, tks_client *c)
         col_i64(s, st, 6, "clients.disabled", &disabled) || col_i64(s, st, 7, "clients.created_at", &c->created_at) ||
         col_text(s, st, 8, "clients.redirect_uris", c->redirect_uris, sizeof c->redirect_uris) ||
         col_i64(s, st, 9, "clients.is_public", &is_public) ||
-        col_text(s, st, 10, "clients.grant_types", c->grant_types, sizeof c->grant_types)) {
+        col_text(s, st, 10, "clients.grant_types", c->grant_types, sizeof c->grant_types) ||
+        col_text(s, st, 11, "clients.serves", c->serves, sizeof c->serves)) {
         return -1;
     }
     c->disabled = disabled != 0;
@@ -732,6 +750,25 @@ static tks_result sq_ping(tks_store *s)
     return r;
 }
 
+static tks_result sq_probe_write(tks_store *s, int64_t now)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_WRITE_PROBE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_i64(&b, 1, now);
+        r = run(s, q, st, b.rc, "writing the readiness probe");
+        if (r == TKS_OK && sqlite3_changes(q->db) != 1) {
+            tksi_seterr(s, "writing the readiness probe: the store has no write_probe row");
+            r = TKS_ERR;
+        }
+    }
+    unlock(q);
+    return r;
+}
+
 static tks_result sq_key_generation(tks_store *s, int64_t *out)
 {
     struct sq *q = sq_of(s);
@@ -760,6 +797,7 @@ static tks_result sq_client_insert(tks_store *s, const tks_client *c)
         b_text(&b, 9, c->redirect_uris);
         b_i64(&b, 10, c->is_public != 0);
         b_text(&b, 11, c->grant_types);
+        b_text(&b, 12, c->serves);
         r = run(s, q, st, b.rc, "adding a client");
     }
     unlock(q);
@@ -1469,17 +1507,23 @@ static tks_result sq_session_end_user(tks_store *s, const char *user_id, int64_t
 
 /* ---- single-use rows: codes and refresh tokens ----------------------------- */
 
-/* Marks the row `hash` used at `now` if it is unused, and reads it back, in
- * one BEGIN IMMEDIATE transaction (so the row read is the row marked, and
- * no purge or delete on another connection comes in between):
+static tks_result insert_refresh(tks_store *s, struct sq *q, const tks_refresh *rt);
+
+/* Marks the row `hash` used at `now` if it is unused, reads it back and,
+ * when it was unused, inserts `next` (the refresh token that replaces it;
+ * NULL: none), in one BEGIN IMMEDIATE transaction (so the row read is the
+ * row marked, no purge or delete on another connection comes in between,
+ * and a grant is spent only together with what replaces it):
  *   UPDATE changed 1 row  -> TKS_OK, *out holds the row (used_at = now);
  *   UPDATE changed none   -> the row exists: TKS_EXISTS, *out holds it with
  *                            the first used_at; else TKS_NOT_FOUND.
  * Of any number of concurrent calls, on this connection (q->mu) or on others
  * (the write lock), exactly one sees the UPDATE change the row. If the row
- * cannot be read back, nothing is committed: the row stays unused. */
+ * cannot be read back or `next` cannot be stored, nothing is committed: the
+ * row stays unused. */
 static tks_result use_once(tks_store *s, enum stmt_id use, enum stmt_id get, const unsigned char hash[32], int64_t now,
-                           int (*reader)(tks_store *s, sqlite3_stmt *st, void *out), void *out, const char *what)
+                           const tks_refresh *next, int (*reader)(tks_store *s, sqlite3_stmt *st, void *out), void *out,
+                           const char *what)
 {
     struct sq *q = sq_of(s);
     lock(q);
@@ -1510,6 +1554,14 @@ static tks_result use_once(tks_store *s, enum stmt_id use, enum stmt_id get, con
     if (found == TKS_NOT_FOUND && changed != 0) {
         tksi_seterr(s, "%s: the row vanished inside its transaction", what);
         found = TKS_ERR;
+    }
+    if (found == TKS_OK && changed == 1 && next != NULL) {
+        found = insert_refresh(s, q, next);
+        if (found == TKS_NOT_FOUND || found == TKS_EXISTS) {
+            /* its user or client went away, or a hash collision: either
+             * way nothing may be spent */
+            found = TKS_ERR;
+        }
     }
     /* Commit only what can be answered; TKS_NOT_FOUND changed nothing. */
     r = tx_end(s, q, found == TKS_OK || found == TKS_NOT_FOUND ? TKS_OK : found);
@@ -1564,9 +1616,10 @@ static tks_result sq_code_insert(tks_store *s, const tks_code *c)
     return r;
 }
 
-static tks_result sq_code_redeem(tks_store *s, const unsigned char hash[32], int64_t now, tks_code *out)
+static tks_result sq_code_exchange(tks_store *s, const unsigned char hash[32], int64_t now, const tks_refresh *first,
+                                   tks_code *out)
 {
-    return use_once(s, ST_CODE_USE, ST_CODE_GET, hash, now, read_code_v, out, "redeeming an authorization code");
+    return use_once(s, ST_CODE_USE, ST_CODE_GET, hash, now, first, read_code_v, out, "redeeming an authorization code");
 }
 
 static tks_result sq_code_get(tks_store *s, const unsigned char hash[32], tks_code *out)
@@ -1579,33 +1632,41 @@ static tks_result sq_code_purge(tks_store *s, int64_t now)
     return purge_before(s, ST_CODE_PURGE, now, "purging authorization codes");
 }
 
+/* Inserts one refresh token row; with q->mu held. */
+static tks_result insert_refresh(tks_store *s, struct sq *q, const tks_refresh *rt)
+{
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_REFRESH_INSERT, &st);
+    if (r != TKS_OK) {
+        return r;
+    }
+    struct binder b = {st, SQLITE_OK};
+    b_blob(&b, 1, rt->hash, sizeof rt->hash);
+    b_blob(&b, 2, rt->parent, sizeof rt->parent);
+    b_text(&b, 3, rt->sid);
+    b_text(&b, 4, rt->client_id);
+    b_text(&b, 5, rt->user_id);
+    b_text(&b, 6, rt->scope);
+    b_text(&b, 7, rt->audience);
+    b_i64(&b, 8, rt->created_at);
+    b_i64(&b, 9, rt->expires_at);
+    b_i64(&b, 10, rt->used_at);
+    return run(s, q, st, b.rc, "adding a refresh token");
+}
+
 static tks_result sq_refresh_insert(tks_store *s, const tks_refresh *rt)
 {
     struct sq *q = sq_of(s);
     lock(q);
-    sqlite3_stmt *st;
-    tks_result r = prep(s, q, ST_REFRESH_INSERT, &st);
-    if (r == TKS_OK) {
-        struct binder b = {st, SQLITE_OK};
-        b_blob(&b, 1, rt->hash, sizeof rt->hash);
-        b_blob(&b, 2, rt->parent, sizeof rt->parent);
-        b_text(&b, 3, rt->sid);
-        b_text(&b, 4, rt->client_id);
-        b_text(&b, 5, rt->user_id);
-        b_text(&b, 6, rt->scope);
-        b_text(&b, 7, rt->audience);
-        b_i64(&b, 8, rt->created_at);
-        b_i64(&b, 9, rt->expires_at);
-        b_i64(&b, 10, rt->used_at);
-        r = run(s, q, st, b.rc, "adding a refresh token");
-    }
+    tks_result r = insert_refresh(s, q, rt);
     unlock(q);
     return r;
 }
 
-static tks_result sq_refresh_use(tks_store *s, const unsigned char hash[32], int64_t now, tks_refresh *out)
+static tks_result sq_refresh_rotate(tks_store *s, const unsigned char hash[32], int64_t now, const tks_refresh *next,
+                                    tks_refresh *out)
 {
-    return use_once(s, ST_REFRESH_USE, ST_REFRESH_GET, hash, now, read_refresh_v, out, "using a refresh token");
+    return use_once(s, ST_REFRESH_USE, ST_REFRESH_GET, hash, now, next, read_refresh_v, out, "using a refresh token");
 }
 
 static tks_result sq_refresh_get(tks_store *s, const unsigned char hash[32], tks_refresh *out)
@@ -1622,6 +1683,7 @@ static const tksi_backend SQLITE_BACKEND = {
     .name = "sqlite",
     .close = sq_close,
     .ping = sq_ping,
+    .probe_write = sq_probe_write,
     .client_insert = sq_client_insert,
     .client_get = sq_client_get,
     .client_set_disabled = sq_client_set_disabled,
@@ -1649,11 +1711,11 @@ static const tksi_backend SQLITE_BACKEND = {
     .session_end = sq_session_end,
     .session_end_user = sq_session_end_user,
     .code_insert = sq_code_insert,
-    .code_redeem = sq_code_redeem,
+    .code_exchange = sq_code_exchange,
     .code_get = sq_code_get,
     .code_purge = sq_code_purge,
     .refresh_insert = sq_refresh_insert,
-    .refresh_use = sq_refresh_use,
+    .refresh_rotate = sq_refresh_rotate,
     .refresh_get = sq_refresh_get,
     .refresh_purge = sq_refresh_purge,
 };

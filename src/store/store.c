@@ -198,6 +198,52 @@ tks_result tks_ping(tks_store *s)
     return s->be->ping(s);
 }
 
+tks_result tks_probe_write(tks_store *s, int64_t now)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    return s->be->probe_write(s, now);
+}
+
+/* ---- fault injection ------------------------------------------------------- */
+
+void tks_fault_arm(tks_store *s, int64_t nth, int sticky)
+{
+    if (s == NULL) {
+        return;
+    }
+    atomic_store(&s->fault_seen, 0);
+    atomic_store(&s->fault_sticky, sticky != 0);
+    atomic_store(&s->fault_at, nth < 0 ? 0 : nth + 1);
+}
+
+void tks_fault_disarm(tks_store *s)
+{
+    if (s != NULL) {
+        atomic_store(&s->fault_at, 0);
+    }
+}
+
+int64_t tks_fault_points(tks_store *s)
+{
+    return s != NULL ? atomic_load(&s->fault_seen) : 0;
+}
+
+int tksi_fault_hit(tks_store *s, const char *what)
+{
+    int64_t at = atomic_load_explicit(&s->fault_at, memory_order_relaxed) - 1;
+    if (at < 0) {
+        return 0;
+    }
+    int64_t n = atomic_fetch_add(&s->fault_seen, 1);
+    if (n == at || (n > at && atomic_load(&s->fault_sticky))) {
+        tksi_seterr(s, "%s: injected fault (write point %lld)", what, (long long)n);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- clients ------------------------------------------------------------- */
 
 tks_result tks_client_insert(tks_store *s, const tks_client *c)
@@ -227,6 +273,10 @@ tks_result tks_client_insert(tks_store *s, const tks_client *c)
     }
     if (!field_ok(c->grant_types, sizeof c->grant_types)) {
         tksi_seterr(s, "client grant type list longer than %zu bytes", sizeof c->grant_types - 1);
+        return TKS_ERR;
+    }
+    if (!field_ok(c->serves, sizeof c->serves)) {
+        tksi_seterr(s, "client served audience list longer than %d bytes", TKS_LIST_MAX);
         return TKS_ERR;
     }
     return s->be->client_insert(s, c);
@@ -802,7 +852,31 @@ tks_result tks_code_insert(tks_store *s, const tks_code *c)
     return s->be->code_insert(s, c);
 }
 
-tks_result tks_code_redeem(tks_store *s, const unsigned char hash[32], int64_t now, tks_code *out)
+/* The checks every refresh row written gets (insert and rotation). */
+static int refresh_row_ok(tks_store *s, const tks_refresh *r)
+{
+    if (!field_ok(r->sid, sizeof r->sid) || r->sid[0] == '\0') {
+        tksi_seterr(s, "refresh token sid must be 1 to %d bytes", TKS_SID_MAX);
+        return 0;
+    }
+    if (!field_ok(r->client_id, sizeof r->client_id) || r->client_id[0] == '\0' ||
+        !field_ok(r->user_id, sizeof r->user_id) || r->user_id[0] == '\0') {
+        tksi_seterr(s, "refresh token client id and user id must be 1 to %d bytes", TKS_ID_MAX);
+        return 0;
+    }
+    if (!field_ok(r->scope, sizeof r->scope)) {
+        tksi_seterr(s, "refresh token scope longer than %d bytes", TKS_LIST_MAX);
+        return 0;
+    }
+    if (!field_ok(r->audience, sizeof r->audience)) {
+        tksi_seterr(s, "refresh token audience longer than %zu bytes", sizeof r->audience - 1);
+        return 0;
+    }
+    return 1;
+}
+
+tks_result tks_code_exchange(tks_store *s, const unsigned char hash[32], int64_t now, const tks_refresh *first,
+                             tks_code *out)
 {
     if (out != NULL) {
         memset(out, 0, sizeof *out);
@@ -811,19 +885,27 @@ tks_result tks_code_redeem(tks_store *s, const unsigned char hash[32], int64_t n
         return TKS_ERR;
     }
     if (hash == NULL || out == NULL) {
-        tksi_seterr(s, "tks_code_redeem: NULL argument");
+        tksi_seterr(s, "tks_code_exchange: NULL argument");
         return TKS_ERR;
     }
     /* used_at 0 means "unused": redeeming at 0 would leave it redeemable. */
     if (now <= 0) {
-        tksi_seterr(s, "tks_code_redeem: the time must be positive (got %lld)", (long long)now);
+        tksi_seterr(s, "tks_code_exchange: the time must be positive (got %lld)", (long long)now);
         return TKS_ERR;
     }
-    tks_result r = s->be->code_redeem(s, hash, now, out);
+    if (first != NULL && !refresh_row_ok(s, first)) {
+        return TKS_ERR;
+    }
+    tks_result r = s->be->code_exchange(s, hash, now, first, out);
     if (r != TKS_OK && r != TKS_EXISTS) {
         memset(out, 0, sizeof *out);
     }
     return r;
+}
+
+tks_result tks_code_redeem(tks_store *s, const unsigned char hash[32], int64_t now, tks_code *out)
+{
+    return tks_code_exchange(s, hash, now, NULL, out);
 }
 
 tks_result tks_code_purge(tks_store *s, int64_t now)
@@ -845,27 +927,14 @@ tks_result tks_refresh_insert(tks_store *s, const tks_refresh *r)
         tksi_seterr(s, "tks_refresh_insert: no refresh token");
         return TKS_ERR;
     }
-    if (!field_ok(r->sid, sizeof r->sid) || r->sid[0] == '\0') {
-        tksi_seterr(s, "refresh token sid must be 1 to %d bytes", TKS_SID_MAX);
-        return TKS_ERR;
-    }
-    if (!field_ok(r->client_id, sizeof r->client_id) || r->client_id[0] == '\0' ||
-        !field_ok(r->user_id, sizeof r->user_id) || r->user_id[0] == '\0') {
-        tksi_seterr(s, "refresh token client id and user id must be 1 to %d bytes", TKS_ID_MAX);
-        return TKS_ERR;
-    }
-    if (!field_ok(r->scope, sizeof r->scope)) {
-        tksi_seterr(s, "refresh token scope longer than %d bytes", TKS_LIST_MAX);
-        return TKS_ERR;
-    }
-    if (!field_ok(r->audience, sizeof r->audience)) {
-        tksi_seterr(s, "refresh token audience longer than %zu bytes", sizeof r->audience - 1);
+    if (!refresh_row_ok(s, r)) {
         return TKS_ERR;
     }
     return s->be->refresh_insert(s, r);
 }
 
-tks_result tks_refresh_use(tks_store *s, const unsigned char hash[32], int64_t now, tks_refresh *out)
+tks_result tks_refresh_rotate(tks_store *s, const unsigned char hash[32], int64_t now, const tks_refresh *next,
+                              tks_refresh *out)
 {
     if (out != NULL) {
         memset(out, 0, sizeof *out);
@@ -874,18 +943,30 @@ tks_result tks_refresh_use(tks_store *s, const unsigned char hash[32], int64_t n
         return TKS_ERR;
     }
     if (hash == NULL || out == NULL) {
-        tksi_seterr(s, "tks_refresh_use: NULL argument");
+        tksi_seterr(s, "tks_refresh_rotate: NULL argument");
         return TKS_ERR;
     }
+    /* used_at 0 means "unused": using at 0 would leave it usable. */
     if (now <= 0) {
-        tksi_seterr(s, "tks_refresh_use: the time must be positive (got %lld)", (long long)now);
+        tksi_seterr(s, "tks_refresh_rotate: the time must be positive (got %lld)", (long long)now);
         return TKS_ERR;
     }
-    tks_result r = s->be->refresh_use(s, hash, now, out);
+    if (next != NULL && (!refresh_row_ok(s, next) || memcmp(next->hash, hash, 32) == 0)) {
+        if (memcmp(next->hash, hash, 32) == 0) {
+            tksi_seterr(s, "tks_refresh_rotate: a token cannot replace itself");
+        }
+        return TKS_ERR;
+    }
+    tks_result r = s->be->refresh_rotate(s, hash, now, next, out);
     if (r != TKS_OK && r != TKS_EXISTS) {
         memset(out, 0, sizeof *out);
     }
     return r;
+}
+
+tks_result tks_refresh_use(tks_store *s, const unsigned char hash[32], int64_t now, tks_refresh *out)
+{
+    return tks_refresh_rotate(s, hash, now, NULL, out);
 }
 
 tks_result tks_session_end_user(tks_store *s, const char *user_id, int64_t now, int (*fn)(const char *sid, void *ud),

@@ -62,6 +62,10 @@ typedef struct tks_client {
     char redirect_uris[TKS_URIS_MAX + 1]; /* exact URIs, space-separated; "" = none */
     int is_public;                        /* no secret; PKCE required */
     char grant_types[128];                /* space-separated: client_credentials authorization_code refresh_token */
+    /* Schema 3: audiences this client serves as a resource server. It may
+     * introspect tokens issued for them (RFC 7662 section 4), as well as
+     * its own; space-separated, "" = none. */
+    char serves[TKS_LIST_MAX + 1];
 } tks_client;
 
 enum tks_key_state { TKS_KEY_NEXT = 0, TKS_KEY_ACTIVE = 1, TKS_KEY_RETIRED = 2 };
@@ -100,6 +104,22 @@ const char *tks_errmsg(tks_store *s);
 int tks_schema_version(tks_store *s);
 /* A cheap round trip, for /readyz. */
 tks_result tks_ping(tks_store *s);
+/* A real write, committed (for /readyz: a store that reads but cannot
+ * write cannot sign anyone in or revoke anything). */
+tks_result tks_probe_write(tks_store *s, int64_t now);
+
+/* ---- fault injection (tests only) ----------------------------------------
+ * Every write a backend makes (each statement that changes rows, and each
+ * BEGIN and COMMIT) is a numbered "write point". Armed with `nth`, the store
+ * fails write point number nth (0 = the next one) with TKS_ERR ("injected
+ * fault"), and every later one too when `sticky`. A failure inside a
+ * transaction rolls the whole transaction back, as a real I/O error would.
+ * The fault tests use this to fail each write of a grant in turn (SECURITY.md
+ * rules 19 and 20). Nothing in the server arms it. */
+void tks_fault_arm(tks_store *s, int64_t nth, int sticky);
+void tks_fault_disarm(tks_store *s);
+/* Write points seen since the last arm (whether or not they failed). */
+int64_t tks_fault_points(tks_store *s);
 
 /* Clients. */
 tks_result tks_client_insert(tks_store *s, const tks_client *c);
@@ -173,6 +193,8 @@ tks_result tks_session_end(tks_store *s, const char *sid, int64_t now);
 tks_result tks_session_end_user(tks_store *s, const char *user_id, int64_t now, int (*fn)(const char *sid, void *ud),
                                 void *ud);
 
+typedef struct tks_refresh tks_refresh;
+
 /* An authorization code: single use, stored as its SHA-256. */
 typedef struct tks_code {
     unsigned char hash[32];
@@ -194,13 +216,20 @@ tks_result tks_code_insert(tks_store *s, const tks_code *c);
  * whom, so that the tokens issued from it can be revoked); TKS_NOT_FOUND.
  * Exactly one of two concurrent redeems gets TKS_OK. */
 tks_result tks_code_redeem(tks_store *s, const unsigned char hash[32], int64_t now, tks_code *out);
+/* Redeems a code and stores the first refresh token of its sign-in in ONE
+ * transaction (SECURITY.md rule 19): `first` may be NULL (a client that
+ * does not refresh). Results as tks_code_redeem; on TKS_EXISTS,
+ * TKS_NOT_FOUND and every failure nothing is written, so a failure leaves
+ * the code usable. */
+tks_result tks_code_exchange(tks_store *s, const unsigned char hash[32], int64_t now, const tks_refresh *first,
+                             tks_code *out);
 /* Looks a code up without using it (to check it before redeeming). */
 tks_result tks_code_get(tks_store *s, const unsigned char hash[32], tks_code *out);
 /* Deletes codes that expired before `now`. */
 tks_result tks_code_purge(tks_store *s, int64_t now);
 
 /* A refresh token: opaque, stored as its SHA-256, in a family (sid). */
-typedef struct tks_refresh {
+struct tks_refresh {
     unsigned char hash[32];
     unsigned char parent[32]; /* the token it replaced; all zero for the first */
     char sid[TKS_SID_MAX + 1];
@@ -211,7 +240,7 @@ typedef struct tks_refresh {
     int64_t created_at;
     int64_t expires_at;
     int64_t used_at; /* 0 until rotated */
-} tks_refresh;
+};
 
 tks_result tks_refresh_insert(tks_store *s, const tks_refresh *r);
 /* Marks a refresh token used, atomically: TKS_OK when it was unused;
@@ -219,6 +248,15 @@ tks_result tks_refresh_insert(tks_store *s, const tks_refresh *r);
  * names the family to revoke); TKS_NOT_FOUND. Exactly one of two
  * concurrent uses gets TKS_OK. */
 tks_result tks_refresh_use(tks_store *s, const unsigned char hash[32], int64_t now, tks_refresh *out);
+/* Rotation in ONE transaction (SECURITY.md rule 19): marks `hash` used at
+ * `now` if it is unused and inserts `next`, the token that replaces it
+ * (NULL: none, which is tks_refresh_use). TKS_OK: rotated (*out holds the
+ * old row); TKS_EXISTS: it had been used already (*out holds the row with
+ * its first used_at); TKS_NOT_FOUND. On anything but TKS_OK nothing is
+ * written: the presented token stays usable. Of N concurrent rotations of
+ * one token exactly one gets TKS_OK. */
+tks_result tks_refresh_rotate(tks_store *s, const unsigned char hash[32], int64_t now, const tks_refresh *next,
+                              tks_refresh *out);
 /* Looks a refresh token up without using it (for revocation, RFC 7009). */
 tks_result tks_refresh_get(tks_store *s, const unsigned char hash[32], tks_refresh *out);
 /* Deletes refresh tokens that expired before `now`. */

@@ -204,44 +204,75 @@ static void test_clients_and_throttling(void **state)
     assert_int_not_equal(tka_client_create(a, NULL, "x", "a", "api", 86401, T0, &got, s2, err, sizeof err), 0);
 
     int64_t wait = 0;
-    assert_int_equal(tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "10.0.0.1", T0, &got, &wait),
-                     TKA_AUTH_OK);
+    assert_int_equal(
+        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "10.0.0.1", T0, &got, &wait, NULL),
+        TKA_AUTH_OK);
     assert_string_equal(got.id, "billing");
     /* One byte off, shorter, unknown id: all TKA_AUTH_BAD alike. */
     char wrong[TKA_SECRET_TEXT_LEN];
     snprintf(wrong, sizeof wrong, "%s", secret);
     wrong[20] ^= 1;
-    assert_int_equal(tka_client_authenticate(a, "billing", 7, wrong, strlen(wrong), "10.0.0.2", T0, &got, &wait),
+    assert_int_equal(tka_client_authenticate(a, "billing", 7, wrong, strlen(wrong), "10.0.0.2", T0, &got, &wait, NULL),
                      TKA_AUTH_BAD);
-    assert_int_equal(tka_client_authenticate(a, "billing", 7, secret, 5, "10.0.0.3", T0, &got, &wait), TKA_AUTH_BAD);
-    assert_int_equal(tka_client_authenticate(a, "nobody", 6, secret, strlen(secret), "10.0.0.4", T0, &got, &wait),
+    assert_int_equal(tka_client_authenticate(a, "billing", 7, secret, 5, "10.0.0.3", T0, &got, &wait, NULL),
+                     TKA_AUTH_BAD);
+    assert_int_equal(tka_client_authenticate(a, "nobody", 6, secret, strlen(secret), "10.0.0.4", T0, &got, &wait, NULL),
                      TKA_AUTH_BAD);
     /* An id with a NUL inside never matches. */
-    assert_int_equal(tka_client_authenticate(a, "billing\0x", 9, secret, strlen(secret), "10.0.0.5", T0, &got, &wait),
-                     TKA_AUTH_BAD);
+    assert_int_equal(
+        tka_client_authenticate(a, "billing\0x", 9, secret, strlen(secret), "10.0.0.5", T0, &got, &wait, NULL),
+        TKA_AUTH_BAD);
 
     /* Throttling: after fail_free (5) failures from one IP, it waits, and
      * the wait grows. */
     for (int i = 0; i < 5; i++) {
         assert_int_equal(
-            tka_client_authenticate(a, "billing", 7, wrong, strlen(wrong), "192.0.2.9", T0 + 1000, &got, &wait),
+            tka_client_authenticate(a, "billing", 7, wrong, strlen(wrong), "192.0.2.9", T0 + 1000, &got, &wait, NULL),
             TKA_AUTH_BAD);
     }
     assert_int_equal(
-        tka_client_authenticate(a, "billing", 7, wrong, strlen(wrong), "192.0.2.9", T0 + 1000, &got, &wait),
+        tka_client_authenticate(a, "billing", 7, wrong, strlen(wrong), "192.0.2.9", T0 + 1000, &got, &wait, NULL),
         TKA_AUTH_BAD);
     assert_int_equal(
-        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "192.0.2.9", T0 + 1000, &got, &wait),
+        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "192.0.2.9", T0 + 1000, &got, &wait, NULL),
         TKA_AUTH_THROTTLED);
     assert_true(wait >= 1);
-    /* The client id is throttled from every address too (6 failures in this window). */
+    /* Regression (issue 8 section 3): six wrong secrets from one address
+     * used to lock the client out everywhere for up to 15 minutes. The
+     * owner, presenting the right secret from another address, is never
+     * held back by someone else's failures. */
     assert_int_equal(
-        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "198.51.100.1", T0 + 1000, &got, &wait),
-        TKA_AUTH_THROTTLED);
-    /* After the wait, the right secret works and clears the client's count. */
-    assert_int_equal(
-        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "198.51.100.1", T0 + 2000, &got, &wait),
+        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "198.51.100.1", T0 + 1000, &got, &wait, NULL),
         TKA_AUTH_OK);
+    /* Regression: invented client ids from one address used to lock out
+     * every client at that address; now they slow down that address only
+     * (here it is 192.0.2.9, already slow), not the clients themselves. */
+    for (int i = 0; i < 8; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "made-up-%d", i);
+        (void)tka_client_authenticate(a, id, strlen(id), wrong, strlen(wrong), "203.0.113.7", T0 + 1000, &got, &wait,
+                                      NULL);
+    }
+    assert_int_equal(
+        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "203.0.113.7", T0 + 1000, &got, &wait, NULL),
+        TKA_AUTH_THROTTLED);
+    assert_int_equal(
+        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "198.51.100.1", T0 + 1000, &got, &wait, NULL),
+        TKA_AUTH_OK);
+    /* After the wait, the right secret works from the throttled address. */
+    assert_int_equal(
+        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "192.0.2.9", T0 + 2000, &got, &wait, NULL),
+        TKA_AUTH_OK);
+    /* The operator learns which failure it was; the client does not. */
+    tka_auth_why why = TKA_AUTH_WHY_NONE;
+    assert_int_equal(
+        tka_client_authenticate(a, "billing", 7, wrong, strlen(wrong), "10.1.0.1", T0 + 3000, &got, &wait, &why),
+        TKA_AUTH_BAD);
+    assert_int_equal(why, TKA_AUTH_WHY_WRONG_SECRET);
+    assert_int_equal(
+        tka_client_authenticate(a, "nobody", 6, wrong, strlen(wrong), "10.1.0.1", T0 + 3000, &got, &wait, &why),
+        TKA_AUTH_BAD);
+    assert_int_equal(why, TKA_AUTH_WHY_UNKNOWN_CLIENT);
     tka_counters k;
     tka_counters_get(a, &k);
     assert_true(k.client_auth_failed >= 9);
@@ -250,8 +281,50 @@ static void test_clients_and_throttling(void **state)
     /* Disabled clients. */
     assert_int_equal(tks_client_set_disabled(s, "billing", 1), TKS_OK);
     assert_int_equal(
-        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "198.51.100.1", T0 + 2001, &got, &wait),
+        tka_client_authenticate(a, "billing", 7, secret, strlen(secret), "198.51.100.1", T0 + 2001, &got, &wait, NULL),
         TKA_AUTH_DISABLED);
+    tka_close(a);
+    tks_close(s);
+}
+
+/* A guess spread over many addresses (a botnet against one client id): once
+ * the id has failed fail_free * 4 times in the window, every further failure
+ * blocks its own address at once, so each new address gets one guess; the
+ * owner at an address of its own still gets in. */
+static void test_throttle_distributed(void **state)
+{
+    (void)state;
+    tks_store *s = NULL;
+    tka_authority *a = open_auth(&s, 0x13, T0);
+    tks_client cl, got;
+    char secret[TKA_SECRET_TEXT_LEN], err[256];
+    assert_int_equal(tka_client_create(a, NULL, "svc", "x", "api", 0, T0, &cl, secret, err, sizeof err), 0);
+    char wrong[TKA_SECRET_TEXT_LEN];
+    snprintf(wrong, sizeof wrong, "%s", secret);
+    wrong[15] ^= 1;
+    int64_t wait = 0;
+    char ip[32];
+    /* 21 addresses, one failure each: the first 20 leave their address
+     * free (1 failure < fail_free); the 21st makes the id hot, and its
+     * address waits at once. */
+    for (int i = 0; i < 21; i++) {
+        snprintf(ip, sizeof ip, "198.18.0.%d", i + 1);
+        assert_int_equal(tka_client_authenticate(a, "svc", 3, wrong, strlen(wrong), ip, T0, &got, &wait, NULL),
+                         TKA_AUTH_BAD);
+    }
+    assert_int_equal(tka_client_authenticate(a, "svc", 3, secret, strlen(secret), "198.18.0.1", T0, &got, &wait, NULL),
+                     TKA_AUTH_OK);
+    assert_int_equal(tka_client_authenticate(a, "svc", 3, secret, strlen(secret), "198.18.0.21", T0, &got, &wait, NULL),
+                     TKA_AUTH_THROTTLED);
+    /* A new address now gets one guess, then waits. */
+    assert_int_equal(tka_client_authenticate(a, "svc", 3, wrong, strlen(wrong), "198.18.1.1", T0, &got, &wait, NULL),
+                     TKA_AUTH_BAD);
+    assert_int_equal(tka_client_authenticate(a, "svc", 3, wrong, strlen(wrong), "198.18.1.1", T0, &got, &wait, NULL),
+                     TKA_AUTH_THROTTLED);
+    assert_true(wait >= 1);
+    /* The owner, elsewhere, with the right secret: never held back. */
+    assert_int_equal(tka_client_authenticate(a, "svc", 3, secret, strlen(secret), "192.0.2.200", T0, &got, &wait, NULL),
+                     TKA_AUTH_OK);
     tka_close(a);
     tks_close(s);
 }
@@ -369,6 +442,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_keyring, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_throttling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throttle_distributed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_issue_validate_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_key_file, setup, teardown),
     };

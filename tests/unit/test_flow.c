@@ -109,14 +109,20 @@ static void test_users_and_login(void **state)
     /* Unknown user and wrong password: the same answer. */
     assert_int_equal(tka_user_login(auth, "alice", 5, "wrong horse", 11, "10.1.0.1", T0, &u, &wait), TKA_LOGIN_BAD);
     assert_int_equal(tka_user_login(auth, "mallory", 7, "wrong horse", 11, "10.1.0.2", T0, &u, &wait), TKA_LOGIN_BAD);
-    /* Throttling per account: after 5 failures the right password waits. */
-    for (int i = 0; i < 5; i++) {
+    /* Throttling per (account, address): after 6 failures from 10.2.0.1
+     * the right password waits there... */
+    for (int i = 0; i < 6; i++) {
         (void)tka_user_login(auth, "alice", 5, "nope nope", 9, "10.2.0.1", T0 + 10, &u, &wait);
     }
-    assert_int_equal(tka_user_login(auth, "alice", 5, "correct horse", 13, "10.3.0.1", T0 + 10, &u, &wait),
+    assert_int_equal(tka_user_login(auth, "alice", 5, "correct horse", 13, "10.2.0.1", T0 + 10, &u, &wait),
                      TKA_LOGIN_THROTTLED);
     assert_true(wait >= 1);
-    assert_int_equal(tka_user_login(auth, "alice", 5, "correct horse", 13, "10.3.0.1", T0 + 2000, &u, &wait),
+    assert_int_equal(tka_login_wait(auth, "alice", 5, "10.2.0.1", T0 + 10), wait);
+    /* ...and, regression (issue 8 section 3), not from another address:
+     * someone guessing cannot lock alice out of her own account. */
+    assert_int_equal(tka_user_login(auth, "alice", 5, "correct horse", 13, "10.3.0.1", T0 + 10, &u, &wait),
+                     TKA_LOGIN_OK);
+    assert_int_equal(tka_user_login(auth, "alice", 5, "correct horse", 13, "10.2.0.1", T0 + 2000, &u, &wait),
                      TKA_LOGIN_OK);
     /* Disabled accounts. */
     assert_int_equal(tks_user_set_disabled(store, "alice", 1), TKS_OK);

@@ -240,7 +240,7 @@ static void test_url_schemes(void **state)
 static void test_open_basics(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(tks_schema_version(f->s), 2);
+    assert_int_equal(tks_schema_version(f->s), 3);
     assert_int_equal(tks_ping(f->s), TKS_OK);
     assert_string_equal(tks_errmsg(f->s), "no error");
     assert_non_null(tks_errmsg(NULL));
@@ -2078,7 +2078,7 @@ static void test_file_mode_wal_reopen(void **state)
     tks_close(f->s);
     f->s = NULL;
     assert_int_equal(tks_open(f->url, &f->s, err, sizeof err), TKS_OK);
-    assert_int_equal(tks_schema_version(f->s), 2);
+    assert_int_equal(tks_schema_version(f->s), 3);
     tks_client got;
     assert_int_equal(tks_client_get(f->s, "persisted", &got), TKS_OK);
     assert_client_equal(&got, &c);
@@ -2148,7 +2148,7 @@ static void test_newer_schema_refused(void **state)
     tks_store *s = NULL;
     assert_int_equal(tks_open(f->url, &s, err, sizeof err), TKS_ERR);
     assert_null(s);
-    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 2");
+    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 3");
 
     /* Nothing was created in it on the way. */
     db = raw_open(f->path);
@@ -2501,11 +2501,12 @@ static void check_migrated(const char *url, const char *path)
     char err[256];
     tks_store *s = NULL;
     assert_int_equal(tks_open(url, &s, err, sizeof err), TKS_OK);
-    assert_int_equal(tks_schema_version(s), 2);
+    assert_int_equal(tks_schema_version(s), 3);
 
     /* Clients: their fields, and the defaults of the new columns. */
     tks_client c;
     assert_int_equal(tks_client_get(s, "orders", &c), TKS_OK);
+    assert_string_equal(c.serves, ""); /* schema 3 */
     assert_string_equal(c.name, "Orders");
     assert_string_equal(c.scopes, "orders:read");
     assert_string_equal(c.audiences, "https://api.example.com");
@@ -2574,10 +2575,10 @@ static void check_migrated(const char *url, const char *path)
     assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"), 0);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'refresh_tokens_v1'"), 0);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'refresh_tokens_sid'"), 1);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), 3);
     sqlite3_close(db);
     assert_int_equal(tks_open(url, &s, err, sizeof err), TKS_OK);
-    assert_int_equal(tks_schema_version(s), 2);
+    assert_int_equal(tks_schema_version(s), 3);
     assert_int_equal(tks_client_get(s, "billing", &c), TKS_OK);
     assert_int_equal(tks_user_get(s, "alice", &u), TKS_OK);
     tks_close(s);
@@ -2627,13 +2628,14 @@ static void test_open_at_refusals(void **state)
     tks_close(f->s);
     f->s = NULL;
     assert_null(open_at(f->path, 1, err, sizeof err));
-    assert_string_equal(err, "the store is at schema 2, past the 1 asked for");
+    assert_string_equal(err, "the store is at schema 3, past the 1 asked for");
+    assert_null(open_at(f->path, 2, err, sizeof err));
     assert_null(open_at(f->path, 0, err, sizeof err));
-    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 2)");
-    assert_null(open_at(f->path, 3, err, sizeof err));
-    tks_store *s2 = open_at(f->path, 2, err, sizeof err);
+    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 3)");
+    assert_null(open_at(f->path, 4, err, sizeof err));
+    tks_store *s2 = open_at(f->path, 3, err, sizeof err);
     assert_non_null(s2);
-    assert_int_equal(tks_schema_version(s2), 2);
+    assert_int_equal(tks_schema_version(s2), 3);
     tks_close(s2);
 }
 
