@@ -1851,6 +1851,10 @@ static void test_cascades(void **state)
 
 /* Exactly one of several concurrent redeems / uses of a code or refresh
  * token gets TKS_OK; the others get TKS_EXISTS with the winner's used_at.
+ * Each racer offers its own successor (the first refresh token of the
+ * sign-in for a code, the next one for a refresh token: tks_code_exchange,
+ * tks_refresh_rotate): exactly the winner's is stored, so a family never
+ * forks.
  * In memory: threads on one store (one connection, its mutex). On a file:
  * two connections, two threads on each (SQLite's write lock between the
  * connections, the mutex within each). */
@@ -1859,6 +1863,7 @@ static void test_cascades(void **state)
 
 struct racer {
     tks_store *s;
+    int idx;
     pthread_barrier_t *barrier;
     int64_t now;
     tks_result code_r[RACE_ROWS];
@@ -1881,7 +1886,9 @@ static void *race(void *p)
         unsigned char h[32];
         tks_code c;
         fill_hash(h, 1000 + i);
-        w->code_r[i] = tks_code_redeem(w->s, h, w->now, &c);
+        tks_refresh succ;
+        make_refresh(&succ, 20000 + i * RACE_THREADS + w->idx, -1, "sid-race", "app", "alice");
+        w->code_r[i] = tks_code_exchange(w->s, h, w->now, &succ, &c);
         w->code_used[i] = c.used_at;
         if ((w->code_r[i] == TKS_OK || w->code_r[i] == TKS_EXISTS) &&
             (memcmp(c.hash, h, 32) != 0 || strcmp(c.user_id, "alice") != 0)) {
@@ -1893,7 +1900,8 @@ static void *race(void *p)
         pthread_barrier_wait(w->barrier);
         tks_refresh r;
         fill_hash(h, 5000 + i);
-        w->ref_r[i] = tks_refresh_use(w->s, h, w->now, &r);
+        make_refresh(&succ, 40000 + i * RACE_THREADS + w->idx, 5000 + i, "sid-race", "app", "alice");
+        w->ref_r[i] = tks_refresh_rotate(w->s, h, w->now, &succ, &r);
         w->ref_used[i] = r.used_at;
         if ((w->ref_r[i] == TKS_OK || w->ref_r[i] == TKS_EXISTS) &&
             (memcmp(r.hash, h, 32) != 0 || strcmp(r.sid, "sid-race") != 0)) {
@@ -1906,7 +1914,7 @@ static void *race(void *p)
     return NULL;
 }
 
-static void check_race(struct racer *w, int which)
+static void check_race(tks_store *s, struct racer *w, int which)
 {
     for (int i = 0; i < RACE_ROWS; i++) {
         int winners = 0;
@@ -1919,6 +1927,11 @@ static void check_race(struct racer *w, int which)
             } else if (r != TKS_EXISTS) {
                 fail_msg("%s %d, thread %d: %d (%s)", which ? "refresh" : "code", i, t, (int)r, w[t].first_error);
             }
+            /* the successor this racer offered is stored iff it won */
+            unsigned char h[32];
+            tks_refresh got;
+            fill_hash(h, (which ? 40000 : 20000) + i * RACE_THREADS + t);
+            assert_int_equal(tks_refresh_get(s, h, &got), r == TKS_OK ? TKS_OK : TKS_NOT_FOUND);
         }
         if (winners != 1) {
             fail_msg("%s %d: %d winners", which ? "refresh" : "code", i, winners);
@@ -1954,6 +1967,7 @@ static void test_single_use_race(void **state)
     pthread_t t[RACE_THREADS];
     for (int i = 0; i < RACE_THREADS; i++) {
         w[i].s = i % 2 ? second : f->s;
+        w[i].idx = i;
         w[i].barrier = &barrier;
         w[i].now = 100 + i; /* tells whose used_at a row holds */
         assert_int_equal(pthread_create(&t[i], NULL, race, &w[i]), 0);
@@ -1969,8 +1983,8 @@ static void test_single_use_race(void **state)
         assert_false(w[i].code_bad_row);
         assert_false(w[i].ref_bad_row);
     }
-    check_race(w, 0);
-    check_race(w, 1);
+    check_race(f->s, w, 0);
+    check_race(f->s, w, 1);
     /* The race was real: both connections (on a file; threads 0 and 2 use
      * the first, 1 and 3 the second) won some rows. */
     int won_by[RACE_THREADS] = {0};
@@ -1983,6 +1997,74 @@ static void test_single_use_race(void **state)
     assert_true(won_by[0] + won_by[2] > 0);
     assert_true(won_by[1] + won_by[3] > 0);
     free(w);
+}
+
+/* Rotation and exchange write the successor with the spend, or nothing:
+ * a failure at any write point (store.h fault injection) leaves the row
+ * unused and the successor absent; a token cannot replace itself. */
+static void test_grant_writes_are_one_transaction(void **state)
+{
+    struct fixture *f = *state;
+    signin_base(f->s);
+    tks_refresh old, next, got;
+    make_refresh(&old, 700, -1, "sid-tx", "app", "alice");
+    assert_int_equal(tks_refresh_insert(f->s, &old), TKS_OK);
+    make_refresh(&next, 701, 700, "sid-tx", "app", "alice");
+    assert_int_equal(tks_refresh_rotate(f->s, old.hash, 5, &old, &got), TKS_ERR);
+    int64_t k = 0;
+    for (;; k++) {
+        assert_true(k < 16);
+        tks_fault_arm(f->s, k, 0);
+        tks_result r = tks_refresh_rotate(f->s, old.hash, 5, &next, &got);
+        int64_t seen = tks_fault_points(f->s);
+        tks_fault_disarm(f->s);
+        if (seen <= k) {
+            assert_int_equal(r, TKS_OK);
+            break;
+        }
+        assert_int_equal(r, TKS_ERR);
+        assert_non_null(strstr(tks_errmsg(f->s), "injected fault"));
+        assert_int_equal(tks_refresh_get(f->s, old.hash, &got), TKS_OK);
+        assert_int_equal(got.used_at, 0);
+        assert_int_equal(tks_refresh_get(f->s, next.hash, &got), TKS_NOT_FOUND);
+    }
+    assert_int_equal(k, 4); /* BEGIN, mark used, insert successor, COMMIT */
+    assert_int_equal(tks_refresh_get(f->s, next.hash, &got), TKS_OK);
+    assert_memory_equal(got.parent, old.hash, 32);
+    /* used already: nothing more is written */
+    tks_refresh other;
+    make_refresh(&other, 702, 700, "sid-tx", "app", "alice");
+    assert_int_equal(tks_refresh_rotate(f->s, old.hash, 6, &other, &got), TKS_EXISTS);
+    assert_int_equal(got.used_at, 5);
+    assert_int_equal(tks_refresh_get(f->s, other.hash, &got), TKS_NOT_FOUND);
+
+    /* A code and the first refresh token of its sign-in. */
+    tks_code c, cg;
+    make_code(&c, 710, "app", "alice", "sid-tx2");
+    assert_int_equal(tks_code_insert(f->s, &c), TKS_OK);
+    tks_refresh first;
+    make_refresh(&first, 711, -1, "sid-tx2", "app", "alice");
+    tks_fault_arm(f->s, 2, 0); /* the insert of the refresh token */
+    assert_int_equal(tks_code_exchange(f->s, c.hash, 7, &first, &cg), TKS_ERR);
+    tks_fault_disarm(f->s);
+    assert_int_equal(tks_code_get(f->s, c.hash, &cg), TKS_OK);
+    assert_int_equal(cg.used_at, 0);
+    assert_int_equal(tks_refresh_get(f->s, first.hash, &got), TKS_NOT_FOUND);
+    assert_int_equal(tks_code_exchange(f->s, c.hash, 7, &first, &cg), TKS_OK);
+    assert_int_equal(tks_refresh_get(f->s, first.hash, &got), TKS_OK);
+    /* A successor whose user is gone is no successor: nothing is spent. */
+    tks_code c3;
+    make_code(&c3, 720, "app", "alice", "sid-tx3");
+    assert_int_equal(tks_code_insert(f->s, &c3), TKS_OK);
+    make_refresh(&first, 721, -1, "sid-tx3", "app", "nobody");
+    assert_int_equal(tks_code_exchange(f->s, c3.hash, 8, &first, &cg), TKS_ERR);
+    assert_int_equal(tks_code_get(f->s, c3.hash, &cg), TKS_OK);
+    assert_int_equal(cg.used_at, 0);
+    /* The readiness probe writes, and fails with the store. */
+    assert_int_equal(tks_probe_write(f->s, 9), TKS_OK);
+    tks_fault_arm(f->s, 0, 1);
+    assert_int_equal(tks_probe_write(f->s, 10), TKS_ERR);
+    tks_fault_disarm(f->s);
 }
 
 /* ---- error messages are per thread --------------------------------------- */
@@ -2846,6 +2928,7 @@ int main(void)
         BOTH(test_refresh_tokens),
         BOTH(test_cascades),
         BOTH(test_single_use_race),
+        BOTH(test_grant_writes_are_one_transaction),
 #undef BOTH
         cmocka_unit_test_setup_teardown(test_file_mode_wal_reopen, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_existing_file_mode_kept, dir_setup, dir_teardown),
