@@ -10,6 +10,13 @@
 
 #include "authority/authority.h"
 
+/* Retired keys a ring keeps verifying, newest first. A retired key verifies
+ * for max_ttl + leeway (a day by default), so this many rotations within a
+ * day is far beyond any schedule; past it (a loop of `tokend keys rotate`)
+ * the oldest leave the ring and are remembered as rotated out, so the ring
+ * (next + active + retired) always fits a key set's TK_LIMIT_KEYSET_KEYS. */
+#define TKA_RING_RETIRED_MAX 32u
+
 /* An immutable view of the key ring: what verifies, and what signs. Swapped
  * whole under ring_lock; readers hold the read lock while they use it. */
 struct tka_ring {

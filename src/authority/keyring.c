@@ -99,6 +99,8 @@ struct scan {
     tka_authority *a;
     int64_t now;
     struct tka_ring *ring;
+    size_t n_retired; /* retired keys still verifying (the counting pass) */
+    size_t skip;      /* the oldest of them left out of this ring */
     int have_active, have_next;
     char active_kid[TKS_ID_MAX + 1];
     char next_kid[TKS_ID_MAX + 1];
@@ -107,11 +109,32 @@ struct scan {
     int failed;
 };
 
+/* A key that is not in this ring (too old for it, or unloadable): tokens
+ * it signed are told it was rotated out. */
+static void leave_out(struct scan *s, const char *kid)
+{
+    if (tk_keyset_add_retired_kid(s->ring->verify, kid) != TK_OK) {
+        /* the list of rotated-out kids is full: such a token is then just
+         * "unknown_key" without the words "rotated out" */
+    }
+}
+
 static int scan_row(const tks_key_row *k, void *ud)
 {
     struct scan *s = ud;
     if (k->state == TKS_KEY_RETIRED && k->verify_until <= s->now) {
         return 0; /* past its time: tka_maintain removes it */
+    }
+    if (k->state == TKS_KEY_RETIRED && !s->ring) {
+        s->n_retired++;
+    }
+    if (k->state == TKS_KEY_RETIRED && s->ring && s->skip > 0) {
+        /* More retired keys than a ring holds (rotations in quick
+         * succession): the oldest leave the ring first; tka_maintain
+         * deletes them from the store. Rows come oldest first. */
+        s->skip--;
+        leave_out(s, k->kid);
+        return 0;
     }
     if (k->state == TKS_KEY_ACTIVE) {
         s->have_active = 1;
@@ -148,6 +171,12 @@ static int scan_row(const tks_key_row *k, void *ud)
     if ((!secret && tk_key_from_jwk(k->public_jwk, strlen(k->public_jwk), TK_ALG_UNSET, &pub) != TK_OK) || !pub ||
         tk_keyset_add(s->ring->verify, pub) != TK_OK) {
         tk_key_free(pub);
+        if (k->state != TKS_KEY_ACTIVE) {
+            /* Nothing about a key that no longer (or not yet) signs may stop
+             * the server: left out, its tokens fail closed (unknown_key). */
+            leave_out(s, k->kid);
+            return 0;
+        }
         snprintf(s->err, sizeof s->err, "the stored public key %s does not load", k->kid);
         s->failed = 1;
         return 1;
@@ -223,6 +252,12 @@ int tka_ring_load(tka_authority *a, int64_t now, char *err, size_t err_cap)
     memset(&s, 0, sizeof s);
     s.a = a;
     s.now = now;
+    if (tks_key_list(a->store, scan_row, &s) != TKS_OK) { /* counting pass */
+        snprintf(err, err_cap, "cannot list signing keys: %s", tks_errmsg(a->store));
+        return -1;
+    }
+    s.skip = s.n_retired > TKA_RING_RETIRED_MAX ? s.n_retired - TKA_RING_RETIRED_MAX : 0;
+    s.have_active = s.have_next = 0;
     s.ring = calloc(1, sizeof *s.ring);
     if (!s.ring || tk_keyset_new(&s.ring->verify) != TK_OK) {
         tka_ring_free(s.ring);
@@ -295,8 +330,15 @@ static int rotate_locked(tka_authority *a, int64_t now, char *err, size_t err_ca
         return -1;
     }
     atomic_fetch_add(&a->n_rotated, 1);
-    (void)tks_audit(a->store, now, "key_rotated", NULL, NULL, r.next);
-    return tka_ring_load(a, now, err, err_cap);
+    if (tka_ring_load(a, now, err, err_cap) != 0) {
+        return -1;
+    }
+    if (tks_audit(a->store, now, "key_rotated", NULL, NULL, r.next) != TKS_OK) {
+        snprintf(err, err_cap, "the keys rotated (%s signs now), but the audit event could not be recorded: %s", r.next,
+                 tks_errmsg(a->store));
+        return -1;
+    }
+    return 0;
 }
 
 int tka_rotate(tka_authority *a, int64_t now, char *err, size_t err_cap)
@@ -307,16 +349,33 @@ int tka_rotate(tka_authority *a, int64_t now, char *err, size_t err_cap)
     return rc;
 }
 
+/* Retired keys to delete: past their time, or (oldest first) beyond what a
+ * ring holds. At most 16 a run: maintenance runs every second. */
 struct expired {
     char kids[16][TKS_ID_MAX + 1];
     size_t n;
     int64_t now;
+    size_t verifying; /* retired keys still in their time, seen so far */
+    size_t excess;    /* how many of those to delete (second pass) */
 };
+
+static int count_verifying(const tks_key_row *k, void *ud)
+{
+    struct expired *e = ud;
+    e->verifying += k->state == TKS_KEY_RETIRED && k->verify_until > e->now;
+    return 0;
+}
 
 static int find_expired(const tks_key_row *k, void *ud)
 {
     struct expired *e = ud;
-    if (k->state == TKS_KEY_RETIRED && k->verify_until <= e->now && e->n < 16) {
+    if (k->state != TKS_KEY_RETIRED || e->n == 16) {
+        return 0;
+    }
+    if (k->verify_until <= e->now) {
+        snprintf(e->kids[e->n++], sizeof e->kids[0], "%s", k->kid);
+    } else if (e->excess > 0) {
+        e->excess--;
         snprintf(e->kids[e->n++], sizeof e->kids[0], "%s", k->kid);
     }
     return 0;
@@ -346,10 +405,16 @@ int tka_maintain(tka_authority *a, int64_t now)
     struct expired e;
     memset(&e, 0, sizeof e);
     e.now = now;
+    if (tks_key_list(a->store, count_verifying, &e) == TKS_OK) {
+        e.excess = e.verifying > TKA_RING_RETIRED_MAX ? e.verifying - TKA_RING_RETIRED_MAX : 0;
+    }
     if (tks_key_list(a->store, find_expired, &e) == TKS_OK) {
         for (size_t i = 0; i < e.n; i++) {
             if (tks_key_delete(a->store, e.kids[i]) == TKS_OK) {
                 remember_gone(a, e.kids[i]);
+                /* Not a security event: the key no longer verified anything
+                 * (past its time, or already left out of the ring). A lost
+                 * audit row is retried by nothing and harms nothing. */
                 (void)tks_audit(a->store, now, "key_removed", NULL, NULL, e.kids[i]);
                 reload = 1;
             }
@@ -370,6 +435,9 @@ int tka_maintain(tka_authority *a, int64_t now)
     }
     if (now - a->last_purge >= 60) {
         tka_revset_purge(a, now);
+        /* Purges only delete what can no longer be used (expired codes,
+         * refresh tokens and revocations of expired tokens); one that fails
+         * runs again a minute later, and nothing becomes valid meanwhile. */
         (void)tks_revocations_purge(a->store, now);
         (void)tks_code_purge(a->store, now);
         (void)tks_refresh_purge(a->store, now);

@@ -52,6 +52,9 @@ tka_session_result tka_session_check(tka_authority *a, const char *cookie, size_
     if (out->ended_at) {
         return TKA_SESSION_ENDED;
     }
+    /* The timeouts are decided from the stored times on every check, so
+     * recording the end is bookkeeping: if it fails, the next check decides
+     * the same again. */
     if (now >= out->created_at + a->cfg.session_max) {
         (void)tks_session_end(a->store, out->sid, now);
         return TKA_SESSION_EXPIRED;
@@ -63,6 +66,8 @@ tka_session_result tka_session_check(tka_authority *a, const char *cookie, size_
     if (tka_is_revoked(a, NULL, out->sid, NULL, 0, NULL, NULL)) {
         return TKA_SESSION_ENDED;
     }
+    /* A touch that fails leaves last_seen older: the session idles out
+     * sooner, never later (fails safe). */
     (void)tks_session_touch(a->store, h, now);
     out->last_seen = now;
     return TKA_SESSION_OK;

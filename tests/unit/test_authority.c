@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "authority/authority.h"
+#include "authority/internal.h" /* TKA_RING_RETIRED_MAX */
 
 #define T0 1800000000
 
@@ -180,6 +180,62 @@ static void test_keyring(void **state)
     assert_null(bad);
     assert_non_null(strstr(err, "master key"));
     tks_close(s3);
+}
+
+/* Regression (issue 8 section 4): the 63rd `keys rotate` within the
+ * retention window failed, and then the server refused to start (the ring
+ * outgrew a key set's 64 keys). Now the oldest retired keys leave the ring,
+ * still named as rotated out, and nothing stops a start. */
+static void test_keyring_many_rotations(void **state)
+{
+    (void)state;
+    tks_store *s = NULL;
+    tka_authority *a = open_auth(&s, 0x11, T0);
+    tks_client cl;
+    char secret[TKA_SECRET_TEXT_LEN], err[256];
+    assert_int_equal(
+        tka_client_create(a, NULL, "svc", "orders:read", "orders-api", 0, T0, &cl, secret, err, sizeof err), 0);
+    tka_issued first, last;
+    issue(a, &cl, NULL, T0, &first);
+    for (int i = 0; i < 80; i++) {
+        if (tka_rotate(a, T0 + 1 + i, err, sizeof err) != 0) {
+            fail_msg("rotation %d: %s", i + 1, err);
+        }
+    }
+    issue(a, &cl, NULL, T0 + 100, &last);
+    /* The server starts (a second authority opens the store). */
+    tks_store *s2 = NULL;
+    tka_authority *b = open_auth(&s2, 0x11, T0 + 100);
+    tk_verdict v;
+    assert_int_equal(tka_validate(b, last.access_token, strlen(last.access_token), NULL, T0 + 101, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+    assert_int_equal(tka_validate(b, first.access_token, strlen(first.access_token), NULL, T0 + 101, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_UNKNOWN_KEY);
+    assert_non_null(strstr(v.detail, "rotated out"));
+    /* The JWKS holds the ring: next, active and at most the retired cap. */
+    char *jwks = NULL;
+    assert_int_equal(tka_jwks(b, &jwks), 0);
+    size_t n = 0;
+    for (const char *p = jwks; (p = strstr(p, "\"kid\"")) != NULL; p++) {
+        n++;
+    }
+    assert_int_equal(n, TKA_RING_RETIRED_MAX + 2);
+    tk_free(jwks);
+    /* Maintenance deletes what left the ring from the store. */
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(tka_maintain(b, T0 + 102 + i), 0);
+    }
+    struct count c = {0};
+    assert_int_equal(tka_keys_list(b, count_keys, &c), 0);
+    assert_int_equal(c.retired, (int)TKA_RING_RETIRED_MAX);
+    assert_int_equal(tka_validate(b, last.access_token, strlen(last.access_token), NULL, T0 + 111, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+    tka_issued_clear(&first);
+    tka_issued_clear(&last);
+    tka_close(b);
+    tks_close(s2);
+    tka_close(a);
+    tks_close(s);
 }
 
 static void test_clients_and_throttling(void **state)
@@ -441,6 +497,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_keyring, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyring_many_rotations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_throttling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle_distributed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_issue_validate_revoke, setup, teardown),
