@@ -87,15 +87,18 @@ int tka_keys_list(tka_authority *a, int (*fn)(const tks_key_row *k, void *ud), v
 int tka_client_create(tka_authority *a, const char *id, const char *name, const char *scopes, const char *audiences,
                       int64_t ttl, int64_t now, tks_client *out, char *secret, char *err, size_t err_cap);
 
-/* The same, for clients of the authorization code flow: `redirect_uris`
+/* The same, for clients of the authorization code flow, and resource
+ * servers: `serves` (space-separated audiences, or NULL/"") names the APIs
+ * this client runs; it may introspect tokens issued for them (RFC 7662
+ * section 4), as well as its own. `redirect_uris`
  * (space-separated, exact; https, or http on localhost/127.0.0.1/[::1], or a
  * private-use scheme with a dot as RFC 8252 has native apps use) and
  * `is_public` (no secret: `secret` gets ""; PKCE protects the flow).
  * Grant types: client_credentials for confidential clients, plus
  * authorization_code and refresh_token when redirect URIs are given. */
 int tka_client_create_ex(tka_authority *a, const char *id, const char *name, const char *scopes, const char *audiences,
-                         int64_t ttl, const char *redirect_uris, int is_public, int64_t now, tks_client *out,
-                         char *secret, char *err, size_t err_cap);
+                         int64_t ttl, const char *redirect_uris, int is_public, const char *serves, int64_t now,
+                         tks_client *out, char *secret, char *err, size_t err_cap);
 
 typedef enum tka_auth_result {
     TKA_AUTH_OK = 0,
@@ -162,6 +165,16 @@ typedef struct tka_check {
  * out_token non-NULL, returns the parsed token (owned). */
 int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check *chk, int64_t now, tk_verdict *v,
                  tk_token **out_token);
+/* RFC 7662 for an authenticated `caller`: validates the token (no
+ * audience or scope required) and decides whether the caller may see it
+ * (section 4): its own token (client_id), or a token for an audience it
+ * serves (tks_client.serves). *visible is set for valid tokens and for
+ * inactive ones whose signature is ours (then the reason may be told);
+ * never for a token whose signature failed. On VALID and visible,
+ * *out_token is the parsed token (owned). Returns 0, or -1 when the
+ * verifier failed (answer 503). */
+int tka_introspect(tka_authority *a, const tks_client *caller, const char *tok, size_t len, int64_t now, tk_verdict *v,
+                   tk_token **out_token, int *visible);
 /* Revokes by jti or sid until `until`; visible to this process at once and
  * to others on their next tka_maintain. */
 int tka_revoke(tka_authority *a, enum tks_revocation_kind kind, const char *value, const char *reason, int64_t now,

@@ -115,12 +115,12 @@ static int valid_redirect_list(const char *list)
 int tka_client_create(tka_authority *a, const char *id, const char *name, const char *scopes, const char *audiences,
                       int64_t ttl, int64_t now, tks_client *out, char *secret, char *err, size_t err_cap)
 {
-    return tka_client_create_ex(a, id, name, scopes, audiences, ttl, "", 0, now, out, secret, err, err_cap);
+    return tka_client_create_ex(a, id, name, scopes, audiences, ttl, "", 0, NULL, now, out, secret, err, err_cap);
 }
 
 int tka_client_create_ex(tka_authority *a, const char *id, const char *name, const char *scopes, const char *audiences,
-                         int64_t ttl, const char *redirect_uris, int is_public, int64_t now, tks_client *out,
-                         char *secret, char *err, size_t err_cap)
+                         int64_t ttl, const char *redirect_uris, int is_public, const char *serves, int64_t now,
+                         tks_client *out, char *secret, char *err, size_t err_cap)
 {
     memset(out, 0, sizeof *out);
     char gen_id[32];
@@ -181,6 +181,15 @@ int tka_client_create_ex(tka_authority *a, const char *id, const char *name, con
                  "com.example.app:/cb");
         return -1;
     }
+    if (serves && serves[0] && (!tka_valid_scope_list(serves) || strlen(serves) > TKS_LIST_MAX)) {
+        snprintf(err, err_cap, "served audiences (--serves) must be space-separated, without quotes");
+        return -1;
+    }
+    if (is_public && serves && serves[0]) {
+        snprintf(err, err_cap, "a public client cannot introspect (it has no secret): --serves needs a confidential "
+                               "client");
+        return -1;
+    }
     if (is_public && !redirect_uris[0]) {
         snprintf(err, err_cap, "a public client signs users in: give it at least one --redirect-uri");
         return -1;
@@ -202,6 +211,7 @@ int tka_client_create_ex(tka_authority *a, const char *id, const char *name, con
     snprintf(out->name, sizeof out->name, "%s", name);
     snprintf(out->scopes, sizeof out->scopes, "%s", scopes);
     snprintf(out->audiences, sizeof out->audiences, "%s", audiences);
+    snprintf(out->serves, sizeof out->serves, "%s", serves ? serves : "");
     out->ttl = ttl;
     out->created_at = now;
     tka_sha256(secret, strlen(secret), out->secret_hash);

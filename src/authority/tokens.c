@@ -451,3 +451,76 @@ out:
     tk_token_free(t);
     return ret;
 }
+
+/* ---- introspection (RFC 7662) ------------------------------------------------------------ */
+
+/* May `caller` see what this token says? Its own token (client_id), or a
+ * token for an audience the caller serves (tks_client.serves). */
+static int visible_to(const tk_token *t, const tks_client *caller, int64_t now)
+{
+    const char *cid = tk_token_claim_string(t, "client_id");
+    if (cid && strcmp(cid, caller->id) == 0) {
+        return 1;
+    }
+    if (!caller->serves[0]) {
+        return 0;
+    }
+    /* aud may be a string or an array: let the claims check decide */
+    char list[TKS_LIST_MAX + 1];
+    snprintf(list, sizeof list, "%s", caller->serves);
+    const char *auds[TK_LIMIT_POLICY_ITEMS];
+    size_t n = 0;
+    for (char *p = list; *p && n < TK_LIMIT_POLICY_ITEMS;) {
+        auds[n++] = p;
+        char *sp = strchr(p, ' ');
+        if (!sp) {
+            break;
+        }
+        *sp = '\0';
+        p = sp + 1;
+    }
+    tk_policy pol;
+    tk_policy_init(&pol, now);
+    pol.require_exp = 0;
+    pol.audiences = auds;
+    pol.audiences_len = n;
+    tk_verdict v;
+    size_t problems = 0;
+    return tk_token_check_claims(t, &pol, &v, 1, &problems) == TK_OK && problems == 0;
+}
+
+int tka_introspect(tka_authority *a, const tks_client *caller, const char *tok, size_t len, int64_t now, tk_verdict *v,
+                   tk_token **out_token, int *visible)
+{
+    *out_token = NULL;
+    *visible = 0;
+    tk_token *t = NULL;
+    if (tka_validate(a, tok, len, NULL, now, v, &t) != 0) {
+        return -1;
+    }
+    if (v->reason == TK_REASON_VALID) {
+        *visible = t && visible_to(t, caller, now);
+        if (*visible) {
+            *out_token = t;
+        } else {
+            tk_token_free(t);
+        }
+        return 0;
+    }
+    /* Inactive. Its reason is told only to a caller who may see the token,
+     * and that needs claims we can trust: a signature of ours. */
+    tk_token *p = NULL;
+    tk_verdict pv;
+    if (tk_token_parse(tok, len, NULL, &p, &pv) != TK_OK) {
+        return -1;
+    }
+    if (p) {
+        pthread_rwlock_rdlock(&a->ring_lock);
+        tk_result rc = tk_token_verify_signature(p, a->ring->verify, &pv);
+        pthread_rwlock_unlock(&a->ring_lock);
+        *visible = rc == TK_OK && pv.reason == TK_REASON_VALID &&
+                   tk_token_payload_verdict(p)->reason == TK_REASON_VALID && visible_to(p, caller, now);
+    }
+    tk_token_free(p);
+    return 0;
+}

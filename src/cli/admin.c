@@ -125,10 +125,10 @@ static const char *admin_issuer(const struct cli_settings *s)
 
 static json_t *client_json(const tks_client *c)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:s, s:b, s:s}", "client_id", c->id, "name", c->name, "scope",
-                     c->scopes, "aud", c->audiences, "ttl", (json_int_t)c->ttl, "disabled", c->disabled, "created_at",
-                     (json_int_t)c->created_at, "redirect_uris", c->redirect_uris, "public", c->is_public,
-                     "grant_types", c->grant_types);
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:s, s:b, s:s, s:s}", "client_id", c->id, "name", c->name,
+                     "scope", c->scopes, "aud", c->audiences, "ttl", (json_int_t)c->ttl, "disabled", c->disabled,
+                     "created_at", (json_int_t)c->created_at, "redirect_uris", c->redirect_uris, "public",
+                     c->is_public, "grant_types", c->grant_types, "serves", c->serves);
 }
 
 static void client_human(const tks_client *c)
@@ -138,6 +138,9 @@ static void client_human(const tks_client *c)
     tk_format_duration(c->ttl, ttl, sizeof ttl);
     printf("%-24s %-8s ttl %-7s created %s\n  scope: %s\n  aud:   %s\n", c->id, c->disabled ? "DISABLED" : "active",
            ttl, when, c->scopes, c->audiences);
+    if (c->serves[0]) {
+        printf("  serves (may introspect tokens for): %s\n", c->serves);
+    }
 }
 
 struct list_ctx {
@@ -160,13 +163,15 @@ static int list_client(const tks_client *c, void *ud)
 static void client_help(FILE *f)
 {
     fputs("Usage: tokend client add NAME --scope SCOPE... --aud AUD... [--ttl DURATION]\n"
-          "                             [--redirect-uri URI]... [--public] [--json]\n"
+          "                             [--redirect-uri URI]... [--public] [--serves AUD]... [--json]\n"
           "       tokend client list|show ID|disable ID|enable ID|remove ID [--json]\n"
           "\n"
           "Manages OAuth clients. 'add' prints the client id and a new secret ONCE:\n"
           "only its hash is stored. NAME becomes the client id when it is made of\n"
           "A-Z a-z 0-9 . _ ~ - (else an id is made up). --scope and --aud may repeat or\n"
           "hold space-separated lists; the first audience is the default one.\n"
+          "--serves AUD makes the client the resource server of AUD: it may then\n"
+          "introspect tokens issued for AUD (RFC 7662); any client may introspect its own.\n"
           "\n"
           "Store and keys (the same settings as tokend serve):\n",
           f);
@@ -176,6 +181,7 @@ static void client_help(FILE *f)
           "  tokend client add web --scope orders:read --aud orders-api --ttl 5m --json\n"
           "  tokend client add spa --public --redirect-uri https://app.example/callback \\\n"
           "      --scope 'openid orders:read' --aud orders-api     # sign-in with PKCE, no secret\n"
+          "  tokend client add orders-backend --scope orders:introspect --aud orders-api --serves orders-api\n"
           "  tokend client disable web\n",
           f);
 }
@@ -196,6 +202,7 @@ int cli_client(int argc, char **argv)
     opts[n++] = (struct option){"ttl", required_argument, NULL, 't'};
     opts[n++] = (struct option){"redirect-uri", required_argument, NULL, 'r'};
     opts[n++] = (struct option){"public", no_argument, NULL, 'P'};
+    opts[n++] = (struct option){"serves", required_argument, NULL, 'S'};
     opts[n++] = (struct option){"json", no_argument, NULL, 'j'};
     opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     opts[n] = (struct option){NULL, 0, NULL, 0};
@@ -204,6 +211,7 @@ int cli_client(int argc, char **argv)
     char scopes[TKS_LIST_MAX + 1] = "";
     char auds[TKS_LIST_MAX + 1] = "";
     char redirects[TKS_URIS_MAX + 1] = "";
+    char serves[TKS_LIST_MAX + 1] = "";
     int is_public = 0;
     const char *ttl_s = NULL;
     int as_json = 0;
@@ -226,6 +234,11 @@ int cli_client(int argc, char **argv)
             }
         } else if (c == 'P') {
             is_public = 1;
+        } else if (c == 'S') {
+            if (append_list(serves, sizeof serves, optarg) != 0) {
+                fprintf(stderr, "tokend client: the --serves list is too long\n");
+                return CLI_EXIT_USAGE;
+            }
         } else if (c == 'j') {
             as_json = 1;
         } else if (c == 'h') {
@@ -270,8 +283,8 @@ int cli_client(int argc, char **argv)
         tks_client cl;
         char secret[TKA_SECRET_TEXT_LEN];
         char err[256];
-        if (tka_client_create_ex(auth, NULL, arg, scopes, auds, ttl, redirects, is_public, (int64_t)time(NULL), &cl,
-                                 secret, err, sizeof err) != 0) {
+        if (tka_client_create_ex(auth, NULL, arg, scopes, auds, ttl, redirects, is_public, serves, (int64_t)time(NULL),
+                                 &cl, secret, err, sizeof err) != 0) {
             fprintf(stderr, "tokend client add: %s\n", err);
             status = CLI_EXIT_INVALID;
             goto out;
@@ -295,8 +308,8 @@ int cli_client(int argc, char **argv)
         status = CLI_EXIT_OK;
         goto out;
     }
-    if (scopes[0] || auds[0] || ttl_s) {
-        fprintf(stderr, "tokend client %s: --scope, --aud and --ttl belong to 'add'\n", verb);
+    if (scopes[0] || auds[0] || ttl_s || serves[0]) {
+        fprintf(stderr, "tokend client %s: --scope, --aud, --ttl and --serves belong to 'add'\n", verb);
         goto out;
     }
     char err[512];

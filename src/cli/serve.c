@@ -197,6 +197,27 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "tokend serve: --threads takes 0-256 and --max-connections 1-1000000\n");
         goto out;
     }
+    int64_t per_ip = 0, req_timeout = 0, login_workers = 0, login_queue = 0;
+    if (cli_parse_int64(s.v[SET_MAX_PER_IP], &per_ip) != 0 || per_ip < 0 || per_ip > 1000000) {
+        fprintf(stderr, "tokend serve: --max-connections-per-ip takes 0-1000000 (0: no limit)\n");
+        goto out;
+    }
+    if (cli_parse_duration(s.v[SET_REQUEST_TIMEOUT], &req_timeout) != 0 || req_timeout < 0 || req_timeout > 3600) {
+        fprintf(stderr, "tokend serve: --request-timeout takes a duration of 0 to 1h (0: off), e.g. 30s\n");
+        goto out;
+    }
+    if (cli_parse_int64(s.v[SET_LOGIN_WORKERS], &login_workers) != 0 || login_workers < 0 || login_workers > 256 ||
+        cli_parse_int64(s.v[SET_LOGIN_QUEUE], &login_queue) != 0 || login_queue < 0 || login_queue > 65536) {
+        fprintf(stderr, "tokend serve: --login-workers takes 0-256 (0: one per core) and --login-queue 0-65536\n");
+        goto out;
+    }
+    int fwd_header = 0;
+    if (strcmp(s.v[SET_FORWARDED_HEADER], "forwarded") == 0) {
+        fwd_header = 1;
+    } else if (strcmp(s.v[SET_FORWARDED_HEADER], "x-forwarded-for") != 0) {
+        fprintf(stderr, "tokend serve: --forwarded-header takes x-forwarded-for or forwarded\n");
+        goto out;
+    }
     tka_config probe;
     if (cli_authority_config(&s, "serve", &probe) != 0) {
         goto out;
@@ -269,6 +290,13 @@ int cli_serve(int argc, char **argv)
     hc.public_url = public_url;
     hc.explain = explain;
     hc.log = log;
+    hc.max_per_ip = (unsigned)per_ip;
+    hc.request_timeout = (unsigned)req_timeout;
+    hc.trusted_proxies = s.v[SET_TRUSTED_PROXY];
+    hc.forwarded_header = fwd_header;
+    hc.auth_audience = s.v[SET_AUTH_AUDIENCE];
+    hc.login_workers = (unsigned)login_workers;
+    hc.login_queue = (unsigned)login_queue;
     if (tkh_start(auth, store, &hc, &srv, err, sizeof err) != 0) {
         if (!insecure) {
             fprintf(stderr, "tokend serve: %s (TLS certificate %s, key %s: are they PEM, and do they match?)\n", err,
@@ -302,10 +330,21 @@ int cli_serve(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    int64_t warned = 0;
     while (!stop_requested) {
         struct timespec ts = {1, 0};
         nanosleep(&ts, NULL);
-        (void)tka_maintain(auth, (int64_t)time(NULL));
+        int64_t now = (int64_t)time(NULL);
+        /* A failed upkeep (the store unreachable) leaves the revocation set
+         * and the key ring as they were; the next second tries again. Say
+         * so, once a minute. */
+        if (tka_maintain(auth, now) != 0 && now - warned >= 60) {
+            char msg[320];
+            snprintf(msg, sizeof msg, "upkeep failed (revocations or keys may be stale until it succeeds): %s",
+                     tks_errmsg(store));
+            tkh_log(srv, "warning", msg);
+            warned = now;
+        }
     }
     printf("tokend serve: stopping\n");
     status = CLI_EXIT_OK;

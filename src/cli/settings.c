@@ -41,6 +41,20 @@ const struct cli_setting_def cli_settings[SET_COUNT_] = {
     [SET_EXPLAIN] = {"explain", "TOKEND_EXPLAIN", "full", 0, 0,
                      "what rejected clients are told: full (reason and description) or bare (RFC 6750 error)"},
     [SET_LOG] = {"log", "TOKEND_LOG", NULL, 0, 0, "request log file (default: stderr)"},
+    [SET_MAX_PER_IP] = {"max-connections-per-ip", "TOKEND_MAX_CONNECTIONS_PER_IP", "64", 0, 0,
+                        "connections one client address may hold (0: no limit; trusted proxies are exempt)"},
+    [SET_REQUEST_TIMEOUT] = {"request-timeout", "TOKEND_REQUEST_TIMEOUT", "30s", 0, 0,
+                             "time to receive a whole request, head and body, once a connection is ready for it"},
+    [SET_TRUSTED_PROXY] = {"trusted-proxy", "TOKEND_TRUSTED_PROXY", NULL, 0, 0,
+                           "proxies (IPs or CIDR ranges, comma-separated) whose forwarding header names the client"},
+    [SET_FORWARDED_HEADER] = {"forwarded-header", "TOKEND_FORWARDED_HEADER", "x-forwarded-for", 0, 0,
+                              "the header trusted proxies set: x-forwarded-for or forwarded (RFC 7239)"},
+    [SET_AUTH_AUDIENCE] = {"auth-audience", "TOKEND_AUTH_AUDIENCE", NULL, 0, 0,
+                           "audience /auth requires when the proxy's query names none (?aud=...)"},
+    [SET_LOGIN_WORKERS] = {"login-workers", "TOKEND_LOGIN_WORKERS", "0", 0, 0,
+                           "threads checking passwords (Argon2id, 64 MiB each; 0: one per core)"},
+    [SET_LOGIN_QUEUE] = {"login-queue", "TOKEND_LOGIN_QUEUE", "32", 0, 0,
+                         "sign-ins that may wait for a password check; more get 503 with Retry-After"},
 };
 
 size_t cli_settings_options(struct option *opts, size_t cap, int admin)

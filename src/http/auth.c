@@ -3,9 +3,11 @@
  * auth_request, Traefik ForwardAuth, Envoy ext_authz HTTP). The hot path.
  *
  * Input: the Authorization header (RFC 6750 section 2.1), and from the
- * query the required audience (`aud`, once) and scopes (`scope`, space- or
- * comma-separated, repeatable). Output, always with an EMPTY body (nginx
- * auth_request wants none; DESIGN.md):
+ * query the required audience (`aud`, once; else the server's
+ * --auth-audience; with neither the answer is 400, never "valid": SECURITY.md
+ * rule 25) and scopes (`scope`, space- or comma-separated, repeatable).
+ * Output, with an EMPTY body for every token verdict (nginx auth_request
+ * wants none; DESIGN.md):
  *  - valid: 200 with X-Auth-Subject, X-Auth-Client-Id, X-Auth-Scope;
  *  - otherwise the verdict's status (400/401/403/503) with an RFC 6750
  *    section 3 challenge, and X-Auth-Reason: <code>.
@@ -157,6 +159,24 @@ enum MHD_Result srv_handle_auth(srv_conn *st, struct MHD_Connection *c)
         st->error = "bad_query";
         srv_note(st, "%s", q.bad);
         return srv_respond(st, c, MHD_HTTP_BAD_REQUEST, NULL, NULL, 0, 1, SRV_CACHE_NO_STORE, NULL, 0);
+    }
+    if (q.aud == NULL) {
+        q.aud = s->auth_audience;
+    }
+    if (q.aud == NULL) {
+        /* SECURITY.md rule 25: without an audience any token of ours would
+         * pass for any API, so a proxy config that dropped ?aud= (or an
+         * empty variable) must not fail open. Not a token problem: no
+         * challenge; the proxy's operator reads the body or the log. */
+        static const char why[] =
+            "/auth needs the audience of the API it protects: add ?aud=<audience> to the URL the proxy calls "
+            "(nginx: proxy_pass http://tokend/auth?aud=orders-api;), or start tokend serve with "
+            "--auth-audience <audience>\n";
+        st->error = "audience_required";
+        srv_note(st, "no audience: the query has no aud and tokend serve has no --auth-audience");
+        srv_header h = {"X-Auth-Reason", "audience_required"};
+        return srv_respond(st, c, MHD_HTTP_BAD_REQUEST, "text/plain; charset=utf-8", why, sizeof why - 1, 1,
+                           SRV_CACHE_NO_STORE, &h, 1);
     }
 
     int n_authz = 0;

@@ -118,6 +118,62 @@ typedef struct srv_metrics {
 
 struct srv_page;
 
+/* ---- client addresses (netaddr.c) ---------------------------------------------- */
+
+/* An address or prefix; IPv4 as IPv4-mapped IPv6, its prefix length + 96. */
+typedef struct srv_cidr {
+    unsigned char addr[16];
+    unsigned bits;
+} srv_cidr;
+
+enum srv_fwd { SRV_FWD_XFF = 0, SRV_FWD_FORWARDED = 1 };
+
+#define SRV_TRUSTED_MAX 32u
+
+/* An IPv4 or IPv6 address from s[0..n) (no port, no brackets): 0 or -1. */
+int srv_addr_parse(const char *s, size_t n, unsigned char out[16]);
+void srv_addr_format(const unsigned char a[16], char *out, size_t cap);
+void srv_addr_from_sockaddr(const struct sockaddr *sa, unsigned char out[16]);
+/* "ADDR" or "ADDR/BITS" from s[0..n): 0 or -1. */
+int srv_cidr_parse(const char *s, size_t n, srv_cidr *out);
+/* A comma- or space-separated list (NUL-terminated); -1 with err on a bad item. */
+int srv_cidr_list_parse(const char *s, srv_cidr *out, size_t cap, size_t *n, char *err, size_t err_cap);
+int srv_cidr_match(const srv_cidr *list, size_t n, const unsigned char addr[16]);
+/* The client of a request whose TCP peer is `peer` (see netaddr.c): the
+ * peer itself unless it is a trusted proxy; then the rightmost address of
+ * the forwarding header values (vals[i], lens[i], in order) that is not a
+ * trusted proxy. Returns 1 when taken from a header, 0 when the peer, -1
+ * when the header could not be read where it mattered (then the peer). */
+int srv_client_addr(const unsigned char peer[16], const char *const *vals, const size_t *lens, size_t n_vals,
+                    enum srv_fwd kind, const srv_cidr *trusted, size_t n_trusted, unsigned char out[16]);
+
+/* ---- slow work off the request threads (workers.c) ------------------------------ */
+
+typedef struct srv_pool srv_pool;
+typedef void (*srv_job_fn)(void *arg);
+
+typedef struct srv_pool_info {
+    size_t threads, limit, running, waiting;
+    uint64_t done, refused;
+} srv_pool_info;
+
+int srv_pool_start(srv_pool **out, unsigned threads, unsigned max_waiting);
+/* Runs every job submitted, then stops the threads; later reservations
+ * fail. The pool stays allocated (requests may still ask). NULL: no-op. */
+void srv_pool_drain(srv_pool *p);
+/* Drains and frees. NULL is a no-op. */
+void srv_pool_stop(srv_pool *p);
+/* Takes a place for a job: 0, or -1 when threads + max_waiting are taken. */
+int srv_pool_reserve(srv_pool *p);
+/* Queues fn(arg) on a place reserved before; never fails. */
+void srv_pool_submit(srv_pool *p, srv_job_fn fn, void *arg);
+/* Gives a reserved place back unused. */
+void srv_pool_unreserve(srv_pool *p);
+void srv_pool_stats(srv_pool *p, srv_pool_info *out);
+
+struct srv_ipc_slot;
+typedef struct srv_conn srv_conn;
+
 struct tkh_server {
     struct MHD_Daemon *daemon;
     tka_authority *auth;
@@ -149,9 +205,13 @@ struct tkh_server {
     srv_metrics metrics;
     _Atomic long in_flight;
 
-    /* access log */
-    FILE *log; /* lines are written with one fwrite each (stdio locks the stream) */
-    _Atomic int log_dirty;
+    /* access log (log.c): whole lines into log_buf, written at line boundaries */
+    FILE *log;
+    int log_fd;
+    pthread_mutex_t log_lock;
+    char *log_buf;
+    size_t log_len;
+    _Atomic uint64_t log_dropped; /* flushes lost to write errors */
     pthread_t flusher;
     int flusher_running;
     pthread_mutex_t flush_lock;
@@ -161,13 +221,55 @@ struct tkh_server {
     /* messages of libmicrohttpd while starting go here (for err) */
     char start_err[256];
     _Atomic int starting;
+
+    /* client addresses: trusted proxies and their header */
+    srv_cidr trusted[SRV_TRUSTED_MAX];
+    size_t n_trusted;
+
+    /* connections (conns.c): per-address counts, the registry, the sweeper */
+    pthread_mutex_t ipc_lock;
+    struct srv_ipc_slot *ipc;
+    size_t ipc_cap;
+    pthread_mutex_t conns_lock;
+    pthread_cond_t sweep_cond;
+    srv_conn *conns;
+    pthread_t sweep_thread;
+    int sweep_running;
+    int sweep_stop;
+    int conns_ready;
+    _Atomic uint64_t n_refused_per_ip;
+    _Atomic uint64_t n_cut_slow;
+
+    /* password checks (workers.c) */
+    srv_pool *login_pool;
+
+    /* the audience /auth requires when its query names none (owned) */
+    char *auth_audience;
+
+    /* /readyz: the last write probe (monotonic ns) and its result */
+    int ready_lock_init;
+    pthread_mutex_t ready_lock;
+    uint64_t ready_checked_ns;
+    int ready_ok;
+    char ready_why[160];
 };
 
 /* One per TCP connection (allocated when it is accepted), reset for every
  * request on it. */
-typedef struct srv_conn {
+struct srv_login_job;
+
+struct srv_conn {
     struct tkh_server *srv;
-    char ip[48];
+    char ip[48];         /* the client: the peer, or who a trusted proxy says it forwards */
+    char peer_text[48];  /* the TCP peer, logged when it differs from ip */
+    unsigned char peer[16];
+    int peer_counted;    /* counted against the per-address limit */
+    int fd;              /* the socket (the sweeper only ever shutdown(2)s it) */
+    srv_conn *prev, *next; /* the registry (conns.c), under conns_lock */
+    _Atomic int receiving;     /* a request is being received (the deadline runs) */
+    _Atomic uint64_t ready_ns; /* since when */
+    _Atomic int cut;           /* the sweeper cut this connection */
+    struct srv_login_job *job; /* a password check in flight (login.c) */
 
     /* the current request */
     uint64_t t0_ns;
@@ -199,7 +301,7 @@ typedef struct srv_conn {
     size_t query_len;
     size_t query_cap;
     int has_query;
-} srv_conn;
+};
 
 /* ---- responses ---------------------------------------------------------------- */
 
@@ -367,6 +469,11 @@ enum MHD_Result srv_page_login(srv_conn *st, struct MHD_Connection *c, unsigned 
 enum MHD_Result srv_page_message(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *title,
                                  const char *text, const char *text2, const char *set_cookie);
 
+/* "Sign out?" with a button that POSTs to /logout with the CSRF field and
+ * the request's client_id, post_logout_redirect_uri and state (from f).
+ * Sets the CSRF cookie. */
+enum MHD_Result srv_page_logout_confirm(srv_conn *st, struct MHD_Connection *c, const char *user, const srv_form *f);
+
 /* The value of cookie `name` of this request, or NULL. */
 const char *srv_cookie(struct MHD_Connection *c, const char *name, size_t *len);
 /* Does the form's csrf field equal the CSRF cookie (constant time)? */
@@ -376,5 +483,22 @@ void srv_session_cookie_clear(const struct tkh_server *s, char *out, size_t cap)
 
 /* Monotonic clock in nanoseconds. */
 uint64_t srv_now_ns(void);
+
+/* Frees a password check the connection still holds (login.c). */
+void srv_login_job_free(srv_conn *st);
+
+/* ---- connection limits (conns.c) -------------------------------------------------- */
+
+int srv_conns_init(struct tkh_server *s);
+int srv_conns_start(struct tkh_server *s);
+void srv_conns_stop(struct tkh_server *s);
+void srv_conns_free(struct tkh_server *s);
+/* May a connection from addr be accepted (per-address limit)? 1 or 0. */
+int srv_conns_admit(struct tkh_server *s, const unsigned char addr[16]);
+/* Counts a connection from addr; returns 1 when counted (remove it later). */
+int srv_conns_add(struct tkh_server *s, const unsigned char addr[16]);
+void srv_conns_remove(struct tkh_server *s, const unsigned char addr[16]);
+void srv_conns_register(struct tkh_server *s, srv_conn *st);
+void srv_conns_unregister(struct tkh_server *s, srv_conn *st);
 
 #endif

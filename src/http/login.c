@@ -19,6 +19,10 @@
  * (tka_session_end), clears the cookie, and either shows "You are signed
  * out." or, when asked with client_id and one of that client's registered
  * redirect URIs as post_logout_redirect_uri, sends the browser there (303).
+ * Only a POST from our own page ends a session: its CSRF field, or an
+ * Origin / Sec-Fetch-Site naming us. A GET, which any site can cause with a
+ * link, or a POST without that proof, shows a page asking the user to
+ * confirm, whose button makes that POST.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -37,6 +41,88 @@ static int64_t now_s(void)
 /* How much longer than the absolute session timeout the cookie lives. */
 #define SESSION_COOKIE_GRACE 86400
 
+/* ---- the password check, off the request threads (workers.c) ----------------------- */
+
+/* One sign-in attempt on its way through the pool. The request thread
+ * fills it, suspends the connection and submits it; a pool thread runs
+ * tka_user_login, wipes the password, records the result and resumes the
+ * connection (its last touch); the request thread, called again by
+ * libmicrohttpd, reads the result and frees it. */
+struct srv_login_job {
+    tka_authority *auth;
+    struct MHD_Connection *conn;
+    char user[TKS_ID_MAX + 1];
+    size_t user_len; /* may exceed TKS_ID_MAX (then no such user) */
+    char password[1025];
+    size_t password_len;
+    char ip[48];
+    int64_t now;
+    /* the form as the first pass parsed it: its strings point into the
+     * request body, which form parsing decoded in place (so it is never
+     * parsed twice) */
+    srv_form form;
+    /* the result */
+    tka_login_result result;
+    tks_user out;
+    int64_t retry;
+};
+
+void srv_login_job_free(srv_conn *st)
+{
+    if (st->job != NULL) {
+        OPENSSL_cleanse(st->job, sizeof *st->job);
+        free(st->job);
+        st->job = NULL;
+    }
+}
+
+static void login_job_run(void *arg)
+{
+    struct srv_login_job *j = arg;
+    j->result = tka_user_login(j->auth, j->user, j->user_len, j->password, j->password_len, j->ip, j->now, &j->out,
+                               &j->retry);
+    OPENSSL_cleanse(j->password, sizeof j->password);
+    MHD_resume_connection(j->conn);
+}
+
+/* Hands the password check to the pool and suspends the connection.
+ * Returns 1 when queued; 0 when the pool is full (then *retry_after says
+ * when to try again). */
+static int login_queue(srv_conn *st, struct MHD_Connection *c, const srv_form *f, const char *user, size_t ul,
+                       const char *pw, size_t pl, int64_t now, int64_t *retry_after)
+{
+    struct tkh_server *s = st->srv;
+    *retry_after = 0;
+    struct srv_login_job *j = calloc(1, sizeof *j);
+    if (j == NULL || srv_pool_reserve(s->login_pool) != 0) {
+        free(j);
+        srv_pool_info pi;
+        srv_pool_stats(s->login_pool, &pi);
+        /* the queue drains at about 10 checks a second per thread */
+        int64_t ra = pi.threads > 0 ? (int64_t)((pi.limit + pi.threads * 10 - 1) / (pi.threads * 10)) : 1;
+        *retry_after = ra < 1 ? 1 : ra;
+        return 0;
+    }
+    j->auth = s->auth;
+    j->conn = c;
+    /* a name longer than any user id cannot sign in; keep its length so
+     * tka_user_login still spends a check on it (same time as any other) */
+    j->user_len = ul;
+    memcpy(j->user, user, ul < sizeof j->user ? ul : sizeof j->user - 1);
+    if (ul >= sizeof j->user) {
+        j->user_len = sizeof j->user; /* > TKS_ID_MAX: unknown */
+    }
+    j->password_len = pl < sizeof j->password ? pl : sizeof j->password;
+    memcpy(j->password, pw, pl < sizeof j->password ? pl : sizeof j->password);
+    snprintf(j->ip, sizeof j->ip, "%s", st->ip);
+    j->now = now;
+    j->form = *f;
+    st->job = j;
+    MHD_suspend_connection(c);
+    srv_pool_submit(s->login_pool, login_job_run, j);
+    return 1;
+}
+
 static const char damaged[] = "The sign-in form arrived damaged \u2014 go back and try again.";
 
 /* ---- POST /login --------------------------------------------------------------------- */
@@ -53,15 +139,19 @@ static enum MHD_Result login_get(srv_conn *st, struct MHD_Connection *c)
 static enum MHD_Result login_post(srv_conn *st, struct MHD_Connection *c, srv_authz *az)
 {
     struct tkh_server *s = st->srv;
-    if (!srv_is_form(c)) {
+    srv_form f;
+    enum srv_form_result fr = SRV_FORM_OK;
+    if (st->job != NULL) {
+        f = st->job->form; /* the second pass: parsed already */
+    } else if (!srv_is_form(c)) {
         st->error = "invalid_request";
         srv_note(st, "the sign-in form is not application/x-www-form-urlencoded");
         return srv_page_message(st, c, MHD_HTTP_BAD_REQUEST, "Sign-in failed", damaged, NULL, NULL);
+    } else {
+        const char *bad = NULL;
+        char empty[1] = "";
+        fr = srv_form_parse(st->body != NULL ? st->body : empty, st->body_len, &f, &bad);
     }
-    srv_form f;
-    const char *bad = NULL;
-    char empty[1] = "";
-    enum srv_form_result fr = srv_form_parse(st->body != NULL ? st->body : empty, st->body_len, &f, &bad);
     if (fr != SRV_FORM_OK) {
         st->error = "invalid_request";
         srv_note(st, "the sign-in form does not parse (%s)",
@@ -97,8 +187,29 @@ static enum MHD_Result login_post(srv_conn *st, struct MHD_Connection *c, srv_au
     memset(&user, 0, sizeof user);
     int64_t retry = 0;
     int64_t now = now_s();
-    tka_login_result lr = tka_user_login(s->auth, username, ul, password, pl, st->ip, now, &user, &retry);
-    OPENSSL_cleanse(user.pwhash, sizeof user.pwhash);
+    tka_login_result lr;
+    if (st->job == NULL) {
+        /* First pass: what is cheap here, the slow check in the pool
+         * (SECURITY.md rule 21). A throttled attempt costs no hash. */
+        retry = tka_login_wait(s->auth, username, ul, st->ip, now);
+        if (retry == 0) {
+            if (login_queue(st, c, &f, username, ul, password, pl, now, &retry)) {
+                return MHD_YES; /* suspended until the check is done */
+            }
+            st->error = "login_busy";
+            srv_note(st, "sign-in refused: every password check is taken; retry after %" PRId64 "s", retry);
+            return srv_page_login(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, az,
+                                  "Too many people are signing in right now. Try again in a moment.", username, retry);
+        }
+        lr = TKA_LOGIN_THROTTLED;
+    } else {
+        /* Second pass, after the pool resumed us: the form was read and
+         * checked again above; the password was wiped in the pool. */
+        lr = st->job->result;
+        user = st->job->out;
+        retry = st->job->retry;
+        srv_login_job_free(st);
+    }
     switch (lr) {
     case TKA_LOGIN_OK:
         break;
@@ -265,6 +376,24 @@ static enum MHD_Result logout_unavailable(srv_conn *st, struct MHD_Connection *c
                             "We could not sign you out right now. Try again in a minute.", NULL, NULL);
 }
 
+/* Is this request from one of our own pages? A browser says so in Origin
+ * (sent with every POST) or Sec-Fetch-Site; anything else, including no
+ * header at all, is not proof. */
+static int same_origin(const struct tkh_server *s, struct MHD_Connection *c)
+{
+    const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+    if (site != NULL && strcmp(site, "same-origin") == 0) {
+        return 1;
+    }
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (origin == NULL || s->base_url[0] == '\0') {
+        return 0;
+    }
+    const char *host = strstr(s->base_url, "://");
+    size_t n = host != NULL ? (size_t)(host + 3 - s->base_url) + strcspn(host + 3, "/") : 0;
+    return n > 0 && strlen(origin) == n && strncmp(origin, s->base_url, n) == 0;
+}
+
 enum MHD_Result srv_handle_logout(srv_conn *st, struct MHD_Connection *c)
 {
     struct tkh_server *s = st->srv;
@@ -287,12 +416,18 @@ enum MHD_Result srv_handle_logout(srv_conn *st, struct MHD_Connection *c)
         params_note = "logout parameters ignored: they do not parse";
         f.n = 0;
     }
-    if (post && srv_form_get(&f, "csrf", NULL) != NULL && !srv_csrf_ok(st, c, &f)) {
+    int has_csrf = post && srv_form_get(&f, "csrf", NULL) != NULL;
+    if (has_csrf && !srv_csrf_ok(st, c, &f)) {
         st->error = "csrf";
         return srv_page_message(st, c, MHD_HTTP_FORBIDDEN, "Sign-out failed",
                                 "The sign-out form expired or was opened elsewhere \u2014 go back and try again.", NULL,
                                 NULL);
     }
+    /* Ending a sign-in is a change another site must not make for the
+     * user: a GET (a link, or a top-level navigation, which carries the
+     * SameSite=Lax session cookie) or a POST without proof that it came
+     * from our own page asks first (issue 8 section 3). */
+    int confirmed = post && (has_csrf || same_origin(s, c));
 
     char what[160];
     size_t cl = 0;
@@ -310,6 +445,12 @@ enum MHD_Result srv_handle_logout(srv_conn *st, struct MHD_Connection *c)
          * in it live on: revoke them too when the authority names its sid. */
         if (se.sid[0] != '\0' && sr != TKA_SESSION_NONE) {
             snprintf(st->user, sizeof st->user, "%s", se.user_id);
+            if (!confirmed) {
+                OPENSSL_cleanse(&se, sizeof se);
+                srv_note(st, "sign-out asked for without confirmation (%s): asking the user",
+                         post ? "a POST from another site" : "a GET");
+                return srv_page_logout_confirm(st, c, st->user, &f);
+            }
             if (tka_session_end(s->auth, se.sid, "logout", now) != 0) {
                 OPENSSL_cleanse(&se, sizeof se);
                 return logout_unavailable(st, c, "the session could not be ended");

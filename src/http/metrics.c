@@ -9,6 +9,7 @@
  */
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 
 #include "http/internal.h"
 
@@ -147,6 +148,21 @@ enum MHD_Result srv_handle_metrics(srv_conn *st, struct MHD_Connection *c)
                        sum_us / 1000000u, sum_us % 1000000u);
         srv_buf_printf(&b, "tokend_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n", rn, total);
     }
+    help(&b, "tokend_connections_refused_total", "counter",
+         "Connections refused at accept because their address holds --max-connections-per-ip already.");
+    srv_buf_printf(&b, "tokend_connections_refused_total %" PRIu64 "\n", get(&s->n_refused_per_ip));
+    help(&b, "tokend_connections_cut_total", "counter",
+         "Connections cut because a request did not arrive within --request-timeout (slow or stalled clients).");
+    srv_buf_printf(&b, "tokend_connections_cut_total %" PRIu64 "\n", get(&s->n_cut_slow));
+    srv_pool_info pi;
+    srv_pool_stats(s->login_pool, &pi);
+    help(&b, "tokend_password_checks", "gauge", "Password checks (Argon2id) running and waiting for a thread.");
+    srv_buf_printf(&b, "tokend_password_checks{state=\"running\"} %zu\n", pi.running);
+    srv_buf_printf(&b, "tokend_password_checks{state=\"waiting\"} %zu\n", pi.waiting);
+    help(&b, "tokend_password_checks_total", "counter",
+         "Password checks done, and refused with 503 because --login-workers and --login-queue were all taken.");
+    srv_buf_printf(&b, "tokend_password_checks_total{result=\"done\"} %" PRIu64 "\n", pi.done);
+    srv_buf_printf(&b, "tokend_password_checks_total{result=\"refused\"} %" PRIu64 "\n", pi.refused);
     help(&b, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, seconds.");
     srv_buf_printf(&b, "process_start_time_seconds %" PRId64 "\n", s->started_at);
 
@@ -173,27 +189,48 @@ static int find_active(const tks_key_row *k, void *ud)
     return 0;
 }
 
-enum MHD_Result srv_handle_readyz(srv_conn *st, struct MHD_Connection *c)
+/* What the server needs to do its work: a store that commits writes (a
+ * store that only reads cannot sign anyone in, rotate a refresh token or
+ * record a revocation) and an active signing key. Checked at most once a
+ * second, whatever the probe rate: a flood of /readyz costs one small
+ * write a second. */
+static int readiness(struct tkh_server *s, char *why, size_t why_cap)
 {
-    struct tkh_server *s = st->srv;
-    char msg[320];
     if (s->store != NULL) {
-        tks_result r = tks_ping(s->store);
+        tks_result r = tks_probe_write(s->store, (int64_t)time(NULL));
         if (r != TKS_OK) {
-            const char *why = tks_errmsg(s->store);
-            snprintf(msg, sizeof msg, "not ready: the store does not answer (%s)\n",
-                     why != NULL && why[0] != '\0' ? why : "no detail");
-            srv_note(st, "%.*s", (int)(strlen(msg) - 1), msg);
-            return srv_respond(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", msg, strlen(msg), 0,
-                               SRV_CACHE_NO_STORE, NULL, 0);
+            const char *e = tks_errmsg(s->store);
+            snprintf(why, why_cap, "the store cannot commit a write (%s)", e != NULL && e[0] != '\0' ? e : "no detail");
+            return 0;
         }
     }
     int active = 0;
     if (tka_keys_list(s->auth, find_active, &active) != 0 || !active) {
-        snprintf(msg, sizeof msg, "not ready: no active signing key\n");
-        srv_note(st, "no active signing key");
-        return srv_respond(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", msg, strlen(msg), 0,
-                           SRV_CACHE_NO_STORE, NULL, 0);
+        snprintf(why, why_cap, "no active signing key");
+        return 0;
     }
-    return srv_respond(st, c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ready\n", 6, 1, SRV_CACHE_NO_STORE, NULL, 0);
+    why[0] = '\0';
+    return 1;
+}
+
+enum MHD_Result srv_handle_readyz(srv_conn *st, struct MHD_Connection *c)
+{
+    struct tkh_server *s = st->srv;
+    uint64_t now = srv_now_ns();
+    pthread_mutex_lock(&s->ready_lock);
+    if (s->ready_checked_ns == 0 || now - s->ready_checked_ns >= 1000000000u) {
+        s->ready_ok = readiness(s, s->ready_why, sizeof s->ready_why);
+        s->ready_checked_ns = now;
+    }
+    int ok = s->ready_ok;
+    char msg[200];
+    snprintf(msg, sizeof msg, "not ready: %s\n", s->ready_why);
+    pthread_mutex_unlock(&s->ready_lock);
+    if (ok) {
+        return srv_respond(st, c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ready\n", 6, 1, SRV_CACHE_NO_STORE, NULL,
+                           0);
+    }
+    srv_note(st, "%.*s", (int)(strlen(msg) - 1), msg);
+    return srv_respond(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", msg, strlen(msg), 0,
+                       SRV_CACHE_NO_STORE, NULL, 0);
 }

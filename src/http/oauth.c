@@ -537,27 +537,30 @@ enum MHD_Result srv_handle_introspect(srv_conn *st, struct MHD_Connection *c)
     if (!authenticate(st, c, &f, 0, &client, &res)) {
         return res;
     }
-    OPENSSL_cleanse(&client, sizeof client);
     size_t tl = 0;
     const char *tok = srv_form_get(&f, "token", &tl);
     if (tok == NULL) {
+        OPENSSL_cleanse(&client, sizeof client);
         return oauth_error(st, c, MHD_HTTP_BAD_REQUEST, "invalid_request", "the token parameter is missing");
     }
     srv_fingerprint(st, tok, tl);
     tk_verdict v;
     memset(&v, 0, sizeof v);
     tk_token *t = NULL;
-    tka_check chk = {NULL, NULL, 0};
-    if (tka_validate(s->auth, tok, tl, &chk, now_s(), &v, &t) != 0) {
+    int visible = 0;
+    if (tka_introspect(s->auth, &client, tok, tl, now_s(), &v, &t, &visible) != 0) {
         v.reason = TK_REASON_UNAVAILABLE;
         if (v.detail[0] == '\0') {
             snprintf(v.detail, sizeof v.detail, "no decision: validation failed");
         }
     }
+    OPENSSL_cleanse(&client, sizeof client);
     st->reason = (int)v.reason;
     srv_metrics_validation(&s->metrics, v.reason);
     if (v.detail[0] != '\0') {
-        srv_note(st, "%s", v.detail);
+        srv_note(st, "%s%s", v.detail, visible ? "" : " (not this caller's token: answered active=false)");
+    } else if (!visible) {
+        srv_note(st, "a valid token, but not this caller's: answered active=false");
     }
     if (v.reason == TK_REASON_UNAVAILABLE) {
         tk_token_free(t);
@@ -567,10 +570,17 @@ enum MHD_Result srv_handle_introspect(srv_conn *st, struct MHD_Connection *c)
     char mem[4 * TKS_LIST_MAX + 1024];
     srv_buf b;
     srv_buf_fixed(&b, mem, sizeof mem);
-    if (v.reason != TK_REASON_VALID || t == NULL) {
-        /* RFC 7662 section 2.2 says no more than active:false; the reason
-         * code is our extension for the authenticated caller (issue 3). */
-        srv_buf_printf(&b, "{\"active\":false,\"reason\":\"%s\"}", tk_reason_code(v.reason));
+    if (v.reason != TK_REASON_VALID || t == NULL || !visible) {
+        /* RFC 7662 section 2.2 says no more than active:false. Our `reason`
+         * extension goes only to a caller who may see the token (its own,
+         * or one for an audience it serves: section 4), and only when the
+         * signature is ours: nobody learns anything from a token they
+         * could not already read. */
+        if (visible && v.reason != TK_REASON_VALID) {
+            srv_buf_printf(&b, "{\"active\":false,\"reason\":\"%s\"}", tk_reason_code(v.reason));
+        } else {
+            srv_buf_puts(&b, "{\"active\":false}");
+        }
         tk_token_free(t);
         return srv_respond(st, c, MHD_HTTP_OK, "application/json", b.p, b.len, 0, CACHE, NULL, 0);
     }

@@ -452,3 +452,59 @@ enum MHD_Result srv_page_login(srv_conn *st, struct MHD_Connection *c, unsigned 
     OPENSSL_cleanse(cookie, sizeof cookie);
     return r;
 }
+
+/* ---- confirming a sign-out ---------------------------------------------------------------- */
+
+static void hidden_n(srv_buf *b, const char *name, const char *value, size_t n)
+{
+    srv_buf_printf(b, "<input type=\"hidden\" name=\"%s\" value=\"", name);
+    srv_buf_html(b, value, n);
+    srv_buf_puts(b, "\">\n");
+}
+
+enum MHD_Result srv_page_logout_confirm(srv_conn *st, struct MHD_Connection *c, const char *user, const srv_form *f)
+{
+    struct tkh_server *s = st->srv;
+    char csrf[CSRF_LEN + 1];
+    if (csrf_value(c, s, csrf) != 0) {
+        st->error = "server_error";
+        return srv_page_message(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "Sign-out is unavailable",
+                                "The sign-out form could not be prepared. Try again in a minute.", NULL, NULL);
+    }
+    srv_buf b;
+    srv_buf_heap(&b, PAGE_MAX);
+    head(&b, "Sign out?");
+    srv_buf_puts(&b, "<h1>Sign out?</h1>\n<p>");
+    if (user != NULL && user[0] != '\0') {
+        srv_buf_puts(&b, "You are signed in as <strong>");
+        srv_buf_html(&b, user, strnlen(user, USERNAME_SHOWN));
+        srv_buf_puts(&b, "</strong>. ");
+    }
+    srv_buf_puts(&b, "Signing out ends this sign-in: the applications you used through it can no longer act for "
+                     "you.</p>\n<form method=\"post\" action=\"logout\">\n");
+    hidden(&b, "csrf", csrf);
+    static const char *const keep[] = {"client_id", "post_logout_redirect_uri", "state"};
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+        size_t n = 0;
+        const char *v = srv_form_get(f, keep[i], &n);
+        if (v != NULL) {
+            hidden_n(&b, keep[i], v, n);
+        }
+    }
+    srv_buf_puts(&b, "<button type=\"submit\">Sign out</button>\n</form>\n"
+                     "<p class=\"small\">If you did not ask to sign out, close this page: nothing changes.</p>\n");
+    tail(&b);
+    if (b.overflow || b.p == NULL) {
+        OPENSSL_cleanse(csrf, sizeof csrf);
+        return page_failed(st, c, &b);
+    }
+    char cookie[sizeof csrf + 96];
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/;%s HttpOnly; SameSite=Strict", s->cookie_csrf, csrf,
+             s->https ? " Secure;" : "");
+    OPENSSL_cleanse(csrf, sizeof csrf);
+    srv_header h = {MHD_HTTP_HEADER_SET_COOKIE, cookie};
+    size_t len = b.len;
+    enum MHD_Result r = srv_respond_html(st, c, MHD_HTTP_OK, b.p, len, SRV_CACHE_NO_STORE, NULL, &h, 1);
+    OPENSSL_cleanse(cookie, sizeof cookie);
+    return r;
+}

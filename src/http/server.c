@@ -48,6 +48,10 @@ void tkh_config_defaults(tkh_config *c)
     c->max_header = 16u * 1024u;
     c->realm = "tokend";
     c->explain = 1;
+    c->max_per_ip = 64;
+    c->request_timeout = 30;
+    c->login_workers = 0;
+    c->login_queue = 32;
 }
 
 uint64_t srv_now_ns(void)
@@ -245,6 +249,7 @@ static enum MHD_Result queue(srv_conn *st, struct MHD_Connection *c, unsigned st
     if (res == MHD_YES) {
         st->status = status;
         st->done = 1;
+        atomic_store_explicit(&st->receiving, 0, memory_order_relaxed);
     }
     return res;
 }
@@ -311,6 +316,16 @@ enum MHD_Result srv_respond_error(srv_conn *st, struct MHD_Connection *c, unsign
 
 /* ---- connection and request life cycle ------------------------------------------- */
 
+/* libmicrohttpd's accept policy: the per-address connection limit. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct tkh_server *s = cls;
+    (void)addrlen;
+    unsigned char a[16];
+    srv_addr_from_sockaddr(addr, a);
+    return srv_conns_admit(s, a) ? MHD_YES : MHD_NO;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
@@ -321,27 +336,91 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             return; /* the request callbacks then close the connection */
         }
         st->srv = s;
+        st->fd = -1;
         snprintf(st->ip, sizeof st->ip, "-");
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (ci != NULL && ci->client_addr != NULL) {
-            const struct sockaddr *sa = ci->client_addr;
-            if (sa->sa_family == AF_INET) {
-                const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
-                inet_ntop(AF_INET, &in4->sin_addr, st->ip, sizeof st->ip);
-            } else if (sa->sa_family == AF_INET6) {
-                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-                inet_ntop(AF_INET6, &in6->sin6_addr, st->ip, sizeof st->ip);
-            }
+            srv_addr_from_sockaddr(ci->client_addr, st->peer);
+            srv_addr_format(st->peer, st->ip, sizeof st->ip);
         }
+        memcpy(st->peer_text, st->ip, sizeof st->ip);
+        st->peer_counted = srv_conns_add(s, st->peer);
+        const union MHD_ConnectionInfo *fi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (fi != NULL) {
+            st->fd = fi->connect_fd;
+        }
+        atomic_init(&st->receiving, 1);
+        atomic_init(&st->ready_ns, srv_now_ns());
+        atomic_init(&st->cut, 0);
+        srv_conns_register(s, st);
         *socket_context = st;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         srv_conn *st = *socket_context;
         if (st != NULL) {
+            /* libmicrohttpd closes the socket after this returns: leave the
+             * registry first (conns.c) */
+            srv_conns_unregister(s, st);
+            if (st->peer_counted) {
+                srv_conns_remove(s, st->peer);
+            }
+            srv_login_job_free(st);
             free(st->body);
             free(st->query);
             free(st);
         }
         *socket_context = NULL;
+    }
+}
+
+/* The client's address for this request: the peer, unless the peer is a
+ * trusted proxy (then its forwarding header says; netaddr.c). */
+struct fwd_values {
+    const char *name;
+    size_t name_len;
+    const char *v[8];
+    size_t l[8];
+    size_t n;
+    int too_many;
+};
+
+static enum MHD_Result collect_fwd(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                   const char *value, size_t value_size)
+{
+    struct fwd_values *f = cls;
+    (void)kind;
+    if (key_size == f->name_len && strncasecmp(key, f->name, key_size) == 0 && value != NULL) {
+        if (f->n == sizeof f->v / sizeof f->v[0]) {
+            f->too_many = 1;
+            return MHD_NO;
+        }
+        f->v[f->n] = value;
+        f->l[f->n] = value_size;
+        f->n++;
+    }
+    return MHD_YES;
+}
+
+static void client_address(struct tkh_server *s, srv_conn *st, struct MHD_Connection *c)
+{
+    memcpy(st->ip, st->peer_text, sizeof st->ip);
+    if (s->n_trusted == 0 || !srv_cidr_match(s->trusted, s->n_trusted, st->peer)) {
+        return;
+    }
+    struct fwd_values f;
+    memset(&f, 0, sizeof f);
+    f.name = s->cfg.forwarded_header ? "Forwarded" : "X-Forwarded-For";
+    f.name_len = strlen(f.name);
+    (void)MHD_get_connection_values_n(c, MHD_HEADER_KIND, collect_fwd, &f);
+    unsigned char a[16];
+    int rc = f.too_many ? -1
+                        : srv_client_addr(st->peer, f.v, f.l, f.n,
+                                          s->cfg.forwarded_header ? SRV_FWD_FORWARDED : SRV_FWD_XFF, s->trusted,
+                                          s->n_trusted, a);
+    if (rc > 0) {
+        srv_addr_format(a, st->ip, sizeof st->ip);
+    } else if (rc < 0) {
+        srv_note(st, "the %s header from trusted proxy %s does not parse: the proxy's own address is used", f.name,
+                 st->peer_text);
     }
 }
 
@@ -460,9 +539,18 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, en
                                                                      : "request ended");
         }
     }
-    uint64_t us = (srv_now_ns() - st->t0_ns) / 1000u;
+    if (atomic_load(&st->cut) && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        srv_note(st, "the request did not arrive within %us: connection cut (a slow or stalled client)",
+                 s->cfg.request_timeout);
+    }
+    uint64_t now_ns = srv_now_ns();
+    uint64_t us = (now_ns - st->t0_ns) / 1000u;
     srv_metrics_request(&s->metrics, st->route, st->status, us);
     srv_log_request(s, st, us);
+    /* the connection is ready for its next request: the deadline restarts */
+    atomic_store_explicit(&st->ready_ns, now_ns, memory_order_relaxed);
+    atomic_store_explicit(&st->receiving, 1, memory_order_release);
+    srv_login_job_free(st); /* a check the request did not come back for */
     if (st->body_len > 0) { /* it may hold a client secret */
         OPENSSL_cleanse(st->body, st->body_len);
     }
@@ -582,6 +670,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const struct route *rt = find_route(url);
         st->route = rt != NULL ? rt->id : SRV_ROUTE_OTHER;
         st->method = method_name(method);
+        client_address(s, st, c);
         /* SECURITY.md rule 18: the header block is bounded (issue 3 section 6) */
         const union MHD_ConnectionInfo *hi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
         if (hi != NULL && hi->header_size > s->cfg.max_header) {
@@ -624,6 +713,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         return st->discarded <= SRV_DISCARD_MAX ? MHD_YES : MHD_NO;
     }
+    /* the whole request is here: its deadline (conns.c) no longer runs */
+    atomic_store_explicit(&st->receiving, 0, memory_order_relaxed);
     if (st->body_too_big) {
         srv_note(st, "request body is over the limit of %zu bytes", s->cfg.max_body);
         return srv_respond_error(st, c, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", NULL, SRV_CACHE_NONE, NULL, 0);
@@ -791,12 +882,19 @@ static void server_free(tkh_server *s)
     if (s == NULL) {
         return;
     }
+    srv_pool_stop(s->login_pool);
+    s->login_pool = NULL;
+    srv_conns_free(s);
+    if (s->ready_lock_init) {
+        pthread_mutex_destroy(&s->ready_lock);
+    }
     srv_log_stop(s);
     srv_pages_free(s);
     EVP_MD_free(s->sha256);
     free(s->realm);
     free(s->base_url);
     free(s->metadata);
+    free(s->auth_audience);
     if (s->tls_key_copy != NULL) {
         OPENSSL_cleanse(s->tls_key_copy, strlen(s->tls_key_copy));
         free(s->tls_key_copy);
@@ -867,6 +965,37 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
     for (size_t n = strlen(s->base_url); n > 0 && s->base_url[n - 1] == '/'; n--) {
         s->base_url[n - 1] = '\0';
     }
+    if (cfg->trusted_proxies != NULL && cfg->trusted_proxies[0] != '\0') {
+        char why[160];
+        if (srv_cidr_list_parse(cfg->trusted_proxies, s->trusted, SRV_TRUSTED_MAX, &s->n_trusted, why, sizeof why) !=
+            0) {
+            snprintf(err, err_cap, "trusted proxies: %s", why);
+            goto fail;
+        }
+    }
+    s->cfg.trusted_proxies = NULL; /* parsed; the caller's string is not kept */
+    s->cfg.auth_audience = NULL;
+    if (cfg->auth_audience != NULL && cfg->auth_audience[0] != '\0') {
+        s->auth_audience = strdup(cfg->auth_audience);
+        if (s->auth_audience == NULL) {
+            snprintf(err, err_cap, "out of memory");
+            goto fail;
+        }
+    }
+    if (pthread_mutex_init(&s->ready_lock, NULL) != 0) {
+        snprintf(err, err_cap, "out of memory");
+        goto fail;
+    }
+    s->ready_lock_init = 1;
+    if (srv_conns_init(s) != 0) {
+        snprintf(err, err_cap, "out of memory for the connection table");
+        goto fail;
+    }
+    unsigned workers = s->cfg.login_workers != 0 ? s->cfg.login_workers : s->cfg.threads;
+    if (srv_pool_start(&s->login_pool, workers, s->cfg.login_queue) != 0) {
+        snprintf(err, err_cap, "cannot start %u password-checking threads", workers);
+        goto fail;
+    }
     if (srv_metadata_build(s) != 0 || srv_pages_build(s) != 0) {
         snprintf(err, err_cap, "out of memory building the static documents");
         goto fail;
@@ -918,7 +1047,9 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
     } else if (resolve(cfg->host, cfg->port, &la, err, err_cap) != 0) {
         goto fail;
     }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC; /* ITC: for quiesce */
+    /* ITC: for quiesce and resume; suspend/resume: sign-ins wait for their
+     * password check off the request threads (workers.c) */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     if (la.v6) {
         flags |= MHD_USE_IPv6;
     }
@@ -944,7 +1075,7 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
      * headers); a head too big for the pool gets libmicrohttpd's own 431. */
     size_t pool = s->cfg.max_header + 4u * 1024u;
     atomic_store(&s->starting, 1);
-    s->daemon = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+    s->daemon = MHD_start_daemon(flags, cfg->port, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                                  MHD_OPTION_THREAD_POOL_SIZE, s->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
                                  s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.conn_timeout,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
@@ -964,11 +1095,24 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di != NULL ? di->port : cfg->port;
+    if (srv_conns_start(s) != 0) {
+        MHD_stop_daemon(s->daemon);
+        s->daemon = NULL;
+        snprintf(err, err_cap, "cannot start the connection sweeper thread");
+        goto fail;
+    }
     *out = s;
     return 0;
 fail:
     server_free(s);
     return -1;
+}
+
+void tkh_log(tkh_server *s, const char *level, const char *msg)
+{
+    if (s != NULL) {
+        srv_log_event(s, level, msg);
+    }
 }
 
 uint16_t tkh_port(const tkh_server *s)
@@ -981,6 +1125,10 @@ void tkh_stop(tkh_server *s)
     if (s == NULL) {
         return;
     }
+    /* Sign-ins waiting for a password check finish first: libmicrohttpd
+     * must not stop with a connection suspended. */
+    srv_pool_drain(s->login_pool);
+    srv_conns_stop(s);
     if (s->daemon != NULL) {
         /* Stop accepting, let requests in flight finish (idle keep-alive
          * connections are then closed by MHD_stop_daemon). */

@@ -36,11 +36,24 @@ typedef struct tkh_config {
     int explain;              /* 1: error_description carries the verdict detail (SECURITY rule 15);
                                  0: the bare RFC 6750 error only */
     FILE *log;                /* one JSON line per request; NULL = stderr */
+    /* Abuse limits (issue 8 section 2, SECURITY.md rules 18, 21, 22). */
+    unsigned max_per_ip;         /* connections from one address (64); 0: no limit. Trusted proxies are exempt */
+    unsigned request_timeout;    /* seconds to receive a whole request, head and body, from when the
+                                    connection is ready for it (30); 0: libmicrohttpd's idle timer only */
+    const char *trusted_proxies; /* IPs / CIDR ranges, comma- or space-separated, whose forwarding
+                                    header names the client; NULL or "": none */
+    int forwarded_header;        /* which header they set: 0 X-Forwarded-For, 1 Forwarded (RFC 7239) */
+    const char *auth_audience;   /* the audience /auth requires when the query names none; NULL: the
+                                    query must (SECURITY.md rule 25) */
+    unsigned login_workers;      /* threads checking passwords (Argon2id); 0: one per core */
+    unsigned login_queue;        /* sign-ins that may wait for one (32); more are 503 + Retry-After */
 } tkh_config;
 
 /* Defaults: 127.0.0.1:8443, listen_fd -1, HTTPS, threads 0 (cores), 1024
- * connections, 30 s timeout, body 64 KiB, header block 16 KiB, realm
- * "tokend", explain 1, log stderr. */
+ * connections, 64 per address, 30 s idle timeout and 30 s to receive a
+ * request, body 64 KiB, header block 16 KiB, realm "tokend", explain 1,
+ * log stderr, no trusted proxies, no default /auth audience, login workers
+ * one per core with 32 waiting. */
 void tkh_config_defaults(tkh_config *c);
 
 /* Starts serving; returns once the socket listens. The strings of `cfg`
@@ -49,6 +62,8 @@ void tkh_config_defaults(tkh_config *c);
  * per request). Returns 0, or -1 with a message in err (port in use,
  * unusable certificate, ...). */
 int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_server **out, char *err, size_t err_cap);
+/* Writes an event line ({"time", "level", "msg"}) to the access log. */
+void tkh_log(tkh_server *s, const char *level, const char *msg);
 /* The port actually bound (useful with port 0). */
 uint16_t tkh_port(const tkh_server *s);
 /* Stops accepting, lets requests in flight finish (at most 5 s), closes the

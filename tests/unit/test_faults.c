@@ -61,7 +61,7 @@ static int setup(void **state)
     open_authority();
     char secret[TKA_SECRET_TEXT_LEN];
     assert_int_equal(tka_client_create_ex(auth, NULL, "spa", "orders:read orders:write", "orders-api", 0,
-                                          "https://app.test/cb", 1, T0, &spa, secret, err, sizeof err),
+                                          "https://app.test/cb", 1, NULL, T0, &spa, secret, err, sizeof err),
                      0);
     assert_int_equal(tka_user_create(auth, "alice", "correct horse", 13, T0, err, sizeof err), 0);
     return 0;
