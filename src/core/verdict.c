@@ -144,6 +144,12 @@ const char *tk_result_str(tk_result r)
         return "malformed JSON";
     case TK_ERR_STATE:
         return "operation not possible for this object";
+    case TK_ERR_KEY_EXPONENT:
+        return "RSA public exponent e refused: it must be odd and greater than 1 (with e=1 anyone can forge a "
+               "signature) and below 2^64";
+    case TK_ERR_KEY_MISMATCH:
+        return "private key does not match its public key (RSA: d, p, q do not belong to n, e; EC: d does not "
+               "belong to x, y; Ed25519: d does not belong to x)";
     }
     return "unknown result";
 }
