@@ -148,8 +148,8 @@ const char *tk_result_str(tk_result r)
         return "RSA public exponent e refused: it must be odd and greater than 1 (with e=1 anyone can forge a "
                "signature) and below 2^64";
     case TK_ERR_KEY_MISMATCH:
-        return "private key does not match its public key (RSA: d, p, q do not belong to n, e; EC: d does not "
-               "belong to x, y; Ed25519: d does not belong to x)";
+        return "private key does not match its public key: d does not belong to the public part (RSA n and e, "
+               "EC x and y, Ed25519 x), so its signatures would never verify";
     }
     return "unknown result";
 }
