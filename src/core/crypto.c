@@ -445,10 +445,11 @@ out:
     return rc;
 }
 
-/* Bases tried when recovering the factors of n; each finds them with
- * probability at least 1/2 when d belongs to (n, e). */
-static const unsigned char RECOVER_BASES[] = {2,  3,  5,  7,  11, 13, 17, 19, 23, 29,  31,  37,  41,  43,  47,  53,
-                                              59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131};
+/* Bases g = 2, 3, ... tried when recovering the factors of n. A right d
+ * fails for a random base with probability at most 1/2, so a right d that
+ * fails them all is about a 2^-128 event (and is refused: fail closed). A
+ * wrong d is usually shown wrong by the first base. */
+#define RECOVER_TRIES 128u
 
 /*
  * Recovers the prime factors of n from n, e and d (NIST SP 800-56B rev. 2
@@ -485,8 +486,8 @@ static int rsa_recover_factors(const BIGNUM *n, const BIGNUM *e, const BIGNUM *d
         goto out;
     }
     BN_set_flags(r, BN_FLG_CONSTTIME); /* derived from d */
-    for (size_t i = 0; i < sizeof RECOVER_BASES; i++) {
-        if (!BN_set_word(g, RECOVER_BASES[i]) || !BN_mod_exp(y, g, r, n, ctx)) {
+    for (BN_ULONG base = 2; base < 2 + RECOVER_TRIES; base++) {
+        if (!BN_set_word(g, base) || !BN_mod_exp(y, g, r, n, ctx)) {
             goto out;
         }
         if (BN_is_one(y) || BN_cmp(y, nm1) == 0) {
