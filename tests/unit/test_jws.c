@@ -1664,6 +1664,21 @@ static void test_fast_path_applies_caller_limits(void **state)
             const tk_key *fk = tk_keyset_get(fast, 0);
             assert_int_equal(fk->hdr_b64_len[ti], h_n);
             assert_memory_equal(fk->hdr_b64[ti], tok, h_n);
+            /* And each key set takes the path it is meant to: a token read
+             * through the fast path has no parsed header. */
+            tk_policy pol;
+            tk_verdict dv;
+            tk_token *ft = NULL;
+            tk_token *st = NULL;
+            tk_policy_init(&pol, T);
+            assert_int_equal(tk_verify(tok, n, fast, &pol, NULL, &dv, &ft), TK_OK);
+            tu_expect_reason(&dv, TK_REASON_VALID, "fast path, default limits");
+            assert_int_equal(tk_verify(tok, n, slow, &pol, NULL, &dv, &st), TK_OK);
+            tu_expect_reason(&dv, TK_REASON_VALID, "parse path, default limits");
+            assert_null(ft->header);
+            assert_non_null(st->header);
+            tk_token_free(ft);
+            tk_token_free(st);
             size_t members = fk->hdr_members[ti];
             size_t hdr_len = (h_n * 3) / 4;
             const char *what = tk_alg_name(tk_key_alg(signers[si]));
