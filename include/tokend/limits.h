@@ -65,6 +65,15 @@
 #define TK_LIMIT_RSA_MIN_BITS 2048
 #define TK_LIMIT_RSA_MAX_BITS 16384
 
+/* RSA public exponent e: odd, greater than 1 (rule 23; e=1 makes every
+ * signature forgeable, an even e has no inverse d), and below 2^64. The upper
+ * bound is OpenSSL's own for moduli over 3072 bits (OPENSSL_RSA_MAX_PUBEXP_BITS:
+ * it fails every verification with a longer e), so one bound for every size
+ * keeps "a key that loads is a key that can verify". FIPS 186-5 §A.1.1 would
+ * allow up to 2^256, but deployed keys use 65537 (17 bits) or 3; a long e also
+ * makes each verification slower, up to the cost of a signature. */
+#define TK_LIMIT_RSA_MAX_EXPONENT_BITS 64
+
 /* HMAC keys: at least the hash output size (rule 7), at most 1 KiB. */
 #define TK_LIMIT_HMAC_KEY_MAX 1024u
 

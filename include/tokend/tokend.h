@@ -55,14 +55,16 @@ extern "C" {
  */
 typedef enum tk_result {
     TK_OK = 0,
-    TK_ERR_NOMEM = 1,       /* an allocation failed */
-    TK_ERR_ARG = 2,         /* an argument is invalid (NULL, empty, out of range) */
-    TK_ERR_KEY = 3,         /* key material unusable: malformed, too small, wrong type */
-    TK_ERR_UNSUPPORTED = 4, /* algorithm, curve or key type not supported */
-    TK_ERR_CRYPTO = 5,      /* OpenSSL failed where it should not */
-    TK_ERR_LIMIT = 6,       /* an input exceeds a documented limit */
-    TK_ERR_JSON = 7,        /* a JSON document given to us (not a token) is malformed */
-    TK_ERR_STATE = 8,       /* the object cannot do that (sign with a public key) */
+    TK_ERR_NOMEM = 1,         /* an allocation failed */
+    TK_ERR_ARG = 2,           /* an argument is invalid (NULL, empty, out of range) */
+    TK_ERR_KEY = 3,           /* key material unusable: malformed, too small, wrong type */
+    TK_ERR_UNSUPPORTED = 4,   /* algorithm, curve or key type not supported */
+    TK_ERR_CRYPTO = 5,        /* OpenSSL failed where it should not */
+    TK_ERR_LIMIT = 6,         /* an input exceeds a documented limit */
+    TK_ERR_JSON = 7,          /* a JSON document given to us (not a token) is malformed */
+    TK_ERR_STATE = 8,         /* the object cannot do that (sign with a public key) */
+    TK_ERR_KEY_EXPONENT = 9,  /* RSA public exponent e not odd, not > 1, or not < 2^64 */
+    TK_ERR_KEY_MISMATCH = 10, /* a private key's private part does not belong to its public part */
 } tk_result;
 
 /* Static C string naming a result ("TK_ERR_KEY: ..."). Never NULL. */
@@ -158,8 +160,15 @@ TK_API tk_alg tk_alg_from_name(const char *p, size_t len);
  * tk_key_bind_alg() binds it once. A non-UNSET `alg` argument that differs
  * from the JWK's own "alg" or the curve is TK_ERR_KEY.
  *
- * Refused with TK_ERR_KEY: RSA under 2048 bits, HMAC secrets shorter than the
- * hash output, EC points not on the curve, malformed material.
+ * Every key is validated when it is built, from any source (SECURITY.md rule
+ * 23). Refused with TK_ERR_KEY: RSA under 2048 bits, HMAC secrets shorter than
+ * the hash output, EC points not on the curve, malformed material. Refused
+ * with TK_ERR_KEY_EXPONENT: an RSA public exponent that is even, 1 (with e=1
+ * every "signature" equal to the padded message verifies, so anyone can forge
+ * one), or 2^64 or more. Refused with TK_ERR_KEY_MISMATCH: a private key whose
+ * private part does not belong to its public part (RSA d, p, q not of n and
+ * e; EC d times G not the point x, y; Ed25519 d not deriving x), which would
+ * sign tokens that never verify.
  */
 typedef struct tk_key tk_key;
 
@@ -168,11 +177,16 @@ TK_API TK_NODISCARD tk_result tk_key_generate(tk_alg alg, const char *kid, tk_ke
 TK_API TK_NODISCARD tk_result tk_key_from_secret(const unsigned char *secret, size_t len, tk_alg alg, const char *kid,
                                                  tk_key **out);
 /* PEM: PUBLIC KEY (SPKI), RSA PUBLIC KEY, PRIVATE KEY (PKCS#8), RSA/EC
- * PRIVATE KEY. Encrypted PEM is refused. */
+ * PRIVATE KEY. Encrypted PEM is refused. Private keys are checked against
+ * their public part (TK_ERR_KEY_MISMATCH), RSA exponents as above. */
 TK_API TK_NODISCARD tk_result tk_key_from_pem(const char *pem, size_t len, tk_alg alg, const char *kid, tk_key **out);
 /* One JWK (RFC 7517 §4, RFC 7518 §6, RFC 8037 §2): kty oct, RSA, EC, OKP
  * (Ed25519), public or private. A JWK with "use" other than "sig" or
- * "key_ops" without "verify"/"sign" is refused. */
+ * "key_ops" without "verify"/"sign" is refused. A private RSA JWK may carry
+ * d without p, q, dp, dq, qi (RFC 7518 §6.3.2): the factors are then
+ * recovered from n, e and d, which proves that d belongs to them, and the
+ * key is kept (and exported) with all of them. Multi-prime keys ("oth") are
+ * TK_ERR_UNSUPPORTED. */
 TK_API TK_NODISCARD tk_result tk_key_from_jwk(const char *json, size_t len, tk_alg alg, tk_key **out);
 /* JWK text of the key (compact JSON, members sorted). With `with_private`
  * zero, only the public part (for oct keys: TK_ERR_STATE, a secret has no
@@ -222,7 +236,9 @@ TK_API TK_NODISCARD tk_result tk_keyset_add(tk_keyset *ks, tk_key *k);
 TK_API TK_NODISCARD tk_result tk_keyset_add_retired_kid(tk_keyset *ks, const char *kid);
 /* Parses {"keys": [...]}. `alg` binds members without their own alg whose
  * key type allows it (see tk_key_from_jwk); others stay as they are. Members of a kind we do not use (enc keys,
- * unknown kty) are skipped and counted in *skipped (may be NULL). */
+ * unknown kty) are skipped and counted in *skipped (may be NULL). A signature
+ * key that is refused (TK_ERR_KEY, TK_ERR_KEY_EXPONENT, TK_ERR_KEY_MISMATCH)
+ * refuses the whole set with that result: fail closed. */
 TK_API TK_NODISCARD tk_result tk_keyset_from_jwks(const char *json, size_t len, tk_alg alg, tk_keyset **out,
                                                   size_t *skipped);
 /* {"keys":[...]} of every key, public parts only unless with_private. oct

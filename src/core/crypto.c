@@ -13,6 +13,12 @@
  *  - Signature bytes are checked before OpenSSL sees them (rule 7): HMAC tags
  *    and ECDSA r||s by exact length, ECDSA r and s in [1, n-1], RSA by the
  *    modulus length. PSS verifies with salt length = hash length only.
+ *  - Every key is validated once, when it is built, whatever its source
+ *    (rule 23, tki_key_from_pkey): RSA at least 2048 bits, e odd, > 1 and
+ *    < 2^64, n passing OpenSSL's public-key check; EC points on the curve;
+ *    and a private part that belongs to the public part (RSA d and factors,
+ *    EC d * G, Ed25519 d). A key that fails is never built, so no later code
+ *    needs to ask.
  */
 #include <string.h>
 
@@ -24,6 +30,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -284,6 +291,7 @@ static tk_result key_headers(tk_key *k)
         free(k->hdr_b64[i]);
         k->hdr_b64[i] = NULL;
         k->hdr_b64_len[i] = 0;
+        k->hdr_members[i] = 0;
     }
     if (k->alg == TK_ALG_UNSET) {
         return TK_OK;
@@ -302,6 +310,8 @@ static tk_result key_headers(tk_key *k)
             return TK_ERR_NOMEM;
         }
         free(h);
+        /* alg, then kid and typ when present (tki_header_json). */
+        k->hdr_members[i] = (size_t)1 + (k->kid ? 1u : 0u) + (tki_cached_typs[i] ? 1u : 0u);
     }
     return TK_OK;
 }
@@ -398,11 +408,274 @@ static tk_alg alg_for_curve(int nid)
     return TK_ALG_UNSET;
 }
 
+/* ---- key validation (SECURITY.md rule 23) ------------------------------------ */
+
+/* The RSA public part: the exponent (limits.h has the reasons for its
+ * bounds), then OpenSSL's public-key check (SP 800-56B rev. 2 §6.4.2.2 as
+ * OpenSSL implements it outside FIPS): n odd, without a small prime factor,
+ * and neither a prime nor a prime power; a modulus that is prime would let
+ * anyone compute d. */
+static tk_result rsa_check_public(EVP_PKEY *pkey)
+{
+    BIGNUM *n = NULL;
+    BIGNUM *e = NULL;
+    EVP_PKEY_CTX *c = NULL;
+    tk_result rc = TK_ERR_KEY;
+    if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
+        EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) != 1) {
+        goto out;
+    }
+    /* With e = 1, s^e mod n = s: the PKCS#1 or PSS encoding of any message
+     * is its own signature. An even e has no inverse modulo lambda(n). */
+    if (BN_is_negative(e) || !BN_is_odd(e) || BN_is_one(e) || BN_num_bits(e) > TK_LIMIT_RSA_MAX_EXPONENT_BITS ||
+        BN_cmp(e, n) >= 0) {
+        rc = TK_ERR_KEY_EXPONENT;
+        goto out;
+    }
+    c = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    if (!c) {
+        rc = TK_ERR_NOMEM;
+        goto out;
+    }
+    rc = EVP_PKEY_public_check(c) == 1 ? TK_OK : TK_ERR_KEY;
+out:
+    EVP_PKEY_CTX_free(c);
+    BN_free(n);
+    BN_free(e);
+    return rc;
+}
+
+/* Bases g = 2, 3, ... tried when recovering the factors of n. A right d
+ * fails for a random base with probability at most 1/2, so a right d that
+ * fails them all is about a 2^-128 event (and is refused: fail closed). A
+ * wrong d is usually shown wrong by the first base. */
+#define RECOVER_TRIES 128u
+
+/*
+ * Recovers the prime factors of n from n, e and d (NIST SP 800-56B rev. 2
+ * Appendix C.2; Boneh, "Twenty years of attacks on the RSA cryptosystem",
+ * §1). Write k = d*e - 1 = 2^t * r with r odd. When d belongs to (n, e), k is
+ * a multiple of lambda(n), so g^k = 1 for every g coprime to n, and for at
+ * least half of the g the sequence g^r, g^2r, ..., g^k reaches 1 through a
+ * square root of 1 other than +-1, say y; then gcd(y - 1, n) is p. When d
+ * does not belong, g^k != 1 for almost every g, which ends the search at
+ * once. Returns 1 with p > q and p * q = n, else 0.
+ */
+static int rsa_recover_factors(const BIGNUM *n, const BIGNUM *e, const BIGNUM *d, BIGNUM *p, BIGNUM *q, BN_CTX *ctx)
+{
+    int found = 0;
+    BN_CTX_start(ctx);
+    BIGNUM *k = BN_CTX_get(ctx);
+    BIGNUM *r = BN_CTX_get(ctx);
+    BIGNUM *y = BN_CTX_get(ctx);
+    BIGNUM *x = BN_CTX_get(ctx);
+    BIGNUM *g = BN_CTX_get(ctx);
+    BIGNUM *nm1 = BN_CTX_get(ctx);
+    BIGNUM *rem = BN_CTX_get(ctx);
+    if (!rem || !BN_mul(k, d, e, ctx) || !BN_sub_word(k, 1) || !BN_copy(nm1, n) || !BN_sub_word(nm1, 1)) {
+        goto out;
+    }
+    if (BN_is_zero(k) || BN_is_negative(k) || BN_is_odd(k)) {
+        goto out; /* lambda(n) is even, so k must be too */
+    }
+    int t = 0;
+    while (!BN_is_bit_set(k, t)) {
+        t++;
+    }
+    if (!BN_rshift(r, k, t)) {
+        goto out;
+    }
+    BN_set_flags(r, BN_FLG_CONSTTIME); /* derived from d */
+    for (BN_ULONG base = 2; base < 2 + RECOVER_TRIES; base++) {
+        if (!BN_set_word(g, base) || !BN_mod_exp(y, g, r, n, ctx)) {
+            goto out;
+        }
+        if (BN_is_one(y) || BN_cmp(y, nm1) == 0) {
+            continue; /* g^r = +-1: this base says nothing */
+        }
+        int trivial = 0;
+        for (int j = 0; j < t; j++) {
+            if (!BN_mod_sqr(x, y, n, ctx)) {
+                goto out;
+            }
+            if (BN_is_one(x)) {
+                /* y is a square root of 1 other than +-1. */
+                if (!BN_sub_word(y, 1) || !BN_gcd(p, y, n, ctx) || !BN_div(q, rem, n, p, ctx)) {
+                    goto out;
+                }
+                found = BN_is_zero(rem) && !BN_is_one(p) && !BN_is_one(q);
+                if (found && BN_cmp(p, q) < 0) {
+                    BN_swap(p, q);
+                }
+                goto out;
+            }
+            if (BN_cmp(x, nm1) == 0) {
+                trivial = 1;
+                break;
+            }
+            if (!BN_copy(y, x)) {
+                goto out;
+            }
+        }
+        if (!trivial) {
+            goto out; /* g^k != 1: d does not belong to (n, e) */
+        }
+    }
+out:
+    BN_CTX_end(ctx);
+    return found;
+}
+
+/* An RSA key pair with every CRT member, from n, e, d and the factors. */
+static tk_result rsa_from_factors(const BIGNUM *n, const BIGNUM *e, const BIGNUM *d, const BIGNUM *p, const BIGNUM *q,
+                                  BN_CTX *ctx, EVP_PKEY **out)
+{
+    *out = NULL;
+    tk_result rc = TK_ERR_CRYPTO;
+    OSSL_PARAM_BLD *bld = NULL;
+    OSSL_PARAM *ps = NULL;
+    EVP_PKEY_CTX *pc = NULL;
+    BN_CTX_start(ctx);
+    BIGNUM *t = BN_CTX_get(ctx);
+    BIGNUM *dp = BN_CTX_get(ctx);
+    BIGNUM *dq = BN_CTX_get(ctx);
+    BIGNUM *qi = BN_CTX_get(ctx);
+    BIGNUM *ds = BN_CTX_get(ctx); /* d in secure memory, like the others */
+    if (!ds || !BN_copy(ds, d) || !BN_sub(t, p, BN_value_one()) || !BN_mod(dp, d, t, ctx) ||
+        !BN_sub(t, q, BN_value_one()) || !BN_mod(dq, d, t, ctx)) {
+        goto out;
+    }
+    if (!BN_mod_inverse(qi, q, p, ctx)) {
+        rc = TK_ERR_KEY_MISMATCH; /* p and q share a factor: not primes */
+        goto out;
+    }
+    bld = OSSL_PARAM_BLD_new();
+    if (!bld) {
+        rc = TK_ERR_NOMEM;
+        goto out;
+    }
+    if (!OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
+        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_D, ds) ||
+        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR1, p) ||
+        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR2, q) ||
+        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT1, dp) ||
+        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT2, dq) ||
+        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_COEFFICIENT1, qi)) {
+        goto out;
+    }
+    ps = OSSL_PARAM_BLD_to_param(bld);
+    pc = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    if (!ps || !pc || EVP_PKEY_fromdata_init(pc) != 1 || EVP_PKEY_fromdata(pc, out, EVP_PKEY_KEYPAIR, ps) != 1) {
+        goto out;
+    }
+    rc = TK_OK;
+out:
+    OSSL_PARAM_free(ps); /* the secret members sit in secure memory, which is wiped */
+    OSSL_PARAM_BLD_free(bld);
+    EVP_PKEY_CTX_free(pc);
+    BN_CTX_end(ctx);
+    return rc;
+}
+
+/*
+ * The RSA private part must belong to the public part, or the key signs
+ * tokens that never verify. OpenSSL's pairwise check (RSA_check_key's tests:
+ * p and q prime, n = p*q, d*e = 1 mod lcm(p-1, q-1), and the CRT members)
+ * needs the factors; a key with d alone (a JWK may omit them, RFC 7518
+ * §6.3.2; a PKCS#1 file may hold zeros) gets them recovered from n, e, d
+ * first, and is then replaced by the complete key in *completed (owned).
+ */
+static tk_result rsa_check_private(EVP_PKEY *pkey, EVP_PKEY **completed)
+{
+    BIGNUM *n = NULL, *e = NULL, *d = NULL, *p = NULL, *q = NULL;
+    BN_CTX *ctx = NULL;
+    EVP_PKEY_CTX *c = NULL;
+    EVP_PKEY *check = pkey;
+    tk_result rc = TK_ERR_KEY;
+    if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
+        EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) != 1 ||
+        EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_D, &d) != 1) {
+        goto out;
+    }
+    int have_p = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_FACTOR1, &p) == 1 && !BN_is_zero(p);
+    int have_q = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_FACTOR2, &q) == 1 && !BN_is_zero(q);
+    if (!have_p && !have_q) {
+        BN_clear_free(p);
+        BN_clear_free(q);
+        p = BN_secure_new();
+        q = BN_secure_new();
+        ctx = BN_CTX_secure_new();
+        if (!p || !q || !ctx) {
+            rc = TK_ERR_NOMEM;
+            goto out;
+        }
+        if (!rsa_recover_factors(n, e, d, p, q, ctx)) {
+            rc = TK_ERR_KEY_MISMATCH;
+            goto out;
+        }
+        rc = rsa_from_factors(n, e, d, p, q, ctx, completed);
+        if (rc != TK_OK) {
+            goto out;
+        }
+        check = *completed;
+    }
+    c = EVP_PKEY_CTX_new_from_pkey(NULL, check, NULL);
+    if (!c) {
+        rc = TK_ERR_NOMEM;
+        goto out;
+    }
+    rc = EVP_PKEY_pairwise_check(c) == 1 ? TK_OK : TK_ERR_KEY_MISMATCH;
+out:
+    if (rc != TK_OK) {
+        EVP_PKEY_free(*completed);
+        *completed = NULL;
+    }
+    EVP_PKEY_CTX_free(c);
+    BN_CTX_free(ctx);
+    BN_free(n);
+    BN_free(e);
+    BN_clear_free(d);
+    BN_clear_free(p);
+    BN_clear_free(q);
+    return rc;
+}
+
+/* Every key, from any source (JWK, JWKS, PEM, generated), is checked here
+ * before it is used: RSA as above; EC points on the curve (not the point at
+ * infinity, of the group's order) and d * G equal to them; Ed25519 d deriving
+ * the public key. `*completed` may receive a replacement (see
+ * rsa_check_private). */
+static tk_result pkey_validate(EVP_PKEY *pkey, int base, int priv, EVP_PKEY **completed)
+{
+    *completed = NULL;
+    tk_result rc = TK_OK;
+    if (base == EVP_PKEY_RSA) {
+        rc = rsa_check_public(pkey);
+        if (rc == TK_OK && priv) {
+            rc = rsa_check_private(pkey, completed);
+        }
+    } else {
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+        if (!c) {
+            rc = TK_ERR_NOMEM;
+        } else if (base == EVP_PKEY_EC && EVP_PKEY_public_check(c) != 1) {
+            rc = TK_ERR_KEY;
+        } else if (priv && EVP_PKEY_pairwise_check(c) != 1) {
+            rc = TK_ERR_KEY_MISMATCH;
+        }
+        EVP_PKEY_CTX_free(c);
+    }
+    ERR_clear_error();
+    return rc;
+}
+
 tk_result tki_key_from_pkey(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key **out)
 {
     *out = NULL;
     tk_result rc = TK_ERR_KEY;
     EC_GROUP *group = NULL;
+    EVP_PKEY *completed = NULL; /* an RSA key completed with its factors */
     tk_key *k = calloc(1, sizeof *k);
     if (!k) {
         return TK_ERR_NOMEM;
@@ -463,11 +736,15 @@ tk_result tki_key_from_pkey(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key 
         alg = natural;
     }
     k->can_sign = pkey_has_private(pkey, base);
+    rc = pkey_validate(pkey, base, k->can_sign, &completed);
+    if (rc != TK_OK) {
+        goto out;
+    }
     rc = tki_key_set_kid(k, kid);
     if (rc != TK_OK) {
         goto out;
     }
-    k->pkey = pkey;
+    k->pkey = completed ? completed : pkey;
     if (alg != TK_ALG_UNSET) {
         rc = tk_key_bind_alg(k, alg);
         if (rc != TK_OK) {
@@ -477,8 +754,13 @@ tk_result tki_key_from_pkey(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key 
     }
     *out = k;
     k = NULL;
+    if (completed) {
+        EVP_PKEY_free(pkey); /* ours on TK_OK, and replaced */
+        completed = NULL;
+    }
     rc = TK_OK;
 out:
+    EVP_PKEY_free(completed);
     EC_GROUP_free(group);
     tk_key_free(k);
     ERR_clear_error();

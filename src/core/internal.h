@@ -125,9 +125,12 @@ struct tk_key {
     EVP_MD *md; /* prefetched digest (NULL for EdDSA) */
     /* The base64url header segments tk_sign() writes for this key, with no
      * typ, typ "JWT" and typ "at+jwt": a token whose header segment equals
-     * one of them byte for byte needs no JSON parse (see jws.c). */
+     * one of them byte for byte needs no JSON parse (see jws.c). Each is one
+     * flat JSON object (depth 1) of hdr_members[i] members, so that the fast
+     * path can apply the caller's tk_limits exactly as the parse would. */
     char *hdr_b64[3];
     size_t hdr_b64_len[3];
+    size_t hdr_members[3];
 };
 
 /* The header tk_sign() writes: {"alg":..,"kid":..,"typ":..}, compact, in
@@ -137,7 +140,10 @@ extern const char *const tki_cached_typs[3];
 
 enum tki_sig_fail { TKI_SIG_OK = 0, TKI_SIG_MISMATCH, TKI_SIG_LENGTH, TKI_SIG_RANGE };
 
-/* Builds a key around an EVP_PKEY (takes ownership on TK_OK only). */
+/* Builds a key around an EVP_PKEY (takes ownership on TK_OK only) after
+ * validating it (SECURITY.md rule 23; TK_ERR_KEY, TK_ERR_KEY_EXPONENT,
+ * TK_ERR_KEY_MISMATCH). An RSA private key without its factors is replaced by
+ * the complete key, and the given EVP_PKEY is then freed. */
 tk_result tki_key_from_pkey(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key **out);
 tk_result tki_key_verify(const tk_key *k, const unsigned char *msg, size_t msg_len, const unsigned char *sig,
                          size_t sig_len, enum tki_sig_fail *why);

@@ -212,15 +212,33 @@ static void parse_payload(tk_token *t, const tk_limits *lim, size_t off, size_t 
     tki_verdict_valid(v);
 }
 
-/* Looks the header segment up among the headers tk_sign() writes for the
+/* Depth of every header tk_sign() writes: one object of strings. */
+#define KNOWN_HEADER_DEPTH 1u
+
+/*
+ * Looks the header segment up among the headers tk_sign() writes for the
  * keys of `ks`. On a byte-for-byte hit the header is known valid and its
- * alg, kid and typ are known, so it needs no decoding or JSON parse. */
-static const tk_key *cached_header(const tk_keyset *ks, const char *h, size_t h_n, size_t *which)
+ * alg, kid and typ are known, so it needs no decoding or JSON parse.
+ *
+ * One policy whichever path (SECURITY.md rule 5): the hit is taken only when
+ * the caller's limits admit that header, as the full parse would: its
+ * length (compared encoded, as parse() does), its depth and its member
+ * count. Otherwise NULL, and the full parse gives the verdict, so both paths
+ * agree reason and detail. The token length was checked before, and the
+ * payload is parsed with the same limits on both paths.
+ */
+static const tk_key *cached_header(const tk_keyset *ks, const char *h, size_t h_n, const tk_limits *lim, size_t *which)
 {
+    if (h_n > tk_b64url_encoded_len(lim->header_len) || lim->json_depth < KNOWN_HEADER_DEPTH) {
+        return NULL;
+    }
     for (size_t i = 0; i < ks->n; i++) {
         const tk_key *k = ks->keys[i];
         for (size_t j = 0; j < 3; j++) {
             if (k->hdr_b64[j] && k->hdr_b64_len[j] == h_n && memcmp(k->hdr_b64[j], h, h_n) == 0) {
+                if (k->hdr_members[j] > lim->json_members) {
+                    return NULL;
+                }
                 *which = j;
                 return k;
             }
@@ -326,8 +344,8 @@ static tk_result parse(const char *p, size_t len, const tk_limits *lim_in, const
     size_t hl = 0;
     size_t which = 0;
     const tk_key *ck = NULL;
-    if (ks && h_n <= tk_b64url_encoded_len(lim.header_len)) {
-        ck = cached_header(ks, raw, h_n, &which);
+    if (ks) {
+        ck = cached_header(ks, raw, h_n, &lim, &which);
     }
     if (ck) {
         t->alg = ck->alg;

@@ -144,6 +144,12 @@ const char *tk_result_str(tk_result r)
         return "malformed JSON";
     case TK_ERR_STATE:
         return "operation not possible for this object";
+    case TK_ERR_KEY_EXPONENT:
+        return "RSA public exponent e refused: it must be odd and greater than 1 (with e=1 anyone can forge a "
+               "signature) and below 2^64";
+    case TK_ERR_KEY_MISMATCH:
+        return "private key does not match its public key: d does not belong to the public part (RSA n and e, "
+               "EC x and y, Ed25519 x), so its signatures would never verify";
     }
     return "unknown result";
 }

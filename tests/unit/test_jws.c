@@ -1611,6 +1611,121 @@ static void test_limits_lowered_header_len(void **state)
     free(tok);
 }
 
+/* A public copy of k whose cached headers are dropped (internal.h), so that
+ * tk_verify takes the full parse for every header: the reference path. */
+static tk_key *without_known_headers(const tk_key *k)
+{
+    tk_key *c = tu_public_copy(k);
+    for (size_t i = 0; i < 3; i++) {
+        free(c->hdr_b64[i]);
+        c->hdr_b64[i] = NULL;
+        c->hdr_b64_len[i] = 0;
+    }
+    return c;
+}
+
+static void expect_same_verdict(const tk_verdict *a, const tk_verdict *b, const char *what, const char *field,
+                                size_t value)
+{
+    if (a->reason != b->reason || strcmp(a->detail, b->detail) != 0) {
+        fail_msg("%s, %s = %zu: fast path gave %s (\"%s\"), the parse path %s (\"%s\")", what, field, value,
+                 tk_reason_code(a->reason), a->detail, tk_reason_code(b->reason), b->detail);
+    }
+}
+
+/*
+ * Rule 5, one policy whichever path. Attack: the headers tk_sign() writes are
+ * recognised byte for byte and not parsed (jws.c); that path skipped the
+ * caller's tk_limits, so a verifier that lowered json_members (or any limit)
+ * accepted tokens that tk_token_parse, with the same limits, refused. Each
+ * limit is now lowered step by step around the token's own sizes, and
+ * tk_verify through the fast path must give the verdict of tk_verify through
+ * the full parse and of tk_token_parse, reason and detail alike.
+ */
+static void test_fast_path_applies_caller_limits(void **state)
+{
+    (void)state;
+    tk_key *nokid = NULL;
+    assert_int_equal(tk_key_generate(TK_ALG_HS256, NULL, &nokid), TK_OK);
+    const tk_key *signers[3] = {g_hs, g_es, nokid};
+    /* typ: none, "JWT", "at+jwt": the three headers cached per key. */
+    static const char *const typs[3] = {NULL, "JWT", "at+jwt"};
+    size_t fast_hits = 0;
+    for (size_t si = 0; si < 3; si++) {
+        tk_keyset *fast = tu_keyset(tu_public_copy(signers[si]), (tk_key *)NULL);
+        tk_keyset *slow = tu_keyset(without_known_headers(signers[si]), (tk_key *)NULL);
+        for (size_t ti = 0; ti < 3; ti++) {
+            char *tok = NULL;
+            size_t n = 0;
+            assert_int_equal(tk_sign(signers[si], typs[ti], (const unsigned char *)P_OK, strlen(P_OK), &tok, &n),
+                             TK_OK);
+            /* The header really is one the fast path knows. */
+            size_t h_n = (size_t)(strchr(tok, '.') - tok);
+            const tk_key *fk = tk_keyset_get(fast, 0);
+            assert_int_equal(fk->hdr_b64_len[ti], h_n);
+            assert_memory_equal(fk->hdr_b64[ti], tok, h_n);
+            /* And each key set takes the path it is meant to: a token read
+             * through the fast path has no parsed header. */
+            tk_policy pol;
+            tk_verdict dv;
+            tk_token *ft = NULL;
+            tk_token *st = NULL;
+            tk_policy_init(&pol, T);
+            assert_int_equal(tk_verify(tok, n, fast, &pol, NULL, &dv, &ft), TK_OK);
+            tu_expect_reason(&dv, TK_REASON_VALID, "fast path, default limits");
+            assert_int_equal(tk_verify(tok, n, slow, &pol, NULL, &dv, &st), TK_OK);
+            tu_expect_reason(&dv, TK_REASON_VALID, "parse path, default limits");
+            assert_null(ft->header);
+            assert_non_null(st->header);
+            tk_token_free(ft);
+            tk_token_free(st);
+            size_t members = fk->hdr_members[ti];
+            size_t hdr_len = (h_n * 3) / 4;
+            const char *what = tk_alg_name(tk_key_alg(signers[si]));
+            for (size_t field = 0; field < 5; field++) {
+                /* Values 1, 2, ... and around the token's own size. */
+                size_t own = field == 0   ? n
+                             : field == 1 ? hdr_len
+                             : field == 2 ? strlen(P_OK)
+                             : field == 3 ? 1
+                                          : members;
+                size_t values[12] = {1, 2, 3, 4, own > 2 ? own - 2 : 1, own > 1 ? own - 1 : 1, own, own + 1, own + 2};
+                static const char *const names[5] = {"token_len", "header_len", "payload_len", "json_depth",
+                                                     "json_members"};
+                for (size_t vi = 0; vi < 9; vi++) {
+                    tk_limits lim;
+                    tk_limits_default(&lim);
+                    size_t *f[5] = {&lim.token_len, &lim.header_len, &lim.payload_len, &lim.json_depth,
+                                    &lim.json_members};
+                    *f[field] = values[vi];
+                    tk_verdict a = verify_lim(tok, n, fast, &lim);
+                    tk_verdict b = verify_lim(tok, n, slow, &lim);
+                    expect_same_verdict(&a, &b, what, names[field], values[vi]);
+                    /* tk_token_parse with the same limits: the same verdict
+                     * (the signature is good and the claims are valid). */
+                    tk_token *t = NULL;
+                    tk_verdict c = parse_lim(tok, n, &lim, &t);
+                    tk_token_free(t);
+                    expect_same_verdict(&a, &c, what, names[field], values[vi]);
+                    if (a.reason == TK_REASON_VALID) {
+                        fast_hits++;
+                    }
+                    /* Below the member count of the known header: refused. */
+                    if (field == 4 && values[vi] < members) {
+                        tu_expect_reason(&a, TK_REASON_MALFORMED_TOKEN, "json_members below the header's");
+                        tu_expect_detail_has(&a, "header (segment 1): more than", "the header is named");
+                    }
+                }
+            }
+            tk_free(tok);
+        }
+        tk_keyset_free(fast);
+        tk_keyset_free(slow);
+    }
+    assert_true(fast_hits > 0); /* the valid case still passes */
+    tk_key_free(nokid);
+}
+
 /* Rule 6 inside a token: the place of a base64url problem is named. */
 static void test_base64url_problems_in_segments(void **state)
 {
@@ -1851,6 +1966,7 @@ int main(void)
         cmocka_unit_test(test_unbound_rsa_key),
         cmocka_unit_test(test_limits_lowered),
         cmocka_unit_test(test_limits_lowered_header_len),
+        cmocka_unit_test(test_fast_path_applies_caller_limits),
         cmocka_unit_test(test_base64url_problems_in_segments),
         cmocka_unit_test(test_parse_exposes_parts),
         cmocka_unit_test(test_bad_arguments),

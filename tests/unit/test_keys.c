@@ -2,7 +2,8 @@
  * test_keys.c — keys and key sets: JWK (RFC 7517 §4, RFC 7518 §6,
  * RFC 8037 §2) import and export for every kty, the RFC 7638 thumbprint,
  * PEM formats, the material tokend refuses (SECURITY.md rule 7: RSA under
- * 2048 bits, HMAC secrets shorter than the hash, EC points off the curve),
+ * 2048 bits, HMAC secrets shorter than the hash, EC points off the curve;
+ * rule 23: RSA exponents, private parts that do not match the public part),
  * key/alg agreement (rule 1), JWKS parsing and the key set operations.
  *
  * One RSA-2048 key pair is generated with OpenSSL for the whole file (RSA
@@ -15,16 +16,19 @@
 #include <openssl/encoder.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include <jansson.h>
 
 #include "testutil.h"
 
-static EVP_PKEY *g_rsa_pk; /* RSA-2048 key pair */
-static EVP_PKEY *g_ec_pk;  /* P-256 key pair */
-static EVP_PKEY *g_ed_pk;  /* Ed25519 key pair */
-static char *g_rsa_pkcs8;  /* PEM "PRIVATE KEY" of g_rsa_pk */
+static EVP_PKEY *g_rsa_pk;  /* RSA-2048 key pair */
+static EVP_PKEY *g_ec_pk;   /* P-256 key pair */
+static EVP_PKEY *g_ed_pk;   /* Ed25519 key pair */
+static char *g_rsa_pkcs8;   /* PEM "PRIVATE KEY" of g_rsa_pk */
+static EVP_PKEY *g_rsa2_pk; /* another RSA-2048 key pair (parts to mix up) */
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -119,6 +123,23 @@ static json_t *rsa_public_jwk(EVP_PKEY *pk)
     return o;
 }
 
+/* {"keys":[...]} of the given members (not taken). Owned. */
+static char *jwks_of(json_t *const *keys, size_t n)
+{
+    json_t *arr = json_array();
+    assert_non_null(arr);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(json_array_append(arr, keys[i]), 0);
+    }
+    json_t *doc = json_object();
+    assert_non_null(doc);
+    json_object_set_new(doc, "keys", arr);
+    char *s = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    assert_non_null(s);
+    return s;
+}
+
 static void expect_jwk(const json_t *o, tk_alg alg, tk_result want, const char *what)
 {
     tk_key *k = (tk_key *)NULL;
@@ -142,7 +163,8 @@ static int group_setup(void **state)
     g_rsa_pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     g_ec_pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     g_ed_pk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    if (!g_rsa_pk || !g_ec_pk || !g_ed_pk) {
+    g_rsa2_pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    if (!g_rsa_pk || !g_ec_pk || !g_ed_pk || !g_rsa2_pk) {
         return -1;
     }
     g_rsa_pkcs8 = pem_of(g_rsa_pk, EVP_PKEY_KEYPAIR, "PrivateKeyInfo");
@@ -155,6 +177,7 @@ static int group_teardown(void **state)
     EVP_PKEY_free(g_rsa_pk);
     EVP_PKEY_free(g_ec_pk);
     EVP_PKEY_free(g_ed_pk);
+    EVP_PKEY_free(g_rsa2_pk);
     free(g_rsa_pkcs8);
     return 0;
 }
@@ -523,7 +546,7 @@ static void test_ec_points_and_coordinates(void **state)
         json_t *mine = jwk_obj(k, 1);
         json_t *theirs = jwk_obj(other, 1);
         json_object_set(mine, "d", json_object_get(theirs, "d"));
-        expect_jwk(mine, TK_ALG_UNSET, TK_ERR_KEY, "d of another key");
+        expect_jwk(mine, TK_ALG_UNSET, TK_ERR_KEY_MISMATCH, "d of another key");
         json_decref(mine);
         json_decref(theirs);
         tk_key_free(other);
@@ -566,7 +589,7 @@ static void test_okp(void **state)
     json_t *mine = jwk_obj(k, 1);
     json_t *theirs = jwk_obj(other, 1);
     json_object_set(mine, "d", json_object_get(theirs, "d"));
-    expect_jwk(mine, TK_ALG_UNSET, TK_ERR_KEY, "Ed25519 d of another key");
+    expect_jwk(mine, TK_ALG_UNSET, TK_ERR_KEY_MISMATCH, "Ed25519 d of another key");
     json_decref(mine);
     json_decref(theirs);
     tk_key_free(other);
@@ -991,21 +1014,626 @@ static void test_pem_refused(void **state)
     free(big);
 }
 
-/* ---- key sets ---------------------------------------------------------------------- */
+/* ---- SECURITY.md rule 23: keys that cannot be forged ---------------------------- */
 
-static char *jwks_of(json_t **keys, size_t n)
+enum { RSA_N, RSA_E, RSA_D, RSA_P, RSA_Q, RSA_DP, RSA_DQ, RSA_QI, RSA_PARTS };
+static const char *const RSA_JWK_NAMES[RSA_PARTS] = {"n", "e", "d", "p", "q", "dp", "dq", "qi"};
+static const char *const RSA_PARAMS[RSA_PARTS] = {OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
+                                                  OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
+                                                  OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
+                                                  OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1};
+
+/* Every part of an OpenSSL RSA key pair (owned). */
+static void rsa_parts(EVP_PKEY *pk, BIGNUM *v[RSA_PARTS])
 {
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_array_append(arr, keys[i]);
+    for (size_t i = 0; i < RSA_PARTS; i++) {
+        v[i] = NULL;
+        assert_int_equal(EVP_PKEY_get_bn_param(pk, RSA_PARAMS[i], &v[i]), 1);
     }
-    json_t *doc = json_object();
-    json_object_set_new(doc, "keys", arr);
-    char *s = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    assert_non_null(s);
+}
+
+static void rsa_parts_free(BIGNUM *v[RSA_PARTS])
+{
+    for (size_t i = 0; i < RSA_PARTS; i++) {
+        BN_clear_free(v[i]);
+        v[i] = NULL;
+    }
+}
+
+/* An OpenSSL key of the non-NULL parts. EVP_PKEY_fromdata checks nothing,
+ * which is how a bad key is made here. */
+static EVP_PKEY *rsa_from_parts(BIGNUM *const v[RSA_PARTS])
+{
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    assert_non_null(bld);
+    for (size_t i = 0; i < RSA_PARTS; i++) {
+        if (v[i]) {
+            assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, RSA_PARAMS[i], v[i]), 1);
+        }
+    }
+    OSSL_PARAM *ps = OSSL_PARAM_BLD_to_param(bld);
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    EVP_PKEY *pk = NULL;
+    assert_non_null(ps);
+    assert_non_null(c);
+    assert_int_equal(EVP_PKEY_fromdata_init(c), 1);
+    assert_int_equal(EVP_PKEY_fromdata(c, &pk, v[RSA_D] ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, ps), 1);
+    EVP_PKEY_CTX_free(c);
+    OSSL_PARAM_free(ps);
+    OSSL_PARAM_BLD_free(bld);
+    return pk;
+}
+
+static void set_bn_member(json_t *o, const char *name, const BIGNUM *bn)
+{
+    unsigned char buf[1100];
+    int n = BN_num_bytes(bn);
+    if (n == 0) {
+        n = 1; /* zero is one 0x00 byte */
+    }
+    assert_true((size_t)n <= sizeof buf);
+    assert_true(BN_bn2binpad(bn, buf, n) == n);
+    set_b64(o, name, buf, (size_t)n);
+}
+
+/* A JWK of the non-NULL parts. */
+static json_t *rsa_jwk_from_parts(BIGNUM *const v[RSA_PARTS])
+{
+    json_t *o = json_object();
+    assert_non_null(o);
+    json_object_set_new(o, "kty", json_string("RSA"));
+    for (size_t i = 0; i < RSA_PARTS; i++) {
+        if (v[i]) {
+            set_bn_member(o, RSA_JWK_NAMES[i], v[i]);
+        }
+    }
+    return o;
+}
+
+/*
+ * Every way an RSA key reaches tokend must give `want`: the JWK (with and
+ * without an alg), a JWKS holding it next to a good key (the whole set is
+ * refused with the key's result), and PEM: SPKI and PKCS#1 public for a
+ * public key, PKCS#8 and PKCS#1 private for a private one.
+ */
+static void expect_rsa_everywhere(BIGNUM *const v[RSA_PARTS], tk_result want, const char *what)
+{
+    char label[160];
+    json_t *o = rsa_jwk_from_parts(v);
+    snprintf(label, sizeof label, "%s (JWK)", what);
+    expect_jwk(o, TK_ALG_UNSET, want, label);
+    snprintf(label, sizeof label, "%s (JWK as PS256)", what);
+    expect_jwk(o, TK_ALG_PS256, want, label);
+
+    json_t *good = rsa_public_jwk(g_rsa2_pk);
+    json_object_set_new(good, "kid", json_string("good"));
+    json_object_set_new(o, "kid", json_string("bad"));
+    json_t *members[2] = {good, o};
+    char *doc = jwks_of(members, 2);
+    tk_keyset *ks = NULL;
+    size_t skipped = 9;
+    tk_result rc = tk_keyset_from_jwks(doc, strlen(doc), TK_ALG_RS256, &ks, &skipped);
+    if (rc != want) {
+        fail_msg("%s (JWKS): %s, want %s", what, tk_result_str(rc), tk_result_str(want));
+    }
+    if (want == TK_OK) {
+        assert_int_equal(tk_keyset_count(ks), 2);
+        assert_int_equal(skipped, 0);
+    } else {
+        assert_null(ks);
+    }
+    tk_keyset_free(ks);
+    free(doc);
+    json_decref(good);
+    json_decref(o);
+
+    EVP_PKEY *pk = rsa_from_parts(v);
+    int priv = v[RSA_D] != NULL;
+    const char *const structures[2] = {priv ? "PrivateKeyInfo" : "SubjectPublicKeyInfo", "type-specific"};
+    for (size_t i = 0; i < 2; i++) {
+        char *pem = pem_of(pk, priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, structures[i]);
+        tk_key *k = NULL;
+        rc = from_pem(pem, TK_ALG_RS256, &k);
+        if (rc != want) {
+            fail_msg("%s (PEM %s): %s, want %s", what, structures[i], tk_result_str(rc), tk_result_str(want));
+        }
+        if (want == TK_OK) {
+            assert_int_equal(tk_key_can_sign(k), priv);
+        } else {
+            assert_null(k);
+        }
+        tk_key_free(k);
+        free(pem);
+    }
+    EVP_PKEY_free(pk);
+}
+
+/* The new results name what is wrong, for the people who read them. */
+static void test_rule23_result_strings(void **state)
+{
+    (void)state;
+    const char *e = tk_result_str(TK_ERR_KEY_EXPONENT);
+    const char *m = tk_result_str(TK_ERR_KEY_MISMATCH);
+    assert_non_null(strstr(e, "RSA public exponent"));
+    assert_non_null(strstr(e, "odd and greater than 1"));
+    assert_non_null(strstr(m, "private key does not match its public key"));
+    assert_string_not_equal(e, tk_result_str(TK_ERR_KEY));
+    assert_string_not_equal(m, tk_result_str(TK_ERR_KEY));
+    assert_string_not_equal(e, m);
+    assert_string_not_equal(e, tk_result_str((tk_result)99));
+    assert_int_equal(TK_ERR_KEY_EXPONENT, 9); /* appended, never renumbered */
+    assert_int_equal(TK_ERR_KEY_MISMATCH, 10);
+}
+
+/*
+ * Rule 23. Attack: with e = 1 an RSA "signature" is s^1 mod n = s, so the
+ * PKCS#1 encoding of any message is a valid signature and anyone forges
+ * tokens without the private key; an even e has no private exponent at all,
+ * and an e past 2^64 is one OpenSSL refuses to verify with for large n.
+ * Every public-key form is refused with TK_ERR_KEY_EXPONENT; e = 3 and
+ * 65537 still load (the valid cases), and so does the largest e allowed.
+ */
+static void test_rule23_rsa_public_exponent(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *what;
+        const char *e_hex; /* NULL: e = n + n_plus */
+        unsigned n_plus;
+        tk_result want;
+    } rows[] = {
+        {"e=1", "01", 0, TK_ERR_KEY_EXPONENT},
+        {"e=0", "00", 0, TK_ERR_KEY_EXPONENT},
+        {"e=2 (even)", "02", 0, TK_ERR_KEY_EXPONENT},
+        {"e=65536 (even)", "010000", 0, TK_ERR_KEY_EXPONENT},
+        {"e=2^64+1", "010000000000000001", 0, TK_ERR_KEY_EXPONENT},
+        {"e=n", NULL, 0, TK_ERR_KEY_EXPONENT},
+        {"e=n+2", NULL, 2, TK_ERR_KEY_EXPONENT},
+        {"e=3", "03", 0, TK_OK},
+        {"e=17", "11", 0, TK_OK},
+        {"e=65537", "010001", 0, TK_OK},
+        {"e=2^64-1 (the largest allowed)", "FFFFFFFFFFFFFFFF", 0, TK_OK},
+    };
+    BIGNUM *v[RSA_PARTS];
+    rsa_parts(g_rsa_pk, v);
+    BIGNUM *pub[RSA_PARTS] = {v[RSA_N], NULL};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        BIGNUM *e = NULL;
+        if (rows[i].e_hex) {
+            assert_true(BN_hex2bn(&e, rows[i].e_hex) > 0);
+        } else {
+            e = BN_dup(v[RSA_N]);
+            assert_non_null(e);
+            assert_int_equal(BN_add_word(e, rows[i].n_plus), 1);
+        }
+        pub[RSA_E] = e;
+        expect_rsa_everywhere(pub, rows[i].want, rows[i].what);
+        BN_free(e);
+    }
+    /* e absent or empty in a JWK: malformed. */
+    json_t *o = rsa_public_jwk(g_rsa_pk);
+    json_object_del(o, "e");
+    expect_jwk(o, TK_ALG_RS256, TK_ERR_KEY, "e absent");
+    json_object_set_new(o, "e", json_string(""));
+    expect_jwk(o, TK_ALG_RS256, TK_ERR_KEY, "e empty");
+    json_object_set_new(o, "e", json_integer(65537));
+    expect_jwk(o, TK_ALG_RS256, TK_ERR_KEY, "e a number");
+    json_decref(o);
+    /* Private keys are held to the same rule, whatever their d says: the
+     * exponent is checked first and named. */
+    static const char *const bad_e[] = {"01", "02"};
+    for (size_t i = 0; i < 2; i++) {
+        BIGNUM *e = NULL;
+        assert_true(BN_hex2bn(&e, bad_e[i]) > 0);
+        BIGNUM *priv[RSA_PARTS];
+        memcpy(priv, v, sizeof priv);
+        priv[RSA_E] = e;
+        expect_rsa_everywhere(priv, TK_ERR_KEY_EXPONENT, bad_e[i][1] == '1' ? "private, e=1" : "private, e=2");
+        BN_free(e);
+    }
+    rsa_parts_free(v);
+
+    /* A real key pair with e = 3 signs tokens that verify. */
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    BIGNUM *three = BN_new();
+    EVP_PKEY *pk3 = NULL;
+    assert_non_null(c);
+    assert_non_null(three);
+    assert_int_equal(BN_set_word(three, 3), 1);
+    assert_int_equal(EVP_PKEY_keygen_init(c), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(c, 2048), 1);
+    assert_int_equal(EVP_PKEY_CTX_set1_rsa_keygen_pubexp(c, three), 1);
+    assert_int_equal(EVP_PKEY_generate(c, &pk3), 1);
+    rsa_parts(pk3, v);
+    expect_rsa_everywhere(v, TK_OK, "key pair with e=3");
+    char *pem = pem_of(pk3, EVP_PKEY_KEYPAIR, "PrivateKeyInfo");
+    tk_key *k = NULL;
+    assert_int_equal(from_pem(pem, TK_ALG_RS256, &k), TK_OK);
+    tk_key *pub3 = tu_public_copy(k);
+    tk_keyset *ks = tu_keyset(pub3, (tk_key *)NULL);
+    char *tok = tu_sign(k, "{\"alg\":\"RS256\",\"kid\":\"pem\"}", "{\"exp\":1700003600}");
+    tk_verdict vd = tu_verify_at(tok, strlen(tok), ks, 1700000000);
+    tu_expect_reason(&vd, TK_REASON_VALID, "e=3 key");
+    free(tok);
+    tk_keyset_free(ks);
+    tk_key_free(k);
+    free(pem);
+    rsa_parts_free(v);
+    EVP_PKEY_free(pk3);
+    BN_free(three);
+    EVP_PKEY_CTX_free(c);
+}
+
+/*
+ * Rule 23, the reproduced attack end to end. A token "signed" for an e = 1
+ * key: its signature is just the EMSA-PKCS1-v1_5 encoding of the signing
+ * input (RFC 8017 §9.2), made without any private key. OpenSSL's primitive
+ * accepts it, which is why the key must be refused when it is loaded; the
+ * token then never verifies, from a JWK, a JWKS or a PEM, and against the
+ * genuine key with the same n it is bad_signature.
+ */
+static void test_rule23_token_forged_for_e1_key_is_never_valid(void **state)
+{
+    (void)state;
+    static const unsigned char sha256_digest_info[19] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                                         0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
+    const char *h = "{\"alg\":\"RS256\",\"kid\":\"e1\"}";
+    const char *p = "{\"exp\":1700003600,\"sub\":\"admin\",\"scope\":\"everything\"}";
+    char *hb = tu_b64(h, strlen(h));
+    char *pb = tu_b64(p, strlen(p));
+    char si[256];
+    snprintf(si, sizeof si, "%s.%s", hb, pb);
+    unsigned char em[256]; /* the modulus size of an RSA-2048 key */
+    unsigned char *dg = em + sizeof em - 32;
+    em[0] = 0x00;
+    em[1] = 0x01;
+    memset(em + 2, 0xff, sizeof em - 3 - 19 - 32);
+    em[sizeof em - 52] = 0x00;
+    memcpy(em + sizeof em - 51, sha256_digest_info, 19);
+    unsigned int dl = 0;
+    assert_int_equal(EVP_Digest(si, strlen(si), dg, &dl, EVP_sha256(), NULL), 1);
+    char *sb = tu_b64(em, sizeof em);
+    char tok[1024];
+    snprintf(tok, sizeof tok, "%s.%s", si, sb);
+
+    /* The forgery is real: OpenSSL verifies it with (n, e = 1). */
+    BIGNUM *v[RSA_PARTS];
+    rsa_parts(g_rsa_pk, v);
+    BIGNUM *one = BN_new();
+    assert_int_equal(BN_set_word(one, 1), 1);
+    BIGNUM *pub[RSA_PARTS] = {v[RSA_N], one};
+    EVP_PKEY *e1 = rsa_from_parts(pub);
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, e1, NULL);
+    assert_non_null(c);
+    assert_int_equal(EVP_PKEY_verify_init(c), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()), 1);
+    assert_int_equal(EVP_PKEY_verify(c, em, sizeof em, dg, 32), 1);
+    EVP_PKEY_CTX_free(c);
+
+    /* tokend refuses the key in every form, so nothing can verify with it. */
+    json_t *o = rsa_jwk_from_parts(pub);
+    json_object_set_new(o, "alg", json_string("RS256"));
+    json_object_set_new(o, "kid", json_string("e1"));
+    expect_jwk(o, TK_ALG_UNSET, TK_ERR_KEY_EXPONENT, "e=1 JWK");
+    json_t *members[1] = {o};
+    char *doc = jwks_of(members, 1);
+    tk_keyset *ks = NULL;
+    assert_int_equal(tk_keyset_from_jwks(doc, strlen(doc), TK_ALG_UNSET, &ks, NULL), TK_ERR_KEY_EXPONENT);
+    assert_null(ks);
+    char *spki = pem_of(e1, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo");
+    tk_key *k = NULL;
+    assert_int_equal(from_pem(spki, TK_ALG_RS256, &k), TK_ERR_KEY_EXPONENT);
+    assert_null(k);
+
+    /* Against the genuine key (same n, e = 65537, same kid): not valid. */
+    json_t *genuine = rsa_public_jwk(g_rsa_pk);
+    json_object_set_new(genuine, "alg", json_string("RS256"));
+    json_object_set_new(genuine, "kid", json_string("e1"));
+    assert_int_equal(from_json(genuine, TK_ALG_UNSET, &k), TK_OK);
+    ks = tu_keyset(k, (tk_key *)NULL);
+    tk_verdict vd = tu_verify_at(tok, strlen(tok), ks, 1700000000);
+    tu_expect_reason(&vd, TK_REASON_BAD_SIGNATURE, "token forged for e=1, genuine key");
+    tk_keyset_free(ks);
+
+    json_decref(genuine);
+    free(spki);
+    free(doc);
+    json_decref(o);
+    EVP_PKEY_free(e1);
+    BN_free(one);
+    rsa_parts_free(v);
+    free(sb);
+    free(hb);
+    free(pb);
+}
+
+/* DER of a PKCS#1 RSAPrivateKey (RFC 8017 §A.1.2) with the CRT members
+ * zero, as some tools write a key that has only d; PEM-armoured. Owned. */
+static char *pkcs1_private_pem_d_only(const BIGNUM *n, const BIGNUM *e, const BIGNUM *d)
+{
+    unsigned char body[2048];
+    size_t w = 0;
+    const BIGNUM *ints[9] = {NULL, n, e, d, NULL, NULL, NULL, NULL, NULL};
+    for (size_t i = 0; i < 9; i++) {
+        unsigned char v[600];
+        size_t vl = 1;
+        v[0] = 0;
+        if (ints[i] && !BN_is_zero(ints[i])) {
+            vl = (size_t)BN_num_bytes(ints[i]);
+            v[0] = 0;
+            assert_true(BN_bn2bin(ints[i], v + 1) == (int)vl);
+            vl++; /* a leading zero keeps it positive */
+        }
+        body[w++] = 0x02;
+        if (vl < 128) {
+            body[w++] = (unsigned char)vl;
+        } else {
+            body[w++] = 0x82;
+            body[w++] = (unsigned char)(vl >> 8);
+            body[w++] = (unsigned char)vl;
+        }
+        memcpy(body + w, v, vl);
+        w += vl;
+    }
+    unsigned char der[2100];
+    size_t dw = 0;
+    der[dw++] = 0x30;
+    der[dw++] = 0x82;
+    der[dw++] = (unsigned char)(w >> 8);
+    der[dw++] = (unsigned char)w;
+    memcpy(der + dw, body, w);
+    dw += w;
+    BIO *b = BIO_new(BIO_s_mem());
+    assert_non_null(b);
+    assert_true(PEM_write_bio(b, "RSA PRIVATE KEY", "", der, (long)dw) > 0);
+    char *s = bio_to_string(b);
+    BIO_free(b);
     return s;
 }
+
+/* Signs with k and verifies with the public part of `pub_of`. */
+static void expect_signs_verifiably(const tk_key *k, EVP_PKEY *pub_of, const char *what)
+{
+    json_t *o = rsa_public_jwk(pub_of);
+    tk_key *pub = NULL;
+    assert_int_equal(from_json(o, tk_key_alg(k), &pub), TK_OK);
+    unsigned char *sig = NULL;
+    size_t sl = 0;
+    assert_int_equal(tk_key_sign(k, (const unsigned char *)"m", 1, &sig, &sl), TK_OK);
+    int valid = 0;
+    assert_int_equal(tk_key_verify(pub, (const unsigned char *)"m", 1, sig, sl, &valid), TK_OK);
+    if (!valid) {
+        fail_msg("%s: the key's signature does not verify with its public key", what);
+    }
+    tk_free(sig);
+    tk_key_free(pub);
+    json_decref(o);
+}
+
+/*
+ * Rule 23. Attack (of the availability kind): a private RSA key whose d does
+ * not belong to n and e loads, signs, and every token it signs fails
+ * verification everywhere; worse, nothing says why. Refused with
+ * TK_ERR_KEY_MISMATCH from a JWK (with and without p, q, dp, dq, qi) and
+ * from PEM. A JWK with d alone gets its factors recovered (which proves d);
+ * d + lambda(n) is the same private key and is accepted.
+ */
+static void test_rule23_rsa_private_part_must_match(void **state)
+{
+    (void)state;
+    BIGNUM *v[RSA_PARTS];
+    BIGNUM *w[RSA_PARTS];
+    rsa_parts(g_rsa_pk, v);
+    rsa_parts(g_rsa2_pk, w);
+    BN_CTX *ctx = BN_CTX_new();
+    BIGNUM *lambda = BN_new();
+    BIGNUM *pm1 = BN_new();
+    BIGNUM *qm1 = BN_new();
+    BIGNUM *g = BN_new();
+    BIGNUM *d_plus_lambda = BN_new();
+    BIGNUM *d_plus_2 = BN_dup(v[RSA_D]);
+    BIGNUM *d_one = BN_new();
+    assert_true(ctx && lambda && pm1 && qm1 && g && d_plus_lambda && d_plus_2 && d_one);
+    assert_int_equal(BN_sub(pm1, v[RSA_P], BN_value_one()), 1);
+    assert_int_equal(BN_sub(qm1, v[RSA_Q], BN_value_one()), 1);
+    assert_int_equal(BN_gcd(g, pm1, qm1, ctx), 1);
+    assert_int_equal(BN_mul(lambda, pm1, qm1, ctx), 1);
+    assert_int_equal(BN_div(lambda, NULL, lambda, g, ctx), 1);
+    assert_int_equal(BN_add(d_plus_lambda, v[RSA_D], lambda), 1);
+    assert_int_equal(BN_add_word(d_plus_2, 2), 1);
+    assert_int_equal(BN_set_word(d_one, 1), 1);
+
+    struct row {
+        const char *what;
+        BIGNUM *d; /* the d to use */
+        int crt;   /* 0: none, 1: this key's, 2: the other key's */
+        tk_result want;
+    } rows[] = {
+        {"genuine, with p, q, dp, dq, qi", v[RSA_D], 1, TK_OK},
+        {"genuine, d alone", v[RSA_D], 0, TK_OK},
+        {"d + lambda(n), d alone (the same key)", d_plus_lambda, 0, TK_OK},
+        {"d + lambda(n), with p, q, dp, dq, qi", d_plus_lambda, 1, TK_OK},
+        {"d of another key, d alone", w[RSA_D], 0, TK_ERR_KEY_MISMATCH},
+        {"d of another key, with this key's p, q, dp, dq, qi", w[RSA_D], 1, TK_ERR_KEY_MISMATCH},
+        {"genuine d, with another key's p, q, dp, dq, qi", v[RSA_D], 2, TK_ERR_KEY_MISMATCH},
+        {"d + 2, d alone", d_plus_2, 0, TK_ERR_KEY_MISMATCH},
+        {"d + 2, with p, q, dp, dq, qi", d_plus_2, 1, TK_ERR_KEY_MISMATCH},
+        {"d = 1, d alone", d_one, 0, TK_ERR_KEY_MISMATCH},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        BIGNUM *parts[RSA_PARTS] = {v[RSA_N], v[RSA_E], rows[i].d, NULL};
+        for (size_t j = RSA_P; j < RSA_PARTS && rows[i].crt; j++) {
+            parts[j] = rows[i].crt == 1 ? v[j] : w[j];
+        }
+        if (rows[i].crt) {
+            expect_rsa_everywhere(parts, rows[i].want, rows[i].what);
+        } else {
+            /* OpenSSL cannot write PEM without the CRT members: JWK only
+             * (the PEM form with zeros follows below). */
+            json_t *o = rsa_jwk_from_parts(parts);
+            expect_jwk(o, TK_ALG_RS256, rows[i].want, rows[i].what);
+            json_decref(o);
+        }
+        if (rows[i].want == TK_OK) {
+            json_t *o = rsa_jwk_from_parts(parts);
+            tk_key *k = NULL;
+            assert_int_equal(from_json(o, TK_ALG_RS256, &k), TK_OK);
+            expect_signs_verifiably(k, g_rsa_pk, rows[i].what);
+            /* A key given with d alone is kept with its factors. */
+            json_t *back = jwk_obj(k, 1);
+            for (size_t j = RSA_P; j <= RSA_Q; j++) {
+                const char *got = json_string_value(json_object_get(back, RSA_JWK_NAMES[j]));
+                assert_non_null(got);
+            }
+            size_t pl = 0;
+            size_t ql = 0;
+            unsigned char *p = get_b64(back, "p", &pl);
+            unsigned char *q = get_b64(back, "q", &ql);
+            BIGNUM *bp = BN_bin2bn(p, (int)pl, NULL);
+            BIGNUM *bq = BN_bin2bn(q, (int)ql, NULL);
+            assert_true((BN_cmp(bp, v[RSA_P]) == 0 && BN_cmp(bq, v[RSA_Q]) == 0) ||
+                        (BN_cmp(bp, v[RSA_Q]) == 0 && BN_cmp(bq, v[RSA_P]) == 0));
+            BN_free(bp);
+            BN_free(bq);
+            free(p);
+            free(q);
+            json_decref(back);
+            tk_key_free(k);
+            json_decref(o);
+        }
+    }
+
+    /* PEM with d and zeros for the CRT members: recovered when d is right,
+     * refused when it is not. */
+    char *pem = pkcs1_private_pem_d_only(v[RSA_N], v[RSA_E], v[RSA_D]);
+    tk_key *k = NULL;
+    tk_result rc = from_pem(pem, TK_ALG_RS256, &k);
+    if (rc != TK_OK) {
+        fail_msg("PKCS#1 PEM with d alone: %s", tk_result_str(rc));
+    }
+    expect_signs_verifiably(k, g_rsa_pk, "PKCS#1 PEM with d alone");
+    tk_key_free(k);
+    free(pem);
+    pem = pkcs1_private_pem_d_only(v[RSA_N], v[RSA_E], w[RSA_D]);
+    k = NULL;
+    assert_int_equal(from_pem(pem, TK_ALG_RS256, &k), TK_ERR_KEY_MISMATCH);
+    assert_null(k);
+    free(pem);
+
+    /* Multi-prime keys ("oth", RFC 7518 §6.3.2.7) are not supported. */
+    json_t *o = rsa_jwk_from_parts(v);
+    json_object_set_new(o, "oth", json_array());
+    expect_jwk(o, TK_ALG_RS256, TK_ERR_UNSUPPORTED, "oth");
+    json_decref(o);
+
+    BN_free(d_one);
+    BN_free(d_plus_2);
+    BN_free(d_plus_lambda);
+    BN_free(g);
+    BN_free(qm1);
+    BN_free(pm1);
+    BN_free(lambda);
+    BN_CTX_free(ctx);
+    rsa_parts_free(w);
+    rsa_parts_free(v);
+}
+
+/* An EC key pair made of the public point of `pub` and the d of `priv`. */
+static EVP_PKEY *ec_mixed(EVP_PKEY *pub, EVP_PKEY *priv)
+{
+    char group[64];
+    size_t gl = 0;
+    unsigned char point[1 + 2 * 66];
+    size_t pl = 0;
+    BIGNUM *d = NULL;
+    assert_int_equal(EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &gl), 1);
+    assert_int_equal(EVP_PKEY_get_octet_string_param(pub, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point, &pl), 1);
+    assert_int_equal(EVP_PKEY_get_bn_param(priv, OSSL_PKEY_PARAM_PRIV_KEY, &d), 1);
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    assert_non_null(bld);
+    assert_int_equal(OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, pl), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, d), 1);
+    OSSL_PARAM *ps = OSSL_PARAM_BLD_to_param(bld);
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    EVP_PKEY *pk = NULL;
+    assert_non_null(ps);
+    assert_non_null(c);
+    assert_int_equal(EVP_PKEY_fromdata_init(c), 1);
+    assert_int_equal(EVP_PKEY_fromdata(c, &pk, EVP_PKEY_KEYPAIR, ps), 1);
+    EVP_PKEY_CTX_free(c);
+    OSSL_PARAM_free(ps);
+    OSSL_PARAM_BLD_free(bld);
+    BN_clear_free(d);
+    return pk;
+}
+
+/*
+ * Rule 23 for EC and Ed25519. Attack: a private key whose d does not
+ * belong to its public point signs tokens that the published key never
+ * verifies. The JWK paths compared d with x, y (and x) before; a PEM private
+ * key (SEC1 or PKCS#8, which carry the public point next to d) was not
+ * checked at all. Both are TK_ERR_KEY_MISMATCH now; genuine keys load.
+ */
+static void test_rule23_ec_and_ed25519_private_part_must_match(void **state)
+{
+    (void)state;
+    static const char *const curves[] = {"P-256", "P-384", "P-521"};
+    for (size_t i = 0; i < 3; i++) {
+        EVP_PKEY *a = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curves[i]);
+        EVP_PKEY *b = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curves[i]);
+        assert_non_null(a);
+        assert_non_null(b);
+        EVP_PKEY *mixed = ec_mixed(a, b);
+        EVP_PKEY *same = ec_mixed(a, a);
+        static const char *const structures[2] = {"PrivateKeyInfo", "type-specific"};
+        for (size_t s = 0; s < 2; s++) {
+            char *bad = pem_of(mixed, EVP_PKEY_KEYPAIR, structures[s]);
+            char *good = pem_of(same, EVP_PKEY_KEYPAIR, structures[s]);
+            tk_key *k = NULL;
+            tk_result rc = from_pem(bad, TK_ALG_UNSET, &k);
+            if (rc != TK_ERR_KEY_MISMATCH) {
+                fail_msg("%s PEM %s with d of another key: %s", curves[i], structures[s], tk_result_str(rc));
+            }
+            assert_null(k);
+            assert_int_equal(from_pem(good, TK_ALG_UNSET, &k), TK_OK);
+            assert_int_equal(tk_key_can_sign(k), 1);
+            tk_key_free(k);
+            free(bad);
+            free(good);
+        }
+        EVP_PKEY_free(mixed);
+        EVP_PKEY_free(same);
+        EVP_PKEY_free(a);
+        EVP_PKEY_free(b);
+    }
+    /* JWK: d of another key, for EC and Ed25519; the genuine ones load. */
+    static const tk_alg algs[] = {TK_ALG_ES256, TK_ALG_ES384, TK_ALG_ES512, TK_ALG_EDDSA};
+    for (size_t i = 0; i < 4; i++) {
+        tk_key *k = make_key(algs[i], "k");
+        tk_key *other = make_key(algs[i], "k");
+        json_t *mine = jwk_obj(k, 1);
+        json_t *theirs = jwk_obj(other, 1);
+        expect_jwk(mine, TK_ALG_UNSET, TK_OK, "genuine private JWK");
+        json_object_set(mine, "d", json_object_get(theirs, "d"));
+        expect_jwk(mine, TK_ALG_UNSET, TK_ERR_KEY_MISMATCH, tk_alg_name(algs[i]));
+        /* In a JWKS the whole set is refused with the same result. */
+        json_t *members[2] = {theirs, mine};
+        json_object_set_new(mine, "kid", json_string("mine"));
+        char *doc = jwks_of(members, 2);
+        tk_keyset *ks = NULL;
+        assert_int_equal(tk_keyset_from_jwks(doc, strlen(doc), TK_ALG_UNSET, &ks, NULL), TK_ERR_KEY_MISMATCH);
+        assert_null(ks);
+        free(doc);
+        json_decref(mine);
+        json_decref(theirs);
+        tk_key_free(other);
+        tk_key_free(k);
+    }
+}
+
+/* ---- key sets ---------------------------------------------------------------------- */
 
 static void test_jwks_skips_foreign_keys(void **state)
 {
@@ -1307,6 +1935,11 @@ int main(void)
         cmocka_unit_test(test_hmac_matches_openssl),
         cmocka_unit_test(test_pem_formats),
         cmocka_unit_test(test_pem_refused),
+        cmocka_unit_test(test_rule23_result_strings),
+        cmocka_unit_test(test_rule23_rsa_public_exponent),
+        cmocka_unit_test(test_rule23_token_forged_for_e1_key_is_never_valid),
+        cmocka_unit_test(test_rule23_rsa_private_part_must_match),
+        cmocka_unit_test(test_rule23_ec_and_ed25519_private_part_must_match),
         cmocka_unit_test(test_jwks_skips_foreign_keys),
         cmocka_unit_test(test_jwks_key_count_limit),
         cmocka_unit_test(test_keyset_add_and_find),
