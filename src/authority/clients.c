@@ -186,8 +186,9 @@ int tka_client_create_ex(tka_authority *a, const char *id, const char *name, con
         return -1;
     }
     if (is_public && serves && serves[0]) {
-        snprintf(err, err_cap, "a public client cannot introspect (it has no secret): --serves needs a confidential "
-                               "client");
+        snprintf(err, err_cap,
+                 "a public client cannot introspect (it has no secret): --serves needs a confidential "
+                 "client");
         return -1;
     }
     if (is_public && !redirect_uris[0]) {

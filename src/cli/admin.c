@@ -127,8 +127,8 @@ static json_t *client_json(const tks_client *c)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:s, s:b, s:s, s:s}", "client_id", c->id, "name", c->name,
                      "scope", c->scopes, "aud", c->audiences, "ttl", (json_int_t)c->ttl, "disabled", c->disabled,
-                     "created_at", (json_int_t)c->created_at, "redirect_uris", c->redirect_uris, "public",
-                     c->is_public, "grant_types", c->grant_types, "serves", c->serves);
+                     "created_at", (json_int_t)c->created_at, "redirect_uris", c->redirect_uris, "public", c->is_public,
+                     "grant_types", c->grant_types, "serves", c->serves);
 }
 
 static void client_human(const tks_client *c)

@@ -260,12 +260,12 @@ struct srv_login_job;
 
 struct srv_conn {
     struct tkh_server *srv;
-    char ip[48];         /* the client: the peer, or who a trusted proxy says it forwards */
-    char peer_text[48];  /* the TCP peer, logged when it differs from ip */
+    char ip[48];        /* the client: the peer, or who a trusted proxy says it forwards */
+    char peer_text[48]; /* the TCP peer, logged when it differs from ip */
     unsigned char peer[16];
-    int peer_counted;    /* counted against the per-address limit */
-    int fd;              /* the socket (the sweeper only ever shutdown(2)s it) */
-    srv_conn *prev, *next; /* the registry (conns.c), under conns_lock */
+    int peer_counted;          /* counted against the per-address limit */
+    int fd;                    /* the socket (the sweeper only ever shutdown(2)s it) */
+    srv_conn *prev, *next;     /* the registry (conns.c), under conns_lock */
     _Atomic int receiving;     /* a request is being received (the deadline runs) */
     _Atomic uint64_t ready_ns; /* since when */
     _Atomic int cut;           /* the sweeper cut this connection */

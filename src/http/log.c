@@ -107,6 +107,10 @@ void srv_log_request(struct tkh_server *s, const srv_conn *st, uint64_t us)
     srv_buf_puts(&b, st->rid);
     srv_buf_puts(&b, "\",\"ip\":");
     srv_buf_json_str(&b, st->ip, strlen(st->ip));
+    if (strcmp(st->ip, st->peer_text) != 0) { /* named by a trusted proxy */
+        srv_buf_puts(&b, ",\"peer\":");
+        srv_buf_json_str(&b, st->peer_text, strlen(st->peer_text));
+    }
     srv_buf_puts(&b, ",\"method\":\"");
     srv_buf_puts(&b, st->method);
     srv_buf_puts(&b, "\",\"route\":\"");

@@ -79,8 +79,8 @@ void srv_login_job_free(srv_conn *st)
 static void login_job_run(void *arg)
 {
     struct srv_login_job *j = arg;
-    j->result = tka_user_login(j->auth, j->user, j->user_len, j->password, j->password_len, j->ip, j->now, &j->out,
-                               &j->retry);
+    j->result =
+        tka_user_login(j->auth, j->user, j->user_len, j->password, j->password_len, j->ip, j->now, &j->out, &j->retry);
     OPENSSL_cleanse(j->password, sizeof j->password);
     MHD_resume_connection(j->conn);
 }

@@ -65,8 +65,8 @@ void srv_addr_format(const unsigned char a[16], char *out, size_t cap)
     if (cap == 0) {
         return;
     }
-    const char *r = is_v4_mapped(a) ? inet_ntop(AF_INET, a + 12, out, (socklen_t)cap)
-                                    : inet_ntop(AF_INET6, a, out, (socklen_t)cap);
+    const char *r =
+        is_v4_mapped(a) ? inet_ntop(AF_INET, a + 12, out, (socklen_t)cap) : inet_ntop(AF_INET6, a, out, (socklen_t)cap);
     if (r == NULL) {
         out[0] = '\0';
     }

@@ -412,10 +412,10 @@ static void client_address(struct tkh_server *s, srv_conn *st, struct MHD_Connec
     f.name_len = strlen(f.name);
     (void)MHD_get_connection_values_n(c, MHD_HEADER_KIND, collect_fwd, &f);
     unsigned char a[16];
-    int rc = f.too_many ? -1
-                        : srv_client_addr(st->peer, f.v, f.l, f.n,
-                                          s->cfg.forwarded_header ? SRV_FWD_FORWARDED : SRV_FWD_XFF, s->trusted,
-                                          s->n_trusted, a);
+    int rc = f.too_many
+                 ? -1
+                 : srv_client_addr(st->peer, f.v, f.l, f.n, s->cfg.forwarded_header ? SRV_FWD_FORWARDED : SRV_FWD_XFF,
+                                   s->trusted, s->n_trusted, a);
     if (rc > 0) {
         srv_addr_format(a, st->ip, sizeof st->ip);
     } else if (rc < 0) {
@@ -1075,8 +1075,8 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
      * headers); a head too big for the pool gets libmicrohttpd's own 431. */
     size_t pool = s->cfg.max_header + 4u * 1024u;
     atomic_store(&s->starting, 1);
-    s->daemon = MHD_start_daemon(flags, cfg->port, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-                                 MHD_OPTION_THREAD_POOL_SIZE, s->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
+    s->daemon = MHD_start_daemon(flags, cfg->port, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+                                 s, MHD_OPTION_THREAD_POOL_SIZE, s->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
                                  s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.conn_timeout,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
                                  s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
