@@ -31,11 +31,6 @@
 
 /* ---- per-address counts: open addressing, backward-shift deletion --------------- */
 
-struct srv_ipc_slot {
-    unsigned char addr[16];
-    uint32_t count; /* 0: free */
-};
-
 static size_t ipc_index(const struct tkh_server *s, const unsigned char a[16])
 {
     uint64_t h = 1469598103934665603ull;

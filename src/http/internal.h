@@ -171,7 +171,12 @@ void srv_pool_submit(srv_pool *p, srv_job_fn fn, void *arg);
 void srv_pool_unreserve(srv_pool *p);
 void srv_pool_stats(srv_pool *p, srv_pool_info *out);
 
-struct srv_ipc_slot;
+/* One address's connection count (conns.c: open addressing). */
+struct srv_ipc_slot {
+    unsigned char addr[16];
+    uint32_t count; /* 0: free */
+};
+
 typedef struct srv_conn srv_conn;
 
 struct tkh_server {
