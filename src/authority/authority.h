@@ -216,7 +216,8 @@ tka_login_result tka_user_login(tka_authority *a, const char *user, size_t user_
                                 size_t password_len, const char *ip, int64_t now, tks_user *out, int64_t *retry_after);
 
 /* The cheap part of tka_user_login, for the request thread before the
- * attempt is queued for hashing: seconds to wait, 0 when it may go on. */
+ * attempt is queued for hashing: seconds to wait, 0 when it may go on. A
+ * wait is a throttled attempt and is counted as one. */
 int64_t tka_login_wait(tka_authority *a, const char *user, size_t user_len, const char *ip, int64_t now);
 
 /* Ends every session of a user and revokes every token issued in them

@@ -113,7 +113,11 @@ static const char *dummy_hash(tka_authority *a)
 
 int64_t tka_login_wait(tka_authority *a, const char *user, size_t user_len, const char *ip, int64_t now)
 {
-    return tka_throttle_wait(a, 'u', user, user_len, ip, now);
+    int64_t wait = tka_throttle_wait(a, 'u', user, user_len, ip, now);
+    if (wait > 0) {
+        atomic_fetch_add(&a->n_login_throttled, 1);
+    }
+    return wait;
 }
 
 tka_login_result tka_user_login(tka_authority *a, const char *user, size_t user_len, const char *password,
