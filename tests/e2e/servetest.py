@@ -23,10 +23,13 @@ Run one file by hand with
 
 The binary is usually built with ASan/UBSan: every wait here is generous.
 
-Client authentication failures are throttled per client id AND per source
-IP (issue 3 section 6): a test that fails client authentication on purpose
-gets a source address of its own from fresh_ip() (any 127.x.y.z reaches a
-server on 127.0.0.1), so that it does not throttle the other tests.
+Failed client authentication and sign-in are throttled per source address
+and per (client id or user, source address) (SECURITY.md rule 22): a test
+that fails on purpose gets a source address of its own from fresh_ip() (any
+127.x.y.z reaches a server on 127.0.0.1), so that it does not throttle the
+other tests. (An identity that failed more than 20 times in the window, from
+anywhere, makes every further failing address wait after its first failure:
+a test must not fail one shared client or user that often.)
 """
 
 import base64
@@ -571,6 +574,17 @@ def wait_for(pred, timeout, interval=0.1):
         if v or time.monotonic() - t0 > timeout:
             return v, time.monotonic() - t0
         time.sleep(interval)
+
+
+def early_in_second(latest=0.3):
+    """Waits (< 1 s) until the wall clock is at most `latest` s into a
+    second. The server's throttle counts whole seconds (time(NULL)): a block
+    of 1 s that starts at x.95 s ends at x+1, 50 ms later. A test that needs
+    a short block to still hold a few requests later starts it early in a
+    second."""
+    f = time.time() % 1.0
+    if f > latest:
+        time.sleep(1.0 - f + 0.02)
 
 
 def main():
