@@ -399,8 +399,9 @@ class ServerFixture:
         return tt.Result(args, p.returncode, p.stdout.decode("utf-8", "replace"),
                          p.stderr.decode("utf-8", "replace"), time.monotonic() - t0)
 
-    def add_client(self, name, scope, aud, ttl=None):
-        """`tokend client add NAME --scope .. --aud .. --json`: (id, secret)."""
+    def add_client(self, name, scope, aud, ttl=None, serves=()):
+        """`tokend client add NAME --scope .. --aud .. [--serves ..] --json`:
+        (id, secret). `serves`: audiences whose tokens it may introspect."""
         args = ["client", "add", name, "--json"]
         for s in (scope.split() if isinstance(scope, str) else scope):
             args += ["--scope", s]
@@ -408,6 +409,8 @@ class ServerFixture:
             args += ["--aud", a]
         if ttl:
             args += ["--ttl", ttl]
+        for a in (serves.split() if isinstance(serves, str) else serves):
+            args += ["--serves", a]
         r = self.admin(*args)
         if r.rc != 0:
             raise AssertionError("client add failed:\n%r" % r)
