@@ -729,6 +729,14 @@ def login_form(page):
     raise AssertionError("no form with a password field in the page: %r" % page.text[:500])
 
 
+def logout_form(page):
+    """The form of the "Sign out?" page: a POST to logout."""
+    for f in page.forms:
+        if f["method"] == "post" and f["action"].rstrip("/").endswith("logout"):
+            return f
+    raise AssertionError("no sign-out form in the page: %r" % page.text[:500])
+
+
 def hidden_fields(form):
     return {i["name"]: i["value"] for i in form["inputs"] if i["type"] == "hidden" and i["name"]}
 
@@ -869,11 +877,31 @@ class SignInBrowser:
                 return c.value
         return None
 
-    def logout(self, method="GET", **params):
+    def logout(self, method="GET", headers=None, **params):
+        """GET or POST /logout with `params` (query or form) and `headers`,
+        as a link or another site's form would: no Origin, no csrf unless
+        given. With a session this gets the "Sign out?" page."""
         if method == "GET":
             url = self.fx.url + "/logout" + ("?" + urlencode(params) if params else "")
-            return self.s.get(url, allow_redirects=False, timeout=HTTP_TIMEOUT)
-        return self.s.post(self.fx.url + "/logout", data=params, allow_redirects=False, timeout=HTTP_TIMEOUT)
+            return self.s.get(url, headers=headers, allow_redirects=False, timeout=HTTP_TIMEOUT)
+        return self.s.post(self.fx.url + "/logout", data=params, headers=headers, allow_redirects=False,
+                           timeout=HTTP_TIMEOUT)
+
+    def confirm_logout(self, r, headers=None, csrf=None):
+        """Submits the "Sign out?" form of response r the way a browser does
+        on a click of its button: a POST of its hidden fields to its action
+        (with this browser's cookies). `csrf` replaces the field's value."""
+        form = logout_form(parse_page(r.text))
+        data = hidden_fields(form)
+        if csrf is not None:
+            data["csrf"] = csrf
+        action = urljoin(self.fx.url + "/logout", form["action"])
+        return self.s.post(action, data=data, headers=headers, allow_redirects=False, timeout=HTTP_TIMEOUT)
+
+    def origin(self):
+        """The server's origin as a browser sends it in Origin."""
+        p = urlsplit(self.fx.url)
+        return "%s://%s" % (p.scheme, p.netloc)
 
 
 def _note_tokens(fx, r):
