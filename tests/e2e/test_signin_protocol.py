@@ -405,11 +405,13 @@ class LoginPage(SignInCase):
         before = st.metric(fx.metrics(), "tokend_logins_total", result="throttled")
         b = self.browser()
         got = 0
-        for i in range(10):
+        for i in range(16):
             _, form = b.login_page()
             r = b.post_login(form, "oscar", "counted guess %d" % i)
             self.assertIn(r.status_code, (401, 429), r.text[:300])
             got += r.status_code == 429
+            if got == 2:
+                break
         self.assertGreaterEqual(got, 2)
         after = st.metric(fx.metrics(), "tokend_logins_total", result="throttled")
         self.assertEqual(after - before, got, "%d sign-ins answered 429, the metric moved by %d"
@@ -420,11 +422,13 @@ class LoginPage(SignInCase):
         refused that user's right password from every address."""
         attacker = self.browser()
         statuses = []
-        for i in range(8):
+        for i in range(14):  # until a 429 (a slow machine may outwait short blocks)
             _, form = attacker.login_page()
             r = attacker.post_login(form, "eve", "guess %d" % i)
             statuses.append(r.status_code)
             self.assertIn(r.status_code, (401, 429), r.text[:300])
+            if r.status_code == 429:
+                break
         self.assertIn(429, statuses, statuses)
         owner = self.browser()
         got = owner.sign_in("eve", PASSWORD)
