@@ -23,10 +23,13 @@ Run one file by hand with
 
 The binary is usually built with ASan/UBSan: every wait here is generous.
 
-Client authentication failures are throttled per client id AND per source
-IP (issue 3 section 6): a test that fails client authentication on purpose
-gets a source address of its own from fresh_ip() (any 127.x.y.z reaches a
-server on 127.0.0.1), so that it does not throttle the other tests.
+Failed client authentication and sign-in are throttled per source address
+and per (client id or user, source address) (SECURITY.md rule 22): a test
+that fails on purpose gets a source address of its own from fresh_ip() (any
+127.x.y.z reaches a server on 127.0.0.1), so that it does not throttle the
+other tests. (An identity that failed more than 20 times in the window, from
+anywhere, makes every further failing address wait after its first failure:
+a test must not fail one shared client or user that often.)
 """
 
 import base64
@@ -396,8 +399,9 @@ class ServerFixture:
         return tt.Result(args, p.returncode, p.stdout.decode("utf-8", "replace"),
                          p.stderr.decode("utf-8", "replace"), time.monotonic() - t0)
 
-    def add_client(self, name, scope, aud, ttl=None):
-        """`tokend client add NAME --scope .. --aud .. --json`: (id, secret)."""
+    def add_client(self, name, scope, aud, ttl=None, serves=()):
+        """`tokend client add NAME --scope .. --aud .. [--serves ..] --json`:
+        (id, secret). `serves`: audiences whose tokens it may introspect."""
         args = ["client", "add", name, "--json"]
         for s in (scope.split() if isinstance(scope, str) else scope):
             args += ["--scope", s]
@@ -405,6 +409,8 @@ class ServerFixture:
             args += ["--aud", a]
         if ttl:
             args += ["--ttl", ttl]
+        for a in (serves.split() if isinstance(serves, str) else serves):
+            args += ["--serves", a]
         r = self.admin(*args)
         if r.rc != 0:
             raise AssertionError("client add failed:\n%r" % r)
@@ -573,6 +579,17 @@ def wait_for(pred, timeout, interval=0.1):
         time.sleep(interval)
 
 
+def early_in_second(latest=0.3):
+    """Waits (< 1 s) until the wall clock is at most `latest` s into a
+    second. The server's throttle counts whole seconds (time(NULL)): a block
+    of 1 s that starts at x.95 s ends at x+1, 50 ms later. A test that needs
+    a short block to still hold a few requests later starts it early in a
+    second."""
+    f = time.time() % 1.0
+    if f > latest:
+        time.sleep(1.0 - f + 0.02)
+
+
 def main():
     unittest.main(verbosity=2)
 
@@ -710,6 +727,14 @@ def login_form(page):
         if any(i["type"] == "password" for i in f["inputs"]):
             return f
     raise AssertionError("no form with a password field in the page: %r" % page.text[:500])
+
+
+def logout_form(page):
+    """The form of the "Sign out?" page: a POST to logout."""
+    for f in page.forms:
+        if f["method"] == "post" and f["action"].rstrip("/").endswith("logout"):
+            return f
+    raise AssertionError("no sign-out form in the page: %r" % page.text[:500])
 
 
 def hidden_fields(form):
@@ -852,11 +877,31 @@ class SignInBrowser:
                 return c.value
         return None
 
-    def logout(self, method="GET", **params):
+    def logout(self, method="GET", headers=None, **params):
+        """GET or POST /logout with `params` (query or form) and `headers`,
+        as a link or another site's form would: no Origin, no csrf unless
+        given. With a session this gets the "Sign out?" page."""
         if method == "GET":
             url = self.fx.url + "/logout" + ("?" + urlencode(params) if params else "")
-            return self.s.get(url, allow_redirects=False, timeout=HTTP_TIMEOUT)
-        return self.s.post(self.fx.url + "/logout", data=params, allow_redirects=False, timeout=HTTP_TIMEOUT)
+            return self.s.get(url, headers=headers, allow_redirects=False, timeout=HTTP_TIMEOUT)
+        return self.s.post(self.fx.url + "/logout", data=params, headers=headers, allow_redirects=False,
+                           timeout=HTTP_TIMEOUT)
+
+    def confirm_logout(self, r, headers=None, csrf=None):
+        """Submits the "Sign out?" form of response r the way a browser does
+        on a click of its button: a POST of its hidden fields to its action
+        (with this browser's cookies). `csrf` replaces the field's value."""
+        form = logout_form(parse_page(r.text))
+        data = hidden_fields(form)
+        if csrf is not None:
+            data["csrf"] = csrf
+        action = urljoin(self.fx.url + "/logout", form["action"])
+        return self.s.post(action, data=data, headers=headers, allow_redirects=False, timeout=HTTP_TIMEOUT)
+
+    def origin(self):
+        """The server's origin as a browser sends it in Origin."""
+        p = urlsplit(self.fx.url)
+        return "%s://%s" % (p.scheme, p.netloc)
 
 
 def _note_tokens(fx, r):

@@ -62,23 +62,23 @@ class AuthBase(unittest.TestCase):
     def failure_cases(self):
         t = self.token
         return [
-            ("wrong scheme", {"authorization": "Basic " + t}, 400, "invalid_request", "wrong_scheme"),
-            ("token scheme", {"authorization": "Token " + t}, 400, "invalid_request", "wrong_scheme"),
-            ("no space", {"authorization": "Bearer"}, 400, "invalid_request", "malformed_header"),
-            ("two spaces", {"authorization": "Bearer  " + t}, 400, "invalid_request", "malformed_header"),
-            ("two tokens", {"authorization": "Bearer " + t + " " + t}, 400, "invalid_request", "malformed_header"),
-            ("quoted", {"authorization": 'Bearer "' + t + '"'}, 400, "invalid_request", "malformed_header"),
-            ("malformed token", {"authorization": "Bearer e30.e30"}, 401, "invalid_token", "malformed_token"),
-            ("header not json", {"authorization": "Bearer Zm9v.e30.AAAA"}, 401, "invalid_token",
+            ("wrong scheme", {"authorization": "Basic " + t, "aud": AUD}, 400, "invalid_request", "wrong_scheme"),
+            ("token scheme", {"authorization": "Token " + t, "aud": AUD}, 400, "invalid_request", "wrong_scheme"),
+            ("no space", {"authorization": "Bearer", "aud": AUD}, 400, "invalid_request", "malformed_header"),
+            ("two spaces", {"authorization": "Bearer  " + t, "aud": AUD}, 400, "invalid_request", "malformed_header"),
+            ("two tokens", {"authorization": "Bearer " + t + " " + t, "aud": AUD}, 400, "invalid_request", "malformed_header"),
+            ("quoted", {"authorization": 'Bearer "' + t + '"', "aud": AUD}, 400, "invalid_request", "malformed_header"),
+            ("malformed token", {"authorization": "Bearer e30.e30", "aud": AUD}, 401, "invalid_token", "malformed_token"),
+            ("header not json", {"authorization": "Bearer Zm9v.e30.AAAA", "aud": AUD}, 401, "invalid_token",
              "malformed_token"),
-            ("opaque", {"token": "opaque-reference-token"}, 401, "invalid_token", "unsupported_token_type"),
-            ("alg none", {"token": self.alg_none()}, 401, "invalid_token", "alg_not_allowed"),
-            ("unknown key", {"token": self.foreign()}, 401, "invalid_token", "unknown_key"),
-            ("bad signature", {"token": self.tampered()}, 401, "invalid_token", "bad_signature"),
+            ("opaque", {"token": "opaque-reference-token", "aud": AUD}, 401, "invalid_token", "unsupported_token_type"),
+            ("alg none", {"token": self.alg_none(), "aud": AUD}, 401, "invalid_token", "alg_not_allowed"),
+            ("unknown key", {"token": self.foreign(), "aud": AUD}, 401, "invalid_token", "unknown_key"),
+            ("bad signature", {"token": self.tampered(), "aud": AUD}, 401, "invalid_token", "bad_signature"),
             ("wrong audience", {"token": t, "aud": "payments-api"}, 401, "invalid_token", "wrong_audience"),
             ("missing scope", {"token": t, "aud": AUD, "scope": "orders:admin"}, 403, "insufficient_scope",
              "insufficient_scope"),
-            ("missing one of two scopes", {"token": t, "scope": "orders:read orders:delete"}, 403,
+            ("missing one of two scopes", {"token": t, "aud": AUD, "scope": "orders:read orders:delete"}, 403,
              "insufficient_scope", "insufficient_scope"),
             ("expired", {"token": self.expired_token(), "aud": AUD}, 401, "invalid_token", "expired"),
         ]
@@ -117,8 +117,9 @@ class AuthBase(unittest.TestCase):
 class AuthEndpoint(AuthBase):
     def test_valid_token(self):
         fx = self.fx
-        for kw in ({}, {"aud": AUD}, {"aud": AUD, "scope": "orders:read"},
-                   {"aud": AUD, "scope": "orders:read orders:write"}, {"scope": "orders:read,orders:write"}):
+        # (no aud at all: AuthAudienceRequired and AuthDefaultAudience)
+        for kw in ({"aud": AUD}, {"aud": AUD, "scope": "orders:read"},
+                   {"aud": AUD, "scope": "orders:read orders:write"}, {"aud": AUD, "scope": "orders:read,orders:write"}):
             with self.subTest(**kw):
                 r = fx.auth(self.token, **kw)
                 self.assertEqual(r.status_code, 200, r.headers)
@@ -131,12 +132,12 @@ class AuthEndpoint(AuthBase):
                 self.assertNotIn("X-Auth-Reason", r.headers)
                 self.assertTrue(r.headers.get("X-Request-Id"))
         # case-insensitive scheme (RFC 7235 section 2.1)
-        r = fx.auth(authorization="bearer " + self.token)
+        r = fx.auth(authorization="bearer " + self.token, aud=AUD)
         self.assertEqual(r.status_code, 200)
         # forward-auth proxies send the original method
         for method in ("HEAD", "POST", "PUT", "DELETE"):
             with self.subTest(method=method):
-                self.assertEqual(fx.auth(self.token, method=method).status_code, 200)
+                self.assertEqual(fx.auth(self.token, aud=AUD, method=method).status_code, 200)
         # and through curl
         c = fx.curl("/auth?aud=orders-api&scope=orders:read", "-H", "Authorization: Bearer " + self.token)
         self.assertEqual(c.status_code, 200, c)
@@ -147,7 +148,7 @@ class AuthEndpoint(AuthBase):
 
     def test_no_token_is_bare_challenge(self):
         fx = self.fx
-        r = fx.auth()
+        r = fx.auth(aud=AUD)
         self.assertEqual(r.status_code, 401)
         self.assertEqual(r.content, b"")
         # RFC 6750 section 3.1: no error attributes when no token was sent
@@ -189,12 +190,12 @@ class AuthEndpoint(AuthBase):
         fx = self.fx
         ch = self.assertChallenge(fx.auth(self.token, aud="payments-api"), 401, "invalid_token", "wrong_audience")
         self.assertIn("payments-api", ch.get("error_description"))
-        ch = self.assertChallenge(fx.auth(self.token, scope="orders:admin"), 403, "insufficient_scope",
+        ch = self.assertChallenge(fx.auth(self.token, aud=AUD, scope="orders:admin"), 403, "insufficient_scope",
                                   "insufficient_scope")
         self.assertIn("orders:admin", ch.get("error_description"))
-        ch = self.assertChallenge(fx.auth(self.foreign()), 401, "invalid_token", "unknown_key")
+        ch = self.assertChallenge(fx.auth(self.foreign(), aud=AUD), 401, "invalid_token", "unknown_key")
         self.assertIn("not-our-kid", ch.get("error_description"))
-        ch = self.assertChallenge(fx.auth(self.expired_token()), 401, "invalid_token", "expired")
+        ch = self.assertChallenge(fx.auth(self.expired_token(), aud=AUD), 401, "invalid_token", "expired")
         self.assertIn("expired", ch.get("error_description"))
         # SECURITY.md rule 15: claims of a token whose signature failed are
         # never described
@@ -210,7 +211,7 @@ class AuthEndpoint(AuthBase):
         fx = self.fx
         key = tt.new_key("ES256", kid='we"ird\\kid')
         tok = key.token(tt.claims(iss=fx.url, aud=AUD), header={"typ": "at+jwt"}, kid=True)
-        r = fx.auth(tok)
+        r = fx.auth(tok, aud=AUD)
         ch = self.assertChallenge(r, 401, "invalid_token", "unknown_key")
         self.assertNotIn('"', ch.get("error_description"))
 
@@ -221,7 +222,7 @@ class AuthEndpoint(AuthBase):
         ctx = ssl.create_default_context(cafile=fx.cert)
         conn = http.client.HTTPSConnection("127.0.0.1", fx.port, context=ctx, timeout=st.HTTP_TIMEOUT)
         try:
-            conn.putrequest("GET", "/auth")
+            conn.putrequest("GET", "/auth?aud=" + AUD)
             conn.putheader("Authorization", "Bearer " + self.token)
             conn.putheader("Authorization", "Bearer " + self.token)
             conn.endheaders()
@@ -237,10 +238,10 @@ class AuthEndpoint(AuthBase):
     def test_request_id_on_every_response_and_in_the_log(self):
         fx = self.fx
         responses = [
-            ("/auth", 200, "valid", fx.auth(self.token)),
-            ("/auth", 401, "missing_token", fx.auth()),
-            ("/auth", 401, "bad_signature", fx.auth(self.tampered())),
-            ("/auth", 403, "insufficient_scope", fx.auth(self.token, scope="orders:admin")),
+            ("/auth", 200, "valid", fx.auth(self.token, aud=AUD)),
+            ("/auth", 401, "missing_token", fx.auth(aud=AUD)),
+            ("/auth", 401, "bad_signature", fx.auth(self.tampered(), aud=AUD)),
+            ("/auth", 403, "insufficient_scope", fx.auth(self.token, aud=AUD, scope="orders:admin")),
             ("/oauth/token", 200, None, fx.token_response(self.cid, self.secret)),
             ("/oauth/token", 400, None, fx.token_response(self.cid, self.secret, scope="nope")),
             ("/.well-known/jwks.json", 200, None, fx.get("/.well-known/jwks.json")),
@@ -269,7 +270,7 @@ class AuthEndpoint(AuthBase):
         self.assertIn("payments-api", line.get("detail", ""))
         self.assertEqual(line.get("token_fp"), st.fingerprint(self.token))
         # curl sees the id too
-        c = fx.curl("/auth")
+        c = fx.curl("/auth?aud=" + AUD)
         self.assertEqual(fx.log_for(c.header("X-Request-Id")).get("status"), 401)
 
     def test_error_pages(self):
@@ -307,7 +308,7 @@ class AuthEndpoint(AuthBase):
     def test_revocation_seen_at_once(self):
         fx = self.fx
         tok = fx.token(self.cid, self.secret)
-        self.assertEqual(fx.auth(tok).status_code, 200)
+        self.assertEqual(fx.auth(tok, aud=AUD).status_code, 200)
         self.assertIs(fx.introspect(self.cid, self.secret, tok).json()["active"], True)
         r = fx.revoke(self.cid, self.secret, tok)
         self.assertEqual(r.status_code, 200)
@@ -317,28 +318,140 @@ class AuthEndpoint(AuthBase):
         self.assertIn("revoked", ch.get("error_description"))
         self.assertEqual(fx.introspect(self.cid, self.secret, tok).json(), {"active": False, "reason": "revoked"})
         # another token of the same client is untouched
-        self.assertEqual(fx.auth(self.token).status_code, 200)
+        self.assertEqual(fx.auth(self.token, aud=AUD).status_code, 200)
 
     def test_cli_revoke_seen_within_two_seconds(self):
         fx = self.fx
         for how in ("jti", "token"):
             with self.subTest(how=how):
                 tok = fx.token(self.cid, self.secret)
-                self.assertEqual(fx.auth(tok).status_code, 200)
+                self.assertEqual(fx.auth(tok, aud=AUD).status_code, 200)
                 if how == "jti":
                     res = fx.admin("revoke", "--jti", st.jwt_parts(tok)[1]["jti"], "--reason", "admin", "--json")
                 else:
                     res = fx.admin("revoke", "--token", "-", "--json", input=tok)
                 self.assertEqual(res.rc, 0, res)
                 t0 = time.monotonic()
-                r, waited = st.wait_for(lambda: fx.auth(tok).headers.get("X-Auth-Reason") == "revoked", 6.0,
+                r, waited = st.wait_for(lambda: fx.auth(tok, aud=AUD).headers.get("X-Auth-Reason") == "revoked", 6.0,
                                         interval=0.05)
                 self.assertTrue(r, "the running server did not see `tokend revoke` within 6 s")
                 self.assertLessEqual(time.monotonic() - t0, 2.5,
                                      "the running server saw `tokend revoke` only after %.1f s" % waited)
-                r = fx.auth(tok)
+                r = fx.auth(tok, aud=AUD)
                 self.assertChallenge(r, 401, "invalid_token", "revoked")
                 self.assertEqual(fx.introspect(self.cid, self.secret, tok).json().get("reason"), "revoked")
+
+
+class AuthAudienceRequired(AuthBase):
+    """SECURITY.md rule 25: without ?aud= and without --auth-audience, /auth
+    never says "valid" (any token of ours would pass for any API): 400,
+    text/plain saying how to configure it, X-Auth-Reason audience_required,
+    no challenge (not a token problem)."""
+
+    def assertAudienceRequired(self, r):
+        self.assertEqual(r.status_code, 400, r.headers)
+        self.assertTrue(r.headers.get("Content-Type", "").startswith("text/plain"), r.headers)
+        self.assertEqual(r.headers.get("X-Auth-Reason"), "audience_required")
+        self.assertNotIn("WWW-Authenticate", r.headers)
+        for h in ("X-Auth-Subject", "X-Auth-Client-Id", "X-Auth-Scope"):
+            self.assertNotIn(h, r.headers)
+        # the body tells the proxy's operator both ways out
+        self.assertIn("?aud=", r.text)
+        self.assertIn("--auth-audience", r.text)
+        line = self.fx.log_for(r.headers["X-Request-Id"])
+        self.assertEqual(line.get("status"), 400, line)
+        self.assertEqual(line.get("error"), "audience_required", line)
+
+    def test_no_aud_is_400_even_for_a_valid_token(self):
+        fx = self.fx
+        for kw in ({"token": self.token}, {"token": self.token, "scope": "orders:read"}, {},
+                   {"token": self.tampered()}):
+            with self.subTest(kw=sorted(kw)):
+                self.assertAudienceRequired(fx.auth(**kw))
+        for method in ("POST", "PUT"):
+            with self.subTest(method=method):
+                self.assertAudienceRequired(fx.auth(self.token, method=method))
+        c = fx.curl("/auth", "-H", "Authorization: Bearer " + self.token)
+        self.assertEqual(c.status_code, 400, c)
+        self.assertEqual(c.header("X-Auth-Reason"), "audience_required", c)
+        self.assertEqual(c.headers_all("WWW-Authenticate"), [], c)
+        self.assertIn("--auth-audience", c.text)
+
+    def test_empty_aud_is_400(self):
+        fx = self.fx
+        self.assertAudienceRequired(fx.auth(self.token, aud=""))
+        self.assertAudienceRequired(fx.get("/auth?aud=", headers={"Authorization": "Bearer " + self.token}))
+        self.assertAudienceRequired(fx.get("/auth?aud=&scope=orders:read",
+                                           headers={"Authorization": "Bearer " + self.token}))
+        # and the same request with the audience passes
+        self.assertEqual(fx.auth(self.token, aud=AUD).status_code, 200)
+
+
+class AuthDefaultAudience(AuthBase):
+    """--auth-audience AUD: the audience /auth requires when the query
+    names none; ?aud= in the query overrides it."""
+    EXTRA = ("--auth-audience", AUD)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.billing_id, cls.billing_secret = cls.fx.add_client("billing", "orders:read", "billing-api")
+        cls.billing = cls.fx.token(cls.billing_id, cls.billing_secret)
+
+    def test_default_audience_accepts_its_tokens(self):
+        fx = self.fx
+        for kw in ({}, {"scope": "orders:read"}, {"aud": ""}):
+            with self.subTest(**kw):
+                r = fx.auth(self.token, **kw)
+                self.assertEqual(r.status_code, 200, r.headers)
+                self.assertEqual(r.headers.get("X-Auth-Subject"), self.cid)
+                self.assertNotIn("X-Auth-Reason", r.headers)
+        c = fx.curl("/auth", "-H", "Authorization: Bearer " + self.token)
+        self.assertEqual(c.status_code, 200, c)
+        self.assertEqual(c.header("X-Auth-Client-Id"), self.cid)
+
+    def test_default_audience_rejects_other_audiences(self):
+        fx = self.fx
+        r = fx.auth(self.billing)
+        ch = self.assertChallenge(r, 401, "invalid_token", "wrong_audience")
+        self.assertIn(AUD, ch.get("error_description"))
+        line = fx.log_for(r.headers["X-Request-Id"])
+        self.assertEqual(line.get("reason"), "wrong_audience", line)
+        # the other checks still run with the default audience
+        self.assertChallenge(fx.auth(self.token, scope="orders:admin"), 403, "insufficient_scope",
+                             "insufficient_scope")
+        self.assertChallenge(fx.auth(self.tampered()), 401, "invalid_token", "bad_signature")
+        self.assertChallenge(fx.auth(self.expired_token()), 401, "invalid_token", "expired")
+        r = fx.auth()
+        self.assertEqual(r.status_code, 401)
+        self.assertEqual(r.headers.get("WWW-Authenticate"), 'Bearer realm="tokend"')
+
+    def test_query_aud_overrides_the_default(self):
+        fx = self.fx
+        r = fx.auth(self.billing, aud="billing-api")
+        self.assertEqual(r.status_code, 200, r.headers)
+        self.assertEqual(r.headers.get("X-Auth-Client-Id"), self.billing_id)
+        # a token for the default audience only is wrong for the one asked for
+        short = fx.token(self.short_id, self.short_secret)
+        self.assertEqual(fx.auth(short).status_code, 200)
+        ch = self.assertChallenge(fx.auth(short, aud="billing-api"), 401, "invalid_token", "wrong_audience")
+        self.assertIn("billing-api", ch.get("error_description"))
+        self.assertChallenge(fx.auth(self.token, aud="payments-api"), 401, "invalid_token", "wrong_audience")
+
+    def test_default_audience_from_the_environment(self):
+        # TOKEND_AUTH_AUDIENCE is the same setting
+        fx = st.ServerFixture(https=False, settings={"TOKEND_AUTH_AUDIENCE": "billing-api"}, name="env-aud")
+        try:
+            fx.start()
+            cid, secret = fx.add_client("envbilling", "orders:read", "billing-api")
+            r = fx.auth(fx.token(cid, secret))
+            self.assertEqual(r.status_code, 200, r.headers)
+            orders_id, orders_secret = fx.add_client("envorders", "orders:read", "orders-api")
+            r = fx.auth(fx.token(orders_id, orders_secret))
+            self.assertEqual(r.status_code, 401, r.headers)
+            self.assertEqual(r.headers.get("X-Auth-Reason"), "wrong_audience")
+        finally:
+            fx.close()
 
 
 class AuthExplainBare(AuthBase):
@@ -352,7 +465,7 @@ class AuthExplainBare(AuthBase):
             with self.subTest(case=name):
                 r = fx.auth(**kw)
                 self.assertChallenge(r, status, error, reason, explain=False)
-        r = fx.auth()
+        r = fx.auth(aud=AUD)
         self.assertEqual(r.headers.get("WWW-Authenticate"), 'Bearer realm="tokend"')
 
     def test_bare_log_keeps_the_detail(self):

@@ -122,8 +122,10 @@ class KeyRotatedOut(unittest.TestCase):
         d = ch.get("error_description", "")
         self.assertIn(k1, d)
         self.assertIn("rotated out", d)
-        self.assertEqual(fx.introspect(self.cid, self.secret, old).json(),
-                         {"active": False, "reason": "unknown_key"})
+        # its own token, but the signature can no longer be shown to be ours:
+        # no reason (RFC 7662 section 4; SECURITY.md: a reason only for a
+        # token whose signature is ours)
+        self.assertEqual(fx.introspect(self.cid, self.secret, old).json(), {"active": False})
         # the current key signs and verifies
         new = fx.token(self.cid, self.secret)
         self.assertNotEqual(st.jwt_parts(new)[0]["kid"], k1)
@@ -189,7 +191,7 @@ class Restart(unittest.TestCase):
         self.assertEqual(r.headers.get("X-Auth-Subject"), self.cid)
         # revocations survive, whichever way they were made
         for tok in (by_api, by_cli):
-            r = fx.auth(tok)
+            r = fx.auth(tok, aud=AUD)
             self.assertEqual(r.status_code, 401)
             self.assertEqual(r.headers.get("X-Auth-Reason"), "revoked")
             self.assertEqual(fx.introspect(self.cid, self.secret, tok).json(),
@@ -215,7 +217,7 @@ class Restart(unittest.TestCase):
         self.assertNotEqual(res.rc, 0, res)
         self.assertIn("master key", res.err)
         # the running server still serves with its own key
-        self.assertEqual(self.fx.auth(self.fx.token(self.cid, self.secret)).status_code, 200)
+        self.assertEqual(self.fx.auth(self.fx.token(self.cid, self.secret), aud=AUD).status_code, 200)
 
     def test_missing_master_key_fails_fast(self):
         missing = os.path.join(self.fx.td, "missing.master.key")
@@ -378,58 +380,177 @@ class ProtectionMetricsLog(unittest.TestCase):
     def tearDownClass(cls):
         cls.fx.close()
 
+    def fail_until_429(self, client_id, wrong, ip, limit=12):
+        """Wrong secrets for client_id from ip until a 429: (statuses, the
+        429 response). Each answer before it must be 401."""
+        statuses = []
+        for _ in range(limit):
+            r = self.fx.token_response(client_id, wrong, source_ip=ip)
+            statuses.append(r.status_code)
+            if r.status_code == 429:
+                return statuses, r
+            self.assertEqual(r.status_code, 401, r.text)
+            self.assertEqual(r.json().get("error"), "invalid_client")
+        self.fail("no 429 after %d wrong secrets: %r" % (len(statuses), statuses))
+
     def test_throttling_429_retry_after_grows(self):
         fx = self.fx
         ip = st.fresh_ip()
         before = fx.metrics()
         wrong = "tokend_cs_WRONG-SECRET-MARKER-1"
         fx.sensitive.add(wrong)
-        statuses = []
-        first = None
-        for _ in range(12):
-            r = fx.token_response(self.victim_id, wrong, source_ip=ip)
-            statuses.append(r.status_code)
-            if r.status_code == 429:
-                first = r
-                break
-            self.assertEqual(r.status_code, 401, r.text)
-        self.assertIsNotNone(first, "no 429 after %d wrong secrets: %r" % (len(statuses), statuses))
+        st.early_in_second()  # the first block (1 s) holds for the checks below
+        statuses, first = self.fail_until_429(self.victim_id, wrong, ip)
         self.assertLessEqual(len(statuses), 10, statuses)
+        self.assertEqual(statuses[:5], [401] * 5, "five free failures (fail_free)")
         self.assertEqual(first.headers.get("Cache-Control"), "no-store")
         self.assertEqual(first.json().get("error"), "invalid_client")
         ra1 = first.headers.get("Retry-After")
         self.assertRegex(ra1 or "", r"^[1-9][0-9]*$")
         ra1 = int(ra1)
-        # while blocked even the right secret is refused, from another IP too
-        r = fx.token_response(self.victim_id, self.victim_secret, source_ip=st.fresh_ip())
-        self.assertEqual(r.status_code, 429)
+        throttled = 1
+        # while blocked the right secret is refused from the failing address
+        r = fx.token_response(self.victim_id, self.victim_secret, source_ip=ip)
+        self.assertEqual(r.status_code, 429, r.text)
         self.assertTrue(r.headers.get("Retry-After"))
-        # ... and another client from the blocked IP
+        throttled += 1
+        # ... and so is another client from that address (the address gates)
         r = fx.token_response(self.by_id, self.by_secret, source_ip=ip)
-        self.assertEqual(r.status_code, 429)
+        self.assertEqual(r.status_code, 429, r.text)
+        throttled += 1
+        # the same client from elsewhere is not held back (SECURITY.md rule 22)
+        r = fx.token_response(self.victim_id, self.victim_secret, source_ip=st.fresh_ip())
+        self.assertEqual(r.status_code, 200, r.text)
+        fx.sensitive.add(r.json()["access_token"])
         # another client from elsewhere is not affected
         r = fx.token_response(self.by_id, self.by_secret, source_ip=st.fresh_ip())
         self.assertEqual(r.status_code, 200, r.text)
         fx.sensitive.add(r.json()["access_token"])
         # the backoff grows: after the wait, one more failure blocks longer
         time.sleep(ra1 + 0.3)
+        st.early_in_second()
         r = fx.token_response(self.victim_id, wrong, source_ip=ip)
         self.assertEqual(r.status_code, 401, r.text)
         r = fx.token_response(self.victim_id, wrong, source_ip=ip)
         self.assertEqual(r.status_code, 429, r.text)
+        throttled += 1
         ra2 = int(r.headers.get("Retry-After"))
         self.assertGreater(ra2, ra1)
         after = fx.metrics()
         self.assertGreaterEqual(st.metric(after, "tokend_client_auth_throttled_total")
-                                - st.metric(before, "tokend_client_auth_throttled_total"), 4)
+                                - st.metric(before, "tokend_client_auth_throttled_total"), throttled)
         self.assertGreaterEqual(st.metric(after, "tokend_client_auth_failures_total")
-                                - st.metric(before, "tokend_client_auth_failures_total"), 6)
+                                - st.metric(before, "tokend_client_auth_failures_total"), 7)
         self.assertGreaterEqual(st.metric(after, "tokend_http_requests_total", route="/oauth/token", status="429"),
-                                4)
+                                throttled)
         # the log names the throttled client
-        lines = [o for o in fx.log_lines() if o.get("status") == 429]
-        self.assertTrue(lines)
-        self.assertEqual(lines[0].get("client_id"), self.victim_id)
+        line = fx.log_for(first.headers["X-Request-Id"])
+        self.assertEqual(line.get("status"), 429, line)
+        self.assertEqual(line.get("client_id"), self.victim_id, line)
+
+    def test_regression_wrong_secrets_from_one_address_do_not_lock_the_client_out_elsewhere(self):
+        """The old rule: six wrong secrets from one address locked the client
+        out everywhere. An attacker who knows a client id must not be able
+        to deny its owner service from another address."""
+        fx = self.fx
+        cid, secret = fx.add_client("locked-out-victim", "orders:read", AUD)
+        attacker = st.fresh_ip()
+        st.early_in_second()
+        statuses, r429 = self.fail_until_429(cid, "tokend_cs_attacker-guess", attacker)
+        self.assertGreaterEqual(len(statuses), 6)
+        # the attacker keeps trying for a while: still 429 there
+        for _ in range(3):
+            r = fx.token_response(cid, "tokend_cs_attacker-guess", source_ip=attacker)
+            self.assertEqual(r.status_code, 429, r.text)
+        # the owner, from its own address, gets its token at once
+        r = fx.token_response(cid, secret, source_ip=st.fresh_ip())
+        self.assertEqual(r.status_code, 200, r.text)
+        fx.sensitive.add(r.json()["access_token"])
+        # with the body method too
+        r = fx.token_response(cid, secret, method="post", source_ip=st.fresh_ip())
+        self.assertEqual(r.status_code, 200, r.text)
+        fx.sensitive.add(r.json()["access_token"])
+
+    def test_regression_invented_ids_throttle_only_their_address(self):
+        """The old rule: failures with invented client ids from one address
+        locked out every client at that address, and were counted against
+        nobody else. Now: that address waits (for the real client too), any
+        other address is served."""
+        fx = self.fx
+        cid, secret = fx.add_client("spray-victim", "orders:read", AUD)
+        attacker = st.fresh_ip()
+        st.early_in_second()
+        statuses = []
+        for i in range(8):
+            r = fx.token_response("invented-client-%d" % i, "tokend_cs_guess", source_ip=attacker)
+            statuses.append(r.status_code)
+            self.assertIn(r.status_code, (401, 429), r.text)
+            self.assertEqual(r.json().get("error"), "invalid_client")
+        self.assertEqual(statuses[:5], [401] * 5, statuses)
+        self.assertIn(429, statuses, statuses)
+        # the address waits, for the real client with its right secret too
+        r = fx.token_response(cid, secret, source_ip=attacker)
+        self.assertEqual(r.status_code, 429, r.text)
+        self.assertRegex(r.headers.get("Retry-After", ""), r"^[1-9][0-9]*$")
+        # another address is served
+        r = fx.token_response(cid, secret, source_ip=st.fresh_ip())
+        self.assertEqual(r.status_code, 200, r.text)
+        fx.sensitive.add(r.json()["access_token"])
+
+    def test_distributed_guess_one_failure_per_new_address(self):
+        """More than 20 failures for one client id in the window, spread
+        over many addresses: each further failing address waits after its
+        first failure (instead of five free ones). The owner, from an
+        address that did not fail, is still served."""
+        fx = self.fx
+        cid, secret = fx.add_client("sprayed", "orders:read", AUD)
+        guess = "tokend_cs_distributed-guess"
+        # 21 failures from 21 addresses, one each: none of them is blocked by
+        # its own count (1 <= 5), so each is 401
+        for _ in range(21):
+            r = fx.token_response(cid, guess, source_ip=st.fresh_ip())
+            self.assertEqual(r.status_code, 401, r.text)
+        # a new address: its first failure is answered, its next try waits
+        ip = st.fresh_ip()
+        st.early_in_second()
+        r = fx.token_response(cid, guess, source_ip=ip)
+        self.assertEqual(r.status_code, 401, r.text)
+        r = fx.token_response(cid, guess, source_ip=ip)
+        self.assertEqual(r.status_code, 429, r.text)
+        r = fx.token_response(cid, secret, source_ip=ip)
+        self.assertEqual(r.status_code, 429, "the address that guessed waits, right secret or not: %s" % r.text)
+        # the owner is never locked out by others' failures
+        r = fx.token_response(cid, secret, source_ip=st.fresh_ip())
+        self.assertEqual(r.status_code, 200, r.text)
+        fx.sensitive.add(r.json()["access_token"])
+
+    def test_invalid_client_log_says_which(self):
+        """The client hears one answer; the operator's log says whether the
+        id is unknown or the secret wrong."""
+        fx = self.fx
+        ip = st.fresh_ip()
+        unknown = fx.token_response("no-such-client-id", "tokend_cs_whatever", source_ip=ip)
+        wrong = fx.token_response(self.by_id, "tokend_cs_not-the-secret", source_ip=ip)
+        for r in (unknown, wrong):
+            self.assertEqual(r.status_code, 401, r.text)
+            self.assertEqual(r.json().get("error"), "invalid_client")
+            self.assertEqual(r.json().get("error_description"), "client authentication failed")
+        self.assertEqual(unknown.json(), wrong.json())
+        self.assertEqual(unknown.headers.get("WWW-Authenticate"), wrong.headers.get("WWW-Authenticate"))
+        lu = fx.log_for(unknown.headers["X-Request-Id"])
+        lw = fx.log_for(wrong.headers["X-Request-Id"])
+        self.assertEqual(lu.get("detail"), "client authentication failed: no client has this id", lu)
+        self.assertEqual(lw.get("detail"), "client authentication failed: wrong secret for this client", lw)
+        # the same for introspection and revocation (one client authentication)
+        r = fx.post("/oauth/introspect", source_ip=ip, data={"token": "x"},
+                    auth=("no-such-client-id", "tokend_cs_whatever"))
+        self.assertEqual(r.status_code, 401, r.text)
+        self.assertEqual(fx.log_for(r.headers["X-Request-Id"]).get("detail"),
+                         "client authentication failed: no client has this id")
+        r = fx.post("/oauth/revoke", source_ip=ip, data={"token": "x"}, auth=(self.by_id, "tokend_cs_nope"))
+        self.assertEqual(r.status_code, 401, r.text)
+        self.assertEqual(fx.log_for(r.headers["X-Request-Id"]).get("detail"),
+                         "client authentication failed: wrong secret for this client")
 
     def announce_body(self, path, length):
         """Sends a request head announcing `length` body bytes with
@@ -517,7 +638,7 @@ class ProtectionMetricsLog(unittest.TestCase):
         many = {"X-H%03d" % i: "c" * 100 for i in range(200)}
         self.assertEqual(fx.get("/healthz", headers=many).status_code, 431)
         # a header block a little under 16 KiB is fine
-        r = fx.get("/auth", headers={"X-Pad": "d" * (15 * 1024), "Authorization": "Bearer " + tok})
+        r = fx.get("/auth?aud=" + AUD, headers={"X-Pad": "d" * (15 * 1024), "Authorization": "Bearer " + tok})
         self.assertEqual(r.status_code, 200)
         # a far bigger one is refused too (by libmicrohttpd itself), and the
         # server keeps serving
@@ -532,10 +653,10 @@ class ProtectionMetricsLog(unittest.TestCase):
         fx = self.fx
         before = fx.metrics()
         tok = fx.token(self.cid, self.secret)
-        self.assertEqual(fx.auth(tok).status_code, 200)
-        self.assertEqual(fx.auth(tok, scope="orders:admin").status_code, 403)
-        self.assertEqual(fx.auth("not-a-jwt").status_code, 401)
-        self.assertEqual(fx.auth().status_code, 401)
+        self.assertEqual(fx.auth(tok, aud=AUD).status_code, 200)
+        self.assertEqual(fx.auth(tok, aud=AUD, scope="orders:admin").status_code, 403)
+        self.assertEqual(fx.auth("not-a-jwt", aud=AUD).status_code, 401)
+        self.assertEqual(fx.auth(aud=AUD).status_code, 401)
         self.assertIs(fx.introspect(self.cid, self.secret, tok).json()["active"], True)
         self.assertEqual(fx.token_response("svc", "wrong-secret", source_ip=st.fresh_ip()).status_code, 401)
         r = fx.get("/metrics")
@@ -590,12 +711,13 @@ class ProtectionMetricsLog(unittest.TestCase):
         fx.auth(tok_post, aud="wrong-aud")
         h, p, s = tok.split(".")
         tampered = h + "." + p + "." + s[:-4] + ("AAAA" if s[-4:] != "AAAA" else "BBBB")
-        fx.auth(tampered)
+        fx.auth(tampered, aud=AUD)
         foreign = tt.new_key("ES256", kid="foreign").token(tt.claims(aud=AUD), kid=True)
-        fx.auth(foreign)
+        fx.auth(foreign, aud=AUD)
         opaque = "opaque-SECRET-REFERENCE-TOKEN-0123456789"
-        fx.auth(opaque)
-        fx.auth(authorization="Basic " + tt.b64u(self.cid + ":" + self.secret))
+        fx.auth(opaque, aud=AUD)
+        fx.auth(opaque)  # no audience: 400 before the token is looked at
+        fx.auth(authorization="Basic " + tt.b64u(self.cid + ":" + self.secret), aud=AUD)
         fx.introspect(self.cid, self.secret, tok)
         fx.revoke(self.cid, self.secret, tok_post)
         wrong = "tokend_cs_WRONG-SECRET-MARKER-2"

@@ -9,6 +9,7 @@ Every case runs through the real curl binary and through python3-requests,
 over HTTPS with the --dev certificate, against the real binary.
 """
 
+import json
 import os
 import re
 import sys
@@ -402,17 +403,17 @@ class OAuthEndpoints(unittest.TestCase):
         fx = self.fx
         tok = fx.token(self.cid, self.secret)
         tok2 = fx.token(self.cid, self.secret)
-        self.assertEqual(fx.auth(tok).status_code, 200)
+        self.assertEqual(fx.auth(tok, aud="orders-api").status_code, 200)
         c = fx.curl("/oauth/revoke", "-u", "%s:%s" % (self.cid, self.secret), "--data-urlencode", "token=" + tok)
         self.assertEqual(c.status_code, 200, c)
         self.assertEqual(c.header("Cache-Control"), "no-store")
-        r = fx.auth(tok)
+        r = fx.auth(tok, aud="orders-api")
         self.assertEqual(r.status_code, 401)
         self.assertEqual(r.headers.get("X-Auth-Reason"), "revoked")
         # client_secret_post, through requests
         r = fx.post("/oauth/revoke", data={"token": tok2, "client_id": self.cid, "client_secret": self.secret})
         self.assertEqual(r.status_code, 200, r.text)
-        self.assertEqual(fx.auth(tok2).headers.get("X-Auth-Reason"), "revoked")
+        self.assertEqual(fx.auth(tok2, aud="orders-api").headers.get("X-Auth-Reason"), "revoked")
         # revoking again is fine (RFC 7009: idempotent from the client's view)
         self.assertEqual(fx.revoke(self.cid, self.secret, tok).status_code, 200)
 
@@ -425,7 +426,7 @@ class OAuthEndpoints(unittest.TestCase):
             with self.subTest(via=name):
                 self.assertOAuthError(resp, 400, "unauthorized_client")
         # still valid
-        self.assertEqual(fx.auth(tok).status_code, 200)
+        self.assertEqual(fx.auth(tok, aud="orders-api").status_code, 200)
 
     def test_revoke_needs_client_auth(self):
         fx = self.fx
@@ -436,7 +437,7 @@ class OAuthEndpoints(unittest.TestCase):
         ip = st.fresh_ip()
         r = fx.revoke(self.ws_id, "wrong", tok, source_ip=ip)
         self.assertOAuthError(r, 401, "invalid_client", www_basic=True)
-        self.assertEqual(fx.auth(tok).status_code, 200, "an unauthenticated revocation must do nothing")
+        self.assertEqual(fx.auth(tok, aud="orders-api").status_code, 200, "an unauthenticated revocation must do nothing")
         # missing token parameter
         r = fx.post("/oauth/revoke", data={}, auth=(self.cid, self.secret))
         self.assertOAuthError(r, 400, "invalid_request")
@@ -447,10 +448,11 @@ class OAuthEndpoints(unittest.TestCase):
         fx = self.fx
         tok = fx.token(self.cid, self.secret, scope="orders:read")
         _, claims = st.jwt_parts(tok)
+        # its own client sees what the token says (RFC 7662 section 2.2)
         for name, resp in self.both("/oauth/introspect",
-                                    ["-u", "%s:%s" % (self.other_id, self.other_secret),
+                                    ["-u", "%s:%s" % (self.cid, self.secret),
                                      "--data-urlencode", "token=" + tok],
-                                    {"data": {"token": tok}, "auth": (self.other_id, self.other_secret)}):
+                                    {"data": {"token": tok}, "auth": (self.cid, self.secret)}):
             with self.subTest(via=name):
                 self.assertEqual(resp.status_code, 200, resp.text)
                 self.assertEqual(self.hdr(resp, "Cache-Control"), "no-store")
@@ -463,6 +465,30 @@ class OAuthEndpoints(unittest.TestCase):
         # client_secret_post works too
         r = fx.post("/oauth/introspect", data={"token": tok, "client_id": self.cid, "client_secret": self.secret})
         self.assertIs(r.json().get("active"), True)
+        self.assertEqual(r.json().get("jti"), claims["jti"])
+
+    def test_introspect_another_clients_token_is_inactive(self):
+        """RFC 7662 section 4: a client that neither owns the token nor
+        serves its audience learns nothing, not even that it is valid."""
+        fx = self.fx
+        tok = fx.token(self.cid, self.secret, scope="orders:read")
+        self.assertEqual(fx.auth(tok, aud="orders-api").status_code, 200)  # valid
+        for name, resp in self.both("/oauth/introspect",
+                                    ["-u", "%s:%s" % (self.other_id, self.other_secret),
+                                     "--data-urlencode", "token=" + tok],
+                                    {"data": {"token": tok}, "auth": (self.other_id, self.other_secret)}):
+            with self.subTest(via=name):
+                self.assertEqual(resp.status_code, 200, resp.text)
+                self.assertEqual(self.hdr(resp, "Cache-Control"), "no-store")
+                self.assertEqual(resp.json(), {"active": False})
+                if name == "requests":
+                    line = fx.log_for(resp.headers["X-Request-Id"])
+                    self.assertIn("not this caller's", line.get("detail", ""), line)
+        # nor of another client's inactive token: no reason either
+        dead = fx.token(self.cid, self.secret)
+        self.assertEqual(fx.revoke(self.cid, self.secret, dead).status_code, 200)
+        self.assertEqual(fx.introspect(self.other_id, self.other_secret, dead).json(), {"active": False})
+        self.assertEqual(fx.introspect(self.cid, self.secret, dead).json(), {"active": False, "reason": "revoked"})
 
     def test_introspect_inactive_tokens(self):
         fx = self.fx
@@ -472,24 +498,117 @@ class OAuthEndpoints(unittest.TestCase):
         _, c = st.jwt_parts(expired)
         self.assertEqual(c["exp"] - c["iat"], 1)
         key = tt.new_key("ES256", kid="not-ours")
-        foreign = key.token(tt.claims(), header={"typ": "at+jwt"}, kid=True)
+        foreign = key.token(tt.claims(client_id=self.cid), header={"typ": "at+jwt"}, kid=True)
         h, p, s = revoked.split(".")
         tampered = h + "." + tt.b64u_json(dict(st.jwt_parts(revoked)[1], scope="orders:admin")) + "." + s
         time.sleep(max(0.0, c["exp"] + 1.1 - time.time()))
-        cases = [(revoked, "revoked"), (expired, "expired"), ("garbage", "unsupported_token_type"),
-                 ("a.b.c", "malformed_token"), (foreign, "unknown_key"), (tampered, "bad_signature")]
-        for tok, reason in cases:
+        # (token, its client's credentials, reason told to that client or
+        # None). A reason goes only to a caller who may see the token, and
+        # only when its signature is ours (RFC 7662 section 4).
+        cases = [(revoked, (self.cid, self.secret), "revoked"),
+                 (expired, (self.short_id, self.short_secret), "expired"),
+                 ("garbage", (self.cid, self.secret), None),            # unsupported_token_type
+                 ("a.b.c", (self.cid, self.secret), None),              # malformed_token
+                 (foreign, (self.cid, self.secret), None),              # unknown_key
+                 (tampered, (self.cid, self.secret), None)]             # bad_signature
+        for tok, (cid, secret), reason in cases:
             for name, resp in self.both("/oauth/introspect",
-                                        ["-u", "%s:%s" % (self.cid, self.secret), "--data-urlencode",
-                                         "token=" + tok],
-                                        {"data": {"token": tok}, "auth": (self.cid, self.secret)}):
-                with self.subTest(reason=reason, via=name):
+                                        ["-u", "%s:%s" % (cid, secret), "--data-urlencode", "token=" + tok],
+                                        {"data": {"token": tok}, "auth": (cid, secret)}):
+                with self.subTest(token=tok[:12], reason=reason, via=name):
                     self.assertEqual(resp.status_code, 200, resp.text)
                     self.assertEqual(self.hdr(resp, "Cache-Control"), "no-store")
                     body = resp.json()
-                    # nothing but active:false and, for the authenticated
-                    # caller, the reason code
-                    self.assertEqual(body, {"active": False, "reason": reason})
+                    # nothing but active:false and, for the caller who may
+                    # see the token, the reason code
+                    self.assertEqual(body, {"active": False, "reason": reason} if reason else {"active": False})
+        # the operator's log still has the real reason of each
+        for tok, want in (("a.b.c", "malformed_token"), (foreign, "unknown_key"), (tampered, "bad_signature"),
+                          ("garbage", "unsupported_token_type")):
+            with self.subTest(log=want):
+                r = fx.introspect(self.cid, self.secret, tok)
+                self.assertEqual(fx.log_for(r.headers["X-Request-Id"]).get("reason"), want)
+        # another client never hears the reason of my expired token
+        self.assertEqual(fx.introspect(self.cid, self.secret, expired).json(), {"active": False})
+
+    def test_introspect_own_expired_token_says_expired(self):
+        fx = self.fx
+        tok = fx.token(self.short_id, self.short_secret)
+        exp = st.jwt_parts(tok)[1]["exp"]
+        self.assertIs(fx.introspect(self.short_id, self.short_secret, tok).json()["active"], True)
+        time.sleep(max(0.0, exp + 1.1 - time.time()))
+        r = fx.introspect(self.short_id, self.short_secret, tok)
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertEqual(r.json(), {"active": False, "reason": "expired"})
+
+    def test_introspect_by_resource_server(self):
+        """A client made with --serves orders-api may introspect tokens
+        issued for orders-api (of any client), and no others."""
+        fx = self.fx
+        rs_id, rs_secret = fx.add_client("orders-backend", "orders:introspect", "orders-api", serves="orders-api")
+        shown = json.loads(fx.admin("client", "show", rs_id, "--json").out)
+        self.assertEqual(shown.get("serves"), "orders-api", shown)
+        listed = {o["client_id"]: o for o in json.loads(fx.admin("client", "list", "--json").out)}
+        self.assertEqual(listed[rs_id].get("serves"), "orders-api", listed[rs_id])
+        self.assertFalse(listed[self.cid].get("serves"), listed[self.cid])
+        bill_id, bill_secret = fx.add_client("billing-only", "orders:read", "billing-api")
+        orders_tok = fx.token(self.other_id, self.other_secret)  # aud orders-api
+        _, claims = st.jwt_parts(orders_tok)
+        self.assertEqual(claims["aud"], "orders-api")
+        billing_tok = fx.token(bill_id, bill_secret)             # aud billing-api
+        self.assertEqual(st.jwt_parts(billing_tok)[1]["aud"], "billing-api")
+        for name, resp in self.both("/oauth/introspect",
+                                    ["-u", "%s:%s" % (rs_id, rs_secret), "--data-urlencode", "token=" + orders_tok],
+                                    {"data": {"token": orders_tok}, "auth": (rs_id, rs_secret)}):
+            with self.subTest(via=name):
+                self.assertEqual(resp.status_code, 200, resp.text)
+                body = resp.json()
+                self.assertIs(body.get("active"), True, body)
+                for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"):
+                    self.assertEqual(body.get(k), claims[k], k)
+        self.assertEqual(fx.introspect(rs_id, rs_secret, billing_tok).json(), {"active": False})
+        # its own tokens it sees as any client does
+        own = fx.token(rs_id, rs_secret)
+        self.assertIs(fx.introspect(rs_id, rs_secret, own).json().get("active"), True)
+        # an inactive token for orders-api: the resource server hears why
+        self.assertEqual(fx.revoke(self.other_id, self.other_secret, orders_tok).status_code, 200)
+        self.assertEqual(fx.introspect(rs_id, rs_secret, orders_tok).json(), {"active": False, "reason": "revoked"})
+        # ... but not for billing-api
+        self.assertEqual(fx.revoke(bill_id, bill_secret, billing_tok).status_code, 200)
+        self.assertEqual(fx.introspect(rs_id, rs_secret, billing_tok).json(), {"active": False})
+
+    def test_introspect_by_resource_server_expired_token(self):
+        """The reason of an expired token for an audience the caller serves
+        is told as for its own (the signature is ours)."""
+        fx = self.fx
+        rs_id, rs_secret = fx.add_client("orders-backend-2", "orders:introspect", "orders-api", serves="orders-api")
+        tok = fx.token(self.short_id, self.short_secret)  # aud orders-api, 1 s
+        exp = st.jwt_parts(tok)[1]["exp"]
+        self.assertIs(fx.introspect(rs_id, rs_secret, tok).json().get("active"), True)
+        time.sleep(max(0.0, exp + 1.1 - time.time()))
+        self.assertEqual(fx.introspect(rs_id, rs_secret, tok).json(), {"active": False, "reason": "expired"})
+
+    def test_public_client_cannot_introspect(self):
+        fx = self.fx
+        pub_id, _ = fx.add_signin_client("pub-spa", "https://app.example/cb", "orders:read", "orders-api")
+        tok = fx.token(self.cid, self.secret)
+        ip = st.fresh_ip()
+        for data, auth in (({"token": tok, "client_id": pub_id}, None), ({"token": tok}, (pub_id, "")),
+                           ({"token": tok, "client_id": pub_id, "client_secret": ""}, None)):
+            with self.subTest(data=sorted(data), basic=auth is not None):
+                r = fx.post("/oauth/introspect", source_ip=ip, data=data, auth=auth)
+                body = self.assertOAuthError(r, 401, "invalid_client", www_basic=True)
+                self.assertNotIn("active", body)
+
+    def test_serves_on_a_public_client_is_refused(self):
+        fx = self.fx
+        r = fx.admin("client", "add", "pub-rs", "--public", "--redirect-uri", "https://app.example/cb",
+                     "--scope", "orders:read", "--aud", "orders-api", "--serves", "orders-api", "--json")
+        self.assertNotEqual(r.rc, 0, r)
+        self.assertIn("--serves", r.err)
+        self.assertIn("public", r.err)
+        listed = json.loads(fx.admin("client", "list", "--json").out)
+        self.assertNotIn("pub-rs", [o["client_id"] for o in listed])
 
     def test_introspect_needs_client_auth(self):
         fx = self.fx

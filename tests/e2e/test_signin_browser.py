@@ -12,8 +12,10 @@
          /api/orders behind nginx auth_request -> tokend /auth: 200
       -> an authorization request with a bad redirect_uri: our own error
          page, no redirect                              screenshot error.png
-      -> /logout: the same access token is then 401 `revoked` at /auth
-         (directly and through nginx), the refresh token invalid_grant.
+      -> /logout asks "Sign out?"                       screenshot logout-confirm.png
+      -> a click on its "Sign out" button (a POST of the form): the same
+         access token is then 401 `revoked` at /auth (directly and through
+         nginx), the refresh token invalid_grant.     screenshot signed-out.png
 
 Screenshots go to $TOKEND_TEST_OUTPUT or build/test-output/signin/ (the
 paths are printed). The test FAILS when node, Chromium, nginx or
@@ -250,7 +252,7 @@ class BrowserSignIn(unittest.TestCase):
             raise AssertionError("missing: %s; run scripts/deps.sh" % ", ".join(missing))
 
         cls.out_dir = output_dir()
-        for name in ("login.png", "error.png", "signed-in.png", "signed-out.png"):
+        for name in ("login.png", "error.png", "signed-in.png", "logout-confirm.png", "signed-out.png"):
             p = os.path.join(cls.out_dir, name)
             if os.path.exists(p):
                 os.unlink(p)
@@ -382,10 +384,28 @@ class BrowserSignIn(unittest.TestCase):
             self.assertFalse(n["url"].startswith(self.bad_redirect), n)
         self.assert_png("error")
 
+    def test_5_logout_asks_first(self):
+        s = self.step("logout_confirm")
+        self.assertEqual(s["status"], 200, s)
+        self.assertTrue(s["url"].startswith(self.fx.url + "/logout"), s["url"])
+        self.assertEqual(s["title"], "Sign out?")
+        self.assertIn("Sign out?", s["h1"])
+        self.assertEqual(s["scripts"], 0)
+        forms = [f for f in s["forms"] if f["action"] == self.fx.url + "/logout"]
+        self.assertEqual(len(forms), 1, s["forms"])
+        self.assertEqual(forms[0]["method"], "post")
+        self.assertIn({"name": "csrf", "type": "hidden"}, forms[0]["fields"])
+        # asking signed nothing out
+        self.assertIn(st.SESSION_COOKIE, s["cookies"])
+        self.assertIn(st.CSRF_COOKIE, s["cookies"])
+        self.assert_png("logout-confirm")
+
     def test_5_logout_revokes_the_tokens(self):
         s = self.step("logout")
         self.assertEqual(s["status"], 200, s)
+        self.assertEqual(s["method"], "POST", s)
         self.assertIn("signed out", s["text"].lower())
+        self.assertNotIn("Sign out?", s["text"])
         self.assertNotIn(st.SESSION_COOKIE, self.step("cookies_after_logout"))
         self.assertEqual(len(self.app.tokens), 1, "the app holds %d token sets" % len(self.app.tokens))
         t = self.app.tokens[0]

@@ -12,7 +12,9 @@ What is where:
   CodeExchange   the code grant: public client, a replayed (stolen) code,
                  wrong verifier, redirect URI off by one character, another
                  client's code, unknown client
-  Logout         GET and POST /logout revoke the sign-in's tokens;
+  Logout         /logout asks "Sign out?" unless the POST proves it comes
+                 from our page (csrf field, or Origin / Sec-Fetch-Site
+                 same-origin); then it revokes the sign-in's tokens;
                  post_logout_redirect_uri only when registered
   ShortTimeouts  a second server with --session-idle 2s and --code-ttl 1s:
                  an expired session cookie gets the sign-in page saying so,
@@ -131,6 +133,8 @@ class SignInCase(unittest.TestCase):
             fx.add_user("alice", PASSWORD)
             fx.add_user("bob", PASSWORD)          # wrong-password and timing cases
             fx.add_user("mallory", PASSWORD)      # throttled on purpose
+            fx.add_user("eve", PASSWORD)          # throttled on purpose (regression test)
+            fx.add_user("oscar", PASSWORD)        # throttled on purpose (the metric)
             fx.add_user("carol", PASSWORD)        # logout cases
             fx.spa, _ = fx.add_signin_client("spa", [REDIRECT, REDIRECT2], SCOPE, AUD)
             fx.other, _ = fx.add_signin_client("other-spa", "https://other.example/cb", SCOPE, AUD)
@@ -349,6 +353,8 @@ class LoginPage(SignInCase):
                         "wrong password %r s vs unknown user %r s" % (t_wrong, t_unknown))
 
     def test_repeated_failures_throttled_429(self):
+        """SECURITY.md rule 22: failures count by address and by (user,
+        address); they hold back that address, never the user elsewhere."""
         b = self.browser()
         statuses = []
         r = None
@@ -366,15 +372,67 @@ class LoginPage(SignInCase):
         page = assert_html_security(self, r)
         self.assertRegex(page.text, r"[Ww]ait \d+ seconds?")
         self.assertIsNotNone(st.login_form(page), "the throttled page still has the form")
-        # while throttled, even the right password does not sign in (and
-        # throttling is per account: another address is refused as well)
+        # one more failure once the wait is over blocks for 2 s (whole
+        # seconds: the check below then runs well inside the block)
+        time.sleep(int(ra) + 0.2)
+        _, form = b.login_page()
+        r = b.post_login(form, "mallory", "not the password either")
+        self.assertEqual(r.status_code, 401, r.text[:500])
+        # while throttled, even the right password does not sign in from
+        # the address that failed
+        _, form = b.login_page()
+        r = b.post_login(form, "mallory", PASSWORD)
+        self.assertEqual(r.status_code, 429, r.text[:500])
+        self.assertIsNone(st.find_set_cookie(r, st.SESSION_COOKIE))
+        self.assertNotIn("Location", r.headers)
+        # ... nor another user from it (the address is a gate of its own)
+        _, form = b.login_page()
+        r = b.post_login(form, "alice", PASSWORD)
+        self.assertEqual(r.status_code, 429, r.text[:500])
+        # the user signs in from another address: the failures of someone
+        # else do not lock them out
         b2 = self.browser()
         _, form = b2.login_page()
         r2 = b2.post_login(form, "mallory", PASSWORD)
-        self.assertEqual(r2.status_code, 429, r2.text[:500])
-        self.assertIsNone(st.find_set_cookie(r2, st.SESSION_COOKIE))
-        m = self.fx.metrics()
-        self.assertGreaterEqual(st.metric(m, "tokend_logins_total", result="throttled"), 2)
+        self.assertEqual(r2.status_code, 303, r2.text[:500])
+        self.assertIsNotNone(st.find_set_cookie(r2, st.SESSION_COOKIE))
+
+    def test_throttled_sign_ins_are_counted(self):
+        """tokend_logins_total{result="throttled"} counts every 429 of
+        POST /login (as it did before the password checks moved to the
+        pool)."""
+        fx = self.fx
+        before = st.metric(fx.metrics(), "tokend_logins_total", result="throttled")
+        b = self.browser()
+        got = 0
+        for i in range(16):
+            _, form = b.login_page()
+            r = b.post_login(form, "oscar", "counted guess %d" % i)
+            self.assertIn(r.status_code, (401, 429), r.text[:300])
+            got += r.status_code == 429
+            if got == 2:
+                break
+        self.assertGreaterEqual(got, 2)
+        after = st.metric(fx.metrics(), "tokend_logins_total", result="throttled")
+        self.assertEqual(after - before, got, "%d sign-ins answered 429, the metric moved by %d"
+                         % (got, after - before))
+
+    def test_regression_failures_elsewhere_do_not_lock_a_user_out(self):
+        """The old rule: enough wrong passwords for a user, from anywhere,
+        refused that user's right password from every address."""
+        attacker = self.browser()
+        statuses = []
+        for i in range(14):  # until a 429 (a slow machine may outwait short blocks)
+            _, form = attacker.login_page()
+            r = attacker.post_login(form, "eve", "guess %d" % i)
+            statuses.append(r.status_code)
+            self.assertIn(r.status_code, (401, 429), r.text[:300])
+            if r.status_code == 429:
+                break
+        self.assertIn(429, statuses, statuses)
+        owner = self.browser()
+        got = owner.sign_in("eve", PASSWORD)
+        self.assertTrue(got.get("code"), got["location"])
 
     def test_correct_login_303_with_code_state_iss_and_session_cookie(self):
         b = self.browser()
@@ -567,6 +625,12 @@ class CodeExchange(SignInCase):
 # /logout
 
 class Logout(SignInCase):
+    """Signing out ends a sign-in only when the user confirms (issue 8
+    section 3): GET /logout, or a POST without proof that it comes from our
+    own page, answers the "Sign out?" page; its form (csrf field matching
+    the CSRF cookie) signs out, as does a POST with Origin or Sec-Fetch-Site
+    saying same-origin."""
+
     def _signed_in(self):
         b = self.browser()
         t = b.tokens("carol", PASSWORD)
@@ -589,37 +653,163 @@ class Logout(SignInCase):
         self.assertEqual(r.status_code, 200, r.headers.get("Location"))
         self.assertIn("signed out", st.parse_page(r.text).text.lower())
 
-    def test_get_logout_revokes_the_sign_in(self):
+    def _assert_still_signed_in(self, b, t):
+        """The sign-in lives: its access token passes, its refresh token
+        refreshes (t takes the rotated one), the session cookie is kept."""
+        assert_valid(self, self.fx, t["access_token"])
+        self.assertIsNotNone(b.cookie(), "the session cookie is gone")
+        r = st.refresh_response(self.fx, t["refresh_token"], client_id=self.fx.spa)
+        self.assertEqual(r.status_code, 200, r.text)
+        t["refresh_token"] = r.json()["refresh_token"]
+
+    def _assert_confirm_page(self, b, r, params=None):
+        """The "Sign out?" page: a POST form to logout with the csrf field
+        (= the CSRF cookie it sets) and the request's own parameters."""
+        self.assertEqual(r.status_code, 200, r.text[:500])
+        self.assertNotIn("Location", r.headers)
+        page = assert_html_security(self, r)
+        self.assertIn("<title>Sign out?</title>", r.text)
+        self.assertIn("Sign out?", page.text)
+        self.assertIn("carol", page.text)
+        self.assertNotIn("You are signed out", page.text)
+        form = st.logout_form(page)
+        self.assertEqual(form["method"], "post")
+        self.assertEqual(form["action"], "logout")
+        self.assertRegex(r.text, r'<button type="submit">\s*Sign out\s*</button>')
+        hidden = st.hidden_fields(form)
+        self.assertEqual(set(hidden), {"csrf"} | set(params or {}), hidden)
+        for k, v in (params or {}).items():
+            self.assertEqual(hidden[k], v, k)
+        got = st.find_set_cookie(r, st.CSRF_COOKIE)
+        self.assertIsNotNone(got, "the confirmation page sets no CSRF cookie: %r" % st.set_cookie_headers(r))
+        value, attrs = got
+        self.assertEqual(hidden["csrf"], value)
+        self.assertGreaterEqual(len(value), 32)
+        self.assertIs(attrs.get("secure"), True, attrs)
+        self.assertIs(attrs.get("httponly"), True, attrs)
+        self.assertEqual(attrs.get("path"), "/", attrs)
+        self.assertNotIn("domain", attrs)
+        # nothing was ended by asking
+        self.assertIsNone(st.find_set_cookie(r, st.SESSION_COOKIE), st.set_cookie_headers(r))
+        return form
+
+    def test_get_logout_asks_then_the_form_signs_out(self):
         b, t = self._signed_in()
         self._cookie = b.cookie()
         r = b.logout("GET")
+        self._assert_confirm_page(b, r)
+        self._assert_still_signed_in(b, t)
+        # the user clicks "Sign out"
+        r = b.confirm_logout(r)
         self.assertEqual(r.status_code, 200, r.text[:500])
         page = assert_html_security(self, r)
-        self.assertIn("signed out", page.text.lower())
+        self.assertIn("You are signed out.", page.text)
         self._assert_signed_out(b, t, r)
 
-    def test_post_logout_revokes_the_sign_in(self):
+    def test_post_logout_with_the_csrf_field_signs_out(self):
         b, t = self._signed_in()
         self._cookie = b.cookie()
+        # a POST without proof asks first, and its page's form signs out
         r = b.logout("POST")
+        self._assert_confirm_page(b, r)
+        self._assert_still_signed_in(b, t)
+        csrf = b.cookie(st.CSRF_COOKIE)
+        self.assertTrue(csrf)
+        r = b.logout("POST", csrf=csrf)
         self.assertEqual(r.status_code, 200, r.text[:500])
-        assert_html_security(self, r)
+        self.assertIn("You are signed out.", assert_html_security(self, r).text)
         self._assert_signed_out(b, t, r)
+
+    def test_post_logout_from_our_origin_signs_out(self):
+        for what, headers in (("Origin", {"Origin": None}), ("Sec-Fetch-Site", {"Sec-Fetch-Site": "same-origin"})):
+            with self.subTest(what):
+                b, t = self._signed_in()
+                self._cookie = b.cookie()
+                if "Origin" in headers:
+                    headers = {"Origin": b.origin()}
+                r = b.logout("POST", headers=headers)
+                self.assertEqual(r.status_code, 200, r.text[:500])
+                self.assertIn("You are signed out.", assert_html_security(self, r).text)
+                self._assert_signed_out(b, t, r)
+
+    def test_cross_site_get_does_not_sign_out(self):
+        """A link or a top-level navigation from another site (a GET, which
+        carries the SameSite=Lax session cookie) only shows the page."""
+        for what, headers in (("no headers", None), ("cross-site", {"Sec-Fetch-Site": "cross-site"}),
+                              ("evil origin", {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}),
+                              ("even same-origin headers", {"Sec-Fetch-Site": "same-origin"})):
+            with self.subTest(what):
+                b, t = self._signed_in()
+                r = b.logout("GET", headers=headers)
+                self._assert_confirm_page(b, r)
+                self._assert_still_signed_in(b, t)
+                # the sign-in goes on: a code at once, no password
+                b.code_with_session()
+
+    def test_cross_site_post_without_proof_does_not_sign_out(self):
+        cases = {
+            "no proof": None,
+            "Origin of another site": {"Origin": "https://evil.example"},
+            "Origin null": {"Origin": "null"},
+            "our host, other scheme": {"Origin": None},
+            "our host, other port": {"Origin": None},
+            "Sec-Fetch-Site cross-site": {"Sec-Fetch-Site": "cross-site"},
+            "Sec-Fetch-Site same-site": {"Sec-Fetch-Site": "same-site"},
+            "evil origin, cross-site": {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+        }
+        for what, headers in cases.items():
+            with self.subTest(what):
+                b, t = self._signed_in()
+                if what == "our host, other scheme":
+                    headers = {"Origin": b.origin().replace("https://", "http://")}
+                elif what == "our host, other port":
+                    headers = {"Origin": b.origin().rsplit(":", 1)[0] + ":1"}
+                r = b.logout("POST", headers=headers, client_id=self.fx.spa, post_logout_redirect_uri=REDIRECT2)
+                self._assert_confirm_page(b, r, {"client_id": self.fx.spa, "post_logout_redirect_uri": REDIRECT2})
+                self._assert_still_signed_in(b, t)
 
     def test_post_logout_with_a_wrong_csrf_403_and_still_signed_in(self):
         b, t = self._signed_in()
         r = b.logout("POST", csrf="x" * 43)
         self.assertEqual(r.status_code, 403, r.text[:500])
-        assert_valid(self, self.fx, t["access_token"])
+        self._assert_still_signed_in(b, t)
+        # with the CSRF cookie of the confirmation page, a field that does
+        # not match it is still 403, whatever Origin says
+        for headers in (None, {"Origin": b.origin()}, {"Sec-Fetch-Site": "same-origin"}):
+            with self.subTest(headers=headers):
+                page = b.logout("GET")
+                self._assert_confirm_page(b, page)
+                real = b.cookie(st.CSRF_COOKIE)
+                wrong = real[:-1] + ("A" if real[-1] != "A" else "B")
+                r = b.confirm_logout(page, headers=headers, csrf=wrong)
+                self.assertEqual(r.status_code, 403, r.text[:500])
+                self.assertIsNone(st.find_set_cookie(r, st.SESSION_COOKIE))
+                self._assert_still_signed_in(b, t)
+        # an empty field is no proof: refused, or asked again
+        r = b.logout("POST", csrf="")
+        if r.status_code != 403:
+            self._assert_confirm_page(b, r)
+        self._assert_still_signed_in(b, t)
 
     def test_post_logout_redirect_uri_registered(self):
         b, t = self._signed_in()
         self._cookie = b.cookie()
-        r = b.logout("GET", client_id=self.fx.spa, post_logout_redirect_uri=REDIRECT2, state="s1 2")
+        params = dict(client_id=self.fx.spa, post_logout_redirect_uri=REDIRECT2, state="s1 2")
+        r = b.logout("GET", **params)
+        self._assert_confirm_page(b, r, params)
+        self._assert_still_signed_in(b, t)
+        r = b.confirm_logout(r)
         self.assertEqual(r.status_code, 303, r.text[:500])
         loc = r.headers["Location"]
         self.assertEqual(st.strip_query(loc), REDIRECT2)
         self.assertEqual(st.query_params(loc).get("state"), "s1 2")
+        self._assert_signed_out(b, t, r)
+        # a POST from our own origin goes there at once
+        b, t = self._signed_in()
+        self._cookie = b.cookie()
+        r = b.logout("POST", headers={"Origin": b.origin()}, **params)
+        self.assertEqual(r.status_code, 303, r.text[:500])
+        self.assertEqual(st.strip_query(r.headers["Location"]), REDIRECT2)
         self._assert_signed_out(b, t, r)
 
     def test_post_logout_redirect_uri_not_registered_is_not_followed(self):
@@ -635,6 +825,8 @@ class Logout(SignInCase):
                 with self.subTest(what, method=method):
                     b, t = self._signed_in()
                     r = b.logout(method, **params)
+                    self._assert_confirm_page(b, r, params)
+                    r = b.confirm_logout(r)
                     self.assertEqual(r.status_code, 200, r.text[:500])
                     self.assertNotIn("Location", r.headers)
                     page = assert_html_security(self, r)
@@ -647,7 +839,13 @@ class Logout(SignInCase):
         b = self.browser()
         r = b.logout("GET")
         self.assertEqual(r.status_code, 200)
-        assert_html_security(self, r)
+        page = assert_html_security(self, r)
+        self.assertIn("You are signed out.", page.text)
+        self.assertNotIn("Sign out?", page.text)
+        # and a registered post_logout_redirect_uri is followed as before
+        r = b.logout("GET", client_id=self.fx.spa, post_logout_redirect_uri=REDIRECT2, state="st")
+        self.assertEqual(r.status_code, 303, r.text[:500])
+        self.assertEqual(st.query_params(r.headers["Location"]).get("state"), "st")
 
 
 # ---------------------------------------------------------------------------

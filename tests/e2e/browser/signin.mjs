@@ -9,9 +9,9 @@
 // Steps: open the client app, click "Sign in", land on tokend's sign-in page
 // (login.png), sign in, land back on the client's /cb, which exchanged the
 // code and called the resource behind nginx (signed-in.png); open an
-// authorization request with a bad redirect_uri (error.png); sign out at
-// /logout (signed-out.png); click "Sign in" again: the sign-in page, not a
-// code.
+// authorization request with a bad redirect_uri (error.png); open /logout,
+// which asks "Sign out?" (logout-confirm.png), click its "Sign out" button
+// (signed-out.png); click "Sign in" again: the sign-in page, not a code.
 //
 // Exit status 0 when the script ran to the end (whatever it saw: the Python
 // side judges), 2 on bad arguments, 3 when Chromium or playwright-core is
@@ -193,9 +193,25 @@ try {
   };
   await shot(page, 'error.png');
 
-  // 4. sign out
-  const outResp = await page.goto(`${args.tokend}/logout`);
-  out.steps.logout = { status: outResp ? outResp.status() : 0, url: redact(page.url()), ...(await pageInfo(page)) };
+  // 4. sign out: /logout asks first; the user clicks "Sign out"
+  const askResp = await page.goto(`${args.tokend}/logout`);
+  out.steps.logout_confirm = {
+    status: askResp ? askResp.status() : 0,
+    url: redact(page.url()),
+    ...(await pageInfo(page)),
+    cookies: (await context.cookies(args.tokend)).map((c) => c.name),
+  };
+  await shot(page, 'logout-confirm.png');
+  const [outResp] = await Promise.all([
+    page.waitForNavigation(),
+    page.click('form[action="logout"] button[type=submit]'),
+  ]);
+  out.steps.logout = {
+    status: outResp ? outResp.status() : 0,
+    method: outResp ? outResp.request().method() : '',
+    url: redact(page.url()),
+    ...(await pageInfo(page)),
+  };
   out.steps.cookies_after_logout = (await context.cookies(args.tokend)).map((c) => c.name);
   await shot(page, 'signed-out.png');
 
