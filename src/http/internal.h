@@ -257,6 +257,8 @@ struct tkh_server {
     uint64_t ready_checked_ns;
     int ready_ok;
     char ready_why[160];
+    _Atomic int ready_last;         /* ready_ok, for probes that find a check running */
+    _Atomic uint64_t ready_last_ns; /* when it was decided */
 };
 
 /* One per TCP connection (allocated when it is accepted), reset for every

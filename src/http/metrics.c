@@ -217,15 +217,31 @@ enum MHD_Result srv_handle_readyz(srv_conn *st, struct MHD_Connection *c)
 {
     struct tkh_server *s = st->srv;
     uint64_t now = srv_now_ns();
-    pthread_mutex_lock(&s->ready_lock);
-    if (s->ready_checked_ns == 0 || now - s->ready_checked_ns >= 1000000000u) {
-        s->ready_ok = readiness(s, s->ready_why, sizeof s->ready_why);
-        s->ready_checked_ns = now;
-    }
-    int ok = s->ready_ok;
     char msg[200];
-    snprintf(msg, sizeof msg, "not ready: %s\n", s->ready_why);
-    pthread_mutex_unlock(&s->ready_lock);
+    int ok;
+    /* One check at a time: a probe that finds another check running (a
+     * write can wait up to the store's busy timeout) answers with the last
+     * result instead of queueing behind it, so probes never pile up on the
+     * request threads. */
+    if (pthread_mutex_trylock(&s->ready_lock) == 0) {
+        if (s->ready_checked_ns == 0 || now - s->ready_checked_ns >= 1000000000u) {
+            s->ready_ok = readiness(s, s->ready_why, sizeof s->ready_why);
+            s->ready_checked_ns = srv_now_ns();
+            atomic_store(&s->ready_last, s->ready_ok);
+            atomic_store(&s->ready_last_ns, s->ready_checked_ns);
+        }
+        ok = s->ready_ok;
+        snprintf(msg, sizeof msg, "not ready: %s\n", s->ready_why);
+        pthread_mutex_unlock(&s->ready_lock);
+    } else {
+        /* the last result stands while it is fresh; a check that has been
+         * running for a second or more means a store too slow to rely on */
+        uint64_t at = atomic_load(&s->ready_last_ns);
+        ok = atomic_load(&s->ready_last) && now - at < 2000000000u;
+        snprintf(msg, sizeof msg, "not ready: %s\n",
+                 ok ? ""
+                    : "the store is slow to commit a write (a readiness check has been running for over a second)");
+    }
     if (ok) {
         return srv_respond(st, c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ready\n", 6, 1, SRV_CACHE_NO_STORE, NULL,
                            0);
