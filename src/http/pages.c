@@ -227,6 +227,12 @@ static int csrf_value(struct MHD_Connection *c, const struct tkh_server *s, char
     return r == TK_OK && ol == CSRF_LEN ? 0 : -1;
 }
 
+/* The Set-Cookie value that hands a form's CSRF value to the browser. */
+static void csrf_cookie(const struct tkh_server *s, const char *csrf, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s=%s; Path=/;%s HttpOnly; SameSite=Strict", s->cookie_csrf, csrf, s->https ? " Secure;" : "");
+}
+
 int srv_csrf_ok(srv_conn *st, struct MHD_Connection *c, const srv_form *f)
 {
     size_t cl = 0;
@@ -436,8 +442,7 @@ enum MHD_Result srv_page_login(srv_conn *st, struct MHD_Connection *c, unsigned 
         return page_failed(st, c, &b);
     }
     char cookie[sizeof csrf + 96];
-    snprintf(cookie, sizeof cookie, "%s=%s; Path=/;%s HttpOnly; SameSite=Strict", s->cookie_csrf, csrf,
-             s->https ? " Secure;" : "");
+    csrf_cookie(s, csrf, cookie, sizeof cookie);
     OPENSSL_cleanse(csrf, sizeof csrf);
     srv_header h[2];
     size_t n = 0;
@@ -499,8 +504,7 @@ enum MHD_Result srv_page_logout_confirm(srv_conn *st, struct MHD_Connection *c, 
         return page_failed(st, c, &b);
     }
     char cookie[sizeof csrf + 96];
-    snprintf(cookie, sizeof cookie, "%s=%s; Path=/;%s HttpOnly; SameSite=Strict", s->cookie_csrf, csrf,
-             s->https ? " Secure;" : "");
+    csrf_cookie(s, csrf, cookie, sizeof cookie);
     OPENSSL_cleanse(csrf, sizeof csrf);
     srv_header h = {MHD_HTTP_HEADER_SET_COOKIE, cookie};
     size_t len = b.len;
