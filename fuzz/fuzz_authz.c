@@ -9,6 +9,8 @@
  *    printable ASCII, empty exactly when VALID;
  *  - on VALID the token slice lies inside the input, is not empty, and is a
  *    b64token (RFC 6750: 1*b64token-char *"=");
+ *  - WRONG_SCHEME only for another well-formed scheme: an RFC 9110 token
+ *    that is not "Bearer" (anything else is MALFORMED_HEADER);
  *  - differential: an independent reading of the grammar (OWS, "Bearer" in
  *    any case, exactly one SP, the b64token, OWS, within the length limit)
  *    accepts exactly the same values and finds the same slice.

@@ -95,17 +95,37 @@ static void check_key(const tk_key *k, size_t salt)
     char *priv_jwk = NULL;
     rc = tk_key_to_jwk(k, 1, &priv_jwk);
     FUZZ_CHECK(rc == TK_OK, "private JWK of a %s key: %s", kty, tk_result_str(rc));
-    tk_key *signer = reimport(k, priv_jwk, 1, bind);
-    tk_free(priv_jwk);
+    /* The signer: the key itself when bound, else a copy bound to `bind`. */
+    const tk_key *signer = k;
+    tk_key *bound = NULL;
+    if (bind != TK_ALG_UNSET) {
+        rc = tk_key_from_jwk(priv_jwk, strlen(priv_jwk), bind, &bound);
+        FUZZ_CHECK(rc == TK_OK, "the private JWK of an unbound %s key does not import bound to %s (%s)", kty,
+                   tk_alg_name(bind), tk_result_str(rc));
+        signer = bound;
+    }
     const tk_key *verifier = oct ? signer : pub;
 
     unsigned char *sig = NULL;
     size_t sig_len = 0;
-    rc = tk_key_sign(signer, MSG, sizeof MSG - 1, &sig, &sig_len);
-    FUZZ_CHECK(rc == TK_OK, "%s %s key that imported with a private part cannot sign: %s", kty,
-               tk_alg_name(tk_key_alg(signer)), tk_result_str(rc));
     int valid = -1;
-    rc = tk_key_verify(verifier, MSG, sizeof MSG - 1, sig, sig_len, &valid);
+    rc = tk_key_sign(signer, MSG, sizeof MSG - 1, &sig, &sig_len);
+    if (rc == TK_OK) {
+        rc = tk_key_verify(verifier, MSG, sizeof MSG - 1, sig, sig_len, &valid);
+    }
+    if (!oct && (rc != TK_OK || valid != 1) && fuzz_known_bug("key-pairwise")) {
+        /* Known bug "key-pairwise" (fuzz/README.md): an import path that
+         * does not check that the private part matches the public part.
+         * Looked past on request: the rest needs a consistent key. */
+        tk_free(sig);
+        tk_key_free(bound);
+        tk_free(priv_jwk);
+        tk_key_free(pub);
+        tk_free(pub_jwk);
+        return;
+    }
+    FUZZ_CHECK(sig != NULL, "%s %s key that imported with a private part cannot sign: %s", kty,
+               tk_alg_name(tk_key_alg(signer)), tk_result_str(rc));
     FUZZ_CHECK(rc == TK_OK && valid == 1,
                "%s %s key: a signature by the private part does not verify with the public part from the same "
                "import (%s, valid %d): the private part does not belong to the public one. Public JWK: %s",
@@ -119,16 +139,17 @@ static void check_key(const tk_key *k, size_t salt)
                valid);
     tk_free(sig);
 
+    /* The private JWK re-imports as the same key. */
+    tk_key *again = reimport(k, priv_jwk, 1, bind);
+    tk_free(priv_jwk);
+
     /* And as a token, through tk_verify's key lookup and header cache, with
-     * a key set holding only the public part (oct: a copy of the secret). */
-    tk_key *in_set = pub;
-    pub = NULL;
+     * a key set holding only the public part (oct: the re-imported secret). */
+    tk_key *in_set = oct ? again : pub;
     if (oct) {
-        char *again = NULL;
-        FUZZ_CHECK(tk_key_to_jwk(k, 1, &again) == TK_OK, "private JWK");
-        in_set = reimport(k, again, 1, bind);
-        tk_free(again);
+        again = NULL;
     }
+    pub = NULL;
     tk_keyset *ks = NULL;
     FUZZ_CHECK(tk_keyset_new(&ks) == TK_OK && tk_keyset_add(ks, in_set) == TK_OK, "keyset");
     char *tok = NULL;
@@ -143,7 +164,8 @@ static void check_key(const tk_key *k, size_t salt)
                kty, tk_alg_name(tk_key_alg(signer)), tk_reason_code(v.reason), v.detail);
     tk_free(tok);
     tk_keyset_free(ks);
-    tk_key_free(signer);
+    tk_key_free(again);
+    tk_key_free(bound);
     tk_free(pub_jwk);
 }
 
