@@ -12,6 +12,8 @@ PKGS=(
   libmicrohttpd-dev libsqlite3-dev libsodium-dev sqlite3
   nginx-light wrk curl python3-requests python3-requests-oauthlib
   chromium
+  # fuzz/: clang with libFuzzer and the sanitizer runtimes; llvm-symbolizer
+  clang libclang-rt-14-dev llvm
 )
 
 missing=()

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 
 # Layout is checked, not argued about (.clang-format).
-if ! clang-format --dry-run --Werror include/tokend/*.h src/*/*.[ch] tests/unit/*.[ch] bench/*.c; then
+if ! clang-format --dry-run --Werror include/tokend/*.h src/*/*.[ch] tests/unit/*.[ch] bench/*.c fuzz/*.[ch]; then
   echo "test.sh: run clang-format -i on the files above" >&2
   exit 1
 fi

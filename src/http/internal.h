@@ -481,8 +481,18 @@ enum MHD_Result srv_page_message(srv_conn *st, struct MHD_Connection *c, unsigne
  * Sets the CSRF cookie. */
 enum MHD_Result srv_page_logout_confirm(srv_conn *st, struct MHD_Connection *c, const char *user, const srv_form *f);
 
-/* The value of cookie `name` of this request, or NULL. */
+/* The value of cookie `name` of this request (borrowed from the request,
+ * not NUL-terminated, *len bytes), or NULL when the request has no such
+ * cookie, an empty or malformed one, the name twice, or more than one
+ * Cookie header (fail closed: see cookie.c). */
 const char *srv_cookie(struct MHD_Connection *c, const char *name, size_t *len);
+/* The value of cookie `name[0..name_len)` in the Cookie header value
+ * `header[0..len)` (RFC 6265 section 4.2.1; any bytes, never read past len).
+ * Returns a pointer into `header` (DQUOTEs around the value removed) and
+ * *value_len (0 for an empty value); NULL with *value_len 0 when the name is
+ * absent, appears more than once, or its value is not cookie-octets. Pure:
+ * no allocation, no libmicrohttpd (cookie.c). */
+const char *srv_cookie_find(const char *header, size_t len, const char *name, size_t name_len, size_t *value_len);
 /* Does the form's csrf field equal the CSRF cookie (constant time)? */
 int srv_csrf_ok(srv_conn *st, struct MHD_Connection *c, const srv_form *f);
 /* The Set-Cookie value that ends the browser session cookie. */

@@ -32,6 +32,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -175,13 +176,39 @@ enum MHD_Result srv_respond_html_static(srv_conn *st, struct MHD_Connection *c, 
 
 /* ---- cookies ------------------------------------------------------------------------ */
 
+static enum MHD_Result count_cookie_headers(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                            const char *value, size_t value_size)
+{
+    (void)kind;
+    (void)value;
+    (void)value_size;
+    if (key_size == sizeof MHD_HTTP_HEADER_COOKIE - 1 && strcasecmp(key, MHD_HTTP_HEADER_COOKIE) == 0) {
+        (*(int *)cls)++;
+    }
+    return MHD_YES;
+}
+
+/* Our own parser (cookie.c) over the raw header, not libmicrohttpd's
+ * lenient cookie table: a repeated name or a second Cookie header is no
+ * cookie at all. */
 const char *srv_cookie(struct MHD_Connection *c, const char *name, size_t *len)
 {
-    const char *v = NULL;
+    *len = 0;
+    int n_headers = 0;
+    (void)MHD_get_connection_values_n(c, MHD_HEADER_KIND, count_cookie_headers, &n_headers);
+    if (n_headers != 1) {
+        return NULL;
+    }
+    const char *h = NULL;
+    size_t hl = 0;
+    if (MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE, sizeof MHD_HTTP_HEADER_COOKIE - 1, &h,
+                                      &hl) != MHD_YES ||
+        h == NULL) {
+        return NULL;
+    }
     size_t vl = 0;
-    if (MHD_lookup_connection_value_n(c, MHD_COOKIE_KIND, name, strlen(name), &v, &vl) != MHD_YES || v == NULL ||
-        vl == 0) {
-        *len = 0;
+    const char *v = srv_cookie_find(h, hl, name, strlen(name), &vl);
+    if (v == NULL || vl == 0) {
         return NULL;
     }
     *len = vl;

@@ -78,6 +78,13 @@ static const struct row ROWS[] = {
     BADN("NUL first", "Bearer \0abc", 11, TK_REASON_MALFORMED_HEADER),
     BADN("NUL in scheme", "Bea\0rer abc", 11, TK_REASON_MALFORMED_HEADER),
     BAD("control in scheme", "Bea\x01rer abc", TK_REASON_MALFORMED_HEADER),
+    /* Regression (fuzz_authz, fuzz/regressions/fuzz_authz/): '/' is a
+     * b64token character but not an RFC 9110 tchar, so a scheme holding one
+     * is not an auth-scheme at all; it was answered as wrong_scheme, telling
+     * the client its (malformed) header merely named another scheme. */
+    BAD("'/' in scheme", "Ba/sic abc", TK_REASON_MALFORMED_HEADER),
+    BAD("'/' alone as scheme", "/ abc", TK_REASON_MALFORMED_HEADER),
+    BAD("tchar-only other scheme", "!#$%&'*+-.^_`|~09Az abc", TK_REASON_WRONG_SCHEME),
     /* No scheme at all. */
     BAD("bare JWT", "eyJ.a.b", TK_REASON_MALFORMED_HEADER),
     BAD("bare opaque token", "abc", TK_REASON_MALFORMED_HEADER),
