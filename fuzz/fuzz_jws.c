@@ -53,14 +53,6 @@ static const char *const KIDS[3] = {"hs", "es", "ed"};
 static tk_keyset *KS;
 static const tk_key *KEYS[3];
 
-/* Known bug "jws-fast-path-limits" (fuzz.h, fuzz/README.md), being fixed in
- * the core on another branch: the fast path takes a cached header without
- * applying a lowered json_members, which the parse path applies to the
- * header. Reproducers: fuzz/regressions/fuzz_jws/fast-path-skips-lowered-
- * limits-*. When it is listed in TOKEND_FUZZ_KNOWN_BUGS, use 2 raises such
- * a json_members back to the default. */
-static int SKIP_FAST_PATH_LIMITS;
-
 static const char *const ISS[] = {"iss"};
 static const char *const AUD[] = {"a", "orders:read"};
 static const char *const SCOPE[] = {"orders:read"};
@@ -109,11 +101,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         FUZZ_CHECK(KEYS[i] != NULL && tk_key_can_sign(KEYS[i]), "find %s", KIDS[i]);
     }
     FUZZ_CHECK(tk_keyset_add_retired_kid(KS, "old") == TK_OK, "retired kid");
-    if (fuzz_known_bug("jws-fast-path-limits")) {
-        SKIP_FAST_PATH_LIMITS = 1;
-        fprintf(stderr, "fuzz_jws: TOKEND_FUZZ_KNOWN_BUGS: lowered json_members below the header's members are "
-                        "not tried (known bug jws-fast-path-limits)\n");
-    }
     return 0;
 }
 
@@ -223,9 +210,6 @@ static void differential(const uint8_t *c, const unsigned char *payload, size_t 
         lim.payload_len = (size_t)(c[2] >> 4) * 64;
         lim.json_depth = c[3] & 7u;
         lim.json_members = c[3] >> 3;
-        if (SKIP_FAST_PATH_LIMITS && lim.json_members != 0 && lim.json_members < (typ ? 3u : 2u)) {
-            lim.json_members = 0;
-        }
         limp = &lim;
     }
 
