@@ -101,8 +101,8 @@ static void test_profile_accepts(void **state)
         " { } ",
         "{\"a\":1}",
         "{\"a\":-1,\"b\":0,\"c\":-0}",
-        "{\"iss\":\"https://auth.example\",\"exp\":1700000000,\"aud\":[\"a\",\"b\"],\"x\":[],\"t\":true,\"f\":false,"
-        "\"n\":null}",
+        ("{\"iss\":\"https://auth.example\",\"exp\":1700000000,\"aud\":[\"a\",\"b\"],\"x\":[],\"t\":true,\"f\":false,"
+         "\"n\":null}"),
         "{\"a\" : \"b\" ,\n\t\"c\"\r: [ \"d\" , \"e\" ] }",
         "{\"\":\"\"}",
         "{\"a\":999999999999999}",
