@@ -45,12 +45,12 @@ static int setup(void **state)
     }
     char secret[TKA_SECRET_TEXT_LEN];
     assert_int_equal(tka_client_create_ex(auth, NULL, "spa", "orders:read orders:write", "orders-api", 0,
-                                          "https://app.test/cb http://127.0.0.1:9999/cb", 1, NULL, T0, &spa, secret, err,
-                                          sizeof err),
+                                          "https://app.test/cb http://127.0.0.1:9999/cb", 1, NULL, T0, &spa, secret,
+                                          err, sizeof err),
                      0);
     assert_string_equal(secret, "");
-    assert_int_equal(tka_client_create_ex(auth, NULL, "svc", "orders:read", "orders-api", 0, "", 0, NULL, T0, &svc, secret,
-                                          err, sizeof err),
+    assert_int_equal(tka_client_create_ex(auth, NULL, "svc", "orders:read", "orders-api", 0, "", 0, NULL, T0, &svc,
+                                          secret, err, sizeof err),
                      0);
     assert_int_equal(tka_user_create(auth, "alice", "correct horse", 13, T0, err, sizeof err), 0);
     return 0;
