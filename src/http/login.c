@@ -51,8 +51,8 @@ static int64_t now_s(void)
 struct srv_login_job {
     tka_authority *auth;
     struct MHD_Connection *conn;
-    char user[TKS_ID_MAX + 1];
-    size_t user_len; /* may exceed TKS_ID_MAX (then no such user) */
+    char user[TKS_ID_MAX + 1]; /* not NUL-terminated: user_len bytes */
+    size_t user_len;           /* TKS_ID_MAX + 1: longer than any user (unknown) */
     char password[1025];
     size_t password_len;
     char ip[48];
@@ -105,15 +105,13 @@ static int login_queue(srv_conn *st, struct MHD_Connection *c, const srv_form *f
     }
     j->auth = s->auth;
     j->conn = c;
-    /* a name longer than any user id cannot sign in; keep its length so
-     * tka_user_login still spends a check on it (same time as any other) */
-    j->user_len = ul;
-    memcpy(j->user, user, ul < sizeof j->user ? ul : sizeof j->user - 1);
-    if (ul >= sizeof j->user) {
-        j->user_len = sizeof j->user; /* > TKS_ID_MAX: unknown */
-    }
+    /* ul <= TKS_ID_MAX + 1 (login_post): a name of TKS_ID_MAX + 1 bytes is
+     * unknown, and still costs a check like any other */
+    j->user_len = ul < sizeof j->user ? ul : sizeof j->user;
+    memcpy(j->user, user, j->user_len);
+    /* a password cut at 1025 bytes is still over the 1024 allowed */
     j->password_len = pl < sizeof j->password ? pl : sizeof j->password;
-    memcpy(j->password, pw, pl < sizeof j->password ? pl : sizeof j->password);
+    memcpy(j->password, pw, j->password_len);
     snprintf(j->ip, sizeof j->ip, "%s", st->ip);
     j->now = now;
     j->form = *f;
@@ -191,9 +189,13 @@ static enum MHD_Result login_post(srv_conn *st, struct MHD_Connection *c, srv_au
     if (st->job == NULL) {
         /* First pass: what is cheap here, the slow check in the pool
          * (SECURITY.md rule 21). A throttled attempt costs no hash. */
-        retry = tka_login_wait(s->auth, username, ul, st->ip, now);
+        /* A name longer than any user id is no user: one byte past the
+         * limit keeps it unknown and keys its throttle counters the same
+         * here and in the pool. */
+        size_t uk = ul > TKS_ID_MAX + 1 ? TKS_ID_MAX + 1 : ul;
+        retry = tka_login_wait(s->auth, username, uk, st->ip, now);
         if (retry == 0) {
-            if (login_queue(st, c, &f, username, ul, password, pl, now, &retry)) {
+            if (login_queue(st, c, &f, username, uk, password, pl, now, &retry)) {
                 return MHD_YES; /* suspended until the check is done */
             }
             st->error = "login_busy";
