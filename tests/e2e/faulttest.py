@@ -1,0 +1,388 @@
+"""Helpers for the fault tests (test_faults_*.py): reading the server's
+SQLite store from the outside, checking refresh token families in it,
+signing in many families quickly, raw sockets from a chosen loopback
+address, a small tmpfs, the process's resident memory, and the access log
+file. Builds on servetest (never changes it):
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import faulttest as ft
+    st = ft.st
+
+Store facts these helpers rely on (src/store/sqlite.c, schema 3):
+refresh_tokens(hash BLOB(32) PK = SHA-256 of the token's text, parent
+BLOB(32), zeros for the first token of a family, sid, client_id, user_id,
+scope, audience, created_at, expires_at, used_at 0 = unused);
+revocations(seq, kind 1 = jti / 2 = sid, value, reason, revoked_at, until);
+sessions(id_hash, sid, user_id, created_at, last_seen, ended_at);
+audit(id, at, kind, client_id, ip, detail). The store is in WAL mode, so a
+read-only connection sees the last commit while the server runs, and after
+a SIGKILL sees exactly what was committed (a commit is durable against a
+process crash once its WAL frames are written, fsync or not).
+"""
+
+import hashlib
+import json
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import servetest as st  # noqa: E402
+
+AUD = "orders-api"
+SCOPE = "orders:read"
+REDIRECT = "https://app.example/cb"
+PASSWORD = "correct horse battery staple"
+GRACE = 2  # seconds: flow.c REUSE_GRACE (compared in whole seconds: wait > GRACE + 1)
+ZERO = bytes(32)
+
+
+def sha(token):
+    """The store's key of a token: SHA-256 of its text."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def short(token_or_hash):
+    """8 hex digits to name a token or a hash in messages (never the token)."""
+    if isinstance(token_or_hash, str):
+        token_or_hash = sha(token_or_hash)
+    return token_or_hash.hex()[:8]
+
+
+# ---------------------------------------------------------------------------
+# the store, from the outside
+
+class Store:
+    """A read-only view of a tokend SQLite store (safe while the server runs,
+    and after it was killed: mode=ro never checkpoints or rewrites)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30)
+
+    def close(self):
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def refresh_rows(self):
+        """{hash: row dict} of every refresh token."""
+        out = {}
+        for h, parent, sid, used_at, created_at, client_id in self.db.execute(
+                "SELECT hash, parent, sid, used_at, created_at, client_id FROM refresh_tokens"):
+            out[bytes(h)] = {"hash": bytes(h), "parent": bytes(parent), "sid": sid, "used_at": used_at,
+                             "created_at": created_at, "client_id": client_id}
+        return out
+
+    def revocations(self):
+        return [{"kind": k, "value": v, "reason": r, "revoked_at": at} for k, v, r, at in
+                self.db.execute("SELECT kind, value, reason, revoked_at FROM revocations ORDER BY seq")]
+
+    def revoked_sids(self):
+        return {r["value"] for r in self.revocations() if r["kind"] == 2}
+
+    def audit(self, kind=None):
+        q = "SELECT id, at, kind, client_id, ip, detail FROM audit"
+        rows = self.db.execute(q + (" WHERE kind = ?" if kind else "") + " ORDER BY id",
+                               (kind,) if kind else ())
+        return [dict(zip(("id", "at", "kind", "client_id", "ip", "detail"), r)) for r in rows]
+
+    def session_ended(self, sid):
+        row = self.db.execute("SELECT ended_at FROM sessions WHERE sid = ?", (sid,)).fetchone()
+        return None if row is None else row[0]
+
+
+def read_store(path):
+    with Store(path) as s:
+        return s.refresh_rows(), s.revoked_sids(), s.audit("refresh_reuse")
+
+
+def check_families(rows, sids=None):
+    """Checks the shape of every refresh token family (rows grouped by sid),
+    or of the families `sids`:
+
+      - exactly one first token (parent = zeros);
+      - every other token's parent is a token of the same family;
+      - every used token has exactly one child, an unused token has none;
+      - so the family is one chain from the first token to exactly one
+        unused head, with no branch.
+
+    Returns {sid: [hashes from first to head]}; raises AssertionError
+    naming the family and what is wrong."""
+    fams = {}
+    for r in rows.values():
+        fams.setdefault(r["sid"], []).append(r)
+    if sids is not None:
+        missing = [s for s in sids if s not in fams]
+        if missing:
+            raise AssertionError("families with no refresh token in the store (lost): %r" % missing)
+        fams = {s: fams[s] for s in sids}
+    chains = {}
+    for sid, rs in fams.items():
+        by_hash = {r["hash"]: r for r in rs}
+        children = {}
+        for r in rs:
+            if r["parent"] != ZERO:
+                if r["parent"] not in by_hash:
+                    raise AssertionError("family %s: token %s has a parent %s outside the family"
+                                         % (sid, short(r["hash"]), short(r["parent"])))
+                children.setdefault(r["parent"], []).append(r)
+        roots = [r for r in rs if r["parent"] == ZERO]
+        if len(roots) != 1:
+            raise AssertionError("family %s has %d first tokens" % (sid, len(roots)))
+        for r in rs:
+            kids = children.get(r["hash"], [])
+            if r["used_at"] and len(kids) != 1:
+                raise AssertionError("family %s: used token %s has %d successors (accepted %s)"
+                                     % (sid, short(r["hash"]), len(kids),
+                                        "twice" if kids else "with its successor lost"))
+            if not r["used_at"] and kids:
+                raise AssertionError("family %s: unused token %s has %d successors"
+                                     % (sid, short(r["hash"]), len(kids)))
+        chain = [roots[0]]
+        while chain[-1]["used_at"]:
+            chain.append(children[chain[-1]["hash"]][0])
+        if len(chain) != len(rs):
+            raise AssertionError("family %s: %d tokens, but the chain from its first token has %d"
+                                 % (sid, len(rs), len(chain)))
+        chains[sid] = [r["hash"] for r in chain]
+    return chains
+
+
+# ---------------------------------------------------------------------------
+# sign-in
+
+def setup_signin(fx, users=("alice",)):
+    """Users (password PASSWORD) and a public sign-in client; its id."""
+    for u in users:
+        fx.add_user(u, PASSWORD)
+    cid, _ = fx.add_signin_client("spa", REDIRECT, SCOPE, AUD)
+    return cid
+
+
+def sign_in(fx, client_id, user="alice", source_ip=None):
+    """A fresh sign-in (own browser, own sid): the token response JSON,
+    with "sid" added from the access token."""
+    b = st.SignInBrowser(fx, client_id, REDIRECT, source_ip=source_ip)
+    try:
+        t = b.tokens(user, PASSWORD)
+    finally:
+        b.close()
+    t["sid"] = st.jwt_parts(t["access_token"])[1]["sid"]
+    return t
+
+
+def auth(fx, session, access, timeout=st.HTTP_TIMEOUT):
+    return session.get(fx.url + "/auth", params={"aud": AUD, "scope": SCOPE},
+                       headers={"Authorization": "Bearer " + access}, timeout=timeout)
+
+
+def describe(r):
+    try:
+        o = r.json()
+    except ValueError:
+        return "%d %r" % (r.status_code, r.text[:300])
+    if isinstance(o, dict):
+        o = {k: v for k, v in o.items() if k not in ("access_token", "refresh_token")}
+    return "%d %s" % (r.status_code, json.dumps(o))
+
+
+def description(r):
+    try:
+        return r.json().get("error_description", "")
+    except (ValueError, AttributeError):
+        return ""
+
+
+# ---------------------------------------------------------------------------
+# the access log file
+
+def check_log_file(path):
+    """(lines, problems): every line of the access log must be one JSON
+    object and the file must end at a line boundary (a SIGKILL may only
+    cut between lines)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    problems = []
+    if data and not data.endswith(b"\n"):
+        problems.append("the file ends inside a line: %r" % data[-200:])
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for i, line in enumerate(lines):
+        try:
+            o = json.loads(line.decode("utf-8"))
+            if not isinstance(o, dict):
+                raise ValueError("not an object")
+        except (ValueError, UnicodeDecodeError) as e:
+            problems.append("line %d is not a JSON object (%s): %r" % (i + 1, e, line[:200]))
+    return len(lines), problems
+
+
+# ---------------------------------------------------------------------------
+# processes and sockets
+
+def rss_kib(pid):
+    """VmRSS of a process in KiB (None when it is gone)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def raise_nofile(want):
+    """Raises this process's RLIMIT_NOFILE soft limit to `want` (or its hard
+    limit); servers started afterwards inherit it. Returns the new soft
+    limit."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        soft = new
+    return soft
+
+
+def connect_from(source_ip, port, host="127.0.0.1", timeout=10.0):
+    """A blocking TCP connection to host:port from source_ip."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((source_ip, 0))
+    s.connect((host, port))
+    return s
+
+
+def http_get_raw(sock, path, headers=(), host="localhost", timeout=10.0):
+    """One HTTP/1.1 GET on an open plain-HTTP socket (keep-alive): (status,
+    headers dict lower-case, body bytes). Raises OSError/ValueError on a
+    closed or broken connection."""
+    sock.settimeout(timeout)
+    req = "GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (path, host, "".join("%s: %s\r\n" % h for h in headers))
+    sock.sendall(req.encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = sock.recv(65536)
+        if not d:
+            raise ValueError("connection closed before a response head")
+        buf += d
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
+    if not m:
+        raise ValueError("not an HTTP response: %r" % lines[0])
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    n = int(hdrs.get("content-length", "0"))
+    while len(rest) < n:
+        d = sock.recv(65536)
+        if not d:
+            raise ValueError("connection closed inside a response body")
+        rest += d
+    return int(m.group(1)), hdrs, rest[:n]
+
+
+# ---------------------------------------------------------------------------
+# a small tmpfs
+
+class Tmpfs:
+    """A tmpfs of `size` mounted on a new directory (root, or root in a user
+    and mount namespace of its own: see reexec_in_namespace). mount() raises
+    unittest.SkipTest with the reason when mounting is not possible."""
+
+    def __init__(self, size="4m", prefix="tokend-tmpfs-"):
+        import tempfile
+        self.size = size
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        self.mounted = False
+
+    def mount(self):
+        import unittest
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % self.size, "tmpfs", self.dir],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        if p.returncode != 0:
+            os.rmdir(self.dir)
+            raise unittest.SkipTest("cannot mount a tmpfs (needs root or a user namespace): %s"
+                                    % p.stdout.decode("utf-8", "replace").strip())
+        self.mounted = True
+        return self
+
+    def free_bytes(self):
+        v = os.statvfs(self.dir)
+        return v.f_bavail * v.f_frsize
+
+    def fill(self, name="filler"):
+        """Writes a file until the tmpfs is full (ENOSPC at 1-byte writes);
+        returns its path."""
+        import errno
+        path = os.path.join(self.dir, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for size in (1 << 20, 1 << 16, 4096, 512, 1):
+                chunk = b"\0" * size
+                while True:
+                    try:
+                        os.write(fd, chunk)
+                    except OSError as e:
+                        if e.errno != errno.ENOSPC:
+                            raise
+                        break
+        finally:
+            os.close(fd)
+        return path
+
+    def unmount(self):
+        if self.mounted:
+            p = subprocess.run(["umount", self.dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+            if p.returncode != 0:  # something still holds a file: detach it anyway
+                subprocess.run(["umount", "-l", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=30)
+            self.mounted = False
+        try:
+            os.rmdir(self.dir)
+        except OSError:
+            pass
+
+
+REEXEC_MARK = "TOKEND_FAULTS_IN_NAMESPACE"
+
+
+def reexec_in_namespace(argv0):
+    """Not root: runs this test file again as root of a user and mount
+    namespace of its own (`unshare --user --map-root-user --mount`), when
+    unshare works here. Returns only when it does not (then the tests that
+    need a mount skip with the reason)."""
+    import shutil
+    if os.geteuid() == 0 or os.environ.get(REEXEC_MARK) or not shutil.which("unshare"):
+        return
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    if probe.returncode != 0:
+        return
+    os.environ[REEXEC_MARK] = "1"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp("unshare", ["unshare", "--user", "--map-root-user", "--mount", sys.executable,
+                          os.path.abspath(argv0)] + sys.argv[1:])
+
+
+def wait_until(pred, timeout, interval=0.05):
+    t0 = time.monotonic()
+    while True:
+        v = pred()
+        if v or time.monotonic() - t0 > timeout:
+            return v
+        time.sleep(interval)
