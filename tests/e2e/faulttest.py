@@ -264,13 +264,17 @@ def connect_from(source_ip, port, host="127.0.0.1", timeout=10.0):
     return s
 
 
-def http_get_raw(sock, path, headers=(), host="localhost", timeout=10.0):
-    """One HTTP/1.1 GET on an open plain-HTTP socket (keep-alive): (status,
-    headers dict lower-case, body bytes). Raises OSError/ValueError on a
-    closed or broken connection."""
+def http_raw(sock, method, path, headers=(), body=None, host="localhost", timeout=10.0):
+    """One HTTP/1.1 request on an open plain-HTTP socket (keep-alive):
+    (status, headers dict lower-case, body bytes). Raises OSError/ValueError
+    on a closed or broken connection."""
     sock.settimeout(timeout)
-    req = "GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (path, host, "".join("%s: %s\r\n" % h for h in headers))
-    sock.sendall(req.encode())
+    headers = list(headers)
+    if body is not None:
+        headers.append(("Content-Length", str(len(body))))
+    req = "%s %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (method, path, host,
+                                                     "".join("%s: %s\r\n" % h for h in headers))
+    sock.sendall(req.encode() + (body or b""))
     buf = b""
     while b"\r\n\r\n" not in buf:
         d = sock.recv(65536)
@@ -293,6 +297,10 @@ def http_get_raw(sock, path, headers=(), host="localhost", timeout=10.0):
             raise ValueError("connection closed inside a response body")
         rest += d
     return int(m.group(1)), hdrs, rest[:n]
+
+
+def http_get_raw(sock, path, headers=(), host="localhost", timeout=10.0):
+    return http_raw(sock, "GET", path, headers, None, host, timeout)
 
 
 # ---------------------------------------------------------------------------
@@ -386,3 +394,122 @@ def wait_until(pred, timeout, interval=0.05):
         if v or time.monotonic() - t0 > timeout:
             return v
         time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------
+# a sign-in flood (test_faults_signin_flood.py, bench/signin_flood.py)
+
+def forged_login_form(port, client_id, redirect=REDIRECT, host="127.0.0.1"):
+    """What an attacker needs to POST the sign-in form at will, from one
+    GET of the sign-in page (plain HTTP): (action path, hidden fields).
+    The CSRF pair it then sends is made up (flood_body)."""
+    from urllib.parse import urlencode, urljoin, urlsplit
+    verifier, challenge = st.pkce_pair()
+    q = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": redirect,
+                   "state": st.random_state(), "code_challenge": challenge, "code_challenge_method": "S256",
+                   "scope": SCOPE})
+    s = connect_from(host, port)
+    try:
+        status, _, body = http_get_raw(s, "/oauth/authorize?" + q)
+    finally:
+        s.close()
+    if status != 200:
+        raise AssertionError("the sign-in page: %d %r" % (status, body[:300]))
+    form = st.login_form(st.parse_page(body.decode("utf-8")))
+    action = urlsplit(urljoin("http://x/oauth/authorize", form["action"])).path
+    return action, st.hidden_fields(form)
+
+
+class AddressPool:
+    """Distinct loopback source addresses 127.A.B.C with A >= 1 (servetest's
+    fresh_ip hands out 127.0.x.y: no overlap)."""
+
+    def __init__(self, first=1):
+        import threading
+        self.n = 0
+        self.first = first
+        self.lock = threading.Lock()
+
+    def next(self):
+        with self.lock:
+            n = self.n
+            self.n += 1
+        return "127.%d.%d.%d" % (self.first + n // 62500, (n // 250) % 250, 2 + n % 250)
+
+
+class LoginFlood:
+    """`concurrency` threads, each POSTing the sign-in form in a loop until
+    `seconds` pass: a forged double-submit CSRF pair (cookie and field
+    equal, made up here), an unknown username, a wrong password, each
+    attempt on a new connection from a new source address (so no
+    per-address throttle applies). pause_on_503: seconds a thread waits
+    after a 503 (0: none, a real flood; the benchmark uses a short pause so
+    that its own CPU does not compete with what it measures).
+
+    After join(): counts {status or error name: n}, retry_after (the
+    Retry-After values of the 503s), bad (answers without what they must
+    carry)."""
+
+    def __init__(self, port, action, fields, csrf_cookie, concurrency, seconds, pause_on_503=0.0, addresses=None):
+        import threading
+        self.port, self.action, self.fields, self.cookie = port, action, dict(fields), csrf_cookie
+        self.seconds, self.pause = seconds, pause_on_503
+        self.addresses = addresses or AddressPool()
+        self.counts = {}
+        self.retry_after = []
+        self.bad = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(concurrency)]
+
+    def start(self):
+        self.t0 = time.monotonic()
+        for t in self.threads:
+            t.start()
+        return self
+
+    def join(self, timeout=120):
+        for t in self.threads:
+            t.join(timeout)
+        return self
+
+    def halt(self):
+        self.stop.set()
+        return self.join()
+
+    def _body(self, i, k, csrf):
+        from urllib.parse import urlencode
+        data = dict(self.fields)
+        data.update({"csrf": csrf, "username": "nobody-%d-%d-%s" % (i, k, os.urandom(4).hex()),
+                     "password": "not the password"})
+        return urlencode(data).encode()
+
+    def _run(self, i):
+        import base64
+        import random
+        k = 0
+        t_end = self.t0 + self.seconds
+        while time.monotonic() < t_end and not self.stop.is_set():
+            k += 1
+            csrf = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+            body = self._body(i, k, csrf)
+            headers = [("Content-Type", "application/x-www-form-urlencoded"),
+                       ("Cookie", "%s=%s" % (self.cookie, csrf))]
+            try:
+                s = connect_from(self.addresses.next(), self.port, timeout=60)
+                try:
+                    status, hdrs, _ = http_raw(s, "POST", self.action, headers, body, timeout=60)
+                finally:
+                    s.close()
+            except (OSError, ValueError) as e:
+                status, hdrs = type(e).__name__, {}
+            with self.lock:
+                self.counts[status] = self.counts.get(status, 0) + 1
+                if status == 503:
+                    ra = hdrs.get("retry-after", "")
+                    if ra.isdigit() and int(ra) >= 1:
+                        self.retry_after.append(int(ra))
+                    else:
+                        self.bad.append("503 without a Retry-After of at least 1 s: %r" % hdrs)
+            if status == 503 and self.pause:
+                time.sleep(self.pause * (0.5 + random.random()))
