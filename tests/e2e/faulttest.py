@@ -484,25 +484,29 @@ class LoginFlood:
                      "password": "not the password"})
         return urlencode(data).encode()
 
-    def _run(self, i):
+    def attempt(self, i=0, k=0):
+        """One sign-in attempt: (status or the error's name, headers)."""
         import base64
+        csrf = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+        body = self._body(i, k, csrf)
+        headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", "%s=%s" % (self.cookie, csrf))]
+        try:
+            s = connect_from(self.addresses.next(), self.port, timeout=60)
+            try:
+                status, hdrs, _ = http_raw(s, "POST", self.action, headers, body, timeout=60)
+            finally:
+                s.close()
+        except (OSError, ValueError) as e:
+            return type(e).__name__, {}
+        return status, hdrs
+
+    def _run(self, i):
         import random
         k = 0
         t_end = self.t0 + self.seconds
         while time.monotonic() < t_end and not self.stop.is_set():
             k += 1
-            csrf = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
-            body = self._body(i, k, csrf)
-            headers = [("Content-Type", "application/x-www-form-urlencoded"),
-                       ("Cookie", "%s=%s" % (self.cookie, csrf))]
-            try:
-                s = connect_from(self.addresses.next(), self.port, timeout=60)
-                try:
-                    status, hdrs, _ = http_raw(s, "POST", self.action, headers, body, timeout=60)
-                finally:
-                    s.close()
-            except (OSError, ValueError) as e:
-                status, hdrs = type(e).__name__, {}
+            status, hdrs = self.attempt(i, k)
             with self.lock:
                 self.counts[status] = self.counts.get(status, 0) + 1
                 if status == 503:
