@@ -23,8 +23,10 @@ Asserted:
   - the flood's answers are 401 (the check ran: unknown user) or 503 (the
     pool was full), some of each; every 503 carries Retry-After >= 1; no
     other status, no other 5xx, no connection error;
-  - tokend_password_checks{state="running"} <= 1 and {state="waiting"} <= 2
-    in every sample; tokend_password_checks_total{result="refused"} > 0;
+  - tokend_password_checks{state="running"} <= 1 and running + waiting
+    <= 1 + 2 in every sample (waiting alone may briefly be 3: a job queued
+    while the worker is between jobs counts as waiting);
+    tokend_password_checks_total{result="refused"} > 0;
   - the probe got every answer: all 200 (each within PROBE_BOUND s, a
     bound only against starvation: timing targets belong to
     bench/signin_flood.py);
@@ -37,8 +39,13 @@ Asserted:
     capped at 16 MiB (ASAN_OPTIONS quarantine_size_mb): by default ASan
     keeps 256 MiB of freed memory, which the flood's short-lived
     connections fill, and VmRSS would measure the sanitizer (measured:
-    458 MiB with the default, about 110 MiB capped, 79 MiB with the
-    release build, idle 13 MiB);
+    458 MiB with the default, about 135 MiB capped, 79 MiB with the
+    release build, idle 13 MiB). Even capped (or at 0), an ASan build's
+    VmRSS creeps by about 160 bytes per connection, for good: 27 -> 69 MiB
+    after 215,000 refused sign-ins; the release build goes back to 15 MiB
+    after 130,000, and LeakSanitizer finds nothing at exit, so it is the
+    sanitizer's, not a leak. Hence the pause after a 503 (PAUSE_ON_503):
+    it keeps the number of attempts, and that creep, small;
   - after the flood (once the pool drained), the real user signs in from a
     new address and exchanges the code: 303 then 200.
 
@@ -62,6 +69,10 @@ st = ft.st
 
 FLOOD_THREADS = 24
 FLOOD_SECONDS = 12
+# after a 503 a flood thread waits 5-15 ms: the pool stays full (a few 401
+# a second prove it), and the attempts number ~20,000 instead of ~100,000,
+# whatever the machine's speed (see the memory note in the docstring)
+PAUSE_ON_503 = 0.01
 PROBE_EVERY = 0.25
 PROBE_BOUND = 5.0
 WORKERS = 1
@@ -117,7 +128,8 @@ class SignInFlood(unittest.TestCase):
         rss_warm = ft.rss_kib(pid)
 
         action, fields = ft.forged_login_form(fx.port, spa)
-        flood = ft.LoginFlood(fx.port, action, fields, "tokend_csrf", FLOOD_THREADS, FLOOD_SECONDS)
+        flood = ft.LoginFlood(fx.port, action, fields, "tokend_csrf", FLOOD_THREADS, FLOOD_SECONDS,
+                              pause_on_503=PAUSE_ON_503)
         rss = Sampler(lambda: ft.rss_kib(pid), 0.1)
 
         def pool_state():
@@ -162,11 +174,12 @@ class SignInFlood(unittest.TestCase):
         rss_first, rss_second = max(rss_ok[:half]), max(rss_ok[half:])
         lat = sorted(x for _, x in probe)
         print("\nflood: %d attempts in %d s from %d addresses: %s; password checks done %d, refused %d; "
-              "pool (running, waiting) max %s; VmRSS idle after warm-up %.0f MiB, max during the flood %.0f MiB "
+              "pool (running, waiting) max %s, running + waiting max %d; VmRSS idle after warm-up %.0f MiB, max during the flood %.0f MiB "
               "(first half %.0f, second half %.0f); "
               "probe: %d calls, %s, latency median %.3f s, max %.3f s"
               % (sum(flood.counts.values()), FLOOD_SECONDS, flood.addresses.n, flood.counts, checks_done,
                  checks_refused, tuple(max(s[i] for s in pool_samples if isinstance(s, tuple)) for i in (0, 1)),
+                 max(s[0] + s[1] for s in pool_samples if isinstance(s, tuple)),
                  rss_warm / 1024, rss_max / 1024, rss_first / 1024, rss_second / 1024, len(probe), sorted(set(str(s) for s, _ in probe)),
                  lat[len(lat) // 2], lat[-1]), file=sys.stderr)
 
@@ -178,7 +191,11 @@ class SignInFlood(unittest.TestCase):
         errors = [s for s in pool_samples if not isinstance(s, tuple)]
         self.assertEqual(errors, [], "/metrics failed during the flood")
         self.assertLessEqual(max(s[0] for s in pool_samples), WORKERS)
-        self.assertLessEqual(max(s[1] for s in pool_samples), QUEUE)
+        # waiting = places taken - running: a job the (nice +10) worker has
+        # not picked up yet counts as waiting, so "waiting" alone may reach
+        # WORKERS + QUEUE for a moment (seen under ctest -j2); the bound is
+        # on the sum
+        self.assertLessEqual(max(s[0] + s[1] for s in pool_samples), WORKERS + QUEUE)
         bad = [(s, round(x, 3)) for s, x in probe if s != 200 or x > PROBE_BOUND]
         self.assertEqual(bad, [], "probe calls that failed or took more than %.0f s" % PROBE_BOUND)
         self.assertGreaterEqual(len(probe), FLOOD_SECONDS / PROBE_EVERY / 2)
