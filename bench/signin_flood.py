@@ -131,6 +131,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="A/B pairs, interleaved (default 3)")
     ap.add_argument("--connections", type=int, default=8, help="wrk -c (default 8)")
     ap.add_argument("--wrk-threads", type=int, default=2, help="wrk -t (default 2)")
+    ap.add_argument("--login-workers", type=int, default=0,
+                    help="tokend --login-workers, passed as TOKEND_LOGIN_WORKERS (default 0: one per core)")
     ap.add_argument("--flood-concurrency", type=int, default=0,
                     help="sign-in attempts in flight (default 0: 2 x workers + 2)")
     ap.add_argument("--flood-pause", type=float, default=0.05,
@@ -149,7 +151,11 @@ def main():
         return 2
     a.tokend = os.path.abspath(a.tokend)
     a.perf = []
-    a.workers = os.cpu_count() or 1  # tokend's default --login-workers: one per core
+    a.workers = a.login_workers or os.cpu_count() or 1  # tokend's default --login-workers: one per core
+    if a.login_workers:
+        os.environ["TOKEND_LOGIN_WORKERS"] = str(a.login_workers)  # Tokend.start passes the environment on
+    else:
+        os.environ.pop("TOKEND_LOGIN_WORKERS", None)
     if a.flood_concurrency <= 0:
         a.flood_concurrency = 2 * a.workers + 2
     signal.signal(signal.SIGTERM, sb.on_signal)
@@ -211,9 +217,10 @@ def bench(a, work):
     print("tokend sign-in flood benchmark, %s, %d cores shared by wrk, tokend and the flood (load average now %s)"
           % (time.strftime("%Y-%m-%d %H:%M"), os.cpu_count(), load))
     print("%d interleaved A/B pairs of %d s wrk runs, wrk -t%d -c%d --latency (keep-alive), /auth %s; "
-          "tokend --login-workers %d (default), --login-queue 32 (default); flood: %d in flight, %.2f s pause "
+          "tokend --login-workers %d%s, --login-queue 32 (default); flood: %d in flight, %.2f s pause "
           "after a 503; %.0f s in all."
-          % (a.rounds, a.duration, a.wrk_threads, a.connections, a.alg, a.workers, a.flood_concurrency,
+          % (a.rounds, a.duration, a.wrk_threads, a.connections, a.alg, a.workers,
+             " (TOKEND_LOGIN_WORKERS)" if a.login_workers else " (default: one per core)", a.flood_concurrency,
              a.flood_pause, time.time() - t_start))
     print("srv CPU: cores used by tokend; req/CPU-s: req/s / srv CPU; checks/s: password checks done; busy: share "
           "of 0.25 s samples with all %d workers hashing; flooder CPU: this script's cores." % a.workers)
@@ -251,7 +258,8 @@ def bench(a, work):
         print("NOTE: /auth answered non-2xx or had socket errors: the numbers are suspect")
     print()
     print("Command: %s" % " ".join(sb.q(x) for x in [sb.rel(sys.argv[0])] + sys.argv[1:]))
-    print("  tokend: %s" % " ".join(sb.q(x) for x in t.printable_argv()).replace(work, "$WORK"))
+    print("  tokend: %s%s" % ("TOKEND_LOGIN_WORKERS=%d " % a.login_workers if a.login_workers else "",
+                             " ".join(sb.q(x) for x in t.printable_argv()).replace(work, "$WORK")))
     print("  wrk:    %s" % " ".join(sb.q(x) for x in runs["A"].argv(a, shown=True)))
     print("  flood:  POST %s (sign-in form of client spa, forged CSRF pair, unknown user), %d in flight, "
           "new connection and new 127.A.B.C source address per attempt" % (action, a.flood_concurrency))
