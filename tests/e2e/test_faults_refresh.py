@@ -55,7 +55,9 @@ What is asserted:
     on with a new family. These cases are counted and printed; they must
     stay a minority of the requests in doubt.
 
-  At the end, the access log file (--log, written by whole lines with
+  At the end, the store's chain of every family is exactly the sequence
+  of refresh tokens its client received (plus the one successor it never
+  received, where the answer was lost), and the access log file (--log, written by whole lines with
   write(2)) holds only whole JSON lines and ends at a line boundary, even
   though every run but the last was killed.
 
@@ -97,7 +99,8 @@ class Client(threading.Thread):
         self.sid = tokens["sid"]
         self.sids = [self.sid]
         self.doubt = None  # (token, how) of a request that got no answer
-        self.pairs = []  # (round, presented short, outcome)
+        self.pairs = []  # (round, presented token, outcome)
+        self.received = {self.sid: [self.token]}  # sid -> refresh tokens received, in order
         self.errors = []
         self.go = threading.Event()
         self.parked = threading.Event()
@@ -147,6 +150,7 @@ class Client(threading.Thread):
                     self.doubt = (presented, "cut")
                     return
                 self.token, self.access = o["refresh_token"], o["access_token"]
+                self.received[self.sid].append(self.token)
                 self.t.handed_out(self.token)
                 self.rotations += 1
                 if self.rotations % AUTH_EVERY == 0:
@@ -277,6 +281,18 @@ class KillUnderRefreshLoad(unittest.TestCase):
         self.assertEqual(revoked, lost_sids, "revoked sign-ins other than those whose answer was lost")
         self.assertEqual(sorted(a["detail"] for a in reuse), sorted(lost_sids),
                          "refresh_reuse audit events other than for the lost answers")
+        if final:
+            # the store's chain of each family is exactly the tokens its
+            # client received, in order (plus, where the answer was lost in
+            # the crash, the one successor it never received)
+            for c in clients:
+                for sid in c.sids:
+                    want = [ft.sha(x) for x in c.received[sid]]
+                    got = chains[sid][:len(want)]
+                    self.assertEqual(got, want, "family %d (%s): the store's chain differs from what the client "
+                                     "received" % (c.idx, sid))
+                    self.assertEqual(len(chains[sid]) - len(want), 1 if sid in lost_sids else 0,
+                                     "family %d (%s)" % (c.idx, sid))
         for c in clients:
             head = chains[c.sid][-1]
             if c.doubt is None:
@@ -329,6 +345,7 @@ class KillUnderRefreshLoad(unittest.TestCase):
             o = r.json()
             c.pairs.append((self.round, token, 200))
             c.token, c.access = o["refresh_token"], o["access_token"]
+            c.received[c.sid].append(c.token)
             self.handed_out(c.token)
             c.rotations += 1
             stats["retried_ok"] += 1
@@ -352,6 +369,7 @@ class KillUnderRefreshLoad(unittest.TestCase):
         self.handed_out(t["refresh_token"])
         c.token, c.access, c.sid = t["refresh_token"], t["access_token"], t["sid"]
         c.sids.append(c.sid)
+        c.received[c.sid] = [c.token]
         c.doubt = None
 
 
