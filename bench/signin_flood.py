@@ -94,6 +94,13 @@ def add_signin_client(t):
     return json.loads(out)["client_id"]
 
 
+def busy_cores():
+    """(busy jiffies, total jiffies) of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
 def measure(a, run, t, flood_args, rnd):
     """One wrk run (with a flood when flood_args): the wrk result plus the
     pool's numbers."""
@@ -105,7 +112,9 @@ def measure(a, run, t, flood_args, rnd):
     if flood_args:
         flood = ft.LoginFlood(**flood_args).start()
         time.sleep(1.0)  # the pool fills before wrk starts
+    m0 = busy_cores()
     r = run.measure(a, rnd, [])
+    m1 = busy_cores()
     if flood:
         flood.halt()
     running = sampler.stop()
@@ -117,6 +126,11 @@ def measure(a, run, t, flood_args, rnd):
     r["flood"] = dict(flood.counts) if flood else {}
     r["me_cpu"] = (me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime) / wall
     r["per_cpu"] = r["rps"] / r["srv_cpu"] if r["srv_cpu"] else None
+    # what the rest of the machine used meanwhile (other sessions, the
+    # kernel's softirqs not charged to a process...): a round where this
+    # is high was disturbed
+    ncpu = os.cpu_count() or 1
+    r["other_cpu"] = ncpu * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) - r["srv_cpu"] - r["wrk_cpu"] - r["me_cpu"]
     if flood:
         time.sleep(1.0)  # the queue drains before the next baseline
     return r
@@ -223,10 +237,12 @@ def bench(a, work):
              " (TOKEND_LOGIN_WORKERS)" if a.login_workers else " (default: one per core)", a.flood_concurrency,
              a.flood_pause, time.time() - t_start))
     print("srv CPU: cores used by tokend; req/CPU-s: req/s / srv CPU; checks/s: password checks done; busy: share "
-          "of 0.25 s samples with all %d workers hashing; flooder CPU: this script's cores." % a.workers)
+          "of 0.25 s samples with all %d workers hashing; flooder CPU: this script's cores; other CPU: cores busy on "
+          "the machine minus tokend, wrk and this script (other sessions: a round with more than ~0.2 was "
+          "disturbed)." % a.workers)
     print()
     cols = ["run", "req/s", "p50", "p99", "non-2xx", "srv CPU", "req/CPU-s", "wrk CPU", "checks/s", "busy",
-            "flood answers", "flooder CPU"]
+            "flood answers", "flooder CPU", "other CPU"]
     rows = []
     for k, (ra, rb) in enumerate(res):
         for name, r in (("A%d" % (k + 1), ra), ("B%d" % (k + 1), rb)):
@@ -235,12 +251,12 @@ def bench(a, work):
                          "%.0f" % r["per_cpu"] if r["per_cpu"] else "-", "%.2f" % r["wrk_cpu"],
                          "%.1f" % r["checks_s"], "%.0f%%" % (100 * r["busy"]) if r["busy"] is not None else "-",
                          " ".join("%s:%d" % kv for kv in sorted(r["flood"].items(), key=str)) or "-",
-                         "%.2f" % r["me_cpu"]])
+                         "%.2f" % r["me_cpu"], "%.2f" % r["other_cpu"]])
     widths = [max(len(cols[i]), *(len(x[i]) for x in rows)) for i in range(len(cols))]
     print(" | ".join(c.ljust(widths[i]) for i, c in enumerate(cols)).rstrip())
     print("-+-".join("-" * w for w in widths))
     for x in rows:
-        print(" | ".join(c.rjust(widths[i]) if 0 < i < 10 else c.ljust(widths[i]) for i, c in enumerate(x)).rstrip())
+        print(" | ".join(c.ljust(widths[i]) if i in (0, 10) else c.rjust(widths[i]) for i, c in enumerate(x)).rstrip())
     print()
     busy = sb.median(rb["busy"] for _, rb in res)
     print("median over the rounds: A p99 %s, B p99 %s; A %.0f req/s, B %.0f req/s; A %.0f, B %.0f req/CPU-s; "
