@@ -94,45 +94,46 @@ def add_signin_client(t):
     return json.loads(out)["client_id"]
 
 
-def busy_cores():
-    """(busy jiffies, total jiffies) of the whole machine, from /proc/stat."""
+def machine_cpu_s():
+    """(busy, stolen) CPU-seconds of the whole machine so far, from
+    /proc/stat: user + nice + system + irq + softirq, and steal (the
+    hypervisor giving this VM's cores to others)."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
-    return sum(v) - v[3] - v[4], sum(v)
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / sb.TICKS, v[7] / sb.TICKS
 
 
 def measure(a, run, t, flood_args, rnd):
     """One wrk run (with a flood when flood_args): the wrk result plus the
-    pool's numbers."""
+    pool's and the machine's numbers over the wrk run."""
     flood = None
     sampler = PoolSampler(t.addr)
-    done0 = ft.st.metric(metrics(t.addr), "tokend_password_checks_total", result="done")
-    me0 = resource.getrusage(resource.RUSAGE_SELF)
-    sampler.start()
     if flood_args:
         flood = ft.LoginFlood(**flood_args).start()
         time.sleep(1.0)  # the pool fills before wrk starts
-    m0 = busy_cores()
-    r = run.measure(a, rnd, [])
-    m1 = busy_cores()
-    if flood:
-        flood.halt()
-    running = sampler.stop()
+    sampler.start()
+    done0 = ft.st.metric(metrics(t.addr), "tokend_password_checks_total", result="done")
+    me0 = resource.getrusage(resource.RUSAGE_SELF)
+    m0 = machine_cpu_s()
+    r = run.measure(argparse.Namespace(**dict(vars(a), pause=0)), rnd, [])  # the rest comes below
+    m1 = machine_cpu_s()
     me1 = resource.getrusage(resource.RUSAGE_SELF)
     done1 = ft.st.metric(metrics(t.addr), "tokend_password_checks_total", result="done")
+    running = sampler.stop()
+    if flood:
+        flood.halt()
     wall = r["seconds"] or a.duration
-    r["checks_s"] = (done1 - done0) / (wall + a.pause + (1.0 if flood else 0.0))
+    r["checks_s"] = (done1 - done0) / wall
     r["busy"] = (sum(1 for x in running if x >= a.workers) / len(running)) if running else None
     r["flood"] = dict(flood.counts) if flood else {}
     r["me_cpu"] = (me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime) / wall
     r["per_cpu"] = r["rps"] / r["srv_cpu"] if r["srv_cpu"] else None
-    # what the rest of the machine used meanwhile (other sessions, the
-    # kernel's softirqs not charged to a process...): a round where this
-    # is high was disturbed
-    ncpu = os.cpu_count() or 1
-    r["other_cpu"] = ncpu * (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) - r["srv_cpu"] - r["wrk_cpu"] - r["me_cpu"]
-    if flood:
-        time.sleep(1.0)  # the queue drains before the next baseline
+    # what the rest of the machine used meanwhile (other sessions), and what
+    # the hypervisor took: a round where either is high was disturbed
+    r["other_cpu"] = (m1[0] - m0[0]) / wall - r["srv_cpu"] - r["wrk_cpu"] - r["me_cpu"]
+    r["steal"] = (m1[1] - m0[1]) / wall
+    # rest; after a flood, its queue drains before the next baseline
+    time.sleep(a.pause + (1.0 if flood else 0.0))
     return r
 
 
@@ -238,11 +239,11 @@ def bench(a, work):
              a.flood_pause, time.time() - t_start))
     print("srv CPU: cores used by tokend; req/CPU-s: req/s / srv CPU; checks/s: password checks done; busy: share "
           "of 0.25 s samples with all %d workers hashing; flooder CPU: this script's cores; other CPU: cores busy on "
-          "the machine minus tokend, wrk and this script (other sessions: a round with more than ~0.2 was "
-          "disturbed)." % a.workers)
+          "the machine minus tokend, wrk and this script (other sessions), steal: cores the hypervisor took; a round "
+          "where either is above ~0.2 was disturbed." % a.workers)
     print()
     cols = ["run", "req/s", "p50", "p99", "non-2xx", "srv CPU", "req/CPU-s", "wrk CPU", "checks/s", "busy",
-            "flood answers", "flooder CPU", "other CPU"]
+            "flood answers", "flooder CPU", "other CPU", "steal"]
     rows = []
     for k, (ra, rb) in enumerate(res):
         for name, r in (("A%d" % (k + 1), ra), ("B%d" % (k + 1), rb)):
@@ -251,7 +252,7 @@ def bench(a, work):
                          "%.0f" % r["per_cpu"] if r["per_cpu"] else "-", "%.2f" % r["wrk_cpu"],
                          "%.1f" % r["checks_s"], "%.0f%%" % (100 * r["busy"]) if r["busy"] is not None else "-",
                          " ".join("%s:%d" % kv for kv in sorted(r["flood"].items(), key=str)) or "-",
-                         "%.2f" % r["me_cpu"], "%.2f" % r["other_cpu"]])
+                         "%.2f" % r["me_cpu"], "%.2f" % r["other_cpu"], "%.2f" % r["steal"]])
     widths = [max(len(cols[i]), *(len(x[i]) for x in rows)) for i in range(len(cols))]
     print(" | ".join(c.ljust(widths[i]) for i, c in enumerate(cols)).rstrip())
     print("-+-".join("-" * w for w in widths))
