@@ -303,6 +303,54 @@ def http_get_raw(sock, path, headers=(), host="localhost", timeout=10.0):
     return http_raw(sock, "GET", path, headers, None, host, timeout)
 
 
+class AuthProbe:
+    """A thread that calls GET /auth?aud=AUD&scope=SCOPE with `token` every
+    `every` s for `seconds` s, each call on a NEW connection from `source`
+    (plain HTTP): results is [(status or the error's repr, seconds)]."""
+
+    def __init__(self, source, port, token, seconds, every=0.25, headers=()):
+        import threading
+        self.source, self.port, self.token, self.seconds, self.every = source, port, token, seconds, every
+        self.headers = list(headers)
+        self.results = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def join(self, timeout=60):
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError("the /auth probe did not finish")
+        return self
+
+    def _run(self):
+        t_end = time.monotonic() + self.seconds
+        while time.monotonic() < t_end:
+            t0 = time.monotonic()
+            try:
+                s = connect_from(self.source, self.port, timeout=30)
+                try:
+                    status = http_get_raw(s, "/auth?aud=%s&scope=%s" % (AUD, SCOPE),
+                                          [("Authorization", "Bearer " + self.token)] + self.headers, timeout=30)[0]
+                finally:
+                    s.close()
+            except (OSError, ValueError) as e:
+                status = repr(e)
+            self.results.append((status, time.monotonic() - t0))
+            time.sleep(max(0.0, self.every - (time.monotonic() - t0)))
+
+    def failures(self, bound):
+        """The calls that did not answer 200 within `bound` s."""
+        return [(s, round(x, 3)) for s, x in self.results if s != 200 or x > bound]
+
+    def summary(self):
+        lat = sorted(x for _, x in self.results) or [0.0]
+        return "%d calls, %s, latency median %.3f s, max %.3f s" % (
+            len(self.results), sorted(set(str(s) for s, _ in self.results)), lat[len(lat) // 2], lat[-1])
+
+
 # ---------------------------------------------------------------------------
 # a small tmpfs
 
@@ -385,15 +433,6 @@ def reexec_in_namespace(argv0):
     sys.stderr.flush()
     os.execvp("unshare", ["unshare", "--user", "--map-root-user", "--mount", sys.executable,
                           os.path.abspath(argv0)] + sys.argv[1:])
-
-
-def wait_until(pred, timeout, interval=0.05):
-    t0 = time.monotonic()
-    while True:
-        v = pred()
-        if v or time.monotonic() - t0 > timeout:
-            return v
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------------------

@@ -137,31 +137,13 @@ class SignInFlood(unittest.TestCase):
             return (st.metric(m, "tokend_password_checks", state="running"),
                     st.metric(m, "tokend_password_checks", state="waiting"))
         pool = Sampler(pool_state, 0.5)
-        probe = []
-
-        def probe_loop():
-            t_end = time.monotonic() + FLOOD_SECONDS
-            while time.monotonic() < t_end:
-                t0 = time.monotonic()
-                try:
-                    s = ft.connect_from("127.0.0.1", fx.port, timeout=30)
-                    try:
-                        status = ft.http_get_raw(s, "/auth?aud=%s&scope=%s" % (ft.AUD, ft.SCOPE),
-                                                 [("Authorization", "Bearer " + token)], timeout=30)[0]
-                    finally:
-                        s.close()
-                except (OSError, ValueError) as e:
-                    status = repr(e)
-                probe.append((status, time.monotonic() - t0))
-                time.sleep(max(0.0, PROBE_EVERY - (time.monotonic() - t0)))
-        prober = threading.Thread(target=probe_loop, daemon=True)
-
+        probe = ft.AuthProbe("127.0.0.1", fx.port, token, FLOOD_SECONDS, every=PROBE_EVERY)
         for t in (rss, pool):
             t.start()
         flood.start()
-        prober.start()
+        probe.start()
         flood.join()
-        prober.join(60)
+        probe.join()
         rss_samples = rss.stop()
         pool_samples = pool.stop()
 
@@ -172,16 +154,14 @@ class SignInFlood(unittest.TestCase):
         rss_max = max(rss_ok)
         half = len(rss_ok) // 2
         rss_first, rss_second = max(rss_ok[:half]), max(rss_ok[half:])
-        lat = sorted(x for _, x in probe)
         print("\nflood: %d attempts in %d s from %d addresses: %s; password checks done %d, refused %d; "
-              "pool (running, waiting) max %s, running + waiting max %d; VmRSS idle after warm-up %.0f MiB, max during the flood %.0f MiB "
-              "(first half %.0f, second half %.0f); "
-              "probe: %d calls, %s, latency median %.3f s, max %.3f s"
+              "pool (running, waiting) max %s, running + waiting max %d; VmRSS idle after warm-up %.0f MiB, "
+              "max during the flood %.0f MiB (first half %.0f, second half %.0f); probe: %s"
               % (sum(flood.counts.values()), FLOOD_SECONDS, flood.addresses.n, flood.counts, checks_done,
                  checks_refused, tuple(max(s[i] for s in pool_samples if isinstance(s, tuple)) for i in (0, 1)),
                  max(s[0] + s[1] for s in pool_samples if isinstance(s, tuple)),
-                 rss_warm / 1024, rss_max / 1024, rss_first / 1024, rss_second / 1024, len(probe), sorted(set(str(s) for s, _ in probe)),
-                 lat[len(lat) // 2], lat[-1]), file=sys.stderr)
+                 rss_warm / 1024, rss_max / 1024, rss_first / 1024, rss_second / 1024, probe.summary()),
+              file=sys.stderr)
 
         self.assertEqual(set(flood.counts) - {401, 503}, set(), "unexpected answers to the flood: %r" % flood.counts)
         self.assertGreater(flood.counts.get(503, 0), 0, "the pool never filled: %r" % flood.counts)
@@ -196,9 +176,9 @@ class SignInFlood(unittest.TestCase):
         # WORKERS + QUEUE for a moment (seen under ctest -j2); the bound is
         # on the sum
         self.assertLessEqual(max(s[0] + s[1] for s in pool_samples), WORKERS + QUEUE)
-        bad = [(s, round(x, 3)) for s, x in probe if s != 200 or x > PROBE_BOUND]
-        self.assertEqual(bad, [], "probe calls that failed or took more than %.0f s" % PROBE_BOUND)
-        self.assertGreaterEqual(len(probe), FLOOD_SECONDS / PROBE_EVERY / 2)
+        self.assertEqual(probe.failures(PROBE_BOUND), [], "probe calls that failed or took more than %.0f s"
+                         % PROBE_BOUND)
+        self.assertGreaterEqual(len(probe.results), FLOOD_SECONDS / PROBE_EVERY / 2)
         bound = rss_warm + (ARGON2_MIB * WORKERS + RSS_SLACK_MIB) * 1024
         self.assertLessEqual(rss_max, bound, "VmRSS %d KiB during the flood, more than %d KiB (warm %d KiB)"
                              % (rss_max, bound, rss_warm))

@@ -54,7 +54,6 @@ import os
 import selectors
 import socket
 import sys
-import threading
 import time
 import unittest
 
@@ -177,33 +176,6 @@ class Attacker:
         return end, still
 
 
-class Probe(threading.Thread):
-    """GET /auth with a valid token on a new connection every PROBE_EVERY s."""
-
-    def __init__(self, source, port, token, seconds, headers=()):
-        super().__init__(daemon=True)
-        self.source, self.port, self.token, self.seconds = source, port, token, seconds
-        self.headers = list(headers)
-        self.results = []  # (status or error, seconds)
-
-    def run(self):
-        t_end = time.monotonic() + self.seconds
-        while time.monotonic() < t_end:
-            t0 = time.monotonic()
-            try:
-                s = ft.connect_from(self.source, self.port, timeout=30)
-                try:
-                    status, _, _ = ft.http_get_raw(s, "/auth?aud=%s&scope=%s" % (ft.AUD, ft.SCOPE),
-                                                   [("Authorization", "Bearer " + self.token)] + self.headers,
-                                                   timeout=30)
-                finally:
-                    s.close()
-                self.results.append((status, time.monotonic() - t0))
-            except (OSError, ValueError) as e:
-                self.results.append((repr(e), time.monotonic() - t0))
-            time.sleep(max(0.0, PROBE_EVERY - (time.monotonic() - t0)))
-
-
 def refused(fx):
     return st.metric(fx.metrics(), "tokend_connections_refused_total")
 
@@ -229,31 +201,27 @@ class SlowClients(unittest.TestCase):
         if self.nofile < ATTACK_CONNS * 2 + 200:
             self.skipTest("RLIMIT_NOFILE is %d; this test needs %d" % (self.nofile, ATTACK_CONNS * 2 + 200))
         fx, token = self.server()
-        probe = Probe("127.0.0.1", fx.port, token, ATTACK_SECONDS + 1)
+        probe = ft.AuthProbe("127.0.0.1", fx.port, token, ATTACK_SECONDS + 1, every=PROBE_EVERY)
         atk = Attacker(ATTACKER, fx.port, ATTACK_CONNS, ATTACK_SECONDS)
         probe.start()
         end, still = atk.run()
-        probe.join(60)
-        self.assertFalse(probe.is_alive())
+        probe.join()
 
         lifetimes = [c.closed - c.opened for c in atk.done]
         at_once = sum(1 for x in lifetimes if x < 1.0)
         longest_closed = max(lifetimes) if lifetimes else 0.0
         oldest_open = max((end - c.opened for c in still), default=0.0)
         slow = [x for x in lifetimes if x >= 1.0]
-        lat = sorted(x for _, x in probe.results)
         m_refused, m_cut = refused(fx), cut(fx)
         print("\nattacker: %d connections opened in %d s (%d connect errors); %d closed by the server within 1 s "
               "(refused), %d after 1 s (cut: %.1f-%.1f s after connect); at most %d held at once; %d open at the "
-              "end, the oldest %.1f s old. Metrics: refused %d, cut %d. Probe: %d calls, %s, latency median %.3f s, "
-              "max %.3f s" % (atk.opened, ATTACK_SECONDS, atk.connect_errors, at_once, len(slow),
-                              min(slow, default=0), max(slow, default=0), atk.max_accepted, len(still), oldest_open,
-                              m_refused, m_cut, len(probe.results),
-                              sorted(set(str(s) for s, _ in probe.results)), lat[len(lat) // 2], lat[-1]),
+              "end, the oldest %.1f s old. Metrics: refused %d, cut %d. Probe: %s"
+              % (atk.opened, ATTACK_SECONDS, atk.connect_errors, at_once, len(slow), min(slow, default=0),
+                 max(slow, default=0), atk.max_accepted, len(still), oldest_open, m_refused, m_cut, probe.summary()),
               file=sys.stderr)
 
-        bad = [(s, round(x, 3)) for s, x in probe.results if s != 200 or x > PROBE_BOUND]
-        self.assertEqual(bad, [], "probe calls that failed or took more than %.1f s" % PROBE_BOUND)
+        self.assertEqual(probe.failures(PROBE_BOUND), [], "probe calls that failed or took more than %.1f s"
+                         % PROBE_BOUND)
         self.assertGreaterEqual(len(probe.results), ATTACK_SECONDS / PROBE_EVERY / 2)
         self.assertGreater(m_refused, 0)
         self.assertGreater(m_cut, 0)
