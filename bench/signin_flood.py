@@ -103,17 +103,17 @@ def machine_cpu_s():
     return (v[0] + v[1] + v[2] + v[5] + v[6]) / sb.TICKS, v[7] / sb.TICKS
 
 
-def sched_idle_workers(pid):
-    """Moves every thread of `pid` at nice +10 (tokend's password workers,
-    src/http/workers.c) to SCHED_IDLE; returns their ids."""
-    moved = []
-    for tid in sorted(int(x) for x in os.listdir("/proc/%d/task" % pid)):
-        with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        if int(fields[16]) == 10:  # field 19 of proc(5): nice
-            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-            moved.append(tid)
-    return moved
+def workers_idle(pid):
+    """How many threads of `pid` run under SCHED_IDLE (tokend's password
+    workers, src/http/workers.c)."""
+    n = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            if os.sched_getscheduler(int(tid)) == os.SCHED_IDLE:
+                n += 1
+        except OSError:
+            pass
+    return n
 
 
 def measure(a, run, t, flood_args, rnd):
@@ -165,9 +165,6 @@ def main():
                     help="sign-in attempts in flight (default 0: 2 x workers + 2)")
     ap.add_argument("--flood-pause", type=float, default=0.05,
                     help="seconds a flood thread waits after a 503 (default 0.05; 0: none)")
-    ap.add_argument("--sched-idle-workers", action="store_true",
-                    help="experiment: move tokend's password workers (its threads at nice +10) to SCHED_IDLE "
-                    "(sched_setscheduler on each thread) after start, to see what that policy would change")
     ap.add_argument("--pause", type=float, default=1.0, help="seconds of rest after each wrk run (default 1)")
     ap.add_argument("--verbose", action="store_true", help="print every wrk output")
     a = ap.parse_args()
@@ -216,10 +213,8 @@ def bench(a, work):
     t.add_client(sb.CLIENT)
     spa = add_signin_client(t)
     t.start()
-    if a.sched_idle_workers:
-        moved = sched_idle_workers(t.proc.pid)
-        sb.check(len(moved) == a.workers, "found %d threads at nice +10, expected %d password workers"
-                 % (len(moved), a.workers))
+    idle = workers_idle(t.proc.pid)
+    sb.check(idle == a.workers, "found %d threads under SCHED_IDLE, expected %d password workers" % (idle, a.workers))
     token = sb.get_token(t.addr, sb.CLIENT, t.secrets[sb.CLIENT])
     st, h, _ = sb.http_req(t.addr, "GET", sb.AUTH_PATH, {"Authorization": "Bearer " + token})
     sb.check(st == 200, "/auth refuses its own token: %d %s" % (st, h.get("X-Auth-Reason")))
@@ -253,11 +248,10 @@ def bench(a, work):
           % (time.strftime("%Y-%m-%d %H:%M"), os.cpu_count(), load))
     print("%d interleaved A/B pairs of %d s wrk runs, wrk -t%d -c%d --latency (keep-alive), /auth %s; "
           "tokend --login-workers %d%s, --login-queue 32 (default); flood: %d in flight, %.2f s pause "
-          "after a 503%s; %.0f s in all."
+          "after a 503; %.0f s in all."
           % (a.rounds, a.duration, a.wrk_threads, a.connections, a.alg, a.workers,
              " (TOKEND_LOGIN_WORKERS)" if a.login_workers else " (default: one per core)", a.flood_concurrency,
-             a.flood_pause, "\nEXPERIMENT: the password workers were moved to SCHED_IDLE after start "
-             "(--sched-idle-workers)" if a.sched_idle_workers else "", time.time() - t_start))
+             a.flood_pause, time.time() - t_start))
     print("srv CPU: cores used by tokend; req/CPU-s: req/s / srv CPU; checks/s: password checks done; busy: share "
           "of 0.25 s samples with all %d workers hashing; flooder CPU: this script's cores; other CPU: cores busy on "
           "the machine minus tokend, wrk and this script (other sessions), steal: cores the hypervisor took; a round "

@@ -171,7 +171,7 @@ class SignInFlood(unittest.TestCase):
         errors = [s for s in pool_samples if not isinstance(s, tuple)]
         self.assertEqual(errors, [], "/metrics failed during the flood")
         self.assertLessEqual(max(s[0] for s in pool_samples), WORKERS)
-        # waiting = places taken - running: a job the (nice +10) worker has
+        # waiting = places taken - running: a job the (SCHED_IDLE) worker has
         # not picked up yet counts as waiting, so "waiting" alone may reach
         # WORKERS + QUEUE for a moment (seen under ctest -j2); the bound is
         # on the sum
