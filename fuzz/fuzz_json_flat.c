@@ -19,36 +19,7 @@
 #include "fuzz.h"
 
 #include "core/internal.h"
-
-/* test_json.c's same_value: one flat value against the jansson node. */
-static int same_value(const struct tki_flat *f, const tki_cv *v, const json_t *j)
-{
-    switch (v->type) {
-    case TKI_CV_STRING:
-        return json_is_string(j) && json_string_length(j) == v->len &&
-               memcmp(json_string_value(j), v->s, v->len) == 0 && v->s[v->len] == '\0';
-    case TKI_CV_INT:
-        return json_is_integer(j) && json_integer_value(j) == v->i && v->d == (double)v->i;
-    case TKI_CV_TRUE:
-        return json_is_true(j);
-    case TKI_CV_FALSE:
-        return json_is_false(j);
-    case TKI_CV_NULL:
-        return json_is_null(j);
-    case TKI_CV_ARRAY:
-        if (!json_is_array(j) || json_array_size(j) != v->len) {
-            return 0;
-        }
-        for (size_t i = 0; i < v->len; i++) {
-            if (!same_value(f, &f->items[v->first + i], json_array_get(j, i))) {
-                return 0;
-            }
-        }
-        return 1;
-    default:
-        return 0; /* the flat form has no other types */
-    }
-}
+#include "flat_agree.h"
 
 /* The table from parsing s[0..n) with `max_members`, in a fresh heap block
  * of exactly tki_flat_size(n) bytes (*mem, owned); 1 when accepted. */
@@ -60,24 +31,11 @@ static int flat(const unsigned char *s, size_t n, size_t max_members, void **mem
     return tki_flat_parse(s, n, max_members, *mem, f);
 }
 
-/* test_json.c's check_agreement, for one accepted table. */
+/* The agreement test_json.c checks (flat_agree.h), for one accepted table. */
 static void check_agreement(const unsigned char *s, size_t n, const struct tki_flat *f)
 {
-    json_error_t je;
-    json_t *j = json_loadb((const char *)s, n, JSON_REJECT_DUPLICATES, &je);
-    FUZZ_CHECK(j != NULL && json_is_object(j), "flat accepted what jansson rejects (%s)",
-               j ? "not an object" : je.text);
-    FUZZ_CHECK(json_object_size(j) == f->n, "member count differs: jansson %zu, flat %zu", json_object_size(j), f->n);
-    size_t k = 0;
-    const char *key;
-    json_t *val;
-    json_object_foreach (j, key, val) {
-        const struct tki_flat_member *m = &f->m[k];
-        FUZZ_CHECK(strlen(key) == m->name_len && memcmp(key, m->name, m->name_len) == 0, "member %zu name differs", k);
-        FUZZ_CHECK(same_value(f, &m->v, val), "member \"%s\" value differs", key);
-        k++;
-    }
-    json_decref(j);
+    char why[128];
+    FUZZ_CHECK(flat_agrees((const char *)s, n, f, why, sizeof why), "%s", why);
 }
 
 /* Two tables read the same members and values. */
