@@ -66,7 +66,9 @@ struct tka_authority {
 
     pthread_rwlock_t rev_lock;
     struct tka_revset rev;
-    int64_t rev_seq;
+    pthread_mutex_t rev_refresh_lock; /* one catch-up at a time */
+    int64_t rev_cursor;               /* tks_revocations_changed's position */
+    _Atomic int64_t rev_fresh_at;     /* when the set last caught up with the store */
 
     pthread_mutex_t thr_lock;
     struct tka_throttle_slot thr[TKA_THROTTLE_SLOTS];

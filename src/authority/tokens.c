@@ -135,33 +135,25 @@ void tka_revset_purge(tka_authority *a, int64_t now)
     pthread_rwlock_unlock(&a->rev_lock);
 }
 
-struct refresh {
-    tka_authority *a;
-    int64_t max_seq;
-    int failed;
-};
-
 static int on_revocation(const tks_revocation *r, void *ud)
 {
-    struct refresh *f = ud;
-    if (tka_revset_add(f->a, r->kind, r->value, r->reason, r->revoked_at, r->until) != 0) {
-        f->failed = 1;
-        return 1;
-    }
-    if (r->seq > f->max_seq) {
-        f->max_seq = r->seq;
-    }
-    return 0;
+    tka_authority *a = ud;
+    return tka_revset_add(a, r->kind, r->value, r->reason, r->revoked_at, r->until) != 0;
 }
 
 int tka_revset_refresh(tka_authority *a, int64_t now)
 {
-    struct refresh f = {a, a->rev_seq, 0};
-    if (tks_revocations_since(a->store, a->rev_seq, now, on_revocation, &f) != TKS_OK || f.failed) {
-        return -1;
+    /* one catch-up at a time (maintenance and the store's watcher both
+     * call this): the cursor moves only after its rows are in the set */
+    pthread_mutex_lock(&a->rev_refresh_lock);
+    int64_t cursor = a->rev_cursor;
+    int rc = tks_revocations_changed(a->store, &cursor, now, on_revocation, a) == TKS_OK ? 0 : -1;
+    if (rc == 0) {
+        a->rev_cursor = cursor;
+        atomic_store(&a->rev_fresh_at, now);
     }
-    a->rev_seq = f.max_seq;
-    return 0;
+    pthread_mutex_unlock(&a->rev_refresh_lock);
+    return rc;
 }
 
 int tka_is_revoked(tka_authority *a, const char *jti, const char *sid, char *reason, size_t reason_cap,

@@ -83,6 +83,16 @@ typedef struct tksi_backend {
     tks_result (*revocation_page)(tks_store *s, int64_t after_seq, int64_t now, tks_revocation *rows, size_t cap,
                                   size_t *n);
     tks_result (*revocations_purge)(tks_store *s, int64_t now);
+    /* Catch-up (store.h tks_revocations_changed): up to `cap` revocations in
+     * force at `now` at or after position `cursor`, in the backend's own
+     * order, after the row (after_key) of the previous page (after_key 0:
+     * the first page); *next_cursor is the position the whole listing
+     * moves the cursor to (set on the first page, kept on the others), and
+     * *last_key the paging key of the last row filled. */
+    tks_result (*revocation_changes)(tks_store *s, int64_t cursor, int64_t after_key, int64_t now, tks_revocation *rows,
+                                     size_t cap, size_t *n, int64_t *next_cursor, int64_t *last_key);
+    /* NULL when the backend cannot watch (store.h tks_watch). */
+    tks_result (*watch)(tks_store *s, void (*fn)(int what, void *ud), void *ud);
 
     /* client_id, ip and detail may be NULL (stored as absent). */
     tks_result (*audit)(tks_store *s, int64_t now, const char *kind, const char *client_id, const char *ip,

@@ -212,6 +212,7 @@ enum stmt_id {
     ST_REVOCATION_SET_REVOKED_AT,
     ST_REVOCATION_PAGE,
     ST_REVOCATION_PURGE,
+    ST_REVOCATION_MAX_SEQ,
     ST_AUDIT_INSERT,
     ST_AUDIT_PAGE,
     ST_USER_INSERT,
@@ -285,6 +286,7 @@ static const char *const SQL[ST__COUNT] = {
     [ST_REVOCATION_PAGE] = "SELECT " REVOCATION_COLS " FROM revocations"
                            " WHERE seq > ?1 AND until > ?2 ORDER BY seq LIMIT ?3",
     [ST_REVOCATION_PURGE] = "DELETE FROM revocations WHERE until <= ?1",
+    [ST_REVOCATION_MAX_SEQ] = "SELECT coalesce(max(seq), 0) FROM revocations",
     [ST_AUDIT_INSERT] = "INSERT INTO audit (at, kind, client_id, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_AUDIT_PAGE] = "SELECT id, at, kind, client_id, ip, detail FROM audit"
                       " WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
@@ -1154,6 +1156,54 @@ static tks_result sq_revocation_page(tks_store *s, int64_t after_seq, int64_t no
     return r;
 }
 
+static tks_result sq_revocation_max_seq(tks_store *s, int64_t *out)
+{
+    struct sq *q = sq_of(s);
+    *out = 0;
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_REVOCATION_MAX_SEQ, &st);
+    if (r == TKS_OK) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            if (col_i64(s, st, 0, "max(revocations.seq)", out) != 0) {
+                r = TKS_ERR;
+            }
+        } else {
+            r = fail(s, q, rc, "reading the newest revocation");
+        }
+        release(st);
+    }
+    unlock(q);
+    return r;
+}
+
+/* One writer at a time (BEGIN IMMEDIATE holds the write lock from the
+ * first statement to the commit), so seq is assigned in commit order here:
+ * the position is the highest seq seen, and rows page by seq. */
+static tks_result sq_revocation_changes(tks_store *s, int64_t cursor, int64_t after_key, int64_t now,
+                                        tks_revocation *rows, size_t cap, size_t *n, int64_t *next_cursor,
+                                        int64_t *last_key)
+{
+    /* The new position is the highest seq committed before the rows are
+     * read (store.c keeps the first page's): every row at or below it is
+     * delivered by this listing, and a writer elsewhere that commits later
+     * gets a higher seq. */
+    int64_t max_seq = 0;
+    tks_result r = sq_revocation_max_seq(s, &max_seq);
+    if (r != TKS_OK) {
+        return r;
+    }
+    *next_cursor = max_seq > cursor ? max_seq : cursor;
+    int64_t from = after_key > cursor ? after_key : cursor;
+    r = sq_revocation_page(s, from, now, rows, cap, n);
+    if (r != TKS_OK) {
+        return r;
+    }
+    *last_key = *n > 0 ? rows[*n - 1].seq : from;
+    return TKS_OK;
+}
+
 static tks_result sq_revocations_purge(tks_store *s, int64_t now)
 {
     struct sq *q = sq_of(s);
@@ -1697,6 +1747,8 @@ static const tksi_backend SQLITE_BACKEND = {
     .revoke = sq_revoke,
     .revocation_page = sq_revocation_page,
     .revocations_purge = sq_revocations_purge,
+    .revocation_changes = sq_revocation_changes,
+    .watch = NULL,
     .audit = sq_audit,
     .audit_page = sq_audit_page,
     .user_insert = sq_user_insert,

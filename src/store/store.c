@@ -595,6 +595,77 @@ tks_result tks_revocations_since(tks_store *s, int64_t since, int64_t now, int (
     return r;
 }
 
+tks_result tks_revocations_changed(tks_store *s, int64_t *cursor, int64_t now,
+                                   int (*fn)(const tks_revocation *r, void *ud), void *ud)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (cursor == NULL || fn == NULL) {
+        tksi_seterr(s, "tks_revocations_changed: NULL argument");
+        return TKS_ERR;
+    }
+    tks_revocation *rows = calloc(TKSI_PAGE, sizeof *rows);
+    if (rows == NULL) {
+        tksi_seterr(s, "out of memory listing revocations");
+        return TKS_ERR;
+    }
+    int64_t next = *cursor;
+    int64_t after = 0;
+    tks_result r = TKS_OK;
+    for (int first = 1;; first = 0) {
+        size_t n = 0;
+        int64_t page_next = *cursor;
+        int64_t last = after;
+        memset(rows, 0, TKSI_PAGE * sizeof *rows);
+        r = s->be->revocation_changes(s, *cursor, after, now, rows, TKSI_PAGE, &n, &page_next, &last);
+        if (r != TKS_OK) {
+            break;
+        }
+        if (first) {
+            next = page_next;
+        }
+        int stop = 0;
+        for (size_t i = 0; i < n && !stop; i++) {
+            stop = fn(&rows[i], ud) != 0;
+        }
+        if (stop) {
+            /* the caller did not take everything: do not move past it */
+            next = *cursor;
+            break;
+        }
+        if (n < TKSI_PAGE) {
+            break;
+        }
+        if (last == after) {
+            tksi_seterr(s, "revocation catch-up did not advance");
+            r = TKS_ERR;
+            break;
+        }
+        after = last;
+    }
+    free(rows);
+    if (r == TKS_OK) {
+        *cursor = next;
+    }
+    return r;
+}
+
+tks_result tks_watch(tks_store *s, void (*fn)(int what, void *ud), void *ud)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (fn == NULL) {
+        tksi_seterr(s, "tks_watch: no callback");
+        return TKS_ERR;
+    }
+    if (s->be->watch == NULL) {
+        return TKS_NOT_FOUND;
+    }
+    return s->be->watch(s, fn, ud);
+}
+
 tks_result tks_revocations_purge(tks_store *s, int64_t now)
 {
     if (s == NULL) {

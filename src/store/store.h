@@ -148,8 +148,29 @@ tks_result tks_revoke(tks_store *s, enum tks_revocation_kind kind, const char *v
  * `now`, in seq order. */
 tks_result tks_revocations_since(tks_store *s, int64_t since, int64_t now, int (*fn)(const tks_revocation *r, void *ud),
                                  void *ud);
+/* The catch-up of a revocation cache: every revocation in force at `now`
+ * that was added or changed since the position *cursor names (0: from the
+ * start), each at least once, in no particular order; *cursor then names
+ * the new position. Unlike seq order, this is safe with writers on other
+ * connections whose commits land out of seq order (PostgreSQL sequences
+ * do): the cursor only moves past what can no longer change. The cursor is
+ * opaque: a value this function returned, or 0. */
+tks_result tks_revocations_changed(tks_store *s, int64_t *cursor, int64_t now,
+                                   int (*fn)(const tks_revocation *r, void *ud), void *ud);
 /* Deletes revocations whose `until` has passed. */
 tks_result tks_revocations_purge(tks_store *s, int64_t now);
+
+/* Changes made through other connections (other tokend instances, the
+ * admin CLI), as they commit: `fn` is called from a thread of the store's
+ * own, soon after a revocation or a signing key changes anywhere, with
+ * what changed (TKS_CHANGE_*); the caller then catches up (it is a hint,
+ * never the data). Returns TKS_OK when the backend delivers them (then
+ * also after a lost connection comes back, with TKS_CHANGE_ALL, since
+ * changes may have been missed), TKS_NOT_FOUND when it cannot (SQLite: a
+ * single process; callers poll). Call once, before any other thread uses
+ * the store; the thread stops in tks_close. */
+enum { TKS_CHANGE_REVOCATIONS = 1, TKS_CHANGE_KEYS = 2, TKS_CHANGE_ALL = 3 };
+tks_result tks_watch(tks_store *s, void (*fn)(int what, void *ud), void *ud);
 
 /* ---- users, sessions, codes and refresh tokens (schema 2) -------------------- */
 

@@ -866,6 +866,81 @@ static void test_revocations(void **state)
     free(w);
 }
 
+/* The catch-up (tks_revocations_changed): everything from the start, then
+ * at least what changed, each row in force at least once, the cursor moving
+ * only when the caller took everything. */
+struct changed_walk {
+    int n;
+    int stop_after;
+    char seen[128][TKS_VALUE_MAX + 1];
+    int64_t until[128];
+};
+
+static int walk_changed(const tks_revocation *r, void *ud)
+{
+    struct changed_walk *w = ud;
+    if (w->n < 128) {
+        snprintf(w->seen[w->n], sizeof w->seen[0], "%s", r->value);
+        w->until[w->n] = r->until;
+    }
+    w->n++;
+    return w->stop_after && w->n >= w->stop_after;
+}
+
+static int changed_has(const struct changed_walk *w, const char *value, int64_t until)
+{
+    for (int i = 0; i < w->n && i < 128; i++) {
+        if (strcmp(w->seen[i], value) == 0 && (until == 0 || w->until[i] == until)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void test_revocations_changed(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    int64_t cursor = 0;
+    struct changed_walk w;
+    memset(&w, 0, sizeof w);
+    assert_int_equal(tks_revocations_changed(s, &cursor, 100, walk_changed, &w), TKS_OK);
+    assert_int_equal(w.n, 0);
+    for (int i = 0; i < 70; i++) { /* more than a page */
+        char v[32];
+        snprintf(v, sizeof v, "c-%02d", i);
+        assert_int_equal(tks_revoke(s, TKS_REVOKE_JTI, v, "admin", 10, 1000), TKS_OK);
+    }
+    memset(&w, 0, sizeof w);
+    assert_int_equal(tks_revocations_changed(s, &cursor, 100, walk_changed, &w), TKS_OK);
+    assert_int_equal(w.n, 70);
+    assert_true(changed_has(&w, "c-00", 1000) && changed_has(&w, "c-69", 1000));
+    int64_t after_all = cursor;
+    /* nothing new: nothing (or only what the backend cannot rule out yet) */
+    memset(&w, 0, sizeof w);
+    assert_int_equal(tks_revocations_changed(s, &cursor, 100, walk_changed, &w), TKS_OK);
+    assert_true(w.n <= 70);
+    /* new and extended rows arrive */
+    assert_int_equal(tks_revoke(s, TKS_REVOKE_SID, "c-new", "logout", 20, 2000), TKS_OK);
+    assert_int_equal(tks_revoke(s, TKS_REVOKE_JTI, "c-05", "admin", 20, 3000), TKS_OK);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(tks_revocations_changed(s, &cursor, 100, walk_changed, &w), TKS_OK);
+    assert_true(changed_has(&w, "c-new", 2000));
+    assert_true(changed_has(&w, "c-05", 3000));
+    /* a caller that stops early keeps its cursor */
+    int64_t before = after_all;
+    memset(&w, 0, sizeof w);
+    w.stop_after = 1;
+    assert_int_equal(tks_revocations_changed(s, &before, 100, walk_changed, &w), TKS_OK);
+    assert_int_equal(before, after_all);
+    /* only what is in force at now */
+    int64_t fresh = 0;
+    memset(&w, 0, sizeof w);
+    assert_int_equal(tks_revocations_changed(s, &fresh, 1500, walk_changed, &w), TKS_OK);
+    assert_int_equal(w.n, 2);
+    assert_int_equal(tks_revocations_changed(s, NULL, 0, walk_changed, &w), TKS_ERR);
+    assert_int_equal(tks_revocations_changed(s, &fresh, 0, NULL, NULL), TKS_ERR);
+}
+
 static void test_revocation_paging(void **state)
 {
     tks_store *s = ((struct fixture *)*state)->s;
@@ -2929,6 +3004,7 @@ int main(void)
         BOTH(test_cascades),
         BOTH(test_single_use_race),
         BOTH(test_grant_writes_are_one_transaction),
+        BOTH(test_revocations_changed),
 #undef BOTH
         cmocka_unit_test_setup_teardown(test_file_mode_wal_reopen, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_existing_file_mode_kept, dir_setup, dir_teardown),
