@@ -25,11 +25,12 @@
 #include <cmocka.h>
 
 #include "authority/internal.h" /* tka_sha256: rows are keyed by the SHA-256 of the text */
+#include "pgtest.h"             /* tkt_store_url: a fresh PostgreSQL store under with_postgres.sh */
 
 #define T0 1800000000
 
 static char dir[64];
-static char db_url[128];
+static char db_url[512];
 static tks_store *store;
 static tka_authority *auth;
 static tks_client spa;
@@ -55,8 +56,12 @@ static int setup(void **state)
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/tokend-faults-XXXXXX");
     assert_non_null(mkdtemp(dir));
-    snprintf(db_url, sizeof db_url, "sqlite://%s/t.db", dir);
-    char err[256];
+    char sqlite_url[128], err[512];
+    snprintf(sqlite_url, sizeof sqlite_url, "sqlite://%s/t.db", dir);
+    /* On PostgreSQL under tests/pg/with_postgres.sh (ctest unit/test_faults_pg). */
+    if (tkt_store_url(db_url, sizeof db_url, sqlite_url, err, sizeof err) != 0) {
+        fail_msg("%s", err);
+    }
     assert_int_equal(tks_open(db_url, &store, err, sizeof err), TKS_OK);
     open_authority();
     char secret[TKA_SECRET_TEXT_LEN];

@@ -39,6 +39,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "pgtest.h"
 #include "store/backend.h" /* tksi_sqlite_open_at, tksi_pg_open_at: the migration test hooks */
 #include "store/store.h"
 
@@ -82,17 +83,10 @@ static void tmpdir_remove(const char *dir)
 
 /* ---- PostgreSQL ---------------------------------------------------------- */
 
-/* The database the PostgreSQL variants use, or NULL (they are skipped). */
-static const char *pg_url(void)
-{
-    const char *u = getenv("TOKEND_TEST_PG_URL");
-    return u != NULL && u[0] != '\0' ? u : NULL;
-}
-
 /* A raw libpq connection as the store's role, to look behind the store. */
 static PGconn *pg_raw(void)
 {
-    PGconn *c = PQconnectdb(pg_url());
+    PGconn *c = PQconnectdb(tkt_pg_url());
     if (PQstatus(c) != CONNECTION_OK) {
         fail_msg("connecting to TOKEND_TEST_PG_URL: %s", PQerrorMessage(c));
     }
@@ -127,16 +121,13 @@ static int64_t pg_int(PGconn *c, const char *sql)
     return v;
 }
 
-/* An empty store: everything the backend made goes with the schema. (The
- * harness makes the store's role the owner of the public schema.) A lock
- * held by a connection a failed test left open fails here, after a while,
- * instead of hanging. */
+/* An empty store: everything the backend made goes with the schema. */
 static void pg_reset(void)
 {
-    PGconn *c = pg_raw();
-    pg_exec(c, "SET client_min_messages = warning; SET lock_timeout = '10s';"
-               " DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public");
-    PQfinish(c);
+    char err[512];
+    if (tkt_pg_reset(tkt_pg_url(), err, sizeof err) != 0) {
+        fail_msg("%s", err);
+    }
 }
 
 /* Opens the variant's store: memory, a file in a fresh directory, or a
@@ -146,11 +137,11 @@ static int store_setup(void **state)
 {
     struct fixture *f = *state;
     if (f->on_pg) {
-        if (pg_url() == NULL) {
+        if (tkt_pg_url() == NULL) {
             return 0;
         }
         pg_reset();
-        snprintf(f->url, sizeof f->url, "%s", pg_url());
+        snprintf(f->url, sizeof f->url, "%s", tkt_pg_url());
     } else if (f->on_file) {
         tmpdir_make(f);
     } else {
@@ -201,9 +192,9 @@ static int pg_empty_setup(void **state)
 {
     struct fixture *f = *state;
     f->s = NULL;
-    if (pg_url() != NULL) {
+    if (tkt_pg_url() != NULL) {
         pg_reset();
-        snprintf(f->url, sizeof f->url, "%s", pg_url());
+        snprintf(f->url, sizeof f->url, "%s", tkt_pg_url());
     }
     return 0;
 }
@@ -221,7 +212,7 @@ static int pg_empty_teardown(void **state)
 static void pg_run(void **state)
 {
     struct fixture *f = *state;
-    if (pg_url() == NULL) {
+    if (tkt_pg_url() == NULL) {
         print_message("TOKEND_TEST_PG_URL is not set (tests/pg/with_postgres.sh sets it)\n");
         skip();
     }
