@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -21,6 +22,8 @@ void tka_config_defaults(tka_config *c)
     c->access_ttl = 900;
     c->max_ttl = 86400;
     c->rotate_every = 30 * 86400;
+    c->jwks_max_age = 300;
+    c->max_stale = 30;
     c->leeway = TK_LIMIT_LEEWAY_DEFAULT;
     c->fail_free = 5;
     c->fail_window = 300;
@@ -47,6 +50,22 @@ static int valid_issuer(const char *s)
     return 1;
 }
 
+/* The store's watcher thread (tks_watch): something changed elsewhere.
+ * Revocations are caught up at once (that is the fan-out: a revocation at
+ * one instance reaches /auth at every other in milliseconds); key changes
+ * are reloaded by the next tka_maintain (within a second), which compares
+ * key generations. */
+static void on_store_change(int what, void *ud)
+{
+    tka_authority *a = ud;
+    if (what & TKS_CHANGE_REVOCATIONS) {
+        (void)tka_revset_refresh(a, (int64_t)time(NULL)); /* failing, maintenance tries again each second */
+    }
+    if (what & TKS_CHANGE_KEYS) {
+        atomic_store(&a->keys_changed, 1);
+    }
+}
+
 int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority **out, char *err, size_t err_cap)
 {
     *out = NULL;
@@ -60,7 +79,8 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
     }
     if (cfg->access_ttl <= 0 || cfg->max_ttl < cfg->access_ttl || cfg->leeway < 0 ||
         cfg->leeway > TK_LIMIT_LEEWAY_MAX || cfg->fail_free < 0 || cfg->fail_window <= 0 || cfg->fail_max_wait <= 0 ||
-        cfg->session_idle <= 0 || cfg->session_max < cfg->session_idle || cfg->refresh_ttl <= 0 || cfg->code_ttl <= 0) {
+        cfg->session_idle <= 0 || cfg->session_max < cfg->session_idle || cfg->refresh_ttl <= 0 || cfg->code_ttl <= 0 ||
+        cfg->jwks_max_age < 0 || cfg->max_stale <= 0) {
         snprintf(err, err_cap, "token lifetimes, leeway (0-%d s) or throttling settings are out of range",
                  TK_LIMIT_LEEWAY_MAX);
         return -1;
@@ -85,7 +105,7 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
     a->cfg.issuer = iss;
     pthread_rwlock_init(&a->ring_lock, NULL);
     pthread_rwlock_init(&a->rev_lock, NULL);
-    pthread_mutex_init(&a->thr_lock, NULL);
+    pthread_mutex_init(&a->dummy_lock, NULL);
     pthread_mutex_init(&a->maint_lock, NULL);
     pthread_mutex_init(&a->rev_refresh_lock, NULL);
     a->last_purge = now;
@@ -103,6 +123,14 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
         tka_close(a);
         return -1;
     }
+    /* On a shared store (PostgreSQL), hear about revocations and key
+     * changes made elsewhere as they commit, instead of a second later. */
+    tks_result wr = tks_watch(store, on_store_change, a);
+    if (wr != TKS_OK && wr != TKS_NOT_FOUND) {
+        snprintf(err, err_cap, "cannot watch the store for changes: %s", tks_errmsg(store));
+        tka_close(a);
+        return -1;
+    }
     *out = a;
     return 0;
 }
@@ -112,11 +140,12 @@ void tka_close(tka_authority *a)
     if (!a) {
         return;
     }
+    (void)tks_watch(a->store, NULL, NULL); /* no callback into `a` after this */
     tka_ring_free(a->ring);
     tka_revset_free(&a->rev);
     pthread_rwlock_destroy(&a->ring_lock);
     pthread_rwlock_destroy(&a->rev_lock);
-    pthread_mutex_destroy(&a->thr_lock);
+    pthread_mutex_destroy(&a->dummy_lock);
     pthread_mutex_destroy(&a->maint_lock);
     pthread_mutex_destroy(&a->rev_refresh_lock);
     free((void *)(uintptr_t)a->cfg.issuer);

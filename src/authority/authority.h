@@ -24,12 +24,16 @@ typedef struct tka_authority tka_authority;
 #define TKA_MASTER_KEY_LEN 32
 
 typedef struct tka_config {
-    const char *issuer;                           /* iss of every token, e.g. "https://auth.example"; required */
-    tk_alg alg;                                   /* signing alg of new keys; default ES256 */
-    int64_t access_ttl;                           /* default access token lifetime, seconds (900) */
-    int64_t max_ttl;                              /* longest lifetime a client may be given (86400) */
-    int64_t rotate_every;                         /* seconds between key rotations; 0 = only by command */
-    int64_t leeway;                               /* for validation (60) */
+    const char *issuer;   /* iss of every token, e.g. "https://auth.example"; required */
+    tk_alg alg;           /* signing alg of new keys; default ES256 */
+    int64_t access_ttl;   /* default access token lifetime, seconds (900) */
+    int64_t max_ttl;      /* longest lifetime a client may be given (86400) */
+    int64_t rotate_every; /* seconds between key rotations; 0 = only by command */
+    int64_t jwks_max_age; /* how long verifiers may cache the JWKS (300): a next key is published that long
+                             before it may become active, so no cache ever meets an unknown kid */
+    int64_t max_stale;    /* validation fails closed (unavailable) once the revocation set has not caught up
+                             with the store for this long (30): a revocation made elsewhere could be missing */
+    int64_t leeway;       /* for validation (60) */
     unsigned char master_key[TKA_MASTER_KEY_LEN]; /* seals private keys at rest */
     /* Throttling of failed client authentication and sign-in (SECURITY.md
      * rule 22): after `fail_free` failures within `fail_window` seconds from
@@ -69,7 +73,12 @@ int tka_master_key_load(const char *path, int create, unsigned char key[TKA_MAST
  * free with tk_free. */
 int tka_jwks(tka_authority *a, char **out);
 /* Rotation: next becomes active, active retires (verifying until the
- * longest token it could have signed has expired), a new next is made. */
+ * longest token it could have signed has expired), a new next is made;
+ * once, however many instances on one store try at the same moment. The
+ * next key becomes active only after it has been published for
+ * jwks_max_age. Returns 0 when rotated, 1 when not now (err says why and
+ * when: the next key is too young, or another instance just rotated), -1
+ * on failure. */
 int tka_rotate(tka_authority *a, int64_t now, char *err, size_t err_cap);
 /* Periodic upkeep: rotates when due, drops retired keys past their time,
  * reloads keys and revocations changed by other processes. Call about once
@@ -186,6 +195,9 @@ int tka_revoke(tka_authority *a, enum tks_revocation_kind kind, const char *valu
  * another client (refused: RFC 7009 section 2.1), -1 when the store failed
  * (503). */
 int tka_revoke_token(tka_authority *a, const tks_client *client, const char *tok, size_t len, int64_t now);
+/* Seconds since the revocation set last caught up with the store (0 when
+ * it just did). Beyond cfg.max_stale, validation answers unavailable. */
+int64_t tka_revocations_age(tka_authority *a, int64_t now);
 /* Is this jti or sid revoked? Fills reason (and *revoked_at, *by_sid, each
  * may be NULL) when so. */
 int tka_is_revoked(tka_authority *a, const char *jti, const char *sid, char *reason, size_t reason_cap,

@@ -231,8 +231,9 @@ int tka_client_create_ex(tka_authority *a, const char *id, const char *name, con
 }
 
 /* ---- throttling ------------------------------------------------------------
- * SECURITY.md rule 22. Three counters per failed attempt, in one fixed
- * table (an attacker spraying ids or addresses cannot grow memory):
+ * SECURITY.md rule 22. Three counters per failed attempt, kept in the store
+ * (tks_attempts_*) so that every instance on a shared store sees the same
+ * counts: N instances do not give a guesser N times the attempts:
  *   A  the address;
  *   P  the pair (identity, address);
  *   I  the identity, from any address.
@@ -243,84 +244,24 @@ int tka_client_create_ex(tka_authority *a, const char *id, const char *name, con
  * in the window (a guess spread over many addresses), each failure also
  * blocks its own address and pair at once, so every new address gets one
  * guess, then waits, instead of fail_free free ones. A success clears the
- * pair only: an address that failed against other identities stays slow. */
+ * pair only: an address that failed against other identities stays slow.
+ * A counter is a 64-bit hash; a collision only makes two keys share one.
+ * Counting goes through the store, so it fails closed: a store that cannot
+ * count answers 503, not "go ahead". */
 
 static uint64_t key_hash2(char tag, const char *s, size_t n, const char *t, size_t m)
 {
-    /* FNV-1a; collisions only make two keys share a counter. */
+    /* FNV-1a, with a separator no id or address holds */
     uint64_t h = 1469598103934665603ull ^ (unsigned char)tag;
     for (size_t i = 0; i < n; i++) {
         h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
     }
-    h = (h ^ 0xffu) * 1099511628211ull; /* a separator no id or address holds */
+    h = (h ^ 0xffu) * 1099511628211ull;
     for (size_t i = 0; i < m; i++) {
         h = (h ^ (unsigned char)t[i]) * 1099511628211ull;
     }
-    return h ? h : 1;
-}
-
-static struct tka_throttle_slot *slot_for(tka_authority *a, uint64_t h, int64_t now, int create)
-{
-    size_t base = (size_t)(h % TKA_THROTTLE_SLOTS);
-    struct tka_throttle_slot *victim = NULL;
-    for (size_t i = 0; i < 8; i++) {
-        struct tka_throttle_slot *s = &a->thr[(base + i) % TKA_THROTTLE_SLOTS];
-        if (s->key_hash == h) {
-            return s;
-        }
-        int idle = s->key_hash == 0 || (s->blocked_until <= now && s->window_start + a->cfg.fail_window <= now);
-        if (!victim && idle) {
-            victim = s;
-        }
-    }
-    if (!create) {
-        return NULL;
-    }
-    if (!victim) {
-        /* All eight probed slots are busy: take the one that frees soonest. */
-        victim = &a->thr[base];
-        for (size_t i = 1; i < 8; i++) {
-            struct tka_throttle_slot *s = &a->thr[(base + i) % TKA_THROTTLE_SLOTS];
-            if (s->blocked_until < victim->blocked_until) {
-                victim = s;
-            }
-        }
-    }
-    memset(victim, 0, sizeof *victim);
-    victim->key_hash = h;
-    victim->window_start = now;
-    return victim;
-}
-
-static int64_t blocked_for(tka_authority *a, uint64_t h, int64_t now)
-{
-    struct tka_throttle_slot *s = slot_for(a, h, now, 0);
-    return s && s->blocked_until > now ? s->blocked_until - now : 0;
-}
-
-/* Counts a failure on h; `at_least` raises the count to that many at once
- * (used while the identity is under a distributed guess). Returns the
- * failures counted in the window. */
-static uint32_t record_failure(tka_authority *a, uint64_t h, int64_t now, uint32_t at_least)
-{
-    struct tka_throttle_slot *s = slot_for(a, h, now, 1);
-    if (s->window_start + a->cfg.fail_window <= now && s->blocked_until <= now) {
-        s->window_start = now;
-        s->failures = 0;
-    }
-    s->failures++;
-    if (s->failures < at_least) {
-        s->failures = at_least;
-    }
-    if (s->failures > (uint32_t)a->cfg.fail_free) {
-        uint32_t over = s->failures - (uint32_t)a->cfg.fail_free;
-        int64_t wait = over >= 30 ? a->cfg.fail_max_wait : (int64_t)1 << (over - 1);
-        if (wait > a->cfg.fail_max_wait) {
-            wait = a->cfg.fail_max_wait;
-        }
-        s->blocked_until = now + wait;
-    }
-    return s->failures;
+    /* the store keeps signed 64-bit keys: any value is fine, 0 included */
+    return h;
 }
 
 struct throttle_keys {
@@ -339,40 +280,68 @@ static void throttle_keys(char kind, const char *id, size_t id_len, const char *
     k->ident = key_hash2((char)(kind ^ 0x40), id, id_len, "", 0);
 }
 
+/* Seconds a key with `failures` failures, the last at `at`, waits after it. */
+static int64_t wait_for(const tka_authority *a, uint32_t failures)
+{
+    if (failures <= (uint32_t)a->cfg.fail_free) {
+        return 0;
+    }
+    uint32_t over = failures - (uint32_t)a->cfg.fail_free;
+    int64_t wait = over >= 30 ? a->cfg.fail_max_wait : (int64_t)1 << (over - 1);
+    return wait > a->cfg.fail_max_wait ? a->cfg.fail_max_wait : wait;
+}
+
 int64_t tka_throttle_wait(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now)
 {
     struct throttle_keys k;
     throttle_keys(kind, id, id_len, ip, &k);
-    pthread_mutex_lock(&a->thr_lock);
-    int64_t w1 = blocked_for(a, k.addr, now);
-    int64_t w2 = blocked_for(a, k.pair, now);
-    pthread_mutex_unlock(&a->thr_lock);
-    return w1 > w2 ? w1 : w2;
+    uint64_t keys[2] = {k.addr, k.pair};
+    int64_t until[2] = {0, 0};
+    if (tks_attempts_get(a->store, keys, 2, until) != TKS_OK) {
+        return -1;
+    }
+    int64_t w = (until[0] > until[1] ? until[0] : until[1]) - now;
+    return w > 0 ? w : 0;
 }
 
-void tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now)
+int tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now)
 {
     struct throttle_keys k;
     throttle_keys(kind, id, id_len, ip, &k);
-    pthread_mutex_lock(&a->thr_lock);
-    uint32_t everywhere = record_failure(a, k.ident, now, 0);
+    uint32_t everywhere = 0;
+    if (tks_attempts_fail(a->store, &k.ident, 1, NULL, now, a->cfg.fail_window, &everywhere) != TKS_OK) {
+        return -1;
+    }
     /* Under a distributed guess, this address's next try already waits. */
     uint32_t hot = everywhere > (uint32_t)a->cfg.fail_free * 4 ? (uint32_t)a->cfg.fail_free + 1 : 0;
-    record_failure(a, k.addr, now, hot);
-    record_failure(a, k.pair, now, hot);
-    pthread_mutex_unlock(&a->thr_lock);
+    uint64_t keys[2] = {k.addr, k.pair};
+    uint32_t least[2] = {hot, hot};
+    uint32_t failures[2] = {0, 0};
+    if (tks_attempts_fail(a->store, keys, 2, least, now, a->cfg.fail_window, failures) != TKS_OK) {
+        return -1;
+    }
+    int64_t until[2] = {0, 0};
+    size_t n = 0;
+    uint64_t block[2];
+    for (size_t i = 0; i < 2; i++) {
+        int64_t w = wait_for(a, failures[i]);
+        if (w > 0) {
+            block[n] = keys[i];
+            until[n] = now + w;
+            n++;
+        }
+    }
+    return n == 0 || tks_attempts_block(a->store, block, n, until) == TKS_OK ? 0 : -1;
 }
 
 void tka_throttle_success(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now)
 {
+    (void)now;
     struct throttle_keys k;
     throttle_keys(kind, id, id_len, ip, &k);
-    pthread_mutex_lock(&a->thr_lock);
-    struct tka_throttle_slot *s = slot_for(a, k.pair, now, 0);
-    if (s) {
-        memset(s, 0, sizeof *s);
-    }
-    pthread_mutex_unlock(&a->thr_lock);
+    /* Forgetting the pair is a courtesy to the owner; failing to forget it
+     * only leaves them slower until the window passes (fails safe). */
+    (void)tks_attempts_clear(a->store, k.pair);
 }
 
 tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t id_len, const char *secret,
@@ -385,6 +354,9 @@ tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t
     }
     memset(out, 0, sizeof *out);
     int64_t wait = tka_throttle_wait(a, 'c', id, id_len, ip, now);
+    if (wait < 0) {
+        return TKA_AUTH_ERROR; /* the counters cannot be read: fail closed */
+    }
     if (wait > 0) {
         *retry_after = wait;
         atomic_fetch_add(&a->n_auth_throttled, 1);
@@ -407,7 +379,7 @@ tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t
     int match = CRYPTO_memcmp(h, found ? out->secret_hash : a->dummy_hash, 32) == 0;
     OPENSSL_cleanse(h, sizeof h);
     if (!found || !match) {
-        tka_throttle_fail(a, 'c', id, id_len, ip, now);
+        int counted = tka_throttle_fail(a, 'c', id, id_len, ip, now);
         atomic_fetch_add(&a->n_auth_failed, 1);
         /* A failed authentication is a security event: if it cannot be
          * recorded, the answer is 503, not a silent 401 (SECURITY.md rule
@@ -418,7 +390,7 @@ tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t
         if (why) {
             *why = found ? TKA_AUTH_WHY_WRONG_SECRET : TKA_AUTH_WHY_UNKNOWN_CLIENT;
         }
-        return ar == TKS_OK ? TKA_AUTH_BAD : TKA_AUTH_ERROR;
+        return ar == TKS_OK && counted == 0 ? TKA_AUTH_BAD : TKA_AUTH_ERROR;
     }
     tka_throttle_success(a, 'c', id, id_len, ip, now);
     if (out->disabled) {

@@ -42,18 +42,6 @@ struct tka_revset {
     size_t count;
 };
 
-/* Failed-attempt throttling (clients.c): a fixed table, so that an attacker
- * spraying ids or addresses cannot grow memory. 16384 slots of 32 bytes:
- * 512 KiB, room for the three counters of ~5000 distinct failing
- * (identity, address) pairs per window before eviction starts. */
-#define TKA_THROTTLE_SLOTS 16384
-struct tka_throttle_slot {
-    uint64_t key_hash; /* 0: free */
-    int64_t window_start;
-    int64_t blocked_until;
-    uint32_t failures;
-};
-
 struct tka_authority {
     tks_store *store;
     tka_config cfg;
@@ -69,9 +57,9 @@ struct tka_authority {
     pthread_mutex_t rev_refresh_lock; /* one catch-up at a time */
     int64_t rev_cursor;               /* tks_revocations_changed's position */
     _Atomic int64_t rev_fresh_at;     /* when the set last caught up with the store */
+    _Atomic int keys_changed;         /* the store's watcher saw a key change elsewhere */
 
-    pthread_mutex_t thr_lock;
-    struct tka_throttle_slot thr[TKA_THROTTLE_SLOTS];
+    pthread_mutex_t dummy_lock; /* making dummy_pwhash, once */
 
     pthread_mutex_t maint_lock;
     int64_t last_purge;
@@ -120,9 +108,10 @@ void tka_revset_free(struct tka_revset *s);
 
 /* clients.c: failed-attempt throttling of `kind` 'c' (client
  * authentication) or 'u' (user sign-in), by address, by (identity,
- * address) and by identity; see the comment there. */
+ * address) and by identity, in the store; see the comment there. wait:
+ * seconds, or -1 when the store cannot tell; fail: 0 or -1. */
 int64_t tka_throttle_wait(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
-void tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
+int tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
 void tka_throttle_success(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
 /* flow.c: RFC 7009 for refresh tokens (same returns as tka_revoke_token). */
 int tka_revoke_refresh(tka_authority *a, const tks_client *client, const char *tok, size_t len, int64_t now);

@@ -28,14 +28,15 @@ void tka_ring_free(struct tka_ring *r)
     free(r);
 }
 
-/* Generates a key, seals its private part, stores it in `state`. */
-static int make_key(tka_authority *a, enum tks_key_state state, int64_t now, char *err, size_t err_cap)
+/* Generates a key and seals its private part into *row (owned: clear it),
+ * not stored. */
+static int build_key(tka_authority *a, enum tks_key_state state, int64_t now, tks_key_row *row, char *err,
+                     size_t err_cap)
 {
     tk_key *k = NULL;
     char *priv = NULL;
     char *pub = NULL;
-    tks_key_row row;
-    memset(&row, 0, sizeof row);
+    memset(row, 0, sizeof *row);
     int ret = -1;
     char kid[48];
     if (tk_key_generate(a->cfg.alg, NULL, &k) != TK_OK || tk_key_thumbprint(k, kid, sizeof kid) != TK_OK) {
@@ -66,26 +67,23 @@ static int make_key(tka_authority *a, enum tks_key_state state, int64_t now, cha
         snprintf(err, err_cap, "cannot export the new key");
         goto out;
     }
-    if (tka_seal(a->cfg.master_key, kid, (const unsigned char *)priv, strlen(priv), &row.sealed, &row.sealed_len) !=
+    if (tka_seal(a->cfg.master_key, kid, (const unsigned char *)priv, strlen(priv), &row->sealed, &row->sealed_len) !=
         0) {
         snprintf(err, err_cap, "cannot seal the new key");
         goto out;
     }
-    snprintf(row.kid, sizeof row.kid, "%s", kid);
-    snprintf(row.alg, sizeof row.alg, "%s", tk_alg_name(a->cfg.alg));
-    row.state = state;
-    row.created_at = now;
-    row.activated_at = state == TKS_KEY_ACTIVE ? now : 0;
-    row.public_jwk = pub;
+    snprintf(row->kid, sizeof row->kid, "%s", kid);
+    snprintf(row->alg, sizeof row->alg, "%s", tk_alg_name(a->cfg.alg));
+    row->state = state;
+    row->created_at = now;
+    row->activated_at = state == TKS_KEY_ACTIVE ? now : 0;
+    row->public_jwk = pub;
     pub = NULL;
-    tks_result rc = tks_key_insert(a->store, &row);
-    if (rc != TKS_OK) {
-        snprintf(err, err_cap, "cannot store the new key: %s", tks_errmsg(a->store));
-        goto out;
-    }
     ret = 0;
 out:
-    tks_key_row_clear(&row);
+    if (ret != 0) {
+        tks_key_row_clear(row);
+    }
     if (priv) {
         OPENSSL_cleanse(priv, strlen(priv));
     }
@@ -93,6 +91,27 @@ out:
     tk_free(pub);
     tk_key_free(k);
     return ret;
+}
+
+/* Generates a key and stores it in `state`. Returns 0, 1 when another
+ * process stored one in that state first (one active and one next at
+ * most: schema 3), or -1. */
+static int make_key(tka_authority *a, enum tks_key_state state, int64_t now, char *err, size_t err_cap)
+{
+    tks_key_row row;
+    if (build_key(a, state, now, &row, err, err_cap) != 0) {
+        return -1;
+    }
+    tks_result rc = tks_key_insert(a->store, &row);
+    tks_key_row_clear(&row);
+    if (rc == TKS_EXISTS) {
+        return 1;
+    }
+    if (rc != TKS_OK) {
+        snprintf(err, err_cap, "cannot store the new key: %s", tks_errmsg(a->store));
+        return -1;
+    }
+    return 0;
 }
 
 struct scan {
@@ -221,18 +240,21 @@ static int ensure_keys(tka_authority *a, int64_t now, char *err, size_t err_cap)
         snprintf(err, err_cap, "cannot list signing keys: %s", tks_errmsg(a->store));
         return -1;
     }
+    /* Several instances may start together on an empty store: what another
+     * one created first (TKS_EXISTS) is as good as our own. */
     if (!s.have_active && s.have_next) {
-        if (tks_key_set_state(a->store, s.next_kid, TKS_KEY_ACTIVE, now, 0) != TKS_OK) {
+        tks_result rc = tks_key_set_state(a->store, s.next_kid, TKS_KEY_ACTIVE, now, 0);
+        if (rc != TKS_OK && rc != TKS_EXISTS) {
             snprintf(err, err_cap, "cannot activate key %s: %s", s.next_kid, tks_errmsg(a->store));
             return -1;
         }
         s.have_active = 1;
-        s.have_next = 0;
+        s.have_next = rc == TKS_EXISTS;
     }
-    if (!s.have_active && make_key(a, TKS_KEY_ACTIVE, now, err, err_cap) != 0) {
+    if (!s.have_active && make_key(a, TKS_KEY_ACTIVE, now, err, err_cap) < 0) {
         return -1;
     }
-    if (!s.have_next && make_key(a, TKS_KEY_NEXT, now, err, err_cap) != 0) {
+    if (!s.have_next && make_key(a, TKS_KEY_NEXT, now, err, err_cap) < 0) {
         return -1;
     }
     return 0;
@@ -294,6 +316,7 @@ int tka_jwks(tka_authority *a, char **out)
 struct rot {
     char active[TKS_ID_MAX + 1];
     char next[TKS_ID_MAX + 1];
+    int64_t next_created;
 };
 
 static int find_states(const tks_key_row *k, void *ud)
@@ -303,6 +326,7 @@ static int find_states(const tks_key_row *k, void *ud)
         snprintf(r->active, sizeof r->active, "%s", k->kid);
     } else if (k->state == TKS_KEY_NEXT) {
         snprintf(r->next, sizeof r->next, "%s", k->kid);
+        r->next_created = k->created_at;
     }
     return 0;
 }
@@ -318,15 +342,35 @@ static int rotate_locked(tka_authority *a, int64_t now, char *err, size_t err_ca
         snprintf(err, err_cap, "cannot find the active and next keys: %s", tks_errmsg(a->store));
         return -1;
     }
+    /* A verifier may cache the JWKS for jwks_max_age: a key published
+     * later than that ago may be missing from its copy, and a token it
+     * signed would be unknown_key there. So the next key waits. */
+    if (r.next_created + a->cfg.jwks_max_age > now) {
+        char ago[32], left[32];
+        tk_format_duration(now - r.next_created, ago, sizeof ago);
+        tk_format_duration(r.next_created + a->cfg.jwks_max_age - now, left, sizeof left);
+        snprintf(err, err_cap,
+                 "not now: the next key %s was published %s ago; it can sign in %s, once every JWKS cache "
+                 "(max-age %llds) holds it",
+                 r.next, ago, left, (long long)a->cfg.jwks_max_age);
+        return 1;
+    }
+    tks_key_row next;
+    if (build_key(a, TKS_KEY_NEXT, now, &next, err, err_cap) != 0) {
+        return -1;
+    }
     /* A token signed by the retiring key lives at most max_ttl, plus the
      * leeway verifiers allow. */
     int64_t verify_until = now + a->cfg.max_ttl + a->cfg.leeway;
-    if (tks_key_set_state(a->store, r.active, TKS_KEY_RETIRED, now, verify_until) != TKS_OK ||
-        tks_key_set_state(a->store, r.next, TKS_KEY_ACTIVE, now, 0) != TKS_OK) {
-        snprintf(err, err_cap, "cannot rotate: %s", tks_errmsg(a->store));
-        return -1;
+    tks_result rc = tks_key_rotate(a->store, r.active, now - a->cfg.jwks_max_age, now, verify_until, &next);
+    tks_key_row_clear(&next);
+    if (rc == TKS_EXISTS || rc == TKS_NOT_FOUND) {
+        /* another instance rotated between our look and our rotation */
+        snprintf(err, err_cap, "not now: the key ring changed meanwhile (another instance rotated it)");
+        return tka_ring_load(a, now, err, err_cap) == 0 ? 1 : -1;
     }
-    if (make_key(a, TKS_KEY_NEXT, now, err, err_cap) != 0) {
+    if (rc != TKS_OK) {
+        snprintf(err, err_cap, "cannot rotate: %s", tks_errmsg(a->store));
         return -1;
     }
     atomic_fetch_add(&a->n_rotated, 1);
@@ -399,7 +443,8 @@ int tka_maintain(tka_authority *a, int64_t now)
     int rc = 0;
     int reload = 0;
     int64_t gen = 0;
-    if (tks_key_generation(a->store, &gen) == TKS_OK && gen != a->key_generation) {
+    if (atomic_exchange(&a->keys_changed, 0) ||
+        (tks_key_generation(a->store, &gen) == TKS_OK && gen != a->key_generation)) {
         reload = 1;
     }
     struct expired e;
@@ -424,8 +469,13 @@ int tka_maintain(tka_authority *a, int64_t now)
     int64_t since = a->ring ? a->ring->active_since : now;
     pthread_rwlock_unlock(&a->ring_lock);
     if (a->cfg.rotate_every > 0 && since + a->cfg.rotate_every <= now) {
-        rc = rotate_locked(a, now, err, sizeof err);
-        reload = 0;
+        /* 1 (not now: the next key is still young, or another instance
+         * rotated) is no failure: the next second looks again */
+        int rr = rotate_locked(a, now, err, sizeof err);
+        rc = rr < 0 ? -1 : rc;
+        if (rr == 0) {
+            reload = 0; /* rotate_locked loaded the new ring */
+        }
     }
     if (reload && tka_ring_load(a, now, err, sizeof err) != 0) {
         rc = -1;
@@ -441,6 +491,7 @@ int tka_maintain(tka_authority *a, int64_t now)
         (void)tks_revocations_purge(a->store, now);
         (void)tks_code_purge(a->store, now);
         (void)tks_refresh_purge(a->store, now);
+        (void)tks_attempts_purge(a->store, now, a->cfg.fail_window);
         a->last_purge = now;
     }
     pthread_mutex_unlock(&a->maint_lock);

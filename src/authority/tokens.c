@@ -156,6 +156,12 @@ int tka_revset_refresh(tka_authority *a, int64_t now)
     return rc;
 }
 
+int64_t tka_revocations_age(tka_authority *a, int64_t now)
+{
+    int64_t at = atomic_load(&a->rev_fresh_at);
+    return now > at ? now - at : 0;
+}
+
 int tka_is_revoked(tka_authority *a, const char *jti, const char *sid, char *reason, size_t reason_cap,
                    int64_t *revoked_at, int *by_sid)
 {
@@ -365,6 +371,24 @@ int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check 
     char reason[TKS_REASON_MAX + 1] = "";
     int64_t at = 0;
     int by_sid = 0;
+    int64_t age = tka_revocations_age(a, now);
+    if (age > a->cfg.max_stale) {
+        /* The revocation set has not caught up with the store for longer
+         * than allowed: a revocation made through another instance or the
+         * CLI could be missing. Fail closed (issue 9 section 3). A
+         * revocation we do hold still says so below. */
+        if (!tka_is_revoked(a, jti, sid, NULL, 0, NULL, NULL)) {
+            char ago[32];
+            tk_format_duration(age, ago, sizeof ago);
+            v->reason = TK_REASON_UNAVAILABLE;
+            snprintf(v->detail, sizeof v->detail,
+                     "revocation list unavailable: last caught up with the store %s ago (more than %llds); "
+                     "failing closed",
+                     ago, (long long)a->cfg.max_stale);
+            tk_token_free(t);
+            return 0;
+        }
+    }
     if (tka_is_revoked(a, jti, sid, reason, sizeof reason, &at, &by_sid)) {
         char when[32], ago[32];
         tk_format_time(at, when, sizeof when);

@@ -97,7 +97,7 @@ int tka_user_set_password(tka_authority *a, const char *id, const char *password
 /* A hash to verify against when the user does not exist, made once. */
 static const char *dummy_hash(tka_authority *a)
 {
-    pthread_mutex_lock(&a->thr_lock);
+    pthread_mutex_lock(&a->dummy_lock);
     if (!a->dummy_pwhash[0]) {
         char pw[32];
         char h[crypto_pwhash_STRBYTES];
@@ -107,7 +107,7 @@ static const char *dummy_hash(tka_authority *a)
         }
         sodium_memzero(pw, sizeof pw);
     }
-    pthread_mutex_unlock(&a->thr_lock);
+    pthread_mutex_unlock(&a->dummy_lock);
     return a->dummy_pwhash;
 }
 
@@ -117,7 +117,7 @@ int64_t tka_login_wait(tka_authority *a, const char *user, size_t user_len, cons
     if (wait > 0) {
         atomic_fetch_add(&a->n_login_throttled, 1);
     }
-    return wait;
+    return wait; /* -1: the counters cannot be read */
 }
 
 tka_login_result tka_user_login(tka_authority *a, const char *user, size_t user_len, const char *password,
@@ -126,6 +126,9 @@ tka_login_result tka_user_login(tka_authority *a, const char *user, size_t user_
     *retry_after = 0;
     memset(out, 0, sizeof *out);
     int64_t wait = tka_throttle_wait(a, 'u', user, user_len, ip, now);
+    if (wait < 0) {
+        return TKA_LOGIN_ERROR; /* the counters cannot be read: fail closed */
+    }
     if (wait > 0) {
         *retry_after = wait;
         atomic_fetch_add(&a->n_login_throttled, 1);
@@ -148,11 +151,11 @@ tka_login_result tka_user_login(tka_authority *a, const char *user, size_t user_
     /* Every outcome is a security event: if it cannot be recorded, the
      * answer is 503 and no session starts (SECURITY.md rule 20). */
     if (!found || !ok) {
-        tka_throttle_fail(a, 'u', user, user_len, ip, now);
+        int counted = tka_throttle_fail(a, 'u', user, user_len, ip, now);
         atomic_fetch_add(&a->n_login_failed, 1);
         tks_result ar = tks_audit(a->store, now, "login_failed", NULL, ip, found ? out->id : "unknown user");
         memset(out, 0, sizeof *out);
-        return ar == TKS_OK ? TKA_LOGIN_BAD : TKA_LOGIN_ERROR;
+        return ar == TKS_OK && counted == 0 ? TKA_LOGIN_BAD : TKA_LOGIN_ERROR;
     }
     tka_throttle_success(a, 'u', user, user_len, ip, now);
     if (out->disabled) {

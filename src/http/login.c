@@ -194,7 +194,10 @@ static enum MHD_Result login_post(srv_conn *st, struct MHD_Connection *c, srv_au
          * here and in the pool. */
         size_t uk = ul > TKS_ID_MAX + 1 ? TKS_ID_MAX + 1 : ul;
         retry = tka_login_wait(s->auth, username, uk, st->ip, now);
-        if (retry == 0) {
+        if (retry < 0) {
+            retry = 0;
+            lr = TKA_LOGIN_ERROR; /* the failure counters cannot be read: fail closed */
+        } else if (retry == 0) {
             if (login_queue(st, c, &f, username, uk, password, pl, now, &retry)) {
                 return MHD_YES; /* suspended until the check is done */
             }
@@ -202,8 +205,9 @@ static enum MHD_Result login_post(srv_conn *st, struct MHD_Connection *c, srv_au
             srv_note(st, "sign-in refused: every password check is taken; retry after %" PRId64 "s", retry);
             return srv_page_login(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, az,
                                   "Too many people are signing in right now. Try again in a moment.", username, retry);
+        } else {
+            lr = TKA_LOGIN_THROTTLED;
         }
-        lr = TKA_LOGIN_THROTTLED;
     } else {
         /* Second pass, after the pool resumed us: the form was read and
          * checked again above; the password was wiped in the pool. */

@@ -75,6 +75,9 @@ typedef struct tksi_backend {
                                 int64_t verify_until);
     tks_result (*key_delete)(tks_store *s, const char *kid);
     tks_result (*key_generation)(tks_store *s, int64_t *out);
+    /* store.h tks_key_rotate; new_next->public_jwk may be NULL. */
+    tks_result (*key_rotate)(tks_store *s, const char *active_kid, int64_t next_born_by, int64_t now,
+                             int64_t verify_until, const tks_key_row *new_next);
 
     /* reason is never NULL here (store.c passes "" for none). */
     tks_result (*revoke)(tks_store *s, enum tks_revocation_kind kind, const char *value, const char *reason,
@@ -91,8 +94,17 @@ typedef struct tksi_backend {
      * *last_key the paging key of the last row filled. */
     tks_result (*revocation_changes)(tks_store *s, int64_t cursor, int64_t after_key, int64_t now, tks_revocation *rows,
                                      size_t cap, size_t *n, int64_t *next_cursor, int64_t *last_key);
-    /* NULL when the backend cannot watch (store.h tks_watch). */
+    /* NULL when the backend cannot watch (store.h tks_watch; fn NULL: stop). */
     tks_result (*watch)(tks_store *s, void (*fn)(int what, void *ud), void *ud);
+
+    /* store.h failed-attempt counters; n is 1..TKS_ATTEMPT_KEYS; at_least
+     * never NULL here (store.c passes zeros). */
+    tks_result (*attempts_fail)(tks_store *s, const uint64_t *keys, size_t n, const uint32_t *at_least, int64_t now,
+                                int64_t window, uint32_t *failures);
+    tks_result (*attempts_block)(tks_store *s, const uint64_t *keys, size_t n, const int64_t *until);
+    tks_result (*attempts_get)(tks_store *s, const uint64_t *keys, size_t n, int64_t *blocked_until);
+    tks_result (*attempts_clear)(tks_store *s, uint64_t key);
+    tks_result (*attempts_purge)(tks_store *s, int64_t now, int64_t window);
 
     /* client_id, ip and detail may be NULL (stored as absent). */
     tks_result (*audit)(tks_store *s, int64_t now, const char *kind, const char *client_id, const char *ip,

@@ -183,6 +183,17 @@ static const char *const MIGRATIONS[] = {
      * /readyz writes to learn that the store can still commit. */
     "ALTER TABLE clients ADD COLUMN serves TEXT NOT NULL DEFAULT '';"
     "INSERT INTO meta (key, value) VALUES ('write_probe', 0);"
+    /* One active key and one next key at most, whoever writes: two
+     * instances starting on an empty store cannot both create one. */
+    "CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys (state) WHERE state = 1;"
+    "CREATE UNIQUE INDEX signing_keys_one_next ON signing_keys (state) WHERE state = 0;"
+    /* Failed-attempt counters shared by every process (store.h). */
+    "CREATE TABLE attempts ("
+    "  key INTEGER PRIMARY KEY,"
+    "  window_start INTEGER NOT NULL,"
+    "  failures INTEGER NOT NULL,"
+    "  blocked_until INTEGER NOT NULL DEFAULT 0"
+    ");"
     "PRAGMA user_version = 3;",
 };
 
@@ -213,6 +224,13 @@ enum stmt_id {
     ST_REVOCATION_PAGE,
     ST_REVOCATION_PURGE,
     ST_REVOCATION_MAX_SEQ,
+    ST_KEY_RETIRE_ACTIVE,
+    ST_KEY_ACTIVATE_NEXT,
+    ST_ATTEMPT_FAIL,
+    ST_ATTEMPT_BLOCK,
+    ST_ATTEMPT_GET,
+    ST_ATTEMPT_CLEAR,
+    ST_ATTEMPT_PURGE,
     ST_AUDIT_INSERT,
     ST_AUDIT_PAGE,
     ST_USER_INSERT,
@@ -287,6 +305,27 @@ static const char *const SQL[ST__COUNT] = {
                            " WHERE seq > ?1 AND until > ?2 ORDER BY seq LIMIT ?3",
     [ST_REVOCATION_PURGE] = "DELETE FROM revocations WHERE until <= ?1",
     [ST_REVOCATION_MAX_SEQ] = "SELECT coalesce(max(seq), 0) FROM revocations",
+    /* tks_key_rotate: retire ?1 only if it is still the active key... */
+    [ST_KEY_RETIRE_ACTIVE] = "UPDATE signing_keys SET state = 2, retired_at = ?2, verify_until = ?3"
+                             " WHERE kid = ?1 AND state = 1",
+    /* ...and activate the oldest next key born at or before ?1 */
+    [ST_KEY_ACTIVATE_NEXT] = "UPDATE signing_keys SET state = 1, activated_at = ?2"
+                             " WHERE kid = (SELECT kid FROM signing_keys WHERE state = 0 AND created_at <= ?1"
+                             "              ORDER BY created_at, kid LIMIT 1)",
+    /* One failure on ?1 at ?2 (window ?3, at least ?4): a counter whose
+     * window has passed and that blocks nothing starts over. */
+    [ST_ATTEMPT_FAIL] =
+        "INSERT INTO attempts (key, window_start, failures, blocked_until) VALUES (?1, ?2, max(1, ?4), 0)"
+        " ON CONFLICT (key) DO UPDATE SET"
+        "  failures = CASE WHEN window_start + ?3 <= ?2 AND blocked_until <= ?2 THEN max(1, ?4)"
+        "             ELSE max(failures + 1, ?4) END,"
+        "  window_start = CASE WHEN window_start + ?3 <= ?2 AND blocked_until <= ?2 THEN ?2"
+        "                 ELSE window_start END"
+        " RETURNING failures",
+    [ST_ATTEMPT_BLOCK] = "UPDATE attempts SET blocked_until = ?2 WHERE key = ?1 AND blocked_until < ?2",
+    [ST_ATTEMPT_GET] = "SELECT blocked_until FROM attempts WHERE key = ?1",
+    [ST_ATTEMPT_CLEAR] = "DELETE FROM attempts WHERE key = ?1",
+    [ST_ATTEMPT_PURGE] = "DELETE FROM attempts WHERE window_start + ?2 <= ?1 AND blocked_until <= ?1",
     [ST_AUDIT_INSERT] = "INSERT INTO audit (at, kind, client_id, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_AUDIT_PAGE] = "SELECT id, at, kind, client_id, ip, detail FROM audit"
                       " WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
@@ -1729,6 +1768,197 @@ static tks_result sq_refresh_purge(tks_store *s, int64_t now)
     return purge_before(s, ST_REFRESH_PURGE, now, "purging refresh tokens");
 }
 
+/* ---- key rotation -------------------------------------------------------- */
+
+/* Runs a constant statement bound by the caller; returns rows changed in *n. */
+static tks_result run_changes(tks_store *s, struct sq *q, sqlite3_stmt *st, int bind_rc, const char *what, int *n)
+{
+    tks_result r = run(s, q, st, bind_rc, what);
+    *n = r == TKS_OK ? sqlite3_changes(q->db) : 0;
+    return r;
+}
+
+static tks_result sq_key_rotate(tks_store *s, const char *active_kid, int64_t next_born_by, int64_t now,
+                                int64_t verify_until, const tks_key_row *k)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    tks_result r = tx_begin(s, q);
+    if (r != TKS_OK) {
+        unlock(q);
+        return r;
+    }
+    sqlite3_stmt *st;
+    int n = 0;
+    r = prep(s, q, ST_KEY_RETIRE_ACTIVE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, active_kid);
+        b_i64(&b, 2, now);
+        b_i64(&b, 3, verify_until);
+        r = run_changes(s, q, st, b.rc, "retiring the active key", &n);
+        if (r == TKS_OK && n == 0) {
+            r = TKS_EXISTS; /* another process rotated first */
+        }
+    }
+    if (r == TKS_OK) {
+        r = prep(s, q, ST_KEY_ACTIVATE_NEXT, &st);
+    }
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_i64(&b, 1, next_born_by);
+        b_i64(&b, 2, now);
+        r = run_changes(s, q, st, b.rc, "activating the next key", &n);
+        if (r == TKS_OK && n != 1) {
+            r = TKS_NOT_FOUND; /* no next key published long enough */
+        }
+    }
+    if (r == TKS_OK) {
+        r = prep(s, q, ST_KEY_INSERT, &st);
+    }
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, k->kid);
+        b_text(&b, 2, k->alg);
+        b_i64(&b, 3, (int64_t)k->state);
+        b_i64(&b, 4, k->created_at);
+        b_i64(&b, 5, k->activated_at);
+        b_i64(&b, 6, k->retired_at);
+        b_i64(&b, 7, k->verify_until);
+        b_text(&b, 8, k->public_jwk);
+        b_blob(&b, 9, k->sealed, k->sealed_len);
+        r = run(s, q, st, b.rc, "adding the new next key");
+    }
+    if (r == TKS_OK) {
+        r = run_id(s, q, ST_KEY_GENERATION_BUMP, "bumping the key generation");
+    }
+    /* commits on TKS_OK; anything else (TKS_EXISTS, TKS_NOT_FOUND included)
+     * rolls back and comes back as it was */
+    r = tx_end(s, q, r);
+    unlock(q);
+    return r;
+}
+
+/* ---- failed-attempt counters ----------------------------------------------- */
+
+static tks_result sq_attempts_fail(tks_store *s, const uint64_t *keys, size_t n, const uint32_t *at_least, int64_t now,
+                                   int64_t window, uint32_t *failures)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    tks_result r = tx_begin(s, q);
+    for (size_t i = 0; r == TKS_OK && i < n; i++) {
+        if (tksi_fault_hit(s, "counting a failed attempt")) {
+            r = TKS_ERR;
+            break;
+        }
+        sqlite3_stmt *st;
+        r = prep(s, q, ST_ATTEMPT_FAIL, &st);
+        if (r != TKS_OK) {
+            break;
+        }
+        struct binder b = {st, SQLITE_OK};
+        b_i64(&b, 1, (int64_t)keys[i]);
+        b_i64(&b, 2, now);
+        b_i64(&b, 3, window);
+        b_i64(&b, 4, (int64_t)at_least[i]);
+        int64_t f = 0;
+        int rc = b.rc == SQLITE_OK ? sqlite3_step(st) : b.rc;
+        if (rc == SQLITE_ROW) {
+            if (col_i64(s, st, 0, "attempts.failures", &f) != 0) {
+                r = TKS_ERR;
+            }
+            rc = sqlite3_step(st);
+        }
+        if (r == TKS_OK && rc != SQLITE_DONE) {
+            r = fail(s, q, rc, "counting a failed attempt");
+        }
+        release(st);
+        failures[i] = f < 0 ? 0 : f > UINT32_MAX ? UINT32_MAX : (uint32_t)f;
+    }
+    r = tx_end(s, q, r);
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_attempts_block(tks_store *s, const uint64_t *keys, size_t n, const int64_t *until)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    tks_result r = tx_begin(s, q);
+    for (size_t i = 0; r == TKS_OK && i < n; i++) {
+        sqlite3_stmt *st;
+        r = prep(s, q, ST_ATTEMPT_BLOCK, &st);
+        if (r == TKS_OK) {
+            struct binder b = {st, SQLITE_OK};
+            b_i64(&b, 1, (int64_t)keys[i]);
+            b_i64(&b, 2, until[i]);
+            r = run(s, q, st, b.rc, "blocking a guesser");
+        }
+    }
+    r = tx_end(s, q, r);
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_attempts_get(tks_store *s, const uint64_t *keys, size_t n, int64_t *blocked_until)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    tks_result r = TKS_OK;
+    for (size_t i = 0; r == TKS_OK && i < n; i++) {
+        sqlite3_stmt *st;
+        r = prep(s, q, ST_ATTEMPT_GET, &st);
+        if (r != TKS_OK) {
+            break;
+        }
+        struct binder b = {st, SQLITE_OK};
+        b_i64(&b, 1, (int64_t)keys[i]);
+        int rc = b.rc == SQLITE_OK ? sqlite3_step(st) : b.rc;
+        if (rc == SQLITE_ROW) {
+            if (col_i64(s, st, 0, "attempts.blocked_until", &blocked_until[i]) != 0) {
+                r = TKS_ERR;
+            }
+        } else if (rc != SQLITE_DONE) {
+            r = fail(s, q, rc, "reading failed attempts");
+        }
+        release(st);
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_attempts_clear(tks_store *s, uint64_t key)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_ATTEMPT_CLEAR, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_i64(&b, 1, (int64_t)key);
+        r = run(s, q, st, b.rc, "clearing failed attempts");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_attempts_purge(tks_store *s, int64_t now, int64_t window)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_ATTEMPT_PURGE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_i64(&b, 1, now);
+        b_i64(&b, 2, window);
+        r = run(s, q, st, b.rc, "purging failed attempts");
+    }
+    unlock(q);
+    return r;
+}
+
 static const tksi_backend SQLITE_BACKEND = {
     .name = "sqlite",
     .close = sq_close,
@@ -1744,6 +1974,12 @@ static const tksi_backend SQLITE_BACKEND = {
     .key_set_state = sq_key_set_state,
     .key_delete = sq_key_delete,
     .key_generation = sq_key_generation,
+    .key_rotate = sq_key_rotate,
+    .attempts_fail = sq_attempts_fail,
+    .attempts_block = sq_attempts_block,
+    .attempts_get = sq_attempts_get,
+    .attempts_clear = sq_attempts_clear,
+    .attempts_purge = sq_attempts_purge,
     .revoke = sq_revoke,
     .revocation_page = sq_revocation_page,
     .revocations_purge = sq_revocations_purge,

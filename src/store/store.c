@@ -378,6 +378,32 @@ tks_result tks_client_list(tks_store *s, int (*fn)(const tks_client *c, void *ud
 
 /* ---- signing keys -------------------------------------------------------- */
 
+/* The checks every key row written gets (insert and rotation). */
+static int key_row_ok(tks_store *s, const tks_key_row *k)
+{
+    if (!field_ok(k->kid, sizeof k->kid) || k->kid[0] == '\0') {
+        tksi_seterr(s, "kid must be 1 to %d bytes", TKS_ID_MAX);
+        return 0;
+    }
+    if (!field_ok(k->alg, sizeof k->alg) || k->alg[0] == '\0') {
+        tksi_seterr(s, "key alg must be 1 to %d bytes", TKSI_ALG_MAX);
+        return 0;
+    }
+    if (!key_state_ok(k->state)) {
+        tksi_seterr(s, "unknown key state %d", (int)k->state);
+        return 0;
+    }
+    if (!opt_str_ok(k->public_jwk, TKSI_JWK_MAX)) {
+        tksi_seterr(s, "public JWK longer than %d bytes", TKSI_JWK_MAX);
+        return 0;
+    }
+    if (k->sealed == NULL || k->sealed_len == 0 || k->sealed_len > TKSI_SEALED_MAX) {
+        tksi_seterr(s, "sealed private key must be 1 to %d bytes", TKSI_SEALED_MAX);
+        return 0;
+    }
+    return 1;
+}
+
 tks_result tks_key_insert(tks_store *s, const tks_key_row *k)
 {
     if (s == NULL) {
@@ -387,24 +413,7 @@ tks_result tks_key_insert(tks_store *s, const tks_key_row *k)
         tksi_seterr(s, "tks_key_insert: no key");
         return TKS_ERR;
     }
-    if (!field_ok(k->kid, sizeof k->kid) || k->kid[0] == '\0') {
-        tksi_seterr(s, "kid must be 1 to %d bytes", TKS_ID_MAX);
-        return TKS_ERR;
-    }
-    if (!field_ok(k->alg, sizeof k->alg) || k->alg[0] == '\0') {
-        tksi_seterr(s, "key alg must be 1 to %d bytes", TKSI_ALG_MAX);
-        return TKS_ERR;
-    }
-    if (!key_state_ok(k->state)) {
-        tksi_seterr(s, "unknown key state %d", (int)k->state);
-        return TKS_ERR;
-    }
-    if (!opt_str_ok(k->public_jwk, TKSI_JWK_MAX)) {
-        tksi_seterr(s, "public JWK longer than %d bytes", TKSI_JWK_MAX);
-        return TKS_ERR;
-    }
-    if (k->sealed == NULL || k->sealed_len == 0 || k->sealed_len > TKSI_SEALED_MAX) {
-        tksi_seterr(s, "sealed private key must be 1 to %d bytes", TKSI_SEALED_MAX);
+    if (!key_row_ok(s, k)) {
         return TKS_ERR;
     }
     return s->be->key_insert(s, k);
@@ -595,6 +604,94 @@ tks_result tks_revocations_since(tks_store *s, int64_t since, int64_t now, int (
     return r;
 }
 
+tks_result tks_key_rotate(tks_store *s, const char *active_kid, int64_t next_born_by, int64_t now, int64_t verify_until,
+                          const tks_key_row *new_next)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (!str_ok(active_kid, TKS_ID_MAX) || new_next == NULL || new_next->state != TKS_KEY_NEXT) {
+        tksi_seterr(s, "tks_key_rotate: no active kid, or the new key is not a next key");
+        return TKS_ERR;
+    }
+    if (!key_row_ok(s, new_next)) {
+        return TKS_ERR;
+    }
+    return s->be->key_rotate(s, active_kid, next_born_by, now, verify_until, new_next);
+}
+
+/* ---- failed-attempt counters ------------------------------------------------ */
+
+static int attempts_args_ok(tks_store *s, const void *keys, size_t n, const void *out, const char *fn)
+{
+    if (keys == NULL || out == NULL || n == 0 || n > TKS_ATTEMPT_KEYS) {
+        tksi_seterr(s, "%s: 1 to %d keys and a place for the results", fn, TKS_ATTEMPT_KEYS);
+        return 0;
+    }
+    return 1;
+}
+
+tks_result tks_attempts_fail(tks_store *s, const uint64_t *keys, size_t n, const uint32_t *at_least, int64_t now,
+                             int64_t window, uint32_t *failures)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (!attempts_args_ok(s, keys, n, failures, "tks_attempts_fail")) {
+        return TKS_ERR;
+    }
+    memset(failures, 0, n * sizeof *failures);
+    if (window <= 0) {
+        tksi_seterr(s, "tks_attempts_fail: the window must be positive");
+        return TKS_ERR;
+    }
+    uint32_t zeros[TKS_ATTEMPT_KEYS] = {0};
+    return s->be->attempts_fail(s, keys, n, at_least != NULL ? at_least : zeros, now, window, failures);
+}
+
+tks_result tks_attempts_block(tks_store *s, const uint64_t *keys, size_t n, const int64_t *until)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (!attempts_args_ok(s, keys, n, until, "tks_attempts_block")) {
+        return TKS_ERR;
+    }
+    return s->be->attempts_block(s, keys, n, until);
+}
+
+tks_result tks_attempts_get(tks_store *s, const uint64_t *keys, size_t n, int64_t *blocked_until)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (!attempts_args_ok(s, keys, n, blocked_until, "tks_attempts_get")) {
+        return TKS_ERR;
+    }
+    memset(blocked_until, 0, n * sizeof *blocked_until);
+    tks_result r = s->be->attempts_get(s, keys, n, blocked_until);
+    if (r != TKS_OK) {
+        memset(blocked_until, 0, n * sizeof *blocked_until);
+    }
+    return r;
+}
+
+tks_result tks_attempts_clear(tks_store *s, uint64_t key)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    return s->be->attempts_clear(s, key);
+}
+
+tks_result tks_attempts_purge(tks_store *s, int64_t now, int64_t window)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    return s->be->attempts_purge(s, now, window);
+}
+
 tks_result tks_revocations_changed(tks_store *s, int64_t *cursor, int64_t now,
                                    int (*fn)(const tks_revocation *r, void *ud), void *ud)
 {
@@ -654,10 +751,6 @@ tks_result tks_revocations_changed(tks_store *s, int64_t *cursor, int64_t now,
 tks_result tks_watch(tks_store *s, void (*fn)(int what, void *ud), void *ud)
 {
     if (s == NULL) {
-        return TKS_ERR;
-    }
-    if (fn == NULL) {
-        tksi_seterr(s, "tks_watch: no callback");
         return TKS_ERR;
     }
     if (s->be->watch == NULL) {

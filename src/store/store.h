@@ -137,6 +137,17 @@ tks_result tks_key_list(tks_store *s, int (*fn)(const tks_key_row *k, void *ud),
 tks_result tks_key_set_state(tks_store *s, const char *kid, enum tks_key_state state, int64_t now,
                              int64_t verify_until);
 tks_result tks_key_delete(tks_store *s, const char *kid);
+/* One rotation of the key ring, in one transaction, decided once however
+ * many instances try at the same moment: when `active_kid` is still the
+ * active key and the oldest next key was created at or before
+ * `next_born_by` (published long enough for every JWKS cache to hold it),
+ * the active key retires (verifying until `verify_until`), that next key
+ * becomes active and `new_next` is stored as the next one. TKS_OK:
+ * rotated; TKS_EXISTS: `active_kid` is no longer the active key (another
+ * instance rotated first): nothing changed; TKS_NOT_FOUND: no next key old
+ * enough: nothing changed. */
+tks_result tks_key_rotate(tks_store *s, const char *active_kid, int64_t next_born_by, int64_t now, int64_t verify_until,
+                          const tks_key_row *new_next);
 /* A number that changes whenever the key table changes (for pollers). */
 tks_result tks_key_generation(tks_store *s, int64_t *out);
 void tks_key_row_clear(tks_key_row *k);
@@ -167,8 +178,9 @@ tks_result tks_revocations_purge(tks_store *s, int64_t now);
  * never the data). Returns TKS_OK when the backend delivers them (then
  * also after a lost connection comes back, with TKS_CHANGE_ALL, since
  * changes may have been missed), TKS_NOT_FOUND when it cannot (SQLite: a
- * single process; callers poll). Call once, before any other thread uses
- * the store; the thread stops in tks_close. */
+ * single process; callers poll). fn NULL stops watching: when it returns,
+ * fn is not running and will not be called again (call it before freeing
+ * what ud points to). The thread also stops in tks_close. */
 enum { TKS_CHANGE_REVOCATIONS = 1, TKS_CHANGE_KEYS = 2, TKS_CHANGE_ALL = 3 };
 tks_result tks_watch(tks_store *s, void (*fn)(int what, void *ud), void *ud);
 
@@ -282,6 +294,27 @@ tks_result tks_refresh_rotate(tks_store *s, const unsigned char hash[32], int64_
 tks_result tks_refresh_get(tks_store *s, const unsigned char hash[32], tks_refresh *out);
 /* Deletes refresh tokens that expired before `now`. */
 tks_result tks_refresh_purge(tks_store *s, int64_t now);
+
+/* ---- failed-attempt counters (schema 3) --------------------------------------
+ * Shared by every process on the store, so that N instances do not give a
+ * guesser N times the attempts. A counter is keyed by a 64-bit hash (the
+ * authority's: address, identity, or both) and counts failures in a window
+ * of `window` seconds from its first failure; a counter whose window has
+ * passed and that blocks nothing starts over. */
+#define TKS_ATTEMPT_KEYS 3
+/* Counts one failure on each of keys[0..n) (n <= TKS_ATTEMPT_KEYS) at
+ * `now`, at least at_least[i] (NULL: 0), atomically per key, in one
+ * transaction; failures[i] gets the count. */
+tks_result tks_attempts_fail(tks_store *s, const uint64_t *keys, size_t n, const uint32_t *at_least, int64_t now,
+                             int64_t window, uint32_t *failures);
+/* Raises the blocked-until time of keys[i] to until[i] (never lowers it). */
+tks_result tks_attempts_block(tks_store *s, const uint64_t *keys, size_t n, const int64_t *until);
+/* blocked_until[i] of keys[0..n) (0 when none), in one read. */
+tks_result tks_attempts_get(tks_store *s, const uint64_t *keys, size_t n, int64_t *blocked_until);
+/* Forgets a counter (a success clears its (identity, address) pair). */
+tks_result tks_attempts_clear(tks_store *s, uint64_t key);
+/* Deletes counters whose window has passed and that block nothing. */
+tks_result tks_attempts_purge(tks_store *s, int64_t now, int64_t window);
 
 /* Audit events (kind: "client_auth_failed", "token_revoked", ...). */
 tks_result tks_audit(tks_store *s, int64_t now, const char *kind, const char *client_id, const char *ip,

@@ -46,6 +46,12 @@ static void config(tka_config *c, unsigned char fill)
     c->issuer = "https://auth.test";
     memset(c->master_key, fill, sizeof c->master_key);
     c->rotate_every = 0;
+    /* These tests move a virtual clock without running maintenance: the
+     * revocation set never goes stale here (test_revocations_go_stale
+     * checks that part), and keys may rotate back to back unless a test
+     * says otherwise (test_next_key_waits_for_the_jwks_caches). */
+    c->max_stale = INT64_MAX / 4;
+    c->jwks_max_age = 0;
 }
 
 static tka_authority *open_auth(tks_store **s, unsigned char fill, int64_t now)
@@ -234,6 +240,86 @@ static void test_keyring_many_rotations(void **state)
     tka_issued_clear(&last);
     tka_close(b);
     tks_close(s2);
+    tka_close(a);
+    tks_close(s);
+}
+
+/* Regression (issue 9 section 2): two `keys rotate` in a row activated a
+ * key published a moment before, which no verifier caching the JWKS had
+ * seen. Now the next key signs only after it has been published for
+ * jwks_max_age; a second instance rotating at the same moment changes
+ * nothing. */
+static void test_next_key_waits_for_the_jwks_caches(void **state)
+{
+    (void)state;
+    char err[256];
+    tks_store *s = NULL, *s2 = NULL;
+    assert_int_equal(tks_open(db_url, &s, err, sizeof err), TKS_OK);
+    assert_int_equal(tks_open(db_url, &s2, err, sizeof err), TKS_OK);
+    tka_config c;
+    config(&c, 0x11);
+    c.jwks_max_age = 300;
+    tka_authority *a = NULL, *b = NULL;
+    assert_int_equal(tka_open(s, &c, T0, &a, err, sizeof err), 0);
+    assert_int_equal(tka_open(s2, &c, T0, &b, err, sizeof err), 0);
+    /* the next key made at start is too young */
+    assert_int_equal(tka_rotate(a, T0 + 10, err, sizeof err), 1);
+    assert_non_null(strstr(err, "not now"));
+    assert_non_null(strstr(err, "4m50s"));
+    /* once it has been published for 300 s it may sign */
+    assert_int_equal(tka_rotate(a, T0 + 300, err, sizeof err), 0);
+    /* b rotating from its stale view at the same moment changes nothing */
+    assert_int_equal(tka_rotate(b, T0 + 300, err, sizeof err), 1);
+    /* and a second rotation right after is refused: the new next is young */
+    assert_int_equal(tka_rotate(a, T0 + 301, err, sizeof err), 1);
+    struct count k = {0};
+    assert_int_equal(tka_keys_list(a, count_keys, &k), 0);
+    assert_int_equal(k.active, 1);
+    assert_int_equal(k.next, 1);
+    assert_int_equal(k.retired, 1);
+    tka_close(b);
+    tka_close(a);
+    tks_close(s2);
+    tks_close(s);
+}
+
+/* Issue 9 section 3: when the revocation set cannot catch up with the
+ * store for longer than max_stale, a token that would be valid gets
+ * `unavailable` (a revocation made elsewhere could be missing); one we
+ * know is revoked still says revoked; catching up makes it valid again. */
+static void test_revocations_go_stale(void **state)
+{
+    (void)state;
+    char err[256];
+    tks_store *s = NULL;
+    assert_int_equal(tks_open(db_url, &s, err, sizeof err), TKS_OK);
+    tka_config c;
+    config(&c, 0x11);
+    c.max_stale = 30;
+    tka_authority *a = NULL;
+    assert_int_equal(tka_open(s, &c, T0, &a, err, sizeof err), 0);
+    tks_client cl;
+    char secret[TKA_SECRET_TEXT_LEN];
+    assert_int_equal(tka_client_create(a, NULL, "svc", "x", "api", 0, T0, &cl, secret, err, sizeof err), 0);
+    tka_issued t1, t2;
+    issue(a, &cl, NULL, T0, &t1);
+    issue(a, &cl, NULL, T0, &t2);
+    assert_int_equal(tka_revoke(a, TKS_REVOKE_JTI, t2.jti, "admin", T0, T0 + 3600), 0);
+    tk_verdict v;
+    assert_int_equal(tka_validate(a, t1.access_token, strlen(t1.access_token), NULL, T0 + 30, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+    assert_int_equal(tka_validate(a, t1.access_token, strlen(t1.access_token), NULL, T0 + 31, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_UNAVAILABLE);
+    assert_non_null(strstr(v.detail, "failing closed"));
+    assert_int_equal(tka_validate(a, t2.access_token, strlen(t2.access_token), NULL, T0 + 31, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+    /* (a store that cannot be read keeps it stale: the PostgreSQL fault
+     * tests stop the database to show that) */
+    assert_int_equal(tka_maintain(a, T0 + 41), 0);
+    assert_int_equal(tka_validate(a, t1.access_token, strlen(t1.access_token), NULL, T0 + 41, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+    tka_issued_clear(&t1);
+    tka_issued_clear(&t2);
     tka_close(a);
     tks_close(s);
 }
@@ -498,6 +584,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_keyring, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyring_many_rotations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_next_key_waits_for_the_jwks_caches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocations_go_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_throttling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle_distributed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_issue_validate_revoke, setup, teardown),

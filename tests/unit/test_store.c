@@ -640,10 +640,18 @@ static void test_keys(void **state)
     k.retired_at = 150;
     k.verify_until = 500;
     assert_int_equal(tks_key_insert(s, &k), TKS_OK);
-    make_key(&k, "k-d", 300, TKS_KEY_NEXT, sealed, sizeof sealed, jwk);
+    make_key(&k, "k-d", 300, TKS_KEY_RETIRED, sealed, sizeof sealed, jwk);
+    k.retired_at = 310;
+    k.verify_until = 900;
     assert_int_equal(tks_key_insert(s, &k), TKS_OK);
     int64_t g2 = generation(s);
     assert_true(g2 > g1);
+    /* Schema 3: one active key and one next key at most, whoever writes. */
+    make_key(&k, "k-e", 400, TKS_KEY_ACTIVE, sealed, sizeof sealed, jwk);
+    assert_int_equal(tks_key_insert(s, &k), TKS_EXISTS);
+    make_key(&k, "k-e", 400, TKS_KEY_NEXT, sealed, sizeof sealed, jwk);
+    assert_int_equal(tks_key_insert(s, &k), TKS_EXISTS);
+    assert_int_equal(generation(s), g2);
 
     struct key_walk *w = calloc(1, sizeof *w);
     assert_non_null(w);
@@ -678,7 +686,12 @@ static void test_keys(void **state)
     assert_int_equal(tks_key_insert(s, &k), TKS_EXISTS);
     assert_int_equal(generation(s), g2);
 
-    /* State changes: next -> active -> active -> retired -> retired -> next. */
+    /* A second active key is refused... */
+    assert_int_equal(tks_key_set_state(s, "k-a", TKS_KEY_ACTIVE, 1000, 0), TKS_EXISTS);
+    /* State changes: next -> active -> active -> retired -> retired -> next
+     * (k-b, the active key, retired first). */
+    assert_int_equal(tks_key_set_state(s, "k-b", TKS_KEY_RETIRED, 900, 950), TKS_OK);
+    g2 = generation(s);
     assert_int_equal(tks_key_set_state(s, "k-a", TKS_KEY_ACTIVE, 1000, 0), TKS_OK);
     int64_t g3 = generation(s);
     assert_true(g3 > g2);
@@ -738,6 +751,109 @@ static void test_keys(void **state)
     assert_int_equal(tks_key_generation(NULL, &junk), TKS_ERR);
     assert_int_equal(junk, 0);
     free(w);
+}
+
+/* tks_key_rotate: one transaction, decided once: a rotation based on a stale
+ * view of the ring, or with a next key younger than the cut-off, changes
+ * nothing. */
+static void test_key_rotate(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    unsigned char sealed[4] = {1, 2, 3, 4};
+    tks_key_row k;
+    make_key(&k, "act", 100, TKS_KEY_ACTIVE, sealed, sizeof sealed, NULL);
+    k.activated_at = 100;
+    assert_int_equal(tks_key_insert(s, &k), TKS_OK);
+    make_key(&k, "nxt", 200, TKS_KEY_NEXT, sealed, sizeof sealed, NULL);
+    assert_int_equal(tks_key_insert(s, &k), TKS_OK);
+    int64_t g = generation(s);
+    tks_key_row n1;
+    make_key(&n1, "new1", 500, TKS_KEY_NEXT, sealed, sizeof sealed, NULL);
+    /* the next key is too young for the cut-off */
+    assert_int_equal(tks_key_rotate(s, "act", 199, 500, 900, &n1), TKS_NOT_FOUND);
+    /* a stale view: "nxt" is not the active key */
+    assert_int_equal(tks_key_rotate(s, "nxt", 500, 500, 900, &n1), TKS_EXISTS);
+    assert_int_equal(generation(s), g);
+    /* every write point failing in turn changes nothing either */
+    for (int64_t p = 0;; p++) {
+        assert_true(p < 16);
+        tks_fault_arm(s, p, 0);
+        tks_result r = tks_key_rotate(s, "act", 200, 500, 900, &n1);
+        int64_t seen = tks_fault_points(s);
+        tks_fault_disarm(s);
+        if (seen <= p) {
+            assert_int_equal(r, TKS_OK);
+            break;
+        }
+        assert_int_equal(r, TKS_ERR);
+        assert_int_equal(generation(s), g);
+    }
+    assert_true(generation(s) > g);
+    struct key_walk *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    assert_int_equal(tks_key_list(s, walk_key, w), TKS_OK);
+    assert_int_equal(w->n, 3);
+    assert_string_equal(w->kids[0], "act");
+    assert_int_equal(w->copy[0].state, TKS_KEY_RETIRED);
+    assert_int_equal(w->copy[0].retired_at, 500);
+    assert_int_equal(w->copy[0].verify_until, 900);
+    assert_string_equal(w->kids[1], "nxt");
+    assert_int_equal(w->copy[1].state, TKS_KEY_ACTIVE);
+    assert_int_equal(w->copy[1].activated_at, 500);
+    assert_string_equal(w->kids[2], "new1");
+    assert_int_equal(w->copy[2].state, TKS_KEY_NEXT);
+    free(w);
+    /* the same rotation again (another instance, same view): nothing */
+    tks_key_row n2;
+    make_key(&n2, "new2", 501, TKS_KEY_NEXT, sealed, sizeof sealed, NULL);
+    assert_int_equal(tks_key_rotate(s, "act", 600, 501, 900, &n2), TKS_EXISTS);
+    /* right after a rotation the new next key is too young */
+    assert_int_equal(tks_key_rotate(s, "nxt", 499, 501, 900, &n2), TKS_NOT_FOUND);
+    assert_int_equal(tks_key_rotate(s, "nxt", 500, 501, 900, &n2), TKS_OK);
+}
+
+/* The failed-attempt counters: windows, at-least, blocking that only
+ * rises, clearing, purging. */
+static void test_attempts(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    uint64_t keys[3] = {1, 0x8000000000000001ull, 0}; /* any 64-bit value, 0 and "negative" included */
+    uint32_t f[3];
+    int64_t until[3];
+    assert_int_equal(tks_attempts_fail(s, keys, 3, NULL, 100, 300, f), TKS_OK);
+    assert_int_equal(f[0], 1);
+    assert_int_equal(f[1], 1);
+    assert_int_equal(f[2], 1);
+    uint32_t least[3] = {0, 6, 0};
+    assert_int_equal(tks_attempts_fail(s, keys, 3, least, 110, 300, f), TKS_OK);
+    assert_int_equal(f[0], 2);
+    assert_int_equal(f[1], 6);
+    assert_int_equal(tks_attempts_get(s, keys, 3, until), TKS_OK);
+    assert_int_equal(until[0], 0);
+    int64_t b[2] = {200, 150};
+    assert_int_equal(tks_attempts_block(s, keys, 2, b), TKS_OK);
+    int64_t lower[1] = {120};
+    assert_int_equal(tks_attempts_block(s, keys, 1, lower), TKS_OK); /* never lowered */
+    assert_int_equal(tks_attempts_get(s, keys, 3, until), TKS_OK);
+    assert_int_equal(until[0], 200);
+    assert_int_equal(until[1], 150);
+    assert_int_equal(until[2], 0);
+    /* the window has passed, but key 0 still blocks: it keeps counting */
+    assert_int_equal(tks_attempts_fail(s, keys, 1, NULL, 199, 50, f), TKS_OK);
+    assert_int_equal(f[0], 3);
+    /* key 1: window passed and no longer blocking: starts over */
+    assert_int_equal(tks_attempts_fail(s, keys + 1, 1, NULL, 500, 50, f), TKS_OK);
+    assert_int_equal(f[0], 1);
+    assert_int_equal(tks_attempts_clear(s, keys[0]), TKS_OK);
+    assert_int_equal(tks_attempts_get(s, keys, 1, until), TKS_OK);
+    assert_int_equal(until[0], 0);
+    /* purge what can no longer matter */
+    assert_int_equal(tks_attempts_purge(s, 10000, 300), TKS_OK);
+    assert_int_equal(tks_attempts_fail(s, keys + 2, 1, NULL, 10001, 300, f), TKS_OK);
+    assert_int_equal(f[0], 1);
+    assert_int_equal(tks_attempts_fail(s, keys, 0, NULL, 1, 300, f), TKS_ERR);
+    assert_int_equal(tks_attempts_fail(s, keys, 4, NULL, 1, 300, f), TKS_ERR);
+    assert_int_equal(tks_attempts_get(s, keys, 1, NULL), TKS_ERR);
 }
 
 /* More keys than a page, all created in the same second: the (created_at,
@@ -3395,6 +3511,8 @@ int main(void)
         ALL(test_single_use_race),
         ALL(test_grant_writes_are_one_transaction),
         ALL(test_revocations_changed),
+        ALL(test_key_rotate),
+        ALL(test_attempts),
 #undef ALL
         /* several connections and processes: a file and PostgreSQL */
         ON_FILE(test_single_use_race_processes),
