@@ -10,6 +10,7 @@ PKGS=(
   python3 python3-jwt python3-jwcrypto python3-cryptography
   libjwt-dev libcjose-dev
   libmicrohttpd-dev libsqlite3-dev libsodium-dev sqlite3
+  libpq-dev postgresql
   nginx-light wrk curl python3-requests python3-requests-oauthlib
   chromium
   # fuzz/: clang with libFuzzer and the sanitizer runtimes; llvm-symbolizer
