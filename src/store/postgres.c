@@ -439,7 +439,13 @@ static PGconn *connect_one(const struct pg *p, char *err, size_t err_cap)
     if (PQstatus(c) != CONNECTION_OK) {
         /* libpq's message names host, port and user, never the password */
         snprintf(err, err_cap, "cannot connect to PostgreSQL: %s", PQerrorMessage(c));
-        for (size_t k = strlen(err); k > 0 && (err[k - 1] == '\n' || err[k - 1] == ' '); k--) {
+        /* one line: libpq's message has a newline and a tab in it */
+        for (char *q = err; *q != '\0'; q++) {
+            if (*q == '\n' || *q == '\t') {
+                *q = ' ';
+            }
+        }
+        for (size_t k = strlen(err); k > 0 && err[k - 1] == ' '; k--) {
             err[k - 1] = '\0';
         }
         PQfinish(c);
