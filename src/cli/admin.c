@@ -35,11 +35,13 @@ int cli_authority_config(const struct cli_settings *s, const char *cmd, tka_conf
     } durations[] = {{SET_ACCESS_TTL, &c->access_ttl},     {SET_MAX_TTL, &c->max_ttl},
                      {SET_ROTATE_EVERY, &c->rotate_every}, {SET_SESSION_IDLE, &c->session_idle},
                      {SET_SESSION_MAX, &c->session_max},   {SET_REFRESH_TTL, &c->refresh_ttl},
-                     {SET_CODE_TTL, &c->code_ttl}};
+                     {SET_CODE_TTL, &c->code_ttl},         {SET_JWKS_MAX_AGE, &c->jwks_max_age},
+                     {SET_MAX_STALE, &c->max_stale}};
     for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
         const char *v = s->v[durations[i].k];
         if (cli_parse_duration(v, durations[i].dst) != 0 ||
-            (*durations[i].dst <= 0 && durations[i].k != SET_ROTATE_EVERY)) {
+            (*durations[i].dst <= 0 && durations[i].k != SET_ROTATE_EVERY && durations[i].k != SET_JWKS_MAX_AGE) ||
+            *durations[i].dst < 0) {
             fprintf(stderr, "tokend %s: --%s takes a duration such as 15m, 24h, 30d (got '%s')\n", cmd,
                     cli_settings[durations[i].k].flag, v);
             return 2;
@@ -63,18 +65,48 @@ static int count_one(const tks_key_row *k, void *ud)
     return 1;
 }
 
+int cli_open_store(const struct cli_settings *s, const char *cmd, unsigned pool, tks_store **store)
+{
+    char err[512], shown[512];
+    *store = NULL;
+    tks_open_opts o = {NULL, pool};
+    char *pw = NULL;
+    size_t pwl = 0;
+    if (s->v[SET_STORE_PASSWORD_FILE] != NULL) {
+        if (cli_read_file(s->v[SET_STORE_PASSWORD_FILE], 4096, &pw, &pwl, err, sizeof err) != 0) {
+            fprintf(stderr, "tokend %s: --store-password-file: %s\n", cmd, err);
+            return 2;
+        }
+        while (pwl > 0 && (pw[pwl - 1] == '\n' || pw[pwl - 1] == '\r')) {
+            pw[--pwl] = '\0';
+        }
+        o.password = pw;
+    }
+    tks_result r = tks_open_ex(s->v[SET_STORE], &o, store, err, sizeof err);
+    if (pw != NULL) {
+        cli_free_secret(pw, pwl);
+    }
+    if (r != TKS_OK) {
+        tks_url_redact(s->v[SET_STORE], shown, sizeof shown);
+        fprintf(stderr, "tokend %s: cannot open the store %s: %s\n", cmd, shown, err);
+        return 2;
+    }
+    return 0;
+}
+
 int cli_open_authority(const struct cli_settings *s, const char *cmd, int create_master, const char *issuer,
                        tks_store **store, tka_authority **auth)
 {
     char err[512];
     tka_config c;
-    *store = NULL;
     *auth = NULL;
     if (cli_authority_config(s, cmd, &c) != 0) {
         return 2;
     }
-    if (tks_open(s->v[SET_STORE], store, err, sizeof err) != TKS_OK) {
-        fprintf(stderr, "tokend %s: cannot open the store %s: %s\n", cmd, s->v[SET_STORE], err);
+    /* *store: already open (serve sizes the pool for its threads with
+     * cli_open_store first), or NULL to open it here. Closed again (and
+     * NULL) on failure. */
+    if (*store == NULL && cli_open_store(s, cmd, 0, store) != 0) {
         return 2;
     }
     /* A new master key is made only for a store that holds no keys yet: a
@@ -312,9 +344,7 @@ int cli_client(int argc, char **argv)
         fprintf(stderr, "tokend client %s: --scope, --aud, --ttl and --serves belong to 'add'\n", verb);
         goto out;
     }
-    char err[512];
-    if (tks_open(s.v[SET_STORE], &store, err, sizeof err) != TKS_OK) {
-        fprintf(stderr, "tokend client: cannot open the store %s: %s\n", s.v[SET_STORE], err);
+    if (cli_open_store(&s, "client", 0, &store) != 0) {
         goto out;
     }
     status = CLI_EXIT_INVALID;

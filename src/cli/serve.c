@@ -274,6 +274,13 @@ int cli_serve(int argc, char **argv)
     snprintf(url, sizeof url, "%s://%s%s%s:%u", insecure ? "http" : "https", v6 ? "[" : "", host, v6 ? "]" : "", bound);
     const char *public_url = s.v[SET_PUBLIC_URL] ? s.v[SET_PUBLIC_URL] : url;
     const char *issuer = s.v[SET_ISSUER] ? s.v[SET_ISSUER] : public_url;
+    /* PostgreSQL: a connection for every thread that may use the store at
+     * once (request threads, password checks, upkeep and the watcher) */
+    unsigned workers = login_workers > 0 ? (unsigned)login_workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned reqs = threads > 0 ? (unsigned)threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    if (cli_open_store(&s, "serve", reqs + workers + 2, &store) != 0) {
+        goto out;
+    }
     if (cli_open_authority(&s, "serve", 1, issuer, &store, &auth) != 0) {
         goto out;
     }
@@ -308,7 +315,9 @@ int cli_serve(int argc, char **argv)
     }
     fd = -1; /* the server owns the socket now */
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("tokend serve: listening on %s (store %s, issuer %s)\n", public_url, s.v[SET_STORE], issuer);
+    char store_shown[512];
+    tks_url_redact(s.v[SET_STORE], store_shown, sizeof store_shown);
+    printf("tokend serve: listening on %s (store %s, issuer %s)\n", public_url, store_shown, issuer);
     if (fp[0]) {
         printf("  development TLS certificate %s%s\n  SHA-256 fingerprint %s\n  (self-signed: for development "
                "only; clients must trust this file, e.g. curl --cacert %s)\n",

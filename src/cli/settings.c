@@ -12,7 +12,8 @@
 const struct cli_setting_def cli_settings[SET_COUNT_] = {
     [SET_CONFIG] = {"config", "TOKEND_CONFIG", NULL, 0, 1, "config file of 'key = value' lines (keys as the flags)"},
     [SET_LISTEN] = {"listen", "TOKEND_LISTEN", "127.0.0.1:8443", 0, 0, "address and port to listen on (HOST:PORT)"},
-    [SET_STORE] = {"store", "TOKEND_STORE", "sqlite://./tokend.db", 0, 1, "store URL: sqlite://PATH"},
+    [SET_STORE] = {"store", "TOKEND_STORE", "sqlite://./tokend.db", 0, 1,
+                   "store URL: sqlite://PATH, or postgres://USER@HOST:PORT/DB?sslmode=... (several instances)"},
     [SET_MASTER_KEY_FILE] = {"master-key-file", "TOKEND_MASTER_KEY_FILE", "./tokend.master.key", 0, 1,
                              "32-byte key sealing private keys at rest; created 0600 on first run"},
     [SET_DATA_DIR] = {"data-dir", "TOKEND_DATA_DIR", ".", 0, 0, "where --dev keeps its self-signed certificate"},
@@ -55,6 +56,12 @@ const struct cli_setting_def cli_settings[SET_COUNT_] = {
                            "threads checking passwords (Argon2id, 64 MiB each; 0: one per core)"},
     [SET_LOGIN_QUEUE] = {"login-queue", "TOKEND_LOGIN_QUEUE", "32", 0, 0,
                          "sign-ins that may wait for a password check; more get 503 with Retry-After"},
+    [SET_STORE_PASSWORD_FILE] = {"store-password-file", "TOKEND_STORE_PASSWORD_FILE", NULL, 0, 1,
+                                 "file holding the PostgreSQL password (or use the URL, or PGPASSFILE)"},
+    [SET_JWKS_MAX_AGE] = {"jwks-max-age", "TOKEND_JWKS_MAX_AGE", "5m", 0, 1,
+                          "how long verifiers may cache the JWKS; a new key is published that long before it signs"},
+    [SET_MAX_STALE] = {"max-stale", "TOKEND_MAX_STALE", "30s", 0, 0,
+                       "validation fails closed when revocations have not been caught up with the store for this long"},
 };
 
 size_t cli_settings_options(struct option *opts, size_t cap, int admin)

@@ -42,6 +42,9 @@ enum cli_setting {
     SET_AUTH_AUDIENCE,
     SET_LOGIN_WORKERS,
     SET_LOGIN_QUEUE,
+    SET_STORE_PASSWORD_FILE,
+    SET_JWKS_MAX_AGE,
+    SET_MAX_STALE,
     SET_COUNT_
 };
 

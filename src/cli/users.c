@@ -191,8 +191,7 @@ int cli_user(int argc, char **argv)
         fprintf(stderr, "tokend user %s: --password-file belongs to add and passwd\n", verb);
         goto out;
     }
-    if (tks_open(s.v[SET_STORE], &store, err, sizeof err) != TKS_OK) {
-        fprintf(stderr, "tokend user: cannot open the store %s: %s\n", s.v[SET_STORE], err);
+    if (cli_open_store(&s, "user", 0, &store) != 0) {
         goto out;
     }
     status = CLI_EXIT_INVALID;

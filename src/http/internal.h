@@ -40,6 +40,9 @@
 /* A chunked body over max_body is read and thrown away up to this much, so
  * that the client can be told 413; past it the connection is cut. */
 #define SRV_DISCARD_MAX (4u * 1024u * 1024u) /* bodies over the limit read and dropped before a 413 */
+/* Retry-After of a 503 that names none, seconds: a store reconnects and a
+ * password check frees up within a few. */
+#define SRV_RETRY_AFTER_503 "2"
 /* A graceful stop waits this long for requests in flight. */
 #define SRV_STOP_WAIT_MS 5000u
 

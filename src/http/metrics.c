@@ -209,6 +209,14 @@ static int readiness(struct tkh_server *s, char *why, size_t why_cap)
         snprintf(why, why_cap, "no active signing key");
         return 0;
     }
+    /* validation fails closed past max_stale: so is readiness */
+    const tka_config *ac = tka_get_config(s->auth);
+    int64_t age = tka_revocations_age(s->auth, (int64_t)time(NULL));
+    if (ac != NULL && age > ac->max_stale) {
+        snprintf(why, why_cap, "the revocation list last caught up with the store %llds ago (--max-stale %llds)",
+                 (long long)age, (long long)ac->max_stale);
+        return 0;
+    }
     why[0] = '\0';
     return 1;
 }

@@ -238,8 +238,15 @@ static enum MHD_Result queue(srv_conn *st, struct MHD_Connection *c, unsigned st
             ok = MHD_add_response_header(r, MHD_HTTP_HEADER_PRAGMA, "no-cache") == MHD_YES;
         }
     }
+    int has_retry = 0;
     for (size_t i = 0; ok && i < n_hdrs; i++) {
         ok = MHD_add_response_header(r, hdrs[i].name, hdrs[i].value) == MHD_YES;
+        has_retry |= strcasecmp(hdrs[i].name, MHD_HTTP_HEADER_RETRY_AFTER) == 0;
+    }
+    /* Every 503 says when to come back (RFC 9110 section 10.2.3): what was
+     * unavailable (the store, a password check) is worth a retry soon. */
+    if (ok && status == MHD_HTTP_SERVICE_UNAVAILABLE && !has_retry) {
+        ok = MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, SRV_RETRY_AFTER_503) == MHD_YES;
     }
     enum MHD_Result res = MHD_NO;
     if (ok) {

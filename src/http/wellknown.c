@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include "http/internal.h"
 
 enum MHD_Result srv_handle_jwks(srv_conn *st, struct MHD_Connection *c)
@@ -27,9 +29,14 @@ enum MHD_Result srv_handle_jwks(srv_conn *st, struct MHD_Connection *c)
         return MHD_NO;
     }
     enum MHD_Result res = MHD_NO;
+    /* Verifiers may cache the set this long: the key ring publishes a new
+     * key at least this long before it signs (tka_rotate). */
+    const tka_config *ac = tka_get_config(st->srv->auth);
+    char cc[48];
+    snprintf(cc, sizeof cc, "public, max-age=%lld", (long long)(ac != NULL ? ac->jwks_max_age : 0));
     int ok = MHD_add_response_header(r, "X-Request-Id", st->rid) == MHD_YES &&
              MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/jwk-set+json") == MHD_YES &&
-             MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=300") == MHD_YES &&
+             MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, cc) == MHD_YES &&
              MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") == MHD_YES;
     if (ok) {
         res = MHD_queue_response(c, MHD_HTTP_OK, r);

@@ -178,6 +178,16 @@ tks_result tksi_sqlite_open_at(tks_store *s, const char *path, int target, char 
  * non-zero means "fail this write" (the message is set already). */
 int tksi_fault_hit(tks_store *s, const char *what);
 
+/* The PostgreSQL backend: `conninfo` is a postgres:// URL or libpq
+ * key/value text (it may hold a password; never printed), `password`
+ * (may be NULL) overrides one there, `pool` connections at most (0: 8).
+ * An unreachable server is TKS_BUSY. _at migrates no further than schema
+ * `target`, for tests, as tksi_sqlite_open_at. */
+tks_result tksi_pg_open(tks_store *s, const char *conninfo, const char *password, unsigned pool, char *err,
+                        size_t err_cap);
+tks_result tksi_pg_open_at(tks_store *s, const char *conninfo, const char *password, unsigned pool, int target,
+                           char *err, size_t err_cap);
+
 /* Records the calling thread's last error on s (see tks_errmsg). */
 void tksi_seterr(tks_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -134,7 +134,18 @@ static int has_scheme(const char *url, const char *scheme)
     return strncasecmp(url, scheme, n) == 0;
 }
 
+/* libpq's key/value form: no scheme, and a keyword=value pair. */
+static int is_pg_keyvalue(const char *url)
+{
+    return strstr(url, "://") == NULL && strchr(url, '=') != NULL;
+}
+
 tks_result tks_open(const char *url, tks_store **out, char *err, size_t err_cap)
+{
+    return tks_open_ex(url, NULL, out, err, err_cap);
+}
+
+tks_result tks_open_ex(const char *url, const tks_open_opts *opts, tks_store **out, char *err, size_t err_cap)
 {
     if (err != NULL && err_cap > 0) {
         err[0] = '\0';
@@ -145,19 +156,16 @@ tks_result tks_open(const char *url, tks_store **out, char *err, size_t err_cap)
     }
     *out = NULL;
     if (url == NULL) {
-        open_err(err, err_cap, "no store URL (use sqlite://PATH)");
+        open_err(err, err_cap, "no store URL (use sqlite://PATH or postgres://USER@HOST:PORT/DB)");
         return TKS_ERR;
     }
-    if (has_scheme(url, "postgres://") || has_scheme(url, "postgresql://")) {
-        open_err(err, err_cap, "PostgreSQL support is not built yet");
-        return TKS_ERR;
-    }
-    if (!has_scheme(url, "sqlite://")) {
-        open_err(err, err_cap, "unknown store URL scheme (use sqlite://PATH)");
+    int pg = has_scheme(url, "postgres://") || has_scheme(url, "postgresql://") || is_pg_keyvalue(url);
+    if (!pg && !has_scheme(url, "sqlite://")) {
+        open_err(err, err_cap, "unknown store URL scheme (use sqlite://PATH or postgres://USER@HOST:PORT/DB)");
         return TKS_ERR;
     }
     const char *path = url + strlen("sqlite://");
-    if (path[0] == '\0') {
+    if (!pg && path[0] == '\0') {
         open_err(err, err_cap, "the store URL sqlite:// has no path (use sqlite://PATH, e.g. sqlite://./tokend.db)");
         return TKS_ERR;
     }
@@ -167,13 +175,96 @@ tks_result tks_open(const char *url, tks_store **out, char *err, size_t err_cap)
         return TKS_ERR;
     }
     s->id = atomic_fetch_add(&next_store_id, 1);
-    tks_result r = tksi_sqlite_open(s, path, err, err_cap);
+    tks_result r =
+        pg ? tksi_pg_open(s, url, opts != NULL ? opts->password : NULL, opts != NULL ? opts->pool : 0, err, err_cap)
+           : tksi_sqlite_open(s, path, err, err_cap);
     if (r != TKS_OK) {
         free(s);
         return r;
     }
     *out = s;
     return TKS_OK;
+}
+
+void tks_url_redact(const char *url, char *out, size_t cap)
+{
+    if (cap == 0) {
+        return;
+    }
+    out[0] = '\0';
+    if (url == NULL) {
+        return;
+    }
+    const char *scheme = strstr(url, "://");
+    if (scheme != NULL) {
+        /* scheme://user:password@host...: the userinfo ends at the last '@'
+         * before the path */
+        const char *auth = scheme + 3;
+        size_t hostpart = strcspn(auth, "/?#");
+        const char *at = NULL;
+        for (const char *p = auth; p < auth + hostpart; p++) {
+            if (*p == '@') {
+                at = p;
+            }
+        }
+        const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon != NULL) {
+            snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
+        } else {
+            snprintf(out, cap, "%s", url);
+        }
+        /* ...and a password=... in the query */
+        char *q = strstr(out, "password=");
+        if (q != NULL) {
+            size_t keep = (size_t)(q - out) + 9;
+            size_t rest = strcspn(q + 9, "&");
+            memmove(out + keep + 3, q + 9 + rest, strlen(q + 9 + rest) + 1);
+            if (keep + 3 < cap) {
+                memcpy(out + keep, "***", 3);
+            }
+        }
+        return;
+    }
+    /* key/value: password=value or password='quoted value' */
+    size_t o = 0;
+    const char *p = url;
+    while (*p != '\0' && o + 1 < cap) {
+        if (strncmp(p, "password", 8) == 0 && (p == url || p[-1] == ' ')) {
+            const char *e = p + 8;
+            while (*e == ' ') {
+                e++;
+            }
+            if (*e == '=') {
+                e++;
+                while (*e == ' ') {
+                    e++;
+                }
+                if (*e == '\'') {
+                    for (e++; *e != '\0' && *e != '\''; e++) {
+                        if (*e == '\\' && e[1] != '\0') {
+                            e++;
+                        }
+                    }
+                    if (*e == '\'') {
+                        e++;
+                    }
+                } else {
+                    e += strcspn(e, " ");
+                }
+                int w = snprintf(out + o, cap - o, "password=***");
+                o += w > 0 && (size_t)w < cap - o ? (size_t)w : cap - o - 1;
+                p = e;
+                continue;
+            }
+        }
+        out[o++] = *p++;
+    }
+    out[o] = '\0';
+}
+
+const char *tks_backend_name(tks_store *s)
+{
+    return s != NULL && s->be != NULL ? s->be->name : "none";
 }
 
 void tks_close(tks_store *s)

@@ -94,9 +94,23 @@ typedef struct tks_revocation {
     int64_t until; /* after this the token has expired anyway */
 } tks_revocation;
 
-/* Opens (creating and migrating when needed) the store named by `url`.
- * On failure *out is NULL and err holds why. */
+/* Opens (creating and migrating when needed) the store named by `url`:
+ * "sqlite://PATH", or PostgreSQL as "postgres://user@host:port/db?..."
+ * ("postgresql://" too) or libpq's key/value form ("host=... dbname=...").
+ * On failure *out is NULL and err holds why (never the URL: it may hold a
+ * password). An unreachable PostgreSQL is TKS_BUSY. */
 tks_result tks_open(const char *url, tks_store **out, char *err, size_t err_cap);
+
+typedef struct tks_open_opts {
+    const char *password; /* PostgreSQL: overrides one in the URL (e.g. from a file); NULL: none */
+    unsigned pool;        /* PostgreSQL: connections at most (0: 8); size it for the server's threads */
+} tks_open_opts;
+tks_result tks_open_ex(const char *url, const tks_open_opts *opts, tks_store **out, char *err, size_t err_cap);
+/* The store URL for messages, with any password replaced by "***"
+ * (postgres://user:***@host/db, password=*** in key/value form). */
+void tks_url_redact(const char *url, char *out, size_t cap);
+/* "sqlite" or "postgres" (the backend in use). */
+const char *tks_backend_name(tks_store *s);
 void tks_close(tks_store *s);
 /* The last error message of this thread on this store (static storage). */
 const char *tks_errmsg(tks_store *s);

@@ -32,13 +32,22 @@ def kids_of(fx):
 
 
 class KeyRotation(unittest.TestCase):
-    """Default lifetimes: a rotation must not disturb tokens in flight."""
+    """Default lifetimes: a rotation must not disturb tokens in flight, and a
+    new key signs only after it has been published for the JWKS cache
+    lifetime (here --jwks-max-age 2s, to keep the test short)."""
+
+    SETTINGS = {"TOKEND_JWKS_MAX_AGE": "2s"}
 
     @classmethod
     def setUpClass(cls):
-        cls.fx = st.ServerFixture(https=False, name="rotation")
+        cls.fx = st.ServerFixture(https=False, settings=cls.SETTINGS, name="rotation")
         cls.fx.start()
         cls.cid, cls.secret = cls.fx.add_client("svc", "orders:read", AUD)
+
+    def test_jwks_cache_lifetime_is_the_publish_delay(self):
+        r = self.fx.get("/.well-known/jwks.json")
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.headers.get("Cache-Control"), "public, max-age=2")
 
     @classmethod
     def tearDownClass(cls):
@@ -57,9 +66,19 @@ class KeyRotation(unittest.TestCase):
         # the next key is published before it signs
         self.assertIn(k2, kids_of(fx))
 
+        # Regression (issue 9 section 2): a key published a moment ago must
+        # not sign yet: a verifier caching the JWKS would not know it.
+        # Wait out the server's own next key's publication first.
+        created = [k["created_at"] for k in ring if k["kid"] == k2][0]
+        time.sleep(max(0.0, created + 2.2 - time.time()))
         res = fx.admin("keys", "rotate", "--json")
         self.assertEqual(res.rc, 0, res)
         after = {k["kid"]: k["state"] for k in json.loads(res.out)["keys"]}
+        # ...and two rotations in a row no longer activate an unseen key
+        again = fx.admin("keys", "rotate")
+        self.assertNotEqual(again.rc, 0, again)
+        self.assertIn("not now", again.err)
+        self.assertIn("JWKS cache", again.err)
         self.assertEqual(after.get(k1), "retired", res.out)
         self.assertEqual(after.get(k2), "active", res.out)
 
@@ -87,7 +106,7 @@ class KeyRotatedOut(unittest.TestCase):
     """Short lifetimes: a retired key leaves the ring once the longest token
     it signed has expired (max-ttl + leeway), and the server says so."""
 
-    SETTINGS = {"TOKEND_MAX_TTL": "2s", "TOKEND_ACCESS_TTL": "1s", "TOKEND_LEEWAY": "0"}
+    SETTINGS = {"TOKEND_MAX_TTL": "2s", "TOKEND_ACCESS_TTL": "1s", "TOKEND_LEEWAY": "0", "TOKEND_JWKS_MAX_AGE": "0"}
 
     @classmethod
     def setUpClass(cls):
