@@ -391,8 +391,9 @@ struct pgconn {
 };
 
 struct pg {
-    char *conninfo; /* the URL or key/value text: may hold a password, never printed */
-    char *password; /* from --store-password-file, or NULL */
+    char *conninfo;     /* the URL or key/value text: may hold a password, never printed */
+    char *password;     /* from --store-password-file, or NULL */
+    char *url_password; /* the password conninfo holds, or NULL: scrubbed from messages */
     pthread_mutex_t mu;
     pthread_cond_t freed;
     struct pgconn *conns;
@@ -410,6 +411,30 @@ struct pg {
 static struct pg *pg_of(tks_store *s)
 {
     return (struct pg *)s->impl;
+}
+
+/* Replaces every occurrence of `secret` in msg with "***" (libpq may echo
+ * parts of the connection string in its messages). */
+static void scrub(char *msg, const char *secret)
+{
+    size_t n = secret != NULL ? strlen(secret) : 0;
+    if (n == 0) {
+        return;
+    }
+    char *from = msg;
+    char *at;
+    while ((at = strstr(from, secret)) != NULL) {
+        size_t w = n < 3 ? n : 3; /* never longer than what it replaces */
+        memset(at, '*', w);
+        memmove(at + w, at + n, strlen(at + n) + 1);
+        from = at + w; /* go on after it: a secret of stars must end too */
+    }
+}
+
+static void scrub_all(const struct pg *p, char *msg)
+{
+    scrub(msg, p->password);
+    scrub(msg, p->url_password);
 }
 
 /* A new session: libpq parses `conninfo` (URL or key/value); the password,
@@ -448,6 +473,7 @@ static PGconn *connect_one(const struct pg *p, char *err, size_t err_cap)
         for (size_t k = strlen(err); k > 0 && err[k - 1] == ' '; k--) {
             err[k - 1] = '\0';
         }
+        scrub_all(p, err);
         PQfinish(c);
         return NULL;
     }
@@ -458,6 +484,7 @@ static PGconn *connect_one(const struct pg *p, char *err, size_t err_cap)
     PQclear(r);
     if (!ok) {
         snprintf(err, err_cap, "cannot configure the PostgreSQL session: %s", PQerrorMessage(c));
+        scrub_all(p, err);
         PQfinish(c);
         return NULL;
     }
@@ -542,7 +569,10 @@ static tks_result fail(tks_store *s, struct pgconn *pc, const PGresult *r, const
         msg = PQerrorMessage(pc->c);
     }
     if (PQstatus(pc->c) != CONNECTION_OK || state == NULL) {
-        tksi_seterr(s, "%s: the connection to PostgreSQL was lost (%s)", what, msg);
+        char m[256];
+        snprintf(m, sizeof m, "%s", msg);
+        scrub_all(pg_of(s), m);
+        tksi_seterr(s, "%s: the connection to PostgreSQL was lost (%s)", what, m);
         return TKS_BUSY;
     }
     if (strcmp(state, "23505") == 0) {
@@ -1884,6 +1914,10 @@ static void free_pg(struct pg *p)
         memset(p->password, 0, strlen(p->password));
         free(p->password);
     }
+    if (p->url_password != NULL) {
+        memset(p->url_password, 0, strlen(p->url_password));
+        free(p->url_password);
+    }
     if (p->conninfo != NULL) {
         memset(p->conninfo, 0, strlen(p->conninfo));
         free(p->conninfo);
@@ -2003,7 +2037,15 @@ tks_result tksi_pg_open_at(tks_store *s, const char *conninfo, const char *passw
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->freed, NULL);
     pthread_mutex_init(&p->watch_mu, NULL);
+    /* libpq knows the schemes in lower case only: "POSTGRES://" would be
+     * read as key/value text (and its password echoed in the error) */
     p->conninfo = strdup(conninfo);
+    if (p->conninfo != NULL) {
+        char *sep = strstr(p->conninfo, "://");
+        for (char *q = p->conninfo; sep != NULL && q < sep; q++) {
+            *q = (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q);
+        }
+    }
     p->password = password != NULL ? strdup(password) : NULL;
     p->conns = calloc(pool, sizeof *p->conns);
     p->n = pool;
@@ -2012,6 +2054,23 @@ tks_result tksi_pg_open_at(tks_store *s, const char *conninfo, const char *passw
         free_pg(p);
         return TKS_ERR;
     }
+    /* A connection string that does not parse is a configuration error, not
+     * an unreachable server: say so (without echoing it) and stop. */
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(p->conninfo, &perr);
+    if (opts == NULL) {
+        snprintf(err, err_cap, "the store URL is not a PostgreSQL connection string libpq understands%s",
+                 perr != NULL && strstr(perr, "invalid connection option") != NULL ? " (an unknown option)" : "");
+        PQfreemem(perr);
+        free_pg(p);
+        return TKS_ERR;
+    }
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "password") == 0 && o->val != NULL && o->val[0] != '\0') {
+            p->url_password = strdup(o->val);
+        }
+    }
+    PQconninfoFree(opts);
     /* The first connection migrates and then joins the pool. */
     PGconn *c = connect_one(p, err, err_cap);
     if (c == NULL) {
@@ -2020,6 +2079,7 @@ tks_result tksi_pg_open_at(tks_store *s, const char *conninfo, const char *passw
     }
     int version = 0;
     tks_result r = migrate(c, target, &version, err, err_cap);
+    scrub_all(p, err);
     if (r != TKS_OK) {
         PQfinish(c);
         free_pg(p);
