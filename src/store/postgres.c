@@ -349,7 +349,8 @@ static const struct {
                          " RETURNING failures",
                          4},
     [ST_ATTEMPT_BLOCK] = {"UPDATE attempts SET blocked_until = $2 WHERE key = $1 AND blocked_until < $2", 2},
-    [ST_ATTEMPT_GET] = {"SELECT blocked_until FROM attempts WHERE key = $1", 1},
+    /* up to TKS_ATTEMPT_KEYS (3) keys in one round trip; unused ones repeat the first */
+    [ST_ATTEMPT_GET] = {"SELECT key, blocked_until FROM attempts WHERE key IN ($1, $2, $3)", 3},
     [ST_ATTEMPT_CLEAR] = {"DELETE FROM attempts WHERE key = $1", 1},
     [ST_ATTEMPT_PURGE] = {"DELETE FROM attempts WHERE window_start + $2 <= $1 AND blocked_until <= $1", 2},
     [ST_AUDIT_INSERT] = {"INSERT INTO audit (at, kind, client_id, ip, detail) VALUES ($1, $2, $3, $4, $5)", 5},
@@ -1424,22 +1425,31 @@ static tks_result pg_attempts_block(tks_store *s, const uint64_t *keys, size_t n
 
 static tks_result pg_attempts_get(tks_store *s, const uint64_t *keys, size_t n, int64_t *blocked_until)
 {
+    struct params a = {.n = 0};
+    for (size_t i = 0; i < TKS_ATTEMPT_KEYS; i++) {
+        p_i64(&a, (int64_t)keys[i < n ? i : 0]);
+    }
     tks_result r = TKS_OK;
     struct pgconn *pc = acquire(s, &r);
     if (pc == NULL) {
         return r;
     }
-    for (size_t i = 0; r == TKS_OK && i < n; i++) {
-        struct params a = {.n = 0};
-        p_i64(&a, (int64_t)keys[i]);
-        PGresult *res = NULL;
-        r = exec_stmt(s, pc, ST_ATTEMPT_GET, &a, 0, "reading failed attempts", &res);
-        if (r == TKS_OK && PQntuples(res) == 1 &&
-            get_i64(s, res, 0, 0, "attempts.blocked_until", &blocked_until[i]) != 0) {
+    PGresult *res = NULL;
+    r = exec_stmt(s, pc, ST_ATTEMPT_GET, &a, 0, "reading failed attempts", &res);
+    for (int row = 0; r == TKS_OK && row < PQntuples(res); row++) {
+        int64_t key = 0, until = 0;
+        if (get_i64(s, res, row, 0, "attempts.key", &key) != 0 ||
+            get_i64(s, res, row, 1, "attempts.blocked_until", &until) != 0) {
             r = TKS_ERR;
+            break;
         }
-        PQclear(res);
+        for (size_t i = 0; i < n; i++) {
+            if ((int64_t)keys[i] == key) {
+                blocked_until[i] = until;
+            }
+        }
     }
+    PQclear(res);
     release_conn(s, pc);
     return r;
 }

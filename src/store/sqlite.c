@@ -323,7 +323,8 @@ static const char *const SQL[ST__COUNT] = {
         "                 ELSE window_start END"
         " RETURNING failures",
     [ST_ATTEMPT_BLOCK] = "UPDATE attempts SET blocked_until = ?2 WHERE key = ?1 AND blocked_until < ?2",
-    [ST_ATTEMPT_GET] = "SELECT blocked_until FROM attempts WHERE key = ?1",
+    /* up to TKS_ATTEMPT_KEYS (3) keys in one statement; unused ones repeat the first */
+    [ST_ATTEMPT_GET] = "SELECT key, blocked_until FROM attempts WHERE key IN (?1, ?2, ?3)",
     [ST_ATTEMPT_CLEAR] = "DELETE FROM attempts WHERE key = ?1",
     [ST_ATTEMPT_PURGE] = "DELETE FROM attempts WHERE window_start + ?2 <= ?1 AND blocked_until <= ?1",
     [ST_AUDIT_INSERT] = "INSERT INTO audit (at, kind, client_id, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1905,21 +1906,31 @@ static tks_result sq_attempts_get(tks_store *s, const uint64_t *keys, size_t n, 
 {
     struct sq *q = sq_of(s);
     lock(q);
-    tks_result r = TKS_OK;
-    for (size_t i = 0; r == TKS_OK && i < n; i++) {
-        sqlite3_stmt *st;
-        r = prep(s, q, ST_ATTEMPT_GET, &st);
-        if (r != TKS_OK) {
-            break;
-        }
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_ATTEMPT_GET, &st);
+    if (r == TKS_OK) {
         struct binder b = {st, SQLITE_OK};
-        b_i64(&b, 1, (int64_t)keys[i]);
-        int rc = b.rc == SQLITE_OK ? sqlite3_step(st) : b.rc;
-        if (rc == SQLITE_ROW) {
-            if (col_i64(s, st, 0, "attempts.blocked_until", &blocked_until[i]) != 0) {
-                r = TKS_ERR;
+        for (size_t i = 0; i < TKS_ATTEMPT_KEYS; i++) {
+            b_i64(&b, (int)i + 1, (int64_t)keys[i < n ? i : 0]);
+        }
+        int rc = b.rc;
+        while (r == TKS_OK && (rc == SQLITE_OK || rc == SQLITE_ROW)) {
+            rc = sqlite3_step(st);
+            if (rc != SQLITE_ROW) {
+                break;
             }
-        } else if (rc != SQLITE_DONE) {
+            int64_t key = 0, until = 0;
+            if (col_i64(s, st, 0, "attempts.key", &key) != 0 || col_i64(s, st, 1, "attempts.blocked_until", &until)) {
+                r = TKS_ERR;
+                break;
+            }
+            for (size_t i = 0; i < n; i++) {
+                if ((int64_t)keys[i] == key) {
+                    blocked_until[i] = until;
+                }
+            }
+        }
+        if (r == TKS_OK && rc != SQLITE_DONE) {
             r = fail(s, q, rc, "reading failed attempts");
         }
         release(st);
