@@ -428,6 +428,11 @@ tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client
             snprintf(why, why_cap, "unknown authorization code");
             return TKA_GRANT_INVALID_GRANT;
         }
+        if (rc == TKS_UNKNOWN) {
+            snprintf(why, why_cap, "the store did not confirm the exchange, so the code may have been spent: %s",
+                     tks_errmsg(a->store));
+            return TKA_GRANT_ERROR;
+        }
         snprintf(why, why_cap, "the store is unavailable (the code was not spent): %s", tks_errmsg(a->store));
         return TKA_GRANT_ERROR;
     }
@@ -512,6 +517,12 @@ tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, c
         if (rc == TKS_NOT_FOUND) {
             snprintf(why, why_cap, "unknown refresh token");
             return TKA_GRANT_INVALID_GRANT;
+        }
+        if (rc == TKS_UNKNOWN) {
+            snprintf(why, why_cap,
+                     "the store did not confirm the rotation, so the refresh token may have been spent: %s",
+                     tks_errmsg(a->store));
+            return TKA_GRANT_ERROR;
         }
         snprintf(why, why_cap, "the store is unavailable (the refresh token was not spent): %s", tks_errmsg(a->store));
         return TKA_GRANT_ERROR;

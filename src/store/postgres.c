@@ -372,13 +372,17 @@ static const struct {
     [ST_SESSION_SIDS_OF_USER] = {"SELECT sid FROM sessions WHERE user_id = $1 ORDER BY created_at", 1},
     [ST_SESSION_END_USER] = {"UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at = 0", 2},
     [ST_CODE_INSERT] = {"INSERT INTO codes (" CODE_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", 11},
-    [ST_CODE_USE] = {"UPDATE codes SET used_at = $2 WHERE hash = $1 AND used_at = 0", 2},
+    [ST_CODE_USE] = {"UPDATE codes SET used_at = $2 WHERE hash = $1 AND used_at = 0"
+                     " RETURNING pg_current_xact_id()::text",
+                     2},
     [ST_CODE_GET] = {"SELECT " CODE_COLS " FROM codes WHERE hash = $1", 1},
     [ST_CODE_PURGE] = {"DELETE FROM codes WHERE expires_at < $1", 1},
     [ST_REFRESH_INSERT] = {"INSERT INTO refresh_tokens (" REFRESH_COLS
                            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                            10},
-    [ST_REFRESH_USE] = {"UPDATE refresh_tokens SET used_at = $2 WHERE hash = $1 AND used_at = 0", 2},
+    [ST_REFRESH_USE] = {"UPDATE refresh_tokens SET used_at = $2 WHERE hash = $1 AND used_at = 0"
+                        " RETURNING pg_current_xact_id()::text",
+                        2},
     [ST_REFRESH_GET] = {"SELECT " REFRESH_COLS " FROM refresh_tokens WHERE hash = $1", 1},
     [ST_REFRESH_PURGE] = {"DELETE FROM refresh_tokens WHERE expires_at < $1", 1},
 };
@@ -682,6 +686,10 @@ static tks_result simple(tks_store *s, struct pgconn *pc, const char *sql, const
     tks_result res = TKS_OK;
     if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
         res = fail(s, pc, r, what);
+    } else if (strcmp(sql, "COMMIT") == 0 && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+        /* COMMIT of a transaction that had failed answers ROLLBACK */
+        tksi_seterr(s, "%s: PostgreSQL rolled the transaction back", what);
+        res = TKS_ERR;
     }
     PQclear(r);
     return res;
@@ -702,6 +710,103 @@ static tks_result tx_end(tks_store *s, struct pgconn *pc, tks_result r)
         PQclear(PQexec(pc->c, "ROLLBACK"));
     }
     return r;
+}
+
+/* What became of transaction `xid` (decimal text) of a connection that
+ * broke while its COMMIT was on the way: asked on a new session in the
+ * same slot. PostgreSQL finishes a COMMIT it received even when the client
+ * is gone, and aborts a transaction whose client went away before; one
+ * still "in progress" after a second (no COMMIT arrived, the socket not
+ * yet seen closed) has its old session ended, which settles it. TKS_OK:
+ * committed; TKS_BUSY: rolled back; TKS_UNKNOWN: no answer. */
+static tks_result commit_outcome(tks_store *s, struct pgconn *pc, const char *xid, const char *what)
+{
+    struct pg *p = pg_of(s);
+    int old_pid = PQbackendPID(pc->c);
+    char pid[24];
+    snprintf(pid, sizeof pid, "%d", old_pid);
+    PQfinish(pc->c);
+    memset(pc->prepared, 0, sizeof pc->prepared);
+    char err[512];
+    pc->c = connect_one(p, err, sizeof err);
+    if (pc->c == NULL) {
+        tksi_seterr(s, "%s: the answer to COMMIT was lost and PostgreSQL cannot be asked whether it took effect (%s)",
+                    what, err);
+        return TKS_UNKNOWN;
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int ended = 0;
+    for (int round = 0;; round++) {
+        const char *v[1] = {xid};
+        PGresult *r = PQexecParams(pc->c, "SELECT pg_xact_status($1::xid8)", 1, NULL, v, NULL, NULL, 0);
+        const char *st = r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)
+                             ? PQgetvalue(r, 0, 0)
+                             : NULL;
+        tks_result res = st == NULL                       ? TKS_UNKNOWN
+                         : strcmp(st, "committed") == 0   ? TKS_OK
+                         : strcmp(st, "aborted") == 0     ? TKS_BUSY
+                         : strcmp(st, "in progress") == 0 ? TKS_ERR /* ask again */
+                                                          : TKS_UNKNOWN;
+        PQclear(r);
+        if (res == TKS_BUSY) {
+            tksi_seterr(s,
+                        "%s: the connection to PostgreSQL was lost while committing; it rolled the transaction "
+                        "back, so nothing was written",
+                        what);
+        }
+        if (res != TKS_ERR) {
+            if (res == TKS_UNKNOWN) {
+                tksi_seterr(s, "%s: the answer to COMMIT was lost and PostgreSQL did not say whether it took effect",
+                            what);
+            }
+            return res;
+        }
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        double waited = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+        if (waited > 1.0 && !ended && old_pid > 0) {
+            const char *pv[1] = {pid};
+            PQclear(PQexecParams(pc->c, "SELECT pg_terminate_backend($1::int, 1000)", 1, NULL, pv, NULL, NULL, 0));
+            ended = 1;
+        } else if (waited > 3.0) {
+            tksi_seterr(s, "%s: the answer to COMMIT was lost and the transaction is still running after %.0f s", what,
+                        waited);
+            return TKS_UNKNOWN;
+        }
+        struct timespec nap = {0, round < 10 ? 5000000L : 50000000L};
+        nanosleep(&nap, NULL);
+    }
+}
+
+/* COMMIT of a single-use write whose transaction id is `xid`: when no
+ * answer comes (the connection broke), commit_outcome asks what happened,
+ * so that a token spent in the store is never reported as not spent. */
+static tks_result commit_known(tks_store *s, struct pgconn *pc, const char *xid, const char *what)
+{
+    if (tksi_fault_hit(s, "committing")) {
+        PQclear(PQexec(pc->c, "ROLLBACK"));
+        return TKS_ERR;
+    }
+    PGresult *r = PQexec(pc->c, "COMMIT");
+    if (r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK) {
+        int committed = strcmp(PQcmdStatus(r), "COMMIT") == 0;
+        PQclear(r);
+        if (!committed) {
+            tksi_seterr(s, "%s: PostgreSQL rolled the transaction back", what);
+        }
+        return committed ? TKS_OK : TKS_ERR;
+    }
+    int answered = r != NULL && PQresultErrorField(r, PG_DIAG_SQLSTATE) != NULL && PQstatus(pc->c) == CONNECTION_OK;
+    tks_result res = fail(s, pc, r, what);
+    PQclear(r);
+    if (answered) { /* an error answer: the transaction is over, not committed */
+        if (PQtransactionStatus(pc->c) != PQTRANS_IDLE) {
+            PQclear(PQexec(pc->c, "ROLLBACK"));
+        }
+        return res;
+    }
+    return commit_outcome(s, pc, xid, what);
 }
 
 /* ---- reading values ------------------------------------------------------------ */
@@ -1657,6 +1762,7 @@ static tks_result use_once(tks_store *s, enum stmt_id use, enum stmt_id get, con
     }
     r = tx_begin(s, pc);
     int was_unused = 0;
+    char xid[24] = ""; /* of this transaction, when it spends the row */
     PGresult *res = NULL;
     if (r == TKS_OK) {
         struct params a = {.n = 0};
@@ -1664,6 +1770,13 @@ static tks_result use_once(tks_store *s, enum stmt_id use, enum stmt_id get, con
         p_i64(&a, now);
         r = exec_stmt(s, pc, use, &a, 1, what, &res);
         was_unused = r == TKS_OK && changed(res) == 1;
+        if (was_unused &&
+            (PQntuples(res) != 1 || PQgetlength(res, 0, 0) < 1 || (size_t)PQgetlength(res, 0, 0) >= sizeof xid)) {
+            tksi_seterr(s, "%s: PostgreSQL did not return the transaction id", what);
+            r = TKS_ERR;
+        } else if (was_unused) {
+            memcpy(xid, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+        }
         PQclear(res);
     }
     tks_result found = r;
@@ -1686,8 +1799,13 @@ static tks_result use_once(tks_store *s, enum stmt_id use, enum stmt_id get, con
             found = TKS_ERR; /* its user or client went away, or a hash collision */
         }
     }
-    /* Commit only what can be answered; TKS_NOT_FOUND changed nothing. */
-    r = tx_end(s, pc, found == TKS_OK || found == TKS_NOT_FOUND ? TKS_OK : found);
+    /* Commit only what can be answered; TKS_NOT_FOUND changed nothing. A
+     * spend is committed by commit_known: never reported lost if it took. */
+    if (found == TKS_OK && was_unused) {
+        r = commit_known(s, pc, xid, what);
+    } else {
+        r = tx_end(s, pc, found == TKS_OK || found == TKS_NOT_FOUND ? TKS_OK : found);
+    }
     release_conn(s, pc);
     if (r != TKS_OK) {
         return r;

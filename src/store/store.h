@@ -32,6 +32,11 @@ typedef enum tks_result {
     TKS_EXISTS = 2,    /* unique key taken (client id, kid) */
     TKS_ERR = 3,       /* the backend failed: see tks_errmsg() */
     TKS_BUSY = 4,      /* the backend is locked or unreachable: retry, or answer 503 */
+    /* The answer to a COMMIT was lost and the backend could not be asked
+     * afterwards whether it took effect: it may have. Only the single-use
+     * writes (tks_code_exchange, tks_refresh_rotate) return it; answer 503
+     * and do not claim that nothing was spent. */
+    TKS_UNKNOWN = 5,
 } tks_result;
 
 typedef struct tks_store tks_store;
@@ -266,8 +271,11 @@ tks_result tks_code_redeem(tks_store *s, const unsigned char hash[32], int64_t n
 /* Redeems a code and stores the first refresh token of its sign-in in ONE
  * transaction (SECURITY.md rule 19): `first` may be NULL (a client that
  * does not refresh). Results as tks_code_redeem; on TKS_EXISTS,
- * TKS_NOT_FOUND and every failure nothing is written, so a failure leaves
- * the code usable. */
+ * TKS_NOT_FOUND and every failure but TKS_UNKNOWN nothing is written, so a
+ * failure leaves the code usable. A COMMIT whose answer is lost is asked
+ * about on a new connection (PostgreSQL: pg_xact_status): committed is
+ * TKS_OK, rolled back a failure, and only when that cannot be learned
+ * TKS_UNKNOWN. */
 tks_result tks_code_exchange(tks_store *s, const unsigned char hash[32], int64_t now, const tks_refresh *first,
                              tks_code *out);
 /* Looks a code up without using it (to check it before redeeming). */
@@ -299,9 +307,10 @@ tks_result tks_refresh_use(tks_store *s, const unsigned char hash[32], int64_t n
  * `now` if it is unused and inserts `next`, the token that replaces it
  * (NULL: none, which is tks_refresh_use). TKS_OK: rotated (*out holds the
  * old row); TKS_EXISTS: it had been used already (*out holds the row with
- * its first used_at); TKS_NOT_FOUND. On anything but TKS_OK nothing is
- * written: the presented token stays usable. Of N concurrent rotations of
- * one token exactly one gets TKS_OK. */
+ * its first used_at); TKS_NOT_FOUND. On anything but TKS_OK and
+ * TKS_UNKNOWN nothing is written: the presented token stays usable (a lost
+ * COMMIT answer as tks_code_exchange). Of N concurrent rotations of one
+ * token exactly one gets TKS_OK. */
 tks_result tks_refresh_rotate(tks_store *s, const unsigned char hash[32], int64_t now, const tks_refresh *next,
                               tks_refresh *out);
 /* Looks a refresh token up without using it (for revocation, RFC 7009). */
