@@ -1,0 +1,598 @@
+"""PostgreSQL fails under two tokend instances (issue 9 section 4;
+docs/operations.md "When the database fails").
+
+Two `tokend serve` (A, B; --max-stale 3s) on one PostgreSQL (pgserver.py),
+straight on loopback (no nginx: what each instance answers is the point).
+A steady load runs throughout: client_credentials at A and B, refresh
+token rotation (one family at A, one at B), sign-ins (the page and POST
+/login at A, the code exchanged at B), /auth with a valid token and with
+a token revoked before the outage, /readyz. Then PostgreSQL is
+
+  1. stopped (a fast shutdown, `pg_ctl stop -m fast`), and
+  2. killed (SIGKILL to the postmaster and its backends; crash recovery
+     on start),
+
+kept down for 6 s, and started again on the same port. Asserted:
+
+ - while down: token requests, the sign-in page, POST /login, code
+   exchange, refresh, revocation, introspection and the logout
+   confirmation answer 503 with Retry-After (never another 5xx, never a
+   dropped connection); the admin CLI (client list, revoke, keys rotate)
+   exits non-zero at once with a message naming the store and hiding the
+   password;
+ - /auth keeps answering 200 for a valid token while the outage is shorter
+   than --max-stale, then 503 `X-Auth-Reason: unavailable` (its log line
+   says the revocation list is stale); /readyz is 503; a token revoked
+   before the outage says 401 revoked throughout;
+ - when PostgreSQL is back every instance recovers by itself (/readyz,
+   /auth and token issuance answer 200 again; the times are printed) and a
+   revocation made at A during the recovery is seen at B;
+ - nothing was issued that the store does not have: every refresh token
+   and code a client received is in the store, the last refresh token of
+   each family works (once), every code received was exchanged once, and
+   the session whose logout failed is still there, then signs out.
+
+A table of what answered what in each phase, and the recovery times, are
+printed (for the closing note).
+
+    TOKEND_BIN=$PWD/build/dev/tokend /usr/bin/python3 tests/e2e/test_cluster_db_faults.py
+"""
+
+import hashlib
+import os
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clustertest as ct  # noqa: E402
+import faulttest as ft  # noqa: E402
+
+st = ct.st
+AUD = ct.AUD
+SCOPE = ct.SCOPE
+REDIRECT = ft.REDIRECT
+PASSWORD = ft.PASSWORD
+MAX_STALE = 3  # s, --max-stale
+DOWN_FOR = 6.0  # s the database stays down
+RECOVERY_BOUND = 10.0  # s: "a few seconds"
+PROBE_TIMEOUT = 10  # s per request: a hung request is a finding, not a wait
+
+PHASES = ("before", "down < max-stale", "down > max-stale", "recovering", "after")
+SUMMARY = []  # printed at the end
+
+
+def retry_after_ok(r):
+    ra = r.headers.get("Retry-After", "")
+    return ra.isdigit() and int(ra) >= 1
+
+
+def verdict(r, with_reason=False):
+    """What a response says, as a short string; a 503 without Retry-After
+    and any other 5xx are spelled so that the checks catch them."""
+    s = str(r.status_code)
+    if with_reason and r.headers.get("X-Auth-Reason"):
+        s += " " + r.headers["X-Auth-Reason"]
+    if r.status_code == 503 and not retry_after_ok(r):
+        s += " NO-RETRY-AFTER"
+    return s
+
+
+class Recorder:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.events = []  # (t0, t1, kind, instance, verdict)
+
+    def add(self, t0, kind, inst, v):
+        with self.lock:
+            self.events.append((t0, time.monotonic(), kind, inst, v))
+
+    def select(self, kind=None, inst=None, t_from=None, t_to=None):
+        with self.lock:
+            ev = list(self.events)
+        return [e for e in ev if (kind is None or e[2] == kind) and (inst is None or e[3] == inst)
+                and (t_from is None or e[0] >= t_from) and (t_to is None or e[0] < t_to)]
+
+
+class Loop:
+    """Calls step() every `every` s in a thread until stopped; step returns
+    [(kind, instance name, verdict)] and may raise (recorded as the
+    exception's name: a dropped connection or a timeout)."""
+
+    def __init__(self, rec, name, step, every, stop):
+        self.rec, self.name, self.step, self.every, self.stop = rec, name, step, every, stop
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _run(self):
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            try:
+                for kind, inst, v in self.step():
+                    self.rec.add(t0, kind, inst, v)
+            except Exception as e:  # noqa: BLE001 - recorded, fails the test
+                self.rec.add(t0, self.name, "?", "EXC " + type(e).__name__ + ": " + str(e)[:200])
+            self.stop.wait(max(0.0, self.every - (time.monotonic() - t0)))
+
+
+class RefreshFamily:
+    """One sign-in's refresh token, rotated at `inst` whenever the store
+    lets it: every token received is kept (it must be in the store)."""
+
+    def __init__(self, inst, client_id, tokens):
+        self.inst, self.client_id = inst, client_id
+        self.s = st.new_session(True)
+        self.current = tokens["refresh_token"]
+        self.received = [tokens["refresh_token"]]
+        self.rotations = 0
+
+    def step(self):
+        r = self.s.post(self.inst.url + "/oauth/token", timeout=PROBE_TIMEOUT, data={
+            "grant_type": "refresh_token", "refresh_token": self.current, "client_id": self.client_id})
+        v = verdict(r)
+        if r.status_code == 200:
+            self.current = r.json()["refresh_token"]
+            self.received.append(self.current)
+            self.rotations += 1
+        elif r.status_code == 400:
+            v += " " + ft.description(r)[:120]
+        return [("refresh", self.inst.name, v)]
+
+
+class SignIns:
+    """Sign-ins in a loop: the page and POST /login at `a` (a new browser,
+    its own address, each time), the code exchanged at `b`. The next
+    browser fetches its sign-in page as soon as the last one is done, so
+    that a form is in hand when the database goes: its POST /login is
+    tried again each round until it gets through. A code whose exchange got
+    503 is exchanged again on the next round (it lives 60 s)."""
+
+    def __init__(self, a, b, client_id):
+        self.a, self.b, self.client_id = a, b, client_id
+        self.received = []  # every code a browser was given
+        self.pending = []  # codes not exchanged yet: (code, verifier)
+        self.exchanged = []
+        self.tokens = []
+        self.s = st.new_session(True)
+        self.br = None
+        self.form = None
+
+    def close(self):
+        self.s.close()
+        if self.br is not None:
+            self.br.close()
+
+    def exchange(self, code, verifier):
+        r = self.s.post(self.b.url + "/oauth/token", timeout=PROBE_TIMEOUT, data={
+            "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+            "redirect_uri": REDIRECT, "client_id": self.client_id})
+        v = verdict(r)
+        if r.status_code == 200:
+            self.exchanged.append(code)
+            self.tokens.append(r.json())
+        elif r.status_code != 503:
+            v += " " + ft.description(r)[:120]
+        return r.status_code, v
+
+    def page(self, out):
+        if self.br is None:
+            self.br = st.SignInBrowser(self.a, self.client_id, REDIRECT)
+        r = self.br.authorize()
+        out.append(("sign-in page", self.a.name, verdict(r)))
+        if r.status_code == 200:
+            self.form = st.login_form(st.parse_page(r.text))
+
+    def step(self):
+        out = []
+        for code, verifier in list(self.pending):
+            status, v = self.exchange(code, verifier)
+            out.append(("code exchange", self.b.name, v))
+            if status != 503:
+                self.pending.remove((code, verifier))
+        if self.form is None:
+            self.page(out)
+            if self.form is None:
+                return out
+        r = self.br.post_login(self.form, "alice", PASSWORD)
+        out.append(("POST /login", self.a.name, verdict(r)))
+        if r.status_code != 303:
+            return out
+        got = self.br.redirect_result(r)
+        self.br.close()
+        self.br = None
+        self.form = None
+        self.received.append(got["code"])
+        status, v = self.exchange(got["code"], got["verifier"])
+        out.append(("code exchange", self.b.name, v))
+        if status == 503:
+            self.pending.append((got["code"], got["verifier"]))
+        self.page(out)  # the next form, in hand
+        return out
+
+
+def sha_hex(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class DatabaseFaults(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.t_start = time.monotonic()
+        cls.cl = ct.Cluster(n=2, nginx=False, settings={"TOKEND_MAX_STALE": "%ds" % MAX_STALE}).start()
+        try:
+            cls.a, cls.b = cls.cl.instances
+            cls.cid, cls.secret = cls.a.add_client("svc", SCOPE, AUD, serves=AUD)
+            cls.spa = cls.a.add_signin_client("spa", REDIRECT, SCOPE, AUD)[0]
+            cls.a.add_user("alice", PASSWORD)
+        except BaseException:
+            cls.cl.close(check=False)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.cl.close()
+        finally:
+            if SUMMARY:
+                print("\n---- test_cluster_db_faults: measured ----\n" + "\n\n".join(SUMMARY), file=sys.stderr)
+            print("test_cluster_db_faults: %.1f s in all" % (time.monotonic() - cls.t_start), file=sys.stderr)
+
+    def test_1_postgres_stopped(self):
+        self.outage("stop_fast")
+
+    def test_2_postgres_killed(self):
+        self.outage("kill")
+
+    # ---------------------------------------------------------------------------------
+    def outage(self, how):
+        cl, a, b = self.cl, self.a, self.b
+        insts = (a, b)
+        rec = Recorder()
+        stop = threading.Event()
+        valid = a.token(self.cid, self.secret)
+        revoked = b.token(self.cid, self.secret)
+        late_revoke = a.token(self.cid, self.secret)  # revoked at A during the recovery
+        r = a.revoke(self.cid, self.secret, revoked)
+        self.assertEqual(r.status_code, 200)
+        for inst in insts:
+            self.assertEqual(self.wait_revoked(inst, revoked, 1.0)[1], "401 revoked")
+        families = [RefreshFamily(inst, self.spa, ft.sign_in(a, self.spa)) for inst in insts]
+        signins = SignIns(a, b, self.spa)
+        # a browser signed in at A, on the "Sign out?" page: its confirmation comes during the outage
+        leaving = st.SignInBrowser(a, self.spa, REDIRECT)
+        got = leaving.sign_in("alice", PASSWORD)
+        r = leaving.exchange(got["code"], got["verifier"])
+        self.assertEqual(r.status_code, 200, ft.describe(r))
+        leaving_tokens = r.json()
+        ask = leaving.logout()
+        self.assertIn("Sign out?", ask.text)
+        # a code given to a browser just before the outage, exchanged during it (503) and after it (200)
+        held = ft.st.SignInBrowser(a, self.spa, REDIRECT)
+        held_code = held.sign_in("alice", PASSWORD)
+        held.close()
+        self.held = (held_code["code"], held_code["verifier"])
+
+        sessions = {}
+
+        def sess(key):
+            if key not in sessions:
+                sessions[key] = st.new_session(True)
+            return sessions[key]
+
+        def token_step(inst):
+            def step():
+                r = sess(("tok", inst.name)).post(inst.url + "/oauth/token", data={"grant_type": "client_credentials"},
+                                                  auth=(self.cid, self.secret), timeout=PROBE_TIMEOUT)
+                return [("client_credentials", inst.name, verdict(r))]
+            return step
+
+        def auth_step(inst, tok, kind):
+            def step():
+                r = sess((kind, inst.name)).get(inst.url + "/auth", params={"aud": AUD, "scope": SCOPE},
+                                                headers={"Authorization": "Bearer " + tok}, timeout=PROBE_TIMEOUT)
+                return [(kind, inst.name, verdict(r, with_reason=True))]
+            return step
+
+        def ready_step(inst):
+            def step():
+                r = sess(("ready", inst.name)).get(inst.url + "/readyz", timeout=PROBE_TIMEOUT)
+                return [("/readyz", inst.name, verdict(r))]
+            return step
+
+        loops = []
+        for inst in insts:
+            loops.append(Loop(rec, "client_credentials", token_step(inst), 0.1, stop))
+            loops.append(Loop(rec, "/auth valid", auth_step(inst, valid, "/auth valid token"), 0.1, stop))
+            loops.append(Loop(rec, "/auth revoked", auth_step(inst, revoked, "/auth revoked before"), 0.1, stop))
+            loops.append(Loop(rec, "/readyz", ready_step(inst), 0.2, stop))
+        for f in families:
+            loops.append(Loop(rec, "refresh", f.step, 0.1, stop))
+        loops.append(Loop(rec, "sign-in", signins.step, 0.3, stop))
+        marks = {}
+        try:
+            for lp in loops:
+                lp.start()
+            time.sleep(1.5)
+
+            # ---- down ----------------------------------------------------------------
+            marks["stop"] = time.monotonic()
+            getattr(cl.pg, how)()
+            marks["down"] = time.monotonic()
+            early = self.one_shot(rec, valid, leaving, ask)
+            time.sleep(max(0.0, marks["stop"] + DOWN_FOR - time.monotonic()))
+            late = self.one_shot(rec, valid, leaving, ask)
+            stale = {}
+            for inst in insts:
+                r = ft.auth(inst, inst.session(), valid)
+                stale[inst.name] = (r.status_code, r.headers.get("X-Auth-Reason"), r.headers.get("Retry-After"),
+                                    inst.log_for(r.headers["X-Request-Id"]).get("detail", ""))
+
+            # ---- up again --------------------------------------------------------------
+            marks["start"] = time.monotonic()
+            cl.pg.start_again()
+            marks["up"] = time.monotonic()
+            fanout = {}
+            rev = threading.Thread(target=lambda: fanout.update(self.revoke_during_recovery(late_revoke)))
+            rev.start()
+            recovery = self.watch_recovery(insts, valid, marks["up"])
+            rev.join(30)
+            marks["recovered"] = marks["up"] + max(max(v.values()) for v in recovery.values())
+            time.sleep(max(0.0, marks["recovered"] + 1.5 - time.monotonic()))
+        finally:
+            stop.set()
+            for lp in loops:
+                lp.thread.join(30)
+            for s in sessions.values():
+                s.close()
+            if not cl.pg.running():  # a failure half way: the next test needs the database
+                cl.pg.start_again()
+        for f in families:
+            f.s.close()
+        signins.close()
+
+        # revocations at A once everything recovered: B is told at once again (LISTEN/NOTIFY), not
+        # by the once-a-second catch-up
+        fanout["after"] = []
+        for _ in range(5):
+            tok = a.token(self.cid, self.secret)
+            self.assertEqual(ft.auth(b, b.session(), tok).status_code, 200)
+            self.assertEqual(a.revoke(self.cid, self.secret, tok).status_code, 200)
+            fanout["after"].append(self.wait_revoked(b, tok, 2.0)[0])
+        summary = self.summarize(how, rec, marks, recovery, fanout, early, late, stale)
+        SUMMARY.append(summary)
+        print("\n" + summary, file=sys.stderr)
+
+        # ---- what was answered --------------------------------------------------------
+        errors = [e for e in rec.select() if e[4].startswith("EXC") or
+                  (e[4][:1] == "5" and not e[4].startswith("503")) or "NO-RETRY-AFTER" in e[4]]
+        self.assertEqual(errors, [], "dropped connections, 5xx other than 503, or 503 without Retry-After")
+        for inst in insts:
+            self.assertTrue(inst.alive(), "%s died:\n%s" % (inst.name, inst.stderr()[-3000:]))
+        t_down, t_up = marks["down"], marks["start"]
+        store_kinds = ("client_credentials", "refresh", "sign-in page", "POST /login", "code exchange")
+        for kind in ("client_credentials", "refresh", "POST /login"):
+            during = rec.select(kind, t_from=t_down + 0.05, t_to=t_up)
+            self.assertTrue(during, "no %s request while the database was down" % kind)
+            self.assertEqual({e[4] for e in during}, {"503"}, "%s while the database was down" % kind)
+        for inst in insts:
+            seq = [e for e in rec.select("/auth valid token", inst.name, t_from=t_down, t_to=t_up)]
+            early_ok = [e[4] for e in seq if e[0] < marks["stop"] + MAX_STALE - 1.2]
+            self.assertTrue(early_ok and set(early_ok) == {"200"},
+                            "%s: /auth during the first %.1f s of the outage: %r" % (inst.name, MAX_STALE - 1.2, early_ok))
+            late_503 = [e[4] for e in seq if e[0] >= marks["stop"] + MAX_STALE + 1.5]
+            self.assertTrue(late_503 and set(late_503) == {"503 unavailable"},
+                            "%s: /auth past --max-stale: %r" % (inst.name, sorted(set(late_503))))
+            flips = [i for i in range(1, len(seq)) if seq[i][4] == "200" and seq[i - 1][4] != "200"]
+            self.assertEqual(flips, [], "%s: /auth went back to 200 while the database was still down" % inst.name)
+            code, reason, ra, detail = stale[inst.name]
+            self.assertEqual((code, reason), (503, "unavailable"))
+            self.assertTrue(ra, "no Retry-After on /auth's 503")
+            self.assertIn("revocation list unavailable", detail)
+            self.assertIn("failing closed", detail)
+            ready_down = {e[4] for e in rec.select("/readyz", inst.name, t_from=t_down + 1.2, t_to=t_up)}
+            self.assertEqual(ready_down, {"503"}, "%s /readyz while the database was down" % inst.name)
+        self.assertEqual({e[4] for e in rec.select("/auth revoked before")}, {"401 revoked"},
+                         "a token revoked before the outage must say so throughout")
+        for name, v in list(early.items()) + list(late.items()):
+            if name.startswith("CLI"):
+                rc, err = v
+                self.assertGreater(rc, 0, "%s: %r" % (name, err))
+                self.assertIn("cannot connect to PostgreSQL", err, name)
+                self.assertNotIn(cl.pg.password, err, "%s printed the database password" % name)
+                self.assertNotIn("Sanitizer", err)
+            else:
+                self.assertEqual(v, "503", "%s while the database was down" % name)
+
+        # ---- recovered -------------------------------------------------------------------
+        for inst in insts:
+            for what, t in recovery[inst.name].items():
+                self.assertLess(t, RECOVERY_BOUND, "%s: %s took %.1f s after PostgreSQL was back" % (inst.name, what, t))
+        self.assertIsNotNone(fanout["seen_at_b"], "B never saw the revocation made at A during the recovery")
+        self.assertTrue(all(x is not None and x < 1.0 for x in fanout["after"]), fanout["after"])
+        after = marks["recovered"]
+        for kind in store_kinds + ("/auth valid token", "/readyz"):
+            got = {e[4] for e in rec.select(kind, t_from=after)}
+            self.assertEqual(got, {"303"} if kind == "POST /login" else {"200"},
+                             "%s after the recovery" % kind)
+
+        # ---- nothing issued that the store does not have -----------------------------
+        rows = set(cl.pg.psql("SELECT encode(hash, 'hex') FROM refresh_tokens;", dbname="tokend_cluster").split())
+        codes = set(cl.pg.psql("SELECT encode(hash, 'hex') FROM codes;", dbname="tokend_cluster").split())
+        for f in families:
+            missing = [ft.short(t) for t in f.received if sha_hex(t) not in rows]
+            self.assertEqual(missing, [], "refresh tokens a client received that the store does not have")
+            self.assertGreater(f.rotations, 0)
+        for t in signins.tokens + [leaving_tokens]:
+            if "refresh_token" in t:
+                self.assertIn(sha_hex(t["refresh_token"]), rows)
+        self.assertEqual([ft.short(c) for c in signins.received if sha_hex(c) not in codes], [],
+                         "codes a browser received that the store does not have")
+        # the code held through the outage: exchanged once now
+        self.assertIn(sha_hex(self.held[0]), codes)
+        r = b.post("/oauth/token", data={"grant_type": "authorization_code", "code": self.held[0],
+                                         "code_verifier": self.held[1], "redirect_uri": REDIRECT,
+                                         "client_id": self.spa})
+        self.assertEqual(r.status_code, 200, "a code issued before the outage: %s" % ft.describe(r))
+        # every code received was exchanged, once (some after a 503 and a retry)
+        self.assertEqual(signins.pending, [])
+        self.assertEqual(sorted(signins.exchanged), sorted(signins.received))
+        # the last refresh token of each family works, once
+        for f in families:
+            r = st.refresh_response(f.inst, f.current, client_id=self.spa)
+            self.assertEqual(r.status_code, 200, "the head of a family at %s: %s" % (f.inst.name, ft.describe(r)))
+            r2 = st.refresh_response(f.inst, f.current, client_id=self.spa)
+            self.assertEqual((r2.status_code, st.oauth_error(r2)), (400, "invalid_grant"))
+        # the logout that failed left the session as it was: it ends now
+        self.assertEqual(ft.auth(b, b.session(), leaving_tokens["access_token"]).status_code, 200)
+        r = leaving.confirm_logout(ask)
+        self.assertIn(r.status_code, (200, 303), r.text[:300])
+        leaving.close()
+        _, last = self.wait_revoked(b, leaving_tokens["access_token"], 2.0)
+        self.assertEqual(last, "401 revoked")
+
+    # ---------------------------------------------------------------------------------
+    def one_shot(self, rec, valid, leaving, ask):
+        """What needs the store, once each, now: {name: verdict}."""
+        a, b = self.a, self.b
+        out = {}
+        out["revoke (RFC 7009) at A"] = verdict(a.revoke(self.cid, self.secret, valid))
+        out["introspect at B"] = verdict(b.introspect(self.cid, self.secret, valid))
+        r = leaving.confirm_logout(ask)
+        out["logout confirmation at A"] = verdict(r)
+        if r.status_code == 503:
+            self.assertIn("could not sign you out", r.text)
+        r = b.post("/oauth/token", data={"grant_type": "authorization_code", "code": self.held[0],
+                                         "code_verifier": self.held[1], "redirect_uri": REDIRECT,
+                                         "client_id": self.spa})
+        out["code exchange at B"] = verdict(r)
+        br = st.SignInBrowser(a, self.spa, REDIRECT)
+        try:
+            out["sign-in page at A"] = verdict(br.authorize())
+        finally:
+            br.close()
+        for args in (("client", "list"), ("revoke", "--jti", "nosuchjti"), ("keys", "rotate")):
+            res = self.cl.admin(*args, timeout=30)
+            out["CLI tokend " + " ".join(args[:2])] = (res.rc, res.err.strip())
+        return out
+
+    def watch_recovery(self, insts, valid, t_up):
+        """Per instance: seconds after PostgreSQL was back until /readyz,
+        /auth (valid token) and a token request answered 200."""
+        out = {}
+
+        def watch(inst):
+            s = st.new_session(True)
+            got = {}
+            try:
+                while len(got) < 3 and time.monotonic() - t_up < 20:
+                    try:
+                        if "readyz" not in got and s.get(inst.url + "/readyz", timeout=PROBE_TIMEOUT).status_code == 200:
+                            got["readyz"] = time.monotonic() - t_up
+                        if "auth" not in got and ft.auth(inst, s, valid, timeout=PROBE_TIMEOUT).status_code == 200:
+                            got["auth"] = time.monotonic() - t_up
+                        if "token" not in got and s.post(inst.url + "/oauth/token",
+                                                         data={"grant_type": "client_credentials"},
+                                                         auth=(self.cid, self.secret),
+                                                         timeout=PROBE_TIMEOUT).status_code == 200:
+                            got["token"] = time.monotonic() - t_up
+                    except Exception:  # noqa: BLE001 - the loops record errors
+                        pass
+                    time.sleep(0.02)
+            finally:
+                s.close()
+            for k in ("readyz", "auth", "token"):
+                got.setdefault(k, float("inf"))
+            out[inst.name] = got
+
+        ths = [threading.Thread(target=watch, args=(i,)) for i in insts]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join(30)
+        return out
+
+    def revoke_during_recovery(self, tok):
+        """Revokes tok at A as soon as A can (right after PostgreSQL is
+        back, while the instances recover; retried on 503), then polls B."""
+        a, b = self.a, self.b
+        t0 = time.monotonic()
+        tries = 0
+        while True:
+            tries += 1
+            r = a.revoke(self.cid, self.secret, tok)
+            if r.status_code == 200 or time.monotonic() - t0 > RECOVERY_BOUND:
+                break
+            time.sleep(0.02)
+        t_rev = time.monotonic()
+        seen, last = self.wait_revoked(b, tok, 3.0)
+        return {"tries": tries, "status": r.status_code, "seen_at_b": seen, "last": last,
+                "revoked_after_up": t_rev}
+
+    def wait_revoked(self, inst, tok, bound):
+        s = st.new_session(True)
+        t0 = time.monotonic()
+        try:
+            while True:
+                r = ft.auth(inst, s, tok)
+                last = verdict(r, with_reason=True)
+                if last == "401 revoked":
+                    return time.monotonic() - t0, last
+                if time.monotonic() - t0 > bound:
+                    return None, last
+                time.sleep(0.002)
+        finally:
+            s.close()
+
+    # ---------------------------------------------------------------------------------
+    def summarize(self, how, rec, marks, recovery, fanout, early, late, stale):
+        bounds = [("before", None, marks["stop"]), ("down < max-stale", marks["stop"], marks["stop"] + MAX_STALE),
+                  ("down > max-stale", marks["stop"] + MAX_STALE, marks["start"]),
+                  ("recovering", marks["start"], marks["recovered"]), ("after", marks["recovered"], None)]
+        kinds = ["client_credentials", "refresh", "sign-in page", "POST /login", "code exchange",
+                 "/auth valid token", "/auth revoked before", "/readyz"]
+        rows = []
+        for kind in kinds:
+            row = [kind]
+            for _, t0, t1 in bounds:
+                counts = {}
+                for e in rec.select(kind, t_from=t0, t_to=t1):
+                    counts[e[4]] = counts.get(e[4], 0) + 1
+                row.append(", ".join("%s x%d" % (k, n) for k, n in sorted(counts.items())) or "-")
+            rows.append(row)
+        for name in early:
+            e, l_ = early[name], late[name]
+            if name.startswith("CLI"):
+                e, l_ = "rc=%d" % e[0], "rc=%d" % l_[0]
+            rows.append([name, "", e, l_, "", ""])
+        out = ["PostgreSQL %s (down %.1f s; --max-stale %ds): what answered what (status x count, both instances)"
+               % ("stopped (fast shutdown)" if how == "stop_fast" else "killed (SIGKILL)",
+                  marks["start"] - marks["stop"], MAX_STALE),
+               ct.table(["request"] + [b[0] for b in bounds], rows)]
+        flip = {}
+        for name in recovery:
+            t = [e[0] for e in rec.select("/auth valid token", name, t_from=marks["stop"], t_to=marks["start"])
+                 if e[4] != "200"]
+            flip[name] = (min(t) - marks["stop"]) if t else None
+        rrows = [[n, "%.2f s" % flip[n] if flip[n] is not None else "-",
+                  "%.2f s" % recovery[n]["readyz"], "%.2f s" % recovery[n]["auth"], "%.2f s" % recovery[n]["token"]]
+                 for n in sorted(recovery)]
+        out.append(ct.table(["instance", "/auth 503 after the stop", "/readyz 200 after start",
+                             "/auth 200 after start", "token 200 after start"], rrows))
+        out.append("CLI message while down: %s" % (early.get("CLI tokend client list", (0, ""))[1].splitlines() or [""])[0])
+        out.append("/auth past --max-stale: %s" % "; ".join("%s: %d %s, log detail %r" % (n, v[0], v[1], v[3])
+                                                           for n, v in sorted(stale.items())))
+        seen = fanout["seen_at_b"]
+        out.append("revocation at A during the recovery: %d tries, accepted %.2f s after PostgreSQL was back; "
+                   "B said revoked %s later" % (fanout["tries"], fanout["revoked_after_up"] - marks["up"],
+                                                ct.ms(seen) if seen is not None else "never"))
+        out.append("revocations at A after the recovery, seen at B after: %s" % " ".join(
+            ct.ms(x) if x is not None else "never" for x in fanout["after"]))
+        return "\n".join(out)
+
+
+if __name__ == "__main__":
+    st.main()
