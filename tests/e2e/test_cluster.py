@@ -788,8 +788,12 @@ class Cluster(unittest.TestCase):
             first_log = b.stderr_path
             b.kill()  # SIGKILL
             t_kill = time.monotonic()
-            time.sleep(2.5)
+            # revoked at A while B is dead: B must know when it is back
+            gone = a.token(self.cid, self.secret)
+            self.assertEqual(a.revoke(self.cid, self.secret, gone).status_code, 200)
+            time.sleep(max(0.0, t_kill + 2.5 - time.monotonic()))
             b.start()  # the same port
+            self.assertEqual(auth_status(b, gone), "401 revoked", "B after its restart, a token revoked meanwhile")
             t_restart = time.monotonic()
             # nginx marked B down for fail_timeout (5 s): wait until it sends B requests again
             rejoined = None

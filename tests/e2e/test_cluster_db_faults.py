@@ -2,7 +2,7 @@
 docs/operations.md "When the database fails").
 
 Two `tokend serve` (A, B; --max-stale 3s) on one PostgreSQL (pgserver.py),
-straight on loopback (no nginx: what each instance answers is the point).
+asked straight on loopback (what each instance answers is the point).
 A steady load runs throughout: client_credentials at A and B, refresh
 token rotation (one family at A, one at B), sign-ins (the page and POST
 /login at A, the code exchanged at B), /auth with a valid token and with
@@ -35,6 +35,13 @@ kept down for 6 s, and started again on the same port. Asserted:
 A table of what answered what in each phase, and the recovery times, are
 printed (for the closing note).
 
+Clients of nginx in front (the upstream block of docs/operations.md,
+clustertest.NGINX_CONF) are recorded too; test_3 (an expected failure:
+see its comment) asks that they see 503 + Retry-After while the database
+is down and 200 within a second of the instances' recovery. test_4 ends
+every tokend session from the server's side (pg_terminate_backend) under
+load: 503 + Retry-After at worst, at most one per pooled connection.
+
     TOKEND_BIN=$PWD/build/dev/tokend /usr/bin/python3 tests/e2e/test_cluster_db_faults.py
 """
 
@@ -59,6 +66,8 @@ DOWN_FOR = 6.0  # s the database stays down
 RECOVERY_BOUND = 10.0  # s: "a few seconds"
 PROBE_TIMEOUT = 10  # s per request: a hung request is a finding, not a wait
 
+FRONT_KINDS = ("nginx: client_credentials", "nginx: /auth valid token")
+NGINX_SEEN = {}  # how -> (Recorder, marks): what clients of nginx saw in each outage
 PHASES = ("before", "down < max-stale", "down > max-stale", "recovering", "after")
 SUMMARY = []  # printed at the end
 
@@ -222,7 +231,7 @@ class DatabaseFaults(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.t_start = time.monotonic()
-        cls.cl = ct.Cluster(n=2, nginx=False, settings={"TOKEND_MAX_STALE": "%ds" % MAX_STALE}).start()
+        cls.cl = ct.Cluster(n=2, settings={"TOKEND_MAX_STALE": "%ds" % MAX_STALE}).start()
         try:
             cls.a, cls.b = cls.cl.instances
             cls.cid, cls.secret = cls.a.add_client("svc", SCOPE, AUD, serves=AUD)
@@ -246,6 +255,100 @@ class DatabaseFaults(unittest.TestCase):
 
     def test_2_postgres_killed(self):
         self.outage("kill")
+
+    # Suspected bug in docs/operations.md "nginx in front" (the upstream
+    # block clustertest.NGINX_CONF copies): with `proxy_next_upstream ...
+    # http_503` every 503 of an instance counts as a failed attempt towards
+    # `max_fails=2`. While the store is down every instance answers 503, so
+    # nginx soon marks all of them failed and answers 502 "no live
+    # upstreams" (no Retry-After) instead of tokend's 503 + Retry-After, and
+    # keeps doing so for up to fail_timeout (5 s) after PostgreSQL is back,
+    # while every instance already answers 200. Remove @expectedFailure when
+    # the documented configuration passes.
+    @unittest.expectedFailure
+    def test_3_through_the_documented_nginx(self):
+        self.assertEqual(sorted(NGINX_SEEN), ["kill", "stop_fast"], "the outages did not run")
+        for how, (rec, marks) in sorted(NGINX_SEEN.items()):
+            down = {e[4] for e in rec.select("nginx: client_credentials", t_from=marks["down"] + 0.05,
+                                             t_to=marks["start"])}
+            self.assertEqual(down, {"503"}, "%s: token requests through nginx while the database was down" % how)
+            late = [e for e in rec.select("nginx: client_credentials", t_from=marks["recovered"] + 1.0)]
+            self.assertEqual({e[4] for e in late}, {"200"},
+                             "%s: token requests through nginx 1 s after every instance recovered" % how)
+
+    def test_4_connections_dropped_by_the_server(self):
+        """PostgreSQL ends every tokend session (pg_terminate_backend: what a
+        restart between two requests, a failover or an idle-connection
+        killer does) under load, three times: the instances answer 503 +
+        Retry-After at worst (never another 5xx), at most one per pooled
+        connection, serve again at once, and listen again (a revocation
+        at A reaches B in milliseconds)."""
+        cl, a, b = self.cl, self.a, self.b
+        rec = Recorder()
+        stop = threading.Event()
+        valid = a.token(self.cid, self.secret)
+        loops = []
+        sessions = []
+
+        def token_step(inst):
+            s = st.new_session(True)
+            sessions.append(s)
+
+            def step():
+                r = s.post(inst.url + "/oauth/token", data={"grant_type": "client_credentials"},
+                           auth=(self.cid, self.secret), timeout=PROBE_TIMEOUT)
+                return [("client_credentials", inst.name, verdict(r))]
+            return step
+
+        for inst in (a, b, a, b):
+            loops.append(Loop(rec, "client_credentials", token_step(inst), 0.01, stop))
+        # the pool: request threads + password workers + 2 (docs/operations.md)
+        pool = (os.cpu_count() or 1) + 1 + 2
+        events = []
+        try:
+            for lp in loops:
+                lp.start()
+            time.sleep(0.5)
+            for _ in range(3):
+                t0 = time.monotonic()
+                n = cl.pg.psql("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE usename = 'tokend') t;", dbname="tokend_cluster").strip()
+                time.sleep(1.0)
+                events.append((t0, int(n)))
+        finally:
+            stop.set()
+            for lp in loops:
+                lp.thread.join(30)
+            for s in sessions:
+                s.close()
+        lines = []
+        for t0, n in events:
+            bad = [e for e in rec.select(t_from=t0 - 0.05, t_to=t0 + 1.0) if e[4] != "200"]
+            per = {name: len([e for e in bad if e[3] == name]) for name in ("A", "B")}
+            last_bad = max((e[0] - t0 for e in bad), default=0.0)
+            lines.append("%d sessions ended: %s 503s (A %d, B %d), the last %.0f ms after" % (
+                n, len(bad), per["A"], per["B"], last_bad * 1000))
+            self.assertEqual({e[4] for e in bad} - {"503"}, set(), "answers other than 200 and 503: %r" % bad)
+            for name in per:
+                self.assertLessEqual(per[name], pool, "%s: more 503s than pooled connections" % name)
+        # (a dead pooled connection answers 503 whenever it is next used: no bound on when)
+        self.assertEqual({e[4] for e in rec.select()} - {"200", "503"}, set())
+        for t0, _ in events:
+            for name in ("A", "B"):
+                self.assertTrue([e for e in rec.select(inst=name, t_from=t0 + 0.01, t_to=t0 + 1.0) if e[4] == "200"],
+                                "%s did not serve again within a second" % name)
+        fan = []
+        for _ in range(3):
+            tok = a.token(self.cid, self.secret)
+            self.assertEqual(a.revoke(self.cid, self.secret, tok).status_code, 200)
+            fan.append(self.wait_revoked(b, tok, 2.0)[0])
+        self.assertTrue(all(x is not None and x < 1.0 for x in fan), fan)
+        self.assertEqual(ft.auth(b, b.session(), valid).status_code, 200)
+        summary = ("PostgreSQL ends every tokend session under load (client_credentials at A and B, 4 loops; "
+                   "pool %d per instance):\n  %s\n  then revocations at A seen at B after: %s" % (
+                       pool, "\n  ".join(lines), " ".join(ct.ms(x) for x in fan)))
+        SUMMARY.append(summary)
+        print("\n" + summary, file=sys.stderr)
 
     # ---------------------------------------------------------------------------------
     def outage(self, how):
@@ -303,7 +406,21 @@ class DatabaseFaults(unittest.TestCase):
                 return [("/readyz", inst.name, verdict(r))]
             return step
 
+        def front_step(kind):
+            def step():
+                s = sess(("front", kind))
+                if kind == "nginx: client_credentials":
+                    r = s.post(cl.public_url + "/oauth/token", data={"grant_type": "client_credentials"},
+                               auth=(self.cid, self.secret), timeout=PROBE_TIMEOUT)
+                else:
+                    r = s.get(cl.public_url + "/auth", params={"aud": AUD, "scope": SCOPE},
+                              headers={"Authorization": "Bearer " + valid}, timeout=PROBE_TIMEOUT)
+                return [(kind, "nginx", verdict(r, with_reason=True))]
+            return step
+
         loops = []
+        for kind in FRONT_KINDS:
+            loops.append(Loop(rec, kind, front_step(kind), 0.1, stop))
         for inst in insts:
             loops.append(Loop(rec, "client_credentials", token_step(inst), 0.1, stop))
             loops.append(Loop(rec, "/auth valid", auth_step(inst, valid, "/auth valid token"), 0.1, stop))
@@ -342,6 +459,10 @@ class DatabaseFaults(unittest.TestCase):
             rev.join(30)
             marks["recovered"] = marks["up"] + max(max(v.values()) for v in recovery.values())
             time.sleep(max(0.0, marks["recovered"] + 1.5 - time.monotonic()))
+            # how long clients of nginx wait for the recovery (test_3): up to 8 s after the start
+            while time.monotonic() - marks["up"] < 8.0 and not any(
+                    e[4] == "200" for e in rec.select("nginx: client_credentials", t_from=marks["up"])):
+                time.sleep(0.1)
         finally:
             stop.set()
             for lp in loops:
@@ -367,8 +488,10 @@ class DatabaseFaults(unittest.TestCase):
         print("\n" + summary, file=sys.stderr)
 
         # ---- what was answered --------------------------------------------------------
-        errors = [e for e in rec.select() if e[4].startswith("EXC") or
-                  (e[4][:1] == "5" and not e[4].startswith("503")) or "NO-RETRY-AFTER" in e[4]]
+        NGINX_SEEN[how] = (rec, dict(marks))
+        # (what nginx answered is judged by test_3_through_the_documented_nginx)
+        errors = [e for e in rec.select() if e[4].startswith("EXC") or (e[3] != "nginx" and (
+                  (e[4][:1] == "5" and not e[4].startswith("503")) or "NO-RETRY-AFTER" in e[4]))]
         self.assertEqual(errors, [], "dropped connections, 5xx other than 503, or 503 without Retry-After")
         for inst in insts:
             self.assertTrue(inst.alive(), "%s died:\n%s" % (inst.name, inst.stderr()[-3000:]))
@@ -553,7 +676,7 @@ class DatabaseFaults(unittest.TestCase):
                   ("down > max-stale", marks["stop"] + MAX_STALE, marks["start"]),
                   ("recovering", marks["start"], marks["recovered"]), ("after", marks["recovered"], None)]
         kinds = ["client_credentials", "refresh", "sign-in page", "POST /login", "code exchange",
-                 "/auth valid token", "/auth revoked before", "/readyz"]
+                 "/auth valid token", "/auth revoked before", "/readyz"] + list(FRONT_KINDS)
         rows = []
         for kind in kinds:
             row = [kind]
@@ -589,6 +712,11 @@ class DatabaseFaults(unittest.TestCase):
         out.append("revocation at A during the recovery: %d tries, accepted %.2f s after PostgreSQL was back; "
                    "B said revoked %s later" % (fanout["tries"], fanout["revoked_after_up"] - marks["up"],
                                                 ct.ms(seen) if seen is not None else "never"))
+        for kind in FRONT_KINDS:
+            ok = [e[0] for e in rec.select(kind, t_from=marks["up"]) if e[4] == "200"]
+            out.append("%s: first 200 %s after PostgreSQL was back (the instances: %.2f s)" % (
+                kind, "%.2f s" % (min(ok) - marks["up"]) if ok else "never",
+                marks["recovered"] - marks["up"]))
         out.append("revocations at A after the recovery, seen at B after: %s" % " ".join(
             ct.ms(x) if x is not None else "never" for x in fanout["after"]))
         return "\n".join(out)
