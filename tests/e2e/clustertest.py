@@ -42,7 +42,6 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -147,7 +146,8 @@ error_log %(dir)s/error.log info;
 events { worker_connections 1024; }
 
 http {
-    log_format cluster '$msec $remote_addr "$request_method $uri" $status up=$upstream_addr ust=$upstream_status rt=$request_time';
+    log_format cluster '$msec $remote_addr "$request_method $uri" $status '
+                       'up=$upstream_addr ust=$upstream_status rt=$request_time';
     access_log %(dir)s/access.log cluster;
     client_body_temp_path %(dir)s/tmp/body;
     proxy_temp_path %(dir)s/tmp/proxy;
@@ -367,10 +367,6 @@ class Cluster:
         return json.loads(r.out)
 
 
-def add_signin_client(inst, name, redirect_uri, scope=SCOPE, aud=AUD):
-    return inst.add_signin_client(name, redirect_uri, scope, aud)
-
-
 class Poller:
     """A thread that asks `fn()` (a callable returning a status, or raising)
     as fast as it can (every `every` s), recording (monotonic time, status)
@@ -429,5 +425,4 @@ def table(headers, rows):
     return "\n".join(out)
 
 
-__all__ = ["Cluster", "Instance", "Endpoint", "Poller", "st", "tt", "AUD", "SCOPE", "table", "ms",
-           "add_signin_client", "subprocess"]
+__all__ = ["Cluster", "Instance", "Endpoint", "Poller", "st", "tt", "pgserver", "AUD", "SCOPE", "table", "ms"]

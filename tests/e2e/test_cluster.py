@@ -456,7 +456,90 @@ class Cluster(unittest.TestCase):
             r = st.refresh_response(inst, current, client_id=self.spa)
             self.assertEqual((r.status_code, st.oauth_error(r)), (400, "invalid_grant"), ft.describe(r))
 
+    def test_3b_code_race_across_instances(self):
+        """One code presented at A and B at the same moment: exactly one
+        200, the other invalid_grant, never a 5xx; a code used twice revokes
+        the tokens issued from it (docs/http-api.md), at every instance."""
+        a, b, c = self.a, self.b, self.c
+        outcomes = []
+        for rnd in range(3):
+            got, br = self.sign_in_at(c)
+            br.close()
+            barrier = threading.Barrier(2)
+            res = {}
+            sessions = {x.name: st.new_session(True) for x in (a, b)}
+            for x in (a, b):
+                sessions[x.name].get(x.url + "/healthz", timeout=10)
+
+            def use(inst):
+                barrier.wait()
+                try:
+                    res[inst.name] = sessions[inst.name].post(inst.url + "/oauth/token", timeout=st.HTTP_TIMEOUT, data={
+                        "grant_type": "authorization_code", "code": got["code"], "code_verifier": got["verifier"],
+                        "redirect_uri": REDIRECT, "client_id": self.spa})
+                except Exception as e:  # noqa: BLE001
+                    res[inst.name] = e
+
+            ths = [threading.Thread(target=use, args=(x,)) for x in (a, b)]
+            for t in ths:
+                t.start()
+            for t in ths:
+                t.join(60)
+            for s in sessions.values():
+                s.close()
+            for name, rr in res.items():
+                self.assertNotIsInstance(rr, Exception, "round %d at %s: %r" % (rnd, name, rr))
+                self.assert_no_5xx(rr, "round %d at %s" % (rnd, name))
+            wins = [n for n, rr in res.items() if rr.status_code == 200]
+            self.assertEqual(len(wins), 1, "round %d: %s" % (rnd, {n: ft.describe(x) for n, x in res.items()}))
+            loser = next(rr for n, rr in res.items() if n not in wins)
+            self.assertEqual((loser.status_code, st.oauth_error(loser)), (400, "invalid_grant"), ft.describe(loser))
+            t = res[wins[0]].json()
+            seen, last = wait_revoked(c, t["access_token"], BOUND, time.monotonic())
+            outcomes.append("%s won; loser: %s; winner's token at C: %s" % (
+                wins[0], ft.description(loser)[:70], last))
+            self.assertEqual(last, "401 revoked", "the code was used twice: the tokens from it are revoked")
+            r = st.refresh_response(c, t["refresh_token"], client_id=self.spa)
+            self.assertEqual((r.status_code, st.oauth_error(r)), (400, "invalid_grant"), ft.describe(r))
+        note("code races A vs B", " | ".join(outcomes))
+
     # -- 4 -------------------------------------------------------------------------------
+    def test_4b_admin_changes_reach_every_instance(self):
+        """`tokend user disable` and `client disable` (the CLI, on the
+        store) take effect at every instance: the user's tokens are revoked
+        and its refresh fails everywhere; the client gets no token anywhere."""
+        a, b, c = self.a, self.b, self.c
+        a.add_user("dave", PASSWORD)
+        b_ = st.SignInBrowser(a, self.spa, REDIRECT)
+        got = b_.sign_in("dave", PASSWORD)
+        b_.close()
+        r = exchange_at(b, got, self.spa)
+        self.assertEqual(r.status_code, 200, ft.describe(r))
+        t = r.json()
+        res = self.cl.admin("user", "disable", "dave")
+        self.assertEqual(res.rc, 0, repr(res))
+        t0 = time.monotonic()
+        lat = []
+        for inst in (a, b, c):
+            seen, last = wait_revoked(inst, t["access_token"], BOUND, t0)
+            self.assertEqual(last, "401 revoked", "%s after user disable" % inst.name)
+            lat.append(seen)
+        r = st.refresh_response(c, t["refresh_token"], client_id=self.spa)
+        self.assertEqual((r.status_code, st.oauth_error(r)), (400, "invalid_grant"), ft.describe(r))
+        with st.SignInBrowser(b, self.spa, REDIRECT) as br:
+            _, form = br.login_page()
+            r = br.post_login(form, "dave", PASSWORD)
+            self.assertEqual(r.status_code, 403, "a disabled user signed in at B")
+        cid, secret = a.add_client("soon-disabled", SCOPE, AUD)
+        for inst in (a, b, c):
+            self.assertEqual(inst.token_response(cid, secret).status_code, 200)
+        self.assertEqual(self.cl.admin("client", "disable", cid).rc, 0)
+        for inst in (a, b, c):
+            r = inst.token_response(cid, secret)
+            self.assertEqual(r.status_code, 401, "%s issued a token to a disabled client" % inst.name)
+        note("user disable (CLI) -> revoked at A, B, C (s after the CLI exited)",
+             " ".join("%.3f" % x for x in lat))
+
     def test_4_logout_at_a_revokes_at_b(self):
         a, b, c = self.a, self.b, self.c
         got, br = self.sign_in_at(a)

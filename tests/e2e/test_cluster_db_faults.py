@@ -505,7 +505,8 @@ class DatabaseFaults(unittest.TestCase):
             seq = [e for e in rec.select("/auth valid token", inst.name, t_from=t_down, t_to=t_up)]
             early_ok = [e[4] for e in seq if e[0] < marks["stop"] + MAX_STALE - 1.2]
             self.assertTrue(early_ok and set(early_ok) == {"200"},
-                            "%s: /auth during the first %.1f s of the outage: %r" % (inst.name, MAX_STALE - 1.2, early_ok))
+                            "%s: /auth during the first %.1f s of the outage: %r"
+                            % (inst.name, MAX_STALE - 1.2, early_ok))
             late_503 = [e[4] for e in seq if e[0] >= marks["stop"] + MAX_STALE + 1.5]
             self.assertTrue(late_503 and set(late_503) == {"503 unavailable"},
                             "%s: /auth past --max-stale: %r" % (inst.name, sorted(set(late_503))))
@@ -533,7 +534,8 @@ class DatabaseFaults(unittest.TestCase):
         # ---- recovered -------------------------------------------------------------------
         for inst in insts:
             for what, t in recovery[inst.name].items():
-                self.assertLess(t, RECOVERY_BOUND, "%s: %s took %.1f s after PostgreSQL was back" % (inst.name, what, t))
+                self.assertLess(t, RECOVERY_BOUND,
+                                "%s: %s took %.1f s after PostgreSQL was back" % (inst.name, what, t))
         self.assertIsNotNone(fanout["seen_at_b"], "B never saw the revocation made at A during the recovery")
         self.assertTrue(all(x is not None and x < 1.0 for x in fanout["after"]), fanout["after"])
         after = marks["recovered"]
@@ -613,7 +615,8 @@ class DatabaseFaults(unittest.TestCase):
             try:
                 while len(got) < 3 and time.monotonic() - t_up < 20:
                     try:
-                        if "readyz" not in got and s.get(inst.url + "/readyz", timeout=PROBE_TIMEOUT).status_code == 200:
+                        if "readyz" not in got and s.get(inst.url + "/readyz",
+                                                         timeout=PROBE_TIMEOUT).status_code == 200:
                             got["readyz"] = time.monotonic() - t_up
                         if "auth" not in got and ft.auth(inst, s, valid, timeout=PROBE_TIMEOUT).status_code == 200:
                             got["auth"] = time.monotonic() - t_up
@@ -705,7 +708,8 @@ class DatabaseFaults(unittest.TestCase):
                  for n in sorted(recovery)]
         out.append(ct.table(["instance", "/auth 503 after the stop", "/readyz 200 after start",
                              "/auth 200 after start", "token 200 after start"], rrows))
-        out.append("CLI message while down: %s" % (early.get("CLI tokend client list", (0, ""))[1].splitlines() or [""])[0])
+        cli = early.get("CLI tokend client list", (0, ""))[1].splitlines() or [""]
+        out.append("CLI message while down: %s" % cli[0])
         out.append("/auth past --max-stale: %s" % "; ".join("%s: %d %s, log detail %r" % (n, v[0], v[1], v[3])
                                                            for n, v in sorted(stale.items())))
         seen = fanout["seen_at_b"]
