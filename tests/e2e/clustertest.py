@@ -367,6 +367,132 @@ class Cluster:
         return json.loads(r.out)
 
 
+class CommitCutter:
+    """A TCP relay between tokend and PostgreSQL that can lose one COMMIT's
+    answer: once armed, the next connection to send `COMMIT` (a simple
+    Query message, as postgres.c's tx_end sends it) has the message passed
+    on, the server's answer dropped, and, `hold` s later (the server has
+    committed by then), both sides closed. tokend sees the connection die
+    while it waits for the result of a COMMIT that did happen: the
+    ambiguous commit of a database crash or a network cut at that moment.
+
+        cut = CommitCutter(pg.port).start()   # point an instance at cut.port
+        cut.arm(); ...request...; cut.fired.wait(5)
+        cut.close()
+    """
+
+    COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"
+
+    def __init__(self, target_port, hold=0.3):
+        import socket
+        self.target = ("127.0.0.1", target_port)
+        self.hold = hold
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.armed = threading.Event()
+        self.fired = threading.Event()
+        self.cuts = 0
+        self.lock = threading.Lock()
+        self.closing = False
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def arm(self):
+        self.fired.clear()
+        self.armed.set()
+
+    def disarm(self):
+        self.armed.clear()
+
+    def _accept(self):
+        import socket
+        while not self.closing:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                srv = socket.create_connection(self.target, timeout=10)
+                srv.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            state = {"mute": False}
+            with self.lock:
+                self.conns.append((c, srv))
+            threading.Thread(target=self._up, args=(c, srv, state), daemon=True).start()
+            threading.Thread(target=self._down, args=(srv, c, state), daemon=True).start()
+
+    def _up(self, c, srv, state):
+        try:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                if self.armed.is_set() and self.COMMIT in data:
+                    with self.lock:
+                        mine = self.armed.is_set()
+                        self.armed.clear()
+                    if mine:
+                        state["mute"] = True  # the server's answer never reaches tokend
+                        srv.sendall(data)
+                        time.sleep(self.hold)
+                        self.cuts += 1
+                        break
+                srv.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._close(c, srv)
+            if state["mute"]:
+                self.fired.set()
+
+    def _down(self, srv, c, state):
+        try:
+            while True:
+                data = srv.recv(65536)
+                if not data:
+                    break
+                if state["mute"]:
+                    continue
+                c.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._close(c, srv)
+
+    @staticmethod
+    def _close(*socks):
+        import socket
+        for x in socks:
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                x.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.closing = True
+        try:
+            self.lsock.close()
+        except OSError:
+            pass
+        with self.lock:
+            conns = list(self.conns)
+        for c, srv in conns:
+            self._close(c, srv)
+
+
 class Poller:
     """A thread that asks `fn()` (a callable returning a status, or raising)
     as fast as it can (every `every` s), recording (monotonic time, status)
@@ -425,4 +551,4 @@ def table(headers, rows):
     return "\n".join(out)
 
 
-__all__ = ["Cluster", "Instance", "Endpoint", "Poller", "st", "tt", "pgserver", "AUD", "SCOPE", "table", "ms"]
+__all__ = ["Cluster", "Instance", "Endpoint", "Poller", "CommitCutter", "st", "tt", "pgserver", "AUD", "SCOPE", "table", "ms"]

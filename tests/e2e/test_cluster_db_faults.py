@@ -62,6 +62,7 @@ SCOPE = ct.SCOPE
 REDIRECT = ft.REDIRECT
 PASSWORD = ft.PASSWORD
 MAX_STALE = 3  # s, --max-stale
+GRACE = 2  # s: a second use of a refresh token within this is a race, not reuse (flow.c)
 DOWN_FOR = 6.0  # s the database stays down
 RECOVERY_BOUND = 10.0  # s: "a few seconds"
 PROBE_TIMEOUT = 10  # s per request: a hung request is a finding, not a wait
@@ -223,6 +224,12 @@ class SignIns:
         return out
 
 
+def exchange(inst, got, client_id):
+    return inst.post("/oauth/token", data={"grant_type": "authorization_code", "code": got["code"],
+                                           "code_verifier": got["verifier"], "redirect_uri": REDIRECT,
+                                           "client_id": client_id})
+
+
 def sha_hex(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -245,6 +252,8 @@ class DatabaseFaults(unittest.TestCase):
     def tearDownClass(cls):
         try:
             cls.cl.close()
+            if getattr(cls, "cut", None) is not None:
+                cls.cut.close()
         finally:
             if SUMMARY:
                 print("\n---- test_cluster_db_faults: measured ----\n" + "\n\n".join(SUMMARY), file=sys.stderr)
@@ -349,6 +358,107 @@ class DatabaseFaults(unittest.TestCase):
                        pool, "\n  ".join(lines), " ".join(ct.ms(x) for x in fan)))
         SUMMARY.append(summary)
         print("\n" + summary, file=sys.stderr)
+
+    # -- the answer to a COMMIT lost ---------------------------------------------------
+    # clustertest.CommitCutter sits between instance P and PostgreSQL and,
+    # once armed, passes the next COMMIT on but drops its answer and closes
+    # the connection: the transaction is committed, P cannot know it. A
+    # database crash or a network cut at that moment does the same.
+
+    @classmethod
+    def proxied(cls):
+        """Instance P, whose store connections go through the CommitCutter."""
+        if getattr(cls, "p", None) is None:
+            cls.cut = ct.CommitCutter(cls.cl.pg.port).start()
+            p = ct.Instance(cls.cl, "P", st.free_port())
+            p.settings["TOKEND_STORE"] = cls.cl.store_url.replace(":%d/" % cls.cl.pg.port, ":%d/" % cls.cut.port)
+            cls.cl.instances.append(p)  # stopped with the cluster
+            p.start()
+            cls.p = p
+        return cls.p
+
+    def cut_request(self, send):
+        """send() with the next COMMIT's answer lost; returns the response
+        (asserting the cut happened during it)."""
+        self.cut.arm()
+        try:
+            r = send()
+            self.assertTrue(self.cut.fired.wait(5), "no COMMIT was cut: %s" % ft.describe(r))
+        finally:
+            self.cut.disarm()
+        return r
+
+    def test_5a_lost_commit_answer_is_a_503(self):
+        """A lost COMMIT answer is a 503 + Retry-After for the client, never
+        a crash or another 5xx, and P goes on serving; a revocation whose
+        COMMIT answer was lost is in force everywhere (P included) and its
+        retry answers 200."""
+        p = self.proxied()
+        a, b = self.a, self.b
+        fam = ft.sign_in(a, self.spa)
+        r = self.cut_request(lambda: st.refresh_response(p, fam["refresh_token"], client_id=self.spa))
+        self.assertEqual(r.status_code, 503, ft.describe(r))
+        self.assertTrue(retry_after_ok(r), r.headers)
+        self.assertTrue(p.alive())
+        self.assertEqual(p.token_response(self.cid, self.secret).status_code, 200, "P after the cut")
+        tok = a.token(self.cid, self.secret)
+        r = self.cut_request(lambda: p.revoke(self.cid, self.secret, tok))
+        self.assertEqual(r.status_code, 503, ft.describe(r))
+        self.assertTrue(retry_after_ok(r), r.headers)
+        for inst in (a, b, p):
+            self.assertEqual(self.wait_revoked(inst, tok, 2.0)[1], "401 revoked", inst.name)
+        self.assertEqual(p.revoke(self.cid, self.secret, tok).status_code, 200, "the client's retry")
+
+    # Suspected bug (src/authority/flow.c + store): when the answer to the
+    # COMMIT that spends a refresh token is lost, P answers 503 and logs
+    # "issuance failed: the store is unavailable (the refresh token was not
+    # spent)", but it was spent: the store holds its successor. The client
+    # retries as told (Retry-After: 2) and is told "refresh token was
+    # already used: every token of this sign-in is now revoked, as it may
+    # have been stolen": a false theft alarm, and the sign-in is lost.
+    # docs/signin.md promises "A failure anywhere ... leaves the old token
+    # usable, so a retry works and no sign-in is lost". Remove
+    # @expectedFailure when a retry after a lost COMMIT answer works.
+    @unittest.expectedFailure
+    def test_5b_lost_commit_answer_refresh_retry_works(self):
+        p = self.proxied()
+        fam = ft.sign_in(self.a, self.spa)
+        r = self.cut_request(lambda: st.refresh_response(p, fam["refresh_token"], client_id=self.spa))
+        self.assertEqual(r.status_code, 503, ft.describe(r))
+        spent = self.cl.pg.psql("SELECT used_at <> 0 FROM refresh_tokens WHERE hash = decode('%s', 'hex');"
+                                % sha_hex(fam["refresh_token"]), dbname="tokend_cluster").strip()
+        detail = p.log_for(r.headers["X-Request-Id"]).get("detail", "")
+        t_cut = time.monotonic()
+        time.sleep(int(r.headers.get("Retry-After", "2")))
+        r2 = st.refresh_response(p, fam["refresh_token"], client_id=self.spa)
+        # whether the retry fell within the 2 s race grace depends on whole seconds; once more, past it
+        time.sleep(max(0.0, t_cut + GRACE + 1.5 - time.monotonic()))
+        r3 = st.refresh_response(p, fam["refresh_token"], client_id=self.spa)
+        auth_after = verdict(ft.auth(self.b, self.b.session(), fam["access_token"]), with_reason=True)
+        SUMMARY.append("lost COMMIT answer on a refresh at P: 503 (log: %r); spent in the store: %s; the retry "
+                       "after Retry-After: %s; again %.0f s after the cut: %s; then the sign-in's access token "
+                       "at B: %s" % (detail[:110], spent, ft.describe(r2), GRACE + 1.5, ft.describe(r3), auth_after))
+        self.assertEqual(r2.status_code, 200, "the retry after a lost COMMIT answer: %s" % ft.describe(r2))
+
+    # The same for an authorization code (flow.c, code exchange): logged
+    # "(the code was not spent)" while the store has it spent; the retry
+    # gets "authorization code was already used; the tokens issued with it
+    # are now revoked". Remove @expectedFailure when the retry works.
+    @unittest.expectedFailure
+    def test_5c_lost_commit_answer_code_retry_works(self):
+        p = self.proxied()
+        with st.SignInBrowser(self.a, self.spa, REDIRECT) as br:
+            got = br.sign_in("alice", PASSWORD)
+        r = self.cut_request(lambda: exchange(p, got, self.spa))
+        self.assertEqual(r.status_code, 503, ft.describe(r))
+        spent = self.cl.pg.psql("SELECT used_at <> 0 FROM codes WHERE hash = decode('%s', 'hex');"
+                                % sha_hex(got["code"]), dbname="tokend_cluster").strip()
+        detail = p.log_for(r.headers["X-Request-Id"]).get("detail", "")
+        time.sleep(int(r.headers.get("Retry-After", "2")))
+        r2 = exchange(p, got, self.spa)
+        SUMMARY.append("lost COMMIT answer on a code exchange at P: 503 (log: %r); spent in the store: %s; "
+                       "the retry after Retry-After: %s" % (detail[:110], spent, ft.describe(r2)))
+        self.assertEqual(r2.status_code, 200, "the retry after a lost COMMIT answer: %s" % ft.describe(r2))
 
     # ---------------------------------------------------------------------------------
     def outage(self, how):
