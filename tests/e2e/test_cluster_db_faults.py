@@ -41,6 +41,10 @@ see its comment) asks that they see 503 + Retry-After while the database
 is down and 200 within a second of the instances' recovery. test_4 ends
 every tokend session from the server's side (pg_terminate_backend) under
 load: 503 + Retry-After at worst, at most one per pooled connection.
+test_5* lose the answer to one COMMIT (clustertest.CommitCutter between an
+instance P and PostgreSQL): a 503 + Retry-After; a revocation so cut is in
+force and its retry works; the retry of a refresh or a code exchange so
+cut fails (expected failures: see their comments).
 
     TOKEND_BIN=$PWD/build/dev/tokend /usr/bin/python3 tests/e2e/test_cluster_db_faults.py
 """
