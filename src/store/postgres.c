@@ -496,6 +496,17 @@ static PGconn *connect_one(const struct pg *p, char *err, size_t err_cap)
     return c;
 }
 
+/* An idle pooled session is quiet: the server says something unasked
+ * mostly when it ends the session (a restart, a failover, an idle-session
+ * killer: an error message, then EOF). One poll, no round trip; a session
+ * with anything to read is replaced (a few milliseconds) rather than a
+ * statement lost on it. */
+static int idle_conn_alive(PGconn *c)
+{
+    struct pollfd fd = {.fd = PQsocket(c), .events = POLLIN};
+    return fd.fd >= 0 && poll(&fd, 1, 0) == 0;
+}
+
 /* A connection for one operation: waits up to POOL_WAIT_MS for a free one,
  * connects when needed. NULL (and the result in *res) when none. */
 static struct pgconn *acquire(tks_store *s, tks_result *res)
@@ -526,6 +537,10 @@ static struct pgconn *acquire(tks_store *s, tks_result *res)
     }
     pc->busy = 1;
     pthread_mutex_unlock(&p->mu);
+    if (pc->c != NULL && PQstatus(pc->c) == CONNECTION_OK && !idle_conn_alive(pc->c)) {
+        PQfinish(pc->c);
+        pc->c = NULL;
+    }
     if (pc->c != NULL && PQstatus(pc->c) != CONNECTION_OK) {
         PQfinish(pc->c);
         pc->c = NULL;
@@ -719,10 +734,9 @@ static tks_result tx_end(tks_store *s, struct pgconn *pc, tks_result r)
  * still "in progress" after a second (no COMMIT arrived, the socket not
  * yet seen closed) has its old session ended, which settles it. TKS_OK:
  * committed; TKS_BUSY: rolled back; TKS_UNKNOWN: no answer. */
-static tks_result commit_outcome(tks_store *s, struct pgconn *pc, const char *xid, const char *what)
+static tks_result commit_outcome(tks_store *s, struct pgconn *pc, const char *xid, int old_pid, const char *what)
 {
     struct pg *p = pg_of(s);
-    int old_pid = PQbackendPID(pc->c);
     char pid[24];
     snprintf(pid, sizeof pid, "%d", old_pid);
     PQfinish(pc->c);
@@ -788,6 +802,7 @@ static tks_result commit_known(tks_store *s, struct pgconn *pc, const char *xid,
         PQclear(PQexec(pc->c, "ROLLBACK"));
         return TKS_ERR;
     }
+    int pid = PQbackendPID(pc->c); /* 0 once the connection is broken */
     PGresult *r = PQexec(pc->c, "COMMIT");
     if (r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK) {
         int committed = strcmp(PQcmdStatus(r), "COMMIT") == 0;
@@ -806,7 +821,7 @@ static tks_result commit_known(tks_store *s, struct pgconn *pc, const char *xid,
         }
         return res;
     }
-    return commit_outcome(s, pc, xid, what);
+    return commit_outcome(s, pc, xid, pid, what);
 }
 
 /* ---- reading values ------------------------------------------------------------ */

@@ -29,7 +29,7 @@ start() fails half way):
    together;
  - nginx (optional) with a round-robin upstream of the instances
    (max_fails=2 fail_timeout=5s, keepalive 32, proxy_next_upstream error
-   timeout http_503 as in docs/operations.md), an access log that names
+   timeout as in docs/operations.md), an access log that names
    the upstream of every request, and an auth_request location /api/.
 
 Instance.url is the instance's own address, although its banner prints
@@ -172,7 +172,7 @@ http {
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_next_upstream error timeout http_503;
+            proxy_next_upstream error timeout;
         }
 
         # a protected resource (docs/nginx.md): a static file behind auth_request
@@ -192,7 +192,7 @@ http {
             proxy_set_header Connection "";
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
-            proxy_next_upstream error timeout http_503;
+            proxy_next_upstream error timeout;
         }
         location @unauth {
             add_header X-Auth-Reason $auth_reason always;
@@ -398,13 +398,19 @@ class CommitCutter:
         self.lock = threading.Lock()
         self.closing = False
         self.conns = []
+        self.swallow = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
 
     def start(self):
         self.thread.start()
         return self
 
-    def arm(self):
+    def arm(self, swallow=False):
+        """Cut the next COMMIT. swallow=True: the COMMIT itself never reaches
+        the server, whose session stays open, idle inside the transaction
+        (a network cut before the message arrived): tokend must learn that
+        nothing was committed."""
+        self.swallow = swallow
         self.fired.clear()
         self.armed.set()
 
@@ -442,15 +448,21 @@ class CommitCutter:
                         self.armed.clear()
                     if mine:
                         state["mute"] = True  # the server's answer never reaches tokend
-                        srv.sendall(data)
-                        time.sleep(self.hold)
+                        if self.swallow:
+                            state["keep_server"] = True
+                        else:
+                            srv.sendall(data)
+                            time.sleep(self.hold)
                         self.cuts += 1
                         break
                 srv.sendall(data)
         except OSError:
             pass
         finally:
-            self._close(c, srv)
+            if state.get("keep_server"):
+                self._close(c)  # the server side stays open until its session is ended
+            else:
+                self._close(c, srv)
             if state["mute"]:
                 self.fired.set()
 

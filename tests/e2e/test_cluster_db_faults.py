@@ -36,15 +36,17 @@ A table of what answered what in each phase, and the recovery times, are
 printed (for the closing note).
 
 Clients of nginx in front (the upstream block of docs/operations.md,
-clustertest.NGINX_CONF) are recorded too; test_3 (an expected failure:
-see its comment) asks that they see 503 + Retry-After while the database
-is down and 200 within a second of the instances' recovery. test_4 ends
-every tokend session from the server's side (pg_terminate_backend) under
-load: 503 + Retry-After at worst, at most one per pooled connection.
-test_5* lose the answer to one COMMIT (clustertest.CommitCutter between an
-instance P and PostgreSQL): a 503 + Retry-After; a revocation so cut is in
-force and its retry works; the retry of a refresh or a code exchange so
-cut fails (expected failures: see their comments).
+clustertest.NGINX_CONF) are recorded too; test_3 asks that they see 503 +
+Retry-After while the database is down and 200 within a second of the
+instances' recovery. test_4 ends every tokend session from the server's
+side (pg_terminate_backend) under load: an idle pooled session so ended is
+replaced before use, so only a statement in flight at that moment can
+answer 503 (+ Retry-After). test_5* cut one COMMIT (clustertest.
+CommitCutter between an instance P and PostgreSQL): a revocation whose
+answer is lost is a 503, in force, and its retry works; a refresh or code
+exchange whose answer is lost answers 200 (P asks what became of the
+transaction); one whose COMMIT never arrived is a 503 after which the
+token still works.
 
     TOKEND_BIN=$PWD/build/dev/tokend /usr/bin/python3 tests/e2e/test_cluster_db_faults.py
 """
@@ -66,7 +68,6 @@ SCOPE = ct.SCOPE
 REDIRECT = ft.REDIRECT
 PASSWORD = ft.PASSWORD
 MAX_STALE = 3  # s, --max-stale
-GRACE = 2  # s: a second use of a refresh token within this is a race, not reuse (flow.c)
 DOWN_FOR = 6.0  # s the database stays down
 RECOVERY_BOUND = 10.0  # s: "a few seconds"
 PROBE_TIMEOUT = 10  # s per request: a hung request is a finding, not a wait
@@ -269,16 +270,12 @@ class DatabaseFaults(unittest.TestCase):
     def test_2_postgres_killed(self):
         self.outage("kill")
 
-    # Suspected bug in docs/operations.md "nginx in front" (the upstream
-    # block clustertest.NGINX_CONF copies): with `proxy_next_upstream ...
-    # http_503` every 503 of an instance counts as a failed attempt towards
-    # `max_fails=2`. While the store is down every instance answers 503, so
-    # nginx soon marks all of them failed and answers 502 "no live
-    # upstreams" (no Retry-After) instead of tokend's 503 + Retry-After, and
-    # keeps doing so for up to fail_timeout (5 s) after PostgreSQL is back,
-    # while every instance already answers 200. Remove @expectedFailure when
-    # the documented configuration passes.
-    @unittest.expectedFailure
+    # The upstream block of docs/operations.md "nginx in front" (which
+    # clustertest.NGINX_CONF copies) passes tokend's 503 + Retry-After on
+    # while the database is down, and sends requests to every instance
+    # again as soon as they serve. (With http_503 in proxy_next_upstream
+    # each 503 counted towards max_fails: 502 "no live upstreams" for up to
+    # fail_timeout after the recovery.)
     def test_3_through_the_documented_nginx(self):
         self.assertEqual(sorted(NGINX_SEEN), ["kill", "stop_fast"], "the outages did not run")
         for how, (rec, marks) in sorted(NGINX_SEEN.items()):
@@ -293,8 +290,9 @@ class DatabaseFaults(unittest.TestCase):
         """PostgreSQL ends every tokend session (pg_terminate_backend: what a
         restart between two requests, a failover or an idle-connection
         killer does) under load, three times: the instances answer 503 +
-        Retry-After at worst (never another 5xx), at most one per pooled
-        connection, serve again at once, and listen again (a revocation
+        Retry-After at worst (never another 5xx), only for a request in
+        flight at that moment (idle pooled sessions so ended are replaced
+        before use), serve again at once, and listen again (a revocation
         at A reaches B in milliseconds)."""
         cl, a, b = self.cl, self.a, self.b
         rec = Recorder()
@@ -342,9 +340,8 @@ class DatabaseFaults(unittest.TestCase):
             lines.append("%d sessions ended: %s 503s (A %d, B %d), the last %.0f ms after" % (
                 n, len(bad), per["A"], per["B"], last_bad * 1000))
             self.assertEqual({e[4] for e in bad} - {"503"}, set(), "answers other than 200 and 503: %r" % bad)
-            for name in per:
-                self.assertLessEqual(per[name], pool, "%s: more 503s than pooled connections" % name)
-        # (a dead pooled connection answers 503 whenever it is next used: no bound on when)
+            for name in per:  # two loops per instance: at most their two requests in flight
+                self.assertLessEqual(per[name], 2, "%s: more 503s than requests in flight" % name)
         self.assertEqual({e[4] for e in rec.select()} - {"200", "503"}, set())
         for t0, _ in events:
             for name in ("A", "B"):
@@ -367,7 +364,10 @@ class DatabaseFaults(unittest.TestCase):
     # clustertest.CommitCutter sits between instance P and PostgreSQL and,
     # once armed, passes the next COMMIT on but drops its answer and closes
     # the connection: the transaction is committed, P cannot know it. A
-    # database crash or a network cut at that moment does the same.
+    # database crash or a network cut at that moment does the same. Armed
+    # with swallow=True it drops the COMMIT itself and leaves the server's
+    # session open inside the transaction: nothing is committed, and the
+    # session holds its row locks until it is ended.
 
     @classmethod
     def proxied(cls):
@@ -381,88 +381,105 @@ class DatabaseFaults(unittest.TestCase):
             cls.p = p
         return cls.p
 
-    def cut_request(self, send):
-        """send() with the next COMMIT's answer lost; returns the response
-        (asserting the cut happened during it)."""
-        self.cut.arm()
+    def cut_request(self, send, swallow=False):
+        """send() with the next COMMIT's answer (swallow: the COMMIT) lost;
+        returns (the response, its duration), asserting that the cut
+        happened during it."""
+        self.cut.arm(swallow=swallow)
         try:
+            t0 = time.monotonic()
             r = send()
+            took = time.monotonic() - t0
             self.assertTrue(self.cut.fired.wait(5), "no COMMIT was cut: %s" % ft.describe(r))
         finally:
             self.cut.disarm()
-        return r
+        return r, took
 
-    def test_5a_lost_commit_answer_is_a_503(self):
-        """A lost COMMIT answer is a 503 + Retry-After for the client, never
-        a crash or another 5xx, and P goes on serving; a revocation whose
-        COMMIT answer was lost is in force everywhere (P included) and its
-        retry answers 200."""
+    def spent(self, table, token):
+        return self.cl.pg.psql("SELECT used_at <> 0 FROM %s WHERE hash = decode('%s', 'hex');" % (table, sha_hex(token)),
+                               dbname="tokend_cluster").strip()
+
+    def test_5a_lost_commit_answer_of_a_revocation(self):
+        """A revocation whose COMMIT answer was lost: 503 + Retry-After,
+        never a crash or another 5xx, P goes on serving, the revocation is
+        in force everywhere (P included) and its retry answers 200."""
         p = self.proxied()
         a, b = self.a, self.b
-        fam = ft.sign_in(a, self.spa)
-        r = self.cut_request(lambda: st.refresh_response(p, fam["refresh_token"], client_id=self.spa))
+        tok = a.token(self.cid, self.secret)
+        r, _ = self.cut_request(lambda: p.revoke(self.cid, self.secret, tok))
         self.assertEqual(r.status_code, 503, ft.describe(r))
         self.assertTrue(retry_after_ok(r), r.headers)
         self.assertTrue(p.alive())
         self.assertEqual(p.token_response(self.cid, self.secret).status_code, 200, "P after the cut")
-        tok = a.token(self.cid, self.secret)
-        r = self.cut_request(lambda: p.revoke(self.cid, self.secret, tok))
-        self.assertEqual(r.status_code, 503, ft.describe(r))
-        self.assertTrue(retry_after_ok(r), r.headers)
         for inst in (a, b, p):
             self.assertEqual(self.wait_revoked(inst, tok, 2.0)[1], "401 revoked", inst.name)
         self.assertEqual(p.revoke(self.cid, self.secret, tok).status_code, 200, "the client's retry")
 
-    # Suspected bug (src/authority/flow.c + store): when the answer to the
-    # COMMIT that spends a refresh token is lost, P answers 503 and logs
-    # "issuance failed: the store is unavailable (the refresh token was not
-    # spent)", but it was spent: the store holds its successor. The client
-    # retries as told (Retry-After: 2) and is told "refresh token was
-    # already used: every token of this sign-in is now revoked, as it may
-    # have been stolen": a false theft alarm, and the sign-in is lost.
-    # docs/signin.md promises "A failure anywhere ... leaves the old token
-    # usable, so a retry works and no sign-in is lost". Remove
-    # @expectedFailure when a retry after a lost COMMIT answer works.
-    @unittest.expectedFailure
-    def test_5b_lost_commit_answer_refresh_retry_works(self):
+    def test_5b_lost_commit_answer_of_a_refresh(self):
+        """The COMMIT of a refresh rotation took, its answer was lost: P asks
+        PostgreSQL what became of the transaction (pg_xact_status) and
+        answers 200 with the tokens it stored; they work, and the old
+        refresh token is spent. (Answering 503 here would make the client's
+        retry look like a stolen token's reuse: the sign-in would be lost.)"""
         p = self.proxied()
         fam = ft.sign_in(self.a, self.spa)
-        r = self.cut_request(lambda: st.refresh_response(p, fam["refresh_token"], client_id=self.spa))
-        self.assertEqual(r.status_code, 503, ft.describe(r))
-        spent = self.cl.pg.psql("SELECT used_at <> 0 FROM refresh_tokens WHERE hash = decode('%s', 'hex');"
-                                % sha_hex(fam["refresh_token"]), dbname="tokend_cluster").strip()
-        detail = p.log_for(r.headers["X-Request-Id"]).get("detail", "")
-        t_cut = time.monotonic()
-        time.sleep(int(r.headers.get("Retry-After", "2")))
-        r2 = st.refresh_response(p, fam["refresh_token"], client_id=self.spa)
-        # whether the retry fell within the 2 s race grace depends on whole seconds; once more, past it
-        time.sleep(max(0.0, t_cut + GRACE + 1.5 - time.monotonic()))
-        r3 = st.refresh_response(p, fam["refresh_token"], client_id=self.spa)
-        auth_after = verdict(ft.auth(self.b, self.b.session(), fam["access_token"]), with_reason=True)
-        SUMMARY.append("lost COMMIT answer on a refresh at P: 503 (log: %r); spent in the store: %s; the retry "
-                       "after Retry-After: %s; again %.0f s after the cut: %s; then the sign-in's access token "
-                       "at B: %s" % (detail[:110], spent, ft.describe(r2), GRACE + 1.5, ft.describe(r3), auth_after))
-        self.assertEqual(r2.status_code, 200, "the retry after a lost COMMIT answer: %s" % ft.describe(r2))
+        r, took = self.cut_request(lambda: st.refresh_response(p, fam["refresh_token"], client_id=self.spa))
+        self.assertEqual(r.status_code, 200, "a committed rotation whose answer was lost: %s" % ft.describe(r))
+        new = r.json()
+        self.assertEqual(self.spent("refresh_tokens", fam["refresh_token"]), "t")
+        self.assertEqual(self.spent("refresh_tokens", new["refresh_token"]), "f", "the successor is stored, unused")
+        self.assertEqual(verdict(ft.auth(self.b, self.b.session(), new["access_token"])), "200")
+        r2 = st.refresh_response(self.b, new["refresh_token"], client_id=self.spa)
+        self.assertEqual(r2.status_code, 200, "the successor rotates at B: %s" % ft.describe(r2))
+        SUMMARY.append("lost COMMIT answer on a refresh at P: %s in %.0f ms (the rotation took; asked with "
+                       "pg_xact_status); its refresh token then rotates at B: %s" % (ft.describe(r)[:40], took * 1000,
+                                                                                     ft.describe(r2)[:40]))
 
-    # The same for an authorization code (flow.c, code exchange): logged
-    # "(the code was not spent)" while the store has it spent; the retry
-    # gets "authorization code was already used; the tokens issued with it
-    # are now revoked". Remove @expectedFailure when the retry works.
-    @unittest.expectedFailure
-    def test_5c_lost_commit_answer_code_retry_works(self):
+    def test_5c_lost_commit_answer_of_a_code_exchange(self):
+        """The same for an authorization code: 200 with the stored tokens."""
         p = self.proxied()
         with st.SignInBrowser(self.a, self.spa, REDIRECT) as br:
             got = br.sign_in("alice", PASSWORD)
-        r = self.cut_request(lambda: exchange(p, got, self.spa))
+        r, took = self.cut_request(lambda: exchange(p, got, self.spa))
+        self.assertEqual(r.status_code, 200, "a committed exchange whose answer was lost: %s" % ft.describe(r))
+        self.assertEqual(self.spent("codes", got["code"]), "t")
+        toks = r.json()
+        self.assertEqual(verdict(ft.auth(self.a, self.a.session(), toks["access_token"])), "200")
+        self.assertEqual(st.refresh_response(self.a, toks["refresh_token"], client_id=self.spa).status_code, 200)
+        SUMMARY.append("lost COMMIT answer on a code exchange at P: %s in %.0f ms" % (ft.describe(r)[:40], took * 1000))
+
+    def test_5d_commit_never_arrived_refresh(self):
+        """The COMMIT of a refresh rotation never reached PostgreSQL, whose
+        session sits inside the transaction holding the row: P finds the
+        transaction still running, ends that session after a second, learns
+        it was rolled back, and answers 503 + Retry-After saying nothing
+        was written. The refresh token is unspent and the retry works."""
+        p = self.proxied()
+        fam = ft.sign_in(self.a, self.spa)
+        r, took = self.cut_request(lambda: st.refresh_response(p, fam["refresh_token"], client_id=self.spa),
+                                   swallow=True)
         self.assertEqual(r.status_code, 503, ft.describe(r))
-        spent = self.cl.pg.psql("SELECT used_at <> 0 FROM codes WHERE hash = decode('%s', 'hex');"
-                                % sha_hex(got["code"]), dbname="tokend_cluster").strip()
+        self.assertTrue(retry_after_ok(r), r.headers)
         detail = p.log_for(r.headers["X-Request-Id"]).get("detail", "")
-        time.sleep(int(r.headers.get("Retry-After", "2")))
+        self.assertIn("nothing was written", detail)
+        self.assertNotIn(fam["refresh_token"], detail)
+        self.assertEqual(self.spent("refresh_tokens", fam["refresh_token"]), "f")
+        r2 = st.refresh_response(p, fam["refresh_token"], client_id=self.spa)
+        self.assertEqual(r2.status_code, 200, "the retry after a COMMIT that never arrived: %s" % ft.describe(r2))
+        SUMMARY.append("COMMIT of a refresh at P never arrived: %s in %.2f s (log: %r); the retry: %s" % (
+            verdict(r), took, detail[:120], ft.describe(r2)[:40]))
+
+    def test_5e_commit_never_arrived_code(self):
+        """The same for a code exchange: 503, the code unspent, the retry 200."""
+        p = self.proxied()
+        with st.SignInBrowser(self.a, self.spa, REDIRECT) as br:
+            got = br.sign_in("alice", PASSWORD)
+        r, _ = self.cut_request(lambda: exchange(p, got, self.spa), swallow=True)
+        self.assertEqual(r.status_code, 503, ft.describe(r))
+        self.assertTrue(retry_after_ok(r), r.headers)
+        self.assertEqual(self.spent("codes", got["code"]), "f")
         r2 = exchange(p, got, self.spa)
-        SUMMARY.append("lost COMMIT answer on a code exchange at P: 503 (log: %r); spent in the store: %s; "
-                       "the retry after Retry-After: %s" % (detail[:110], spent, ft.describe(r2)))
-        self.assertEqual(r2.status_code, 200, "the retry after a lost COMMIT answer: %s" % ft.describe(r2))
+        self.assertEqual(r2.status_code, 200, "the retry after a COMMIT that never arrived: %s" % ft.describe(r2))
 
     # ---------------------------------------------------------------------------------
     def outage(self, how):
