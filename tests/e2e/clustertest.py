@@ -399,6 +399,7 @@ class CommitCutter:
         self.closing = False
         self.conns = []
         self.swallow = False
+        self.refusing = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
 
     def start(self):
@@ -414,6 +415,11 @@ class CommitCutter:
         self.fired.clear()
         self.armed.set()
 
+    def refuse(self, on):
+        """While on, every new connection is closed at once (the database
+        cannot be reached again)."""
+        self.refusing = on
+
     def disarm(self):
         self.armed.clear()
 
@@ -424,6 +430,9 @@ class CommitCutter:
                 c, _ = self.lsock.accept()
             except OSError:
                 return
+            if self.refusing:
+                self._close(c)
+                continue
             try:
                 srv = socket.create_connection(self.target, timeout=10)
                 srv.settimeout(None)

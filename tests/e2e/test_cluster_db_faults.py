@@ -448,6 +448,28 @@ class DatabaseFaults(unittest.TestCase):
         self.assertEqual(st.refresh_response(self.a, toks["refresh_token"], client_id=self.spa).status_code, 200)
         SUMMARY.append("lost COMMIT answer on a code exchange at P: %s in %.0f ms" % (ft.describe(r)[:40], took * 1000))
 
+    def test_5c2_lost_commit_answer_and_no_database(self):
+        """The answer to a refresh rotation's COMMIT is lost and PostgreSQL
+        cannot be reached to ask: 503 + Retry-After, and the log says the
+        token may have been spent (it was), never that it was not."""
+        p = self.proxied()
+        fam = ft.sign_in(self.a, self.spa)
+
+        def send():
+            self.cut.refuse(True)
+            return st.refresh_response(p, fam["refresh_token"], client_id=self.spa)
+        try:
+            r, _ = self.cut_request(send)
+        finally:
+            self.cut.refuse(False)
+        self.assertEqual(r.status_code, 503, ft.describe(r))
+        self.assertTrue(retry_after_ok(r), r.headers)
+        detail = p.log_for(r.headers["X-Request-Id"]).get("detail", "")
+        self.assertIn("may have been spent", detail)
+        self.assertNotIn("not spent", detail)
+        self.assertEqual(self.spent("refresh_tokens", fam["refresh_token"]), "t")
+        self.assertEqual(p.token_response(self.cid, self.secret).status_code, 200, "P once it reaches the database")
+
     def test_5d_commit_never_arrived_refresh(self):
         """The COMMIT of a refresh rotation never reached PostgreSQL, whose
         session sits inside the transaction holding the row: P finds the
