@@ -324,6 +324,20 @@ static tka_grant_result refresh_reused(tka_authority *a, const tks_refresh *r, i
     return TKA_GRANT_INVALID_GRANT;
 }
 
+/* A spend (code exchange, refresh rotation) the store failed: nothing was
+ * written, or, when the answer to its COMMIT was lost and could not be
+ * asked for, it may have been: the log must not say otherwise. */
+static tka_grant_result spend_failed(tka_authority *a, tks_result rc, const char *thing, char *why, size_t why_cap)
+{
+    if (rc == TKS_UNKNOWN) {
+        snprintf(why, why_cap, "the store did not confirm the write, so the %s may have been spent: %s", thing,
+                 tks_errmsg(a->store));
+    } else {
+        snprintf(why, why_cap, "the store is unavailable (the %s was not spent): %s", thing, tks_errmsg(a->store));
+    }
+    return TKA_GRANT_ERROR;
+}
+
 /* Checks shared by both grants before anything is spent: the sign-in is
  * not revoked (else "<ended> (<reason>)<then>") and its user may still
  * sign in. */
@@ -428,13 +442,7 @@ tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client
             snprintf(why, why_cap, "unknown authorization code");
             return TKA_GRANT_INVALID_GRANT;
         }
-        if (rc == TKS_UNKNOWN) {
-            snprintf(why, why_cap, "the store did not confirm the exchange, so the code may have been spent: %s",
-                     tks_errmsg(a->store));
-            return TKA_GRANT_ERROR;
-        }
-        snprintf(why, why_cap, "the store is unavailable (the code was not spent): %s", tks_errmsg(a->store));
-        return TKA_GRANT_ERROR;
+        return spend_failed(a, rc, "code", why, why_cap);
     }
     atomic_fetch_add(&a->n_issued_code, 1);
     return TKA_GRANT_OK;
@@ -518,14 +526,7 @@ tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, c
             snprintf(why, why_cap, "unknown refresh token");
             return TKA_GRANT_INVALID_GRANT;
         }
-        if (rc == TKS_UNKNOWN) {
-            snprintf(why, why_cap,
-                     "the store did not confirm the rotation, so the refresh token may have been spent: %s",
-                     tks_errmsg(a->store));
-            return TKA_GRANT_ERROR;
-        }
-        snprintf(why, why_cap, "the store is unavailable (the refresh token was not spent): %s", tks_errmsg(a->store));
-        return TKA_GRANT_ERROR;
+        return spend_failed(a, rc, "refresh token", why, why_cap);
     }
     atomic_fetch_add(&a->n_issued_refresh, 1);
     return TKA_GRANT_OK;
