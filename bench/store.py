@@ -381,7 +381,18 @@ def signin_run(a, b, seconds=None, count=None):
 
 
 def metrics(b):
-    st_, _, body = sb.http_req(b.addr, "GET", "/metrics")
+    """/metrics. Right after a wrk run the server may still hold wrk's 64
+    connections from 127.0.0.1 (its answers in flight), and refuse one more
+    from that address (--max-connections-per-ip 64): retry for a while."""
+    deadline = now() + 10
+    while True:
+        try:
+            st_, _, body = sb.http_req(b.addr, "GET", "/metrics")
+            break
+        except OSError:
+            if now() > deadline:
+                raise
+            time.sleep(0.1)
     sb.check(st_ == 200, "/metrics: %d" % st_)
     return st.parse_metrics(body.decode())
 
@@ -672,6 +683,10 @@ def main():
     except KeyboardInterrupt:
         log("bench/store.py: interrupted")
         status = 130
+    except Exception:  # noqa: BLE001  an unexpected error: say where, clean up all the same
+        import traceback
+        traceback.print_exc()
+        status = 2
     finally:
         sb.PROCS.stop_all()
         for pg in list(pgs):
