@@ -60,6 +60,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -256,7 +257,6 @@ class Client:
         for attempt in (0, 1):
             if self.sock is None:
                 self.sock = ft.connect_from("127.0.0.1", self.port, timeout=timeout)
-                import socket
                 self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 r = ft.http_raw(self.sock, method, path, headers, body, host="127.0.0.1:%d" % self.port,
@@ -410,7 +410,7 @@ def refresh_counts(b):
 # ---------------------------------------------------------------------------
 # wrk runs
 
-def wrk_run(a, b, run, work, kind):
+def wrk_run(a, b, run):
     """One wrk run (bench/serve.py's Run for the command line)."""
     win = CpuWindow(b).start()
     rc, out, err = sb.run(run.argv(a), a.duration + 30, "wrk")
@@ -439,7 +439,7 @@ def refresh_run(a, b, work, rnd):
         f.write("\n".join(take) + "\n")
     run = refresh_cmd(a, b, tokens, out)
     issued0, reuse0 = refresh_counts(b)
-    r = wrk_run(a, b, run, work, "R")
+    r = wrk_run(a, b, run)
     issued1, reuse1 = refresh_counts(b)
     # no token presented twice: the server saw no reuse
     sb.check(reuse1 == reuse0, "%s: the server counted %d refresh token reuses during the run"
@@ -487,8 +487,8 @@ def measure(a, b, kind, work, rnd):
     if kind == "R":
         return refresh_run(a, b, work, rnd)
     if kind == "I":
-        return wrk_run(a, b, issue_cmd(b), work, kind)
-    return wrk_run(a, b, auth_cmd(b), work, kind)
+        return wrk_run(a, b, issue_cmd(b))
+    return wrk_run(a, b, auth_cmd(b))
 
 
 # ---------------------------------------------------------------------------
