@@ -38,7 +38,11 @@ How it runs:
    promise that a commit survives a crash of the server (kill(), for the
    fault tests). PostgresServer(synchronous_commit=False) turns it off too,
    for speed where no test kills the server: then kill() loses the commits
-   of the last ~200 ms (wal_writer_delay).
+   of the last ~200 ms (wal_writer_delay). PostgresServer(fsync=True) runs
+   with PostgreSQL's durable defaults instead (fsync=on,
+   full_page_writes=on: every commit waits for its WAL to reach the disk),
+   for benchmarks that compare against a production-like server
+   (bench/store.py).
  - Stop is a fast shutdown (SIGINT to the postmaster, what `pg_ctl stop -m
    fast` sends), then SIGKILL to its process group after a timeout. The
    postmaster also gets SIGQUIT (immediate shutdown) if the process that
@@ -156,9 +160,10 @@ class PostgresServer:
     start and stop it from one thread (the one that started the server must
     outlive it, see PR_SET_PDEATHSIG)."""
 
-    def __init__(self, bindir=PG_BIN, base=None, log_statements=False, synchronous_commit=True):
+    def __init__(self, bindir=PG_BIN, base=None, log_statements=False, synchronous_commit=True, fsync=False):
         self.bindir = bindir
         self.synchronous_commit = synchronous_commit
+        self.fsync = fsync
         self.base = base
         self.log_statements = log_statements
         self.dir = None
@@ -279,16 +284,20 @@ class PostgresServer:
             raise
         return self
 
-    def _start_postmaster(self):
-        args = [os.path.join(self.bindir, "postgres"), "-D", self.data,
-                "-c", "listen_addresses=127.0.0.1", "-c", f"port={self.port}",
-                "-c", f"unix_socket_directories={self.socket_dir}",
-                "-c", "fsync=off", "-c", "full_page_writes=off",
-                "-c", f"synchronous_commit={'on' if self.synchronous_commit else 'off'}",
-                "-c", "max_connections=200", "-c", "shared_buffers=32MB",
-                "-c", "log_line_prefix=%m [%p] %q%u@%d ", "-c", "TimeZone=UTC"]
+    def settings(self):
+        """The server's settings (name=value, given to postgres as -c)."""
+        out = ["listen_addresses=127.0.0.1", f"port={self.port}", f"unix_socket_directories={self.socket_dir}",
+               f"fsync={'on' if self.fsync else 'off'}", f"full_page_writes={'on' if self.fsync else 'off'}",
+               f"synchronous_commit={'on' if self.synchronous_commit else 'off'}",
+               "max_connections=200", "shared_buffers=32MB", "log_line_prefix=%m [%p] %q%u@%d ", "TimeZone=UTC"]
         if self.log_statements:
-            args += ["-c", "log_statement=all"]
+            out.append("log_statement=all")
+        return out
+
+    def _start_postmaster(self):
+        args = [os.path.join(self.bindir, "postgres"), "-D", self.data]
+        for kv in self.settings():
+            args += ["-c", kv]
         with open(self.log_path, "a") as log:
             if self.run_as is not None:
                 os.chown(self.log_path, self.run_as.pw_uid, self.run_as.pw_gid)
