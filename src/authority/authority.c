@@ -64,6 +64,12 @@ static void on_store_change(int what, void *ud)
     if (what & TKS_CHANGE_KEYS) {
         atomic_store(&a->keys_changed, 1);
     }
+    if (what & TKS_CHANGE_CLIENTS) {
+        tka_cache_clients_changed(a);
+    }
+    if (what & TKS_CHANGE_ATTEMPTS) {
+        (void)tka_cache_load_attempts(a, (int64_t)time(NULL)); /* failing, the copy ages out: the store is read */
+    }
 }
 
 int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority **out, char *err, size_t err_cap)
@@ -109,6 +115,11 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
     pthread_mutex_init(&a->maint_lock, NULL);
     pthread_mutex_init(&a->rev_refresh_lock, NULL);
     a->last_purge = now;
+    if (tka_cache_open(a) != 0) {
+        snprintf(err, err_cap, "out of memory");
+        tka_close(a);
+        return -1;
+    }
     if (RAND_bytes(a->dummy_hash, sizeof a->dummy_hash) != 1) {
         snprintf(err, err_cap, "no randomness");
         tka_close(a);
@@ -125,12 +136,13 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
     }
     /* On a shared store (PostgreSQL), hear about revocations and key
      * changes made elsewhere as they commit, instead of a second later. */
-    tks_result wr = tks_watch(store, on_store_change, a);
+    tks_result wr = cfg->one_shot ? TKS_NOT_FOUND : tks_watch(store, on_store_change, a);
     if (wr != TKS_OK && wr != TKS_NOT_FOUND) {
         snprintf(err, err_cap, "cannot watch the store for changes: %s", tks_errmsg(store));
         tka_close(a);
         return -1;
     }
+    atomic_store(&a->watched, wr == TKS_OK);
     *out = a;
     return 0;
 }
@@ -141,6 +153,7 @@ void tka_close(tka_authority *a)
         return;
     }
     (void)tks_watch(a->store, NULL, NULL); /* no callback into `a` after this */
+    tka_cache_free(a);
     tka_ring_free(a->ring);
     tka_revset_free(&a->rev);
     pthread_rwlock_destroy(&a->ring_lock);

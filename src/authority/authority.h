@@ -49,6 +49,9 @@ typedef struct tka_config {
     int64_t session_max;  /* browser session absolute timeout (43200) */
     int64_t refresh_ttl;  /* refresh token lifetime (2592000: 30 days) */
     int64_t code_ttl;     /* authorization code lifetime (60) */
+    /* A command that does one thing and exits (the admin CLI): no thread
+     * watching the store for changes made elsewhere, nothing cached. */
+    int one_shot;
 } tka_config;
 
 /* Defaults for everything but issuer and master_key. */

@@ -297,7 +297,9 @@ int64_t tka_throttle_wait(tka_authority *a, char kind, const char *id, size_t id
     throttle_keys(kind, id, id_len, ip, &k);
     uint64_t keys[2] = {k.addr, k.pair};
     int64_t until[2] = {0, 0};
-    if (tks_attempts_get(a->store, keys, 2, until) != TKS_OK) {
+    int present = 0;
+    if (tka_cache_attempts_get(a, keys, 2, until, &present) != 0 &&
+        tks_attempts_get(a->store, keys, 2, until) != TKS_OK) {
         return -1;
     }
     int64_t w = (until[0] > until[1] ? until[0] : until[1]) - now;
@@ -320,6 +322,8 @@ int tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len
     if (tks_attempts_fail(a->store, keys, 2, least, now, a->cfg.fail_window, failures) != TKS_OK) {
         return -1;
     }
+    uint64_t counted[3] = {k.ident, k.addr, k.pair};
+    tka_cache_attempts_put(a, counted, 3, NULL);
     int64_t until[2] = {0, 0};
     size_t n = 0;
     uint64_t block[2];
@@ -331,7 +335,14 @@ int tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len
             n++;
         }
     }
-    return n == 0 || tks_attempts_block(a->store, block, n, until) == TKS_OK ? 0 : -1;
+    if (n == 0) {
+        return 0;
+    }
+    if (tks_attempts_block(a->store, block, n, until) != TKS_OK) {
+        return -1;
+    }
+    tka_cache_attempts_put(a, block, n, until);
+    return 0;
 }
 
 void tka_throttle_success(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now)
@@ -340,7 +351,14 @@ void tka_throttle_success(tka_authority *a, char kind, const char *id, size_t id
     struct throttle_keys k;
     throttle_keys(kind, id, id_len, ip, &k);
     /* Forgetting the pair is a courtesy to the owner; failing to forget it
-     * only leaves them slower until the window passes (fails safe). */
+     * only leaves them slower until the window passes (fails safe). With
+     * a trusted copy of the counters that has none for the pair there is
+     * nothing to forget: the usual success writes nothing. */
+    int64_t until = 0;
+    int present = 0;
+    if (tka_cache_attempts_get(a, &k.pair, 1, &until, &present) == 0 && present == 0) {
+        return;
+    }
     (void)tks_attempts_clear(a->store, k.pair);
 }
 
@@ -368,7 +386,7 @@ tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t
     if (id_len > 0 && id_len <= TKS_ID_MAX && memchr(id, '\0', id_len) == NULL) {
         memcpy(idz, id, id_len);
         idz[id_len] = '\0';
-        rc = tks_client_get(a->store, idz, out);
+        rc = tka_client_get(a, idz, out);
         if (rc == TKS_ERR || rc == TKS_BUSY) {
             return TKA_AUTH_ERROR;
         }

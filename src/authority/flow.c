@@ -541,7 +541,7 @@ tka_auth_result tka_client_identify_public(tka_authority *a, const char *id, siz
     }
     memcpy(idz, id, id_len);
     idz[id_len] = '\0';
-    tks_result rc = tks_client_get(a->store, idz, out);
+    tks_result rc = tka_client_get(a, idz, out);
     if (rc == TKS_ERR || rc == TKS_BUSY) {
         return TKA_AUTH_ERROR;
     }

@@ -58,6 +58,8 @@ struct tka_authority {
     int64_t rev_cursor;               /* tks_revocations_changed's position */
     _Atomic int64_t rev_fresh_at;     /* when the set last caught up with the store */
     _Atomic int keys_changed;         /* the store's watcher saw a key change elsewhere */
+    _Atomic int watched;              /* the store tells of changes made elsewhere (tks_watch) */
+    struct tka_cache *cache;          /* cache.c */
 
     pthread_mutex_t dummy_lock; /* making dummy_pwhash, once */
 
@@ -113,6 +115,19 @@ void tka_revset_free(struct tka_revset *s);
 int64_t tka_throttle_wait(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
 int tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
 void tka_throttle_success(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
+/* cache.c: clients and failed-attempt counters in memory on a watched
+ * store (see the comment there). tka_client_get is tks_client_get through
+ * the cache. tka_cache_attempts_get: 0 and blocked_until[i] (present: bit
+ * i set when key i has a counter) when the copy is trusted, else -1 (read
+ * the store). _put records this instance's own counted failures (blocked_
+ * until NULL) and blocks. */
+int tka_cache_open(tka_authority *a);
+void tka_cache_free(tka_authority *a);
+tks_result tka_client_get(tka_authority *a, const char *id, tks_client *out);
+void tka_cache_clients_changed(tka_authority *a);
+int tka_cache_load_attempts(tka_authority *a, int64_t now);
+int tka_cache_attempts_get(tka_authority *a, const uint64_t *keys, size_t n, int64_t *blocked_until, int *present);
+void tka_cache_attempts_put(tka_authority *a, const uint64_t *keys, size_t n, const int64_t *blocked_until);
 /* flow.c: RFC 7009 for refresh tokens (same returns as tka_revoke_token). */
 int tka_revoke_refresh(tka_authority *a, const tks_client *client, const char *tok, size_t len, int64_t now);
 /* tokens.c: signs an RFC 9068 access token for client (sub, sid may be NULL: then sub = client id, no sid). */

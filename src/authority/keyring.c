@@ -483,6 +483,9 @@ int tka_maintain(tka_authority *a, int64_t now)
     if (tka_revset_refresh(a, now) != 0) {
         rc = -1;
     }
+    if (tka_cache_load_attempts(a, now) != 0) {
+        rc = -1;
+    }
     if (now - a->last_purge >= 60) {
         tka_revset_purge(a, now);
         /* Purges only delete what can no longer be used (expired codes,

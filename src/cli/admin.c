@@ -137,6 +137,7 @@ int cli_open_authority(const struct cli_settings *s, const char *cmd, int create
                 cmd, s->v[SET_MASTER_KEY_FILE]);
     }
     c.issuer = issuer;
+    c.one_shot = strcmp(cmd, "serve") != 0;
     int rc = tka_open(*store, &c, (int64_t)time(NULL), auth, err, sizeof err);
     OPENSSL_cleanse(c.master_key, sizeof c.master_key);
     if (rc != 0) {

@@ -105,6 +105,8 @@ typedef struct tksi_backend {
     tks_result (*attempts_get)(tks_store *s, const uint64_t *keys, size_t n, int64_t *blocked_until);
     tks_result (*attempts_clear)(tks_store *s, uint64_t key);
     tks_result (*attempts_purge)(tks_store *s, int64_t now, int64_t window);
+    tks_result (*attempts_live)(tks_store *s, int64_t now, int64_t window, size_t max,
+                                int (*fn)(uint64_t key, int64_t blocked_until, void *ud), void *ud);
 
     /* client_id, ip and detail may be NULL (stored as absent). */
     tks_result (*audit)(tks_store *s, int64_t now, const char *kind, const char *client_id, const char *ip,

@@ -36,9 +36,10 @@
  *    oldest transaction still running when it looked (pg_snapshot_xmin),
  *    and it returns every row written by that transaction or later. A row
  *    committed later always has a transaction id at or above that.
- *  - Every revocation and key change also sends NOTIFY tokend_changes
- *    (delivered at commit); tks_watch's thread LISTENs on a connection of
- *    its own and calls back, so other instances catch up in milliseconds.
+ *  - Every revocation, key change, client change and block of a guesser
+ *    also sends NOTIFY tokend_changes ('r', 'k', 'c', 'b'; delivered at
+ *    commit); tks_watch's thread LISTENs on a connection of its own and
+ *    calls back, so other instances catch up in milliseconds.
  *  - Every write (each statement that changes rows, BEGIN and COMMIT) is a
  *    fault-injection write point (store.h), as in sqlite.c.
  */
@@ -243,6 +244,7 @@ enum stmt_id {
     ST_ATTEMPT_GET,
     ST_ATTEMPT_CLEAR,
     ST_ATTEMPT_PURGE,
+    ST_ATTEMPT_LIVE,
     ST_AUDIT_INSERT,
     ST_AUDIT_PAGE,
     ST_USER_INSERT,
@@ -353,6 +355,9 @@ static const struct {
     [ST_ATTEMPT_GET] = {"SELECT key, blocked_until FROM attempts WHERE key IN ($1, $2, $3)", 3},
     [ST_ATTEMPT_CLEAR] = {"DELETE FROM attempts WHERE key = $1", 1},
     [ST_ATTEMPT_PURGE] = {"DELETE FROM attempts WHERE window_start + $2 <= $1 AND blocked_until <= $1", 2},
+    [ST_ATTEMPT_LIVE] = {"SELECT key, blocked_until FROM attempts WHERE window_start + $2 > $1 OR blocked_until > $1"
+                         " LIMIT $3",
+                         3},
     [ST_AUDIT_INSERT] = {"INSERT INTO audit (at, kind, client_id, ip, detail) VALUES ($1, $2, $3, $4, $5)", 5},
     [ST_AUDIT_PAGE] = {"SELECT id, at, kind, coalesce(client_id, ''), coalesce(ip, ''), coalesce(detail, '')"
                        " FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2",
@@ -1083,6 +1088,35 @@ static tks_result change1(tks_store *s, enum stmt_id id, const struct params *a,
     return r == TKS_OK && n == 0 ? TKS_NOT_FOUND : r;
 }
 
+static tks_result notify(tks_store *s, struct pgconn *pc, const char *what_changed);
+
+/* run1 of a write that other instances must hear of (a client changed):
+ * the statement and NOTIFY `what_changed` in one transaction. */
+static tks_result run1_told(tks_store *s, enum stmt_id id, const struct params *a, const char *what,
+                            const char *what_changed, int *n)
+{
+    tks_result r = TKS_OK;
+    struct pgconn *pc = acquire(s, &r);
+    if (pc == NULL) {
+        return r;
+    }
+    r = tx_begin(s, pc);
+    PGresult *res = NULL;
+    if (r == TKS_OK) {
+        r = exec_stmt(s, pc, id, a, 1, what, &res);
+    }
+    if (r == TKS_OK && n != NULL) {
+        *n = changed(res);
+    }
+    PQclear(res);
+    if (r == TKS_OK) {
+        r = notify(s, pc, what_changed);
+    }
+    r = tx_end(s, pc, r);
+    release_conn(s, pc);
+    return r;
+}
+
 static void pg_close(tks_store *s);
 
 static tks_result pg_ping(tks_store *s)
@@ -1134,7 +1168,7 @@ static tks_result pg_client_insert(tks_store *s, const tks_client *c)
     p_i64(&a, c->is_public != 0);
     p_text(&a, c->grant_types);
     p_text(&a, c->serves);
-    return run1(s, ST_CLIENT_INSERT, &a, 1, "adding a client", NULL);
+    return run1_told(s, ST_CLIENT_INSERT, &a, "adding a client", "c", NULL);
 }
 
 static int read_client_v(tks_store *s, const PGresult *r, int row, void *out)
@@ -1154,14 +1188,18 @@ static tks_result pg_client_set_disabled(tks_store *s, const char *id, int disab
     struct params a = {.n = 0};
     p_text(&a, id);
     p_i64(&a, disabled != 0);
-    return change1(s, ST_CLIENT_SET_DISABLED, &a, "disabling a client");
+    int n = 0;
+    tks_result r = run1_told(s, ST_CLIENT_SET_DISABLED, &a, "disabling a client", "c", &n);
+    return r == TKS_OK && n == 0 ? TKS_NOT_FOUND : r;
 }
 
 static tks_result pg_client_delete(tks_store *s, const char *id)
 {
     struct params a = {.n = 0};
     p_text(&a, id);
-    return change1(s, ST_CLIENT_DELETE, &a, "deleting a client");
+    int n = 0;
+    tks_result r = run1_told(s, ST_CLIENT_DELETE, &a, "deleting a client", "c", &n);
+    return r == TKS_OK && n == 0 ? TKS_NOT_FOUND : r;
 }
 
 /* A listing page: rows of `id` read with `reader` into rows[i * size]. */
@@ -1538,6 +1576,9 @@ static tks_result pg_attempts_block(tks_store *s, const uint64_t *keys, size_t n
         r = exec_stmt(s, pc, ST_ATTEMPT_BLOCK, &a, 1, "blocking a guesser", &res);
         PQclear(res);
     }
+    if (r == TKS_OK) {
+        r = notify(s, pc, "b"); /* other instances refuse the key at once */
+    }
     r = tx_end(s, pc, r);
     release_conn(s, pc);
     return r;
@@ -1579,6 +1620,36 @@ static tks_result pg_attempts_clear(tks_store *s, uint64_t key)
     struct params a = {.n = 0};
     p_i64(&a, (int64_t)key);
     return run1(s, ST_ATTEMPT_CLEAR, &a, 1, "clearing failed attempts", NULL);
+}
+
+static tks_result pg_attempts_live(tks_store *s, int64_t now, int64_t window, size_t max,
+                                   int (*fn)(uint64_t key, int64_t blocked_until, void *ud), void *ud)
+{
+    struct params a = {.n = 0};
+    p_i64(&a, now);
+    p_i64(&a, window);
+    p_i64(&a, (int64_t)max);
+    tks_result r = TKS_OK;
+    struct pgconn *pc = acquire(s, &r);
+    if (pc == NULL) {
+        return r;
+    }
+    PGresult *res = NULL;
+    r = exec_stmt(s, pc, ST_ATTEMPT_LIVE, &a, 0, "reading failed attempts", &res);
+    for (int row = 0; r == TKS_OK && row < PQntuples(res); row++) {
+        int64_t key = 0, until = 0;
+        if (get_i64(s, res, row, 0, "attempts.key", &key) != 0 ||
+            get_i64(s, res, row, 1, "attempts.blocked_until", &until) != 0) {
+            r = TKS_ERR;
+            break;
+        }
+        if (fn((uint64_t)key, until, ud) != 0) {
+            break;
+        }
+    }
+    PQclear(res);
+    release_conn(s, pc);
+    return r;
 }
 
 static tks_result pg_attempts_purge(tks_store *s, int64_t now, int64_t window)
@@ -1953,7 +2024,11 @@ static void *watcher(void *arg)
         int what = 0;
         PGnotify *n;
         while ((n = PQnotifies(c)) != NULL) {
-            what |= n->extra != NULL && n->extra[0] == 'k' ? TKS_CHANGE_KEYS : TKS_CHANGE_REVOCATIONS;
+            char k = n->extra != NULL ? n->extra[0] : '\0';
+            what |= k == 'k'   ? TKS_CHANGE_KEYS
+                    : k == 'c' ? TKS_CHANGE_CLIENTS
+                    : k == 'b' ? TKS_CHANGE_ATTEMPTS
+                               : TKS_CHANGE_REVOCATIONS;
             PQfreemem(n);
         }
         if (what != 0) {
@@ -2017,6 +2092,7 @@ static const tksi_backend PG_BACKEND = {
     .attempts_get = pg_attempts_get,
     .attempts_clear = pg_attempts_clear,
     .attempts_purge = pg_attempts_purge,
+    .attempts_live = pg_attempts_live,
     .audit = pg_audit,
     .audit_page = pg_audit_page,
     .user_insert = pg_user_insert,

@@ -231,6 +231,7 @@ enum stmt_id {
     ST_ATTEMPT_GET,
     ST_ATTEMPT_CLEAR,
     ST_ATTEMPT_PURGE,
+    ST_ATTEMPT_LIVE,
     ST_AUDIT_INSERT,
     ST_AUDIT_PAGE,
     ST_USER_INSERT,
@@ -327,6 +328,8 @@ static const char *const SQL[ST__COUNT] = {
     [ST_ATTEMPT_GET] = "SELECT key, blocked_until FROM attempts WHERE key IN (?1, ?2, ?3)",
     [ST_ATTEMPT_CLEAR] = "DELETE FROM attempts WHERE key = ?1",
     [ST_ATTEMPT_PURGE] = "DELETE FROM attempts WHERE window_start + ?2 <= ?1 AND blocked_until <= ?1",
+    [ST_ATTEMPT_LIVE] = "SELECT key, blocked_until FROM attempts WHERE window_start + ?2 > ?1 OR blocked_until > ?1"
+                        " LIMIT ?3",
     [ST_AUDIT_INSERT] = "INSERT INTO audit (at, kind, client_id, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_AUDIT_PAGE] = "SELECT id, at, kind, client_id, ip, detail FROM audit"
                       " WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
@@ -1954,6 +1957,43 @@ static tks_result sq_attempts_clear(tks_store *s, uint64_t key)
     return r;
 }
 
+static tks_result sq_attempts_live(tks_store *s, int64_t now, int64_t window, size_t max,
+                                   int (*fn)(uint64_t key, int64_t blocked_until, void *ud), void *ud)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_ATTEMPT_LIVE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_i64(&b, 1, now);
+        b_i64(&b, 2, window);
+        b_i64(&b, 3, (int64_t)max);
+        int rc = b.rc;
+        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+            rc = sqlite3_step(st);
+            if (rc != SQLITE_ROW) {
+                break;
+            }
+            int64_t key = 0, until = 0;
+            if (col_i64(s, st, 0, "attempts.key", &key) != 0 || col_i64(s, st, 1, "attempts.blocked_until", &until)) {
+                r = TKS_ERR;
+                break;
+            }
+            if (fn((uint64_t)key, until, ud) != 0) {
+                rc = SQLITE_DONE;
+                break;
+            }
+        }
+        if (r == TKS_OK && rc != SQLITE_DONE) {
+            r = fail(s, q, rc, "reading failed attempts");
+        }
+        release(st);
+    }
+    unlock(q);
+    return r;
+}
+
 static tks_result sq_attempts_purge(tks_store *s, int64_t now, int64_t window)
 {
     struct sq *q = sq_of(s);
@@ -1991,6 +2031,7 @@ static const tksi_backend SQLITE_BACKEND = {
     .attempts_get = sq_attempts_get,
     .attempts_clear = sq_attempts_clear,
     .attempts_purge = sq_attempts_purge,
+    .attempts_live = sq_attempts_live,
     .revoke = sq_revoke,
     .revocation_page = sq_revocation_page,
     .revocations_purge = sq_revocations_purge,

@@ -783,6 +783,18 @@ tks_result tks_attempts_purge(tks_store *s, int64_t now, int64_t window)
     return s->be->attempts_purge(s, now, window);
 }
 
+tks_result tks_attempts_live(tks_store *s, int64_t now, int64_t window, size_t max,
+                             int (*fn)(uint64_t key, int64_t blocked_until, void *ud), void *ud)
+{
+    if (s == NULL || fn == NULL || max == 0 || max > INT64_MAX) {
+        if (s != NULL) {
+            tksi_seterr(s, "tks_attempts_live: no callback or no room");
+        }
+        return TKS_ERR;
+    }
+    return s->be->attempts_live(s, now, window, max, fn, ud);
+}
+
 tks_result tks_revocations_changed(tks_store *s, int64_t *cursor, int64_t now,
                                    int (*fn)(const tks_revocation *r, void *ud), void *ud)
 {

@@ -192,7 +192,8 @@ tks_result tks_revocations_purge(tks_store *s, int64_t now);
 
 /* Changes made through other connections (other tokend instances, the
  * admin CLI), as they commit: `fn` is called from a thread of the store's
- * own, soon after a revocation or a signing key changes anywhere, with
+ * own, soon after a revocation, a signing key, a client or a block of
+ * failed attempts changes anywhere, with
  * what changed (TKS_CHANGE_*); the caller then catches up (it is a hint,
  * never the data). Returns TKS_OK when the backend delivers them (then
  * also after a lost connection comes back, with TKS_CHANGE_ALL, since
@@ -200,7 +201,13 @@ tks_result tks_revocations_purge(tks_store *s, int64_t now);
  * single process; callers poll). fn NULL stops watching: when it returns,
  * fn is not running and will not be called again (call it before freeing
  * what ud points to). The thread also stops in tks_close. */
-enum { TKS_CHANGE_REVOCATIONS = 1, TKS_CHANGE_KEYS = 2, TKS_CHANGE_ALL = 3 };
+enum {
+    TKS_CHANGE_REVOCATIONS = 1,
+    TKS_CHANGE_KEYS = 2,
+    TKS_CHANGE_CLIENTS = 4,  /* a client was added, disabled, enabled or deleted */
+    TKS_CHANGE_ATTEMPTS = 8, /* a failed-attempt counter now blocks a key */
+    TKS_CHANGE_ALL = 15,
+};
 tks_result tks_watch(tks_store *s, void (*fn)(int what, void *ud), void *ud);
 
 /* ---- users, sessions, codes and refresh tokens (schema 2) -------------------- */
@@ -338,6 +345,11 @@ tks_result tks_attempts_get(tks_store *s, const uint64_t *keys, size_t n, int64_
 tks_result tks_attempts_clear(tks_store *s, uint64_t key);
 /* Deletes counters whose window has passed and that block nothing. */
 tks_result tks_attempts_purge(tks_store *s, int64_t now, int64_t window);
+/* Every counter still live at `now` (its window not passed, or blocking),
+ * at most `max` of them, in one read: fn(key, blocked_until, ud) for each
+ * (non-zero stops). For a copy in memory (authority/cache.c). */
+tks_result tks_attempts_live(tks_store *s, int64_t now, int64_t window, size_t max,
+                             int (*fn)(uint64_t key, int64_t blocked_until, void *ud), void *ud);
 
 /* Audit events (kind: "client_auth_failed", "token_revoked", ...). */
 tks_result tks_audit(tks_store *s, int64_t now, const char *kind, const char *client_id, const char *ip,

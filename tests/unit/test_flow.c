@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -27,6 +28,8 @@ static char db_url[512];
 static tks_store *store;
 static tka_authority *auth;
 static tks_client spa, svc;
+static char svc_secret[TKA_SECRET_TEXT_LEN];
+static tka_config base_cfg;
 
 static int setup(void **state)
 {
@@ -46,6 +49,7 @@ static int setup(void **state)
     memset(c.master_key, 7, sizeof c.master_key);
     c.rotate_every = 0;
     c.max_stale = INT64_MAX / 4; /* a virtual clock, no maintenance: never stale here */
+    base_cfg = c;
     if (tka_open(store, &c, T0, &auth, err, sizeof err) != 0) {
         fail_msg("tka_open: %s", err);
     }
@@ -56,7 +60,7 @@ static int setup(void **state)
                      0);
     assert_string_equal(secret, "");
     assert_int_equal(tka_client_create_ex(auth, NULL, "svc", "orders:read", "orders-api", 0, "", 0, NULL, T0, &svc,
-                                          secret, err, sizeof err),
+                                          svc_secret, err, sizeof err),
                      0);
     assert_int_equal(tka_user_create(auth, "alice", "correct horse", 13, T0, err, sizeof err), 0);
     return 0;
@@ -391,6 +395,89 @@ static void test_disable_user_revokes(void **state)
     tka_issued_clear(&t2);
 }
 
+static double mono_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Asks A to authenticate svc from `ip` until it answers `want`, for at
+ * most `limit` seconds; returns the seconds it took (-1: never). */
+static double until_answer(const char *secret, const char *ip, tka_auth_result want, double limit)
+{
+    double t0 = mono_s();
+    for (;;) {
+        tks_client c;
+        int64_t retry = 0;
+        tka_auth_result r = tka_client_authenticate(auth, "svc", 3, secret, strlen(secret), ip, T0, &c, &retry, NULL);
+        double took = mono_s() - t0;
+        if (r == want) {
+            return took;
+        }
+        if (took > limit) {
+            print_message("still %d after %.3f s (want %d)\n", (int)r, took, (int)want);
+            return -1;
+        }
+        struct timespec nap = {0, 2000000};
+        nanosleep(&nap, NULL);
+    }
+}
+
+/* Two instances on one store (B: another store handle and authority, as
+ * another process would have). What B changes, A acts on within a second
+ * at worst: on PostgreSQL, A caches clients and a copy of the failed-
+ * attempt counters (authority/cache.c) and hears of B's changes by NOTIFY
+ * in milliseconds; on SQLite, A reads the store each time. */
+static void test_second_instance_changes(void **state)
+{
+    (void)state;
+    char err[512];
+    tks_store *store_b = NULL;
+    tka_authority *b = NULL;
+    assert_int_equal(tks_open(db_url, &store_b, err, sizeof err), TKS_OK);
+    tka_config c = base_cfg;
+    assert_int_equal(tka_open(store_b, &c, T0, &b, err, sizeof err), 0);
+    assert_int_equal(tka_maintain(auth, T0), 0); /* A loads its copy of the counters */
+
+    /* cached at A, then disabled at B */
+    assert_true(until_answer(svc_secret, "10.9.0.1", TKA_AUTH_OK, 0) >= 0);
+    assert_int_equal(tks_client_set_disabled(store_b, "svc", 1), TKS_OK);
+    double took = until_answer(svc_secret, "10.9.0.1", TKA_AUTH_DISABLED, 1.0);
+    print_message("client disabled at B, refused at A after %.1f ms\n", took * 1000);
+    assert_true(took >= 0);
+    assert_int_equal(tks_client_set_disabled(store_b, "svc", 0), TKS_OK);
+    assert_true(until_answer(svc_secret, "10.9.0.1", TKA_AUTH_OK, 1.0) >= 0);
+
+    /* deleted and made again at B with a new secret: A takes the new one
+     * and refuses the old one */
+    tks_client again;
+    char secret2[TKA_SECRET_TEXT_LEN];
+    assert_int_equal(tks_client_delete(store_b, "svc"), TKS_OK);
+    assert_int_equal(tka_client_create_ex(b, "svc", "svc", "orders:read", "orders-api", 0, "", 0, NULL, T0, &again,
+                                          secret2, err, sizeof err),
+                     0);
+    assert_true(until_answer(secret2, "10.9.0.2", TKA_AUTH_OK, 1.0) >= 0);
+    assert_true(until_answer(svc_secret, "10.9.0.3", TKA_AUTH_BAD, 0) >= 0);
+
+    /* an address guessing at B is blocked at A too */
+    assert_int_equal(tka_maintain(auth, T0), 0);
+    tka_auth_result r = TKA_AUTH_BAD;
+    for (int i = 0; i < 20 && r == TKA_AUTH_BAD; i++) {
+        tks_client out;
+        int64_t retry = 0;
+        r = tka_client_authenticate(b, "svc", 3, "wrong", 5, "10.9.9.9", T0, &out, &retry, NULL);
+    }
+    assert_int_equal(r, TKA_AUTH_THROTTLED);
+    took = until_answer(secret2, "10.9.9.9", TKA_AUTH_THROTTLED, 1.0);
+    print_message("address blocked at B, throttled at A after %.1f ms\n", took * 1000);
+    assert_true(took >= 0);
+    assert_true(until_answer(secret2, "10.9.9.8", TKA_AUTH_OK, 0) >= 0); /* another address is not held back */
+    memcpy(svc_secret, secret2, sizeof svc_secret);
+    tka_close(b);
+    tks_close(store_b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -401,6 +488,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refresh_rotation_reuse_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logout_revokes_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable_user_revokes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_instance_changes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
