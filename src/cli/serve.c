@@ -276,8 +276,10 @@ int cli_serve(int argc, char **argv)
     const char *issuer = s.v[SET_ISSUER] ? s.v[SET_ISSUER] : public_url;
     /* PostgreSQL: a connection for every thread that may use the store at
      * once (request threads, password checks, upkeep and the watcher) */
-    unsigned workers = login_workers > 0 ? (unsigned)login_workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned reqs = threads > 0 ? (unsigned)threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned ncores = cores > 0 && cores < 1024 ? (unsigned)cores : 1u; /* as the server counts them */
+    unsigned workers = login_workers > 0 ? (unsigned)login_workers : ncores;
+    unsigned reqs = threads > 0 ? (unsigned)threads : ncores;
     if (cli_open_store(&s, "serve", reqs + workers + 2, &store) != 0) {
         goto out;
     }

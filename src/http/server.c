@@ -998,7 +998,12 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
         snprintf(err, err_cap, "out of memory for the connection table");
         goto fail;
     }
-    unsigned workers = s->cfg.login_workers != 0 ? s->cfg.login_workers : s->cfg.threads;
+    /* one password check per core by default (--login-workers 0), whatever
+     * --threads says: each holds 64 MiB while it runs */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned workers = s->cfg.login_workers != 0   ? s->cfg.login_workers
+                       : cores > 0 && cores < 1024 ? (unsigned)cores
+                                                   : 1u;
     if (srv_pool_start(&s->login_pool, workers, s->cfg.login_queue) != 0) {
         snprintf(err, err_cap, "cannot start %u password-checking threads", workers);
         goto fail;
