@@ -53,7 +53,7 @@ static inline int flat_agrees(const char *s, size_t n, const struct tki_flat *f,
     json_error_t je;
     json_t *j = json_loadb(s, n, JSON_REJECT_DUPLICATES, &je);
     if (j == NULL || !json_is_object(j)) {
-        snprintf(why, cap, "flat accepted what jansson rejects (%s)", j != NULL ? "not an object" : je.text);
+        snprintf(why, cap, "flat accepted what jansson rejects (%.80s)", j != NULL ? "not an object" : je.text);
         json_decref(j);
         return 0;
     }
