@@ -1584,19 +1584,18 @@ static tks_result pg_attempts_block(tks_store *s, const uint64_t *keys, size_t n
     return r;
 }
 
-static tks_result pg_attempts_get(tks_store *s, const uint64_t *keys, size_t n, int64_t *blocked_until)
+/* Runs `id` and calls fn(key, blocked_until, ud) for each row (non-zero
+ * stops): the reads of pg_attempts_get and pg_attempts_live. */
+static tks_result attempt_rows(tks_store *s, enum stmt_id id, const struct params *a,
+                               int (*fn)(uint64_t key, int64_t blocked_until, void *ud), void *ud)
 {
-    struct params a = {.n = 0};
-    for (size_t i = 0; i < TKS_ATTEMPT_KEYS; i++) {
-        p_i64(&a, (int64_t)keys[i < n ? i : 0]);
-    }
     tks_result r = TKS_OK;
     struct pgconn *pc = acquire(s, &r);
     if (pc == NULL) {
         return r;
     }
     PGresult *res = NULL;
-    r = exec_stmt(s, pc, ST_ATTEMPT_GET, &a, 0, "reading failed attempts", &res);
+    r = exec_stmt(s, pc, id, a, 0, "reading failed attempts", &res);
     for (int row = 0; r == TKS_OK && row < PQntuples(res); row++) {
         int64_t key = 0, until = 0;
         if (get_i64(s, res, row, 0, "attempts.key", &key) != 0 ||
@@ -1604,15 +1603,40 @@ static tks_result pg_attempts_get(tks_store *s, const uint64_t *keys, size_t n, 
             r = TKS_ERR;
             break;
         }
-        for (size_t i = 0; i < n; i++) {
-            if ((int64_t)keys[i] == key) {
-                blocked_until[i] = until;
-            }
+        if (fn((uint64_t)key, until, ud) != 0) {
+            break;
         }
     }
     PQclear(res);
     release_conn(s, pc);
     return r;
+}
+
+struct wanted {
+    const uint64_t *keys;
+    size_t n;
+    int64_t *blocked_until;
+};
+
+static int take_wanted(uint64_t key, int64_t until, void *ud)
+{
+    struct wanted *w = ud;
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->keys[i] == key) {
+            w->blocked_until[i] = until;
+        }
+    }
+    return 0;
+}
+
+static tks_result pg_attempts_get(tks_store *s, const uint64_t *keys, size_t n, int64_t *blocked_until)
+{
+    struct params a = {.n = 0};
+    for (size_t i = 0; i < TKS_ATTEMPT_KEYS; i++) {
+        p_i64(&a, (int64_t)keys[i < n ? i : 0]);
+    }
+    struct wanted w = {keys, n, blocked_until};
+    return attempt_rows(s, ST_ATTEMPT_GET, &a, take_wanted, &w);
 }
 
 static tks_result pg_attempts_clear(tks_store *s, uint64_t key)
@@ -1629,27 +1653,7 @@ static tks_result pg_attempts_live(tks_store *s, int64_t now, int64_t window, si
     p_i64(&a, now);
     p_i64(&a, window);
     p_i64(&a, (int64_t)max);
-    tks_result r = TKS_OK;
-    struct pgconn *pc = acquire(s, &r);
-    if (pc == NULL) {
-        return r;
-    }
-    PGresult *res = NULL;
-    r = exec_stmt(s, pc, ST_ATTEMPT_LIVE, &a, 0, "reading failed attempts", &res);
-    for (int row = 0; r == TKS_OK && row < PQntuples(res); row++) {
-        int64_t key = 0, until = 0;
-        if (get_i64(s, res, row, 0, "attempts.key", &key) != 0 ||
-            get_i64(s, res, row, 1, "attempts.blocked_until", &until) != 0) {
-            r = TKS_ERR;
-            break;
-        }
-        if (fn((uint64_t)key, until, ud) != 0) {
-            break;
-        }
-    }
-    PQclear(res);
-    release_conn(s, pc);
-    return r;
+    return attempt_rows(s, ST_ATTEMPT_LIVE, &a, fn, ud);
 }
 
 static tks_result pg_attempts_purge(tks_store *s, int64_t now, int64_t window)

@@ -1905,6 +1905,52 @@ static tks_result sq_attempts_block(tks_store *s, const uint64_t *keys, size_t n
     return r;
 }
 
+/* Steps the bound statement st (its binding result rc) and calls fn(key,
+ * blocked_until, ud) for each row (non-zero stops): the reads of
+ * sq_attempts_get and sq_attempts_live. Releases st. */
+static tks_result attempt_rows(tks_store *s, struct sq *q, sqlite3_stmt *st, int rc,
+                               int (*fn)(uint64_t key, int64_t blocked_until, void *ud), void *ud)
+{
+    tks_result r = TKS_OK;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            break;
+        }
+        int64_t key = 0, until = 0;
+        if (col_i64(s, st, 0, "attempts.key", &key) != 0 || col_i64(s, st, 1, "attempts.blocked_until", &until)) {
+            r = TKS_ERR;
+            break;
+        }
+        if (fn((uint64_t)key, until, ud) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (r == TKS_OK && rc != SQLITE_DONE) {
+        r = fail(s, q, rc, "reading failed attempts");
+    }
+    release(st);
+    return r;
+}
+
+struct wanted {
+    const uint64_t *keys;
+    size_t n;
+    int64_t *blocked_until;
+};
+
+static int take_wanted(uint64_t key, int64_t until, void *ud)
+{
+    struct wanted *w = ud;
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->keys[i] == key) {
+            w->blocked_until[i] = until;
+        }
+    }
+    return 0;
+}
+
 static tks_result sq_attempts_get(tks_store *s, const uint64_t *keys, size_t n, int64_t *blocked_until)
 {
     struct sq *q = sq_of(s);
@@ -1916,27 +1962,8 @@ static tks_result sq_attempts_get(tks_store *s, const uint64_t *keys, size_t n, 
         for (size_t i = 0; i < TKS_ATTEMPT_KEYS; i++) {
             b_i64(&b, (int)i + 1, (int64_t)keys[i < n ? i : 0]);
         }
-        int rc = b.rc;
-        while (r == TKS_OK && (rc == SQLITE_OK || rc == SQLITE_ROW)) {
-            rc = sqlite3_step(st);
-            if (rc != SQLITE_ROW) {
-                break;
-            }
-            int64_t key = 0, until = 0;
-            if (col_i64(s, st, 0, "attempts.key", &key) != 0 || col_i64(s, st, 1, "attempts.blocked_until", &until)) {
-                r = TKS_ERR;
-                break;
-            }
-            for (size_t i = 0; i < n; i++) {
-                if ((int64_t)keys[i] == key) {
-                    blocked_until[i] = until;
-                }
-            }
-        }
-        if (r == TKS_OK && rc != SQLITE_DONE) {
-            r = fail(s, q, rc, "reading failed attempts");
-        }
-        release(st);
+        struct wanted w = {keys, n, blocked_until};
+        r = attempt_rows(s, q, st, b.rc, take_wanted, &w);
     }
     unlock(q);
     return r;
@@ -1969,26 +1996,7 @@ static tks_result sq_attempts_live(tks_store *s, int64_t now, int64_t window, si
         b_i64(&b, 1, now);
         b_i64(&b, 2, window);
         b_i64(&b, 3, (int64_t)max);
-        int rc = b.rc;
-        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-            rc = sqlite3_step(st);
-            if (rc != SQLITE_ROW) {
-                break;
-            }
-            int64_t key = 0, until = 0;
-            if (col_i64(s, st, 0, "attempts.key", &key) != 0 || col_i64(s, st, 1, "attempts.blocked_until", &until)) {
-                r = TKS_ERR;
-                break;
-            }
-            if (fn((uint64_t)key, until, ud) != 0) {
-                rc = SQLITE_DONE;
-                break;
-            }
-        }
-        if (r == TKS_OK && rc != SQLITE_DONE) {
-            r = fail(s, q, rc, "reading failed attempts");
-        }
-        release(st);
+        r = attempt_rows(s, q, st, b.rc, fn, ud);
     }
     unlock(q);
     return r;

@@ -871,6 +871,70 @@ static void test_attempts(void **state)
     assert_int_equal(tks_attempts_get(s, keys, 1, NULL), TKS_ERR);
 }
 
+struct live_rows {
+    size_t n, stop_at;
+    uint64_t key[8];
+    int64_t until[8];
+};
+
+static int live_row(uint64_t key, int64_t blocked_until, void *ud)
+{
+    struct live_rows *l = ud;
+    if (l->n < 8) {
+        l->key[l->n] = key;
+        l->until[l->n] = blocked_until;
+    }
+    l->n++;
+    return l->stop_at != 0 && l->n >= l->stop_at;
+}
+
+static int64_t live_until(const struct live_rows *l, uint64_t key)
+{
+    for (size_t i = 0; i < l->n && i < 8; i++) {
+        if (l->key[i] == key) {
+            return l->until[i];
+        }
+    }
+    return -1; /* not listed */
+}
+
+/* tks_attempts_live: the counters a copy in memory needs (window not
+ * passed, or blocking), no more than asked, and a callback that stops. */
+static void test_attempts_live(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    uint64_t keys[3] = {7, 0x8000000000000007ull, 9};
+    uint32_t f[3];
+    assert_int_equal(tks_attempts_fail(s, keys, 3, NULL, 100, 60, f), TKS_OK);
+    int64_t b[1] = {1000};
+    assert_int_equal(tks_attempts_block(s, keys + 1, 1, b), TKS_OK);
+    struct live_rows l = {0};
+    assert_int_equal(tks_attempts_live(s, 150, 60, 100, live_row, &l), TKS_OK);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(live_until(&l, keys[0]), 0);
+    assert_int_equal(live_until(&l, keys[1]), 1000);
+    assert_int_equal(live_until(&l, keys[2]), 0);
+    /* windows passed: only the blocking key is live */
+    memset(&l, 0, sizeof l);
+    assert_int_equal(tks_attempts_live(s, 160, 60, 100, live_row, &l), TKS_OK);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(live_until(&l, keys[1]), 1000);
+    /* nothing once the block has passed too */
+    memset(&l, 0, sizeof l);
+    assert_int_equal(tks_attempts_live(s, 1000, 60, 100, live_row, &l), TKS_OK);
+    assert_int_equal(l.n, 0);
+    /* at most max rows; a callback that stops is not called again */
+    memset(&l, 0, sizeof l);
+    assert_int_equal(tks_attempts_live(s, 150, 60, 2, live_row, &l), TKS_OK);
+    assert_int_equal(l.n, 2);
+    memset(&l, 0, sizeof l);
+    l.stop_at = 1;
+    assert_int_equal(tks_attempts_live(s, 150, 60, 100, live_row, &l), TKS_OK);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(tks_attempts_live(s, 150, 60, 0, live_row, &l), TKS_ERR);
+    assert_int_equal(tks_attempts_live(s, 150, 60, 10, NULL, &l), TKS_ERR);
+}
+
 /* More keys than a page, all created in the same second: the (created_at,
  * kid) cursor must neither skip nor repeat. */
 static void test_key_list_paging(void **state)
@@ -3732,6 +3796,7 @@ int main(void)
         ALL(test_revocations_changed),
         ALL(test_key_rotate),
         ALL(test_attempts),
+        ALL(test_attempts_live),
 #undef ALL
         /* several connections and processes: a file and PostgreSQL */
         ON_FILE(test_single_use_race_processes),
