@@ -34,6 +34,7 @@ a test must not fail one shared client or user that often.)
 
 import base64
 import hashlib
+import http.server
 import json
 import os
 import re
@@ -984,6 +985,118 @@ def _fx_metadata(self):
 ServerFixture.add_user = _fx_add_user
 ServerFixture.add_signin_client = _fx_add_signin_client
 ServerFixture.metadata = _fx_metadata
+
+
+# ---------------------------------------------------------------------------
+# a client app of the authorization code flow, served in this process for a
+# real browser (test_signin_browser.py, test_cluster.py)
+
+class ClientAppBase:
+    """The web server of a test client app on 127.0.0.1 (an ephemeral port):
+    GET / answers the page self.index() returns, GET /cb?QUERY the page
+    self.callback(QUERY) returns (a subclass writes both: what the app does
+    with the code differs from test to test), anything else 404. Every page
+    is titled `title` and not cached. self.http (new_session(verify)) is the
+    app's own client for its server-side calls; pending (state -> verifier),
+    tokens and results are shared with the request threads under lock."""
+
+    def __init__(self, title, verify):
+        self.client_id = None
+        self.pending = {}  # state -> verifier
+        self.tokens = []
+        self.results = []
+        self.lock = threading.Lock()
+        self.http = new_session(verify)
+        app = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                path, _, query = self.path.partition("?")
+                if path == "/":
+                    self.send(200, app.index())
+                elif path == "/cb":
+                    self.send(200, app.callback(query))
+                else:
+                    self.send(404, "<p>not found</p>")
+
+            def send(self, status, body):
+                b = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>%s</title></head>"
+                     "<body>%s</body></html>" % (title, body)).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(b)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(b)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.redirect_uri = self.url + "/cb"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.http.close()
+
+    def index(self):
+        raise NotImplementedError
+
+    def callback(self, query):
+        raise NotImplementedError
+
+    def authorization_request(self, server, scope, **over):
+        """server's /oauth/authorize URL for this app with fresh S256 PKCE and
+        state (the verifier kept in pending for the callback); `over`
+        replaces parameters."""
+        verifier, challenge = pkce_pair()
+        state = random_state()
+        with self.lock:
+            self.pending[state] = verifier
+        p = {"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
+             "scope": scope, "state": state, "code_challenge": challenge, "code_challenge_method": "S256"}
+        p.update(over)
+        return server + "/oauth/authorize?" + urlencode(p)
+
+    def read_callback(self, query, issuer):
+        """The query of a redirect back to /cb: its parameters, the results
+        every app reports (error, iss_ok, state_ok) and the verifier of its
+        state (None when the state is unknown or was used already)."""
+        q = {k: v[0] for k, v in parse_qs(query).items()}
+        res = {"error": q.get("error"), "iss_ok": q.get("iss") == issuer}
+        with self.lock:
+            verifier = self.pending.pop(q.get("state", ""), None)
+        res["state_ok"] = verifier is not None
+        return q, res, verifier
+
+    def exchange(self, server, code, verifier):
+        """The code for tokens at server's /oauth/token, as this public client."""
+        return self.http.post(server + "/oauth/token", timeout=HTTP_TIMEOUT, data={
+            "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+            "redirect_uri": self.redirect_uri, "client_id": self.client_id})
+
+
+def browser_missing(browser_dir, chromium):
+    """What a browser test needs and does not find (node, Chromium,
+    playwright-core in browser_dir/node_modules): the test FAILS on it."""
+    missing = []
+    if shutil.which("node") is None:
+        missing.append("node (Debian nodejs)")
+    if not os.access(chromium, os.X_OK):
+        missing.append("%s (Debian chromium)" % chromium)
+    if not os.path.isdir(os.path.join(browser_dir, "node_modules", "playwright-core")):
+        missing.append("tests/e2e/browser/node_modules (npm ci --prefix tests/e2e/browser)")
+    return missing
 
 
 # ---------------------------------------------------------------------------

@@ -46,16 +46,14 @@ is missing (npm ci --prefix tests/e2e/browser).
 """
 
 import html
-import http.server
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
 import unittest
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clustertest as ct  # noqa: E402
@@ -162,7 +160,7 @@ class Watch:
 # ---------------------------------------------------------------------------
 # the client app of the browser test
 
-class ClusterApp:
+class ClusterApp(st.ClientAppBase):
     """A public client of the authorization code flow (Python http.server):
     GET / shows a "Sign in" link to nginx's /oauth/authorize with fresh PKCE
     and state; GET /cb checks state and iss, finds in nginx's access log
@@ -171,62 +169,10 @@ class ClusterApp:
 
     def __init__(self, cl):
         self.cl = cl
-        self.client_id = None
-        self.pending = {}
-        self.tokens = []
-        self.results = []
-        self.lock = threading.Lock()
-        self.http = st.new_session(True)
-        app = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                path, _, query = self.path.partition("?")
-                if path == "/":
-                    self.send(200, app.index())
-                elif path == "/cb":
-                    self.send(200, app.callback(query))
-                else:
-                    self.send(404, "<p>not found</p>")
-
-            def send(self, status, body):
-                b = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>cluster test client</title></head>"
-                     "<body>%s</body></html>" % body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(b)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(b)
-
-            def log_message(self, *a):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.redirect_uri = self.url + "/cb"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.http.close()
+        super().__init__("cluster test client", True)
 
     def index(self):
-        verifier, challenge = st.pkce_pair()
-        state = st.random_state()
-        with self.lock:
-            self.pending[state] = verifier
-        p = {"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
-             "scope": SCOPE, "state": state, "code_challenge": challenge, "code_challenge_method": "S256"}
-        url = self.cl.public_url + "/oauth/authorize?" + urlencode(p)
+        url = self.authorization_request(self.cl.public_url, SCOPE)
         return '<h1>Cluster test client</h1><p><a id="signin" href="%s">Sign in</a></p>' % html.escape(url, True)
 
     def login_instance(self, timeout=3.0):
@@ -242,11 +188,7 @@ class ClusterApp:
             time.sleep(0.05)
 
     def callback(self, query):
-        q = {k: v[0] for k, v in parse_qs(query).items()}
-        res = {"error": q.get("error"), "iss_ok": q.get("iss") == self.cl.public_url}
-        with self.lock:
-            verifier = self.pending.pop(q.get("state", ""), None)
-        res["state_ok"] = verifier is not None
+        q, res, verifier = self.read_callback(query, self.cl.public_url)
         if "code" in q and verifier:
             x, n_logins = self.login_instance()
             res["login_posts"] = n_logins
@@ -255,9 +197,7 @@ class ClusterApp:
             y = next(i for i in self.cl.instances if i is not x)
             res["exchange_instance"] = y.name
             res["code_fp"] = st.fingerprint(q["code"])
-            r = self.http.post(y.url + "/oauth/token", timeout=st.HTTP_TIMEOUT, data={
-                "grant_type": "authorization_code", "code": q["code"], "code_verifier": verifier,
-                "redirect_uri": self.redirect_uri, "client_id": self.client_id})
+            r = self.exchange(y.url, q["code"], verifier)
             res["token_status"] = r.status_code
             if r.status_code == 200:
                 t = r.json()
@@ -765,13 +705,7 @@ class Cluster(unittest.TestCase):
 
     # -- 7 -------------------------------------------------------------------------------
     def test_7_browser_signin_across_instances(self):
-        missing = []
-        if shutil.which("node") is None:
-            missing.append("node (Debian nodejs)")
-        if not os.access(CHROMIUM, os.X_OK):
-            missing.append("%s (Debian chromium)" % CHROMIUM)
-        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-            missing.append("tests/e2e/browser/node_modules (npm ci --prefix tests/e2e/browser)")
+        missing = st.browser_missing(BROWSER_DIR, CHROMIUM)
         if missing:
             self.fail("missing: %s; run scripts/deps.sh" % ", ".join(missing))
         cl = self.cl

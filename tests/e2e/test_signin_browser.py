@@ -28,15 +28,11 @@ Run by hand with
 """
 
 import html
-import http.server
 import json
 import os
-import shutil
 import subprocess
 import sys
-import threading
 import unittest
-from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import servetest as st  # noqa: E402
@@ -126,7 +122,7 @@ http {
 # ---------------------------------------------------------------------------
 # the test client app
 
-class ClientApp:
+class ClientApp(st.ClientAppBase):
     """A public client of the authorization code flow, run in this process:
     GET / shows a "Sign in" link with fresh PKCE and state; GET /cb checks
     state and iss, exchanges the code with the verifier (server side), calls
@@ -137,80 +133,20 @@ class ClientApp:
         self.fx = fx
         self.resource_url = resource_url
         self.issuer = issuer
-        self.client_id = None
-        self.pending = {}  # state -> verifier
-        self.tokens = []
-        self.results = []
-        self.lock = threading.Lock()
-        self.http = st.new_session(fx.verify)
-        app = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                path, _, query = self.path.partition("?")
-                if path == "/":
-                    self.send(200, app.index())
-                elif path == "/cb":
-                    self.send(200, app.callback(query))
-                else:
-                    self.send(404, "<p>not found</p>")
-
-            def send(self, status, body):
-                b = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>test client</title></head>"
-                     "<body>%s</body></html>" % body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(b)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(b)
-
-            def log_message(self, *a):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.redirect_uri = self.url + "/cb"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.http.close()
+        super().__init__("test client", fx.verify)
 
     def authorize_url(self, **over):
-        verifier, challenge = st.pkce_pair()
-        state = st.random_state()
-        with self.lock:
-            self.pending[state] = verifier
-        p = {"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
-             "scope": SCOPE, "state": state, "code_challenge": challenge, "code_challenge_method": "S256"}
-        p.update(over)
-        return self.fx.url + "/oauth/authorize?" + urlencode(p)
+        return self.authorization_request(self.fx.url, SCOPE, **over)
 
     def index(self):
         return ('<h1>Test client</h1><p><a id="signin" href="%s">Sign in</a></p>'
                 % html.escape(self.authorize_url(), quote=True))
 
     def callback(self, query):
-        from urllib.parse import parse_qs
-        q = {k: v[0] for k, v in parse_qs(query).items()}
-        res = {"error": q.get("error"), "iss_ok": q.get("iss") == self.issuer}
-        with self.lock:
-            verifier = self.pending.pop(q.get("state", ""), None)
-        res["state_ok"] = verifier is not None
+        q, res, verifier = self.read_callback(query, self.issuer)
         status = "-"
         if "code" in q and verifier:
-            r = self.http.post(self.fx.url + "/oauth/token", timeout=st.HTTP_TIMEOUT, data={
-                "grant_type": "authorization_code", "code": q["code"], "code_verifier": verifier,
-                "redirect_uri": self.redirect_uri, "client_id": self.client_id})
+            r = self.exchange(self.fx.url, q["code"], verifier)
             res["token_status"] = r.status_code
             if r.status_code == 200:
                 t = r.json()
@@ -241,13 +177,7 @@ class BrowserSignIn(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         # FAIL, not skip, when a piece is missing
-        missing = []
-        if shutil.which("node") is None:
-            missing.append("node (Debian nodejs)")
-        if not os.access(CHROMIUM, os.X_OK):
-            missing.append("%s (Debian chromium)" % CHROMIUM)
-        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-            missing.append("tests/e2e/browser/node_modules (npm ci --prefix tests/e2e/browser)")
+        missing = st.browser_missing(BROWSER_DIR, CHROMIUM)
         if missing:
             raise AssertionError("missing: %s; run scripts/deps.sh" % ", ".join(missing))
 
