@@ -193,4 +193,13 @@ tks_result tksi_pg_open_at(tks_store *s, const char *conninfo, const char *passw
 /* Records the calling thread's last error on s (see tks_errmsg). */
 void tksi_seterr(tks_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* tks_attempts_get in both backends: a row callback (key, blocked_until)
+ * that fills blocked_until[i] of the keys asked for. */
+struct tksi_wanted {
+    const uint64_t *keys;
+    size_t n;
+    int64_t *blocked_until;
+};
+int tksi_take_wanted(uint64_t key, int64_t blocked_until, void *ud);
+
 #endif

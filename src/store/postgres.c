@@ -1612,31 +1612,14 @@ static tks_result attempt_rows(tks_store *s, enum stmt_id id, const struct param
     return r;
 }
 
-struct wanted {
-    const uint64_t *keys;
-    size_t n;
-    int64_t *blocked_until;
-};
-
-static int take_wanted(uint64_t key, int64_t until, void *ud)
-{
-    struct wanted *w = ud;
-    for (size_t i = 0; i < w->n; i++) {
-        if (w->keys[i] == key) {
-            w->blocked_until[i] = until;
-        }
-    }
-    return 0;
-}
-
 static tks_result pg_attempts_get(tks_store *s, const uint64_t *keys, size_t n, int64_t *blocked_until)
 {
     struct params a = {.n = 0};
     for (size_t i = 0; i < TKS_ATTEMPT_KEYS; i++) {
         p_i64(&a, (int64_t)keys[i < n ? i : 0]);
     }
-    struct wanted w = {keys, n, blocked_until};
-    return attempt_rows(s, ST_ATTEMPT_GET, &a, take_wanted, &w);
+    struct tksi_wanted w = {keys, n, blocked_until};
+    return attempt_rows(s, ST_ATTEMPT_GET, &a, tksi_take_wanted, &w);
 }
 
 static tks_result pg_attempts_clear(tks_store *s, uint64_t key)

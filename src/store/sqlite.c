@@ -1934,23 +1934,6 @@ static tks_result attempt_rows(tks_store *s, struct sq *q, sqlite3_stmt *st, int
     return r;
 }
 
-struct wanted {
-    const uint64_t *keys;
-    size_t n;
-    int64_t *blocked_until;
-};
-
-static int take_wanted(uint64_t key, int64_t until, void *ud)
-{
-    struct wanted *w = ud;
-    for (size_t i = 0; i < w->n; i++) {
-        if (w->keys[i] == key) {
-            w->blocked_until[i] = until;
-        }
-    }
-    return 0;
-}
-
 static tks_result sq_attempts_get(tks_store *s, const uint64_t *keys, size_t n, int64_t *blocked_until)
 {
     struct sq *q = sq_of(s);
@@ -1962,8 +1945,8 @@ static tks_result sq_attempts_get(tks_store *s, const uint64_t *keys, size_t n, 
         for (size_t i = 0; i < TKS_ATTEMPT_KEYS; i++) {
             b_i64(&b, (int)i + 1, (int64_t)keys[i < n ? i : 0]);
         }
-        struct wanted w = {keys, n, blocked_until};
-        r = attempt_rows(s, q, st, b.rc, take_wanted, &w);
+        struct tksi_wanted w = {keys, n, blocked_until};
+        r = attempt_rows(s, q, st, b.rc, tksi_take_wanted, &w);
     }
     unlock(q);
     return r;

@@ -783,6 +783,17 @@ tks_result tks_attempts_purge(tks_store *s, int64_t now, int64_t window)
     return s->be->attempts_purge(s, now, window);
 }
 
+int tksi_take_wanted(uint64_t key, int64_t blocked_until, void *ud)
+{
+    struct tksi_wanted *w = ud;
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->keys[i] == key) {
+            w->blocked_until[i] = blocked_until;
+        }
+    }
+    return 0;
+}
+
 tks_result tks_attempts_live(tks_store *s, int64_t now, int64_t window, size_t max,
                              int (*fn)(uint64_t key, int64_t blocked_until, void *ud), void *ud)
 {
