@@ -1165,6 +1165,99 @@ static void test_rule23_result_strings(void **state)
     assert_int_equal(TK_ERR_KEY_MISMATCH, 10);
 }
 
+/* A random prime of `bits` bits (OpenSSL's generator). */
+static BIGNUM *prime_of(int bits)
+{
+    BIGNUM *p = BN_new();
+    assert_non_null(p);
+    assert_int_equal(BN_generate_prime_ex(p, bits, 0, NULL, NULL, NULL), 1);
+    return p;
+}
+
+/* The modulus of the RSA key fuzz_jwk found (fuzz/regressions/fuzz_jwk/
+ * crash-7502e6f7…): a composite that some Miller-Rabin bases factor, so
+ * OpenSSL's check, with random bases, accepted it on one import and refused
+ * it on the next. */
+static const char FUZZ_N[] =
+    "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-"
+    "pCgNMsD1W_YpRPOwEWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg"
+    "665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRW"
+    "yuXpoQ";
+
+/*
+ * Rule 23, the modulus. A prime n gives d = e^-1 mod (n - 1) to anyone, a
+ * prime power p^k too (phi = p^(k-1)(p - 1)), and a small factor makes n
+ * easy to split: each is refused in every form (SP 800-56B §6.4.2.2, the
+ * enhanced Miller-Rabin test of FIPS 186-4 C.3.2). The verdict depends on n
+ * alone: the same modulus imported again and again gets the same answer.
+ */
+static void test_rule23_rsa_modulus(void **state)
+{
+    (void)state;
+    BIGNUM *v[RSA_PARTS];
+    rsa_parts(g_rsa_pk, v);
+    BIGNUM *pub[RSA_PARTS] = {NULL};
+    pub[RSA_E] = v[RSA_E];
+    BN_CTX *ctx = BN_CTX_new();
+    assert_non_null(ctx);
+
+    BIGNUM *p = prime_of(2048);
+    pub[RSA_N] = p;
+    expect_rsa_everywhere(pub, TK_ERR_KEY, "n prime");
+    BN_free(p);
+
+    BIGNUM *sq = BN_new();
+    p = prime_of(1025);
+    assert_int_equal(BN_sqr(sq, p, ctx), 1);
+    pub[RSA_N] = sq;
+    expect_rsa_everywhere(pub, TK_ERR_KEY, "n = p^2");
+    BIGNUM *cube = BN_new();
+    BN_free(p);
+    p = prime_of(700);
+    assert_int_equal(BN_sqr(sq, p, ctx), 1);
+    assert_int_equal(BN_mul(cube, sq, p, ctx), 1);
+    pub[RSA_N] = cube;
+    expect_rsa_everywhere(pub, TK_ERR_KEY, "n = p^3");
+    BN_free(p);
+
+    static const BN_ULONG small[] = {3, 5, 751};
+    BIGNUM *with_small = BN_new();
+    p = prime_of(2040);
+    for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+        assert_non_null(BN_copy(with_small, p));
+        assert_int_equal(BN_mul_word(with_small, small[i]), 1);
+        pub[RSA_N] = with_small;
+        char what[48];
+        snprintf(what, sizeof what, "n with the factor %lu", (unsigned long)small[i]);
+        expect_rsa_everywhere(pub, TK_ERR_KEY, what);
+    }
+    BN_free(p);
+
+    BIGNUM *even = BN_dup(v[RSA_N]);
+    assert_int_equal(BN_add_word(even, 1), 1);
+    pub[RSA_N] = even;
+    expect_rsa_everywhere(pub, TK_ERR_KEY, "n even");
+
+    pub[RSA_N] = v[RSA_N];
+    expect_rsa_everywhere(pub, TK_OK, "a real modulus");
+
+    /* the same answer every time, for a real modulus and for the one the
+     * fuzzer found (accepted: composite, not a prime power) */
+    char jwk[700];
+    snprintf(jwk, sizeof jwk, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\"}", FUZZ_N);
+    for (int i = 0; i < 50; i++) {
+        tk_key *k = NULL;
+        assert_int_equal(tk_key_from_jwk(jwk, strlen(jwk), i % 2 ? TK_ALG_PS256 : TK_ALG_UNSET, &k), TK_OK);
+        tk_key_free(k);
+    }
+    BN_free(sq);
+    BN_free(cube);
+    BN_free(with_small);
+    BN_free(even);
+    BN_CTX_free(ctx);
+    rsa_parts_free(v);
+}
+
 /*
  * Rule 23. Attack: with e = 1 an RSA "signature" is s^1 mod n = s, so the
  * PKCS#1 encoding of any message is a valid signature and anyone forges
@@ -1937,6 +2030,7 @@ int main(void)
         cmocka_unit_test(test_pem_refused),
         cmocka_unit_test(test_rule23_result_strings),
         cmocka_unit_test(test_rule23_rsa_public_exponent),
+        cmocka_unit_test(test_rule23_rsa_modulus),
         cmocka_unit_test(test_rule23_token_forged_for_e1_key_is_never_valid),
         cmocka_unit_test(test_rule23_rsa_private_part_must_match),
         cmocka_unit_test(test_rule23_ec_and_ed25519_private_part_must_match),
