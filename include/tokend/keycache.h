@@ -142,6 +142,11 @@ TK_API TK_NODISCARD tk_result tk_keycache_verify(tk_keycache *c, const char *iss
                                                  const tk_policy *pol, const tk_limits *lim, int64_t now,
                                                  tk_verdict *v, tk_token **out_token);
 
+/* The same for a token already parsed with tk_token_parse (the caller read
+ * its iss to pick the issuer): parses nothing again. */
+TK_API TK_NODISCARD tk_result tk_keycache_verify_token(tk_keycache *c, const char *issuer, const tk_token *t,
+                                                       const tk_policy *pol, int64_t now, tk_verdict *v);
+
 /* What the cache knows of one issuer (for metrics, logs and tools). */
 typedef struct tk_keycache_status {
     int have_keys;          /* a set was fetched (or given) at least once */

@@ -887,24 +887,25 @@ static void explain_unavailable(const tk_keycache *c, const struct kc_issuer *is
                     is->issuer, fail, is->last_error[0] ? is->last_error : "no error recorded", when, ago);
 }
 
-tk_result tk_keycache_verify(tk_keycache *c, const char *issuer, const char *tok, size_t len, const tk_policy *pol,
-                             const tk_limits *lim, int64_t now, tk_verdict *v, tk_token **out_token)
+tk_result tk_keycache_verify_token(tk_keycache *c, const char *issuer, const tk_token *t, const tk_policy *pol,
+                                   int64_t now, tk_verdict *v)
 {
-    if (out_token) {
-        *out_token = NULL;
-    }
     if (!v) {
         return TK_ERR_ARG;
     }
     memset(v, 0, sizeof *v);
     v->reason = TK_REASON_UNAVAILABLE;
-    if (!c || !issuer || !tok || !pol) {
+    if (!c || !issuer || !t || !pol) {
         tki_verdict_set(v, TK_REASON_UNAVAILABLE, "no decision: bad argument");
         return TK_ERR_ARG;
     }
     struct kc_issuer *is = find(c, issuer, strlen(issuer));
     if (!is) {
         tki_verdict_set(v, TK_REASON_WRONG_ISSUER, "%s is not a trusted issuer", issuer);
+        return TK_OK;
+    }
+    if (tk_token_header_verdict(t)->reason != TK_REASON_VALID) {
+        *v = *tk_token_header_verdict(t); /* no key set needed to say so */
         return TK_OK;
     }
     pthread_mutex_lock(&c->mu);
@@ -923,7 +924,7 @@ tk_result tk_keycache_verify(tk_keycache *c, const char *issuer, const char *tok
     struct kc_set *s = set_ref(is->set);
     pthread_mutex_unlock(&c->mu);
 
-    tk_result rc = tk_verify(tok, len, s->ks, pol, lim, v, out_token);
+    tk_result rc = tk_token_verify(t, s->ks, pol, v);
     if (rc != TK_OK || v->reason != TK_REASON_UNKNOWN_KEY || is->fixed) {
         set_unref(s);
         return rc;
@@ -953,11 +954,7 @@ tk_result tk_keycache_verify(tk_keycache *c, const char *issuer, const char *tok
     struct kc_set *s2 = set_ref(is->set);
     pthread_mutex_unlock(&c->mu);
     if (s2 && s2 != s) {
-        if (out_token && *out_token) {
-            tk_token_free(*out_token);
-            *out_token = NULL;
-        }
-        rc = tk_verify(tok, len, s2->ks, pol, lim, v, out_token);
+        rc = tk_token_verify(t, s2->ks, pol, v);
         if (rc != TK_OK || v->reason != TK_REASON_UNKNOWN_KEY) {
             set_unref(s);
             set_unref(s2);
@@ -965,13 +962,8 @@ tk_result tk_keycache_verify(tk_keycache *c, const char *issuer, const char *tok
         }
     }
     const struct kc_set *used = s2 ? s2 : s;
-    /* Rewrite the detail with the issuer's side of things. */
-    tk_token *t = NULL;
-    tk_verdict pv;
-    const char *kid = NULL;
-    if (tk_token_parse(tok, len, lim, &t, &pv) == TK_OK && t) {
-        kid = tk_token_kid(t);
-    }
+    /* The detail, with the issuer's side of things. */
+    const char *kid = tk_token_kid(t);
     char kids[200], ago[24];
     list_kids(used->ks, kids, sizeof kids);
     tk_format_duration(now - used->fetched_at, ago, sizeof ago);
@@ -988,26 +980,49 @@ tk_result tk_keycache_verify(tk_keycache *c, const char *issuer, const char *tok
         char since[24], cool[24];
         tk_format_duration(now - last_refetch, since, sizeof since);
         tk_format_duration(c->cfg.kid_cooldown, cool, sizeof cool);
-        msgf(tail, sizeof tail, "not refetched: the last refetch for an unknown kid was %s ago (cool-down %s)",
-                 since, cool);
+        msgf(tail, sizeof tail, "not refetched: the last refetch for an unknown kid was %s ago, cool-down %s", since,
+             cool);
     }
     if (kid) {
         tki_verdict_set(v, TK_REASON_UNKNOWN_KEY,
-                        "kid '%s' is not in the key set of %s (fetched %s ago, %s: keys %s); the token may come "
-                        "from another tenant or environment of the same provider, or be signed with a key not "
-                        "yet published",
+                        "kid '%s' is not in the key set of %s (fetched %s ago, %s; keys %s): the token may come "
+                        "from another tenant or environment of this provider, or its key is not published yet",
                         kidq, is->issuer, ago, tail, kids);
-    } else if (v->detail[0]) {
-        /* no kid: the core's own explanation (no key of the alg) stands; add the set */
+    } else {
         char core[TK_LIMIT_DETAIL_LEN];
         msgf(core, sizeof core, "%s", v->detail);
         tki_verdict_set(v, TK_REASON_UNKNOWN_KEY, "%s (key set of %s, fetched %s ago: keys %s)", core, is->issuer,
                         ago, kids);
     }
-    tk_token_free(t);
     set_unref(s);
     set_unref(s2);
     return TK_OK;
+}
+
+tk_result tk_keycache_verify(tk_keycache *c, const char *issuer, const char *tok, size_t len, const tk_policy *pol,
+                             const tk_limits *lim, int64_t now, tk_verdict *v, tk_token **out_token)
+{
+    if (out_token) {
+        *out_token = NULL;
+    }
+    if (!v) {
+        return TK_ERR_ARG;
+    }
+    tk_token *t = NULL;
+    tk_result rc = tk_token_parse(tok, len, lim, &t, v);
+    if (rc != TK_OK || !t) {
+        if (rc != TK_OK) {
+            tki_verdict_set(v, TK_REASON_UNAVAILABLE, "the verifier failed: %s", tk_result_str(rc));
+        }
+        return rc;
+    }
+    rc = tk_keycache_verify_token(c, issuer, t, pol, now, v);
+    if (rc == TK_OK && v->reason == TK_REASON_VALID && out_token) {
+        *out_token = t;
+        t = NULL;
+    }
+    tk_token_free(t);
+    return rc;
 }
 
 int tk_keycache_status_get(tk_keycache *c, const char *issuer, int64_t now, tk_keycache_status *st)
