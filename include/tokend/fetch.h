@@ -19,11 +19,11 @@ extern "C" {
 #endif
 
 typedef struct tk_fetch_options {
-    const char *ca_file;       /* PEM CA certificates trusted besides the system's; NULL: system only */
-    long timeout_ms;           /* the whole fetch (5000) */
-    long connect_timeout_ms;   /* the TCP and TLS connection (3000) */
-    const char *user_agent;    /* NULL: "tokend/<version>" */
-    int allow_http_loopback;   /* 1: http:// allowed to 127.0.0.1/[::1]/localhost (tests, sidecars); 0 */
+    const char *ca_file;     /* PEM CA certificates trusted besides the system's; NULL: system only */
+    long timeout_ms;         /* the whole fetch (5000) */
+    long connect_timeout_ms; /* the TCP and TLS connection (3000) */
+    const char *user_agent;  /* NULL: "tokend/<version>" */
+    int allow_http_loopback; /* 1: http:// allowed to 127.0.0.1/[::1]/localhost (tests, sidecars); 0 */
 } tk_fetch_options;
 
 TK_API void tk_fetch_options_defaults(tk_fetch_options *o);

@@ -66,13 +66,13 @@ typedef struct tk_fetch_result {
 typedef int (*tk_fetch_fn)(void *ud, const char *url, size_t cap, tk_fetch_result *out);
 
 typedef struct tk_keycache_config {
-    int64_t min_ttl;     /* lower clamp of max-age, seconds (300) */
-    int64_t max_ttl;     /* upper clamp (86400) */
-    int64_t default_ttl; /* without max-age (3600), then clamped */
-    int64_t kid_cooldown; /* one refetch per issuer per this, on unknown kids (30) */
-    int64_t retry_min;    /* after a failed fetch, retry in this (5), doubling ... */
-    int64_t retry_max;    /* ... up to this (300) */
-    int64_t max_stale;    /* serve the last good set this long past its expiry (86400) */
+    int64_t min_ttl;       /* lower clamp of max-age, seconds (300) */
+    int64_t max_ttl;       /* upper clamp (86400) */
+    int64_t default_ttl;   /* without max-age (3600), then clamped */
+    int64_t kid_cooldown;  /* one refetch per issuer per this, on unknown kids (30) */
+    int64_t retry_min;     /* after a failed fetch, retry in this (5), doubling ... */
+    int64_t retry_max;     /* ... up to this (300) */
+    int64_t max_stale;     /* serve the last good set this long past its expiry (86400) */
     int64_t discovery_ttl; /* re-read the metadata this often (86400); at once when a jwks fetch fails with 404 */
     unsigned wait_ms;      /* longest wait of tk_keycache_verify for a fetch in progress (1000) */
     int inline_fetch;      /* 1: a caller that needs a fetch makes it on its own thread (no
@@ -139,8 +139,8 @@ TK_API void tk_keycache_issuer_list(const tk_keycache *c, char *buf, size_t cap)
  * `unavailable` why no usable set exists. Returns like tk_verify.
  */
 TK_API TK_NODISCARD tk_result tk_keycache_verify(tk_keycache *c, const char *issuer, const char *tok, size_t len,
-                                                 const tk_policy *pol, const tk_limits *lim, int64_t now,
-                                                 tk_verdict *v, tk_token **out_token);
+                                                 const tk_policy *pol, const tk_limits *lim, int64_t now, tk_verdict *v,
+                                                 tk_token **out_token);
 
 /* The same for a token already parsed with tk_token_parse (the caller read
  * its iss to pick the issuer): parses nothing again. */
@@ -149,20 +149,20 @@ TK_API TK_NODISCARD tk_result tk_keycache_verify_token(tk_keycache *c, const cha
 
 /* What the cache knows of one issuer (for metrics, logs and tools). */
 typedef struct tk_keycache_status {
-    int have_keys;          /* a set was fetched (or given) at least once */
-    int64_t fetched_at;     /* when the current set was fetched, 0 if never */
-    int64_t expires_at;     /* when it is due to be replaced */
-    int64_t stale_until;    /* when it stops being served */
-    size_t keys;            /* usable keys in it */
-    size_t skipped;         /* keys of the set that were skipped */
-    char skipped_why[256];  /* the first few skipped keys and why */
-    char jwks_uri[512];     /* where the set comes from ("" for fixed text, or before discovery) */
-    int64_t last_attempt;   /* last fetch attempt, 0 if none */
-    int64_t failing_since;  /* first failed attempt since the last success, 0 when not failing */
-    char last_error[256];   /* why the last attempt failed, "" when it did not */
-    uint64_t fetch_ok;      /* fetches that gave a usable set */
-    uint64_t fetch_failed;  /* fetches that did not */
-    uint64_t kid_refetches; /* refetches asked for by unknown kids */
+    int have_keys;               /* a set was fetched (or given) at least once */
+    int64_t fetched_at;          /* when the current set was fetched, 0 if never */
+    int64_t expires_at;          /* when it is due to be replaced */
+    int64_t stale_until;         /* when it stops being served */
+    size_t keys;                 /* usable keys in it */
+    size_t skipped;              /* keys of the set that were skipped */
+    char skipped_why[256];       /* the first few skipped keys and why */
+    char jwks_uri[512];          /* where the set comes from ("" for fixed text, or before discovery) */
+    int64_t last_attempt;        /* last fetch attempt, 0 if none */
+    int64_t failing_since;       /* first failed attempt since the last success, 0 when not failing */
+    char last_error[256];        /* why the last attempt failed, "" when it did not */
+    uint64_t fetch_ok;           /* fetches that gave a usable set */
+    uint64_t fetch_failed;       /* fetches that did not */
+    uint64_t kid_refetches;      /* refetches asked for by unknown kids */
     uint64_t kid_refetch_denied; /* unknown kids that found the cool-down running */
 } tk_keycache_status;
 
@@ -185,9 +185,9 @@ TK_API TK_NODISCARD tk_result tk_metadata_parse(const char *doc, size_t len, con
 
 /* One key of a JWKS that could not be used, and why. */
 typedef struct tk_jwks_skip {
-    size_t index;    /* position in "keys", from 0 */
+    size_t index;                   /* position in "keys", from 0 */
     char kid[TK_LIMIT_KID_LEN + 1]; /* "" when it has none */
-    char why[160];   /* "RSA key has 1024 bits; at least 2048 are required", "an encryption key (use enc)" */
+    char why[160]; /* "RSA key has 1024 bits; at least 2048 are required", "an encryption key (use enc)" */
 } tk_jwks_skip;
 
 /* Like tk_keyset_from_jwks, but a key that cannot be used is skipped and

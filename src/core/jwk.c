@@ -737,8 +737,9 @@ static void skip_reason(const json_t *m, tk_result rc, char *why, size_t cap)
         } else if (rc == TK_ERR_KEY_MISMATCH) {
             tki_appendf(why, cap, &pos, "its private part does not belong to its public part");
         } else {
-            tki_appendf(why, cap, &pos, "malformed RSA key (n and e must be base64url; the modulus must be odd, "
-                                        "and not a prime or a prime power)");
+            tki_appendf(why, cap, &pos,
+                        "malformed RSA key (n and e must be base64url; the modulus must be odd, "
+                        "and not a prime or a prime power)");
         }
     } else if (strcmp(kty, "EC") == 0) {
         const char *crv = get_str(m, "crv");
@@ -747,11 +748,12 @@ static void skip_reason(const json_t *m, tk_result rc, char *why, size_t cap)
             tki_append_escaped(why, cap, &pos, crv ? crv : "", crv ? strlen(crv) : 0, 24);
             tki_appendf(why, cap, &pos, "\" is not supported (P-256, P-384, P-521)");
         } else {
-            tki_appendf(why, cap, &pos, "malformed EC key (x and y must be a point on %s)", crv ? "its curve" : "a curve");
+            tki_appendf(why, cap, &pos, "malformed EC key (x and y must be a point on %s)",
+                        crv ? "its curve" : "a curve");
         }
     } else if (strcmp(kty, "OKP") == 0) {
-        tki_appendf(why, cap, &pos, rc == TK_ERR_UNSUPPORTED ? "OKP curve is not supported (Ed25519 only)"
-                                                              : "malformed OKP key");
+        tki_appendf(why, cap, &pos,
+                    rc == TK_ERR_UNSUPPORTED ? "OKP curve is not supported (Ed25519 only)" : "malformed OKP key");
     } else {
         tki_appendf(why, cap, &pos, "kty \"");
         tki_append_escaped(why, cap, &pos, kty, strlen(kty), 24);
@@ -809,8 +811,8 @@ static void not_a_jwks(const char *json, size_t len, const json_t *o, char *why,
 }
 
 tk_result tk_keyset_from_jwks_lenient(const char *json, size_t len, const tk_alg *algs, size_t algs_len,
-                                      tk_keyset **out, tk_jwks_skip *skips, size_t cap, size_t *n_skipped,
-                                      char *why, size_t why_cap)
+                                      tk_keyset **out, tk_jwks_skip *skips, size_t cap, size_t *n_skipped, char *why,
+                                      size_t why_cap)
 {
     char dummy[8];
     if (!why || why_cap == 0) {

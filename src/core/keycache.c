@@ -188,7 +188,8 @@ int64_t tk_cache_control_max_age(const char *v, size_t len)
         while (i < len && v[i] != ',') {
             i++;
         }
-        if ((nl == 8 && strncasecmp(v + s, "no-store", 8) == 0) || (nl == 8 && strncasecmp(v + s, "no-cache", 8) == 0)) {
+        if ((nl == 8 && strncasecmp(v + s, "no-store", 8) == 0) ||
+            (nl == 8 && strncasecmp(v + s, "no-cache", 8) == 0)) {
             return 0;
         }
         if (nl == 7 && strncasecmp(v + s, "max-age", 7) == 0) {
@@ -221,8 +222,9 @@ static int https_url(const char *u)
         return 0;
     }
     for (const char *p = u; *p; p++) {
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
-            return 0;
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '"' || *p == '\\' || *p == '<' ||
+            *p == '>') {
+            return 0; /* never valid in a URL; and these would break a log line or a metrics label */
         }
     }
     return 1;
@@ -265,8 +267,8 @@ tk_result tk_metadata_parse(const char *doc, size_t len, const char *issuer, cha
     json_t *o = NULL;
     if (len > 0 && len <= TK_LIMIT_JWK_LEN) {
         char err[160];
-        o = tki_json_parse_object((const unsigned char *)doc, len, TK_LIMIT_JSON_DEPTH, TK_LIMIT_METADATA_MEMBERS,
-                                  err, sizeof err);
+        o = tki_json_parse_object((const unsigned char *)doc, len, TK_LIMIT_JSON_DEPTH, TK_LIMIT_METADATA_MEMBERS, err,
+                                  sizeof err);
     }
     if (!o) {
         not_json(doc, len, why, why_cap);
@@ -384,8 +386,8 @@ static tk_result build_set(const struct kc_issuer *is, const char *doc, size_t l
     size_t n_skipped = 0;
     tk_keyset *ks = NULL;
     char why[256];
-    tk_result rc = tk_keyset_from_jwks_lenient(doc, len, is->algs, is->n_algs, &ks, skips, 4, &n_skipped, why,
-                                               sizeof why);
+    tk_result rc =
+        tk_keyset_from_jwks_lenient(doc, len, is->algs, is->n_algs, &ks, skips, 4, &n_skipped, why, sizeof why);
     if (rc != TK_OK) {
         msgf(err, err_cap, "%s", why);
         return rc;
@@ -405,7 +407,7 @@ static tk_result build_set(const struct kc_issuer *is, const char *doc, size_t l
     *skipped = n_skipped;
     if (tk_keyset_count(ks) == 0) {
         msgf(err, err_cap, "the key set has no usable key%s%s", n_skipped ? " (skipped: " : "",
-                 n_skipped ? skipped_why : "");
+             n_skipped ? skipped_why : "");
         if (n_skipped && strlen(err) + 2 < err_cap) {
             strcat(err, ")");
         }
@@ -596,7 +598,7 @@ static int discover(tk_keycache *c, struct kc_issuer *is, char *uri, size_t cap,
         }
         if (status != 200) {
             msgf(err, err_cap, "discovery found no metadata: the OpenID configuration answered %s and %s HTTP %ld",
-                     first, url, status);
+                 first, url, status);
             free(body);
             return -1;
         }
@@ -647,8 +649,8 @@ static void fetch_issuer(tk_keycache *c, struct kc_issuer *is, int64_t now)
     int discovered = 0;
 
     pthread_mutex_lock(&c->mu);
-    int need_discovery = !is->jwks_uri_cfg[0] &&
-                         (!is->jwks_uri[0] || is->rediscover || now - is->discovered_at >= c->cfg.discovery_ttl);
+    int need_discovery =
+        !is->jwks_uri_cfg[0] && (!is->jwks_uri[0] || is->rediscover || now - is->discovered_at >= c->cfg.discovery_ttl);
     msgf(uri, sizeof uri, "%s", is->jwks_uri);
     uint64_t gen = is->gen + 1;
     pthread_mutex_unlock(&c->mu);
@@ -673,8 +675,8 @@ static void fetch_issuer(tk_keycache *c, struct kc_issuer *is, int64_t now)
         goto done;
     }
     char why[256];
-    tk_result rc = build_set(is, body, len, now, gen, &fresh, &skipped, skipped_why, sizeof skipped_why, why,
-                             sizeof why);
+    tk_result rc =
+        build_set(is, body, len, now, gen, &fresh, &skipped, skipped_why, sizeof skipped_why, why, sizeof why);
     free(body);
     if (rc != TK_OK) {
         msgf(err, sizeof err, "the key set at %s: %s", uri, why);
@@ -705,7 +707,7 @@ done:;
         msgf(is->skipped_why, sizeof is->skipped_why, "%s", skipped_why);
         if (is->failing_since) {
             msgf(msg, sizeof msg, "key set of %s fetched again after failing since %lld: %zu keys", is->issuer,
-                     (long long)is->failing_since, is->n_keys);
+                 (long long)is->failing_since, is->n_keys);
         }
         is->failing_since = 0;
         is->last_error[0] = '\0';
@@ -714,7 +716,7 @@ done:;
         if (skipped) {
             char m2[600];
             msgf(m2, sizeof m2, "key set of %s: %zu keys used, %zu skipped: %s", is->issuer, is->n_keys, skipped,
-                     skipped_why);
+                 skipped_why);
             pthread_mutex_unlock(&c->mu);
             log_event(c, "warn", m2);
             pthread_mutex_lock(&c->mu);
@@ -733,11 +735,11 @@ done:;
         if (is->set) {
             char when[24];
             tk_format_time(is->set->fetched_at, when, sizeof when);
-            msgf(msg, sizeof msg, "key set of %s could not be fetched: %s; serving the one fetched at %s%s",
-                     is->issuer, err, when, now > is->expires_at ? " (past its expiry)" : "");
+            msgf(msg, sizeof msg, "key set of %s could not be fetched: %s; serving the one fetched at %s%s", is->issuer,
+                 err, when, now > is->expires_at ? " (past its expiry)" : "");
         } else {
             msgf(msg, sizeof msg, "key set of %s could not be fetched: %s; its tokens are refused until it is",
-                     is->issuer, err);
+                 is->issuer, err);
         }
     }
     pthread_cond_broadcast(&c->done);
@@ -991,8 +993,8 @@ tk_result tk_keycache_verify_token(tk_keycache *c, const char *issuer, const tk_
     } else {
         char core[TK_LIMIT_DETAIL_LEN];
         msgf(core, sizeof core, "%s", v->detail);
-        tki_verdict_set(v, TK_REASON_UNKNOWN_KEY, "%s (key set of %s, fetched %s ago: keys %s)", core, is->issuer,
-                        ago, kids);
+        tki_verdict_set(v, TK_REASON_UNKNOWN_KEY, "%s (key set of %s, fetched %s ago: keys %s)", core, is->issuer, ago,
+                        kids);
     }
     set_unref(s);
     set_unref(s2);

@@ -70,8 +70,8 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 
 static int loopback_http(const char *url)
 {
-    static const char *const ok[] = {"http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/",
-                                     "http://[::1]:", "http://[::1]/"};
+    static const char *const ok[] = {"http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:",
+                                     "http://localhost/", "http://[::1]:",     "http://[::1]/"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         if (strncmp(url, ok[i], strlen(ok[i])) == 0) {
             return 1;
