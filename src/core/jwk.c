@@ -731,9 +731,9 @@ static void skip_reason(const json_t *m, tk_result rc, char *why, size_t cap)
         } else if (rc == TK_ERR_UNSUPPORTED) {
             tki_appendf(why, cap, &pos, "a multi-prime RSA key (oth), which is not supported");
         } else if (bits > 0 && bits < (size_t)TK_LIMIT_RSA_MIN_BITS) {
-            tki_appendf(why, cap, &pos, "RSA key has %zu bits; at least %d are required", bits, TK_LIMIT_RSA_MIN_BITS);
+            tki_appendf(why, cap, &pos, "RSA key has %zu bits, under the %d required", bits, TK_LIMIT_RSA_MIN_BITS);
         } else if (bits > (size_t)TK_LIMIT_RSA_MAX_BITS) {
-            tki_appendf(why, cap, &pos, "RSA key has %zu bits; at most %d are accepted", bits, TK_LIMIT_RSA_MAX_BITS);
+            tki_appendf(why, cap, &pos, "RSA key has %zu bits, over the %d accepted", bits, TK_LIMIT_RSA_MAX_BITS);
         } else if (rc == TK_ERR_KEY_MISMATCH) {
             tki_appendf(why, cap, &pos, "its private part does not belong to its public part");
         } else {

@@ -153,11 +153,11 @@ int64_t tk_cache_control_max_age(const char *v, size_t len)
     int64_t found = -1;
     size_t i = 0;
     while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',' || v[i] == '\r' || v[i] == '\n')) {
             i++;
         }
         size_t s = i;
-        while (i < len && v[i] != '=' && v[i] != ',' && v[i] != ' ' && v[i] != '\t') {
+        while (i < len && v[i] != '=' && v[i] != ',' && v[i] != ' ' && v[i] != '\t' && v[i] != '\r' && v[i] != '\n') {
             i++;
         }
         size_t nl = i - s;
@@ -176,7 +176,8 @@ int64_t tk_cache_control_max_age(const char *v, size_t len)
                 i++;
             }
             val = v + i;
-            while (i < len && (quoted ? v[i] != '"' : (v[i] != ',' && v[i] != ' ' && v[i] != '\t'))) {
+            while (i < len && (quoted ? v[i] != '"'
+                                      : (v[i] != ',' && v[i] != ' ' && v[i] != '\t' && v[i] != '\r' && v[i] != '\n'))) {
                 i++;
             }
             vl = (size_t)(v + i - val);
@@ -184,7 +185,7 @@ int64_t tk_cache_control_max_age(const char *v, size_t len)
                 i++;
             }
         }
-        /* skip the rest of a malformed directive up to the next comma */
+        /* skip the rest of the directive (trailing blanks; anything malformed) up to the next comma */
         while (i < len && v[i] != ',') {
             i++;
         }

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include <curl/curl.h>
+#include <openssl/x509.h>
 
 #include "tokend/fetch.h"
 
@@ -128,7 +129,7 @@ int tk_fetch_https(void *ud, const char *url, size_t cap, tk_fetch_result *out)
     if (o->ca_file) {
         /* the file is added to the system's CAs, not put in their place */
         curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
-        curl_easy_setopt(c, CURLOPT_CAPATH, "/etc/ssl/certs");
+        curl_easy_setopt(c, CURLOPT_CAPATH, X509_get_default_cert_dir()); /* OpenSSL's system directory */
     }
     CURLcode rc = curl_easy_perform(c);
     long code = 0;
