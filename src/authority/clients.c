@@ -306,7 +306,7 @@ int64_t tka_throttle_wait(tka_authority *a, char kind, const char *id, size_t id
     return w > 0 ? w : 0;
 }
 
-int tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now)
+int64_t tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now)
 {
     struct throttle_keys k;
     throttle_keys(kind, id, id_len, ip, &k);
@@ -314,6 +314,16 @@ int tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len
     if (tks_attempts_fail(a->store, &k.ident, 1, NULL, now, a->cfg.fail_window, &everywhere) != TKS_OK) {
         return -1;
     }
+    /* Was a block in force, made by another instance, that our copy of the
+     * counters had not received yet (it lags by milliseconds)? Then this
+     * failure is answered as throttled, so that spreading guesses over
+     * instances gains nothing. Read from the store: failures are rare. */
+    uint64_t keys0[2] = {k.addr, k.pair};
+    int64_t until0[2] = {0, 0};
+    if (tks_attempts_get(a->store, keys0, 2, until0) != TKS_OK) {
+        return -1;
+    }
+    int blocked = until0[0] > now || until0[1] > now;
     /* Under a distributed guess, this address's next try already waits. */
     uint32_t hot = everywhere > (uint32_t)a->cfg.fail_free * 4 ? (uint32_t)a->cfg.fail_free + 1 : 0;
     uint64_t keys[2] = {k.addr, k.pair};
@@ -327,12 +337,16 @@ int tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len
     int64_t until[2] = {0, 0};
     size_t n = 0;
     uint64_t block[2];
+    int64_t late = 0;
     for (size_t i = 0; i < 2; i++) {
         int64_t w = wait_for(a, failures[i]);
         if (w > 0) {
             block[n] = keys[i];
             until[n] = now + w;
             n++;
+        }
+        if (blocked && w > late) {
+            late = w;
         }
     }
     if (n == 0) {
@@ -342,7 +356,7 @@ int tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len
         return -1;
     }
     tka_cache_attempts_put(a, block, n, until);
-    return 0;
+    return blocked ? (late > 0 ? late : 1) : 0;
 }
 
 void tka_throttle_success(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now)
@@ -397,7 +411,7 @@ tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t
     int match = CRYPTO_memcmp(h, found ? out->secret_hash : a->dummy_hash, 32) == 0;
     OPENSSL_cleanse(h, sizeof h);
     if (!found || !match) {
-        int counted = tka_throttle_fail(a, 'c', id, id_len, ip, now);
+        int64_t counted = tka_throttle_fail(a, 'c', id, id_len, ip, now);
         atomic_fetch_add(&a->n_auth_failed, 1);
         /* A failed authentication is a security event: if it cannot be
          * recorded, the answer is 503, not a silent 401 (SECURITY.md rule
@@ -408,7 +422,15 @@ tka_auth_result tka_client_authenticate(tka_authority *a, const char *id, size_t
         if (why) {
             *why = found ? TKA_AUTH_WHY_WRONG_SECRET : TKA_AUTH_WHY_UNKNOWN_CLIENT;
         }
-        return ar == TKS_OK && counted == 0 ? TKA_AUTH_BAD : TKA_AUTH_ERROR;
+        if (ar != TKS_OK || counted < 0) {
+            return TKA_AUTH_ERROR;
+        }
+        if (counted > 0) {
+            *retry_after = counted;
+            atomic_fetch_add(&a->n_auth_throttled, 1);
+            return TKA_AUTH_THROTTLED;
+        }
+        return TKA_AUTH_BAD;
     }
     tka_throttle_success(a, 'c', id, id_len, ip, now);
     if (out->disabled) {

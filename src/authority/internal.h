@@ -111,9 +111,12 @@ void tka_revset_free(struct tka_revset *s);
 /* clients.c: failed-attempt throttling of `kind` 'c' (client
  * authentication) or 'u' (user sign-in), by address, by (identity,
  * address) and by identity, in the store; see the comment there. wait:
- * seconds, or -1 when the store cannot tell; fail: 0 or -1. */
+ * seconds, or -1 when the store cannot tell; fail: 0, -1 on a store
+ * failure, or the seconds to wait when the counts before this failure
+ * already called for a wait (a block from another instance that had not
+ * reached this one): then answer as throttled. */
 int64_t tka_throttle_wait(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
-int tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
+int64_t tka_throttle_fail(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
 void tka_throttle_success(tka_authority *a, char kind, const char *id, size_t id_len, const char *ip, int64_t now);
 /* cache.c: clients and failed-attempt counters in memory on a watched
  * store (see the comment there). tka_client_get is tks_client_get through

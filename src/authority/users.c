@@ -151,11 +151,19 @@ tka_login_result tka_user_login(tka_authority *a, const char *user, size_t user_
     /* Every outcome is a security event: if it cannot be recorded, the
      * answer is 503 and no session starts (SECURITY.md rule 20). */
     if (!found || !ok) {
-        int counted = tka_throttle_fail(a, 'u', user, user_len, ip, now);
+        int64_t counted = tka_throttle_fail(a, 'u', user, user_len, ip, now);
         atomic_fetch_add(&a->n_login_failed, 1);
         tks_result ar = tks_audit(a->store, now, "login_failed", NULL, ip, found ? out->id : "unknown user");
         memset(out, 0, sizeof *out);
-        return ar == TKS_OK && counted == 0 ? TKA_LOGIN_BAD : TKA_LOGIN_ERROR;
+        if (ar != TKS_OK || counted < 0) {
+            return TKA_LOGIN_ERROR;
+        }
+        if (counted > 0) { /* a block made elsewhere had not reached us yet */
+            *retry_after = counted;
+            atomic_fetch_add(&a->n_login_throttled, 1);
+            return TKA_LOGIN_THROTTLED;
+        }
+        return TKA_LOGIN_BAD;
     }
     tka_throttle_success(a, 'u', user, user_len, ip, now);
     if (out->disabled) {
