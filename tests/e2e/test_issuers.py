@@ -273,13 +273,26 @@ class IssuerAuth(IssuerBase):
                                   extra=["--config", cls.config], name="issuers")
         cls.fx.start()
         cls.own_id, cls.own_secret = cls.fx.add_client("svc", "orders:read", "orders-api")
-        # every issuer that can be fetched has been, once, before the tests
-        # look at counters
-        good = [cls.auth0, cls.entra1, cls.entra2, cls.okta, cls.keycloak, cls.plain, cls.strict, cls.r8414,
-                cls.rot, cls.flood, cls.slow, cls.dup_a, cls.dup_b, cls.weak, cls.google]
-        for p in good:
-            ok, _ = st.wait_for(lambda: p.count("jwks") >= 1, 30)
-            assert ok, "tokend never fetched the key set of %s\n%s" % (p.issuer, cls.fx.stderr()[-4000:])
+        # every issuer that can be fetched has its key set before the tests
+        # count fetches: one valid token each, until accepted
+        warm = [(cls.auth0, None), (cls.entra1, None), (cls.entra2, "6e74172b-be56-4843-9ff4-e66a39bb12e3"),
+                (cls.okta, None), (cls.keycloak, "orders-api"), (cls.plain, "https://orders.example"),
+                (cls.r8414, "https://orders.example"), (cls.rot, "https://orders.example"),
+                (cls.flood, "https://orders.example"), (cls.slow, "https://orders.example"),
+                (cls.dup_a, "https://orders.example"), (cls.dup_b, "https://orders.example"),
+                (cls.weak, "https://orders.example"), (cls.google, None)]
+        s = st.new_session(cls.fx.verify)
+        for p, aud in warm:
+            tok = p.mint()
+            cls.fx.sensitive.add(tok)
+            params = {"aud": aud} if aud else {}
+
+            def ok():
+                return s.get(cls.fx.url + "/auth", params=params, headers={"Authorization": "Bearer " + tok},
+                             timeout=st.HTTP_TIMEOUT).status_code == 200
+            good, _ = st.wait_for(ok, 30, 0.2)
+            assert good, "%s: its tokens are not accepted\n%s" % (p.issuer, cls.fx.stderr()[-4000:])
+        s.close()
         cls._start_nginx()
 
     @classmethod
