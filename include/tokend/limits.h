@@ -77,4 +77,14 @@
 /* HMAC keys: at least the hash output size (rule 7), at most 1 KiB. */
 #define TK_LIMIT_HMAC_KEY_MAX 1024u
 
+/* Trusted issuers in one key cache (tokend/keycache.h): each holds a key
+ * set and its fetch state; a gateway trusts a handful. */
+#define TK_LIMIT_ISSUERS 32u
+
+/* An issuer URL or a jwks_uri, in bytes. */
+#define TK_LIMIT_URL_LEN 512u
+
+/* Members of an issuer's metadata document (Keycloak's has about 70). */
+#define TK_LIMIT_METADATA_MEMBERS 256u
+
 #endif

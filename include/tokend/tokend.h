@@ -341,6 +341,10 @@ TK_API const char *tk_token_typ(const tk_token *t);
 /* A string claim as a borrowed C string; NULL when absent or not a string.
  * Strings never contain NUL (the parser rejects \u0000). */
 TK_API const char *tk_token_claim_string(const tk_token *t, const char *name);
+/* The strings of a claim that is a string (1) or an array (its string
+ * items, in order; other items are left out). Up to cap borrowed pointers go
+ * into out; returns how many there are in all (0 when absent). */
+TK_API size_t tk_token_claim_strings(const tk_token *t, const char *name, const char **out, size_t cap);
 /* A numeric claim: returns 1 and sets *out when present and a number. */
 TK_API int tk_token_claim_number(const tk_token *t, const char *name, double *out);
 TK_API void tk_token_free(tk_token *t);
@@ -354,6 +358,13 @@ TK_API void tk_token_free(tk_token *t);
  */
 TK_API TK_NODISCARD tk_result tk_verify(const char *p, size_t len, const tk_keyset *ks, const tk_policy *pol,
                                         const tk_limits *lim, tk_verdict *v, tk_token **out_token);
+
+/* The same checks as tk_verify, in the same order, on a token parsed by
+ * tk_token_parse (for a caller that had to read a claim, such as iss, to
+ * choose the key set): header verdict, signature, payload verdict, claims.
+ * Until this returns VALID, every claim read from `t` is unverified. */
+TK_API TK_NODISCARD tk_result tk_token_verify(const tk_token *t, const tk_keyset *ks, const tk_policy *pol,
+                                              tk_verdict *v);
 
 /* ---------------------------------------------------------------------------
  * Signing.

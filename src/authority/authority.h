@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "store/store.h"
+#include "tokend/keycache.h"
 #include "tokend/tokend.h"
 
 typedef struct tka_authority tka_authority;
@@ -167,6 +168,8 @@ typedef struct tka_check {
     const char *audience;      /* required audience, or NULL */
     const char *const *scopes; /* required scopes */
     size_t scopes_len;
+    const char *const *issuers; /* tka_validate_any: the issuers this route accepts (exact); none = every trusted one */
+    size_t issuers_len;
 } tka_check;
 
 /* Full validation of an access token issued here: signature with the key
@@ -177,6 +180,72 @@ typedef struct tka_check {
  * out_token non-NULL, returns the parsed token (owned). */
 int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check *chk, int64_t now, tk_verdict *v,
                  tk_token **out_token);
+/* The same for a token parsed with tk_token_parse (borrowed): signature
+ * with the key ring, claims, revocation, scopes. */
+int tka_validate_parsed(tka_authority *a, const tk_token *t, const tka_check *chk, int64_t now, tk_verdict *v);
+
+/* ---- trusted issuers (issuers.c) -------------------------------------------------
+ * Tokens of other issuers (Auth0, Okta, Entra, Keycloak, Google, ...) that
+ * /auth accepts, each with its own policy, their key sets kept by a
+ * tk_keycache (tokend/keycache.h) fetched by two maintainer threads. */
+typedef struct tka_trust tka_trust;
+
+typedef struct tka_issuer_policy {
+    const char *issuer;    /* exact iss */
+    const char *jwks_uri;  /* NULL: discover */
+    const char *jwks_text; /* a fixed JWKS (read from a file by the caller), or NULL */
+    size_t jwks_text_len;
+    const char *audiences;       /* space-separated; used when the route names none */
+    const char *algorithms;      /* space-separated alg names; NULL: what the keys declare */
+    const char *require_typ;     /* NULL: typ not checked */
+    int64_t leeway;              /* < 0: the server's */
+    const char *required_claims; /* space-separated, besides exp */
+    const char *scope_claims;    /* space-separated among scope, scp, roles (or any name); NULL: "scope scp" */
+    const char *subject_claim;   /* NULL: "sub" */
+    const char *ca_file;         /* NULL: the trust-wide one */
+} tka_issuer_policy;
+
+typedef struct tka_trust_config {
+    int64_t min_ttl, max_ttl, default_ttl; /* key set lifetime bounds (tk_keycache_config) */
+    int64_t kid_cooldown;
+    int64_t max_stale;
+    unsigned wait_ms;        /* longest wait of a request for a fetch */
+    long fetch_timeout_ms;   /* one fetch */
+    size_t max_bytes;        /* biggest document */
+    const char *ca_file;     /* CA file besides the system's, for every issuer without its own */
+    int64_t leeway;          /* default leeway */
+    int allow_http_loopback; /* tests only: http:// to loopback allowed */
+    void (*log)(void *ud, const char *level, const char *msg);
+    void *log_ud;
+} tka_trust_config;
+
+void tka_trust_config_defaults(tka_trust_config *c);
+/* Checks every policy (err names the issuer and the setting), builds the
+ * cache and starts its maintainer threads; the first fetches start at once. */
+int tka_trust_open(const tka_trust_config *cfg, const tka_issuer_policy *p, size_t n, tka_trust **out, char *err,
+                   size_t err_cap);
+void tka_trust_close(tka_trust *t);
+/* The cache (for metrics and status). */
+tk_keycache *tka_trust_cache(tka_trust *t);
+
+/* Who a valid token speaks for, for the headers /auth sends. */
+typedef struct tka_identity {
+    int foreign; /* issued by a trusted issuer, not by us */
+    char issuer[TK_LIMIT_URL_LEN + 1];
+    char subject[TKS_VALUE_MAX + 1];
+    char client_id[TKS_VALUE_MAX + 1];
+    char scope[TKS_LIST_MAX + 1];
+} tka_identity;
+
+/* /auth's validation: our own tokens as tka_validate; tokens whose iss is a
+ * trusted issuer with that issuer's key set and policy; any other iss is
+ * wrong_issuer, naming the issuers trusted. `tr` may be NULL. Returns 0 with
+ * the verdict (and *id on VALID), 1 when no audience applies to this token
+ * (neither the route, the issuer's policy nor chk_default_aud names one:
+ * answer 400), -1 when the verifier failed (*v unavailable). */
+int tka_validate_any(tka_authority *a, tka_trust *tr, const char *tok, size_t len, const tka_check *chk,
+                     const char *default_aud, int64_t now, tk_verdict *v, tka_identity *id);
+
 /* RFC 7662 for an authenticated `caller`: validates the token (no
  * audience or scope required) and decides whether the caller may see it
  * (section 4): its own token (client_id), or a token for an audience it

@@ -335,25 +335,36 @@ tka_grant_result tka_issue_access(tka_authority *a, const tks_client *c, const c
 
 /* ---- validation ------------------------------------------------------------------------ */
 
+/* The policy of our own access tokens (RFC 9068). */
+static const char *const own_required[] = {"jti", "sub", "client_id"};
+static void own_policy(tka_authority *a, const tka_check *chk, int64_t now, const char **iss, const char **aud,
+                       tk_policy *pol)
+{
+    iss[0] = a->cfg.issuer;
+    aud[0] = chk && chk->audience ? chk->audience : NULL;
+    tk_policy_init(pol, now);
+    pol->leeway = a->cfg.leeway;
+    pol->issuers = iss;
+    pol->issuers_len = 1;
+    pol->audiences = aud;
+    pol->audiences_len = aud[0] ? 1 : 0;
+    pol->typ = "at+jwt";
+    pol->required = own_required;
+    pol->required_len = 3;
+}
+
+static int after_signature(tka_authority *a, tk_token *t, int owned, const tka_check *chk, int64_t now, tk_verdict *v,
+                           tk_token **out_token);
+
 int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check *chk, int64_t now, tk_verdict *v,
                  tk_token **out_token)
 {
     if (out_token) {
         *out_token = NULL;
     }
-    static const char *const required[] = {"jti", "sub", "client_id"};
-    const char *iss[1] = {a->cfg.issuer};
-    const char *aud[1] = {chk && chk->audience ? chk->audience : NULL};
+    const char *iss[1], *aud[1];
     tk_policy pol;
-    tk_policy_init(&pol, now);
-    pol.leeway = a->cfg.leeway;
-    pol.issuers = iss;
-    pol.issuers_len = 1;
-    pol.audiences = aud;
-    pol.audiences_len = aud[0] ? 1 : 0;
-    pol.typ = "at+jwt";
-    pol.required = required;
-    pol.required_len = 3;
+    own_policy(a, chk, now, iss, aud, &pol);
     /* Scopes are checked after revocation: a revoked token is told so
      * (401), whatever scope it lacks. */
     tk_token *t = NULL;
@@ -365,6 +376,34 @@ int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check 
     }
     if (v->reason != TK_REASON_VALID) {
         return 0;
+    }
+    return after_signature(a, t, 1, chk, now, v, out_token);
+}
+
+int tka_validate_parsed(tka_authority *a, const tk_token *t, const tka_check *chk, int64_t now, tk_verdict *v)
+{
+    const char *iss[1], *aud[1];
+    tk_policy pol;
+    own_policy(a, chk, now, iss, aud, &pol);
+    pthread_rwlock_rdlock(&a->ring_lock);
+    tk_result rc = tk_token_verify(t, a->ring->verify, &pol, v);
+    pthread_rwlock_unlock(&a->ring_lock);
+    if (rc != TK_OK) {
+        return -1;
+    }
+    if (v->reason != TK_REASON_VALID) {
+        return 0;
+    }
+    return after_signature(a, (tk_token *)(uintptr_t)t, 0, chk, now, v, NULL);
+}
+
+/* Revocation, then the required scopes, of a token whose signature and
+ * claims passed. With `owned`, `t` is freed or handed to *out_token. */
+static int after_signature(tka_authority *a, tk_token *t, int owned, const tka_check *chk, int64_t now, tk_verdict *v,
+                           tk_token **out_token)
+{
+    if (out_token) {
+        *out_token = NULL;
     }
     const char *jti = tk_token_claim_string(t, "jti");
     const char *sid = tk_token_claim_string(t, "sid");
@@ -385,7 +424,9 @@ int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check 
                      "revocation list unavailable: last caught up with the store %s ago (more than %llds); "
                      "failing closed",
                      ago, (long long)a->cfg.max_stale);
-            tk_token_free(t);
+            if (owned) {
+                tk_token_free(t);
+            }
             return 0;
         }
     }
@@ -401,7 +442,9 @@ int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check 
             snprintf(v->detail, sizeof v->detail, "token revoked %s ago at %s: %s%s", ago, when,
                      reason[0] ? reason : "no reason given", by_sid ? ", session ended" : "");
         }
-        tk_token_free(t);
+        if (owned) {
+            tk_token_free(t);
+        }
         return 0;
     }
     if (chk && chk->scopes_len > 0) {
@@ -412,19 +455,23 @@ int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check 
         sp.scopes_len = chk->scopes_len;
         size_t n = 0;
         if (tk_token_check_claims(t, &sp, v, 1, &n) != TK_OK) {
-            tk_token_free(t);
+            if (owned) {
+                tk_token_free(t);
+            }
             return -1;
         }
         if (n > 0) {
-            tk_token_free(t);
+            if (owned) {
+                tk_token_free(t);
+            }
             return 0;
         }
         v->reason = TK_REASON_VALID;
         v->detail[0] = '\0';
     }
-    if (out_token) {
+    if (out_token && owned) {
         *out_token = t;
-    } else {
+    } else if (owned) {
         tk_token_free(t);
     }
     return 0;

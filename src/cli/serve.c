@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,187 @@
 #include "http/server.h"
 
 static volatile sig_atomic_t stop_requested;
+
+/* Where the key cache's warnings go: the server's log once it runs. */
+static tkh_server *_Atomic trust_log_srv;
+static void trust_log(void *ud, const char *level, const char *msg)
+{
+    (void)ud;
+    tkh_server *srv = atomic_load(&trust_log_srv);
+    if (srv) {
+        tkh_log(srv, level, msg);
+    } else {
+        fprintf(stderr, "tokend serve: %s: %s\n", level, msg);
+    }
+}
+
+static int duration_setting(const struct cli_settings *s, enum cli_setting k, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (cli_parse_duration(s->v[k], out) != 0 || *out < lo || *out > hi) {
+        char a[24], b[24];
+        tk_format_duration(lo, a, sizeof a);
+        tk_format_duration(hi, b, sizeof b);
+        fprintf(stderr, "tokend serve: --%s takes a duration from %s to %s (got '%s')\n", cli_settings[k].flag,
+                lo ? a : "0", b, s->v[k]);
+        return -1;
+    }
+    return 0;
+}
+
+/* The trusted issuers: --trust-issuer URLs and [issuer URL] sections of
+ * the config file, merged by URL. *out stays NULL when there are none. */
+static int open_trust(const struct cli_settings *s, tka_trust **out)
+{
+    *out = NULL;
+    const char *urls[TK_LIMIT_ISSUERS + CLI_MAX_ISSUER_SECTIONS];
+    size_t n = 0;
+    char list[8192] = "";
+    if (s->v[SET_TRUST_ISSUER]) {
+        snprintf(list, sizeof list, "%s", s->v[SET_TRUST_ISSUER]);
+        for (char *p = strtok(list, " \t,"); p; p = strtok(NULL, " \t,")) {
+            if (n == TK_LIMIT_ISSUERS) {
+                fprintf(stderr, "tokend serve: at most %u trusted issuers\n", (unsigned)TK_LIMIT_ISSUERS);
+                return -1;
+            }
+            urls[n++] = p;
+        }
+    }
+    for (size_t i = 0; i < s->n_issuers; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < n; j++) {
+            dup |= strcmp(urls[j], s->issuers[i].issuer) == 0;
+        }
+        if (!dup && n < TK_LIMIT_ISSUERS) {
+            urls[n++] = s->issuers[i].issuer;
+        }
+    }
+    if (n == 0) {
+        if (s->v[SET_TRUST_CA_FILE]) {
+            fprintf(stderr, "tokend serve: --trust-ca-file is set but no issuer is trusted (--trust-issuer URL)\n");
+            return -1;
+        }
+        return 0;
+    }
+    tka_trust_config tc;
+    tka_trust_config_defaults(&tc);
+    int64_t wait = 0, timeout = 0, max_bytes = 0;
+    if (duration_setting(s, SET_ISSUER_CACHE_MIN, 0, 7 * 86400, &tc.min_ttl) != 0 ||
+        duration_setting(s, SET_ISSUER_CACHE_MAX, 1, 30 * 86400, &tc.max_ttl) != 0 ||
+        duration_setting(s, SET_ISSUER_KID_COOLDOWN, 0, 86400, &tc.kid_cooldown) != 0 ||
+        duration_setting(s, SET_ISSUER_MAX_STALE, 0, 30 * 86400, &tc.max_stale) != 0 ||
+        duration_setting(s, SET_ISSUER_FETCH_TIMEOUT, 1, 60, &timeout) != 0) {
+        return -1;
+    }
+    /* the wait may be under a second: "250ms" */
+    const char *w = s->v[SET_ISSUER_FETCH_WAIT];
+    size_t wl = strlen(w);
+    if (wl > 2 && strcmp(w + wl - 2, "ms") == 0) {
+        char num[32];
+        snprintf(num, sizeof num, "%.*s", (int)(wl - 2), w);
+        if (cli_parse_int64(num, &wait) != 0 || wait < 0 || wait > 30000) {
+            wait = -1;
+        }
+    } else if (cli_parse_duration(w, &wait) != 0 || wait < 0 || wait > 30) {
+        wait = -1;
+    } else {
+        wait *= 1000;
+    }
+    if (wait < 0) {
+        fprintf(stderr, "tokend serve: --issuer-fetch-wait takes 0ms to 30s, e.g. 1s or 250ms (got '%s')\n", w);
+        return -1;
+    }
+    if (cli_parse_int64(s->v[SET_ISSUER_FETCH_MAX_BYTES], &max_bytes) != 0 || max_bytes < 1024 ||
+        max_bytes > (int64_t)TK_LIMIT_JWK_LEN) {
+        fprintf(stderr, "tokend serve: --issuer-fetch-max-bytes takes 1024 to %u\n", (unsigned)TK_LIMIT_JWK_LEN);
+        return -1;
+    }
+    if (tc.max_ttl < tc.min_ttl) {
+        fprintf(stderr, "tokend serve: --issuer-cache-max is shorter than --issuer-cache-min\n");
+        return -1;
+    }
+    tc.default_ttl = 3600 < tc.min_ttl ? tc.min_ttl : (3600 > tc.max_ttl ? tc.max_ttl : 3600);
+    tc.wait_ms = (unsigned)wait;
+    tc.fetch_timeout_ms = (long)timeout * 1000;
+    tc.max_bytes = (size_t)max_bytes;
+    tc.ca_file = s->v[SET_TRUST_CA_FILE];
+    int64_t lw = 0;
+    if (cli_parse_int64(s->v[SET_LEEWAY], &lw) == 0) {
+        tc.leeway = lw;
+    }
+    tc.log = trust_log;
+    if (tc.ca_file && access(tc.ca_file, R_OK) != 0) {
+        fprintf(stderr, "tokend serve: --trust-ca-file %s: %s\n", tc.ca_file, strerror(errno));
+        return -1;
+    }
+    tka_issuer_policy pol[TK_LIMIT_ISSUERS];
+    char *texts[TK_LIMIT_ISSUERS] = {0};
+    memset(pol, 0, sizeof pol);
+    int rc = -1;
+    for (size_t i = 0; i < n; i++) {
+        tka_issuer_policy *p = &pol[i];
+        p->issuer = urls[i];
+        p->leeway = -1;
+        const struct cli_issuer_section *sec = NULL;
+        for (size_t j = 0; j < s->n_issuers; j++) {
+            if (strcmp(s->issuers[j].issuer, urls[i]) == 0) {
+                sec = &s->issuers[j];
+            }
+        }
+        if (!sec) {
+            continue;
+        }
+        const char *const *v = (const char *const *)sec->v;
+        p->jwks_uri = v[ISK_JWKS_URI];
+        p->audiences = v[ISK_AUDIENCE];
+        p->algorithms = v[ISK_ALGORITHMS];
+        p->require_typ = v[ISK_REQUIRE_TYP];
+        p->required_claims = v[ISK_REQUIRED_CLAIMS];
+        p->scope_claims = v[ISK_SCOPE_CLAIM];
+        p->subject_claim = v[ISK_SUBJECT_CLAIM];
+        p->ca_file = v[ISK_CA_FILE];
+        if (v[ISK_DISCOVERY] && strcmp(v[ISK_DISCOVERY], "true") != 0 && strcmp(v[ISK_DISCOVERY], "false") != 0) {
+            fprintf(stderr, "tokend serve: [issuer %s] discovery takes true or false\n", urls[i]);
+            goto out;
+        }
+        if (v[ISK_DISCOVERY] && strcmp(v[ISK_DISCOVERY], "false") == 0 && !v[ISK_JWKS_URI] && !v[ISK_JWKS_FILE]) {
+            fprintf(stderr, "tokend serve: [issuer %s] discovery = false needs jwks-uri or jwks-file\n", urls[i]);
+            goto out;
+        }
+        if (v[ISK_JWKS_URI] && v[ISK_JWKS_FILE]) {
+            fprintf(stderr, "tokend serve: [issuer %s] takes jwks-uri or jwks-file, not both\n", urls[i]);
+            goto out;
+        }
+        if (v[ISK_LEEWAY] &&
+            (cli_parse_duration(v[ISK_LEEWAY], &p->leeway) != 0 || p->leeway < 0 || p->leeway > TK_LIMIT_LEEWAY_MAX)) {
+            fprintf(stderr, "tokend serve: [issuer %s] leeway takes 0 to %ds\n", urls[i], TK_LIMIT_LEEWAY_MAX);
+            goto out;
+        }
+        if (p->ca_file && access(p->ca_file, R_OK) != 0) {
+            fprintf(stderr, "tokend serve: [issuer %s] ca-file %s: %s\n", urls[i], p->ca_file, strerror(errno));
+            goto out;
+        }
+        if (v[ISK_JWKS_FILE]) {
+            char ferr[256];
+            if (cli_read_file(v[ISK_JWKS_FILE], CLI_MAX_KEY_FILE, &texts[i], &p->jwks_text_len, ferr, sizeof ferr) !=
+                0) {
+                fprintf(stderr, "tokend serve: [issuer %s] jwks-file: %s\n", urls[i], ferr);
+                goto out;
+            }
+            p->jwks_text = texts[i];
+        }
+    }
+    char err[512];
+    if (tka_trust_open(&tc, pol, n, out, err, sizeof err) != 0) {
+        fprintf(stderr, "tokend serve: %s\n", err);
+        goto out;
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < n; i++) {
+        free(texts[i]);
+    }
+    return rc;
+}
 
 static void on_signal(int sig)
 {
@@ -172,6 +354,7 @@ int cli_serve(int argc, char **argv)
     tks_store *store = NULL;
     tka_authority *auth = NULL;
     tkh_server *srv = NULL;
+    tka_trust *trust = NULL;
     FILE *log = NULL;
     char err[512];
     char host[256];
@@ -220,6 +403,9 @@ int cli_serve(int argc, char **argv)
     }
     tka_config probe;
     if (cli_authority_config(&s, "serve", &probe) != 0) {
+        goto out;
+    }
+    if (open_trust(&s, &trust) != 0) {
         goto out;
     }
     /* TLS material. */
@@ -304,6 +490,7 @@ int cli_serve(int argc, char **argv)
     hc.trusted_proxies = s.v[SET_TRUSTED_PROXY];
     hc.forwarded_header = fwd_header;
     hc.auth_audience = s.v[SET_AUTH_AUDIENCE];
+    hc.trust = trust;
     hc.login_workers = (unsigned)login_workers;
     hc.login_queue = (unsigned)login_queue;
     if (tkh_start(auth, store, &hc, &srv, err, sizeof err) != 0) {
@@ -316,10 +503,18 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
     fd = -1; /* the server owns the socket now */
+    atomic_store(&trust_log_srv, srv);
     setvbuf(stdout, NULL, _IOLBF, 0);
     char store_shown[512];
     tks_url_redact(s.v[SET_STORE], store_shown, sizeof store_shown);
     printf("tokend serve: listening on %s (store %s, issuer %s)\n", public_url, store_shown, issuer);
+    if (trust) {
+        char tl[1024];
+        tk_keycache_issuer_list(tka_trust_cache(trust), tl, sizeof tl);
+        printf("  /auth also accepts tokens of: %s (their key sets are being fetched; see /metrics "
+               "tokend_issuer_*)\n",
+               tl);
+    }
     if (fp[0]) {
         printf("  development TLS certificate %s%s\n  SHA-256 fingerprint %s\n  (self-signed: for development "
                "only; clients must trust this file, e.g. curl --cacert %s)\n",
@@ -360,7 +555,9 @@ int cli_serve(int argc, char **argv)
     printf("tokend serve: stopping\n");
     status = CLI_EXIT_OK;
 out:
+    atomic_store(&trust_log_srv, NULL);
     tkh_stop(srv);
+    tka_trust_close(trust);
     if (fd >= 0) {
         close(fd);
     }

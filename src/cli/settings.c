@@ -62,7 +62,51 @@ const struct cli_setting_def cli_settings[SET_COUNT_] = {
                           "how long verifiers may cache the JWKS; a new key is published that long before it signs"},
     [SET_MAX_STALE] = {"max-stale", "TOKEND_MAX_STALE", "30s", 0, 0,
                        "validation fails closed when revocations have not been caught up with the store for this long"},
+    [SET_TRUST_ISSUER] = {"trust-issuer", "TOKEND_TRUST_ISSUER", NULL, 0, 0,
+                          "an issuer whose tokens /auth accepts (repeatable; its keys found by discovery; settings "
+                          "in an [issuer URL] config section)"},
+    [SET_TRUST_CA_FILE] = {"trust-ca-file", "TOKEND_TRUST_CA_FILE", NULL, 0, 0,
+                           "PEM CA certificates for fetching issuers' documents, besides the system's"},
+    [SET_ISSUER_CACHE_MIN] = {"issuer-cache-min", "TOKEND_ISSUER_CACHE_MIN", "5m", 0, 0,
+                              "shortest life of a fetched key set (its Cache-Control max-age is clamped)"},
+    [SET_ISSUER_CACHE_MAX] = {"issuer-cache-max", "TOKEND_ISSUER_CACHE_MAX", "24h", 0, 0,
+                              "longest life of a fetched key set (1h without max-age)"},
+    [SET_ISSUER_KID_COOLDOWN] = {"issuer-kid-cooldown", "TOKEND_ISSUER_KID_COOLDOWN", "30s", 0, 0,
+                                 "at most one refetch per issuer per this, for tokens with an unknown kid"},
+    [SET_ISSUER_MAX_STALE] = {"issuer-max-stale", "TOKEND_ISSUER_MAX_STALE", "24h", 0, 0,
+                              "when fetches fail, the last good key set serves this long past its expiry"},
+    [SET_ISSUER_FETCH_WAIT] = {"issuer-fetch-wait", "TOKEND_ISSUER_FETCH_WAIT", "1s", 0, 0,
+                               "longest a request waits for a key set fetch"},
+    [SET_ISSUER_FETCH_TIMEOUT] = {"issuer-fetch-timeout", "TOKEND_ISSUER_FETCH_TIMEOUT", "5s", 0, 0,
+                                  "time-out of one fetch of an issuer's metadata or key set"},
+    [SET_ISSUER_FETCH_MAX_BYTES] = {"issuer-fetch-max-bytes", "TOKEND_ISSUER_FETCH_MAX_BYTES", "65536", 0, 0,
+                                    "biggest metadata or key set document read (at most 65536)"},
 };
+
+const char *const cli_issuer_keys[ISK_COUNT_] = {
+    [ISK_JWKS_URI] = "jwks-uri",       [ISK_JWKS_FILE] = "jwks-file",
+    [ISK_DISCOVERY] = "discovery",     [ISK_AUDIENCE] = "audience",
+    [ISK_ALGORITHMS] = "algorithms",   [ISK_REQUIRE_TYP] = "require-typ",
+    [ISK_LEEWAY] = "leeway",           [ISK_REQUIRED_CLAIMS] = "required-claims",
+    [ISK_SCOPE_CLAIM] = "scope-claim", [ISK_SUBJECT_CLAIM] = "subject-claim",
+    [ISK_CA_FILE] = "ca-file",
+};
+
+/* Appends a repeated list setting ("a" then "b" gives "a b"). */
+static int append_item(struct cli_settings *s, int k, const char *val)
+{
+    const char *cur = s->v[k];
+    size_t n = (cur ? strlen(cur) + 1 : 0) + strlen(val) + 1;
+    char *m = malloc(n);
+    if (!m) {
+        return -1;
+    }
+    snprintf(m, n, "%s%s%s", cur ? cur : "", cur ? " " : "", val);
+    free(s->owned[k]);
+    s->owned[k] = m;
+    s->v[k] = m;
+    return 0;
+}
 
 size_t cli_settings_options(struct option *opts, size_t cap, int admin)
 {
@@ -84,6 +128,10 @@ void cli_settings_flag(struct cli_settings *s, int val, const char *arg)
 {
     int k = val - CLI_SETTING_OPT_BASE;
     if (k < 0 || k >= SET_COUNT_) {
+        return;
+    }
+    if (k == SET_TRUST_ISSUER && s->v[k] && s->source[k] && strcmp(s->source[k], "flag") == 0) {
+        (void)append_item(s, k, arg); /* repeatable: --trust-issuer A --trust-issuer B */
         return;
     }
     s->v[k] = cli_settings[k].is_bool ? "1" : arg;
@@ -123,6 +171,44 @@ static int read_config(struct cli_settings *s, const char *path, const char *cmd
         if (!*p || *p == '#') {
             continue;
         }
+        if (*p == '[') {
+            /* [issuer https://...]: the settings of one trusted issuer follow */
+            char *e = p + strlen(p) - 1;
+            if (*e != ']' || strncmp(p, "[issuer ", 8) != 0) {
+                fprintf(stderr, "tokend %s: %s:%d: expected a section [issuer https://...]\n", cmd, path, lineno);
+                rc = 2;
+                break;
+            }
+            *e = '\0';
+            char *url = trim(p + 8);
+            if (!*url || s->n_issuers == CLI_MAX_ISSUER_SECTIONS) {
+                fprintf(stderr, "tokend %s: %s:%d: %s\n", cmd, path, lineno,
+                        *url ? "too many [issuer] sections (32)" : "the section names no issuer");
+                rc = 2;
+                break;
+            }
+            for (size_t i = 0; i < s->n_issuers; i++) {
+                if (strcmp(s->issuers[i].issuer, url) == 0) {
+                    fprintf(stderr, "tokend %s: %s:%d: issuer %s has a section already (line %d)\n", cmd, path, lineno,
+                            url, s->issuers[i].line);
+                    rc = 2;
+                    break;
+                }
+            }
+            if (rc) {
+                break;
+            }
+            struct cli_issuer_section *sec = &s->issuers[s->n_issuers];
+            memset(sec, 0, sizeof *sec);
+            sec->issuer = strdup(url);
+            sec->line = lineno;
+            if (!sec->issuer) {
+                rc = 2;
+                break;
+            }
+            s->n_issuers++;
+            continue;
+        }
         char *eq = strchr(p, '=');
         if (!eq) {
             fprintf(stderr, "tokend %s: %s:%d: expected 'key = value'\n", cmd, path, lineno);
@@ -132,6 +218,31 @@ static int read_config(struct cli_settings *s, const char *path, const char *cmd
         *eq = '\0';
         char *key = trim(p);
         char *val = trim(eq + 1);
+        if (s->n_issuers > 0) {
+            struct cli_issuer_section *sec = &s->issuers[s->n_issuers - 1];
+            int ik = -1;
+            for (int i = 0; i < ISK_COUNT_; i++) {
+                if (strcmp(cli_issuer_keys[i], key) == 0) {
+                    ik = i;
+                }
+            }
+            if (ik < 0) {
+                fprintf(stderr,
+                        "tokend %s: %s:%d: unknown setting '%s' in the section of %s (jwks-uri, jwks-file, "
+                        "discovery, audience, algorithms, require-typ, leeway, required-claims, scope-claim, "
+                        "subject-claim, ca-file; server settings go before the first section)\n",
+                        cmd, path, lineno, key, sec->issuer);
+                rc = 2;
+                break;
+            }
+            free(sec->v[ik]);
+            sec->v[ik] = strdup(val);
+            if (!sec->v[ik]) {
+                rc = 2;
+                break;
+            }
+            continue;
+        }
         int k = -1;
         for (int i = 0; i < SET_COUNT_; i++) {
             if (strcmp(cli_settings[i].flag, key) == 0) {
@@ -144,6 +255,14 @@ static int read_config(struct cli_settings *s, const char *path, const char *cmd
                     key);
             rc = 2;
             break;
+        }
+        if (k == SET_TRUST_ISSUER && (!s->v[k] || strcmp(s->source[k], "config") == 0)) {
+            if (append_item(s, k, val) != 0) { /* repeatable in the file too */
+                rc = 2;
+                break;
+            }
+            s->source[k] = "config";
+            continue;
         }
         if (s->v[k]) {
             continue; /* a flag or the environment already set it */
@@ -210,6 +329,13 @@ void cli_settings_free(struct cli_settings *s)
         free(s->owned[k]);
         s->owned[k] = NULL;
     }
+    for (size_t i = 0; i < s->n_issuers; i++) {
+        free(s->issuers[i].issuer);
+        for (int k = 0; k < ISK_COUNT_; k++) {
+            free(s->issuers[i].v[k]);
+        }
+    }
+    s->n_issuers = 0;
 }
 
 void cli_settings_help(FILE *f, int admin)

@@ -45,6 +45,15 @@ enum cli_setting {
     SET_STORE_PASSWORD_FILE,
     SET_JWKS_MAX_AGE,
     SET_MAX_STALE,
+    SET_TRUST_ISSUER,
+    SET_TRUST_CA_FILE,
+    SET_ISSUER_CACHE_MIN,
+    SET_ISSUER_CACHE_MAX,
+    SET_ISSUER_KID_COOLDOWN,
+    SET_ISSUER_MAX_STALE,
+    SET_ISSUER_FETCH_WAIT,
+    SET_ISSUER_FETCH_TIMEOUT,
+    SET_ISSUER_FETCH_MAX_BYTES,
     SET_COUNT_
 };
 
@@ -59,10 +68,40 @@ struct cli_setting_def {
 
 extern const struct cli_setting_def cli_settings[SET_COUNT_];
 
+/* A trusted issuer's section of the config file:
+ *   [issuer https://tenant.auth0.com/]
+ *   audience = https://orders.example
+ * Keys are the names below; NULL when not given. */
+enum cli_issuer_key {
+    ISK_JWKS_URI = 0,
+    ISK_JWKS_FILE,
+    ISK_DISCOVERY,
+    ISK_AUDIENCE,
+    ISK_ALGORITHMS,
+    ISK_REQUIRE_TYP,
+    ISK_LEEWAY,
+    ISK_REQUIRED_CLAIMS,
+    ISK_SCOPE_CLAIM,
+    ISK_SUBJECT_CLAIM,
+    ISK_CA_FILE,
+    ISK_COUNT_
+};
+extern const char *const cli_issuer_keys[ISK_COUNT_];
+
+#define CLI_MAX_ISSUER_SECTIONS 32
+struct cli_issuer_section {
+    char *issuer;
+    char *v[ISK_COUNT_];
+    int line; /* where the section starts, for messages */
+};
+
 struct cli_settings {
     const char *v[SET_COUNT_];
     const char *source[SET_COUNT_]; /* "flag", "env", "config", "default" */
-    char *owned[SET_COUNT_];        /* strings read from the config file */
+    char *owned[SET_COUNT_];        /* strings read from the config file, and repeated flags */
+    struct cli_issuer_section issuers[CLI_MAX_ISSUER_SECTIONS];
+    size_t n_issuers;
+    const char *config_path; /* for messages */
 };
 
 #define CLI_SETTING_OPT_BASE 1000

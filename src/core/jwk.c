@@ -10,6 +10,7 @@
  * part. The Ed25519 check is here, because OpenSSL derives the public key
  * from d and never sees the JWK's x.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -21,6 +22,7 @@
 #include <openssl/param_build.h>
 
 #include "core/internal.h"
+#include "tokend/keycache.h"
 
 /* Decodes member `name` of `o` (base64url) into a fresh buffer. Returns
  * TK_OK with *out NULL when absent and !required. */
@@ -660,5 +662,267 @@ tk_result tk_keyset_from_jwks(const char *json, size_t len, tk_alg alg, tk_keyse
 out:
     tk_keyset_free(ks);
     json_decref(o);
+    return rc;
+}
+
+/* ---- key sets of other issuers: skip what cannot be used, say why ----------------- */
+
+/* Bits of the RSA modulus as written in the JWK ("n"), 0 when unreadable. */
+static size_t rsa_jwk_bits(const json_t *m)
+{
+    unsigned char *n = NULL;
+    size_t len = 0;
+    if (get_b64(m, "n", 1, &n, &len) != TK_OK || !n) {
+        return 0;
+    }
+    size_t i = 0;
+    while (i < len && n[i] == 0) {
+        i++;
+    }
+    size_t bits = 0;
+    if (i < len) {
+        bits = (len - i) * 8;
+        for (unsigned char top = n[i]; !(top & 0x80); top = (unsigned char)(top << 1)) {
+            bits--;
+        }
+    }
+    free(n);
+    return bits;
+}
+
+static int alg_listed(const tk_alg *algs, size_t n, tk_alg a)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (algs[i] == a) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Why the JWK `m` was not usable, in words, given what building it said. */
+static void skip_reason(const json_t *m, tk_result rc, char *why, size_t cap)
+{
+    const char *kty = get_str(m, "kty");
+    const char *use = get_str(m, "use");
+    const char *alg = get_str(m, "alg");
+    size_t pos = 0;
+    why[0] = '\0';
+    if (!kty) {
+        tki_appendf(why, cap, &pos, "it has no kty");
+    } else if (use && strcmp(use, "sig") != 0) {
+        tki_appendf(why, cap, &pos, "an encryption key (use \"");
+        tki_append_escaped(why, cap, &pos, use, strlen(use), 16);
+        tki_appendf(why, cap, &pos, "\"), not a signature key");
+    } else if (json_object_get(m, "use") && !use) {
+        tki_appendf(why, cap, &pos, "its use is not a string");
+    } else if (check_use(m) != TK_OK) {
+        tki_appendf(why, cap, &pos, "its key_ops do not allow verify");
+    } else if (alg && tk_alg_from_name(alg, strlen(alg)) == TK_ALG_UNSET) {
+        tki_appendf(why, cap, &pos, "alg \"");
+        tki_append_escaped(why, cap, &pos, alg, strlen(alg), 24);
+        tki_appendf(why, cap, &pos, "\" is not a JWS signature alg");
+    } else if (strcmp(kty, "oct") == 0) {
+        tki_appendf(why, cap, &pos, "a shared secret (kty oct): never trusted from a published key set");
+    } else if (strcmp(kty, "RSA") == 0) {
+        size_t bits = rsa_jwk_bits(m);
+        if (rc == TK_ERR_KEY_EXPONENT) {
+            tki_appendf(why, cap, &pos, "its RSA exponent e is unusable (even, 1, or 2^64 or more)");
+        } else if (rc == TK_ERR_UNSUPPORTED) {
+            tki_appendf(why, cap, &pos, "a multi-prime RSA key (oth), which is not supported");
+        } else if (bits > 0 && bits < (size_t)TK_LIMIT_RSA_MIN_BITS) {
+            tki_appendf(why, cap, &pos, "RSA key has %zu bits; at least %d are required", bits, TK_LIMIT_RSA_MIN_BITS);
+        } else if (bits > (size_t)TK_LIMIT_RSA_MAX_BITS) {
+            tki_appendf(why, cap, &pos, "RSA key has %zu bits; at most %d are accepted", bits, TK_LIMIT_RSA_MAX_BITS);
+        } else if (rc == TK_ERR_KEY_MISMATCH) {
+            tki_appendf(why, cap, &pos, "its private part does not belong to its public part");
+        } else {
+            tki_appendf(why, cap, &pos,
+                        "malformed RSA key (n and e must be base64url; the modulus must be odd, "
+                        "and not a prime or a prime power)");
+        }
+    } else if (strcmp(kty, "EC") == 0) {
+        const char *crv = get_str(m, "crv");
+        if (rc == TK_ERR_UNSUPPORTED) {
+            tki_appendf(why, cap, &pos, "EC curve \"");
+            tki_append_escaped(why, cap, &pos, crv ? crv : "", crv ? strlen(crv) : 0, 24);
+            tki_appendf(why, cap, &pos, "\" is not supported (P-256, P-384, P-521)");
+        } else {
+            tki_appendf(why, cap, &pos, "malformed EC key (x and y must be a point on %s)",
+                        crv ? "its curve" : "a curve");
+        }
+    } else if (strcmp(kty, "OKP") == 0) {
+        tki_appendf(why, cap, &pos,
+                    rc == TK_ERR_UNSUPPORTED ? "OKP curve is not supported (Ed25519 only)" : "malformed OKP key");
+    } else {
+        tki_appendf(why, cap, &pos, "kty \"");
+        tki_append_escaped(why, cap, &pos, kty, strlen(kty), 24);
+        tki_appendf(why, cap, &pos, "\" is not supported");
+    }
+}
+
+static void note_skip(tk_jwks_skip *skips, size_t cap, size_t *n, size_t index, const json_t *m, const char *why)
+{
+    if (*n < cap) {
+        tk_jwks_skip *s = &skips[*n];
+        memset(s, 0, sizeof *s);
+        s->index = index;
+        const char *kid = json_is_object(m) ? get_str(m, "kid") : NULL;
+        if (kid) {
+            size_t pos = 0;
+            tki_append_escaped(s->kid, sizeof s->kid, &pos, kid, strlen(kid), 64);
+        }
+        snprintf(s->why, sizeof s->why, "%s", why);
+    }
+    (*n)++;
+}
+
+/* Names what a document that is not a JWKS is, when it can tell. */
+static void not_a_jwks(const char *json, size_t len, const json_t *o, char *why, size_t cap)
+{
+    size_t i = 0;
+    while (i < len && (json[i] == ' ' || json[i] == '\t' || json[i] == '\r' || json[i] == '\n')) {
+        i++;
+    }
+    size_t pos = 0;
+    if (!o) {
+        if (i < len && json[i] == '<') {
+            tki_appendf(why, cap, &pos, "not JSON: this looks like an HTML or XML page (it starts with \"");
+            tki_append_escaped(why, cap, &pos, json + i, len - i, 24);
+            tki_appendf(why, cap, &pos, "\"); is the URL that of the key set?");
+        } else if (len > TK_LIMIT_JWK_LEN) {
+            tki_appendf(why, cap, &pos, "the document has %zu bytes; a key set may have at most %u", len,
+                        (unsigned)TK_LIMIT_JWK_LEN);
+        } else {
+            tki_appendf(why, cap, &pos, "not valid JSON (or over the limits of %u members, depth %u)",
+                        (unsigned)TK_LIMIT_JSON_MEMBERS, (unsigned)TK_LIMIT_JSON_DEPTH);
+        }
+        return;
+    }
+    const char *uri = get_str(o, "jwks_uri");
+    if (uri) {
+        tki_appendf(why, cap, &pos, "this is OpenID/OAuth metadata, not a key set; its jwks_uri is ");
+        tki_append_escaped(why, cap, &pos, uri, strlen(uri), 160);
+    } else if (get_str(o, "kty")) {
+        tki_appendf(why, cap, &pos, "this is a single JWK, not a key set ({\"keys\": [...]})");
+    } else {
+        tki_appendf(why, cap, &pos, "a JSON object without a \"keys\" array: not a key set");
+    }
+}
+
+tk_result tk_keyset_from_jwks_lenient(const char *json, size_t len, const tk_alg *algs, size_t algs_len,
+                                      tk_keyset **out, tk_jwks_skip *skips, size_t cap, size_t *n_skipped, char *why,
+                                      size_t why_cap)
+{
+    char dummy[8];
+    if (!why || why_cap == 0) {
+        why = dummy;
+        why_cap = sizeof dummy;
+    }
+    why[0] = '\0';
+    if (n_skipped) {
+        *n_skipped = 0;
+    }
+    if (!out || !json || (cap > 0 && !skips) || (algs_len > 0 && !algs)) {
+        return TK_ERR_ARG;
+    }
+    *out = NULL;
+    size_t skipped = 0;
+    json_t *o = NULL;
+    if (len > 0 && len <= TK_LIMIT_JWK_LEN) {
+        char err[160];
+        o = tki_json_parse_object((const unsigned char *)json, len, TK_LIMIT_JSON_DEPTH, TK_LIMIT_JSON_MEMBERS, err,
+                                  sizeof err);
+    }
+    json_t *keys = o ? json_object_get(o, "keys") : NULL;
+    if (!json_is_array(keys)) {
+        not_a_jwks(json, len, o, why, why_cap);
+        json_decref(o);
+        return TK_ERR_JSON;
+    }
+    if (json_array_size(keys) > TK_LIMIT_KEYSET_KEYS) {
+        snprintf(why, why_cap, "the key set has %zu keys; at most %u are read", json_array_size(keys),
+                 (unsigned)TK_LIMIT_KEYSET_KEYS);
+        json_decref(o);
+        return TK_ERR_JSON;
+    }
+    tk_keyset *ks = NULL;
+    tk_result rc = tk_keyset_new(&ks);
+    if (rc != TK_OK) {
+        json_decref(o);
+        return rc;
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach (keys, i, m) {
+        char w[160];
+        if (!json_is_object(m)) {
+            note_skip(skips, cap, &skipped, i, m, "not a JSON object");
+            continue;
+        }
+        const char *kty = get_str(m, "kty");
+        if (kty && strcmp(kty, "oct") == 0) {
+            /* a shared secret is never a published key: HS* is not allowed for other issuers */
+            skip_reason(m, TK_ERR_KEY, w, sizeof w);
+            note_skip(skips, cap, &skipped, i, m, w);
+            continue;
+        }
+        tk_key *k = NULL;
+        rc = key_from_jwk_obj(m, TK_ALG_UNSET, &k);
+        if (rc == TK_ERR_NOMEM || rc == TK_ERR_CRYPTO) {
+            goto fail;
+        }
+        if (rc != TK_OK) {
+            skip_reason(m, rc, w, sizeof w);
+            note_skip(skips, cap, &skipped, i, m, w);
+            continue;
+        }
+        if (k->alg == TK_ALG_UNSET) { /* RSA without "alg": the first allowed alg that fits, else RS256 */
+            tk_alg bind = TK_ALG_RS256;
+            for (size_t a = 0; a < algs_len; a++) {
+                if (tk_key_alg_fits(k, algs[a])) {
+                    bind = algs[a];
+                    break;
+                }
+            }
+            rc = tk_key_bind_alg(k, bind);
+            if (rc != TK_OK) {
+                tk_key_free(k);
+                goto fail;
+            }
+        }
+        if (algs_len > 0 && !alg_listed(algs, algs_len, k->alg)) {
+            size_t pos = 0;
+            w[0] = '\0';
+            tki_appendf(w, sizeof w, &pos, "alg %s is not allowed for this issuer (allowed:", tk_alg_name(k->alg));
+            for (size_t a = 0; a < algs_len; a++) {
+                tki_appendf(w, sizeof w, &pos, " %s", tk_alg_name(algs[a]));
+            }
+            tki_appendf(w, sizeof w, &pos, ")");
+            note_skip(skips, cap, &skipped, i, m, w);
+            tk_key_free(k);
+            continue;
+        }
+        if (k->kid && tk_keyset_find(ks, k->kid, strlen(k->kid))) {
+            note_skip(skips, cap, &skipped, i, m, "another key of the set has the same kid");
+            tk_key_free(k);
+            continue;
+        }
+        rc = tk_keyset_add(ks, k);
+        if (rc != TK_OK) {
+            tk_key_free(k);
+            goto fail;
+        }
+    }
+    json_decref(o);
+    *out = ks;
+    if (n_skipped) {
+        *n_skipped = skipped;
+    }
+    return TK_OK;
+fail:
+    json_decref(o);
+    tk_keyset_free(ks);
+    snprintf(why, why_cap, "%s", tk_result_str(rc));
     return rc;
 }

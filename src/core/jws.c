@@ -462,6 +462,39 @@ const char *tk_token_claim_string(const tk_token *t, const char *name)
     return tki_claims_get(&c, name, &v) && v.type == TKI_CV_STRING ? v.s : NULL;
 }
 
+size_t tk_token_claim_strings(const tk_token *t, const char *name, const char **out, size_t cap)
+{
+    if (!t || !name || (!out && cap)) {
+        return 0;
+    }
+    struct tki_claims c = {t->payload, t->payload ? NULL : t->flat};
+    tki_cv v;
+    if (!tki_claims_get(&c, name, &v)) {
+        return 0;
+    }
+    if (v.type == TKI_CV_STRING) {
+        if (cap) {
+            out[0] = v.s;
+        }
+        return 1;
+    }
+    if (v.type != TKI_CV_ARRAY) {
+        return 0;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        tki_cv it;
+        tki_claims_item(&c, &v, i, &it);
+        if (it.type == TKI_CV_STRING) {
+            if (n < cap) {
+                out[n] = it.s;
+            }
+            n++;
+        }
+    }
+    return n;
+}
+
 int tk_token_claim_number(const tk_token *t, const char *name, double *out)
 {
     if (!t || !name || !out) {
@@ -756,6 +789,39 @@ tk_result tk_verify(const char *p, size_t len, const tk_keyset *ks, const tk_pol
     }
 out:
     tk_token_free(t);
+    if (rc != TK_OK) {
+        tki_verdict_set(v, TK_REASON_UNAVAILABLE, "the verifier failed: %s", tk_result_str(rc));
+    }
+    return rc;
+}
+
+tk_result tk_token_verify(const tk_token *t, const tk_keyset *ks, const tk_policy *pol, tk_verdict *v)
+{
+    if (!v) {
+        return TK_ERR_ARG;
+    }
+    if (!t || !ks || !pol) {
+        tki_verdict_set(v, TK_REASON_UNAVAILABLE, "no decision: the verifier was called with invalid arguments");
+        return TK_ERR_ARG;
+    }
+    if (t->header_v.reason != TK_REASON_VALID) {
+        *v = t->header_v;
+        return TK_OK;
+    }
+    tk_result rc = tk_token_verify_signature(t, ks, v);
+    if (rc != TK_OK || v->reason != TK_REASON_VALID) {
+        goto out;
+    }
+    if (t->payload_v.reason != TK_REASON_VALID) {
+        *v = t->payload_v;
+        goto out;
+    }
+    size_t n = 0;
+    rc = tk_token_check_claims(t, pol, v, 1, &n);
+    if (rc == TK_OK && n == 0) {
+        tki_verdict_valid(v);
+    }
+out:
     if (rc != TK_OK) {
         tki_verdict_set(v, TK_REASON_UNAVAILABLE, "the verifier failed: %s", tk_result_str(rc));
     }

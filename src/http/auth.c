@@ -50,17 +50,6 @@ static void description(char *out, size_t cap, const char *in)
     out[o] = '\0';
 }
 
-/* A claim as a header value: printable ASCII only. */
-static void header_value(char *out, size_t cap, const char *in)
-{
-    size_t o = 0;
-    for (size_t i = 0; in[i] != '\0' && o + 1 < cap; i++) {
-        unsigned char ch = (unsigned char)in[i];
-        out[o++] = ch >= 0x20 && ch < 0x7F ? (char)ch : '?';
-    }
-    out[o] = '\0';
-}
-
 /* ---- the query ------------------------------------------------------------ */
 
 struct query {
@@ -69,6 +58,8 @@ struct query {
     const char *aud;
     const char *scopes[SRV_AUTH_MAX_SCOPES];
     size_t n_scopes;
+    const char *issuers[SRV_AUTH_MAX_SCOPES];
+    size_t n_issuers;
     const char *bad; /* why the query is unusable, static */
 };
 
@@ -100,6 +91,18 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char 
         }
         q->aud = query_copy(q, value, value_size);
         return q->aud != NULL ? MHD_YES : MHD_NO;
+    }
+    if (key_size == 3 && memcmp(key, "iss", 3) == 0) {
+        if (q->n_issuers == SRV_AUTH_MAX_SCOPES) {
+            q->bad = "too many iss in the query";
+            return MHD_NO;
+        }
+        const char *d = query_copy(q, value, value_size);
+        if (d == NULL) {
+            return MHD_NO;
+        }
+        q->issuers[q->n_issuers++] = d;
+        return MHD_YES;
     }
     if (key_size == 5 && memcmp(key, "scope", 5) == 0) {
         char *d = query_copy(q, value, value_size);
@@ -141,6 +144,24 @@ static enum MHD_Result count_authz(void *cls, enum MHD_ValueKind kind, const cha
 
 /* ---- the endpoint -------------------------------------------------------------- */
 
+static enum MHD_Result audience_required(srv_conn *st, struct MHD_Connection *c)
+{
+    /* SECURITY.md rule 25: without an audience any token would pass for
+     * any API, so a proxy config that dropped ?aud= (or an empty variable)
+     * must not fail open. Not a token problem: no challenge; the proxy's
+     * operator reads the body or the log. */
+    static const char why[] =
+        "/auth needs the audience of the API it protects: add ?aud=<audience> to the URL the proxy calls "
+        "(nginx: proxy_pass http://tokend/auth?aud=orders-api;), or start tokend serve with "
+        "--auth-audience <audience> (for a trusted issuer: audience = ... in its [issuer] section)\n";
+    st->error = "audience_required";
+    srv_note(st, "no audience: the query has no aud, tokend serve has no --auth-audience, and the token's issuer "
+                 "has no audience setting");
+    srv_header h = {"X-Auth-Reason", "audience_required"};
+    return srv_respond(st, c, MHD_HTTP_BAD_REQUEST, "text/plain; charset=utf-8", why, sizeof why - 1, 1,
+                       SRV_CACHE_NO_STORE, &h, 1);
+}
+
 enum MHD_Result srv_handle_auth(srv_conn *st, struct MHD_Connection *c)
 {
     struct tkh_server *s = st->srv;
@@ -152,6 +173,7 @@ enum MHD_Result srv_handle_auth(srv_conn *st, struct MHD_Connection *c)
     q.used = 0;
     q.aud = NULL;
     q.n_scopes = 0;
+    q.n_issuers = 0;
     q.bad = NULL;
     (void)MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, query_arg, &q);
     if (q.bad != NULL) {
@@ -160,23 +182,8 @@ enum MHD_Result srv_handle_auth(srv_conn *st, struct MHD_Connection *c)
         srv_note(st, "%s", q.bad);
         return srv_respond(st, c, MHD_HTTP_BAD_REQUEST, NULL, NULL, 0, 1, SRV_CACHE_NO_STORE, NULL, 0);
     }
-    if (q.aud == NULL) {
-        q.aud = s->auth_audience;
-    }
-    if (q.aud == NULL) {
-        /* SECURITY.md rule 25: without an audience any token of ours would
-         * pass for any API, so a proxy config that dropped ?aud= (or an
-         * empty variable) must not fail open. Not a token problem: no
-         * challenge; the proxy's operator reads the body or the log. */
-        static const char why[] =
-            "/auth needs the audience of the API it protects: add ?aud=<audience> to the URL the proxy calls "
-            "(nginx: proxy_pass http://tokend/auth?aud=orders-api;), or start tokend serve with "
-            "--auth-audience <audience>\n";
-        st->error = "audience_required";
-        srv_note(st, "no audience: the query has no aud and tokend serve has no --auth-audience");
-        srv_header h = {"X-Auth-Reason", "audience_required"};
-        return srv_respond(st, c, MHD_HTTP_BAD_REQUEST, "text/plain; charset=utf-8", why, sizeof why - 1, 1,
-                           SRV_CACHE_NO_STORE, &h, 1);
+    if (q.aud == NULL && s->auth_audience == NULL && s->trust == NULL) {
+        return audience_required(st, c);
     }
 
     int n_authz = 0;
@@ -187,7 +194,9 @@ enum MHD_Result srv_handle_auth(srv_conn *st, struct MHD_Connection *c)
         (void)MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION,
                                             sizeof MHD_HTTP_HEADER_AUTHORIZATION - 1, &hv, &hl);
     }
-    tk_token *t = NULL;
+    tka_identity id;
+    int no_aud = 0;
+    id.foreign = 0;
     if (n_authz > 1) {
         v.reason = TK_REASON_MALFORMED_HEADER;
         snprintf(v.detail, sizeof v.detail, "%d Authorization headers; send exactly one", n_authz);
@@ -199,8 +208,12 @@ enum MHD_Result srv_handle_auth(srv_conn *st, struct MHD_Connection *c)
             snprintf(v.detail, sizeof v.detail, "no decision: the Authorization header could not be parsed");
         } else if (v.reason == TK_REASON_VALID) {
             srv_fingerprint(st, tok, tok_len);
-            tka_check chk = {q.aud, q.scopes, q.n_scopes};
-            if (tka_validate(s->auth, tok, tok_len, &chk, (int64_t)time(NULL), &v, &t) != 0) {
+            tka_check chk = {q.aud, q.scopes, q.n_scopes, q.issuers, q.n_issuers};
+            int r =
+                tka_validate_any(s->auth, s->trust, tok, tok_len, &chk, s->auth_audience, (int64_t)time(NULL), &v, &id);
+            if (r == 1) {
+                no_aud = 1;
+            } else if (r != 0) {
                 v.reason = TK_REASON_UNAVAILABLE;
                 if (v.detail[0] == '\0') {
                     snprintf(v.detail, sizeof v.detail, "no decision: validation failed");
@@ -208,40 +221,29 @@ enum MHD_Result srv_handle_auth(srv_conn *st, struct MHD_Connection *c)
             }
         }
     }
+    if (no_aud) {
+        return audience_required(st, c);
+    }
     st->reason = (int)v.reason;
     srv_metrics_validation(&s->metrics, v.reason);
 
-    if (v.reason == TK_REASON_VALID && t != NULL) {
-        char sub[TKS_VALUE_MAX + 1];
-        char cid[TKS_ID_MAX + 1];
-        char scope[TKS_LIST_MAX + 1];
-        srv_header h[3];
+    if (v.reason == TK_REASON_VALID) {
+        srv_header h[4];
         size_t n = 0;
-        const char *vsub = tk_token_claim_string(t, "sub");
-        const char *vcid = tk_token_claim_string(t, "client_id");
-        const char *vscope = tk_token_claim_string(t, "scope");
-        if (vsub != NULL) {
-            header_value(sub, sizeof sub, vsub);
-            h[n++] = (srv_header){"X-Auth-Subject", sub};
+        if (id.subject[0] != '\0') {
+            h[n++] = (srv_header){"X-Auth-Subject", id.subject};
         }
-        if (vcid != NULL) {
-            header_value(cid, sizeof cid, vcid);
-            h[n++] = (srv_header){"X-Auth-Client-Id", cid};
-            memcpy(st->client_id, cid, sizeof st->client_id);
+        if (id.client_id[0] != '\0') {
+            h[n++] = (srv_header){"X-Auth-Client-Id", id.client_id};
+            size_t cl = strnlen(id.client_id, sizeof st->client_id - 1);
+            memcpy(st->client_id, id.client_id, cl);
+            st->client_id[cl] = '\0';
         }
-        if (vscope != NULL) {
-            header_value(scope, sizeof scope, vscope);
-            h[n++] = (srv_header){"X-Auth-Scope", scope};
+        if (id.scope[0] != '\0') {
+            h[n++] = (srv_header){"X-Auth-Scope", id.scope};
         }
-        enum MHD_Result r = srv_respond(st, c, MHD_HTTP_OK, NULL, NULL, 0, 1, SRV_CACHE_NO_STORE, h, n);
-        tk_token_free(t);
-        return r;
-    }
-    tk_token_free(t);
-    if (v.reason == TK_REASON_VALID) { /* valid but no token returned: cannot happen */
-        v.reason = TK_REASON_UNAVAILABLE;
-        snprintf(v.detail, sizeof v.detail, "no decision: the validated token was not returned");
-        st->reason = (int)v.reason;
+        h[n++] = (srv_header){"X-Auth-Issuer", id.issuer};
+        return srv_respond(st, c, MHD_HTTP_OK, NULL, NULL, 0, 1, SRV_CACHE_NO_STORE, h, n);
     }
     if (v.detail[0] != '\0') {
         srv_note(st, "%s", v.detail);

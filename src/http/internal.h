@@ -253,6 +253,7 @@ struct tkh_server {
 
     /* the audience /auth requires when its query names none (owned) */
     char *auth_audience;
+    tka_trust *trust; /* trusted issuers (borrowed), or NULL */
 
     /* /readyz: the last write probe (monotonic ns) and its result */
     int ready_lock_init;

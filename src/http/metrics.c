@@ -64,6 +64,62 @@ static void help(srv_buf *b, const char *name, const char *type, const char *tex
     srv_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
+/* The key sets of trusted issuers (issue 10): fetches, age, keys,
+ * refetches for unknown kids, and whether a stale set is being served. */
+static void issuer_metrics(struct tkh_server *s, srv_buf *b)
+{
+    tk_keycache *kc = tka_trust_cache(s->trust);
+    size_t n = tk_keycache_count(kc);
+    if (n == 0) {
+        return;
+    }
+    int64_t now = (int64_t)time(NULL);
+    tk_keycache_status st[TK_LIMIT_ISSUERS];
+    const char *iss[TK_LIMIT_ISSUERS];
+    for (size_t i = 0; i < n && i < TK_LIMIT_ISSUERS; i++) {
+        iss[i] = tk_keycache_issuer_at(kc, i);
+        (void)tk_keycache_status_get(kc, iss[i], now, &st[i]);
+    }
+    /* issuer URLs are https URLs of printable ASCII without spaces (checked
+     * when configured); a '"' or '\\' would still break the label: none pass */
+    help(b, "tokend_issuer_fetches_total", "counter", "Key set fetches of trusted issuers, by result.");
+    for (size_t i = 0; i < n; i++) {
+        srv_buf_printf(b, "tokend_issuer_fetches_total{issuer=\"%s\",result=\"ok\"} %" PRIu64 "\n", iss[i],
+                       st[i].fetch_ok);
+        srv_buf_printf(b, "tokend_issuer_fetches_total{issuer=\"%s\",result=\"error\"} %" PRIu64 "\n", iss[i],
+                       st[i].fetch_failed);
+    }
+    help(b, "tokend_issuer_keyset_age_seconds", "gauge",
+         "Seconds since the key set in use was fetched (-1: none yet).");
+    for (size_t i = 0; i < n; i++) {
+        srv_buf_printf(b, "tokend_issuer_keyset_age_seconds{issuer=\"%s\"} %" PRId64 "\n", iss[i],
+                       st[i].have_keys ? (st[i].fetched_at ? now - st[i].fetched_at : 0) : (int64_t)-1);
+    }
+    help(b, "tokend_issuer_keys", "gauge", "Usable keys in the key set in use (skipped ones not counted).");
+    for (size_t i = 0; i < n; i++) {
+        srv_buf_printf(b, "tokend_issuer_keys{issuer=\"%s\"} %zu\n", iss[i], st[i].keys);
+    }
+    help(b, "tokend_issuer_keys_skipped", "gauge", "Keys of the key set in use that could not be used.");
+    for (size_t i = 0; i < n; i++) {
+        srv_buf_printf(b, "tokend_issuer_keys_skipped{issuer=\"%s\"} %zu\n", iss[i], st[i].skipped);
+    }
+    help(b, "tokend_issuer_kid_refetches_total", "counter",
+         "Refetches asked for by tokens with a kid not in the set, and those refused by the cool-down.");
+    for (size_t i = 0; i < n; i++) {
+        srv_buf_printf(b, "tokend_issuer_kid_refetches_total{issuer=\"%s\",result=\"fetched\"} %" PRIu64 "\n", iss[i],
+                       st[i].kid_refetches);
+        srv_buf_printf(b, "tokend_issuer_kid_refetches_total{issuer=\"%s\",result=\"cooldown\"} %" PRIu64 "\n", iss[i],
+                       st[i].kid_refetch_denied);
+    }
+    help(b, "tokend_issuer_keyset_stale", "gauge",
+         "1 while the key set is served past its expiry because fetches fail; 2 once past --issuer-max-stale "
+         "(its tokens are refused).");
+    for (size_t i = 0; i < n; i++) {
+        int stale = st[i].have_keys && now > st[i].expires_at ? (now > st[i].stale_until ? 2 : 1) : 0;
+        srv_buf_printf(b, "tokend_issuer_keyset_stale{issuer=\"%s\"} %d\n", iss[i], stale);
+    }
+}
+
 enum MHD_Result srv_handle_metrics(srv_conn *st, struct MHD_Connection *c)
 {
     struct tkh_server *s = st->srv;
@@ -163,6 +219,7 @@ enum MHD_Result srv_handle_metrics(srv_conn *st, struct MHD_Connection *c)
          "Password checks done, and refused with 503 because --login-workers and --login-queue were all taken.");
     srv_buf_printf(&b, "tokend_password_checks_total{result=\"done\"} %" PRIu64 "\n", pi.done);
     srv_buf_printf(&b, "tokend_password_checks_total{result=\"refused\"} %" PRIu64 "\n", pi.refused);
+    issuer_metrics(s, &b);
     help(&b, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, seconds.");
     srv_buf_printf(&b, "process_start_time_seconds %" PRId64 "\n", s->started_at);
 

@@ -982,6 +982,7 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
     }
     s->cfg.trusted_proxies = NULL; /* parsed; the caller's string is not kept */
     s->cfg.auth_audience = NULL;
+    s->trust = cfg->trust;
     if (cfg->auth_audience != NULL && cfg->auth_audience[0] != '\0') {
         s->auth_audience = strdup(cfg->auth_audience);
         if (s->auth_audience == NULL) {

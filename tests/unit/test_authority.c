@@ -497,7 +497,7 @@ static void test_issue_validate_revoke(void **state)
     /* The token is an RFC 9068 access token. */
     tk_token *tok = NULL;
     tk_verdict v;
-    tka_check chk = {"billing-api", NULL, 0};
+    tka_check chk = {"billing-api", NULL, 0, NULL, 0};
     assert_int_equal(tka_validate(a, t.access_token, strlen(t.access_token), &chk, T0 + 1, &v, &tok), 0);
     assert_int_equal(v.reason, TK_REASON_VALID);
     assert_string_equal(tk_token_typ(tok), "at+jwt");
@@ -508,11 +508,11 @@ static void test_issue_validate_revoke(void **state)
     tk_token_free(tok);
 
     /* Wrong audience, missing scope, expiry. */
-    tka_check other_aud = {"orders-api", NULL, 0};
+    tka_check other_aud = {"orders-api", NULL, 0, NULL, 0};
     assert_int_equal(tka_validate(a, t.access_token, strlen(t.access_token), &other_aud, T0 + 1, &v, NULL), 0);
     assert_int_equal(v.reason, TK_REASON_WRONG_AUDIENCE);
     const char *need[] = {"orders:write"};
-    tka_check scope_chk = {NULL, need, 1};
+    tka_check scope_chk = {NULL, need, 1, NULL, 0};
     assert_int_equal(tka_validate(a, t.access_token, strlen(t.access_token), &scope_chk, T0 + 1, &v, NULL), 0);
     assert_int_equal(v.reason, TK_REASON_INSUFFICIENT_SCOPE);
     assert_int_equal(tka_validate(a, t.access_token, strlen(t.access_token), NULL, T0 + 900 + 60, &v, NULL), 0);
