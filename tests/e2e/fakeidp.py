@@ -199,17 +199,15 @@ def _guid():
 
 
 def _rand_kid(style):
-    r = os.urandom(20)
-    if style == "auth0":  # base64 of a hex-ish thumbprint, or a short random id
+    r = os.urandom(32)
+    if style == "auth0":  # a 22-character random id
         return b64u(r)[:22]
-    if style == "entra":  # the certificate's x5t (set later)
+    if style == "entra":  # the certificate's x5t (set by add_key)
         return None
-    if style == "okta":
-        return b64u(r)[:43]
-    if style == "keycloak":
-        return b64u(r)[:43]
-    if style == "google":
-        return r.hex()
+    if style in ("okta", "keycloak"):  # 43 characters: base64url of a SHA-256 thumbprint
+        return b64u(r)
+    if style == "google":  # 40 hex digits
+        return r[:20].hex()
     return "k-" + r.hex()[:10]
 
 
@@ -320,7 +318,8 @@ class EntraV1(Shape):
         return {"aud": "api://orders", "iss": p.issuer, "iat": now, "nbf": now, "exp": now + 4500, "acr": "1",
                 "aio": b64u(os.urandom(40)), "amr": ["pwd"], "appid": "4f6a3c1e-5a8b-4c44-9d1d-0e6f3e2f9a10",
                 "appidacr": "0", "family_name": "Doe", "given_name": "Alice", "ipaddr": "203.0.113.7",
-                "name": "Alice Doe", "oid": "a8d1c6b4-2f4e-4e0b-8d6b-6a2c1b7e9f01", "rh": "0.AXwA" + b64u(os.urandom(24)),
+                "name": "Alice Doe", "oid": "a8d1c6b4-2f4e-4e0b-8d6b-6a2c1b7e9f01",
+                "rh": "0.AXwA" + b64u(os.urandom(24)),
                 "scp": "Orders.Read Orders.Write", "sub": "Vq2y6ZxjJkQq0l4bXy1t0b3mM1nE9mW0zv4f6h8j2kA",
                 "tid": self.tid, "unique_name": "alice@contoso.example", "upn": "alice@contoso.example",
                 "uti": b64u(os.urandom(16)), "ver": "1.0"}
@@ -530,15 +529,17 @@ class Provider:
     (/.well-known/openid-configuration under the issuer), "rfc8414" (only
     https://host/.well-known/oauth-authorization-server<path>), "both" or
     "none"; default the shape's. max_age: Cache-Control max-age of the JWKS
-    (None: no Cache-Control at all)."""
+    (None: no Cache-Control at all); cache_control: the header's form, with
+    %d for max_age (default the shape's, e.g. "public, max-age=%d")."""
 
     def __init__(self, shape, path="/", kids=None, alg="RS256", discovery=None, max_age="default",
-                 keys=None):
+                 keys=None, cache_control=None):
         self.shape = SHAPES[shape]() if isinstance(shape, str) else shape
         self.path = path
         self.alg = alg
         self.discovery = discovery or self.shape.discovery
         self.max_age = self.shape.max_age if max_age == "default" else max_age
+        self.cache_control = cache_control  # the Cache-Control value (with %d for max_age); None: the shape's
         self.server = None
         self.lock = threading.Lock()
         self.counts = {}  # kind -> number of requests
@@ -788,9 +789,9 @@ class Provider:
             if body in ("huge", "huge-chunked"):
                 return h.send_huge(self, chunked=(body == "huge-chunked"))
             cc = None
+            form = self.cache_control or self.shape.cache_control
             if self.max_age is not None:
-                cc = self.shape.cache_control % self.max_age if "%d" in self.shape.cache_control \
-                    else self.shape.cache_control
+                cc = form % self.max_age if "%d" in form else form
             return h.send_body(200, json.dumps(self.jwks()).encode(), "application/json; charset=utf-8",
                                extra={"Cache-Control": cc} if cc else None)
         if faults.get("metadata_body") == "html":
