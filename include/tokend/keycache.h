@@ -32,9 +32,9 @@
  * verification when you have no threads: then set wait_ms to 0 and let
  * inline_fetch do the refetch on the calling thread).
  *
- * Threads: every function may be called from any thread at once, except
- * tk_keycache_free. A verification holds a reference to an immutable key
- * set, so a refresh never blocks it.
+ * Threads: add the issuers first; after that every function may be called
+ * from any thread at once, except tk_keycache_free. A verification holds a
+ * reference to an immutable key set, so a refresh never blocks it.
  *
  * Time: `now` is Unix seconds from the caller, as everywhere in libtokend;
  * only the bounded waits (wait_ms) read CLOCK_MONOTONIC.

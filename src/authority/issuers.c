@@ -520,7 +520,10 @@ int tka_validate_any(tka_authority *a, tka_trust *tr, const char *tok, size_t le
         return 0;
     }
     tk_token *t = NULL;
-    if (tk_token_parse(tok, len, NULL, &t, v) != TK_OK) {
+    pthread_rwlock_rdlock(&a->ring_lock);
+    tk_result prc = tk_token_parse_with(tok, len, NULL, a->ring->verify, &t, v);
+    pthread_rwlock_unlock(&a->ring_lock);
+    if (prc != TK_OK) {
         return -1;
     }
     if (!t) {

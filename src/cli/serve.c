@@ -33,7 +33,7 @@ static void trust_log(void *ud, const char *level, const char *msg)
     (void)ud;
     tkh_server *srv = atomic_load(&trust_log_srv);
     if (srv) {
-        tkh_log(srv, level, msg);
+        tkh_log(srv, strcmp(level, "warn") == 0 ? "warning" : level, msg);
     } else {
         fprintf(stderr, "tokend serve: %s: %s\n", level, msg);
     }

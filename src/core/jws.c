@@ -409,6 +409,19 @@ tk_result tk_token_parse(const char *p, size_t len, const tk_limits *lim, tk_tok
     return parse(p ? p : "", len, lim, NULL, 1, out, v, &po, &pl);
 }
 
+tk_result tk_token_parse_with(const char *p, size_t len, const tk_limits *lim, const tk_keyset *hint, tk_token **out,
+                              tk_verdict *v)
+{
+    if (out) {
+        *out = NULL;
+    }
+    if (!out || !v || (!p && len)) {
+        return TK_ERR_ARG;
+    }
+    size_t po = 0, pl = 0;
+    return parse(p ? p : "", len, lim, hint, 1, out, v, &po, &pl);
+}
+
 void tk_token_free(tk_token *t)
 {
     if (!t) {

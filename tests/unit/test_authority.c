@@ -579,6 +579,156 @@ static void test_master_key_file(void **state)
     assert_non_null(strstr(err, "chmod 600"));
 }
 
+/* ---- trusted external issuers (issues.c) ---------------------------------------------- */
+
+static char *sign_ext(const tk_key *k, const char *claims)
+{
+    char *tok = NULL;
+    size_t tl = 0;
+    assert_int_equal(tk_sign(k, "JWT", (const unsigned char *)claims, strlen(claims), &tok, &tl), TK_OK);
+    return tok;
+}
+
+static int any(tka_authority *a, tka_trust *tr, const char *tok, const char *aud, const char *scope,
+               const char *route_iss, int64_t now, tk_verdict *v, tka_identity *id)
+{
+    const char *sc[1] = {scope};
+    const char *is[1] = {route_iss};
+    tka_check chk = {aud, sc, scope ? 1 : 0, is, route_iss ? 1 : 0};
+    return tka_validate_any(a, tr, tok, strlen(tok), &chk, NULL, now, v, id);
+}
+
+static void test_trusted_issuers(void **state)
+{
+    (void)state;
+    tks_store *s = NULL;
+    tka_authority *a = open_auth(&s, 0x11, T0);
+    char err[256], secret[TKA_SECRET_TEXT_LEN];
+    tks_client cl;
+    assert_int_equal(
+        tka_client_create(a, NULL, "svc", "orders:read", "orders-api", 0, T0, &cl, secret, err, sizeof err), 0);
+    tka_issued own;
+    issue(a, &cl, NULL, T0, &own);
+
+    tk_key *ext = NULL, *impostor = NULL;
+    assert_int_equal(tk_key_generate(TK_ALG_ES256, "ext1", &ext), TK_OK);
+    assert_int_equal(tk_key_generate(TK_ALG_ES256, "ext1", &impostor), TK_OK);
+    char *jwk = NULL;
+    assert_int_equal(tk_key_to_jwk(ext, 0, &jwk), TK_OK);
+    char jwks[2048];
+    snprintf(jwks, sizeof jwks, "{\"keys\":[%s]}", jwk);
+    tk_free(jwk);
+
+    tka_trust_config tc;
+    tka_trust_config_defaults(&tc);
+    tka_issuer_policy pol[2];
+    memset(pol, 0, sizeof pol);
+    pol[0].issuer = "https://ext.test/";
+    pol[0].jwks_text = jwks;
+    pol[0].jwks_text_len = strlen(jwks);
+    pol[0].audiences = "api://orders";
+    pol[0].scope_claims = "scp";
+    pol[0].leeway = -1;
+    pol[1].issuer = "https://other.test/";
+    pol[1].jwks_text = jwks;
+    pol[1].jwks_text_len = strlen(jwks);
+    pol[1].leeway = -1;
+    tka_trust *tr = NULL;
+    if (tka_trust_open(&tc, pol, 2, &tr, err, sizeof err) != 0) {
+        fail_msg("tka_trust_open: %s", err);
+    }
+    char claims[512];
+    snprintf(claims, sizeof claims,
+             "{\"iss\":\"https://ext.test/\",\"sub\":\"alice\",\"aud\":\"api://orders\",\"exp\":%d,"
+             "\"azp\":\"spa\",\"jti\":\"j-ext\",\"scp\":[\"Orders.Read\",\"Orders.Write\"]}",
+             T0 + 600);
+    char *good = sign_ext(ext, claims);
+    char *forged = sign_ext(impostor, claims);
+    snprintf(claims, sizeof claims,
+             "{\"iss\":\"https://evil.test/\",\"sub\":\"alice\",\"aud\":\"api://orders\",\"exp\":%d}", T0 + 600);
+    char *evil = sign_ext(ext, claims);
+    snprintf(claims, sizeof claims, "{\"iss\":\"https://other.test/\",\"sub\":\"bob\",\"aud\":\"x\",\"exp\":%d}",
+             T0 + 600);
+    char *other = sign_ext(ext, claims);
+
+    tk_verdict v;
+    tka_identity id;
+    /* the issuer's audience applies when the route names none; scopes from scp (an array) */
+    assert_int_equal(any(a, tr, good, NULL, "Orders.Read", NULL, T0 + 1, &v, &id), 0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+    assert_true(id.foreign);
+    assert_string_equal(id.issuer, "https://ext.test/");
+    assert_string_equal(id.subject, "alice");
+    assert_string_equal(id.client_id, "spa");
+    assert_string_equal(id.scope, "Orders.Read Orders.Write");
+    /* a scope it lacks: the explanation names the claim and what it has */
+    assert_int_equal(any(a, tr, good, NULL, "Orders.Admin", NULL, T0 + 1, &v, &id), 0);
+    assert_int_equal(v.reason, TK_REASON_INSUFFICIENT_SCOPE);
+    assert_non_null(strstr(v.detail, "'scp'"));
+    assert_non_null(strstr(v.detail, "Orders.Write"));
+    /* the route's audience wins */
+    assert_int_equal(any(a, tr, good, "billing", NULL, NULL, T0 + 1, &v, &id), 0);
+    assert_int_equal(v.reason, TK_REASON_WRONG_AUDIENCE);
+    /* the same kid from another key: bad signature, never accepted */
+    assert_int_equal(any(a, tr, forged, NULL, NULL, NULL, T0 + 1, &v, &id), 0);
+    assert_int_equal(v.reason, TK_REASON_BAD_SIGNATURE);
+    /* expired, by the issuer's leeway (the server's: 60 s) */
+    assert_int_equal(any(a, tr, good, NULL, NULL, NULL, T0 + 600 + 61, &v, &id), 0);
+    assert_int_equal(v.reason, TK_REASON_EXPIRED);
+    /* an issuer nobody trusts: named, with the trusted ones */
+    assert_int_equal(any(a, tr, evil, NULL, NULL, NULL, T0 + 1, &v, &id), 0);
+    assert_int_equal(v.reason, TK_REASON_WRONG_ISSUER);
+    assert_non_null(strstr(v.detail, "https://evil.test/"));
+    assert_non_null(strstr(v.detail, "https://ext.test/, https://other.test/"));
+    /* a route for our own tokens only */
+    assert_int_equal(any(a, tr, good, NULL, NULL, "https://auth.test", T0 + 1, &v, &id), 0);
+    assert_int_equal(v.reason, TK_REASON_WRONG_ISSUER);
+    assert_non_null(strstr(v.detail, "this route accepts tokens of https://auth.test only"));
+    /* no audience from the route, the issuer or a default: the caller answers 400 */
+    assert_int_equal(any(a, tr, other, NULL, NULL, NULL, T0 + 1, &v, &id), 1);
+    assert_int_equal(any(a, tr, other, "x", NULL, NULL, T0 + 1, &v, &id), 0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+    assert_string_equal(id.client_id, "");
+    /* our own tokens, beside them */
+    assert_int_equal(any(a, tr, own.access_token, "orders-api", NULL, NULL, T0 + 1, &v, &id), 0);
+    assert_int_equal(v.reason, TK_REASON_VALID);
+    assert_false(id.foreign);
+    assert_string_equal(id.issuer, "https://auth.test");
+    assert_string_equal(id.client_id, cl.id);
+    assert_int_equal(any(a, tr, own.access_token, NULL, NULL, NULL, T0 + 1, &v, &id), 1);
+    /* a jti revoked here is refused for a foreign token too */
+    assert_int_equal(tka_revoke(a, TKS_REVOKE_JTI, "j-ext", "stolen", T0 + 2, T0 + 3600), 0);
+    assert_int_equal(any(a, tr, good, NULL, NULL, NULL, T0 + 3, &v, &id), 0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+    /* with nothing trusted, a foreign token is told how to trust its issuer */
+    assert_int_equal(any(a, NULL, other, "x", NULL, NULL, T0 + 1, &v, &id), 0);
+    assert_int_equal(v.reason, TK_REASON_WRONG_ISSUER);
+    assert_non_null(strstr(v.detail, "--trust-issuer https://other.test/"));
+
+    /* bad policies are refused with the issuer and the setting named */
+    tka_trust *bad = NULL;
+    pol[0].algorithms = "HS256";
+    assert_int_not_equal(tka_trust_open(&tc, pol, 1, &bad, err, sizeof err), 0);
+    assert_non_null(strstr(err, "HS256"));
+    assert_null(bad);
+    pol[0].algorithms = NULL;
+    pol[0].issuer = "http://plain.test/";
+    pol[0].jwks_text = NULL;
+    assert_int_not_equal(tka_trust_open(&tc, pol, 1, &bad, err, sizeof err), 0);
+    assert_non_null(strstr(err, "http://plain.test/"));
+
+    tk_free(good);
+    tk_free(forged);
+    tk_free(evil);
+    tk_free(other);
+    tk_key_free(ext);
+    tk_key_free(impostor);
+    tka_trust_close(tr);
+    tka_issued_clear(&own);
+    tka_close(a);
+    tks_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -590,6 +740,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_throttle_distributed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_issue_validate_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_key_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trusted_issuers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
