@@ -555,10 +555,28 @@ int tka_validate_any(tka_authority *a, tka_trust *tr, const char *tok, size_t le
     const struct policy *pol = policy_of(tr, iss);
     if (!pol) {
         v->reason = TK_REASON_WRONG_ISSUER;
-        say(v->detail, sizeof v->detail,
-            "the token says it was issued by %.120s (not verified), which is not trusted here; trusted: "
-            "%.60s (tokend's own)%s%.160s",
-            iss, a->cfg.issuer, n_trusted ? ", " : "", n_trusted ? tr->list : "");
+        char head[TK_LIMIT_DETAIL_LEN];
+        say(head, sizeof head,
+            "the token says it was issued by %.120s (not verified), which is not trusted here; trusted: %.120s "
+            "(tokend's own)",
+            iss, a->cfg.issuer);
+        /* as many trusted issuers as fit, whole, then how many more */
+        size_t used = strlen(head);
+        size_t shown = 0;
+        for (size_t i = 0; i < tr->n; i++) {
+            size_t l = strlen(tr->pol[i].issuer);
+            if (used + 2 + l + 16 >= sizeof head) {
+                break;
+            }
+            say(head + used, sizeof head - used, ", %s", tr->pol[i].issuer);
+            used += 2 + l;
+            shown++;
+        }
+        if (shown < tr->n) {
+            say(head + used, sizeof head - used, " and %zu more", tr->n - shown);
+        }
+        memcpy(v->detail, head, sizeof v->detail < sizeof head ? sizeof v->detail : sizeof head);
+        v->detail[sizeof v->detail - 1] = '\0';
         goto out;
     }
     ret = validate_foreign(a, tr, pol, t, chk, default_aud, now, v, id);

@@ -218,6 +218,14 @@ static int read_config(struct cli_settings *s, const char *path, const char *cmd
         *eq = '\0';
         char *key = trim(p);
         char *val = trim(eq + 1);
+        /* a comment after the value: "audience = api://x   # the orders API" */
+        for (char *h = val; *h; h++) {
+            if (*h == '#' && (h == val || h[-1] == ' ' || h[-1] == '\t')) {
+                *h = '\0';
+                val = trim(val);
+                break;
+            }
+        }
         if (s->n_issuers > 0) {
             struct cli_issuer_section *sec = &s->issuers[s->n_issuers - 1];
             int ik = -1;

@@ -132,7 +132,7 @@ static void list_kids(const tk_keyset *ks, char *buf, size_t cap)
         const char *kid = tk_key_kid(tk_keyset_get(ks, i));
         tki_appendf(buf, cap, &pos, "%s'", i ? ", " : "");
         if (kid) {
-            tki_append_escaped(buf, cap, &pos, kid, strlen(kid), 40);
+            tki_append_escaped(buf, cap, &pos, kid, strlen(kid), 64);
         } else {
             tki_appendf(buf, cap, &pos, "(no kid)");
         }
@@ -955,7 +955,20 @@ tk_result tk_keycache_verify_token(tk_keycache *c, const char *issuer, const tk_
         refetched = 1; /* replaced while we verified */
     }
     struct kc_set *s2 = set_ref(is->set);
+    int still_fetching = refetched && s2 == s && is->fetching;
     pthread_mutex_unlock(&c->mu);
+    if (still_fetching) {
+        /* The refetch for this kid did not arrive within the wait: do not
+         * call the kid unknown before the issuer has answered. */
+        tki_verdict_set(v, TK_REASON_UNAVAILABLE,
+                        "kid '%.64s' is not in the key set of %s fetched %llds ago, and the refetch asked for it did "
+                        "not arrive within %u ms; retry shortly",
+                        tk_token_kid(t) ? tk_token_kid(t) : "", is->issuer, (long long)(now - s->fetched_at),
+                        c->cfg.wait_ms);
+        set_unref(s);
+        set_unref(s2);
+        return TK_OK;
+    }
     if (s2 && s2 != s) {
         rc = tk_token_verify(t, s2->ks, pol, v);
         if (rc != TK_OK || v->reason != TK_REASON_UNKNOWN_KEY) {
@@ -967,14 +980,14 @@ tk_result tk_keycache_verify_token(tk_keycache *c, const char *issuer, const tk_
     const struct kc_set *used = s2 ? s2 : s;
     /* The detail, with the issuer's side of things. */
     const char *kid = tk_token_kid(t);
-    char kids[200], ago[24];
+    char kids[256], ago[24];
     list_kids(used->ks, kids, sizeof kids);
     tk_format_duration(now - used->fetched_at, ago, sizeof ago);
-    char kidq[64];
+    char kidq[96];
     size_t kp = 0;
     kidq[0] = '\0';
     if (kid) {
-        tki_append_escaped(kidq, sizeof kidq, &kp, kid, strlen(kid), 40);
+        tki_append_escaped(kidq, sizeof kidq, &kp, kid, strlen(kid), 64);
     }
     char tail[160];
     if (refetched) {

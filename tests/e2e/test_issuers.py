@@ -57,8 +57,8 @@ def description(r):
     return challenge(r).get("error_description") or ""
 
 
-def shown(value, limit=40):
-    """How a description shows a kid: cut at 40 characters, with "..."."""
+def shown(value, limit=64):
+    """How a description shows a kid: cut at 64 characters, with "..."."""
     return value if len(value) <= limit else value[:limit] + "..."
 
 
