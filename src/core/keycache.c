@@ -909,7 +909,12 @@ tk_result tk_keycache_verify(tk_keycache *c, const char *issuer, const char *tok
     }
     pthread_mutex_lock(&c->mu);
     if (!is->set) {
-        want_and_wait(c, is, is->gen, now);
+        /* A first fetch (or one under way) is waited for; after a failed
+         * one the retry back-off binds callers as it binds maintain, or
+         * every token of a failing issuer would ask for a fetch of its own. */
+        if (is->fetching || now >= is->next_due) {
+            want_and_wait(c, is, is->gen, now);
+        }
     } else if (!is->fixed && now >= is->expires_at && !is->fetching && now >= is->next_due) {
         is->wanted = 1; /* expired: ask for a fetch, serve the last good set meanwhile */
         c->work_pending = 1;
