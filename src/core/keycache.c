@@ -937,20 +937,28 @@ tk_result tk_keycache_verify(tk_keycache *c, const char *issuer, const char *tok
     /* The kid is not in the set: perhaps the issuer rotated. One refetch
      * per cool-down, shared by everyone who misses meanwhile. */
     int refetched = 0;
+    int pending = 0; /* the refetch did not finish within wait_ms */
+    char refetch_err[256] = "";
     int64_t last_refetch = 0;
     pthread_mutex_lock(&c->mu);
     if (is->set == s) {
+        uint64_t gen0 = is->gen;
         if (is->fetching) {
             refetched = 1; /* one is on its way: wait for it */
-            want_and_wait(c, is, is->gen, now);
+            want_and_wait(c, is, gen0, now);
         } else if (is->last_kid_refetch == 0 || now - is->last_kid_refetch >= c->cfg.kid_cooldown) {
             is->last_kid_refetch = now;
             is->kid_refetches++;
             refetched = 1;
-            want_and_wait(c, is, is->gen, now);
+            want_and_wait(c, is, gen0, now);
         } else {
             is->kid_denied++;
             last_refetch = is->last_kid_refetch;
+        }
+        if (refetched && is->gen == gen0) {
+            pending = 1; /* SECURITY.md rule 21: over the bound, unavailable */
+        } else if (refetched && is->set == s && is->last_error[0]) {
+            msgf(refetch_err, sizeof refetch_err, "%s", is->last_error);
         }
     } else {
         refetched = 1; /* replaced while we verified */
@@ -986,8 +994,12 @@ tk_result tk_keycache_verify(tk_keycache *c, const char *issuer, const char *tok
     if (kid) {
         tki_append_escaped(kidq, sizeof kidq, &kp, kid, strlen(kid), 40);
     }
-    char tail[160];
-    if (refetched) {
+    char tail[320];
+    if (pending) {
+        msgf(tail, sizeof tail, "a refetch is under way and did not finish within %u ms", c->cfg.wait_ms);
+    } else if (refetch_err[0]) {
+        msgf(tail, sizeof tail, "a refetch just now failed: %s", refetch_err);
+    } else if (refetched) {
         msgf(tail, sizeof tail, "refetched just now");
     } else {
         char since[24], cool[24];
@@ -996,7 +1008,12 @@ tk_result tk_keycache_verify(tk_keycache *c, const char *issuer, const char *tok
         msgf(tail, sizeof tail, "not refetched: the last refetch for an unknown kid was %s ago (cool-down %s)",
                  since, cool);
     }
-    if (kid) {
+    if (pending) {
+        /* the set may be about to gain the kid: no verdict on the token yet */
+        tki_verdict_set(v, TK_REASON_UNAVAILABLE,
+                        "kid '%s' is not in the key set of %s (fetched %s ago: keys %s) and %s; retry shortly",
+                        kid ? kidq : "(none)", is->issuer, ago, kids, tail);
+    } else if (kid) {
         tki_verdict_set(v, TK_REASON_UNKNOWN_KEY,
                         "kid '%s' is not in the key set of %s (fetched %s ago, %s: keys %s); the token may come "
                         "from another tenant or environment of the same provider, or be signed with a key not "
