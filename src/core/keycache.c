@@ -239,7 +239,7 @@ static void not_json(const char *doc, size_t len, char *why, size_t cap)
     why[0] = '\0';
     if (len == 0) {
         tki_appendf(why, cap, &pos, "the document is empty");
-    } else if (doc[i] == '<') {
+    } else if (i < len && doc[i] == '<') {
         tki_appendf(why, cap, &pos, "not JSON: this looks like an HTML or XML page (it starts with \"");
         tki_append_escaped(why, cap, &pos, doc + i, len - i, 24);
         tki_appendf(why, cap, &pos, "\")");

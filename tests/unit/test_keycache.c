@@ -446,6 +446,35 @@ static void test_metadata_parse(void **state)
     assert_int_equal(tk_metadata_parse("{}", 2, ISS, NULL, 0, why, sizeof why), TK_ERR_ARG);
 }
 
+/* A document of white space only, in a buffer of exactly its length (the
+ * cache's fetch buffers are NUL-terminated, tk_metadata_parse's callers
+ * need not be): fuzz_metadata found not_json reading the byte after it. */
+static void test_metadata_whitespace_only_reads_inside_its_length(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {" ", "  ", "\r\n\t ", "\n"};
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        size_t n = strlen(docs[i]);
+        char *exact = malloc(n);
+        assert_non_null(exact);
+        memcpy(exact, docs[i], n);
+        char uri[64];
+        char why[256];
+        assert_int_equal(tk_metadata_parse(exact, n, ISS, uri, sizeof uri, why, sizeof why), TK_ERR_JSON);
+        expect_has(why, "not valid JSON", "white space only");
+        free(exact);
+    }
+    /* and the HTML guess still works on the same path */
+    char *html = malloc(3);
+    assert_non_null(html);
+    memcpy(html, " <h", 3);
+    char uri[64];
+    char why[256];
+    assert_int_equal(tk_metadata_parse(html, 3, ISS, uri, sizeof uri, why, sizeof why), TK_ERR_JSON);
+    expect_has(why, "HTML", "HTML after white space");
+    free(html);
+}
+
 /* ---- configuration --------------------------------------------------------- */
 
 static void test_config_checks(void **state)
@@ -1840,6 +1869,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cache_control_max_age),
         cmocka_unit_test(test_metadata_parse),
+        cmocka_unit_test(test_metadata_whitespace_only_reads_inside_its_length),
         cmocka_unit_test(test_config_checks),
         cmocka_unit_test(test_discovery_openid_configuration),
         cmocka_unit_test(test_discovery_falls_back_to_rfc8414),
