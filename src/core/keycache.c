@@ -775,7 +775,8 @@ int64_t tk_keycache_maintain(tk_keycache *c, int64_t now)
         pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_lock(&c->mu);
-    c->work_pending = 0;
+    /* work_pending is left as it is (tk_keycache_wait_work clears it): a
+     * wake that came while this ran must not be lost */
     for (size_t i = 0; i < c->n; i++) {
         if (c->iss[i]->wanted) {
             c->work_pending = 1;
