@@ -80,7 +80,7 @@ static struct fk_doc *fk_find(struct fake *f, const char *url)
     return NULL;
 }
 
-/* Serves `body` at `url` with `status` and `max_age` (replacing what was there). */
+/* Serves `body` at `url` with `status` and `max_age`, at once (replacing what was there). */
 static void fk_set(struct fake *f, const char *url, long status, const char *body, int64_t max_age)
 {
     pthread_mutex_lock(&f->mu);
@@ -97,6 +97,7 @@ static void fk_set(struct fake *f, const char *url, long status, const char *bod
     d->status = status;
     d->max_age = max_age;
     d->error[0] = '\0';
+    d->delay_ms = 0;
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -104,9 +105,11 @@ static void fk_delay(struct fake *f, const char *url, unsigned ms)
 {
     pthread_mutex_lock(&f->mu);
     struct fk_doc *d = fk_find(f, url);
-    assert_non_null(d);
-    d->delay_ms = ms;
+    if (d) {
+        d->delay_ms = ms;
+    }
     pthread_mutex_unlock(&f->mu);
+    assert_non_null(d);
 }
 
 /* Every fetch fails with `err` ("" to bring the provider back). */
@@ -1230,14 +1233,14 @@ static void test_wait_bound_on_slow_kid_refetch(void **state)
     (void)tk_keycache_maintain(c, T0);
     char *t2 = token(g_es2, ISS);
     fk_set(&f, JWKS_URL, 200, after, -1);
-    fk_delay(&f, JWKS_URL, 1500);
+    fk_delay(&f, JWKS_URL, 1000);
     struct maint m;
     maint_start(&m, c, T0 + 10);
     double t = tu_now_ms();
     tk_verdict v = verify_at(c, ISS, t2, T0 + 10);
     double took = tu_now_ms() - t;
     if (took < 150 || took > 900) {
-        fail_msg("verify waited %.0f ms for a refetch of 1500 ms with wait_ms 200", took);
+        fail_msg("verify waited %.0f ms for a refetch of 1000 ms with wait_ms 200", took);
     }
     tu_expect_reason(&v, TK_REASON_UNAVAILABLE, "slow refetch for an unknown kid");
     tu_expect_detail_has(&v, "kid 'es2' is not in the key set of " ISS, "slow refetch");
@@ -1266,6 +1269,53 @@ static void test_wait_bound_on_slow_kid_refetch(void **state)
     free(before);
     free(after);
     tk_keycache_free(c);
+    fk_free(&f);
+}
+
+/* A fetcher that calls tk_keycache_wake while maintain is fetching, as a
+ * server's shutdown may at any moment. */
+static tk_keycache *g_wake_cache;
+
+static int waking_fetch(void *ud, const char *url, size_t cap, tk_fetch_result *out)
+{
+    tk_keycache_wake(g_wake_cache);
+    return fk_fetch(ud, url, cap, out);
+}
+
+/* A wake that lands while maintain runs is not lost: the maintainer's next
+ * tk_keycache_wait_work returns at once (else a shutdown waits for it). */
+static void test_wake_during_maintain_is_not_lost(void **state)
+{
+    (void)state;
+    struct fake f;
+    fk_init(&f);
+    char *jwks = jwks_of(g_es1, NULL);
+    fk_set(&f, JWKS_URL, 200, jwks, -1);
+    tk_keycache_config cfg;
+    tk_keycache_config_defaults(&cfg);
+    cfg.fetch = waking_fetch;
+    cfg.fetch_ud = &f;
+    tk_keycache *c = NULL;
+    assert_int_equal(tk_keycache_new(&cfg, &c), TK_OK);
+    g_wake_cache = c;
+    add_issuer(c, ISS, JWKS_URL);
+    (void)tk_keycache_maintain(c, T0);
+    assert_int_equal(fk_calls(&f, JWKS_URL), 1);
+    double t = tu_now_ms();
+    tk_keycache_wait_work(c, 3000);
+    double took = tu_now_ms() - t;
+    if (took > 500) {
+        fail_msg("tk_keycache_wait_work slept %.0f ms after a wake during maintain", took);
+    }
+    /* and without a wake it does sleep */
+    (void)tk_keycache_maintain(c, T0 + 1);
+    assert_int_equal(fk_calls(&f, JWKS_URL), 1);
+    t = tu_now_ms();
+    tk_keycache_wait_work(c, 200);
+    took = tu_now_ms() - t;
+    assert_true(took >= 150);
+    tk_keycache_free(c);
+    free(jwks);
     fk_free(&f);
 }
 
@@ -1882,6 +1932,7 @@ int main(void)
         cmocka_unit_test(test_threads_one_fetch_per_cooldown),
         cmocka_unit_test(test_wait_bound_on_slow_first_fetch),
         cmocka_unit_test(test_wait_bound_on_slow_kid_refetch),
+        cmocka_unit_test(test_wake_during_maintain_is_not_lost),
         cmocka_unit_test(test_provider_down_serves_last_good_until_max_stale),
         cmocka_unit_test(test_first_fetch_fails),
         cmocka_unit_test(test_bad_documents_explained),
