@@ -46,6 +46,7 @@ max_len_of() {
     fuzz_jws) echo 8400 ;;       # TK_LIMIT_TOKEN_LEN 8192 (+ 4 control bytes)
     fuzz_json_flat) echo 6400 ;; # TK_LIMIT_PAYLOAD_LEN 6144
     fuzz_jwk) echo 12288 ;;      # an RSA-4096 private JWK is about 3.2 KiB; JWKS of several
+    fuzz_jwks) echo 12288 ;;     # 1 control byte + a provider's JWKS: RSA keys with x5c are about 1.5 KiB each
     fuzz_cookie) echo 8192 ;;
     *) echo 4096 ;;
   esac

@@ -242,7 +242,7 @@ static void not_json(const char *doc, size_t len, char *why, size_t cap)
     why[0] = '\0';
     if (len == 0) {
         tki_appendf(why, cap, &pos, "the document is empty");
-    } else if (doc[i] == '<') {
+    } else if (i < len && doc[i] == '<') {
         tki_appendf(why, cap, &pos, "not JSON: this looks like an HTML or XML page (it starts with \"");
         tki_append_escaped(why, cap, &pos, doc + i, len - i, 24);
         tki_appendf(why, cap, &pos, "\")");
@@ -778,7 +778,8 @@ int64_t tk_keycache_maintain(tk_keycache *c, int64_t now)
         pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_lock(&c->mu);
-    c->work_pending = 0;
+    /* work_pending is left as it is (tk_keycache_wait_work clears it): a
+     * wake that came while this ran must not be lost */
     for (size_t i = 0; i < c->n; i++) {
         if (c->iss[i]->wanted) {
             c->work_pending = 1;
@@ -913,7 +914,12 @@ tk_result tk_keycache_verify_token(tk_keycache *c, const char *issuer, const tk_
     }
     pthread_mutex_lock(&c->mu);
     if (!is->set) {
-        want_and_wait(c, is, is->gen, now);
+        /* A first fetch (or one under way) is waited for; after a failed
+         * one the retry back-off binds callers as it binds maintain, or
+         * every token of a failing issuer would ask for a fetch of its own. */
+        if (is->fetching || now >= is->next_due) {
+            want_and_wait(c, is, is->gen, now);
+        }
     } else if (!is->fixed && now >= is->expires_at && !is->fetching && now >= is->next_due) {
         is->wanted = 1; /* expired: ask for a fetch, serve the last good set meanwhile */
         c->work_pending = 1;
@@ -936,20 +942,28 @@ tk_result tk_keycache_verify_token(tk_keycache *c, const char *issuer, const tk_
     /* The kid is not in the set: perhaps the issuer rotated. One refetch
      * per cool-down, shared by everyone who misses meanwhile. */
     int refetched = 0;
+    int pending = 0; /* the refetch did not finish within wait_ms */
+    char refetch_err[256] = "";
     int64_t last_refetch = 0;
     pthread_mutex_lock(&c->mu);
     if (is->set == s) {
+        uint64_t gen0 = is->gen;
         if (is->fetching) {
             refetched = 1; /* one is on its way: wait for it */
-            want_and_wait(c, is, is->gen, now);
+            want_and_wait(c, is, gen0, now);
         } else if (is->last_kid_refetch == 0 || now - is->last_kid_refetch >= c->cfg.kid_cooldown) {
             is->last_kid_refetch = now;
             is->kid_refetches++;
             refetched = 1;
-            want_and_wait(c, is, is->gen, now);
+            want_and_wait(c, is, gen0, now);
         } else {
             is->kid_denied++;
             last_refetch = is->last_kid_refetch;
+        }
+        if (refetched && is->gen == gen0) {
+            pending = 1; /* SECURITY.md rule 21: over the bound, unavailable */
+        } else if (refetched && is->set == s && is->last_error[0]) {
+            msgf(refetch_err, sizeof refetch_err, "%s", is->last_error);
         }
     } else {
         refetched = 1; /* replaced while we verified */
@@ -989,8 +1003,12 @@ tk_result tk_keycache_verify_token(tk_keycache *c, const char *issuer, const tk_
     if (kid) {
         tki_append_escaped(kidq, sizeof kidq, &kp, kid, strlen(kid), 64);
     }
-    char tail[160];
-    if (refetched) {
+    char tail[320];
+    if (pending) {
+        msgf(tail, sizeof tail, "a refetch is under way and did not finish within %u ms", c->cfg.wait_ms);
+    } else if (refetch_err[0]) {
+        msgf(tail, sizeof tail, "a refetch just now failed: %s", refetch_err);
+    } else if (refetched) {
         msgf(tail, sizeof tail, "refetched just now");
     } else {
         char since[24], cool[24];
@@ -999,7 +1017,12 @@ tk_result tk_keycache_verify_token(tk_keycache *c, const char *issuer, const tk_
         msgf(tail, sizeof tail, "not refetched: the last refetch for an unknown kid was %s ago, cool-down %s", since,
              cool);
     }
-    if (kid) {
+    if (pending) {
+        /* the set may be about to gain the kid: no verdict on the token yet */
+        tki_verdict_set(v, TK_REASON_UNAVAILABLE,
+                        "kid '%s' is not in the key set of %s (fetched %s ago: keys %s) and %s; retry shortly",
+                        kid ? kidq : "(none)", is->issuer, ago, kids, tail);
+    } else if (kid) {
         tki_verdict_set(v, TK_REASON_UNKNOWN_KEY,
                         "kid '%s' is not in the key set of %s (fetched %s ago, %s; keys %s): the token may come "
                         "from another tenant or environment of this provider, or its key is not published yet",

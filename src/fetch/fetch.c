@@ -61,7 +61,12 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
         s->r->max_age = -1;
         s->r->body_len = 0;
     } else if (n > 14 && strncasecmp(p, "cache-control:", 14) == 0) {
-        int64_t ma = tk_cache_control_max_age(p + 14, n - 14);
+        /* libcurl hands over the whole header line, CRLF included: the value is without it */
+        size_t vl = n - 14;
+        while (vl > 0 && (p[14 + vl - 1] == '\r' || p[14 + vl - 1] == '\n')) {
+            vl--;
+        }
+        int64_t ma = tk_cache_control_max_age(p + 14, vl);
         if (ma >= 0 && (s->r->max_age < 0 || ma < s->r->max_age)) {
             s->r->max_age = ma; /* two Cache-Control lines: the shorter life wins */
         }
