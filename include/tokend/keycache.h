@@ -192,10 +192,11 @@ typedef struct tk_jwks_skip {
 
 /* Like tk_keyset_from_jwks, but a key that cannot be used is skipped and
  * reported in skips[0..cap) (*n_skipped counts them all) instead of
- * refusing the set; `algs` as in tk_issuer_config. Refused as a whole
- * (TK_ERR_JSON with `why`) only when the document is not a JWKS: not JSON,
- * no "keys" array, more than TK_LIMIT_KEYSET_KEYS members, or two keys with
- * one kid. A set in which no key is usable is TK_OK with an empty set. */
+ * refusing the set; `algs` as in tk_issuer_config. A second key with the
+ * kid of an earlier one is skipped too. Refused as a whole (TK_ERR_JSON
+ * with `why`) only when the document is not a JWKS: not JSON, no "keys"
+ * array, or more than TK_LIMIT_KEYSET_KEYS members. A set in which no key
+ * is usable is TK_OK with an empty set. */
 TK_API TK_NODISCARD tk_result tk_keyset_from_jwks_lenient(const char *json, size_t len, const tk_alg *algs,
                                                           size_t algs_len, tk_keyset **out, tk_jwks_skip *skips,
                                                           size_t cap, size_t *n_skipped, char *why, size_t why_cap);

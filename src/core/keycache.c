@@ -658,10 +658,19 @@ static void fetch_issuer(tk_keycache *c, struct kc_issuer *is, int64_t now)
 
     int ok = 0;
     if (need_discovery) {
+        char known[TK_LIMIT_URL_LEN + 1];
+        memcpy(known, uri, sizeof known);
         if (discover(c, is, uri, sizeof uri, err, sizeof err) != 0) {
-            goto done;
+            if (!known[0]) {
+                goto done;
+            }
+            /* the metadata is unreachable but the key set's address is
+             * known: refresh the keys from there meanwhile */
+            memcpy(uri, known, sizeof uri);
+            err[0] = '\0';
+        } else {
+            discovered = 1;
         }
-        discovered = 1;
     }
     char *body = NULL;
     size_t len = 0;
@@ -969,20 +978,7 @@ tk_result tk_keycache_verify_token(tk_keycache *c, const char *issuer, const tk_
         refetched = 1; /* replaced while we verified */
     }
     struct kc_set *s2 = set_ref(is->set);
-    int still_fetching = refetched && s2 == s && is->fetching;
     pthread_mutex_unlock(&c->mu);
-    if (still_fetching) {
-        /* The refetch for this kid did not arrive within the wait: do not
-         * call the kid unknown before the issuer has answered. */
-        tki_verdict_set(v, TK_REASON_UNAVAILABLE,
-                        "kid '%.64s' is not in the key set of %s fetched %llds ago, and the refetch asked for it did "
-                        "not arrive within %u ms; retry shortly",
-                        tk_token_kid(t) ? tk_token_kid(t) : "", is->issuer, (long long)(now - s->fetched_at),
-                        c->cfg.wait_ms);
-        set_unref(s);
-        set_unref(s2);
-        return TK_OK;
-    }
     if (s2 && s2 != s) {
         rc = tk_token_verify(t, s2->ks, pol, v);
         if (rc != TK_OK || v->reason != TK_REASON_UNKNOWN_KEY) {
