@@ -913,6 +913,22 @@ static void print_json(const tk_token *t, const struct report *r, int valid)
 
 /* Why the signature could not be checked when no key was given: name the
  * ways to get one, the issuer's own when the token names an https one. */
+
+/* The signature line of a token whose signature passed: "verified (ES256,
+ * kid "k1")", printable only. */
+static void signature_verified(struct report *r, const tk_token *t)
+{
+    const char *kid = tk_token_kid(t);
+    r->signature = "verified";
+    snprintf(r->sig_detail, sizeof r->sig_detail, " (%s%s%s%s)", tk_token_alg(t), kid ? ", kid \"" : "", kid ? kid : "",
+             kid ? "\"" : "");
+    for (char *q = r->sig_detail; *q; q++) {
+        if ((unsigned char)*q < 0x20 || (unsigned char)*q >= 0x7f) {
+            *q = '?';
+        }
+    }
+}
+
 static void no_key_reason(const tk_token *t, char *buf, size_t cap)
 {
     const char *iss = t ? tk_token_claim_string(t, "iss") : NULL;
@@ -1314,15 +1330,7 @@ int cli_inspect(int argc, char **argv)
                 goto out;
             }
             if (after_signature(&kv, t)) {
-                const char *kid = tk_token_kid(t);
-                r->signature = "verified";
-                snprintf(r->sig_detail, sizeof r->sig_detail, " (%s%s%s%s)", tk_token_alg(t), kid ? ", kid \"" : "",
-                         kid ? kid : "", kid ? "\"" : "");
-                for (char *q = r->sig_detail; *q; q++) {
-                    if ((unsigned char)*q < 0x20 || (unsigned char)*q >= 0x7f) {
-                        *q = '?';
-                    }
-                }
+                signature_verified(r, t);
             } else {
                 r->signature = "failed";
                 add(r, &kv, 0);
@@ -1338,15 +1346,7 @@ int cli_inspect(int argc, char **argv)
                 goto out;
             }
             if (sv.reason == TK_REASON_VALID) {
-                const char *kid = tk_token_kid(t);
-                r->signature = "verified";
-                snprintf(r->sig_detail, sizeof r->sig_detail, " (%s%s%s%s)", tk_token_alg(t), kid ? ", kid \"" : "",
-                         kid ? kid : "", kid ? "\"" : "");
-                for (char *q = r->sig_detail; *q; q++) {
-                    if ((unsigned char)*q < 0x20 || (unsigned char)*q >= 0x7f) {
-                        *q = '?';
-                    }
-                }
+                signature_verified(r, t);
             } else {
                 r->signature = "failed";
                 add(r, &sv, 0);
