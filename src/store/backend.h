@@ -121,6 +121,7 @@ typedef struct tksi_backend {
     tks_result (*user_get)(tks_store *s, const char *id, tks_user *out);
     tks_result (*user_set_password)(tks_store *s, const char *id, const char *pwhash, int64_t now);
     tks_result (*user_set_disabled)(tks_store *s, const char *id, int disabled);
+    tks_result (*user_set_profile)(tks_store *s, const tks_user *u);
     tks_result (*user_delete)(tks_store *s, const char *id);
     /* Users with id > after (bytewise), in id order; after "" = from the start. */
     tks_result (*user_page)(tks_store *s, const char *after, tks_user *rows, size_t cap, size_t *n);

@@ -208,6 +208,14 @@ static const char *const MIGRATIONS[] = {
     ");"
     "ALTER TABLE revocations ADD COLUMN txid XID8 NOT NULL DEFAULT pg_current_xact_id();"
     "CREATE INDEX revocations_txid ON revocations (txid);",
+
+    /* 4: the users' profile, the OpenID Connect standard claims. */
+    "ALTER TABLE users ADD COLUMN name TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN given_name TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN family_name TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN preferred_username TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN email_verified BIGINT NOT NULL DEFAULT 0 CHECK (email_verified IN (0, 1));",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -251,6 +259,7 @@ enum stmt_id {
     ST_USER_GET,
     ST_USER_SET_PASSWORD,
     ST_USER_SET_DISABLED,
+    ST_USER_SET_PROFILE,
     ST_USER_DELETE,
     ST_USER_PAGE,
     ST_SESSION_INSERT,
@@ -275,7 +284,10 @@ enum stmt_id {
     "serves"
 #define KEY_COLS "kid, alg, state, created_at, activated_at, retired_at, verify_until, public_jwk, sealed"
 #define REVOCATION_COLS "seq, kind, value, reason, revoked_at, until"
-#define USER_COLS "id, pwhash, disabled, created_at, password_changed_at"
+#define USER_COLS                                                                                                      \
+    "id, pwhash, disabled, created_at, password_changed_at, name, given_name, family_name, preferred_username, "       \
+    "email, "                                                                                                          \
+    "email_verified"
 #define SESSION_COLS "id_hash, sid, user_id, created_at, last_seen, ended_at"
 #define CODE_COLS                                                                                                      \
     "hash, client_id, user_id, sid, redirect_uri, challenge, scope, audience, created_at, expires_at, used_at"
@@ -362,7 +374,10 @@ static const struct {
     [ST_AUDIT_PAGE] = {"SELECT id, at, kind, coalesce(client_id, ''), coalesce(ip, ''), coalesce(detail, '')"
                        " FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2",
                        2},
-    [ST_USER_INSERT] = {"INSERT INTO users (" USER_COLS ") VALUES ($1, $2, $3, $4, $5)", 5},
+    [ST_USER_INSERT] = {"INSERT INTO users (" USER_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", 11},
+    [ST_USER_SET_PROFILE] = {"UPDATE users SET name = $2, given_name = $3, family_name = $4, preferred_username = $5, "
+                             "email = $6, email_verified = $7 WHERE id = $1",
+                             7},
     [ST_USER_GET] = {"SELECT " USER_COLS " FROM users WHERE id = $1", 1},
     [ST_USER_SET_PASSWORD] = {"UPDATE users SET pwhash = $2, password_changed_at = $3 WHERE id = $1", 3},
     [ST_USER_SET_DISABLED] = {"UPDATE users SET disabled = $2 WHERE id = $1", 2},
@@ -969,15 +984,22 @@ static int read_revocation(tks_store *s, const PGresult *r, int row, tks_revocat
 static int read_user(tks_store *s, const PGresult *r, int row, void *out)
 {
     tks_user *u = out;
-    int64_t disabled = 0;
+    int64_t disabled = 0, verified = 0;
     if (get_text(s, r, row, 0, "users.id", u->id, sizeof u->id) ||
         get_text(s, r, row, 1, "users.pwhash", u->pwhash, sizeof u->pwhash) ||
         get_i64(s, r, row, 2, "users.disabled", &disabled) ||
         get_i64(s, r, row, 3, "users.created_at", &u->created_at) ||
-        get_i64(s, r, row, 4, "users.password_changed_at", &u->password_changed_at)) {
+        get_i64(s, r, row, 4, "users.password_changed_at", &u->password_changed_at) ||
+        get_text(s, r, row, 5, "users.name", u->name, sizeof u->name) ||
+        get_text(s, r, row, 6, "users.given_name", u->given_name, sizeof u->given_name) ||
+        get_text(s, r, row, 7, "users.family_name", u->family_name, sizeof u->family_name) ||
+        get_text(s, r, row, 8, "users.preferred_username", u->preferred_username, sizeof u->preferred_username) ||
+        get_text(s, r, row, 9, "users.email", u->email, sizeof u->email) ||
+        get_i64(s, r, row, 10, "users.email_verified", &verified)) {
         return -1;
     }
     u->disabled = disabled != 0;
+    u->email_verified = verified != 0;
     return 0;
 }
 
@@ -1686,7 +1708,26 @@ static tks_result pg_user_insert(tks_store *s, const tks_user *u)
     p_i64(&a, u->disabled != 0);
     p_i64(&a, u->created_at);
     p_i64(&a, u->password_changed_at);
+    p_text(&a, u->name);
+    p_text(&a, u->given_name);
+    p_text(&a, u->family_name);
+    p_text(&a, u->preferred_username);
+    p_text(&a, u->email);
+    p_i64(&a, u->email_verified != 0);
     return run1(s, ST_USER_INSERT, &a, 1, "adding a user", NULL);
+}
+
+static tks_result pg_user_set_profile(tks_store *s, const tks_user *u)
+{
+    struct params a = {.n = 0};
+    p_text(&a, u->id);
+    p_text(&a, u->name);
+    p_text(&a, u->given_name);
+    p_text(&a, u->family_name);
+    p_text(&a, u->preferred_username);
+    p_text(&a, u->email);
+    p_i64(&a, u->email_verified != 0);
+    return change1(s, ST_USER_SET_PROFILE, &a, "changing a user's profile");
 }
 
 static tks_result pg_user_get(tks_store *s, const char *id, tks_user *out)
@@ -2086,6 +2127,7 @@ static const tksi_backend PG_BACKEND = {
     .user_get = pg_user_get,
     .user_set_password = pg_user_set_password,
     .user_set_disabled = pg_user_set_disabled,
+    .user_set_profile = pg_user_set_profile,
     .user_delete = pg_user_delete,
     .user_page = pg_user_page,
     .session_insert = pg_session_insert,

@@ -195,6 +195,15 @@ static const char *const MIGRATIONS[] = {
     "  blocked_until INTEGER NOT NULL DEFAULT 0"
     ");"
     "PRAGMA user_version = 3;",
+
+    /* 4: the users' profile, the OpenID Connect standard claims. */
+    "ALTER TABLE users ADD COLUMN name TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN given_name TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN family_name TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN preferred_username TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0 CHECK (email_verified IN (0, 1));"
+    "PRAGMA user_version = 4;",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -238,6 +247,7 @@ enum stmt_id {
     ST_USER_GET,
     ST_USER_SET_PASSWORD,
     ST_USER_SET_DISABLED,
+    ST_USER_SET_PROFILE,
     ST_USER_DELETE,
     ST_USER_PAGE,
     ST_SESSION_INSERT,
@@ -262,7 +272,10 @@ enum stmt_id {
     "serves"
 #define KEY_COLS "kid, alg, state, created_at, activated_at, retired_at, verify_until, public_jwk, sealed"
 #define REVOCATION_COLS "seq, kind, value, reason, revoked_at, until"
-#define USER_COLS "id, pwhash, disabled, created_at, password_changed_at"
+#define USER_COLS                                                                                                      \
+    "id, pwhash, disabled, created_at, password_changed_at, name, given_name, family_name, preferred_username, "       \
+    "email, "                                                                                                          \
+    "email_verified"
 #define SESSION_COLS "id_hash, sid, user_id, created_at, last_seen, ended_at"
 #define CODE_COLS                                                                                                      \
     "hash, client_id, user_id, sid, redirect_uri, challenge, scope, audience, created_at, expires_at, used_at"
@@ -333,7 +346,9 @@ static const char *const SQL[ST__COUNT] = {
     [ST_AUDIT_INSERT] = "INSERT INTO audit (at, kind, client_id, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_AUDIT_PAGE] = "SELECT id, at, kind, client_id, ip, detail FROM audit"
                       " WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
-    [ST_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_USER_SET_PROFILE] = "UPDATE users SET name = ?2, given_name = ?3, family_name = ?4, preferred_username = ?5, "
+                            "email = ?6, email_verified = ?7 WHERE id = ?1",
     [ST_USER_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?1",
     [ST_USER_SET_PASSWORD] = "UPDATE users SET pwhash = ?2, password_changed_at = ?3 WHERE id = ?1",
     [ST_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE id = ?1",
@@ -675,15 +690,22 @@ static int read_revocation(tks_store *s, sqlite3_stmt *st, tks_revocation *r)
 
 static int read_user(tks_store *s, sqlite3_stmt *st, tks_user *u)
 {
-    int64_t disabled = 0;
+    int64_t disabled = 0, verified = 0;
     if (col_text(s, st, 0, "users.id", u->id, sizeof u->id) || //
         col_text(s, st, 1, "users.pwhash", u->pwhash, sizeof u->pwhash) ||
         col_i64(s, st, 2, "users.disabled", &disabled) || //
         col_i64(s, st, 3, "users.created_at", &u->created_at) ||
-        col_i64(s, st, 4, "users.password_changed_at", &u->password_changed_at)) {
+        col_i64(s, st, 4, "users.password_changed_at", &u->password_changed_at) ||
+        col_text(s, st, 5, "users.name", u->name, sizeof u->name) ||
+        col_text(s, st, 6, "users.given_name", u->given_name, sizeof u->given_name) ||
+        col_text(s, st, 7, "users.family_name", u->family_name, sizeof u->family_name) ||
+        col_text(s, st, 8, "users.preferred_username", u->preferred_username, sizeof u->preferred_username) ||
+        col_text(s, st, 9, "users.email", u->email, sizeof u->email) ||
+        col_i64(s, st, 10, "users.email_verified", &verified)) {
         return -1;
     }
     u->disabled = disabled != 0;
+    u->email_verified = verified != 0;
     return 0;
 }
 
@@ -1331,7 +1353,37 @@ static tks_result sq_user_insert(tks_store *s, const tks_user *u)
         b_i64(&b, 3, u->disabled != 0);
         b_i64(&b, 4, u->created_at);
         b_i64(&b, 5, u->password_changed_at);
+        b_text(&b, 6, u->name);
+        b_text(&b, 7, u->given_name);
+        b_text(&b, 8, u->family_name);
+        b_text(&b, 9, u->preferred_username);
+        b_text(&b, 10, u->email);
+        b_i64(&b, 11, u->email_verified != 0);
         r = run(s, q, st, b.rc, "adding a user");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_user_set_profile(tks_store *s, const tks_user *u)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_USER_SET_PROFILE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, u->id);
+        b_text(&b, 2, u->name);
+        b_text(&b, 3, u->given_name);
+        b_text(&b, 4, u->family_name);
+        b_text(&b, 5, u->preferred_username);
+        b_text(&b, 6, u->email);
+        b_i64(&b, 7, u->email_verified != 0);
+        r = run(s, q, st, b.rc, "changing a user's profile");
+        if (r == TKS_OK && sqlite3_changes(q->db) == 0) {
+            r = TKS_NOT_FOUND;
+        }
     }
     unlock(q);
     return r;
@@ -2034,6 +2086,7 @@ static const tksi_backend SQLITE_BACKEND = {
     .user_get = sq_user_get,
     .user_set_password = sq_user_set_password,
     .user_set_disabled = sq_user_set_disabled,
+    .user_set_profile = sq_user_set_profile,
     .user_delete = sq_user_delete,
     .user_page = sq_user_page,
     .session_insert = sq_session_insert,

@@ -883,6 +883,19 @@ tks_result tks_revocations_purge(tks_store *s, int64_t now)
 
 /* ---- users --------------------------------------------------------------- */
 
+/* The profile fields are NUL-terminated within their arrays. */
+static int profile_ok(tks_store *s, const tks_user *u)
+{
+    const char *const f[] = {u->name, u->given_name, u->family_name, u->preferred_username, u->email};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        if (memchr(f[i], '\0', TKS_PROFILE_MAX + 1) == NULL) {
+            tksi_seterr(s, "a profile field is longer than %d bytes", TKS_PROFILE_MAX);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 tks_result tks_user_insert(tks_store *s, const tks_user *u)
 {
     if (s == NULL) {
@@ -900,7 +913,28 @@ tks_result tks_user_insert(tks_store *s, const tks_user *u)
         tksi_seterr(s, "password hash must be 1 to %d bytes", TKS_PWHASH_MAX);
         return TKS_ERR;
     }
+    if (!profile_ok(s, u)) {
+        return TKS_ERR;
+    }
     return s->be->user_insert(s, u);
+}
+
+tks_result tks_user_set_profile(tks_store *s, const tks_user *u)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (u == NULL) {
+        tksi_seterr(s, "tks_user_set_profile: no user");
+        return TKS_ERR;
+    }
+    if (!profile_ok(s, u)) {
+        return TKS_ERR;
+    }
+    if (!field_ok(u->id, sizeof u->id) || u->id[0] == '\0') {
+        return TKS_NOT_FOUND;
+    }
+    return s->be->user_set_profile(s, u);
 }
 
 tks_result tks_user_get(tks_store *s, const char *id, tks_user *out)

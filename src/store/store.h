@@ -212,18 +212,30 @@ tks_result tks_watch(tks_store *s, void (*fn)(int what, void *ud), void *ud);
 
 /* ---- users, sessions, codes and refresh tokens (schema 2) -------------------- */
 
+#define TKS_PROFILE_MAX 256 /* a name or an e-mail address, bytes of UTF-8 */
+
 typedef struct tks_user {
     char id[TKS_ID_MAX + 1];         /* the login name */
     char pwhash[TKS_PWHASH_MAX + 1]; /* Argon2id string (libsodium crypto_pwhash_str) */
     int disabled;
     int64_t created_at;
     int64_t password_changed_at;
+    /* Profile (schema 4): the OpenID Connect standard claims of the user
+     * ("" when not set), released by the scopes a client was granted. */
+    char name[TKS_PROFILE_MAX + 1];
+    char given_name[TKS_PROFILE_MAX + 1];
+    char family_name[TKS_PROFILE_MAX + 1];
+    char preferred_username[TKS_PROFILE_MAX + 1];
+    char email[TKS_PROFILE_MAX + 1];
+    int email_verified;
 } tks_user;
 
 tks_result tks_user_insert(tks_store *s, const tks_user *u);
 tks_result tks_user_get(tks_store *s, const char *id, tks_user *out);
 tks_result tks_user_set_password(tks_store *s, const char *id, const char *pwhash, int64_t now);
 tks_result tks_user_set_disabled(tks_store *s, const char *id, int disabled);
+/* Replaces the profile fields of the user `u->id` with those of `u`. */
+tks_result tks_user_set_profile(tks_store *s, const tks_user *u);
 /* Deleting a user deletes their sessions, codes and refresh tokens. */
 tks_result tks_user_delete(tks_store *s, const char *id);
 tks_result tks_user_list(tks_store *s, int (*fn)(const tks_user *u, void *ud), void *ud);

@@ -363,7 +363,7 @@ static void test_url_schemes(void **state)
 static void test_open_basics(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(tks_schema_version(f->s), 3);
+    assert_int_equal(tks_schema_version(f->s), 4);
     assert_int_equal(tks_ping(f->s), TKS_OK);
     assert_string_equal(tks_errmsg(f->s), "no error");
     assert_non_null(tks_errmsg(NULL));
@@ -1500,6 +1500,9 @@ static void make_user(tks_user *u, const char *id)
     snprintf(u->pwhash, sizeof u->pwhash, "%s", PWHASH);
     u->created_at = 1700000000;
     u->password_changed_at = 1700000001;
+    snprintf(u->name, sizeof u->name, "%s Liddell", id);
+    snprintf(u->email, sizeof u->email, "%s@example.com", id);
+    u->email_verified = 1;
 }
 
 static void assert_user_equal(const tks_user *a, const tks_user *b)
@@ -1509,6 +1512,12 @@ static void assert_user_equal(const tks_user *a, const tks_user *b)
     assert_int_equal(a->disabled, b->disabled);
     assert_int_equal(a->created_at, b->created_at);
     assert_int_equal(a->password_changed_at, b->password_changed_at);
+    assert_string_equal(a->name, b->name);
+    assert_string_equal(a->given_name, b->given_name);
+    assert_string_equal(a->family_name, b->family_name);
+    assert_string_equal(a->preferred_username, b->preferred_username);
+    assert_string_equal(a->email, b->email);
+    assert_int_equal(a->email_verified, b->email_verified);
 }
 
 static void test_users_crud(void **state)
@@ -1541,6 +1550,29 @@ static void test_users_crud(void **state)
     memset(longid, 'a', sizeof longid - 1);
     longid[sizeof longid - 1] = '\0';
     assert_int_equal(tks_user_get(s, longid, &got), TKS_NOT_FOUND);
+
+    /* The profile (schema 4): replaced as a whole, UTF-8 kept as is. */
+    tks_user p;
+    make_user(&p, "alice");
+    snprintf(p.name, sizeof p.name, "Zoë Ünal");
+    snprintf(p.given_name, sizeof p.given_name, "Zoë");
+    snprintf(p.family_name, sizeof p.family_name, "Ünal");
+    snprintf(p.preferred_username, sizeof p.preferred_username, "zoe");
+    snprintf(p.email, sizeof p.email, "zoe@example.org");
+    p.email_verified = 0;
+    assert_int_equal(tks_user_set_profile(s, &p), TKS_OK);
+    assert_int_equal(tks_user_get(s, "alice", &got), TKS_OK);
+    assert_user_equal(&got, &p);
+    make_user(&p, "bob");
+    assert_int_equal(tks_user_set_profile(s, &p), TKS_NOT_FOUND);
+    make_user(&p, "alice");
+    memset(p.email, 'e', sizeof p.email); /* not terminated within its field */
+    assert_int_equal(tks_user_set_profile(s, &p), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(s), "profile field"));
+    assert_int_equal(tks_user_get(s, "alice", &got), TKS_OK);
+    assert_string_equal(got.email, "zoe@example.org");
+    make_user(&p, "alice");
+    assert_int_equal(tks_user_set_profile(s, &p), TKS_OK);
 
     /* A new password. */
     assert_int_equal(tks_user_set_password(s, "alice", "$argon2id$new", 1800000000), TKS_OK);
@@ -2629,7 +2661,7 @@ static void test_file_mode_wal_reopen(void **state)
     tks_close(f->s);
     f->s = NULL;
     assert_int_equal(tks_open(f->url, &f->s, err, sizeof err), TKS_OK);
-    assert_int_equal(tks_schema_version(f->s), 3);
+    assert_int_equal(tks_schema_version(f->s), 4);
     tks_client got;
     assert_int_equal(tks_client_get(f->s, "persisted", &got), TKS_OK);
     assert_client_equal(&got, &c);
@@ -2699,7 +2731,7 @@ static void test_newer_schema_refused(void **state)
     tks_store *s = NULL;
     assert_int_equal(tks_open(f->url, &s, err, sizeof err), TKS_ERR);
     assert_null(s);
-    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 3");
+    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 4");
 
     /* Nothing was created in it on the way. */
     db = raw_open(f->path);
@@ -3052,7 +3084,7 @@ static void check_migrated(const char *url, const char *path)
     char err[256];
     tks_store *s = NULL;
     assert_int_equal(tks_open(url, &s, err, sizeof err), TKS_OK);
-    assert_int_equal(tks_schema_version(s), 3);
+    assert_int_equal(tks_schema_version(s), 4);
 
     /* Clients: their fields, and the defaults of the new columns. */
     tks_client c;
@@ -3126,10 +3158,10 @@ static void check_migrated(const char *url, const char *path)
     assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"), 0);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'refresh_tokens_v1'"), 0);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'refresh_tokens_sid'"), 1);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), 4);
     sqlite3_close(db);
     assert_int_equal(tks_open(url, &s, err, sizeof err), TKS_OK);
-    assert_int_equal(tks_schema_version(s), 3);
+    assert_int_equal(tks_schema_version(s), 4);
     assert_int_equal(tks_client_get(s, "billing", &c), TKS_OK);
     assert_int_equal(tks_user_get(s, "alice", &u), TKS_OK);
     tks_close(s);
@@ -3179,14 +3211,14 @@ static void test_open_at_refusals(void **state)
     tks_close(f->s);
     f->s = NULL;
     assert_null(open_at(f->path, 1, err, sizeof err));
-    assert_string_equal(err, "the store is at schema 3, past the 1 asked for");
+    assert_string_equal(err, "the store is at schema 4, past the 1 asked for");
     assert_null(open_at(f->path, 2, err, sizeof err));
     assert_null(open_at(f->path, 0, err, sizeof err));
-    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 3)");
-    assert_null(open_at(f->path, 4, err, sizeof err));
-    tks_store *s2 = open_at(f->path, 3, err, sizeof err);
+    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 4)");
+    assert_null(open_at(f->path, 5, err, sizeof err));
+    tks_store *s2 = open_at(f->path, 4, err, sizeof err);
     assert_non_null(s2);
-    assert_int_equal(tks_schema_version(s2), 3);
+    assert_int_equal(tks_schema_version(s2), 4);
     tks_close(s2);
 }
 
@@ -3367,7 +3399,7 @@ static void test_concurrent_connections(void **state)
 /* ---- PostgreSQL-only -------------------------------------------------------- */
 
 /* The latest schema this tokend knows (as on SQLite: test_open_basics). */
-#define SCHEMA_LATEST 3
+#define SCHEMA_LATEST 4
 
 /* postgres.c records the schema version in tokend_schema, one row. */
 #define PG_VERSION_GET "SELECT version FROM tokend_schema"
@@ -3410,7 +3442,7 @@ static void test_pg_newer_schema_refused(void **state)
     tks_store *s = NULL;
     assert_int_equal(tks_open(f->url, &s, err, sizeof err), TKS_ERR);
     assert_null(s);
-    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 3");
+    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 4");
     assert_int_equal(pg_int(c, PG_VERSION_GET), 999);
     assert_int_equal(pg_int(c, "SELECT count(*) FROM clients"), 1);
     PQfinish(c);
@@ -3639,23 +3671,23 @@ static void test_pg_upgrade_each_version(void **state)
         assert_string_equal(err, want);
     }
     assert_null(pg_open_at(f->url, 0, err, sizeof err));
-    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 3)");
+    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 4)");
     assert_null(pg_open_at(f->url, SCHEMA_LATEST + 1, err, sizeof err));
     tks_store *s = pg_open_at(f->url, SCHEMA_LATEST, err, sizeof err);
     assert_non_null(s);
     tks_close(s);
 }
 
-/* A store at the previous schema, holding one of everything (written by
- * raw SQL with that schema's columns, as an older tokend left it), is
- * upgraded in place by tks_open with everything in it. */
+/* A store at schema 2, holding one of everything (written by raw SQL with
+ * that schema's columns, as an older tokend left it), is upgraded in place
+ * by tks_open, through every later schema, with everything in it. */
 static void test_pg_upgrade_from_previous(void **state)
 {
     struct fixture *f = *state;
     char err[256];
-    tks_store *old = pg_open_at(f->url, SCHEMA_LATEST - 1, err, sizeof err);
+    tks_store *old = pg_open_at(f->url, 2, err, sizeof err);
     if (old == NULL) {
-        fail_msg("open at %d: %s", SCHEMA_LATEST - 1, err);
+        fail_msg("open at %d: %s", 2, err);
     }
     tks_close(old);
     PGconn *c = pg_raw();
@@ -3707,6 +3739,9 @@ static void test_pg_upgrade_from_previous(void **state)
     assert_int_equal(cl.disabled, 1);
     tks_user u;
     assert_int_equal(tks_user_get(s, "alice", &u), TKS_OK);
+    assert_string_equal(u.email, ""); /* schema 4: no profile yet */
+    assert_string_equal(u.name, "");
+    assert_int_equal(u.email_verified, 0);
     assert_string_equal(u.pwhash, PWHASH);
     unsigned char h[32];
     memset(h, 1, sizeof h);
