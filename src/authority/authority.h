@@ -282,6 +282,16 @@ int tka_user_create(tka_authority *a, const char *id, const char *password, size
                     size_t err_cap);
 int tka_user_set_password(tka_authority *a, const char *id, const char *password, size_t password_len, int64_t now,
                           char *err, size_t err_cap);
+/* The same as tka_user_create, with the profile fields of `profile` (its
+ * id, password hash and times are ignored) stored in the same row. */
+int tka_user_create_ex(tka_authority *a, const char *id, const char *password, size_t password_len,
+                       const tks_user *profile, int64_t now, char *err, size_t err_cap);
+/* Checks the profile fields of `p`: names UTF-8 without control characters
+ * and at most TKS_PROFILE_MAX bytes, an e-mail address that looks like one,
+ * email_verified only with an address. 0, or -1 with err. */
+int tka_profile_check(const tks_user *p, char *err, size_t err_cap);
+/* Replaces the profile of the user profile->id (checked as above), audited. */
+int tka_user_set_profile(tka_authority *a, const tks_user *profile, int64_t now, char *err, size_t err_cap);
 
 typedef enum tka_login_result {
     TKA_LOGIN_OK = 0,

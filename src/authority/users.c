@@ -34,8 +34,109 @@ static int check_password_rules(const char *pw, size_t len, char *err, size_t er
     return 0;
 }
 
+/* A profile field: valid UTF-8 without control characters (C0, DEL, C1),
+ * at most TKS_PROFILE_MAX bytes. */
+static int profile_text_ok(const char *v)
+{
+    const unsigned char *p = (const unsigned char *)v;
+    size_t n = strnlen(v, TKS_PROFILE_MAX + 1);
+    if (n > TKS_PROFILE_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (len == 0 || i + len > n || (len == 2 && c < 0xC2) || (len == 4 && c > 0xF4)) {
+            return 0;
+        }
+        uint32_t cp = len == 1 ? c : c & (0x7Fu >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) {
+                return 0;
+            }
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF) || cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
+            return 0;
+        }
+        i += len;
+    }
+    return 1;
+}
+
+/* An e-mail address as people type one: local@domain, printable ASCII in
+ * the domain, no space anywhere, at most 254 bytes (RFC 5321 section
+ * 4.5.3.1.3). Whether it is deliverable is the verifier's business. */
+static int email_ok(const char *e)
+{
+    size_t n = strlen(e);
+    const char *at = strrchr(e, '@');
+    if (n < 3 || n > 254 || !at || at == e || at[1] == '\0' || strchr(e, '@') != at) {
+        return 0;
+    }
+    for (const char *p = e; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= 0x20 || c == 0x7F || (p > at && c >= 0x80)) {
+            return 0;
+        }
+    }
+    return strchr(at + 1, '.') != NULL && at[strlen(at) - 1] != '.' && profile_text_ok(e);
+}
+
+int tka_profile_check(const tks_user *p, char *err, size_t err_cap)
+{
+    const struct {
+        const char *v, *what;
+    } f[] = {{p->name, "name"},
+             {p->given_name, "given name"},
+             {p->family_name, "family name"},
+             {p->preferred_username, "preferred username"}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        if (!profile_text_ok(f[i].v)) {
+            snprintf(err, err_cap, "the %s must be UTF-8 without control characters, at most %d bytes", f[i].what,
+                     TKS_PROFILE_MAX);
+            return -1;
+        }
+    }
+    if (p->email[0] && !email_ok(p->email)) {
+        snprintf(err, err_cap, "'%.80s' is not an e-mail address (local@domain.tld, no spaces, at most 254 bytes)",
+                 p->email);
+        return -1;
+    }
+    if (p->email_verified && !p->email[0]) {
+        snprintf(err, err_cap, "an e-mail address cannot be verified without one");
+        return -1;
+    }
+    return 0;
+}
+
+int tka_user_set_profile(tka_authority *a, const tks_user *profile, int64_t now, char *err, size_t err_cap)
+{
+    if (tka_profile_check(profile, err, err_cap) != 0) {
+        return -1;
+    }
+    tks_result rc = tks_user_set_profile(a->store, profile);
+    if (rc != TKS_OK) {
+        snprintf(err, err_cap, "%s", rc == TKS_NOT_FOUND ? "no such user" : tks_errmsg(a->store));
+        return -1;
+    }
+    if (tks_audit(a->store, now, "user_profile_changed", NULL, NULL, profile->id) != TKS_OK) {
+        snprintf(err, err_cap, "the profile was changed, but the audit event could not be recorded: %s",
+                 tks_errmsg(a->store));
+        return -1;
+    }
+    return 0;
+}
+
 int tka_user_create(tka_authority *a, const char *id, const char *password, size_t password_len, int64_t now, char *err,
                     size_t err_cap)
+{
+    return tka_user_create_ex(a, id, password, password_len, NULL, now, err, err_cap);
+}
+
+int tka_user_create_ex(tka_authority *a, const char *id, const char *password, size_t password_len,
+                       const tks_user *profile, int64_t now, char *err, size_t err_cap)
 {
     if (!id || !tka_valid_id(id, TKS_ID_MAX)) {
         snprintf(err, err_cap, "user names are 1 to %d of A-Z a-z 0-9 . _ ~ -", TKS_ID_MAX);
@@ -44,8 +145,15 @@ int tka_user_create(tka_authority *a, const char *id, const char *password, size
     if (check_password_rules(password, password_len, err, err_cap) != 0) {
         return -1;
     }
+    if (profile && tka_profile_check(profile, err, err_cap) != 0) {
+        return -1;
+    }
     tks_user u;
-    memset(&u, 0, sizeof u);
+    if (profile) {
+        u = *profile; /* the profile goes in with the user, in one row */
+    } else {
+        memset(&u, 0, sizeof u);
+    }
     snprintf(u.id, sizeof u.id, "%s", id);
     char h[crypto_pwhash_STRBYTES];
     if (hash_password(password, password_len, h) != 0) {

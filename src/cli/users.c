@@ -20,7 +20,8 @@
 
 static void user_help(FILE *f)
 {
-    fputs("Usage: tokend user add NAME [--password-file FILE|-]\n"
+    fputs("Usage: tokend user add NAME [--password-file FILE|-] [PROFILE]\n"
+          "       tokend user set NAME PROFILE\n"
           "       tokend user passwd NAME [--password-file FILE|-]\n"
           "       tokend user list|show NAME|disable NAME|enable NAME|remove NAME [--json]\n"
           "\n"
@@ -29,12 +30,18 @@ static void user_help(FILE *f)
           "stdin). It is hashed with Argon2id and never shown again. Removing a user\n"
           "removes their sessions and refresh tokens.\n"
           "\n"
+          "PROFILE (the OpenID Connect standard claims; 'set' changes only those given,\n"
+          "and an empty value clears one):\n"
+          "  --name 'FULL NAME'  --given-name NAME  --family-name NAME\n"
+          "  --preferred-username NAME  --email ADDR  --email-verified yes|no\n"
+          "\n"
           "Store and keys (the same settings as tokend serve):\n",
           f);
     cli_settings_help(f, 1);
     fputs("\nExamples:\n"
           "  tokend user add alice                       # asks for the password twice\n"
           "  printf '%s\\n' \"$PW\" | tokend user add bob --password-file -\n"
+          "  tokend user set alice --email alice@example.com --email-verified yes --name 'Alice Liddell'\n"
           "  tokend user disable bob\n",
           f);
 }
@@ -91,8 +98,54 @@ static int read_password(const char *file, char *buf, size_t cap, int confirm)
 
 static json_t *user_json(const tks_user *u)
 {
-    return json_pack("{s:s, s:b, s:I, s:I}", "user", u->id, "disabled", u->disabled, "created_at",
-                     (json_int_t)u->created_at, "password_changed_at", (json_int_t)u->password_changed_at);
+    return json_pack("{s:s, s:b, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:b}", "user", u->id, "disabled", u->disabled,
+                     "created_at", (json_int_t)u->created_at, "password_changed_at", (json_int_t)u->password_changed_at,
+                     "name", u->name, "given_name", u->given_name, "family_name", u->family_name, "preferred_username",
+                     u->preferred_username, "email", u->email, "email_verified", u->email_verified);
+}
+
+/* The profile options given on the command line; NULL when not given. */
+struct profile_opts {
+    const char *name, *given_name, *family_name, *preferred_username, *email, *email_verified;
+    int any;
+};
+
+static int set_field(char *dst, size_t cap, const char *v, const char *what)
+{
+    if (!v) {
+        return 0;
+    }
+    if (strlen(v) >= cap) {
+        fprintf(stderr, "tokend user: --%s is longer than %zu bytes\n", what, cap - 1);
+        return -1;
+    }
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+/* Lays the options given over the profile in `u`. */
+static int apply_profile(const struct profile_opts *o, tks_user *u)
+{
+    if (set_field(u->name, sizeof u->name, o->name, "name") ||
+        set_field(u->given_name, sizeof u->given_name, o->given_name, "given-name") ||
+        set_field(u->family_name, sizeof u->family_name, o->family_name, "family-name") ||
+        set_field(u->preferred_username, sizeof u->preferred_username, o->preferred_username, "preferred-username") ||
+        set_field(u->email, sizeof u->email, o->email, "email")) {
+        return -1;
+    }
+    if (o->email_verified) {
+        if (strcmp(o->email_verified, "yes") == 0) {
+            u->email_verified = 1;
+        } else if (strcmp(o->email_verified, "no") == 0) {
+            u->email_verified = 0;
+        } else {
+            fprintf(stderr, "tokend user: --email-verified takes yes or no\n");
+            return -1;
+        }
+    } else if (o->email) {
+        u->email_verified = 0; /* a new address is not verified until said so */
+    }
+    return 0;
 }
 
 static void user_human(const tks_user *u)
@@ -100,7 +153,14 @@ static void user_human(const tks_user *u)
     char c[32], p[32];
     tk_format_time(u->created_at, c, sizeof c);
     tk_format_time(u->password_changed_at, p, sizeof p);
-    printf("%-24s %-8s created %s  password set %s\n", u->id, u->disabled ? "DISABLED" : "active", c, p);
+    printf("%-24s %-8s created %s  password set %s", u->id, u->disabled ? "DISABLED" : "active", c, p);
+    if (u->email[0]) {
+        printf("  <%s>%s", u->email, u->email_verified ? " (verified)" : "");
+    }
+    if (u->name[0]) {
+        printf("  %s", u->name);
+    }
+    printf("\n");
 }
 
 static int list_user(const tks_user *u, void *ud)
@@ -116,15 +176,23 @@ static int list_user(const tks_user *u, void *ud)
 
 int cli_user(int argc, char **argv)
 {
-    struct option opts[SET_COUNT_ + 4];
+    struct option opts[SET_COUNT_ + 10];
     size_t n = cli_settings_options(opts, SET_COUNT_, 1);
     opts[n++] = (struct option){"password-file", required_argument, NULL, 'p'};
+    opts[n++] = (struct option){"name", required_argument, NULL, 'N'};
+    opts[n++] = (struct option){"given-name", required_argument, NULL, 'G'};
+    opts[n++] = (struct option){"family-name", required_argument, NULL, 'F'};
+    opts[n++] = (struct option){"preferred-username", required_argument, NULL, 'U'};
+    opts[n++] = (struct option){"email", required_argument, NULL, 'E'};
+    opts[n++] = (struct option){"email-verified", required_argument, NULL, 'V'};
     opts[n++] = (struct option){"json", no_argument, NULL, 'J'};
     opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     opts[n] = (struct option){NULL, 0, NULL, 0};
     struct cli_settings s;
     memset(&s, 0, sizeof s);
     const char *pwfile = NULL;
+    struct profile_opts po;
+    memset(&po, 0, sizeof po);
     int as_json = 0;
     int c;
     optind = 1;
@@ -133,6 +201,15 @@ int cli_user(int argc, char **argv)
             cli_settings_flag(&s, c, optarg);
         } else if (c == 'p') {
             pwfile = optarg;
+        } else if (strchr("NGFUEV", c) && c != 0) {
+            const char **slot = c == 'N'   ? &po.name
+                                : c == 'G' ? &po.given_name
+                                : c == 'F' ? &po.family_name
+                                : c == 'U' ? &po.preferred_username
+                                : c == 'E' ? &po.email
+                                           : &po.email_verified;
+            *slot = optarg;
+            po.any = 1;
         } else if (c == 'J') {
             as_json = 1;
         } else if (c == 'h') {
@@ -164,6 +241,50 @@ int cli_user(int argc, char **argv)
     char pw[1024];
     char err[512];
     pw[0] = '\0';
+    tks_user prof;
+    memset(&prof, 0, sizeof prof);
+    if (po.any && strcmp(verb, "add") != 0 && strcmp(verb, "set") != 0) {
+        fprintf(stderr, "tokend user %s: the profile options belong to add and set\n", verb);
+        goto out;
+    }
+    if (strcmp(verb, "add") == 0 &&
+        (apply_profile(&po, &prof) != 0 || tka_profile_check(&prof, err, sizeof err) != 0)) {
+        if (err[0]) {
+            fprintf(stderr, "tokend user add: %s\n", err);
+        }
+        goto out;
+    }
+    if (strcmp(verb, "set") == 0) {
+        if (!po.any) {
+            fprintf(stderr, "tokend user set: give what to change (--name, --email, ...; see --help)\n");
+            goto out;
+        }
+        if (cli_open_authority(&s, "user", 1, "https://localhost", &store, &auth) != 0) {
+            goto out;
+        }
+        tks_result gr = tks_user_get(store, name, &prof);
+        if (gr != TKS_OK) {
+            fprintf(stderr, "tokend user set: %s\n", gr == TKS_NOT_FOUND ? "no such user" : tks_errmsg(store));
+            status = CLI_EXIT_INVALID;
+            goto out;
+        }
+        OPENSSL_cleanse(prof.pwhash, sizeof prof.pwhash);
+        if (apply_profile(&po, &prof) != 0) {
+            goto out;
+        }
+        if (tka_user_set_profile(auth, &prof, (int64_t)time(NULL), err, sizeof err) != 0) {
+            fprintf(stderr, "tokend user set: %s\n", err);
+            status = CLI_EXIT_INVALID;
+            goto out;
+        }
+        if (as_json) {
+            cli_print_json(user_json(&prof));
+        } else {
+            printf("user %s: profile set\n", name);
+        }
+        status = CLI_EXIT_OK;
+        goto out;
+    }
     if (strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0) {
         if (read_password(pwfile, pw, sizeof pw, pwfile == NULL) != 0) {
             goto out;
@@ -172,7 +293,7 @@ int cli_user(int argc, char **argv)
             goto out;
         }
         int64_t now = (int64_t)time(NULL);
-        int rc = verb[0] == 'a' ? tka_user_create(auth, name, pw, strlen(pw), now, err, sizeof err)
+        int rc = verb[0] == 'a' ? tka_user_create_ex(auth, name, pw, strlen(pw), &prof, now, err, sizeof err)
                                 : tka_user_set_password(auth, name, pw, strlen(pw), now, err, sizeof err);
         if (rc != 0) {
             fprintf(stderr, "tokend user %s: %s\n", verb, err);
@@ -236,7 +357,8 @@ int cli_user(int argc, char **argv)
             rc = verb[0] == 'd' ? tks_user_set_disabled(store, name, 1) : tks_user_delete(store, name);
         }
     } else {
-        fprintf(stderr, "tokend user: unknown verb '%s' (add, passwd, list, show, disable, enable, remove)\n", verb);
+        fprintf(stderr, "tokend user: unknown verb '%s' (add, set, passwd, list, show, disable, enable, remove)\n",
+                verb);
         status = CLI_EXIT_USAGE;
         goto out;
     }

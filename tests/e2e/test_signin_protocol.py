@@ -25,6 +25,7 @@ Run by hand with
     TOKEND_BIN=build/dev/tokend /usr/bin/python3 tests/e2e/test_signin_protocol.py
 """
 
+import json
 import os
 import re
 import statistics
@@ -850,6 +851,53 @@ class Logout(SignInCase):
 
 # ---------------------------------------------------------------------------
 # timeouts: a server of its own with --session-idle 2s and --code-ttl 1s
+
+class UserProfile(SignInCase):
+    """`tokend user add|set` with the profile a relying party is told about
+    (OpenID Connect standard claims, store schema 4): stored, shown, checked,
+    and a sign-in still works for a user that has one."""
+
+    def test_profile_add_set_show(self):
+        fx = self.fx
+        name = "zoe-profile"
+        r = fx.admin("user", "add", name, "--password-file", "-", "--email", "zoe@example.org",
+                     "--name", "Zoë Ünal", "--email-verified", "yes", input=PASSWORD + "\n")
+        self.assertEqual(r.rc, 0, r)
+        r = fx.admin("user", "show", name, "--json")
+        self.assertEqual(r.rc, 0, r)
+        u = json.loads(r.out)
+        self.assertEqual((u["email"], u["email_verified"], u["name"], u["given_name"]),
+                         ("zoe@example.org", True, "Zoë Ünal", ""), u)
+        # set changes only what it is given; a new address is not verified
+        r = fx.admin("user", "set", name, "--given-name", "Zoë", "--email", "zoe@example.com", "--json")
+        self.assertEqual(r.rc, 0, r)
+        u = json.loads(fx.admin("user", "show", name, "--json").out)
+        self.assertEqual((u["email"], u["email_verified"], u["name"], u["given_name"]),
+                         ("zoe@example.com", False, "Zoë Ünal", "Zoë"), u)
+        r = fx.admin("user", "show", name)
+        self.assertIn("<zoe@example.com>", r.out, r)
+        # clear errors, nothing changed
+        for args, words in ((["--email", "not an address"], "is not an e-mail address"),
+                            (["--name", "tab\there"], "without control characters"),
+                            (["--email-verified", "maybe"], "takes yes or no"),
+                            ([], "give what to change")):
+            r = fx.admin("user", "set", name, *args)
+            self.assertNotEqual(r.rc, 0, r)
+            self.assertIn(words, r.err, r)
+        r = fx.admin("user", "set", "nobody-here", "--name", "x")
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("no such user", r.err, r)
+        r = fx.admin("user", "passwd", name, "--email", "a@b.c")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("belong to add and set", r.err, r)
+        u2 = json.loads(fx.admin("user", "show", name, "--json").out)
+        self.assertEqual(u2, u)
+        # the user signs in as before
+        b = self.browser()
+        _, form = b.login_page()
+        r = b.post_login(form, name, PASSWORD)
+        self.assertEqual(r.status_code, 303, r.text[:300])
+
 
 class ShortTimeouts(unittest.TestCase):
     @classmethod

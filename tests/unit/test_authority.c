@@ -729,6 +729,47 @@ static void test_trusted_issuers(void **state)
     tks_close(s);
 }
 
+/* ---- user profiles (OpenID Connect standard claims) -------------------------------- */
+
+static void test_profile_check(void **state)
+{
+    (void)state;
+    char err[256];
+    tks_user p;
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tka_profile_check(&p, err, sizeof err), 0); /* all empty is fine */
+    snprintf(p.name, sizeof p.name, "Zoë Ünal 山田");
+    snprintf(p.email, sizeof p.email, "zoë@example.org"); /* UTF-8 in the local part */
+    p.email_verified = 1;
+    assert_int_equal(tka_profile_check(&p, err, sizeof err), 0);
+    static const char *const bad_names[] = {
+        "tab\there", "nul\x7f",          "\xc3", /* cut sequence */
+        "\xc0\xaf",  "\xed\xa0\x80",             /* overlong '/', a surrogate */
+        "\xc2\x85",  "\xf4\x90\x80\x80",         /* C1 NEL, past U+10FFFF */
+    };
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        tks_user q = p;
+        snprintf(q.given_name, sizeof q.given_name, "%s", bad_names[i]);
+        assert_int_equal(tka_profile_check(&q, err, sizeof err), -1);
+        assert_non_null(strstr(err, "given name"));
+    }
+    static const char *const bad_emails[] = {"alice",         "@example.org",   "alice@",          "a b@example.org",
+                                             "alice@example", "alice@example.", "a@b@example.org", "alice@exämple.org"};
+    for (size_t i = 0; i < sizeof bad_emails / sizeof bad_emails[0]; i++) {
+        tks_user q = p;
+        snprintf(q.email, sizeof q.email, "%s", bad_emails[i]);
+        assert_int_equal(tka_profile_check(&q, err, sizeof err), -1);
+        assert_non_null(strstr(err, "not an e-mail address"));
+    }
+    tks_user q = p;
+    q.email[0] = '\0';
+    assert_int_equal(tka_profile_check(&q, err, sizeof err), -1); /* verified, but no address */
+    memset(q.family_name, 'x', TKS_PROFILE_MAX);
+    q.family_name[TKS_PROFILE_MAX] = '\0';
+    q.email_verified = 0;
+    assert_int_equal(tka_profile_check(&q, err, sizeof err), 0); /* exactly the limit */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -741,6 +782,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_issue_validate_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_key_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trusted_issuers, setup, teardown),
+        cmocka_unit_test(test_profile_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
