@@ -290,6 +290,13 @@ int tka_user_create_ex(tka_authority *a, const char *id, const char *password, s
  * and at most TKS_PROFILE_MAX bytes, an e-mail address that looks like one,
  * email_verified only with an address. 0, or -1 with err. */
 int tka_profile_check(const tks_user *p, char *err, size_t err_cap);
+/* OpenID Connect Core section 5.3: validates an access token of ours that
+ * grants `openid` and was issued for a user who signed in, and returns that
+ * user (password hash wiped) and the token's scope. 0 with the verdict
+ * (invalid_claim for a client's own token or a user who is gone, revoked
+ * for a disabled user), -1 when the verifier or the store failed. */
+int tka_userinfo(tka_authority *a, const char *tok, size_t len, int64_t now, tk_verdict *v, tks_user *user, char *scope,
+                 size_t scope_cap);
 /* Replaces the profile of the user profile->id (checked as above), audited. */
 int tka_user_set_profile(tka_authority *a, const tks_user *profile, int64_t now, char *err, size_t err_cap);
 

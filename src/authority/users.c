@@ -284,3 +284,55 @@ tka_login_result tka_user_login(tka_authority *a, const char *user, size_t user_
     atomic_fetch_add(&a->n_logins, 1);
     return TKA_LOGIN_OK;
 }
+
+int tka_userinfo(tka_authority *a, const char *tok, size_t len, int64_t now, tk_verdict *v, tks_user *user, char *scope,
+                 size_t scope_cap)
+{
+    memset(user, 0, sizeof *user);
+    scope[0] = '\0';
+    static const char *const need[] = {"openid"};
+    tka_check chk = {NULL, need, 1, NULL, 0};
+    tk_token *t = NULL;
+    if (tka_validate(a, tok, len, &chk, now, v, &t) != 0) {
+        return -1;
+    }
+    if (v->reason != TK_REASON_VALID) {
+        return 0;
+    }
+    const char *sub = tk_token_claim_string(t, "sub");
+    const char *sid = tk_token_claim_string(t, "sid");
+    const char *sc = tk_token_claim_string(t, "scope");
+    int ret = 0;
+    if (!sub || !sid) {
+        /* client_credentials: the subject is the client itself */
+        v->reason = TK_REASON_INVALID_CLAIM;
+        snprintf(v->detail, sizeof v->detail,
+                 "the token was issued to client '%.64s' for itself (client_credentials), not for a user who signed "
+                 "in: /userinfo describes users",
+                 sub ? sub : "?");
+        goto out;
+    }
+    tks_result rc = tks_user_get(a->store, sub, user);
+    OPENSSL_cleanse(user->pwhash, sizeof user->pwhash);
+    if (rc == TKS_NOT_FOUND) {
+        v->reason = TK_REASON_INVALID_CLAIM;
+        snprintf(v->detail, sizeof v->detail, "user '%.64s' (the token's sub) no longer exists", sub);
+        goto out;
+    }
+    if (rc != TKS_OK) {
+        ret = -1;
+        goto out;
+    }
+    if (user->disabled) {
+        v->reason = TK_REASON_REVOKED;
+        snprintf(v->detail, sizeof v->detail, "user '%.64s' is disabled", sub);
+        goto out;
+    }
+    snprintf(scope, scope_cap, "%s", sc ? sc : "");
+out:
+    if (v->reason != TK_REASON_VALID) {
+        memset(user, 0, sizeof *user);
+    }
+    tk_token_free(t);
+    return ret;
+}

@@ -245,27 +245,33 @@ enum MHD_Result srv_handle_auth(srv_conn *st, struct MHD_Connection *c)
         h[n++] = (srv_header){"X-Auth-Issuer", id.issuer};
         return srv_respond(st, c, MHD_HTTP_OK, NULL, NULL, 0, 1, SRV_CACHE_NO_STORE, h, n);
     }
-    if (v.detail[0] != '\0') {
-        srv_note(st, "%s", v.detail);
+    return srv_respond_verdict(st, c, &v);
+}
+
+enum MHD_Result srv_respond_verdict(srv_conn *st, struct MHD_Connection *c, const tk_verdict *v)
+{
+    struct tkh_server *s = st->srv;
+    if (v->detail[0] != '\0') {
+        srv_note(st, "%s", v->detail);
     }
 
-    const char *code = tk_reason_code(v.reason);
-    const char *err = tk_reason_error(v.reason);
-    unsigned status = (unsigned)tk_reason_status(v.reason);
+    const char *code = tk_reason_code(v->reason);
+    const char *err = tk_reason_error(v->reason);
+    unsigned status = (unsigned)tk_reason_status(v->reason);
     char chal[TK_LIMIT_DETAIL_LEN + 512];
     srv_buf b;
     srv_buf_fixed(&b, chal, sizeof chal);
     srv_header h[2];
     size_t n = 0;
     h[n++] = (srv_header){"X-Auth-Reason", code};
-    if (v.reason != TK_REASON_UNAVAILABLE) { /* a 503 is not a challenge */
+    if (v->reason != TK_REASON_UNAVAILABLE) { /* a 503 is not a challenge */
         srv_buf_printf(&b, "Bearer realm=\"%s\"", s->realm);
         /* RFC 6750 section 3.1: no error attributes when no token was sent */
-        if (err != NULL && v.reason != TK_REASON_MISSING_TOKEN) {
+        if (err != NULL && v->reason != TK_REASON_MISSING_TOKEN) {
             srv_buf_printf(&b, ", error=\"%s\"", err);
-            if (s->cfg.explain && v.detail[0] != '\0') {
+            if (s->cfg.explain && v->detail[0] != '\0') {
                 char desc[TK_LIMIT_DETAIL_LEN];
-                description(desc, sizeof desc, v.detail);
+                description(desc, sizeof desc, v->detail);
                 srv_buf_printf(&b, ", error_description=\"%s\"", desc);
             }
             if (s->base_url[0] != '\0') {

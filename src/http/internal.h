@@ -98,8 +98,9 @@ enum srv_route {
     SRV_ROUTE_AUTHORIZE, /* user sign-in (issue 4) */
     SRV_ROUTE_LOGIN,
     SRV_ROUTE_LOGOUT,
-    SRV_ROUTE_OTHER, /* 404 */
-    SRV_ROUTE_NONE,  /* libmicrohttpd answered before routing (e.g. 431) */
+    SRV_ROUTE_USERINFO, /* OpenID Connect Core section 5.3 */
+    SRV_ROUTE_OTHER,    /* 404 */
+    SRV_ROUTE_NONE,     /* libmicrohttpd answered before routing (e.g. 431) */
     SRV_ROUTE_COUNT_
 };
 
@@ -336,6 +337,10 @@ enum MHD_Result srv_respond_owned(srv_conn *st, struct MHD_Connection *c, unsign
 /* {"error": code, "error_description": desc} (desc may be NULL). */
 enum MHD_Result srv_respond_error(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *code,
                                   const char *desc, enum srv_cache cache, const srv_header *hdrs, size_t n_hdrs);
+/* A token verdict as /auth answers it: the reason's status, X-Auth-Reason,
+ * an RFC 6750 section 3 challenge (none for a 503), an empty body; the
+ * detail goes to the log. */
+enum MHD_Result srv_respond_verdict(srv_conn *st, struct MHD_Connection *c, const tk_verdict *v);
 /* Records a detail line for the log (printf). */
 void srv_note(srv_conn *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* First 8 hex digits of SHA-256(tok) into st->fp. */
@@ -356,6 +361,7 @@ enum MHD_Result srv_handle_metrics(srv_conn *st, struct MHD_Connection *c);
 enum MHD_Result srv_handle_authorize(srv_conn *st, struct MHD_Connection *c);
 enum MHD_Result srv_handle_login(srv_conn *st, struct MHD_Connection *c);
 enum MHD_Result srv_handle_logout(srv_conn *st, struct MHD_Connection *c);
+enum MHD_Result srv_handle_userinfo(srv_conn *st, struct MHD_Connection *c);
 
 /* Builds the RFC 8414 document into s->metadata. Returns 0 or -1. */
 int srv_metadata_build(struct tkh_server *s);

@@ -142,6 +142,7 @@ static const struct route {
     {"/oauth/authorize", SRV_ROUTE_AUTHORIZE, M_GET},
     {"/login", SRV_ROUTE_LOGIN, M_GET | M_POST},
     {"/logout", SRV_ROUTE_LOGOUT, M_GET | M_POST},
+    {"/userinfo", SRV_ROUTE_USERINFO, M_GET | M_POST},
     {"/errors", SRV_ROUTE_ERRORS, M_GET}, /* last: also the prefix "/errors/" */
 };
 
@@ -161,6 +162,7 @@ const char *srv_route_name(enum srv_route r)
         [SRV_ROUTE_AUTHORIZE] = "/oauth/authorize",
         [SRV_ROUTE_LOGIN] = "/login",
         [SRV_ROUTE_LOGOUT] = "/logout",
+        [SRV_ROUTE_USERINFO] = "/userinfo",
         [SRV_ROUTE_OTHER] = "other",
         [SRV_ROUTE_NONE] = "-",
     };
@@ -640,6 +642,8 @@ static enum MHD_Result dispatch(srv_conn *st, struct MHD_Connection *c, const ch
         return srv_handle_metadata(st, c);
     case SRV_ROUTE_AUTH:
         return srv_handle_auth(st, c);
+    case SRV_ROUTE_USERINFO:
+        return srv_handle_userinfo(st, c);
     case SRV_ROUTE_ERRORS:
         return srv_handle_errors(st, c, url);
     case SRV_ROUTE_HEALTHZ:

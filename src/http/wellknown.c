@@ -76,6 +76,7 @@ int srv_metadata_build(struct tkh_server *s)
     member_url(&b, base, "token_endpoint", "/oauth/token");
     member_url(&b, base, "revocation_endpoint", "/oauth/revoke");
     member_url(&b, base, "introspection_endpoint", "/oauth/introspect");
+    member_url(&b, base, "userinfo_endpoint", "/userinfo"); /* OpenID Connect Core section 5.3 */
     member_url(&b, base, "jwks_uri", "/.well-known/jwks.json");
     member_url(&b, base, "end_session_endpoint", "/logout");
     srv_buf_puts(&b, ",\n  \"grant_types_supported\": [\"client_credentials\", \"authorization_code\", "

@@ -899,6 +899,100 @@ class UserProfile(SignInCase):
         self.assertEqual(r.status_code, 303, r.text[:300])
 
 
+class UserInfo(SignInCase):
+    """GET/POST /userinfo (OpenID Connect Core section 5.3): the claims the
+    token's scopes release about the user who signed in, and every refusal
+    as an RFC 6750 challenge with its reason code."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        fx = cls.fx
+        cls.rp, _ = fx.add_signin_client("oidc-rp", REDIRECT, "openid profile email orders:read", AUD)
+        fx.add_user("ui-dana", PASSWORD)
+        r = fx.admin("user", "set", "ui-dana", "--name", "Dana Scully", "--given-name", "Dana",
+                     "--family-name", "Scully", "--email", "dana@example.org", "--email-verified", "yes")
+        assert r.rc == 0, r
+        fx.add_user("ui-fox", PASSWORD)  # no profile at all
+
+    def tokens(self, user, scope):
+        b = st.SignInBrowser(self.fx, self.rp, REDIRECT, scope=scope)
+        self.addCleanup(b.close)
+        got = b.sign_in(user, PASSWORD)
+        r = b.exchange(got["code"], got["verifier"])
+        self.assertEqual(r.status_code, 200, r.text)
+        return r.json()
+
+    def userinfo(self, token=None, method="GET", authorization=None):
+        h = {}
+        if authorization is not None:
+            h["Authorization"] = authorization
+        elif token is not None:
+            h["Authorization"] = "Bearer " + token
+        return self.fx.request(method, "/userinfo", headers=h)
+
+    def test_claims_by_scope(self):
+        full = self.tokens("ui-dana", "openid profile email")["access_token"]
+        for method in ("GET", "POST"):
+            r = self.userinfo(full, method)
+            self.assertEqual(r.status_code, 200, r.text)
+            self.assertEqual(r.headers.get("Content-Type"), "application/json")
+            self.assertIn("no-store", r.headers.get("Cache-Control", ""))
+            self.assertEqual(r.json(), {"sub": "ui-dana", "name": "Dana Scully", "given_name": "Dana",
+                                        "family_name": "Scully", "email": "dana@example.org",
+                                        "email_verified": True})
+        only = self.tokens("ui-dana", "openid")["access_token"]
+        self.assertEqual(self.userinfo(only).json(), {"sub": "ui-dana"})
+        mail = self.tokens("ui-dana", "openid email")["access_token"]
+        self.assertEqual(self.userinfo(mail).json(),
+                         {"sub": "ui-dana", "email": "dana@example.org", "email_verified": True})
+        # claims without a value are left out (section 5.3.2)
+        bare = self.tokens("ui-fox", "openid profile email")["access_token"]
+        self.assertEqual(self.userinfo(bare).json(), {"sub": "ui-fox"})
+        m = self.fx.metadata()
+        self.assertEqual(m.get("userinfo_endpoint"), self.fx.url + "/userinfo")
+
+    def challenge(self, r, status, reason, error):
+        self.assertEqual(r.status_code, status, r.text)
+        self.assertEqual(r.headers.get("X-Auth-Reason"), reason, r.headers)
+        ch = r.headers.get("WWW-Authenticate", "")
+        self.assertTrue(ch.startswith("Bearer realm="), ch)
+        if error:
+            self.assertIn('error="%s"' % error, ch)
+        return ch
+
+    def test_refusals(self):
+        # no token: a bare challenge (RFC 6750 section 3.1)
+        ch = self.challenge(self.userinfo(), 401, "missing_token", None)
+        self.assertNotIn("error=", ch)
+        self.challenge(self.userinfo(authorization="Basic Zm9vOmJhcg=="), 400, "wrong_scheme", "invalid_request")
+        # a token without openid
+        t = self.tokens("ui-dana", "orders:read")["access_token"]
+        ch = self.challenge(self.userinfo(t), 403, "insufficient_scope", "insufficient_scope")
+        self.assertIn("openid", ch)
+        # a client's own token (client_credentials), even with openid
+        cid, secret = self.fx.add_client("ui-cc", "openid", AUD)
+        t = self.fx.token(cid, secret, scope="openid")
+        ch = self.challenge(self.userinfo(t), 401, "invalid_claim", "invalid_token")
+        self.assertIn("not for a user who signed in", ch)
+        # tampered, then revoked
+        o = self.tokens("ui-dana", "openid profile")
+        tok = o["access_token"]
+        bad = tok[:-4] + ("AAAA" if not tok.endswith("AAAA") else "BBBB")
+        self.challenge(self.userinfo(bad), 401, "bad_signature", "invalid_token")
+        r = self.fx.post("/oauth/revoke", data={"token": tok, "client_id": self.rp})
+        self.assertEqual(r.status_code, 200, r.text)
+        self.challenge(self.userinfo(tok), 401, "revoked", "invalid_token")
+        # a user disabled after sign-in: every token of theirs is revoked
+        self.fx.add_user("ui-gone", PASSWORD)
+        t = self.tokens("ui-gone", "openid")["access_token"]
+        self.assertEqual(self.userinfo(t).status_code, 200)
+        self.assertEqual(self.fx.admin("user", "disable", "ui-gone").rc, 0)
+        self.challenge(self.userinfo(t), 401, "revoked", "invalid_token")
+        log = self.fx.log_text()
+        self.assertNotIn(tok, log)
+
+
 class ShortTimeouts(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
