@@ -65,6 +65,9 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
 void tka_close(tka_authority *a);
 const tka_config *tka_get_config(const tka_authority *a);
 
+/* Is `want` (wl bytes) one of the space-separated items of `list`? */
+int tka_in_list(const char *list, const char *want, size_t wl);
+
 /* ---- master key --------------------------------------------------------- */
 /* Reads the 32-byte master key from `path` (raw bytes, or 64 hex digits and
  * an optional newline). With `create` and no file, writes a new random one

@@ -92,8 +92,6 @@ int tka_unseal(const unsigned char key[TKA_MASTER_KEY_LEN], const char *aad, con
 /* SHA-256 of what is stored hashed (secrets, cookies, codes, refresh
  * tokens); all 0xff on failure, which matches no stored hash. */
 void tka_sha256(const void *p, size_t n, unsigned char out[32]);
-/* Is `want` (wl bytes) one of the space-separated items of `list`? */
-int tka_in_list(const char *list, const char *want, size_t wl);
 /* n random bytes as base64url into buf. */
 int tka_random_b64(size_t n, char *buf, size_t cap);
 

@@ -334,25 +334,6 @@ static void granted_scopes(const struct policy *pol, const tk_token *t, char *ou
     }
 }
 
-static int has_word(const char *list, const char *w)
-{
-    size_t wl = strlen(w);
-    for (const char *p = list; *p;) {
-        while (*p == ' ') {
-            p++;
-        }
-        const char *e = p;
-        while (*e && *e != ' ') {
-            e++;
-        }
-        if ((size_t)(e - p) == wl && memcmp(p, w, wl) == 0) {
-            return 1;
-        }
-        p = e;
-    }
-    return 0;
-}
-
 static int in_route(const tka_check *chk, const char *iss)
 {
     if (!chk || chk->issuers_len == 0) {
@@ -437,7 +418,7 @@ static int validate_foreign(tka_authority *a, tka_trust *tr, const struct policy
     char scopes[TKS_LIST_MAX + 1];
     granted_scopes(pol, t, scopes, sizeof scopes);
     for (size_t i = 0; chk && i < chk->scopes_len; i++) {
-        if (!has_word(scopes, chk->scopes[i])) {
+        if (!tka_in_list(scopes, chk->scopes[i], strlen(chk->scopes[i]))) {
             v->reason = TK_REASON_INSUFFICIENT_SCOPE;
             if (scopes[0]) {
                 say(v->detail, sizeof v->detail,

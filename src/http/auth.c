@@ -142,6 +142,36 @@ static enum MHD_Result count_authz(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+int srv_bearer_token(srv_conn *st, struct MHD_Connection *c, const char **tok, size_t *tok_len, tk_verdict *v)
+{
+    *tok = NULL;
+    *tok_len = 0;
+    memset(v, 0, sizeof *v);
+    int n_authz = 0;
+    (void)MHD_get_connection_values_n(c, MHD_HEADER_KIND, count_authz, &n_authz);
+    const char *hv = NULL;
+    size_t hl = 0;
+    if (n_authz > 0) {
+        (void)MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION,
+                                            sizeof MHD_HTTP_HEADER_AUTHORIZATION - 1, &hv, &hl);
+    }
+    if (n_authz > 1) {
+        v->reason = TK_REASON_MALFORMED_HEADER;
+        snprintf(v->detail, sizeof v->detail, "%d Authorization headers; send exactly one", n_authz);
+        return 0;
+    }
+    if (tk_authz_parse(hv, hv != NULL ? hl : 0, tok, tok_len, v) != TK_OK) {
+        v->reason = TK_REASON_UNAVAILABLE;
+        snprintf(v->detail, sizeof v->detail, "no decision: the Authorization header could not be parsed");
+        return 0;
+    }
+    if (v->reason != TK_REASON_VALID) {
+        return 0;
+    }
+    srv_fingerprint(st, *tok, *tok_len);
+    return 1;
+}
+
 /* ---- the endpoint -------------------------------------------------------------- */
 
 static enum MHD_Result audience_required(srv_conn *st, struct MHD_Connection *c)
@@ -186,38 +216,20 @@ enum MHD_Result srv_handle_auth(srv_conn *st, struct MHD_Connection *c)
         return audience_required(st, c);
     }
 
-    int n_authz = 0;
-    (void)MHD_get_connection_values_n(c, MHD_HEADER_KIND, count_authz, &n_authz);
-    const char *hv = NULL;
-    size_t hl = 0;
-    if (n_authz > 0) {
-        (void)MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION,
-                                            sizeof MHD_HTTP_HEADER_AUTHORIZATION - 1, &hv, &hl);
-    }
     tka_identity id;
     int no_aud = 0;
     id.foreign = 0;
-    if (n_authz > 1) {
-        v.reason = TK_REASON_MALFORMED_HEADER;
-        snprintf(v.detail, sizeof v.detail, "%d Authorization headers; send exactly one", n_authz);
-    } else {
-        const char *tok = NULL;
-        size_t tok_len = 0;
-        if (tk_authz_parse(hv, hv != NULL ? hl : 0, &tok, &tok_len, &v) != TK_OK) {
+    const char *tok = NULL;
+    size_t tok_len = 0;
+    if (srv_bearer_token(st, c, &tok, &tok_len, &v)) {
+        tka_check chk = {q.aud, q.scopes, q.n_scopes, q.issuers, q.n_issuers};
+        int r = tka_validate_any(s->auth, s->trust, tok, tok_len, &chk, s->auth_audience, (int64_t)time(NULL), &v, &id);
+        if (r == 1) {
+            no_aud = 1;
+        } else if (r != 0) {
             v.reason = TK_REASON_UNAVAILABLE;
-            snprintf(v.detail, sizeof v.detail, "no decision: the Authorization header could not be parsed");
-        } else if (v.reason == TK_REASON_VALID) {
-            srv_fingerprint(st, tok, tok_len);
-            tka_check chk = {q.aud, q.scopes, q.n_scopes, q.issuers, q.n_issuers};
-            int r =
-                tka_validate_any(s->auth, s->trust, tok, tok_len, &chk, s->auth_audience, (int64_t)time(NULL), &v, &id);
-            if (r == 1) {
-                no_aud = 1;
-            } else if (r != 0) {
-                v.reason = TK_REASON_UNAVAILABLE;
-                if (v.detail[0] == '\0') {
-                    snprintf(v.detail, sizeof v.detail, "no decision: validation failed");
-                }
+            if (v.detail[0] == '\0') {
+                snprintf(v.detail, sizeof v.detail, "no decision: validation failed");
             }
         }
     }

@@ -337,6 +337,10 @@ enum MHD_Result srv_respond_owned(srv_conn *st, struct MHD_Connection *c, unsign
 /* {"error": code, "error_description": desc} (desc may be NULL). */
 enum MHD_Result srv_respond_error(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *code,
                                   const char *desc, enum srv_cache cache, const srv_header *hdrs, size_t n_hdrs);
+/* The bearer token of the request (RFC 6750 section 2.1; exactly one
+ * Authorization header): 1 with *tok (borrowed from the request) and its
+ * fingerprint noted, or 0 with the verdict that says what is wrong. */
+int srv_bearer_token(srv_conn *st, struct MHD_Connection *c, const char **tok, size_t *tok_len, tk_verdict *v);
 /* A token verdict as /auth answers it: the reason's status, X-Auth-Reason,
  * an RFC 6750 section 3 challenge (none for a 503), an empty body; the
  * detail goes to the log. */
