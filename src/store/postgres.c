@@ -1700,6 +1700,17 @@ static tks_result pg_audit_page(tks_store *s, int64_t before_id, tksi_audit_row 
     return r;
 }
 
+/* The profile columns, in USER_COLS order. */
+static void p_profile(struct params *a, const tks_user *u)
+{
+    p_text(a, u->name);
+    p_text(a, u->given_name);
+    p_text(a, u->family_name);
+    p_text(a, u->preferred_username);
+    p_text(a, u->email);
+    p_i64(a, u->email_verified != 0);
+}
+
 static tks_result pg_user_insert(tks_store *s, const tks_user *u)
 {
     struct params a = {.n = 0};
@@ -1708,12 +1719,7 @@ static tks_result pg_user_insert(tks_store *s, const tks_user *u)
     p_i64(&a, u->disabled != 0);
     p_i64(&a, u->created_at);
     p_i64(&a, u->password_changed_at);
-    p_text(&a, u->name);
-    p_text(&a, u->given_name);
-    p_text(&a, u->family_name);
-    p_text(&a, u->preferred_username);
-    p_text(&a, u->email);
-    p_i64(&a, u->email_verified != 0);
+    p_profile(&a, u);
     return run1(s, ST_USER_INSERT, &a, 1, "adding a user", NULL);
 }
 
@@ -1721,12 +1727,7 @@ static tks_result pg_user_set_profile(tks_store *s, const tks_user *u)
 {
     struct params a = {.n = 0};
     p_text(&a, u->id);
-    p_text(&a, u->name);
-    p_text(&a, u->given_name);
-    p_text(&a, u->family_name);
-    p_text(&a, u->preferred_username);
-    p_text(&a, u->email);
-    p_i64(&a, u->email_verified != 0);
+    p_profile(&a, u);
     return change1(s, ST_USER_SET_PROFILE, &a, "changing a user's profile");
 }
 
