@@ -43,7 +43,6 @@ struct tka_trust {
     tk_keycache *cache;
     struct policy *pol;
     size_t n;
-    char list[1024]; /* "A, B, C" for explanations */
     tk_fetch_options fetch;
     char ca_file[512];
     pthread_t th[TRUST_THREADS];
@@ -266,7 +265,6 @@ int tka_trust_open(const tka_trust_config *cfg, const tka_issuer_policy *p, size
             return -1;
         }
     }
-    tk_keycache_issuer_list(t->cache, t->list, sizeof t->list);
     for (size_t i = 0; i < TRUST_THREADS && n > 0; i++) {
         if (pthread_create(&t->th[i], NULL, maintainer, t) != 0) {
             snprintf(err, err_cap, "cannot start the key set fetcher");

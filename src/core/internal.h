@@ -29,6 +29,10 @@ void tki_verdict_valid(tk_verdict *v);
  * quotes, backslashes, controls and bytes >= 0x7f as \xNN; at most `max`
  * source bytes, then "...". Always NUL-terminates when cap > 0. */
 void tki_append_escaped(char *buf, size_t cap, size_t *pos, const char *src, size_t n, size_t max);
+/* When `doc` (after white space) starts with '<', appends at *pos "not
+ * JSON: this looks like an HTML or XML page (it starts with "...")" and
+ * returns 1; else 0 (what a fetched document that should be JSON is). */
+int tki_say_if_markup(const char *doc, size_t len, char *buf, size_t cap, size_t *pos);
 /* Appends a printf-formatted piece at *pos (bounded). */
 void tki_appendf(char *buf, size_t cap, size_t *pos, const char *fmt, ...) TKI_PRINTF(4, 5);
 

@@ -780,16 +780,10 @@ static void note_skip(tk_jwks_skip *skips, size_t cap, size_t *n, size_t index, 
 /* Names what a document that is not a JWKS is, when it can tell. */
 static void not_a_jwks(const char *json, size_t len, const json_t *o, char *why, size_t cap)
 {
-    size_t i = 0;
-    while (i < len && (json[i] == ' ' || json[i] == '\t' || json[i] == '\r' || json[i] == '\n')) {
-        i++;
-    }
     size_t pos = 0;
     if (!o) {
-        if (i < len && json[i] == '<') {
-            tki_appendf(why, cap, &pos, "not JSON: this looks like an HTML or XML page (it starts with \"");
-            tki_append_escaped(why, cap, &pos, json + i, len - i, 24);
-            tki_appendf(why, cap, &pos, "\"); is the URL that of the key set?");
+        if (tki_say_if_markup(json, len, why, cap, &pos)) {
+            tki_appendf(why, cap, &pos, "; is the URL that of the key set?");
         } else if (len > TK_LIMIT_JWK_LEN) {
             tki_appendf(why, cap, &pos, "the document has %zu bytes; a key set may have at most %u", len,
                         (unsigned)TK_LIMIT_JWK_LEN);

@@ -234,19 +234,11 @@ static int https_url(const char *u)
 /* Describes a document that is not JSON. */
 static void not_json(const char *doc, size_t len, char *why, size_t cap)
 {
-    size_t i = 0;
-    while (i < len && (doc[i] == ' ' || doc[i] == '\t' || doc[i] == '\r' || doc[i] == '\n')) {
-        i++;
-    }
     size_t pos = 0;
     why[0] = '\0';
     if (len == 0) {
         tki_appendf(why, cap, &pos, "the document is empty");
-    } else if (i < len && doc[i] == '<') {
-        tki_appendf(why, cap, &pos, "not JSON: this looks like an HTML or XML page (it starts with \"");
-        tki_append_escaped(why, cap, &pos, doc + i, len - i, 24);
-        tki_appendf(why, cap, &pos, "\")");
-    } else {
+    } else if (!tki_say_if_markup(doc, len, why, cap, &pos)) {
         tki_appendf(why, cap, &pos, "not valid JSON, or over the limits (%u bytes, %u members)",
                     (unsigned)TK_LIMIT_JWK_LEN, (unsigned)TK_LIMIT_METADATA_MEMBERS);
     }

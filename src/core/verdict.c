@@ -224,3 +224,18 @@ void tki_verdict_set(tk_verdict *v, tk_reason r, const char *fmt, ...)
         memcpy(v->detail + sizeof v->detail - 4, "...", 4);
     }
 }
+
+int tki_say_if_markup(const char *doc, size_t len, char *buf, size_t cap, size_t *pos)
+{
+    size_t i = 0;
+    while (i < len && (doc[i] == ' ' || doc[i] == '\t' || doc[i] == '\r' || doc[i] == '\n')) {
+        i++;
+    }
+    if (i >= len || doc[i] != '<') {
+        return 0;
+    }
+    tki_appendf(buf, cap, pos, "not JSON: this looks like an HTML or XML page (it starts with \"");
+    tki_append_escaped(buf, cap, pos, doc + i, len - i, 24);
+    tki_appendf(buf, cap, pos, "\")");
+    return 1;
+}
