@@ -101,7 +101,6 @@ struct cli_settings {
     char *owned[SET_COUNT_];        /* strings read from the config file, and repeated flags */
     struct cli_issuer_section issuers[CLI_MAX_ISSUER_SECTIONS];
     size_t n_issuers;
-    const char *config_path; /* for messages */
 };
 
 #define CLI_SETTING_OPT_BASE 1000
