@@ -54,10 +54,10 @@ static int duration_setting(const struct cli_settings *s, enum cli_setting k, in
 
 /* The trusted issuers: --trust-issuer URLs and [issuer URL] sections of
  * the config file, merged by URL. *out stays NULL when there are none. */
-static int open_trust(const struct cli_settings *s, tka_trust **out)
+static int open_trust(const struct cli_settings *s, int64_t leeway, tka_trust **out)
 {
     *out = NULL;
-    const char *urls[TK_LIMIT_ISSUERS + CLI_MAX_ISSUER_SECTIONS];
+    const char *urls[TK_LIMIT_ISSUERS];
     size_t n = 0;
     char list[8192] = "";
     if (s->v[SET_TRUST_ISSUER]) {
@@ -75,7 +75,12 @@ static int open_trust(const struct cli_settings *s, tka_trust **out)
         for (size_t j = 0; j < n; j++) {
             dup |= strcmp(urls[j], s->issuers[i].issuer) == 0;
         }
-        if (!dup && n < TK_LIMIT_ISSUERS) {
+        if (!dup && n == TK_LIMIT_ISSUERS) {
+            fprintf(stderr, "tokend serve: at most %u trusted issuers (--trust-issuer and [issuer] sections)\n",
+                    (unsigned)TK_LIMIT_ISSUERS);
+            return -1;
+        }
+        if (!dup) {
             urls[n++] = s->issuers[i].issuer;
         }
     }
@@ -128,10 +133,7 @@ static int open_trust(const struct cli_settings *s, tka_trust **out)
     tc.fetch_timeout_ms = (long)timeout * 1000;
     tc.max_bytes = (size_t)max_bytes;
     tc.ca_file = s->v[SET_TRUST_CA_FILE];
-    int64_t lw = 0;
-    if (cli_parse_int64(s->v[SET_LEEWAY], &lw) == 0) {
-        tc.leeway = lw;
-    }
+    tc.leeway = leeway; /* --leeway, already checked */
     tc.log = trust_log;
     if (tc.ca_file && access(tc.ca_file, R_OK) != 0) {
         fprintf(stderr, "tokend serve: --trust-ca-file %s: %s\n", tc.ca_file, strerror(errno));
@@ -405,7 +407,7 @@ int cli_serve(int argc, char **argv)
     if (cli_authority_config(&s, "serve", &probe) != 0) {
         goto out;
     }
-    if (open_trust(&s, &trust) != 0) {
+    if (open_trust(&s, probe.leeway, &trust) != 0) {
         goto out;
     }
     /* TLS material. */

@@ -1036,6 +1036,28 @@ class ConfigComments(IssuerBase):
             import shutil
             shutil.rmtree(td, ignore_errors=True)
 
+    def test_too_many_issuers_refused(self):
+        """32 --trust-issuer flags and one more issuer in a section: the
+        server refuses to start and says why, instead of leaving the
+        section's issuer out without a word."""
+        import subprocess
+        import shutil
+        td = tempfile.mkdtemp(prefix="tokend-idp-many-")
+        try:
+            conf = os.path.join(td, "tokend.conf")
+            with open(conf, "w") as f:
+                f.write("[issuer https://extra.example/]\naudience = x\n")
+            args = [tt.tokend_bin(), "serve", "--insecure-http", "--listen", "127.0.0.1:0",
+                    "--store", "sqlite://%s/t.db" % td, "--master-key-file", os.path.join(td, "mk"),
+                    "--config", conf]
+            for i in range(32):
+                args += ["--trust-issuer", "https://i%d.example/" % i]
+            p = subprocess.run(args, capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 2, p)
+            self.assertIn("at most 32 trusted issuers", p.stderr)
+        finally:
+            shutil.rmtree(td, ignore_errors=True)
+
 
 if __name__ == "__main__":
     st.main()
