@@ -687,8 +687,9 @@ static void fetch_issuer(tk_keycache *c, struct kc_issuer *is, int64_t now)
     ttl = clamp_ttl(&c->cfg, ma);
     ok = 1;
 done:;
-    char msg[1024];
-    msg[0] = '\0';
+    char msg[1024], skip_msg[600];
+    msg[0] = skip_msg[0] = '\0';
+    struct kc_set *replaced = NULL; /* freed once the lock is released */
     pthread_mutex_lock(&c->mu);
     is->gen = gen;
     is->last_attempt = now;
@@ -714,14 +715,10 @@ done:;
         is->failing_since = 0;
         is->last_error[0] = '\0';
         is->fetch_ok++;
-        set_unref(old);
+        replaced = old;
         if (skipped) {
-            char m2[600];
-            msgf(m2, sizeof m2, "key set of %s: %zu keys used, %zu skipped: %s", is->issuer, is->n_keys, skipped,
-                 skipped_why);
-            pthread_mutex_unlock(&c->mu);
-            log_event(c, "warn", m2);
-            pthread_mutex_lock(&c->mu);
+            msgf(skip_msg, sizeof skip_msg, "key set of %s: %zu keys used, %zu skipped: %s", is->issuer, is->n_keys,
+                 skipped, skipped_why);
         }
     } else {
         if (!is->failing_since) {
@@ -746,6 +743,10 @@ done:;
     }
     pthread_cond_broadcast(&c->done);
     pthread_mutex_unlock(&c->mu);
+    set_unref(replaced);
+    if (skip_msg[0]) {
+        log_event(c, "warn", skip_msg);
+    }
     if (msg[0]) {
         log_event(c, ok ? "info" : "warn", msg);
     }
