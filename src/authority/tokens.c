@@ -353,8 +353,7 @@ static void own_policy(tka_authority *a, const tka_check *chk, int64_t now, cons
     pol->required_len = 3;
 }
 
-static int after_signature(tka_authority *a, tk_token *t, int owned, const tka_check *chk, int64_t now, tk_verdict *v,
-                           tk_token **out_token);
+static int after_signature(tka_authority *a, const tk_token *t, const tka_check *chk, int64_t now, tk_verdict *v);
 
 int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check *chk, int64_t now, tk_verdict *v,
                  tk_token **out_token)
@@ -377,7 +376,13 @@ int tka_validate(tka_authority *a, const char *tok, size_t len, const tka_check 
     if (v->reason != TK_REASON_VALID) {
         return 0;
     }
-    return after_signature(a, t, 1, chk, now, v, out_token);
+    int r = after_signature(a, t, chk, now, v);
+    if (r == 0 && v->reason == TK_REASON_VALID && out_token) {
+        *out_token = t;
+    } else {
+        tk_token_free(t);
+    }
+    return r;
 }
 
 int tka_validate_parsed(tka_authority *a, const tk_token *t, const tka_check *chk, int64_t now, tk_verdict *v)
@@ -394,17 +399,13 @@ int tka_validate_parsed(tka_authority *a, const tk_token *t, const tka_check *ch
     if (v->reason != TK_REASON_VALID) {
         return 0;
     }
-    return after_signature(a, (tk_token *)(uintptr_t)t, 0, chk, now, v, NULL);
+    return after_signature(a, t, chk, now, v);
 }
 
 /* Revocation, then the required scopes, of a token whose signature and
- * claims passed. With `owned`, `t` is freed or handed to *out_token. */
-static int after_signature(tka_authority *a, tk_token *t, int owned, const tka_check *chk, int64_t now, tk_verdict *v,
-                           tk_token **out_token)
+ * claims passed (the caller keeps `t`). */
+static int after_signature(tka_authority *a, const tk_token *t, const tka_check *chk, int64_t now, tk_verdict *v)
 {
-    if (out_token) {
-        *out_token = NULL;
-    }
     const char *jti = tk_token_claim_string(t, "jti");
     const char *sid = tk_token_claim_string(t, "sid");
     char reason[TKS_REASON_MAX + 1] = "";
@@ -424,9 +425,6 @@ static int after_signature(tka_authority *a, tk_token *t, int owned, const tka_c
                      "revocation list unavailable: last caught up with the store %s ago (more than %llds); "
                      "failing closed",
                      ago, (long long)a->cfg.max_stale);
-            if (owned) {
-                tk_token_free(t);
-            }
             return 0;
         }
     }
@@ -442,9 +440,6 @@ static int after_signature(tka_authority *a, tk_token *t, int owned, const tka_c
             snprintf(v->detail, sizeof v->detail, "token revoked %s ago at %s: %s%s", ago, when,
                      reason[0] ? reason : "no reason given", by_sid ? ", session ended" : "");
         }
-        if (owned) {
-            tk_token_free(t);
-        }
         return 0;
     }
     if (chk && chk->scopes_len > 0) {
@@ -455,24 +450,13 @@ static int after_signature(tka_authority *a, tk_token *t, int owned, const tka_c
         sp.scopes_len = chk->scopes_len;
         size_t n = 0;
         if (tk_token_check_claims(t, &sp, v, 1, &n) != TK_OK) {
-            if (owned) {
-                tk_token_free(t);
-            }
             return -1;
         }
         if (n > 0) {
-            if (owned) {
-                tk_token_free(t);
-            }
             return 0;
         }
         v->reason = TK_REASON_VALID;
         v->detail[0] = '\0';
-    }
-    if (out_token && owned) {
-        *out_token = t;
-    } else if (owned) {
-        tk_token_free(t);
     }
     return 0;
 }
