@@ -145,8 +145,11 @@ class Key:
         else:
             self.alg = "ES256"
             self.priv = ec.generate_private_key(ec.SECP256R1())
-            jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.priv.public_key()))
-            members = {"crv": "P-256", "kty": "EC", "x": jwk["x"], "y": jwk["y"]}
+            # full-size coordinates (RFC 7518 section 6.2.1.2): PyJWT 2.6's to_jwk
+            # drops leading zero bytes, which tokend refuses
+            pn = self.priv.public_key().public_numbers()
+            members = {"crv": "P-256", "kty": "EC", "x": b64u(pn.x.to_bytes(32, "big")),
+                       "y": b64u(pn.y.to_bytes(32, "big"))}
         canon = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
         self.thumbprint = b64u(hashlib.sha256(canon).digest())
         self.kid = self.thumbprint[:16] if shape == "own" else self.thumbprint

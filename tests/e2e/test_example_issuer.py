@@ -73,7 +73,7 @@ class Key:
             j = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.priv.public_key()))
         else:
             self.priv = ec.generate_private_key(ec.SECP256R1())
-            j = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.priv.public_key()))
+            j = tt.ec_public_jwk(self.priv.public_key())
         j.update({"kid": kid, "use": "sig", "alg": alg})
         self.jwk = j
 

@@ -70,7 +70,7 @@ def jwk_of(kid, key, **extra):
     if isinstance(pub, rsa.RSAPublicKey):
         d = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(pub))
     else:
-        d = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(pub))
+        d = tt.ec_public_jwk(pub)
     d["kid"] = kid
     d.update(extra)
     return d

@@ -181,6 +181,15 @@ def b64u_decode(s):
     return base64.urlsafe_b64decode(s + b"=" * (-len(s) % 4))
 
 
+def ec_public_jwk(pub):
+    """The JWK members of an EC public key with both coordinates at the full
+    size of the curve (RFC 7518 section 6.2.1.2). PyJWT 2.6's to_jwk drops
+    leading zero bytes (about 1 key in 130), which tokend rightly refuses."""
+    n = pub.public_numbers()
+    crv, size = {"secp256r1": ("P-256", 32), "secp384r1": ("P-384", 48), "secp521r1": ("P-521", 66)}[pub.curve.name]
+    return {"kty": "EC", "crv": crv, "x": b64u(n.x.to_bytes(size, "big")), "y": b64u(n.y.to_bytes(size, "big"))}
+
+
 def b64u_json(obj):
     return b64u(json.dumps(obj, separators=(",", ":")).encode())
 
