@@ -52,6 +52,7 @@ typedef struct tks_store tks_store;
 #define TKS_URIS_MAX 2048  /* space-separated redirect URIs */
 #define TKS_PWHASH_MAX 255 /* an Argon2id hash string (crypto_pwhash_STRBYTES is 128) */
 #define TKS_SID_MAX 64     /* session ids (sid claim) */
+#define TKS_NONCE_MAX 255  /* OpenID Connect nonce */
 
 typedef struct tks_client {
     char id[TKS_ID_MAX + 1];
@@ -71,6 +72,14 @@ typedef struct tks_client {
      * introspect tokens issued for them (RFC 7662 section 4), as well as
      * its own; space-separated, "" = none. */
     char serves[TKS_LIST_MAX + 1];
+    /* Schema 5: OpenID Connect. The back-channel logout URI ("" = none;
+     * OpenID Back-Channel Logout 1.0), the alg of its ID tokens ("" =
+     * RS256, the default of OpenID Connect Dynamic Client Registration),
+     * and whether it is a third-party application whose users are asked
+     * for consent (0: first-party, no consent page). */
+    char backchannel_logout_uri[TKS_URI_MAX + 1];
+    char id_token_alg[16];
+    int consent;
 } tks_client;
 
 enum tks_key_state { TKS_KEY_NEXT = 0, TKS_KEY_ACTIVE = 1, TKS_KEY_RETIRED = 2 };
@@ -149,6 +158,9 @@ tks_result tks_client_delete(tks_store *s, const char *id);
 tks_result tks_client_list(tks_store *s, int (*fn)(const tks_client *c, void *ud), void *ud);
 
 /* Signing keys. */
+/* TKS_EXISTS when the kid is taken, or when a key of the same alg is
+ * already in k->state and that state is active or next (one active and
+ * one next key per alg: schema 5; one in all before). */
 tks_result tks_key_insert(tks_store *s, const tks_key_row *k);
 /* Calls fn for each key, oldest first. The row is valid during the call. */
 tks_result tks_key_list(tks_store *s, int (*fn)(const tks_key_row *k, void *ud), void *ud);
@@ -161,7 +173,8 @@ tks_result tks_key_delete(tks_store *s, const char *kid);
  * active key and the oldest next key was created at or before
  * `next_born_by` (published long enough for every JWKS cache to hold it),
  * the active key retires (verifying until `verify_until`), that next key
- * becomes active and `new_next` is stored as the next one. TKS_OK:
+ * becomes active and `new_next` is stored as the next one. Only keys of
+ * new_next->alg take part (each alg has its own ring: schema 5). TKS_OK:
  * rotated; TKS_EXISTS: `active_kid` is no longer the active key (another
  * instance rotated first): nothing changed; TKS_NOT_FOUND: no next key old
  * enough: nothing changed. */
@@ -263,6 +276,29 @@ tks_result tks_session_end(tks_store *s, const char *sid, int64_t now);
  * during the calls. */
 tks_result tks_session_end_user(tks_store *s, const char *user_id, int64_t now, int (*fn)(const char *sid, void *ud),
                                 void *ud);
+/* A session by its public id (schema 5): for logout by id_token_hint. */
+tks_result tks_session_get_sid(tks_store *s, const char *sid, tks_session *out);
+/* Every client that was issued a code in session `sid` (schema 5), in id
+ * order, for back-channel logout. No lock is held during the calls. */
+tks_result tks_session_clients(tks_store *s, const char *sid, int (*fn)(const char *client_id, void *ud), void *ud);
+
+/* ---- consent (schema 5) ---------------------------------------------------
+ * What a user allowed a third-party client: the scopes granted, remembered
+ * per (user, client); a new grant replaces the old one. */
+typedef struct tks_consent {
+    char user_id[TKS_ID_MAX + 1];
+    char client_id[TKS_ID_MAX + 1];
+    char scope[TKS_LIST_MAX + 1];
+    int64_t granted_at;
+} tks_consent;
+
+tks_result tks_consent_put(tks_store *s, const tks_consent *c);
+tks_result tks_consent_get(tks_store *s, const char *user_id, const char *client_id, tks_consent *out);
+/* Every consent of a user, in client id order. */
+tks_result tks_consent_list(tks_store *s, const char *user_id, int (*fn)(const tks_consent *c, void *ud), void *ud);
+/* Deletes the user's consent for `client_id`, or every one when NULL;
+ * *n (may be NULL) gets how many were deleted (0 is TKS_OK). */
+tks_result tks_consent_delete(tks_store *s, const char *user_id, const char *client_id, int *n);
 
 typedef struct tks_refresh tks_refresh;
 
@@ -279,8 +315,16 @@ typedef struct tks_code {
     int64_t created_at;
     int64_t expires_at;
     int64_t used_at; /* 0 until redeemed */
+    /* Schema 5 (OpenID Connect): the nonce of the authorization request
+     * ("" = none), unique per client among stored codes, and when the
+     * user signed in (the session's start: auth_time). */
+    char nonce[TKS_NONCE_MAX + 1];
+    int64_t auth_time;
 } tks_code;
 
+/* Stores a code, and records that its client took part in its session
+ * (tks_session_clients), in one transaction. TKS_EXISTS when a stored code
+ * of the same client has the same non-empty nonce (a nonce is single use). */
 tks_result tks_code_insert(tks_store *s, const tks_code *c);
 /* Redeems a code atomically: TKS_OK when it was unused (now marked used at
  * `now`); TKS_EXISTS when it had been used already (replay: *out says by
@@ -313,7 +357,8 @@ struct tks_refresh {
     char audience[TKS_ID_MAX * 2 + 1];
     int64_t created_at;
     int64_t expires_at;
-    int64_t used_at; /* 0 until rotated */
+    int64_t used_at;   /* 0 until rotated */
+    int64_t auth_time; /* schema 5: when the user signed in (ID tokens issued on refresh) */
 };
 
 tks_result tks_refresh_insert(tks_store *s, const tks_refresh *r);
