@@ -19,6 +19,8 @@ void tka_config_defaults(tka_config *c)
 {
     memset(c, 0, sizeof *c);
     c->alg = TK_ALG_ES256;
+    c->id_token_alg = TK_ALG_RS256;
+    c->id_token_ttl = 3600;
     c->access_ttl = 900;
     c->max_ttl = 86400;
     c->rotate_every = 30 * 86400;

@@ -25,8 +25,13 @@ typedef struct tka_authority tka_authority;
 #define TKA_MASTER_KEY_LEN 32
 
 typedef struct tka_config {
-    const char *issuer;   /* iss of every token, e.g. "https://auth.example"; required */
-    tk_alg alg;           /* signing alg of new keys; default ES256 */
+    const char *issuer; /* iss of every token, e.g. "https://auth.example"; required */
+    tk_alg alg;         /* signing alg of new keys; default ES256 */
+    /* A second key ring for ID tokens (OpenID Connect Core section 15.1:
+     * RS256 must be offered), kept beside cfg.alg's when it differs; rotated
+     * with it and published in the JWKS. TK_ALG_UNSET: none. Default RS256. */
+    tk_alg id_token_alg;
+    int64_t id_token_ttl; /* ID token lifetime, seconds (3600) */
     int64_t access_ttl;   /* default access token lifetime, seconds (900) */
     int64_t max_ttl;      /* longest lifetime a client may be given (86400) */
     int64_t rotate_every; /* seconds between key rotations; 0 = only by command */

@@ -19,11 +19,17 @@
 
 /* An immutable view of the key ring: what verifies, and what signs. Swapped
  * whole under ring_lock; readers hold the read lock while they use it. */
+#define TKA_ALGS_MAX 2u
+
 struct tka_ring {
-    tk_keyset *verify; /* public keys: next, active, retired-but-verifying */
-    tk_key *signer;    /* the active private key */
+    tk_keyset *verify; /* public keys of every alg: next, active, retired-but-verifying */
+    tk_key *signer;    /* the active private key of cfg.alg (access tokens) */
     char active_kid[TKS_ID_MAX + 1];
     int64_t active_since;
+    /* The active key of each alg the ring keeps (tka_ring_algs), in that
+     * order; signers[0] is signer. NULL when an alg has none loaded. */
+    tk_key *signers[TKA_ALGS_MAX];
+    int64_t since[TKA_ALGS_MAX];
 };
 
 /* Revocations in memory: open hashing on (kind, value). */
@@ -95,7 +101,14 @@ void tka_sha256(const void *p, size_t n, unsigned char out[32]);
 /* n random bytes as base64url into buf. */
 int tka_random_b64(size_t n, char *buf, size_t cap);
 
-/* keyring.c */
+/* keyring.c. The algs the ring keeps a key pair for: cfg.alg (access
+ * tokens), then cfg.id_token_alg when it differs (RS256, which OpenID
+ * Connect requires for ID tokens). Returns how many (1 or 2). */
+size_t tka_ring_algs(const tka_authority *a, tk_alg algs[TKA_ALGS_MAX]);
+/* The active signing key for `alg` in the current ring, with the ring read
+ * lock HELD on success (release with pthread_rwlock_unlock(&a->ring_lock));
+ * NULL, lock released, when the ring keeps no key of that alg. */
+const tk_key *tka_ring_signer_lock(tka_authority *a, tk_alg alg);
 int tka_ring_load(tka_authority *a, int64_t now, char *err, size_t err_cap);
 void tka_ring_free(struct tka_ring *r);
 

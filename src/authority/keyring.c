@@ -5,6 +5,11 @@
  * have signed has expired, then leaves the ring and is remembered as
  * "rotated out" for unknown_key messages.
  *
+ * The ring keeps one such sequence per alg (tka_ring_algs): cfg.alg signs
+ * access tokens, and RS256 beside it signs ID tokens (OpenID Connect Core
+ * section 15.1); each alg rotates on its own clock, every key is in one
+ * JWKS.
+ *
  * The store holds every key, the private part sealed under the master key.
  * The ring in memory is an immutable snapshot (struct tka_ring) rebuilt
  * from the store whenever the store's key generation changes, so that
@@ -24,13 +29,55 @@ void tka_ring_free(struct tka_ring *r)
         return;
     }
     tk_keyset_free(r->verify);
-    tk_key_free(r->signer);
+    for (size_t i = 0; i < TKA_ALGS_MAX; i++) {
+        tk_key_free(r->signers[i]); /* signers[0] is signer */
+    }
     free(r);
+}
+
+size_t tka_ring_algs(const tka_authority *a, tk_alg algs[TKA_ALGS_MAX])
+{
+    size_t n = 0;
+    algs[n++] = a->cfg.alg;
+    if (a->cfg.id_token_alg != TK_ALG_UNSET && a->cfg.id_token_alg != a->cfg.alg) {
+        algs[n++] = a->cfg.id_token_alg;
+    }
+    return n;
+}
+
+/* The position of `alg` in tka_ring_algs, or -1. */
+static int alg_index(const tka_authority *a, tk_alg alg)
+{
+    tk_alg algs[TKA_ALGS_MAX];
+    size_t n = tka_ring_algs(a, algs);
+    for (size_t i = 0; i < n; i++) {
+        if (algs[i] == alg) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int alg_index_name(const tka_authority *a, const char *name)
+{
+    tk_alg alg = tk_alg_from_name(name, strlen(name));
+    return alg == TK_ALG_UNSET ? -1 : alg_index(a, alg);
+}
+
+const tk_key *tka_ring_signer_lock(tka_authority *a, tk_alg alg)
+{
+    int i = alg_index(a, alg);
+    pthread_rwlock_rdlock(&a->ring_lock);
+    const tk_key *k = i >= 0 && a->ring ? a->ring->signers[i] : NULL;
+    if (!k) {
+        pthread_rwlock_unlock(&a->ring_lock);
+    }
+    return k;
 }
 
 /* Generates a key and seals its private part into *row (owned: clear it),
  * not stored. */
-static int build_key(tka_authority *a, enum tks_key_state state, int64_t now, tks_key_row *row, char *err,
+static int build_key(tka_authority *a, tk_alg alg, enum tks_key_state state, int64_t now, tks_key_row *row, char *err,
                      size_t err_cap)
 {
     tk_key *k = NULL;
@@ -39,8 +86,8 @@ static int build_key(tka_authority *a, enum tks_key_state state, int64_t now, tk
     memset(row, 0, sizeof *row);
     int ret = -1;
     char kid[48];
-    if (tk_key_generate(a->cfg.alg, NULL, &k) != TK_OK || tk_key_thumbprint(k, kid, sizeof kid) != TK_OK) {
-        snprintf(err, err_cap, "cannot generate a %s key", tk_alg_name(a->cfg.alg));
+    if (tk_key_generate(alg, NULL, &k) != TK_OK || tk_key_thumbprint(k, kid, sizeof kid) != TK_OK) {
+        snprintf(err, err_cap, "cannot generate a %s key", tk_alg_name(alg));
         goto out;
     }
     kid[16] = '\0'; /* 96 bits of the RFC 7638 thumbprint name the key */
@@ -57,8 +104,8 @@ static int build_key(tka_authority *a, enum tks_key_state state, int64_t now, tk
     if (secret) {
         /* Nothing public about a secret: record what it is, not what it holds. */
         char desc[160];
-        snprintf(desc, sizeof desc, "{\"alg\":\"%s\",\"kid\":\"%s\",\"kty\":\"oct\",\"use\":\"sig\"}",
-                 tk_alg_name(a->cfg.alg), kid);
+        snprintf(desc, sizeof desc, "{\"alg\":\"%s\",\"kid\":\"%s\",\"kty\":\"oct\",\"use\":\"sig\"}", tk_alg_name(alg),
+                 kid);
         pub = strdup(desc);
     } else if (tk_key_to_jwk(k, 0, &pub) != TK_OK) {
         pub = NULL;
@@ -73,7 +120,7 @@ static int build_key(tka_authority *a, enum tks_key_state state, int64_t now, tk
         goto out;
     }
     snprintf(row->kid, sizeof row->kid, "%s", kid);
-    snprintf(row->alg, sizeof row->alg, "%s", tk_alg_name(a->cfg.alg));
+    snprintf(row->alg, sizeof row->alg, "%s", tk_alg_name(alg));
     row->state = state;
     row->created_at = now;
     row->activated_at = state == TKS_KEY_ACTIVE ? now : 0;
@@ -94,12 +141,12 @@ out:
 }
 
 /* Generates a key and stores it in `state`. Returns 0, 1 when another
- * process stored one in that state first (one active and one next at
- * most: schema 3), or -1. */
-static int make_key(tka_authority *a, enum tks_key_state state, int64_t now, char *err, size_t err_cap)
+ * process stored one of that alg in that state first (one active and one
+ * next per alg at most: schema 5), or -1. */
+static int make_key(tka_authority *a, tk_alg alg, enum tks_key_state state, int64_t now, char *err, size_t err_cap)
 {
     tks_key_row row;
-    if (build_key(a, state, now, &row, err, err_cap) != 0) {
+    if (build_key(a, alg, state, now, &row, err, err_cap) != 0) {
         return -1;
     }
     tks_result rc = tks_key_insert(a->store, &row);
@@ -120,10 +167,9 @@ struct scan {
     struct tka_ring *ring;
     size_t n_retired; /* retired keys still verifying (the counting pass) */
     size_t skip;      /* the oldest of them left out of this ring */
-    int have_active, have_next;
-    char active_kid[TKS_ID_MAX + 1];
-    char next_kid[TKS_ID_MAX + 1];
-    int64_t active_since;
+    /* per alg, in tka_ring_algs order */
+    int have_active[TKA_ALGS_MAX], have_next[TKA_ALGS_MAX];
+    char next_kid[TKA_ALGS_MAX][TKS_ID_MAX + 1];
     char err[256];
     int failed;
 };
@@ -155,13 +201,14 @@ static int scan_row(const tks_key_row *k, void *ud)
         leave_out(s, k->kid);
         return 0;
     }
-    if (k->state == TKS_KEY_ACTIVE) {
-        s->have_active = 1;
-        snprintf(s->active_kid, sizeof s->active_kid, "%s", k->kid);
-        s->active_since = k->activated_at;
-    } else if (k->state == TKS_KEY_NEXT) {
-        s->have_next = 1;
-        snprintf(s->next_kid, sizeof s->next_kid, "%s", k->kid);
+    /* A key of an alg the ring no longer keeps (the server was started with
+     * another --alg) still verifies what it signed; it signs nothing. */
+    int ai = alg_index_name(s->a, k->alg);
+    if (ai >= 0 && k->state == TKS_KEY_ACTIVE) {
+        s->have_active[ai] = 1;
+    } else if (ai >= 0 && k->state == TKS_KEY_NEXT) {
+        s->have_next[ai] = 1;
+        snprintf(s->next_kid[ai], sizeof s->next_kid[ai], "%s", k->kid);
     }
     if (!s->ring) {
         return 0; /* counting pass */
@@ -190,7 +237,7 @@ static int scan_row(const tks_key_row *k, void *ud)
     if ((!secret && tk_key_from_jwk(k->public_jwk, strlen(k->public_jwk), TK_ALG_UNSET, &pub) != TK_OK) || !pub ||
         tk_keyset_add(s->ring->verify, pub) != TK_OK) {
         tk_key_free(pub);
-        if (k->state != TKS_KEY_ACTIVE) {
+        if (k->state != TKS_KEY_ACTIVE || ai < 0) {
             /* Nothing about a key that no longer (or not yet) signs may stop
              * the server: left out, its tokens fail closed (unknown_key). */
             leave_out(s, k->kid);
@@ -200,7 +247,7 @@ static int scan_row(const tks_key_row *k, void *ud)
         s->failed = 1;
         return 1;
     }
-    if (k->state == TKS_KEY_ACTIVE) {
+    if (k->state == TKS_KEY_ACTIVE && ai >= 0) {
         unsigned char *priv = NULL;
         size_t priv_len = 0;
         if (tka_unseal(s->a->cfg.master_key, k->kid, k->sealed, k->sealed_len, &priv, &priv_len) != 0) {
@@ -221,10 +268,14 @@ static int scan_row(const tks_key_row *k, void *ud)
             s->failed = 1;
             return 1;
         }
-        tk_key_free(s->ring->signer);
-        s->ring->signer = signer;
-        snprintf(s->ring->active_kid, sizeof s->ring->active_kid, "%s", k->kid);
-        s->ring->active_since = k->activated_at;
+        tk_key_free(s->ring->signers[ai]);
+        s->ring->signers[ai] = signer;
+        s->ring->since[ai] = k->activated_at;
+        if (ai == 0) {
+            s->ring->signer = signer;
+            snprintf(s->ring->active_kid, sizeof s->ring->active_kid, "%s", k->kid);
+            s->ring->active_since = k->activated_at;
+        }
     }
     return 0;
 }
@@ -241,21 +292,27 @@ static int ensure_keys(tka_authority *a, int64_t now, char *err, size_t err_cap)
         return -1;
     }
     /* Several instances may start together on an empty store: what another
-     * one created first (TKS_EXISTS) is as good as our own. */
-    if (!s.have_active && s.have_next) {
-        tks_result rc = tks_key_set_state(a->store, s.next_kid, TKS_KEY_ACTIVE, now, 0);
-        if (rc != TKS_OK && rc != TKS_EXISTS) {
-            snprintf(err, err_cap, "cannot activate key %s: %s", s.next_kid, tks_errmsg(a->store));
+     * one created first (TKS_EXISTS) is as good as our own. A store made
+     * before the ID token ring (schema 4) gains its RS256 keys here; the
+     * first one signs at once, as the first key of a new store does. */
+    tk_alg algs[TKA_ALGS_MAX];
+    size_t n = tka_ring_algs(a, algs);
+    for (size_t i = 0; i < n; i++) {
+        if (!s.have_active[i] && s.have_next[i]) {
+            tks_result rc = tks_key_set_state(a->store, s.next_kid[i], TKS_KEY_ACTIVE, now, 0);
+            if (rc != TKS_OK && rc != TKS_EXISTS) {
+                snprintf(err, err_cap, "cannot activate key %s: %s", s.next_kid[i], tks_errmsg(a->store));
+                return -1;
+            }
+            s.have_active[i] = 1;
+            s.have_next[i] = rc == TKS_EXISTS;
+        }
+        if (!s.have_active[i] && make_key(a, algs[i], TKS_KEY_ACTIVE, now, err, err_cap) < 0) {
             return -1;
         }
-        s.have_active = 1;
-        s.have_next = rc == TKS_EXISTS;
-    }
-    if (!s.have_active && make_key(a, TKS_KEY_ACTIVE, now, err, err_cap) < 0) {
-        return -1;
-    }
-    if (!s.have_next && make_key(a, TKS_KEY_NEXT, now, err, err_cap) < 0) {
-        return -1;
+        if (!s.have_next[i] && make_key(a, algs[i], TKS_KEY_NEXT, now, err, err_cap) < 0) {
+            return -1;
+        }
     }
     return 0;
 }
@@ -279,7 +336,8 @@ int tka_ring_load(tka_authority *a, int64_t now, char *err, size_t err_cap)
         return -1;
     }
     s.skip = s.n_retired > TKA_RING_RETIRED_MAX ? s.n_retired - TKA_RING_RETIRED_MAX : 0;
-    s.have_active = s.have_next = 0;
+    memset(s.have_active, 0, sizeof s.have_active);
+    memset(s.have_next, 0, sizeof s.have_next);
     s.ring = calloc(1, sizeof *s.ring);
     if (!s.ring || tk_keyset_new(&s.ring->verify) != TK_OK) {
         tka_ring_free(s.ring);
@@ -314,6 +372,7 @@ int tka_jwks(tka_authority *a, char **out)
 }
 
 struct rot {
+    const char *alg;
     char active[TKS_ID_MAX + 1];
     char next[TKS_ID_MAX + 1];
     int64_t next_created;
@@ -322,6 +381,9 @@ struct rot {
 static int find_states(const tks_key_row *k, void *ud)
 {
     struct rot *r = ud;
+    if (strcmp(k->alg, r->alg) != 0) {
+        return 0;
+    }
     if (k->state == TKS_KEY_ACTIVE) {
         snprintf(r->active, sizeof r->active, "%s", k->kid);
     } else if (k->state == TKS_KEY_NEXT) {
@@ -331,15 +393,16 @@ static int find_states(const tks_key_row *k, void *ud)
     return 0;
 }
 
-static int rotate_locked(tka_authority *a, int64_t now, char *err, size_t err_cap)
+/* Rotates the ring of one alg (keys already ensured). 0 rotated, 1 not now
+ * (err says why), 2 not now because the ring changed meanwhile (reload
+ * it), -1 failed. */
+static int rotate_alg(tka_authority *a, tk_alg alg, int64_t now, char *err, size_t err_cap)
 {
-    if (ensure_keys(a, now, err, err_cap) != 0) {
-        return -1;
-    }
     struct rot r;
     memset(&r, 0, sizeof r);
+    r.alg = tk_alg_name(alg);
     if (tks_key_list(a->store, find_states, &r) != TKS_OK || !r.active[0] || !r.next[0]) {
-        snprintf(err, err_cap, "cannot find the active and next keys: %s", tks_errmsg(a->store));
+        snprintf(err, err_cap, "cannot find the active and next %s keys: %s", r.alg, tks_errmsg(a->store));
         return -1;
     }
     /* A verifier may cache the JWKS for jwks_max_age: a key published
@@ -350,13 +413,13 @@ static int rotate_locked(tka_authority *a, int64_t now, char *err, size_t err_ca
         tk_format_duration(now - r.next_created, ago, sizeof ago);
         tk_format_duration(r.next_created + a->cfg.jwks_max_age - now, left, sizeof left);
         snprintf(err, err_cap,
-                 "not now: the next key %s was published %s ago; it can sign in %s, once every JWKS cache "
+                 "not now: the next %s key %s was published %s ago; it can sign in %s, once every JWKS cache "
                  "(max-age %llds) holds it",
-                 r.next, ago, left, (long long)a->cfg.jwks_max_age);
+                 r.alg, r.next, ago, left, (long long)a->cfg.jwks_max_age);
         return 1;
     }
     tks_key_row next;
-    if (build_key(a, TKS_KEY_NEXT, now, &next, err, err_cap) != 0) {
+    if (build_key(a, alg, TKS_KEY_NEXT, now, &next, err, err_cap) != 0) {
         return -1;
     }
     /* A token signed by the retiring key lives at most max_ttl, plus the
@@ -366,17 +429,14 @@ static int rotate_locked(tka_authority *a, int64_t now, char *err, size_t err_ca
     tks_key_row_clear(&next);
     if (rc == TKS_EXISTS || rc == TKS_NOT_FOUND) {
         /* another instance rotated between our look and our rotation */
-        snprintf(err, err_cap, "not now: the key ring changed meanwhile (another instance rotated it)");
-        return tka_ring_load(a, now, err, err_cap) == 0 ? 1 : -1;
+        snprintf(err, err_cap, "not now: the %s key ring changed meanwhile (another instance rotated it)", r.alg);
+        return 2;
     }
     if (rc != TKS_OK) {
-        snprintf(err, err_cap, "cannot rotate: %s", tks_errmsg(a->store));
+        snprintf(err, err_cap, "cannot rotate the %s keys: %s", r.alg, tks_errmsg(a->store));
         return -1;
     }
     atomic_fetch_add(&a->n_rotated, 1);
-    if (tka_ring_load(a, now, err, err_cap) != 0) {
-        return -1;
-    }
     if (tks_audit(a->store, now, "key_rotated", NULL, NULL, r.next) != TKS_OK) {
         snprintf(err, err_cap, "the keys rotated (%s signs now), but the audit event could not be recorded: %s", r.next,
                  tks_errmsg(a->store));
@@ -385,10 +445,46 @@ static int rotate_locked(tka_authority *a, int64_t now, char *err, size_t err_ca
     return 0;
 }
 
+/* Rotates the ring of every alg whose bit is set in `which` (bit i: the
+ * i-th of tka_ring_algs), then reloads the ring. 0 when at least one
+ * rotated, 1 when none could now (err says why, for the first), -1 on a
+ * failure. */
+static int rotate_locked(tka_authority *a, unsigned which, int64_t now, char *err, size_t err_cap)
+{
+    if (ensure_keys(a, now, err, err_cap) != 0) {
+        return -1;
+    }
+    tk_alg algs[TKA_ALGS_MAX];
+    size_t n = tka_ring_algs(a, algs);
+    int rotated = 0, changed = 0, failed = 0, told = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(which & (1u << i))) {
+            continue;
+        }
+        char e[256];
+        int rc = rotate_alg(a, algs[i], now, e, sizeof e);
+        rotated |= rc == 0;
+        changed |= rc == 0 || rc == 2;
+        if (rc < 0 && !failed) {
+            failed = 1;
+            snprintf(err, err_cap, "%s", e);
+        } else if (rc > 0 && !told && !failed) {
+            told = 1;
+            snprintf(err, err_cap, "%s", e);
+        }
+    }
+    char e[256];
+    if (changed && tka_ring_load(a, now, e, sizeof e) != 0) {
+        snprintf(err, err_cap, "%s", e);
+        return -1;
+    }
+    return failed ? -1 : rotated ? 0 : 1;
+}
+
 int tka_rotate(tka_authority *a, int64_t now, char *err, size_t err_cap)
 {
     pthread_mutex_lock(&a->maint_lock);
-    int rc = rotate_locked(a, now, err, err_cap);
+    int rc = rotate_locked(a, ~0u, now, err, err_cap);
     pthread_mutex_unlock(&a->maint_lock);
     return rc;
 }
@@ -465,13 +561,18 @@ int tka_maintain(tka_authority *a, int64_t now)
             }
         }
     }
+    unsigned due = 0;
     pthread_rwlock_rdlock(&a->ring_lock);
-    int64_t since = a->ring ? a->ring->active_since : now;
+    for (size_t i = 0; a->ring && i < TKA_ALGS_MAX; i++) {
+        if (a->ring->signers[i] && a->ring->since[i] + a->cfg.rotate_every <= now) {
+            due |= 1u << i;
+        }
+    }
     pthread_rwlock_unlock(&a->ring_lock);
-    if (a->cfg.rotate_every > 0 && since + a->cfg.rotate_every <= now) {
+    if (a->cfg.rotate_every > 0 && due) {
         /* 1 (not now: the next key is still young, or another instance
          * rotated) is no failure: the next second looks again */
-        int rr = rotate_locked(a, now, err, sizeof err);
+        int rr = rotate_locked(a, due, now, err, sizeof err);
         rc = rr < 0 ? -1 : rc;
         if (rr == 0) {
             reload = 0; /* rotate_locked loaded the new ring */
