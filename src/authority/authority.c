@@ -115,6 +115,7 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
     pthread_rwlock_init(&a->rev_lock, NULL);
     pthread_mutex_init(&a->dummy_lock, NULL);
     pthread_mutex_init(&a->maint_lock, NULL);
+    pthread_mutex_init(&a->hook_lock, NULL);
     pthread_mutex_init(&a->rev_refresh_lock, NULL);
     a->last_purge = now;
     if (tka_cache_open(a) != 0) {
@@ -162,6 +163,7 @@ void tka_close(tka_authority *a)
     pthread_rwlock_destroy(&a->rev_lock);
     pthread_mutex_destroy(&a->dummy_lock);
     pthread_mutex_destroy(&a->maint_lock);
+    pthread_mutex_destroy(&a->hook_lock);
     pthread_mutex_destroy(&a->rev_refresh_lock);
     free((void *)(uintptr_t)a->cfg.issuer);
     OPENSSL_cleanse(a, sizeof *a);

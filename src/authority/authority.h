@@ -121,6 +121,17 @@ int tka_client_create_ex(tka_authority *a, const char *id, const char *name, con
                          int64_t ttl, const char *redirect_uris, int is_public, const char *serves, int64_t now,
                          tks_client *out, char *secret, char *err, size_t err_cap);
 
+/* The OpenID Connect settings of a client (each may be NULL / 0). */
+typedef struct tka_client_oidc {
+    const char *backchannel_logout_uri; /* https, or http to loopback */
+    const char *id_token_alg;           /* id_token_signed_response_alg: one of tka_id_token_algs */
+    int consent;                        /* third-party: ask the user (consent page) */
+} tka_client_oidc;
+int tka_client_create_oidc(tka_authority *a, const char *id, const char *name, const char *scopes,
+                           const char *audiences, int64_t ttl, const char *redirect_uris, int is_public,
+                           const char *serves, const tka_client_oidc *oidc, int64_t now, tks_client *out, char *secret,
+                           char *err, size_t err_cap);
+
 typedef enum tka_auth_result {
     TKA_AUTH_OK = 0,
     TKA_AUTH_BAD = 1,       /* unknown client or wrong secret (not told apart) */
@@ -157,6 +168,7 @@ typedef enum tka_grant_result {
 
 typedef struct tka_issued {
     char *refresh_token; /* owned (tka_issued_clear), or NULL when none was issued */
+    char *id_token;      /* owned: tk_free; NULL unless the scope holds openid */
     char *access_token;  /* owned: tk_free */
     int64_t expires_in;
     char scope[TKS_LIST_MAX + 1];
@@ -371,6 +383,13 @@ typedef struct tka_authz_request {
     const char *code_challenge;
     const char *code_challenge_method;
     const char *audience; /* "audience" or "resource" parameter, or NULL */
+    /* OpenID Connect Core section 3.1.2.1 (NULL when absent) */
+    const char *nonce;
+    const char *prompt;  /* space-separated: none, login, consent, select_account */
+    const char *max_age; /* seconds, as sent */
+    const char *login_hint;
+    const char *id_token_hint;
+    const char *ui_locales; /* tolerated: the pages are in English */
 } tka_authz_request;
 
 typedef enum tka_authz_result {
@@ -385,6 +404,11 @@ typedef enum tka_authz_result {
     TKA_AZ_UNAUTHORIZED_CLIENT = 6, /* client may not use authorization_code */
     TKA_AZ_INVALID_TARGET = 7,
     TKA_AZ_ERROR = 8, /* server_error */
+    /* OpenID Connect Core section 3.1.2.6 */
+    TKA_AZ_LOGIN_REQUIRED = 9,
+    TKA_AZ_CONSENT_REQUIRED = 10,
+    TKA_AZ_INTERACTION_REQUIRED = 11,
+    TKA_AZ_ACCESS_DENIED = 12, /* the user declined consent */
 } tka_authz_result;
 
 /* The RFC 6749 error string for a redirectable result ("invalid_request"). */
@@ -403,6 +427,57 @@ tka_authz_result tka_authorize_check(tka_authority *a, const tka_authz_request *
 int tka_code_issue(tka_authority *a, const tks_client *client, const tks_session *session, const char *redirect,
                    const char *challenge, const char *scope, const char *audience, int64_t now,
                    char code[TKA_CODE_LEN]);
+/* The same, with the OpenID Connect nonce of the request (NULL: none). 0,
+ * -1 on a failure, 1 when this client already has a stored code with that
+ * nonce (a nonce is single use: invalid_request). auth_time is the
+ * session's start. */
+int tka_code_issue_nonce(tka_authority *a, const tks_client *client, const tks_session *session, const char *redirect,
+                         const char *challenge, const char *scope, const char *audience, const char *nonce, int64_t now,
+                         char code[TKA_CODE_LEN]);
+
+/* ---- OpenID Connect (oidc.c) -------------------------------------------------------- */
+/* The alg of the client's ID tokens: its id_token_signed_response_alg, else
+ * cfg.id_token_alg (RS256), else cfg.alg. */
+tk_alg tka_id_token_alg(const tka_authority *a, const tks_client *c);
+/* The algs ID tokens can be signed with here (the ring's, without HS*):
+ * id_token_signing_alg_values_supported. Returns how many. */
+size_t tka_id_token_algs(const tka_authority *a, tk_alg algs[2]);
+int tka_id_token_alg_ok(const tka_authority *a, const char *name);
+/* An ID token (Core sections 2, 3.1.3.6, 5.4): iss sub aud exp iat
+ * auth_time nonce azp sid at_hash amr, and the profile and email claims the
+ * scope releases. *out owned (tk_free). */
+tka_grant_result tka_issue_id_token(tka_authority *a, const tks_client *c, const char *user_id, const char *sid,
+                                    const char *scope, const char *nonce, int64_t auth_time, const char *access_token,
+                                    int64_t now, char **out, char *why, size_t why_cap);
+typedef struct tka_hint {
+    char sub[TKS_ID_MAX + 1];
+    char client_id[TKS_ID_MAX + 1]; /* its aud */
+    char sid[TKS_SID_MAX + 1];      /* "" when it had none */
+} tka_hint;
+/* Checks an id_token_hint: an ID token this server signed (expired or
+ * not). 0 with *out, 1 when it is not one (why says why). */
+int tka_id_token_hint(tka_authority *a, const char *hint, size_t len, int64_t now, tka_hint *out, char *why,
+                      size_t why_cap);
+/* A back-channel logout token (typ logout+jwt) for client c and sign-in
+ * sid, signed like its ID tokens. 0 with *out owned (tk_free), or -1. */
+int tka_logout_token(tka_authority *a, const tks_client *c, const char *user_id, const char *sid, int64_t now,
+                     char **out);
+/* Consent of third-party clients (tks_client.consent): 1 when the user must
+ * be asked for `scope`, 0 when not (first-party, or every scope was
+ * allowed before), -1 when the store failed. */
+int tka_consent_needed(tka_authority *a, const tks_client *c, const char *user_id, const char *scope);
+/* Remembers that the user allowed `scope` (added to what was allowed
+ * before), audited. 0 or -1. */
+int tka_consent_grant(tka_authority *a, const tks_client *c, const char *user_id, const char *scope, int64_t now);
+/* Forgets the user's consent for client_id (NULL: every client), audited;
+ * returns how many, or -1. */
+int tka_consent_revoke(tka_authority *a, const char *user_id, const char *client_id, int64_t now);
+/* Called (from the thread that ended it) whenever a sign-in ends here:
+ * logout, refresh token reuse, code replay, a client revoking its refresh
+ * token, an administrator. For back-channel logout. fn must be quick (queue
+ * the work); set it before serving and clear it (NULL) only once no
+ * request runs. */
+void tka_set_signout_hook(tka_authority *a, void (*fn)(void *ud, const char *sid, const char *reason), void *ud);
 
 /* grant_type=authorization_code: redeems the code (single use; a replay
  * revokes everything issued from it, RFC 6749 section 4.1.2), checks the

@@ -122,6 +122,59 @@ int tka_client_create_ex(tka_authority *a, const char *id, const char *name, con
                          int64_t ttl, const char *redirect_uris, int is_public, const char *serves, int64_t now,
                          tks_client *out, char *secret, char *err, size_t err_cap)
 {
+    return tka_client_create_oidc(a, id, name, scopes, audiences, ttl, redirect_uris, is_public, serves, NULL, now, out,
+                                  secret, err, err_cap);
+}
+
+/* A back-channel logout URI: https, or http to a loopback address (OpenID
+ * Connect Back-Channel Logout 1.0 section 2.2), no fragment. */
+static int valid_backchannel(const char *u)
+{
+    size_t n = strlen(u);
+    return valid_redirect(u, n) && (strncmp(u, "https://", 8) == 0 || strncmp(u, "http://", 7) == 0);
+}
+
+/* The OpenID Connect settings of a client being made (o may be NULL). */
+static int oidc_settings(tka_authority *a, const tka_client_oidc *o, const char *redirect_uris, tks_client *out,
+                         char *err, size_t err_cap)
+{
+    if (!o) {
+        return 0;
+    }
+    const char *bcl = o->backchannel_logout_uri;
+    if (bcl && bcl[0]) {
+        if (!valid_backchannel(bcl)) {
+            snprintf(err, err_cap,
+                     "the back-channel logout URI must be https://..., or http:// to localhost, 127.0.0.1 or [::1], "
+                     "without a fragment");
+            return -1;
+        }
+        snprintf(out->backchannel_logout_uri, sizeof out->backchannel_logout_uri, "%s", bcl);
+    }
+    if (o->id_token_alg && o->id_token_alg[0]) {
+        if (!tka_id_token_alg_ok(a, o->id_token_alg)) {
+            tk_alg algs[2];
+            size_t n = tka_id_token_algs(a, algs);
+            snprintf(err, err_cap, "ID tokens here are signed with %s%s%s, not '%.16s'", tk_alg_name(algs[0]),
+                     n > 1 ? " or " : "", n > 1 ? tk_alg_name(algs[1]) : "", o->id_token_alg);
+            return -1;
+        }
+        snprintf(out->id_token_alg, sizeof out->id_token_alg, "%s", o->id_token_alg);
+    }
+    out->consent = o->consent ? 1 : 0;
+    if ((out->consent || out->backchannel_logout_uri[0]) && !redirect_uris[0]) {
+        snprintf(err, err_cap, "%s is for clients that sign users in: give the client a --redirect-uri",
+                 out->consent ? "--consent" : "--backchannel-logout-uri");
+        return -1;
+    }
+    return 0;
+}
+
+int tka_client_create_oidc(tka_authority *a, const char *id, const char *name, const char *scopes,
+                           const char *audiences, int64_t ttl, const char *redirect_uris, int is_public,
+                           const char *serves, const tka_client_oidc *oidc, int64_t now, tks_client *out, char *secret,
+                           char *err, size_t err_cap)
+{
     memset(out, 0, sizeof *out);
     char gen_id[32];
     if (!name || !name[0] || strlen(name) > TKS_NAME_MAX) {
@@ -193,6 +246,9 @@ int tka_client_create_ex(tka_authority *a, const char *id, const char *name, con
     }
     if (is_public && !redirect_uris[0]) {
         snprintf(err, err_cap, "a public client signs users in: give it at least one --redirect-uri");
+        return -1;
+    }
+    if (oidc_settings(a, oidc, redirect_uris, out, err, err_cap) != 0) {
         return -1;
     }
     char body[44]; /* 32 bytes in base64url: 43 characters */

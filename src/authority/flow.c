@@ -83,6 +83,14 @@ const char *tka_authz_error(tka_authz_result r)
         return "invalid_target";
     case TKA_AZ_ERROR:
         return "server_error";
+    case TKA_AZ_LOGIN_REQUIRED:
+        return "login_required";
+    case TKA_AZ_CONSENT_REQUIRED:
+        return "consent_required";
+    case TKA_AZ_INTERACTION_REQUIRED:
+        return "interaction_required";
+    case TKA_AZ_ACCESS_DENIED:
+        return "access_denied";
     default:
         return "invalid_request";
     }
@@ -102,6 +110,70 @@ static int valid_pkce_text(const char *s, size_t n)
         }
     }
     return 1;
+}
+
+/* No control characters, at most `max` bytes. */
+static int plain_text(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        unsigned char ch = (unsigned char)s[n];
+        if (ch < 0x20 || ch == 0x7f || n >= max) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The OpenID Connect parameters (Core section 3.1.2.1); what they do is
+ * the endpoint's business (src/http/authorize.c). */
+static tka_authz_result oidc_check(const tka_authz_request *r, char *why, size_t why_cap)
+{
+    if (r->nonce && (!r->nonce[0] || !plain_text(r->nonce, TKS_NONCE_MAX))) {
+        snprintf(why, why_cap, "nonce must be 1 to %d bytes without control characters", TKS_NONCE_MAX);
+        return TKA_AZ_INVALID_REQUEST;
+    }
+    if (r->prompt) {
+        const char *p = r->prompt;
+        size_t items = 0;
+        int none = 0;
+        while (*p) {
+            const char *e = strchr(p, ' ');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            if (!tka_in_list("none login consent select_account", p, n)) {
+                snprintf(why, why_cap, "prompt value \"%.*s\" is unknown (none, login, consent, select_account)",
+                         (int)(n > 32 ? 32 : n), p);
+                return TKA_AZ_INVALID_REQUEST;
+            }
+            none |= n == 4 && memcmp(p, "none", 4) == 0;
+            items++;
+            if (!e) {
+                break;
+            }
+            p = e + 1;
+        }
+        if (none && items > 1) {
+            snprintf(why, why_cap, "prompt=none cannot be combined with other prompt values");
+            return TKA_AZ_INVALID_REQUEST;
+        }
+    }
+    if (r->max_age) {
+        size_t n = strlen(r->max_age);
+        if (n == 0 || n > 10 || strspn(r->max_age, "0123456789") != n) {
+            snprintf(why, why_cap, "max_age must be a number of seconds");
+            return TKA_AZ_INVALID_REQUEST;
+        }
+    }
+    if ((r->login_hint && !plain_text(r->login_hint, TKS_PROFILE_MAX)) ||
+        (r->ui_locales && !plain_text(r->ui_locales, 256))) {
+        snprintf(why, why_cap, "login_hint and ui_locales must be short text");
+        return TKA_AZ_INVALID_REQUEST;
+    }
+    if (r->id_token_hint && (!r->id_token_hint[0] || !plain_text(r->id_token_hint, 8192))) {
+        snprintf(why, why_cap, "id_token_hint is not an ID token");
+        return TKA_AZ_INVALID_REQUEST;
+    }
+    return TKA_AZ_OK;
 }
 
 tka_authz_result tka_authorize_check(tka_authority *a, const tka_authz_request *r, tks_client *client,
@@ -188,11 +260,19 @@ tka_authz_result tka_authorize_check(tka_authority *a, const tka_authz_request *
         snprintf(why, why_cap, "audience \"%.64s\" is not allowed for this client", r->audience);
         return TKA_AZ_INVALID_TARGET;
     }
-    return TKA_AZ_OK;
+    return oidc_check(r, why, why_cap);
 }
 
 int tka_code_issue(tka_authority *a, const tks_client *client, const tks_session *session, const char *redirect,
                    const char *challenge, const char *scope, const char *audience, int64_t now, char code[TKA_CODE_LEN])
+{
+    return tka_code_issue_nonce(a, client, session, redirect, challenge, scope, audience, NULL, now, code) == 0 ? 0
+                                                                                                                : -1;
+}
+
+int tka_code_issue_nonce(tka_authority *a, const tks_client *client, const tks_session *session, const char *redirect,
+                         const char *challenge, const char *scope, const char *audience, const char *nonce, int64_t now,
+                         char code[TKA_CODE_LEN])
 {
     tks_code c;
     memset(&c, 0, sizeof c);
@@ -213,9 +293,16 @@ int tka_code_issue(tka_authority *a, const tks_client *client, const tks_session
     }
     c.created_at = now;
     c.expires_at = now + a->cfg.code_ttl;
-    if (tks_code_insert(a->store, &c) != TKS_OK) {
+    c.auth_time = session->created_at;
+    if (nonce && strlen(nonce) > TKS_NONCE_MAX) {
         OPENSSL_cleanse(code, TKA_CODE_LEN);
         return -1;
+    }
+    snprintf(c.nonce, sizeof c.nonce, "%s", nonce ? nonce : "");
+    tks_result rc = tks_code_insert(a->store, &c);
+    if (rc != TKS_OK) {
+        OPENSSL_cleanse(code, TKA_CODE_LEN);
+        return rc == TKS_EXISTS && c.nonce[0] ? 1 : -1;
     }
     atomic_fetch_add(&a->n_codes, 1);
     return 0;
@@ -226,8 +313,8 @@ int tka_code_issue(tka_authority *a, const tks_client *client, const tks_session
  * yet: the grant stores it in the same transaction that spends what it
  * replaces. */
 static int make_refresh(const tks_client *client, const char *user, const char *sid, const char *scope,
-                        const char *audience, const unsigned char *parent, int64_t expires, int64_t now, char **out,
-                        tks_refresh *row)
+                        const char *audience, const unsigned char *parent, int64_t expires, int64_t auth_time,
+                        int64_t now, char **out, tks_refresh *row)
 {
     char body[48];
     if (tka_random_b64(32, body, sizeof body) != 0) {
@@ -253,6 +340,7 @@ static int make_refresh(const tks_client *client, const char *user, const char *
     snprintf(row->audience, sizeof row->audience, "%s", audience);
     row->created_at = now;
     row->expires_at = expires;
+    row->auth_time = auth_time;
     *out = t;
     return 0;
 }
@@ -295,6 +383,7 @@ static tka_grant_result code_replayed(tka_authority *a, const tks_code *c, int64
                  tks_errmsg(a->store));
         return TKA_GRANT_ERROR;
     }
+    tka_signout_notify(a, c->sid, "code_replay");
     snprintf(why, why_cap, "authorization code was already used; the tokens issued with it are now revoked");
     return TKA_GRANT_INVALID_GRANT;
 }
@@ -425,8 +514,16 @@ tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client
     }
     tks_refresh first;
     int refresh = tka_in_list(client->grant_types, "refresh_token", 13);
-    if (refresh && make_refresh(client, c.user_id, c.sid, c.scope, c.audience, NULL, now + a->cfg.refresh_ttl, now,
-                                &out->refresh_token, &first) != 0) {
+    if (tka_in_list(c.scope, "openid", 6)) {
+        g = tka_issue_id_token(a, client, c.user_id, c.sid, c.scope, c.nonce, c.auth_time, out->access_token, now,
+                               &out->id_token, why, why_cap);
+        if (g != TKA_GRANT_OK) {
+            tka_issued_clear(out);
+            return g;
+        }
+    }
+    if (refresh && make_refresh(client, c.user_id, c.sid, c.scope, c.audience, NULL, now + a->cfg.refresh_ttl,
+                                c.auth_time, now, &out->refresh_token, &first) != 0) {
         tka_issued_clear(out);
         snprintf(why, why_cap, "no randomness or memory for the refresh token");
         return TKA_GRANT_ERROR;
@@ -508,9 +605,19 @@ tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, c
         tka_issued_clear(out);
         return g;
     }
+    /* OpenID Connect Core section 12.2: a refresh of an openid grant
+     * brings a new ID token, with the original auth_time and no nonce. */
+    if (tka_in_list(granted, "openid", 6)) {
+        g = tka_issue_id_token(a, client, r.user_id, r.sid, granted, NULL, r.auth_time, out->access_token, now,
+                               &out->id_token, why, why_cap);
+        if (g != TKA_GRANT_OK) {
+            tka_issued_clear(out);
+            return g;
+        }
+    }
     tks_refresh next;
-    if (make_refresh(client, r.user_id, r.sid, r.scope, r.audience, h, r.expires_at, now, &out->refresh_token, &next) !=
-        0) {
+    if (make_refresh(client, r.user_id, r.sid, r.scope, r.audience, h, r.expires_at, r.auth_time, now,
+                     &out->refresh_token, &next) != 0) {
         tka_issued_clear(out);
         snprintf(why, why_cap, "no randomness or memory for the refresh token");
         return TKA_GRANT_ERROR;

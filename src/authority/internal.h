@@ -72,6 +72,10 @@ struct tka_authority {
     pthread_mutex_t maint_lock;
     int64_t last_purge;
 
+    pthread_mutex_t hook_lock; /* oidc.c: the sign-out hook */
+    void (*signout_fn)(void *ud, const char *sid, const char *reason);
+    void *signout_ud;
+
     unsigned char dummy_hash[32]; /* compared against for unknown clients */
 
     _Atomic uint64_t n_issued_cc;
@@ -148,6 +152,8 @@ int tka_revoke_refresh(tka_authority *a, const tks_client *client, const char *t
 tka_grant_result tka_issue_access(tka_authority *a, const tks_client *c, const char *sub, const char *sid,
                                   const char *scope, const char *aud, int64_t now, tka_issued *out, char *why,
                                   size_t why_cap);
+/* oidc.c: tells the sign-out hook (if any) that sign-in `sid` ended. */
+void tka_signout_notify(tka_authority *a, const char *sid, const char *reason);
 /* Is s a valid space-separated list of scope tokens (RFC 6749 section 3.3)? */
 int tka_valid_scope_list(const char *s);
 

@@ -83,7 +83,11 @@ int tka_session_end(tka_authority *a, const char *sid, const char *reason, int64
         return -1;
     }
     tks_result rc = tks_session_end(a->store, sid, now);
-    return rc == TKS_OK || rc == TKS_NOT_FOUND ? 0 : -1;
+    if (rc != TKS_OK && rc != TKS_NOT_FOUND) {
+        return -1;
+    }
+    tka_signout_notify(a, sid, reason);
+    return 0;
 }
 
 struct revoke_all {
@@ -102,6 +106,7 @@ static int revoke_sid(const char *sid, void *ud)
         r->failed = 1;
         return 1;
     }
+    tka_signout_notify(r->a, sid, r->reason);
     r->n++;
     return 0;
 }

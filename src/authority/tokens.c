@@ -241,6 +241,10 @@ void tka_issued_clear(tka_issued *i)
         OPENSSL_cleanse(i->refresh_token, strlen(i->refresh_token));
         free(i->refresh_token);
     }
+    if (i->id_token) {
+        OPENSSL_cleanse(i->id_token, strlen(i->id_token));
+        tk_free(i->id_token);
+    }
     memset(i, 0, sizeof *i);
 }
 

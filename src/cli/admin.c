@@ -158,10 +158,12 @@ static const char *admin_issuer(const struct cli_settings *s)
 
 static json_t *client_json(const tks_client *c)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:s, s:b, s:s, s:s}", "client_id", c->id, "name", c->name,
-                     "scope", c->scopes, "aud", c->audiences, "ttl", (json_int_t)c->ttl, "disabled", c->disabled,
-                     "created_at", (json_int_t)c->created_at, "redirect_uris", c->redirect_uris, "public", c->is_public,
-                     "grant_types", c->grant_types, "serves", c->serves);
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:s, s:b, s:s, s:s, s:s, s:s, s:b}", "client_id", c->id,
+                     "name", c->name, "scope", c->scopes, "aud", c->audiences, "ttl", (json_int_t)c->ttl, "disabled",
+                     c->disabled, "created_at", (json_int_t)c->created_at, "redirect_uris", c->redirect_uris, "public",
+                     c->is_public, "grant_types", c->grant_types, "serves", c->serves, "backchannel_logout_uri",
+                     c->backchannel_logout_uri, "id_token_signed_response_alg",
+                     c->id_token_alg[0] ? c->id_token_alg : "", "consent", c->consent);
 }
 
 static void client_human(const tks_client *c)
@@ -173,6 +175,17 @@ static void client_human(const tks_client *c)
            ttl, when, c->scopes, c->audiences);
     if (c->serves[0]) {
         printf("  serves (may introspect tokens for): %s\n", c->serves);
+    }
+    if (c->redirect_uris[0]) {
+        printf("  redirect URIs: %s\n  %s%s\n", c->redirect_uris,
+               c->consent ? "third-party: users are asked for consent" : "first-party: no consent page",
+               c->is_public ? "; public (PKCE, no secret)" : "");
+    }
+    if (c->backchannel_logout_uri[0]) {
+        printf("  back-channel logout: %s\n", c->backchannel_logout_uri);
+    }
+    if (c->id_token_alg[0]) {
+        printf("  ID tokens signed with %s\n", c->id_token_alg);
     }
 }
 
@@ -197,6 +210,7 @@ static void client_help(FILE *f)
 {
     fputs("Usage: tokend client add NAME --scope SCOPE... --aud AUD... [--ttl DURATION]\n"
           "                             [--redirect-uri URI]... [--public] [--serves AUD]... [--json]\n"
+          "                             [--consent] [--backchannel-logout-uri URI] [--id-token-alg ALG]\n"
           "       tokend client list|show ID|disable ID|enable ID|remove ID [--json]\n"
           "\n"
           "Manages OAuth clients. 'add' prints the client id and a new secret ONCE:\n"
@@ -205,6 +219,10 @@ static void client_help(FILE *f)
           "hold space-separated lists; the first audience is the default one.\n"
           "--serves AUD makes the client the resource server of AUD: it may then\n"
           "introspect tokens issued for AUD (RFC 7662); any client may introspect its own.\n"
+          "OpenID Connect (docs/oidc.md): the scope 'openid' gets the client ID tokens;\n"
+          "--consent marks a third-party application whose users are asked to allow it;\n"
+          "--backchannel-logout-uri URI is sent a logout token when a sign-in ends;\n"
+          "--id-token-alg ALG (id_token_signed_response_alg; default RS256) signs its ID tokens.\n"
           "\n"
           "Store and keys (the same settings as tokend serve):\n",
           f);
@@ -215,6 +233,8 @@ static void client_help(FILE *f)
           "  tokend client add spa --public --redirect-uri https://app.example/callback \\\n"
           "      --scope 'openid orders:read' --aud orders-api     # sign-in with PKCE, no secret\n"
           "  tokend client add orders-backend --scope orders:introspect --aud orders-api --serves orders-api\n"
+          "  tokend client add grafana --redirect-uri https://grafana.example/login/generic_oauth \\\n"
+          "      --scope 'openid profile email' --aud grafana        # OpenID Connect sign-in\n"
           "  tokend client disable web\n",
           f);
 }
@@ -228,7 +248,7 @@ static int append_list(char *dst, size_t cap, const char *item)
 
 int cli_client(int argc, char **argv)
 {
-    struct option opts[SET_COUNT_ + 8];
+    struct option opts[SET_COUNT_ + 12];
     size_t n = cli_settings_options(opts, SET_COUNT_, 1);
     opts[n++] = (struct option){"scope", required_argument, NULL, 's'};
     opts[n++] = (struct option){"aud", required_argument, NULL, 'a'};
@@ -238,9 +258,14 @@ int cli_client(int argc, char **argv)
     opts[n++] = (struct option){"serves", required_argument, NULL, 'S'};
     opts[n++] = (struct option){"json", no_argument, NULL, 'j'};
     opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n++] = (struct option){"consent", no_argument, NULL, 'C'};
+    opts[n++] = (struct option){"backchannel-logout-uri", required_argument, NULL, 'B'};
+    opts[n++] = (struct option){"id-token-alg", required_argument, NULL, 'A'};
     opts[n] = (struct option){NULL, 0, NULL, 0};
     struct cli_settings s;
     memset(&s, 0, sizeof s);
+    tka_client_oidc oidc;
+    memset(&oidc, 0, sizeof oidc);
     char scopes[TKS_LIST_MAX + 1] = "";
     char auds[TKS_LIST_MAX + 1] = "";
     char redirects[TKS_URIS_MAX + 1] = "";
@@ -274,6 +299,12 @@ int cli_client(int argc, char **argv)
             }
         } else if (c == 'j') {
             as_json = 1;
+        } else if (c == 'C') {
+            oidc.consent = 1;
+        } else if (c == 'B') {
+            oidc.backchannel_logout_uri = optarg;
+        } else if (c == 'A') {
+            oidc.id_token_alg = optarg;
         } else if (c == 'h') {
             client_help(stdout);
             return CLI_EXIT_OK;
@@ -316,8 +347,8 @@ int cli_client(int argc, char **argv)
         tks_client cl;
         char secret[TKA_SECRET_TEXT_LEN];
         char err[256];
-        if (tka_client_create_ex(auth, NULL, arg, scopes, auds, ttl, redirects, is_public, serves, (int64_t)time(NULL),
-                                 &cl, secret, err, sizeof err) != 0) {
+        if (tka_client_create_oidc(auth, NULL, arg, scopes, auds, ttl, redirects, is_public, serves, &oidc,
+                                   (int64_t)time(NULL), &cl, secret, err, sizeof err) != 0) {
             fprintf(stderr, "tokend client add: %s\n", err);
             status = CLI_EXIT_INVALID;
             goto out;
@@ -341,8 +372,12 @@ int cli_client(int argc, char **argv)
         status = CLI_EXIT_OK;
         goto out;
     }
-    if (scopes[0] || auds[0] || ttl_s || serves[0]) {
-        fprintf(stderr, "tokend client %s: --scope, --aud, --ttl and --serves belong to 'add'\n", verb);
+    if (scopes[0] || auds[0] || ttl_s || serves[0] || oidc.consent || oidc.backchannel_logout_uri ||
+        oidc.id_token_alg) {
+        fprintf(stderr,
+                "tokend client %s: --scope, --aud, --ttl, --serves and the OpenID Connect options belong to "
+                "'add'\n",
+                verb);
         goto out;
     }
     if (cli_open_store(&s, "client", 0, &store) != 0) {

@@ -22,6 +22,7 @@
 
 #include "cli/cli.h"
 #include "cli/serve.h"
+#include "http/backchannel.h"
 #include "http/server.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -357,6 +358,7 @@ int cli_serve(int argc, char **argv)
     tka_authority *auth = NULL;
     tkh_server *srv = NULL;
     tka_trust *trust = NULL;
+    tkh_bcl *bcl = NULL;
     FILE *log = NULL;
     char err[512];
     char host[256];
@@ -493,6 +495,15 @@ int cli_serve(int argc, char **argv)
     hc.forwarded_header = fwd_header;
     hc.auth_audience = s.v[SET_AUTH_AUDIENCE];
     hc.trust = trust;
+    tkh_bcl_config bc;
+    tkh_bcl_config_defaults(&bc);
+    bc.ca_file = s.v[SET_TRUST_CA_FILE];
+    bc.log = trust_log;
+    if (tkh_bcl_open(auth, store, &bc, &bcl) != 0) {
+        fprintf(stderr, "tokend serve: cannot start the back-channel logout sender\n");
+        goto out;
+    }
+    hc.bcl = bcl;
     hc.login_workers = (unsigned)login_workers;
     hc.login_queue = (unsigned)login_queue;
     if (tkh_start(auth, store, &hc, &srv, err, sizeof err) != 0) {
@@ -559,6 +570,7 @@ int cli_serve(int argc, char **argv)
 out:
     atomic_store(&trust_log_srv, NULL);
     tkh_stop(srv);
+    tkh_bcl_close(bcl); /* after the server: no request ends a sign-in any more */
     tka_trust_close(trust);
     if (fd >= 0) {
         close(fd);

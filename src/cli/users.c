@@ -17,6 +17,15 @@
 
 #include "cli/cli.h"
 #include "cli/serve.h"
+#include "http/backchannel.h"
+
+static void bcl_log(void *ud, const char *level, const char *msg)
+{
+    (void)ud;
+    if (strcmp(level, "info") != 0) {
+        fprintf(stderr, "tokend user: %s\n", msg);
+    }
+}
 
 static void user_help(FILE *f)
 {
@@ -24,11 +33,14 @@ static void user_help(FILE *f)
           "       tokend user set NAME PROFILE\n"
           "       tokend user passwd NAME [--password-file FILE|-]\n"
           "       tokend user list|show NAME|disable NAME|enable NAME|remove NAME [--json]\n"
+          "       tokend user consents NAME [--revoke CLIENT | --revoke-all] [--json]\n"
           "\n"
           "Manages the people who sign in at /login. The password is read from a\n"
           "prompt without echo, or from --password-file (the first line; '-' reads\n"
           "stdin). It is hashed with Argon2id and never shown again. Removing a user\n"
-          "removes their sessions and refresh tokens.\n"
+          "removes their sessions and refresh tokens. 'consents' lists what the user\n"
+          "allowed third-party applications (client add --consent); --revoke withdraws\n"
+          "it, so the consent page shows again.\n"
           "\n"
           "PROFILE (the OpenID Connect standard claims; 'set' changes only those given,\n"
           "and an empty value clears one):\n"
@@ -42,7 +54,8 @@ static void user_help(FILE *f)
           "  tokend user add alice                       # asks for the password twice\n"
           "  printf '%s\\n' \"$PW\" | tokend user add bob --password-file -\n"
           "  tokend user set alice --email alice@example.com --email-verified yes --name 'Alice Liddell'\n"
-          "  tokend user disable bob\n",
+          "  tokend user disable bob\n"
+          "  tokend user consents alice --revoke grafana\n",
           f);
 }
 
@@ -174,9 +187,78 @@ static int list_user(const tks_user *u, void *ud)
     return 0;
 }
 
+static int print_consent(const tks_consent *k, void *ud)
+{
+    json_t *arr = ud;
+    if (arr) {
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:I}", "client_id", k->client_id, "scope", k->scope,
+                                             "granted_at", (json_int_t)k->granted_at));
+    } else {
+        char when[32];
+        tk_format_time(k->granted_at, when, sizeof when);
+        printf("%-24s allowed %s  scope: %s\n", k->client_id, when, k->scope);
+    }
+    return 0;
+}
+
+/* tokend user consents NAME [--revoke CLIENT | --revoke-all] */
+static int user_consents(struct cli_settings *s, const char *name, const char *revoke, int revoke_all, int as_json)
+{
+    if (revoke && revoke_all) {
+        fprintf(stderr, "tokend user consents: give --revoke CLIENT or --revoke-all, not both\n");
+        return CLI_EXIT_USAGE;
+    }
+    tks_store *store = NULL;
+    tka_authority *auth = NULL;
+    int status = CLI_EXIT_INVALID;
+    if (cli_open_authority(s, "user", 0, "https://localhost", &store, &auth) != 0) {
+        return CLI_EXIT_USAGE;
+    }
+    tks_user u;
+    tks_result rc = tks_user_get(store, name, &u);
+    OPENSSL_cleanse(u.pwhash, sizeof u.pwhash);
+    if (rc != TKS_OK) {
+        fprintf(stderr, "tokend user consents: %s\n", rc == TKS_NOT_FOUND ? "no such user" : tks_errmsg(store));
+        goto out;
+    }
+    if (revoke || revoke_all) {
+        int n = tka_consent_revoke(auth, name, revoke, (int64_t)time(NULL));
+        if (n < 0) {
+            fprintf(stderr, "tokend user consents: %s\n", tks_errmsg(store));
+            goto out;
+        }
+        if (n == 0 && revoke) {
+            fprintf(stderr, "tokend user consents: %s has not allowed '%s' anything\n", name, revoke);
+            goto out;
+        }
+        if (as_json) {
+            cli_print_json(json_pack("{s:s, s:i}", "user", name, "revoked", n));
+        } else {
+            printf("user %s: %d consent%s withdrawn; the consent page shows again next time\n", name, n,
+                   n == 1 ? "" : "s");
+        }
+        status = CLI_EXIT_OK;
+        goto out;
+    }
+    json_t *arr = as_json ? json_array() : NULL;
+    if (tks_consent_list(store, name, print_consent, arr) != TKS_OK) {
+        json_decref(arr);
+        fprintf(stderr, "tokend user consents: %s\n", tks_errmsg(store));
+        goto out;
+    }
+    if (arr) {
+        cli_print_json(arr);
+    }
+    status = CLI_EXIT_OK;
+out:
+    tka_close(auth);
+    tks_close(store);
+    return status;
+}
+
 int cli_user(int argc, char **argv)
 {
-    struct option opts[SET_COUNT_ + 10];
+    struct option opts[SET_COUNT_ + 12];
     size_t n = cli_settings_options(opts, SET_COUNT_, 1);
     opts[n++] = (struct option){"password-file", required_argument, NULL, 'p'};
     opts[n++] = (struct option){"name", required_argument, NULL, 'N'};
@@ -187,7 +269,11 @@ int cli_user(int argc, char **argv)
     opts[n++] = (struct option){"email-verified", required_argument, NULL, 'V'};
     opts[n++] = (struct option){"json", no_argument, NULL, 'J'};
     opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n++] = (struct option){"revoke", required_argument, NULL, 'R'};
+    opts[n++] = (struct option){"revoke-all", no_argument, NULL, 'A'};
     opts[n] = (struct option){NULL, 0, NULL, 0};
+    const char *revoke = NULL;
+    int revoke_all = 0;
     struct cli_settings s;
     memset(&s, 0, sizeof s);
     const char *pwfile = NULL;
@@ -212,6 +298,10 @@ int cli_user(int argc, char **argv)
             po.any = 1;
         } else if (c == 'J') {
             as_json = 1;
+        } else if (c == 'R') {
+            revoke = optarg;
+        } else if (c == 'A') {
+            revoke_all = 1;
         } else if (c == 'h') {
             user_help(stdout);
             return CLI_EXIT_OK;
@@ -312,6 +402,14 @@ int cli_user(int argc, char **argv)
         fprintf(stderr, "tokend user %s: --password-file belongs to add and passwd\n", verb);
         goto out;
     }
+    if ((revoke || revoke_all) && strcmp(verb, "consents") != 0) {
+        fprintf(stderr, "tokend user %s: --revoke and --revoke-all belong to consents\n", verb);
+        goto out;
+    }
+    if (strcmp(verb, "consents") == 0) {
+        status = user_consents(&s, name, revoke, revoke_all, as_json);
+        goto out;
+    }
     if (cli_open_store(&s, "user", 0, &store) != 0) {
         goto out;
     }
@@ -342,11 +440,35 @@ int cli_user(int argc, char **argv)
         if (rc == TKS_OK) {
             tks_close(store);
             store = NULL;
-            if (cli_open_authority(&s, "user", 0, "https://localhost", &store, &auth) != 0) {
+            /* Logout tokens name the issuer: only a configured one will do. */
+            const char *issuer = s.v[SET_ISSUER] ? s.v[SET_ISSUER] : s.v[SET_PUBLIC_URL];
+            if (cli_open_authority(&s, "user", 0, issuer ? issuer : "https://localhost", &store, &auth) != 0) {
                 status = CLI_EXIT_USAGE;
                 goto out;
             }
+            tkh_bcl *bcl = NULL;
+            tkh_bcl_config bc;
+            tkh_bcl_config_defaults(&bc);
+            bc.ca_file = s.v[SET_TRUST_CA_FILE];
+            bc.attempts = 3; /* after 1 and 2 seconds: an admin command waits at most ~20 s */
+            bc.log = bcl_log;
+            if (issuer && tkh_bcl_open(auth, store, &bc, &bcl) != 0) {
+                bcl = NULL;
+            }
             int revoked = tka_user_revoke_all(auth, name, "admin", (int64_t)time(NULL));
+            if (bcl) {
+                unsigned left = tkh_bcl_drain(bcl, 20000);
+                tkh_bcl_counters k;
+                tkh_bcl_counters_get(bcl, &k);
+                if (!as_json && (k.delivered || k.failed || left)) {
+                    printf("back-channel logout: %llu delivered, %llu failed%s\n", (unsigned long long)k.delivered,
+                           (unsigned long long)(k.failed + left), left ? " (gave up waiting)" : "");
+                }
+                tkh_bcl_close(bcl);
+            } else if (revoked > 0 && !as_json) {
+                printf("back-channel logout not sent (if a client registered --backchannel-logout-uri, give "
+                       "--issuer: logout tokens must name the server's issuer)\n");
+            }
             if (revoked < 0) {
                 fprintf(stderr, "tokend user %s: cannot revoke the user's tokens: %s\n", verb, tks_errmsg(store));
                 goto out;
@@ -357,7 +479,8 @@ int cli_user(int argc, char **argv)
             rc = verb[0] == 'd' ? tks_user_set_disabled(store, name, 1) : tks_user_delete(store, name);
         }
     } else {
-        fprintf(stderr, "tokend user: unknown verb '%s' (add, set, passwd, list, show, disable, enable, remove)\n",
+        fprintf(stderr,
+                "tokend user: unknown verb '%s' (add, set, passwd, list, show, disable, enable, remove, consents)\n",
                 verb);
         status = CLI_EXIT_USAGE;
         goto out;

@@ -40,8 +40,9 @@ static int64_t now_s(void)
 /* ---- reading and checking a request ------------------------------------------------ */
 
 static const char *const az_params[] = {
-    "client_id",      "redirect_uri",          "response_type", "scope",    "state",
-    "code_challenge", "code_challenge_method", "audience",      "resource",
+    "client_id",  "redirect_uri", "response_type", "scope",  "state",   "code_challenge", "code_challenge_method",
+    "audience",   "resource",     "nonce",         "prompt", "max_age", "login_hint",     "id_token_hint",
+    "ui_locales",
 };
 
 void srv_authz_read(srv_authz *az, const srv_form *f, const char *dup)
@@ -57,6 +58,12 @@ void srv_authz_read(srv_authz *az, const srv_form *f, const char *dup)
     const char *audience = srv_form_get(f, "audience", NULL);
     const char *resource = srv_form_get(f, "resource", NULL);
     az->req.audience = audience != NULL ? audience : resource;
+    az->req.nonce = srv_form_get(f, "nonce", NULL);
+    az->req.prompt = srv_form_get(f, "prompt", NULL);
+    az->req.max_age = srv_form_get(f, "max_age", NULL);
+    az->req.login_hint = srv_form_get(f, "login_hint", NULL);
+    az->req.id_token_hint = srv_form_get(f, "id_token_hint", NULL);
+    az->req.ui_locales = srv_form_get(f, "ui_locales", NULL);
     if (dup != NULL) {
         /* Only the parameters of the request matter; others are ignored,
          * repeated or not. */
@@ -211,9 +218,16 @@ enum MHD_Result srv_authz_redirect_code(srv_conn *st, struct MHD_Connection *c, 
     struct tkh_server *s = st->srv;
     char code[TKA_CODE_LEN];
     memset(code, 0, sizeof code);
-    if (tka_code_issue(s->auth, &az->client, session, az->redirect, az->req.code_challenge, az->scope, az->req.audience,
-                       now_s(), code) != 0 ||
-        code[0] == '\0') {
+    int ci = tka_code_issue_nonce(s->auth, &az->client, session, az->redirect, az->req.code_challenge, az->scope,
+                                  az->req.audience, az->req.nonce, now_s(), code);
+    if (ci == 1) {
+        srv_note(st, "nonce reused");
+        return redirect_error(st, c, az, status, "invalid_request",
+                              "this nonce was already used in an authorization request of this client: send a new "
+                              "random nonce with every request (OpenID Connect Core section 15.5.2)",
+                              set_cookie);
+    }
+    if (ci != 0 || code[0] == '\0') {
         srv_note(st, "the authorization code could not be issued");
         return redirect_error(st, c, az, status, "server_error",
                               "the authorization code could not be issued; try again", set_cookie);
@@ -336,6 +350,136 @@ static void ended_message(struct tkh_server *s, const tks_session *se, const tka
     }
 }
 
+int srv_prompt_has(const srv_authz *az, const char *what)
+{
+    return az->req.prompt != NULL && tka_in_list(az->req.prompt, what, strlen(what));
+}
+
+/* Why a valid session is not enough for this request, or NULL: prompt=login
+ * or select_account, a max_age it is older than (0: always), or an
+ * id_token_hint naming another user. */
+static const char *reauth_needed(struct tkh_server *s, const srv_authz *az, const tks_session *se, const char *hint_sub)
+{
+    (void)s;
+    if (srv_prompt_has(az, "login") || srv_prompt_has(az, "select_account")) {
+        return "prompt asks for a new sign-in";
+    }
+    if (az->req.max_age != NULL) {
+        int64_t max = strtoll(az->req.max_age, NULL, 10);
+        if (now_s() - se->created_at > max || max == 0) {
+            return "the sign-in is older than max_age";
+        }
+    }
+    if (hint_sub[0] != '\0' && strcmp(hint_sub, se->user_id) != 0) {
+        return "id_token_hint names another user than the one signed in";
+    }
+    return NULL;
+}
+
+enum MHD_Result srv_authz_finish(srv_conn *st, struct MHD_Connection *c, const srv_authz *az,
+                                 const tks_session *session, unsigned status, const char *set_cookie)
+{
+    struct tkh_server *s = st->srv;
+    int need = tka_consent_needed(s->auth, &az->client, session->user_id, az->scope);
+    if (need < 0) {
+        srv_note(st, "the consent could not be read");
+        return redirect_error(st, c, az, status, "temporarily_unavailable",
+                              "the store is unavailable; try again in a minute", set_cookie);
+    }
+    if (az->client.consent && srv_prompt_has(az, "consent")) {
+        need = 1;
+    }
+    if (!need) {
+        return srv_authz_redirect_code(st, c, az, session, status, set_cookie);
+    }
+    if (srv_prompt_has(az, "none")) {
+        srv_note(st, "prompt=none, but the user has not allowed these scopes to this client");
+        return redirect_error(st, c, az, status, "consent_required",
+                              "the user has not allowed this application these scopes", set_cookie);
+    }
+    srv_note(st, "asking for consent (scope \"%.200s\")", az->scope);
+    return srv_page_consent(st, c, az, session->user_id, set_cookie);
+}
+
+/* ---- POST /consent ---------------------------------------------------------------------- */
+
+enum MHD_Result srv_handle_consent(srv_conn *st, struct MHD_Connection *c)
+{
+    struct tkh_server *s = st->srv;
+    srv_form f;
+    const char *bad = NULL;
+    char empty[1] = "";
+    enum srv_form_result fr = srv_is_form(c)
+                                  ? srv_form_parse(st->body != NULL ? st->body : empty, st->body_len, &f, &bad)
+                                  : SRV_FORM_BAD_ENCODING;
+    if (fr != SRV_FORM_OK) {
+        st->error = "invalid_request";
+        srv_note(st, "the consent form does not parse");
+        return srv_page_message(st, c, MHD_HTTP_BAD_REQUEST, "This request cannot be completed",
+                                "The form arrived damaged. Go back to the application and try again.", NULL, NULL);
+    }
+    srv_authz *az = malloc(sizeof *az);
+    if (az == NULL) {
+        return MHD_NO;
+    }
+    enum MHD_Result res;
+    srv_authz_read(az, &f, NULL);
+    if (srv_authz_check(st, az) != TKA_AZ_OK) {
+        res = srv_authz_fail(st, c, az, MHD_HTTP_SEE_OTHER);
+        goto out;
+    }
+    if (!srv_csrf_ok(st, c, &f)) {
+        st->error = "csrf";
+        res = srv_page_message(st, c, MHD_HTTP_FORBIDDEN, "This request cannot be completed",
+                               "The form expired or was opened elsewhere \u2014 go back to the application and try "
+                               "again.",
+                               NULL, NULL);
+        goto out;
+    }
+    size_t cl = 0;
+    const char *cookie = srv_cookie(c, s->cookie_session, &cl);
+    tks_session se;
+    memset(&se, 0, sizeof se);
+    tka_session_result sr = cookie != NULL ? tka_session_check(s->auth, cookie, cl, now_s(), &se) : TKA_SESSION_NONE;
+    if (sr != TKA_SESSION_OK) {
+        OPENSSL_cleanse(&se, sizeof se);
+        if (sr == TKA_SESSION_ERROR) {
+            st->error = "temporarily_unavailable";
+            res = srv_page_message(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "Sign-in is unavailable",
+                                   "Sign-in is unavailable right now. Try again in a minute.", NULL, NULL);
+            goto out;
+        }
+        srv_note(st, "consent form without a session: sign in first");
+        res = srv_page_login(st, c, MHD_HTTP_OK, az, "Your session ended \u2014 sign in again.", NULL, 0);
+        goto out;
+    }
+    snprintf(st->user, sizeof st->user, "%s", se.user_id);
+    const char *decision = srv_form_get(&f, "decision", NULL);
+    if (decision == NULL || strcmp(decision, "allow") != 0) {
+        OPENSSL_cleanse(&se, sizeof se);
+        srv_note(st, "the user denied consent");
+        az->result = TKA_AZ_ACCESS_DENIED;
+        snprintf(az->why, sizeof az->why, "the user did not allow this application access");
+        res = srv_authz_fail(st, c, az, MHD_HTTP_SEE_OTHER);
+        goto out;
+    }
+    if (tka_consent_grant(s->auth, &az->client, se.user_id, az->scope, now_s()) != 0) {
+        OPENSSL_cleanse(&se, sizeof se);
+        st->error = "temporarily_unavailable";
+        srv_note(st, "the consent could not be stored");
+        res = srv_page_message(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "Sign-in is unavailable",
+                               "Your answer could not be saved. Try again in a minute.", NULL, NULL);
+        goto out;
+    }
+    srv_note(st, "consent given (scope \"%.200s\")", az->scope);
+    res = srv_authz_redirect_code(st, c, az, &se, MHD_HTTP_SEE_OTHER, NULL);
+    OPENSSL_cleanse(&se, sizeof se);
+out:
+    OPENSSL_cleanse(az, sizeof *az);
+    free(az);
+    return res;
+}
+
 enum MHD_Result srv_handle_authorize(srv_conn *st, struct MHD_Connection *c)
 {
     struct tkh_server *s = st->srv;
@@ -369,6 +513,20 @@ enum MHD_Result srv_handle_authorize(srv_conn *st, struct MHD_Connection *c)
         res = srv_authz_fail(st, c, az, MHD_HTTP_FOUND);
         goto out;
     }
+    /* id_token_hint (OpenID Connect Core section 3.1.2.1): who the client
+     * believes is signed in; one we did not sign is refused. */
+    char hint_sub[TKS_ID_MAX + 1] = "";
+    if (az->req.id_token_hint != NULL) {
+        tka_hint hint;
+        if (tka_id_token_hint(s->auth, az->req.id_token_hint, strlen(az->req.id_token_hint), now_s(), &hint, az->why,
+                              sizeof az->why) != 0) {
+            az->result = TKA_AZ_INVALID_REQUEST;
+            srv_note(st, "%s", az->why);
+            res = srv_authz_fail(st, c, az, MHD_HTTP_FOUND);
+            goto out;
+        }
+        snprintf(hint_sub, sizeof hint_sub, "%s", hint.sub);
+    }
 
     size_t cl = 0;
     const char *cookie = srv_cookie(c, s->cookie_session, &cl);
@@ -380,11 +538,22 @@ enum MHD_Result srv_handle_authorize(srv_conn *st, struct MHD_Connection *c)
     char d[48];
     msg[0] = '\0';
     switch (sr) {
-    case TKA_SESSION_OK:
+    case TKA_SESSION_OK: {
         snprintf(st->user, sizeof st->user, "%s", se.user_id);
-        res = srv_authz_redirect_code(st, c, az, &se, MHD_HTTP_FOUND, NULL);
-        OPENSSL_cleanse(&se, sizeof se);
-        goto out;
+        const char *again = reauth_needed(s, az, &se, hint_sub);
+        if (again == NULL) {
+            res = srv_authz_finish(st, c, az, &se, MHD_HTTP_FOUND, NULL);
+            OPENSSL_cleanse(&se, sizeof se);
+            goto out;
+        }
+        srv_note(st, "%s", again);
+        snprintf(msg, sizeof msg, "%s",
+                 srv_prompt_has(az, "login") ? "The application asks you to sign in again."
+                 : hint_sub[0] != '\0' && strcmp(hint_sub, se.user_id) != 0
+                     ? "The application asks for another account: sign in with it."
+                     : "The application asks you to confirm it is you: sign in again.");
+        break;
+    }
     case TKA_SESSION_IDLE:
         duration_words(d, sizeof d, ac != NULL && ac->session_idle > 0 ? ac->session_idle : 1800);
         snprintf(msg, sizeof msg, "Your session expired after %s of inactivity \u2014 sign in again.", d);
@@ -411,7 +580,18 @@ enum MHD_Result srv_handle_authorize(srv_conn *st, struct MHD_Connection *c)
         break;
     }
     OPENSSL_cleanse(&se, sizeof se);
-    res = srv_page_login(st, c, MHD_HTTP_OK, az, msg, NULL, 0);
+    if (srv_prompt_has(az, "none")) {
+        /* OpenID Connect Core section 3.1.2.6: no page may be shown */
+        az->result = TKA_AZ_LOGIN_REQUIRED;
+        snprintf(az->why, sizeof az->why, "%s",
+                 sr == TKA_SESSION_OK ? "prompt=none, but the user must sign in again (max_age, prompt or "
+                                        "id_token_hint)"
+                                      : "prompt=none, and the user is not signed in");
+        srv_note(st, "%s", az->why);
+        res = srv_authz_fail(st, c, az, MHD_HTTP_FOUND);
+        goto out;
+    }
+    res = srv_page_login(st, c, MHD_HTTP_OK, az, msg, hint_sub[0] != '\0' ? hint_sub : az->req.login_hint, 0);
 out:
     OPENSSL_cleanse(az, sizeof *az);
     free(az);

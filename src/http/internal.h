@@ -98,9 +98,11 @@ enum srv_route {
     SRV_ROUTE_AUTHORIZE, /* user sign-in (issue 4) */
     SRV_ROUTE_LOGIN,
     SRV_ROUTE_LOGOUT,
-    SRV_ROUTE_USERINFO, /* OpenID Connect Core section 5.3 */
-    SRV_ROUTE_OTHER,    /* 404 */
-    SRV_ROUTE_NONE,     /* libmicrohttpd answered before routing (e.g. 431) */
+    SRV_ROUTE_USERINFO,    /* OpenID Connect Core section 5.3 */
+    SRV_ROUTE_OIDC_CONFIG, /* OpenID Connect Discovery 1.0 */
+    SRV_ROUTE_CONSENT,     /* the consent form of third-party clients */
+    SRV_ROUTE_OTHER,       /* 404 */
+    SRV_ROUTE_NONE,        /* libmicrohttpd answered before routing (e.g. 431) */
     SRV_ROUTE_COUNT_
 };
 
@@ -254,7 +256,8 @@ struct tkh_server {
 
     /* the audience /auth requires when its query names none (owned) */
     char *auth_audience;
-    tka_trust *trust; /* trusted issuers (borrowed), or NULL */
+    tka_trust *trust;    /* trusted issuers (borrowed), or NULL */
+    struct tkh_bcl *bcl; /* back-channel logout sender (borrowed), or NULL */
 
     /* /readyz: the last write probe (monotonic ns) and its result */
     int ready_lock_init;
@@ -358,6 +361,8 @@ enum MHD_Result srv_handle_introspect(srv_conn *st, struct MHD_Connection *c);
 enum MHD_Result srv_handle_auth(srv_conn *st, struct MHD_Connection *c);
 enum MHD_Result srv_handle_jwks(srv_conn *st, struct MHD_Connection *c);
 enum MHD_Result srv_handle_metadata(srv_conn *st, struct MHD_Connection *c);
+/* /.well-known/openid-configuration: the same document. */
+enum MHD_Result srv_handle_oidc_config(srv_conn *st, struct MHD_Connection *c);
 enum MHD_Result srv_handle_errors(srv_conn *st, struct MHD_Connection *c, const char *url);
 enum MHD_Result srv_handle_healthz(srv_conn *st, struct MHD_Connection *c);
 enum MHD_Result srv_handle_readyz(srv_conn *st, struct MHD_Connection *c);
@@ -469,6 +474,18 @@ enum MHD_Result srv_authz_fail(srv_conn *st, struct MHD_Connection *c, const srv
  * and iss; extra Set-Cookie header when set_cookie is non-NULL. */
 enum MHD_Result srv_authz_redirect_code(srv_conn *st, struct MHD_Connection *c, const srv_authz *az,
                                         const tks_session *session, unsigned status, const char *set_cookie);
+/* After a sign-in, or with a session: the consent page when the client is
+ * third-party and the user has not allowed these scopes (or the request
+ * said prompt=consent), else srv_authz_redirect_code. */
+enum MHD_Result srv_authz_finish(srv_conn *st, struct MHD_Connection *c, const srv_authz *az,
+                                 const tks_session *session, unsigned status, const char *set_cookie);
+/* The consent page of a third-party client (POST /consent answers it). */
+enum MHD_Result srv_page_consent(srv_conn *st, struct MHD_Connection *c, const srv_authz *az, const char *user,
+                                 const char *set_cookie);
+/* POST /consent. */
+enum MHD_Result srv_handle_consent(srv_conn *st, struct MHD_Connection *c);
+/* Does the space-separated prompt parameter hold `what`? */
+int srv_prompt_has(const srv_authz *az, const char *what);
 
 /* HTML responses: text/html, Cache-Control: no-store (or the given cache
  * policy), and the security headers of every page (CSP with form-action

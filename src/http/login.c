@@ -274,7 +274,7 @@ static enum MHD_Result login_post(srv_conn *st, struct MHD_Connection *c, srv_au
              s->cookie_session, cookie, s->https ? " Secure;" : "", max_age);
     OPENSSL_cleanse(cookie, sizeof cookie);
     srv_note(st, "signed in; session %.64s", sid);
-    enum MHD_Result res = srv_authz_redirect_code(st, c, az, &se, MHD_HTTP_SEE_OTHER, set_cookie);
+    enum MHD_Result res = srv_authz_finish(st, c, az, &se, MHD_HTTP_SEE_OTHER, set_cookie);
     OPENSSL_cleanse(set_cookie, sizeof set_cookie);
     OPENSSL_cleanse(&se, sizeof se);
     return res;
@@ -317,8 +317,8 @@ static int listed(const char *list, const char *uri)
 
 /* 303 to a registered post-logout URI with state; returns 0 (and why in
  * *skip) when there is none to go to. */
-static int logout_redirect(srv_conn *st, struct MHD_Connection *c, const srv_form *f, const char *clear,
-                           enum MHD_Result *res, const char **skip)
+static int logout_redirect(srv_conn *st, struct MHD_Connection *c, const srv_form *f, const tka_hint *hint,
+                           const char *clear, enum MHD_Result *res, const char **skip)
 {
     struct tkh_server *s = st->srv;
     const char *uri = srv_form_get(f, "post_logout_redirect_uri", NULL);
@@ -326,6 +326,15 @@ static int logout_redirect(srv_conn *st, struct MHD_Connection *c, const srv_for
     *skip = NULL;
     if (uri == NULL) {
         return 0;
+    }
+    /* RP-Initiated Logout 1.0 section 2: the client is the one the
+     * id_token_hint was issued to, or client_id; both must agree. */
+    if (hint != NULL && hint->client_id[0] != '\0') {
+        if (cid != NULL && strcmp(cid, hint->client_id) != 0) {
+            *skip = "post_logout_redirect_uri ignored: client_id differs from the id_token_hint's audience";
+            return 0;
+        }
+        cid = hint->client_id;
     }
     if (cid == NULL || s->store == NULL || !tka_valid_id(cid, TKS_ID_MAX)) {
         *skip = cid == NULL ? "post_logout_redirect_uri ignored: no client_id"
@@ -434,6 +443,20 @@ enum MHD_Result srv_handle_logout(srv_conn *st, struct MHD_Connection *c)
      * SameSite=Lax session cookie) or a POST without proof that it came
      * from our own page asks first (issue 8 section 3). */
     int confirmed = post && (has_csrf || same_origin(s, c));
+    /* RP-Initiated Logout 1.0: an id_token_hint of ours names the sign-in
+     * the application wants ended; when it is the browser's own, the
+     * application has shown it holds that sign-in's ID token, and the user
+     * is not asked again. */
+    tka_hint hint;
+    int have_hint = 0;
+    const char *hint_text = srv_form_get(&f, "id_token_hint", NULL);
+    if (hint_text != NULL) {
+        char why[160];
+        have_hint = tka_id_token_hint(s->auth, hint_text, strlen(hint_text), now_s(), &hint, why, sizeof why) == 0;
+        if (!have_hint) {
+            params_note = "id_token_hint ignored: not an ID token of ours";
+        }
+    }
 
     char what[160];
     size_t cl = 0;
@@ -451,6 +474,10 @@ enum MHD_Result srv_handle_logout(srv_conn *st, struct MHD_Connection *c)
          * in it live on: revoke them too when the authority names its sid. */
         if (se.sid[0] != '\0' && sr != TKA_SESSION_NONE) {
             snprintf(st->user, sizeof st->user, "%s", se.user_id);
+            if (have_hint && strcmp(hint.sub, se.user_id) == 0 &&
+                (hint.sid[0] == '\0' || strcmp(hint.sid, se.sid) == 0)) {
+                confirmed = 1;
+            }
             if (!confirmed) {
                 OPENSSL_cleanse(&se, sizeof se);
                 srv_note(st, "sign-out asked for without confirmation (%s): asking the user",
@@ -472,7 +499,7 @@ enum MHD_Result srv_handle_logout(srv_conn *st, struct MHD_Connection *c)
     srv_session_cookie_clear(s, clear, sizeof clear);
     enum MHD_Result res = MHD_NO;
     const char *skip = NULL;
-    int redirected = logout_redirect(st, c, &f, clear, &res, &skip);
+    int redirected = logout_redirect(st, c, &f, have_hint ? &hint : NULL, clear, &res, &skip);
     srv_note(st, "%s%s%s", what, skip != NULL || params_note != NULL ? "; " : "",
              skip != NULL          ? skip
              : params_note != NULL ? params_note

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "http/backchannel.h"
 #include "http/internal.h"
 
 /* Statuses with their own series; everything else is counted as "other". */
@@ -66,6 +67,26 @@ static void help(srv_buf *b, const char *name, const char *type, const char *tex
 
 /* The key sets of trusted issuers (issue 10): fetches, age, keys,
  * refetches for unknown kids, and whether a stale set is being served. */
+/* OpenID Connect Back-Channel Logout deliveries. */
+static void backchannel_metrics(struct tkh_server *s, srv_buf *b)
+{
+    if (s->bcl == NULL) {
+        return;
+    }
+    tkh_bcl_counters k;
+    tkh_bcl_counters_get(s->bcl, &k);
+    help(b, "tokend_backchannel_logout_total", "counter",
+         "Back-channel logout deliveries by outcome: delivered (2xx), retry (an attempt failed and will be made "
+         "again), failed (given up after every attempt, or dropped).");
+    srv_buf_printf(b,
+                   "tokend_backchannel_logout_total{result=\"delivered\"} %" PRIu64 "\n"
+                   "tokend_backchannel_logout_total{result=\"retry\"} %" PRIu64 "\n"
+                   "tokend_backchannel_logout_total{result=\"failed\"} %" PRIu64 "\n",
+                   k.delivered, k.retried, k.failed);
+    help(b, "tokend_backchannel_logout_pending", "gauge", "Back-channel logout deliveries waiting to be made.");
+    srv_buf_printf(b, "tokend_backchannel_logout_pending %" PRIu64 "\n", k.pending);
+}
+
 static void issuer_metrics(struct tkh_server *s, srv_buf *b)
 {
     tk_keycache *kc = tka_trust_cache(s->trust);
@@ -220,6 +241,7 @@ enum MHD_Result srv_handle_metrics(srv_conn *st, struct MHD_Connection *c)
     srv_buf_printf(&b, "tokend_password_checks_total{result=\"done\"} %" PRIu64 "\n", pi.done);
     srv_buf_printf(&b, "tokend_password_checks_total{result=\"refused\"} %" PRIu64 "\n", pi.refused);
     issuer_metrics(s, &b);
+    backchannel_metrics(s, &b);
     help(&b, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, seconds.");
     srv_buf_printf(&b, "process_start_time_seconds %" PRId64 "\n", s->started_at);
 

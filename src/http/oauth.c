@@ -296,14 +296,19 @@ static enum MHD_Result issued_response(srv_conn *st, struct MHD_Connection *c, t
         srv_buf_puts(&b, ",\"refresh_token\":");
         srv_buf_json_str(&b, iss->refresh_token, strlen(iss->refresh_token));
     }
+    if (iss->id_token != NULL) {
+        srv_buf_puts(&b, ",\"id_token\":");
+        srv_buf_json_str(&b, iss->id_token, strlen(iss->id_token));
+    }
     if (iss->scope[0] != '\0') {
         srv_buf_puts(&b, ",\"scope\":");
         srv_buf_json_str(&b, iss->scope, strnlen(iss->scope, sizeof iss->scope));
     }
     srv_buf_putc(&b, '}');
     if (st->detail[0] == '\0') {
-        srv_note(st, "issued jti %s, expires in %" PRId64 "s%s", iss->jti, iss->expires_in,
-                 iss->refresh_token != NULL ? ", with a refresh token" : "");
+        srv_note(st, "issued jti %s, expires in %" PRId64 "s%s%s", iss->jti, iss->expires_in,
+                 iss->refresh_token != NULL ? ", with a refresh token" : "",
+                 iss->id_token != NULL ? ", with an ID token" : "");
     }
     tka_issued_clear(iss);
     if (b.overflow || b.p == NULL) {

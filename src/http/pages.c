@@ -397,6 +397,42 @@ static void scope_list(srv_buf *b, const char *scope)
     srv_buf_puts(b, "</ul>\n");
 }
 
+/* The authorization request, carried through a form (checked again when
+ * the form comes back). */
+static void authz_hidden(srv_buf *b, const srv_authz *az)
+{
+    const tka_authz_request *r = &az->req;
+    hidden(b, "client_id", r->client_id);
+    hidden(b, "redirect_uri", r->redirect_uri);
+    hidden(b, "response_type", r->response_type);
+    hidden(b, "scope", r->scope);
+    hidden(b, "state", r->state);
+    hidden(b, "code_challenge", r->code_challenge);
+    hidden(b, "code_challenge_method", r->code_challenge_method);
+    hidden(b, "audience", r->audience);
+    hidden(b, "nonce", r->nonce);
+    hidden(b, "prompt", r->prompt);
+    hidden(b, "max_age", r->max_age);
+    hidden(b, "login_hint", r->login_hint);
+    hidden(b, "id_token_hint", r->id_token_hint);
+    hidden(b, "ui_locales", r->ui_locales);
+}
+
+static void client_name(srv_buf *b, const tks_client *cl)
+{
+    if (cl->name[0] != '\0' && strcmp(cl->name, cl->id) != 0) {
+        srv_buf_puts(b, "<strong>");
+        srv_buf_html(b, cl->name, strnlen(cl->name, sizeof cl->name));
+        srv_buf_puts(b, "</strong> (<code>");
+        srv_buf_html(b, cl->id, strnlen(cl->id, sizeof cl->id));
+        srv_buf_puts(b, "</code>)");
+    } else {
+        srv_buf_puts(b, "<strong><code>");
+        srv_buf_html(b, cl->id, strnlen(cl->id, sizeof cl->id));
+        srv_buf_puts(b, "</code></strong>");
+    }
+}
+
 enum MHD_Result srv_page_login(srv_conn *st, struct MHD_Connection *c, unsigned status, const srv_authz *az,
                                const char *message, const char *username, int64_t retry_after)
 {
@@ -412,17 +448,7 @@ enum MHD_Result srv_page_login(srv_conn *st, struct MHD_Connection *c, unsigned 
     srv_buf_heap(&b, PAGE_MAX);
     head(&b, "Sign in");
     srv_buf_puts(&b, "<h1>Sign in</h1>\n<p class=\"client\">");
-    if (cl->name[0] != '\0' && strcmp(cl->name, cl->id) != 0) {
-        srv_buf_puts(&b, "<strong>");
-        srv_buf_html(&b, cl->name, strnlen(cl->name, sizeof cl->name));
-        srv_buf_puts(&b, "</strong> (<code>");
-        srv_buf_html(&b, cl->id, strnlen(cl->id, sizeof cl->id));
-        srv_buf_puts(&b, "</code>)");
-    } else {
-        srv_buf_puts(&b, "<strong><code>");
-        srv_buf_html(&b, cl->id, strnlen(cl->id, sizeof cl->id));
-        srv_buf_puts(&b, "</code></strong>");
-    }
+    client_name(&b, cl);
     srv_buf_puts(&b, " asks to use your account. It will be allowed:</p>\n");
     scope_list(&b, az->scope);
     if (message != NULL && message[0] != '\0') {
@@ -435,14 +461,7 @@ enum MHD_Result srv_page_login(srv_conn *st, struct MHD_Connection *c, unsigned 
     srv_buf_printf(&b, "<form method=\"post\" action=\"%s\">\n",
                    st->route == SRV_ROUTE_AUTHORIZE ? "../login" : "login");
     hidden(&b, "csrf", csrf);
-    hidden(&b, "client_id", az->req.client_id);
-    hidden(&b, "redirect_uri", az->req.redirect_uri);
-    hidden(&b, "response_type", az->req.response_type);
-    hidden(&b, "scope", az->req.scope);
-    hidden(&b, "state", az->req.state);
-    hidden(&b, "code_challenge", az->req.code_challenge);
-    hidden(&b, "code_challenge_method", az->req.code_challenge_method);
-    hidden(&b, "audience", az->req.audience);
+    authz_hidden(&b, az);
     int have_user = username != NULL && username[0] != '\0';
     srv_buf_puts(&b, "<label for=\"username\">Username</label>\n"
                      "<input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" "
@@ -485,6 +504,100 @@ enum MHD_Result srv_page_login(srv_conn *st, struct MHD_Connection *c, unsigned 
     return r;
 }
 
+/* ---- consent ------------------------------------------------------------------------------ */
+
+/* What a scope lets the application do, in words (OpenID Connect Core
+ * section 5.4 for the standard ones). */
+static void scope_words(srv_buf *b, const char *p, size_t n)
+{
+    static const struct {
+        const char *scope, *words;
+    } known[] = {
+        {"openid", "Know who you are: your account's identifier on this server"},
+        {"profile", "See your name and username"},
+        {"email", "See your e-mail address and whether it was verified"},
+        {"offline_access", "Keep acting for you while you are away"},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strlen(known[i].scope) == n && memcmp(known[i].scope, p, n) == 0) {
+            srv_buf_puts(b, known[i].words);
+            srv_buf_puts(b, " (<code>");
+            srv_buf_html(b, p, n);
+            srv_buf_puts(b, "</code>)");
+            return;
+        }
+    }
+    srv_buf_puts(b, "Use the permission <code>");
+    srv_buf_html(b, p, n);
+    srv_buf_puts(b, "</code> of its API for you");
+}
+
+enum MHD_Result srv_page_consent(srv_conn *st, struct MHD_Connection *c, const srv_authz *az, const char *user,
+                                 const char *set_cookie)
+{
+    struct tkh_server *s = st->srv;
+    char csrf[CSRF_LEN + 1];
+    if (csrf_value(c, s, csrf) != 0) {
+        st->error = "server_error";
+        return srv_page_message(st, c, MHD_HTTP_SERVICE_UNAVAILABLE, "Sign-in is unavailable",
+                                "The consent form could not be prepared. Try again in a minute.", NULL, set_cookie);
+    }
+    srv_buf b;
+    srv_buf_heap(&b, PAGE_MAX);
+    head(&b, "Allow access?");
+    srv_buf_puts(&b, "<h1>Allow access?</h1>\n<p class=\"client\">");
+    client_name(&b, &az->client);
+    srv_buf_puts(&b, " is an application of another party. It asks to act for <strong>");
+    srv_buf_html(&b, user, strnlen(user, USERNAME_SHOWN));
+    srv_buf_puts(&b, "</strong> and would be allowed to:</p>\n<ul class=\"scopes\">\n");
+    size_t shown = 0;
+    for (const char *p = az->scope; *p != '\0';) {
+        while (*p == ' ') {
+            p++;
+        }
+        size_t n = strcspn(p, " ");
+        if (n == 0) {
+            break;
+        }
+        srv_buf_puts(&b, "<li>");
+        scope_words(&b, p, n);
+        srv_buf_puts(&b, "</li>\n");
+        shown++;
+        p += n;
+    }
+    if (shown == 0) {
+        srv_buf_puts(&b, "<li>Know that you signed in</li>\n");
+    }
+    srv_buf_printf(&b, "</ul>\n<form method=\"post\" action=\"%s\">\n",
+                   st->route == SRV_ROUTE_AUTHORIZE ? "../consent" : "consent");
+    hidden(&b, "csrf", csrf);
+    authz_hidden(&b, az);
+    srv_buf_puts(&b, "<button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n"
+                     "<button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button>\n"
+                     "</form>\n<p class=\"small\">You return to <strong>");
+    uri_host(&b, az->redirect);
+    srv_buf_puts(&b, "</strong> either way. Your answer is remembered; an administrator can withdraw it "
+                     "(<code>tokend user consents</code>).</p>\n");
+    tail(&b);
+    if (b.overflow || b.p == NULL) {
+        OPENSSL_cleanse(csrf, sizeof csrf);
+        return page_failed(st, c, &b);
+    }
+    char cookie[sizeof csrf + 96];
+    csrf_cookie(s, csrf, cookie, sizeof cookie);
+    OPENSSL_cleanse(csrf, sizeof csrf);
+    srv_header h[2];
+    size_t n = 0;
+    h[n++] = (srv_header){MHD_HTTP_HEADER_SET_COOKIE, cookie};
+    if (set_cookie != NULL) {
+        h[n++] = (srv_header){MHD_HTTP_HEADER_SET_COOKIE, set_cookie};
+    }
+    size_t len = b.len;
+    enum MHD_Result r = srv_respond_html(st, c, MHD_HTTP_OK, b.p, len, SRV_CACHE_NO_STORE, az->redirect, h, n);
+    OPENSSL_cleanse(cookie, sizeof cookie);
+    return r;
+}
+
 /* ---- confirming a sign-out ---------------------------------------------------------------- */
 
 static void hidden_n(srv_buf *b, const char *name, const char *value, size_t n)
@@ -515,7 +628,7 @@ enum MHD_Result srv_page_logout_confirm(srv_conn *st, struct MHD_Connection *c, 
     srv_buf_puts(&b, "Signing out ends this sign-in: the applications you used through it can no longer act for "
                      "you.</p>\n<form method=\"post\" action=\"logout\">\n");
     hidden(&b, "csrf", csrf);
-    static const char *const keep[] = {"client_id", "post_logout_redirect_uri", "state"};
+    static const char *const keep[] = {"client_id", "post_logout_redirect_uri", "state", "id_token_hint"};
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
         size_t n = 0;
         const char *v = srv_form_get(f, keep[i], &n);

@@ -143,6 +143,8 @@ static const struct route {
     {"/login", SRV_ROUTE_LOGIN, M_GET | M_POST},
     {"/logout", SRV_ROUTE_LOGOUT, M_GET | M_POST},
     {"/userinfo", SRV_ROUTE_USERINFO, M_GET | M_POST},
+    {"/.well-known/openid-configuration", SRV_ROUTE_OIDC_CONFIG, M_GET},
+    {"/consent", SRV_ROUTE_CONSENT, M_POST},
     {"/errors", SRV_ROUTE_ERRORS, M_GET}, /* last: also the prefix "/errors/" */
 };
 
@@ -163,6 +165,8 @@ const char *srv_route_name(enum srv_route r)
         [SRV_ROUTE_LOGIN] = "/login",
         [SRV_ROUTE_LOGOUT] = "/logout",
         [SRV_ROUTE_USERINFO] = "/userinfo",
+        [SRV_ROUTE_OIDC_CONFIG] = "/.well-known/openid-configuration",
+        [SRV_ROUTE_CONSENT] = "/consent",
         [SRV_ROUTE_OTHER] = "other",
         [SRV_ROUTE_NONE] = "-",
     };
@@ -644,6 +648,10 @@ static enum MHD_Result dispatch(srv_conn *st, struct MHD_Connection *c, const ch
         return srv_handle_auth(st, c);
     case SRV_ROUTE_USERINFO:
         return srv_handle_userinfo(st, c);
+    case SRV_ROUTE_OIDC_CONFIG:
+        return srv_handle_oidc_config(st, c);
+    case SRV_ROUTE_CONSENT:
+        return srv_handle_consent(st, c);
     case SRV_ROUTE_ERRORS:
         return srv_handle_errors(st, c, url);
     case SRV_ROUTE_HEALTHZ:
@@ -714,7 +722,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (st->route == SRV_ROUTE_TOKEN || st->route == SRV_ROUTE_REVOKE || st->route == SRV_ROUTE_INTROSPECT ||
-            st->route == SRV_ROUTE_LOGIN || st->route == SRV_ROUTE_LOGOUT) {
+            st->route == SRV_ROUTE_LOGIN || st->route == SRV_ROUTE_LOGOUT || st->route == SRV_ROUTE_CONSENT) {
             return body_append(st, s->cfg.max_body, upload_data, n) ? MHD_YES : MHD_NO;
         }
         /* other routes take no body: read and drop it, within the same bound */
@@ -987,6 +995,7 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
     s->cfg.trusted_proxies = NULL; /* parsed; the caller's string is not kept */
     s->cfg.auth_audience = NULL;
     s->trust = cfg->trust;
+    s->bcl = cfg->bcl;
     if (cfg->auth_audience != NULL && cfg->auth_audience[0] != '\0') {
         s->auth_audience = strdup(cfg->auth_audience);
         if (s->auth_audience == NULL) {

@@ -46,6 +46,7 @@ typedef struct tkh_config {
     const char *auth_audience;   /* the audience /auth requires when the query names none; NULL: the
                                     query must (SECURITY.md rule 25) */
     tka_trust *trust;            /* tokens of other issuers /auth accepts (borrowed until tkh_stop), or NULL */
+    struct tkh_bcl *bcl;         /* back-channel logout sender, for /metrics (borrowed until tkh_stop), or NULL */
     unsigned login_workers;      /* threads checking passwords (Argon2id); 0: one per core */
     unsigned login_queue;        /* sign-ins that may wait for one (32); more are 503 + Retry-After */
 } tkh_config;

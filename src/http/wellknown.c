@@ -1,6 +1,8 @@
 /*
  * wellknown.c — the documents a client discovers us by: the JWKS (RFC 7517
- * section 5) and the authorization server metadata (RFC 8414 section 2).
+ * section 5) and the authorization server metadata (RFC 8414 section 2),
+ * which is also the OpenID Provider metadata (OpenID Connect Discovery 1.0
+ * section 3): one document at both addresses, so the two never disagree.
  *
  * The metadata is built once at start from the issuer and the public URL
  * (it cannot change while serving); the JWKS is asked of the authority on
@@ -90,7 +92,27 @@ int srv_metadata_build(struct tkh_server *s)
                      ",\n  \"revocation_endpoint_auth_methods_supported\": [\"client_secret_basic\", "
                      "\"client_secret_post\", \"none\"]"
                      ",\n  \"introspection_endpoint_auth_methods_supported\": [\"client_secret_basic\", "
-                     "\"client_secret_post\"]");
+                     "\"client_secret_post\"]"
+                     /* OpenID Connect Discovery 1.0 section 3 */
+                     ",\n  \"scopes_supported\": [\"openid\", \"profile\", \"email\"]"
+                     ",\n  \"claims_supported\": [\"iss\", \"sub\", \"aud\", \"exp\", \"iat\", \"auth_time\", "
+                     "\"nonce\", \"azp\", \"sid\", \"at_hash\", \"amr\", \"name\", \"given_name\", \"family_name\", "
+                     "\"preferred_username\", \"email\", \"email_verified\"]"
+                     ",\n  \"subject_types_supported\": [\"public\"]"
+                     ",\n  \"prompt_values_supported\": [\"none\", \"login\", \"consent\", \"select_account\"]"
+                     ",\n  \"ui_locales_supported\": [\"en\"]"
+                     ",\n  \"claims_parameter_supported\": false"
+                     ",\n  \"request_parameter_supported\": false"
+                     ",\n  \"request_uri_parameter_supported\": false"
+                     ",\n  \"backchannel_logout_supported\": true"
+                     ",\n  \"backchannel_logout_session_supported\": true");
+    tk_alg algs[2];
+    size_t na = tka_id_token_algs(s->auth, algs);
+    srv_buf_puts(&b, ",\n  \"id_token_signing_alg_values_supported\": [");
+    for (size_t i = 0; i < na; i++) {
+        srv_buf_printf(&b, "%s\"%s\"", i ? ", " : "", tk_alg_name(algs[i]));
+    }
+    srv_buf_puts(&b, "]");
     member_url(&b, base, "service_documentation", "/errors/");
     srv_buf_puts(&b, "\n}\n");
     if (b.overflow || b.p == NULL) {
@@ -100,6 +122,11 @@ int srv_metadata_build(struct tkh_server *s)
     s->metadata = b.p;
     s->metadata_len = b.len;
     return 0;
+}
+
+enum MHD_Result srv_handle_oidc_config(srv_conn *st, struct MHD_Connection *c)
+{
+    return srv_handle_metadata(st, c);
 }
 
 enum MHD_Result srv_handle_metadata(srv_conn *st, struct MHD_Connection *c)
