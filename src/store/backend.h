@@ -48,6 +48,11 @@ typedef struct tksi_audit_row {
     char detail[TKS_DETAIL_MAX + 1];
 } tksi_audit_row;
 
+/* A client id as the paged listing of tks_session_clients returns it. */
+typedef struct tksi_client_id {
+    char id[TKS_ID_MAX + 1];
+} tksi_client_id;
+
 /* One backend: what store.c calls. Strings are NUL-terminated and within
  * limits; `rows` of a *_page function has room for `cap` (>= 1) rows, all
  * zeroed by the caller; *n is the number filled (fewer than cap: the end). */
@@ -134,6 +139,8 @@ typedef struct tksi_backend {
      * TKS_NOT_FOUND for an unknown sid. now > 0. */
     tks_result (*session_end)(tks_store *s, const char *sid, int64_t now);
 
+    /* Inserts the code and its (sid, client_id) into session_clients
+     * (an existing pair is kept) in one transaction. */
     tks_result (*code_insert)(tks_store *s, const tks_code *c);
     /* Atomic (see store.h); now > 0, so a used row never reads as unused.
      * *out is filled on TKS_OK and TKS_EXISTS. */
@@ -152,6 +159,22 @@ typedef struct tksi_backend {
                                  tks_refresh *out);
     tks_result (*refresh_get)(tks_store *s, const unsigned char hash[32], tks_refresh *out);
     tks_result (*refresh_purge)(tks_store *s, int64_t now);
+
+    /* Schema 5. */
+    tks_result (*session_get_sid)(tks_store *s, const char *sid, tks_session *out);
+    /* Client ids recorded for `sid` (by code_insert) with id > after
+     * (bytewise), in id order; after "" = from the start. */
+    tks_result (*session_client_page)(tks_store *s, const char *sid, const char *after, tksi_client_id *rows,
+                                      size_t cap, size_t *n);
+    /* An upsert: a user or client that does not exist is TKS_NOT_FOUND. */
+    tks_result (*consent_put)(tks_store *s, const tks_consent *c);
+    tks_result (*consent_get)(tks_store *s, const char *user_id, const char *client_id, tks_consent *out);
+    /* The user's consents with client_id > after (bytewise), in client id
+     * order; after "" = from the start. */
+    tks_result (*consent_page)(tks_store *s, const char *user_id, const char *after, tks_consent *rows, size_t cap,
+                               size_t *n);
+    /* client_id NULL: every consent of the user; *n gets the rows deleted. */
+    tks_result (*consent_delete)(tks_store *s, const char *user_id, const char *client_id, int *n);
 } tksi_backend;
 
 /* An open store. Owned by store.c; `impl` belongs to the backend. */

@@ -204,6 +204,43 @@ static const char *const MIGRATIONS[] = {
     "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0 CHECK (email_verified IN (0, 1));"
     "PRAGMA user_version = 4;",
+
+    /* 5: OpenID Connect. One active and one next key per alg (each alg has
+     * its own ring: an ES256 ring and an RS256 ring side by side). */
+    "DROP INDEX signing_keys_one_active;"
+    "DROP INDEX signing_keys_one_next;"
+    "CREATE UNIQUE INDEX signing_keys_one_active_per_alg ON signing_keys (alg) WHERE state = 1;"
+    "CREATE UNIQUE INDEX signing_keys_one_next_per_alg ON signing_keys (alg) WHERE state = 0;"
+    /* The nonce of the authorization request (single use per client among
+     * stored codes; '' = none, never in conflict) and auth_time. */
+    "ALTER TABLE codes ADD COLUMN nonce TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE codes ADD COLUMN auth_time INTEGER NOT NULL DEFAULT 0;"
+    "CREATE UNIQUE INDEX codes_client_nonce ON codes (client_id, nonce) WHERE nonce <> '';"
+    "ALTER TABLE refresh_tokens ADD COLUMN auth_time INTEGER NOT NULL DEFAULT 0;"
+    /* The clients that were issued a code in a session, for back-channel
+     * logout. No foreign key to sessions: a code may name a sid that has
+     * no row (the authority's business, as for codes). */
+    "CREATE TABLE session_clients ("
+    "  sid TEXT NOT NULL,"
+    "  client_id TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (sid, client_id)"
+    ");"
+    "CREATE INDEX session_clients_client ON session_clients (client_id);"
+    /* the codes already stored were issued in their sessions too */
+    "INSERT INTO session_clients (sid, client_id) SELECT DISTINCT sid, client_id FROM codes;"
+    "ALTER TABLE clients ADD COLUMN backchannel_logout_uri TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE clients ADD COLUMN id_token_alg TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE clients ADD COLUMN consent INTEGER NOT NULL DEFAULT 0 CHECK (consent IN (0, 1));"
+    /* What each user allowed each third-party client. */
+    "CREATE TABLE consents ("
+    "  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  client_id TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,"
+    "  scope TEXT NOT NULL,"
+    "  granted_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, client_id)"
+    ");"
+    "CREATE INDEX consents_client ON consents (client_id);"
+    "PRAGMA user_version = 5;",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -264,12 +301,20 @@ enum stmt_id {
     ST_REFRESH_USE,
     ST_REFRESH_GET,
     ST_REFRESH_PURGE,
+    ST_SESSION_GET_SID,
+    ST_SESSION_CLIENT_ADD,
+    ST_SESSION_CLIENT_PAGE,
+    ST_CONSENT_PUT,
+    ST_CONSENT_GET,
+    ST_CONSENT_PAGE,
+    ST_CONSENT_DELETE,
+    ST_CONSENT_DELETE_ALL,
     ST__COUNT
 };
 
 #define CLIENT_COLS                                                                                                    \
     "id, name, secret_hash, scopes, audiences, ttl, disabled, created_at, redirect_uris, is_public, grant_types, "     \
-    "serves"
+    "serves, backchannel_logout_uri, id_token_alg, consent"
 #define KEY_COLS "kid, alg, state, created_at, activated_at, retired_at, verify_until, public_jwk, sealed"
 #define REVOCATION_COLS "seq, kind, value, reason, revoked_at, until"
 #define USER_COLS                                                                                                      \
@@ -278,8 +323,11 @@ enum stmt_id {
     "email_verified"
 #define SESSION_COLS "id_hash, sid, user_id, created_at, last_seen, ended_at"
 #define CODE_COLS                                                                                                      \
-    "hash, client_id, user_id, sid, redirect_uri, challenge, scope, audience, created_at, expires_at, used_at"
-#define REFRESH_COLS "hash, parent, sid, client_id, user_id, scope, audience, created_at, expires_at, used_at"
+    "hash, client_id, user_id, sid, redirect_uri, challenge, scope, audience, created_at, expires_at, used_at, "       \
+    "nonce, auth_time"
+#define REFRESH_COLS                                                                                                   \
+    "hash, parent, sid, client_id, user_id, scope, audience, created_at, expires_at, used_at, auth_time"
+#define CONSENT_COLS "user_id, client_id, scope, granted_at"
 
 static const char *const SQL[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -288,8 +336,8 @@ static const char *const SQL[ST__COUNT] = {
     [ST_KEY_GENERATION] = "SELECT value FROM meta WHERE key = 'key_generation'",
     [ST_KEY_GENERATION_BUMP] = "UPDATE meta SET value = value + 1 WHERE key = 'key_generation'",
     [ST_WRITE_PROBE] = "UPDATE meta SET value = ?1 WHERE key = 'write_probe'",
-    [ST_CLIENT_INSERT] =
-        "INSERT INTO clients (" CLIENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [ST_CLIENT_INSERT] = "INSERT INTO clients (" CLIENT_COLS
+                         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [ST_CLIENT_GET] = "SELECT " CLIENT_COLS " FROM clients WHERE id = ?1",
     [ST_CLIENT_SET_DISABLED] = "UPDATE clients SET disabled = ?2 WHERE id = ?1",
     [ST_CLIENT_DELETE] = "DELETE FROM clients WHERE id = ?1",
@@ -324,8 +372,8 @@ static const char *const SQL[ST__COUNT] = {
                              " WHERE kid = ?1 AND state = 1",
     /* ...and activate the oldest next key born at or before ?1 */
     [ST_KEY_ACTIVATE_NEXT] = "UPDATE signing_keys SET state = 1, activated_at = ?2"
-                             " WHERE kid = (SELECT kid FROM signing_keys WHERE state = 0 AND created_at <= ?1"
-                             "              ORDER BY created_at, kid LIMIT 1)",
+                             " WHERE kid = (SELECT kid FROM signing_keys WHERE state = 0 AND alg = ?3"
+                             "              AND created_at <= ?1 ORDER BY created_at, kid LIMIT 1)",
     /* One failure on ?1 at ?2 (window ?3, at least ?4): a counter whose
      * window has passed and that blocks nothing starts over. */
     [ST_ATTEMPT_FAIL] =
@@ -364,17 +412,31 @@ static const char *const SQL[ST__COUNT] = {
      * its first ended_at. */
     [ST_SESSION_END] = "UPDATE sessions SET ended_at = CASE WHEN ended_at = 0 THEN ?2 ELSE ended_at END"
                        " WHERE sid = ?1",
-    [ST_CODE_INSERT] = "INSERT INTO codes (" CODE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_CODE_INSERT] = "INSERT INTO codes (" CODE_COLS ")"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     /* The single-use guard: of any number of concurrent redeems, only one
      * finds used_at = 0 (writes are serialised by SQLite's write lock). */
     [ST_CODE_USE] = "UPDATE codes SET used_at = ?2 WHERE hash = ?1 AND used_at = 0",
     [ST_CODE_GET] = "SELECT " CODE_COLS " FROM codes WHERE hash = ?1",
     [ST_CODE_PURGE] = "DELETE FROM codes WHERE expires_at < ?1",
     [ST_REFRESH_INSERT] = "INSERT INTO refresh_tokens (" REFRESH_COLS ")"
-                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [ST_REFRESH_USE] = "UPDATE refresh_tokens SET used_at = ?2 WHERE hash = ?1 AND used_at = 0",
     [ST_REFRESH_GET] = "SELECT " REFRESH_COLS " FROM refresh_tokens WHERE hash = ?1",
     [ST_REFRESH_PURGE] = "DELETE FROM refresh_tokens WHERE expires_at < ?1",
+    [ST_SESSION_GET_SID] = "SELECT " SESSION_COLS " FROM sessions WHERE sid = ?1",
+    [ST_SESSION_CLIENT_ADD] = "INSERT INTO session_clients (sid, client_id) VALUES (?1, ?2)"
+                              " ON CONFLICT (sid, client_id) DO NOTHING",
+    [ST_SESSION_CLIENT_PAGE] = "SELECT client_id FROM session_clients WHERE sid = ?1 AND client_id > ?2"
+                               " ORDER BY client_id LIMIT ?3",
+    [ST_CONSENT_PUT] = "INSERT INTO consents (" CONSENT_COLS ") VALUES (?1, ?2, ?3, ?4)"
+                       " ON CONFLICT (user_id, client_id) DO UPDATE SET"
+                       " scope = excluded.scope, granted_at = excluded.granted_at",
+    [ST_CONSENT_GET] = "SELECT " CONSENT_COLS " FROM consents WHERE user_id = ?1 AND client_id = ?2",
+    [ST_CONSENT_PAGE] = "SELECT " CONSENT_COLS " FROM consents WHERE user_id = ?1 AND client_id > ?2"
+                        " ORDER BY client_id LIMIT ?3",
+    [ST_CONSENT_DELETE] = "DELETE FROM consents WHERE user_id = ?1 AND client_id = ?2",
+    [ST_CONSENT_DELETE_ALL] = "DELETE FROM consents WHERE user_id = ?1",
 };
 
 struct sq {
@@ -411,9 +473,9 @@ static tks_result fail(tks_store *s, struct sq *q, int rc, const char *what)
         tksi_seterr(s, "%s: already exists", what);
         return TKS_EXISTS;
     }
-    /* Only inserts into sessions, codes and refresh_tokens can break a
-     * foreign key (deletes cascade): the row names a user or client that is
-     * not (or no longer) there. */
+    /* Only inserts into sessions, codes, refresh_tokens, session_clients
+     * and consents can break a foreign key (deletes cascade): the row names
+     * a user or client that is not (or no longer) there. */
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
         tksi_seterr(s, "%s: its user or client does not exist", what);
         return TKS_NOT_FOUND;
@@ -587,7 +649,7 @@ static int col_blob_exact(tks_store *s, sqlite3_stmt *st, int col, const char *w
 
 static int read_client(tks_store *s, sqlite3_stmt *st, tks_client *c)
 {
-    int64_t disabled = 0, is_public = 0;
+    int64_t disabled = 0, is_public = 0, consent = 0;
     if (col_text(s, st, 0, "clients.id", c->id, sizeof c->id) || //
         col_text(s, st, 1, "clients.name", c->name, sizeof c->name) ||
         col_text(s, st, 3, "clients.scopes", c->scopes, sizeof c->scopes) ||
@@ -597,11 +659,16 @@ static int read_client(tks_store *s, sqlite3_stmt *st, tks_client *c)
         col_text(s, st, 8, "clients.redirect_uris", c->redirect_uris, sizeof c->redirect_uris) ||
         col_i64(s, st, 9, "clients.is_public", &is_public) ||
         col_text(s, st, 10, "clients.grant_types", c->grant_types, sizeof c->grant_types) ||
-        col_text(s, st, 11, "clients.serves", c->serves, sizeof c->serves)) {
+        col_text(s, st, 11, "clients.serves", c->serves, sizeof c->serves) ||
+        col_text(s, st, 12, "clients.backchannel_logout_uri", c->backchannel_logout_uri,
+                 sizeof c->backchannel_logout_uri) ||
+        col_text(s, st, 13, "clients.id_token_alg", c->id_token_alg, sizeof c->id_token_alg) ||
+        col_i64(s, st, 14, "clients.consent", &consent)) {
         return -1;
     }
     c->disabled = disabled != 0;
     c->is_public = is_public != 0;
+    c->consent = consent != 0;
     /* The type first: it is undefined after a conversion. */
     int type = sqlite3_column_type(st, 2);
     const void *h = sqlite3_column_blob(st, 2);
@@ -734,7 +801,9 @@ static int read_code(tks_store *s, sqlite3_stmt *st, tks_code *c)
         col_text(s, st, 7, "codes.audience", c->audience, sizeof c->audience) ||
         col_i64(s, st, 8, "codes.created_at", &c->created_at) ||
         col_i64(s, st, 9, "codes.expires_at", &c->expires_at) || //
-        col_i64(s, st, 10, "codes.used_at", &c->used_at)) {
+        col_i64(s, st, 10, "codes.used_at", &c->used_at) ||
+        col_text(s, st, 11, "codes.nonce", c->nonce, sizeof c->nonce) ||
+        col_i64(s, st, 12, "codes.auth_time", &c->auth_time)) {
         return -1;
     }
     return 0;
@@ -751,7 +820,19 @@ static int read_refresh(tks_store *s, sqlite3_stmt *st, tks_refresh *r)
         col_text(s, st, 6, "refresh_tokens.audience", r->audience, sizeof r->audience) ||
         col_i64(s, st, 7, "refresh_tokens.created_at", &r->created_at) ||
         col_i64(s, st, 8, "refresh_tokens.expires_at", &r->expires_at) ||
-        col_i64(s, st, 9, "refresh_tokens.used_at", &r->used_at)) {
+        col_i64(s, st, 9, "refresh_tokens.used_at", &r->used_at) ||
+        col_i64(s, st, 10, "refresh_tokens.auth_time", &r->auth_time)) {
+        return -1;
+    }
+    return 0;
+}
+
+static int read_consent(tks_store *s, sqlite3_stmt *st, tks_consent *c)
+{
+    if (col_text(s, st, 0, "consents.user_id", c->user_id, sizeof c->user_id) ||
+        col_text(s, st, 1, "consents.client_id", c->client_id, sizeof c->client_id) ||
+        col_text(s, st, 2, "consents.scope", c->scope, sizeof c->scope) ||
+        col_i64(s, st, 3, "consents.granted_at", &c->granted_at)) {
         return -1;
     }
     return 0;
@@ -865,6 +946,9 @@ static tks_result sq_client_insert(tks_store *s, const tks_client *c)
         b_i64(&b, 10, c->is_public != 0);
         b_text(&b, 11, c->grant_types);
         b_text(&b, 12, c->serves);
+        b_text(&b, 13, c->backchannel_logout_uri);
+        b_text(&b, 14, c->id_token_alg);
+        b_i64(&b, 15, c->consent != 0);
         r = run(s, q, st, b.rc, "adding a client");
     }
     unlock(q);
@@ -1736,12 +1820,20 @@ static tks_result purge_before(tks_store *s, enum stmt_id id, int64_t now, const
     return r;
 }
 
+/* The code and its session's client, in one transaction: a failure of
+ * either stores neither. Write points: BEGIN, the code, the session's
+ * client, COMMIT. */
 static tks_result sq_code_insert(tks_store *s, const tks_code *c)
 {
     struct sq *q = sq_of(s);
     lock(q);
+    tks_result r = tx_begin(s, q);
+    if (r != TKS_OK) {
+        unlock(q);
+        return r;
+    }
     sqlite3_stmt *st;
-    tks_result r = prep(s, q, ST_CODE_INSERT, &st);
+    r = prep(s, q, ST_CODE_INSERT, &st);
     if (r == TKS_OK) {
         struct binder b = {st, SQLITE_OK};
         b_blob(&b, 1, c->hash, sizeof c->hash);
@@ -1755,8 +1847,20 @@ static tks_result sq_code_insert(tks_store *s, const tks_code *c)
         b_i64(&b, 9, c->created_at);
         b_i64(&b, 10, c->expires_at);
         b_i64(&b, 11, c->used_at);
+        b_text(&b, 12, c->nonce);
+        b_i64(&b, 13, c->auth_time);
         r = run(s, q, st, b.rc, "adding an authorization code");
     }
+    if (r == TKS_OK) {
+        r = prep(s, q, ST_SESSION_CLIENT_ADD, &st);
+    }
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, c->sid);
+        b_text(&b, 2, c->client_id);
+        r = run(s, q, st, b.rc, "recording the session's client");
+    }
+    r = tx_end(s, q, r);
     unlock(q);
     return r;
 }
@@ -1796,6 +1900,7 @@ static tks_result insert_refresh(tks_store *s, struct sq *q, const tks_refresh *
     b_i64(&b, 8, rt->created_at);
     b_i64(&b, 9, rt->expires_at);
     b_i64(&b, 10, rt->used_at);
+    b_i64(&b, 11, rt->auth_time);
     return run(s, q, st, b.rc, "adding a refresh token");
 }
 
@@ -1822,6 +1927,156 @@ static tks_result sq_refresh_get(tks_store *s, const unsigned char hash[32], tks
 static tks_result sq_refresh_purge(tks_store *s, int64_t now)
 {
     return purge_before(s, ST_REFRESH_PURGE, now, "purging refresh tokens");
+}
+
+/* ---- schema 5: sessions by sid, their clients, consents ------------------------ */
+
+static tks_result sq_session_get_sid(tks_store *s, const char *sid, tks_session *out)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_SESSION_GET_SID, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, sid);
+        r = get_one(s, q, st, b.rc, read_session_v, out, "reading a session");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_session_client_page(tks_store *s, const char *sid, const char *after, tksi_client_id *rows,
+                                         size_t cap, size_t *n)
+{
+    struct sq *q = sq_of(s);
+    *n = 0;
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_SESSION_CLIENT_PAGE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, sid);
+        b_text(&b, 2, after);
+        b_i64(&b, 3, (int64_t)cap);
+        int rc = b.rc;
+        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+            rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW && *n < cap) {
+                if (col_text(s, st, 0, "session_clients.client_id", rows[*n].id, sizeof rows[*n].id) != 0) {
+                    r = TKS_ERR;
+                    break;
+                }
+                (*n)++;
+            }
+        }
+        if (r == TKS_OK && rc != SQLITE_DONE) {
+            r = fail(s, q, rc, "listing a session's clients");
+        }
+        release(st);
+    }
+    unlock(q);
+    if (r != TKS_OK) {
+        *n = 0;
+    }
+    return r;
+}
+
+static tks_result sq_consent_put(tks_store *s, const tks_consent *c)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_CONSENT_PUT, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, c->user_id);
+        b_text(&b, 2, c->client_id);
+        b_text(&b, 3, c->scope);
+        b_i64(&b, 4, c->granted_at);
+        r = run(s, q, st, b.rc, "recording a consent");
+    }
+    unlock(q);
+    return r;
+}
+
+static int read_consent_v(tks_store *s, sqlite3_stmt *st, void *out)
+{
+    return read_consent(s, st, out);
+}
+
+static tks_result sq_consent_get(tks_store *s, const char *user_id, const char *client_id, tks_consent *out)
+{
+    struct sq *q = sq_of(s);
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_CONSENT_GET, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, user_id);
+        b_text(&b, 2, client_id);
+        r = get_one(s, q, st, b.rc, read_consent_v, out, "reading a consent");
+    }
+    unlock(q);
+    return r;
+}
+
+static tks_result sq_consent_page(tks_store *s, const char *user_id, const char *after, tks_consent *rows, size_t cap,
+                                  size_t *n)
+{
+    struct sq *q = sq_of(s);
+    *n = 0;
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, ST_CONSENT_PAGE, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, user_id);
+        b_text(&b, 2, after);
+        b_i64(&b, 3, (int64_t)cap);
+        int rc = b.rc;
+        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+            rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW && *n < cap) {
+                if (read_consent(s, st, &rows[*n]) != 0) {
+                    r = TKS_ERR;
+                    break;
+                }
+                (*n)++;
+            }
+        }
+        if (r == TKS_OK && rc != SQLITE_DONE) {
+            r = fail(s, q, rc, "listing consents");
+        }
+        release(st);
+    }
+    unlock(q);
+    if (r != TKS_OK) {
+        *n = 0;
+    }
+    return r;
+}
+
+static tks_result sq_consent_delete(tks_store *s, const char *user_id, const char *client_id, int *n)
+{
+    struct sq *q = sq_of(s);
+    *n = 0;
+    lock(q);
+    sqlite3_stmt *st;
+    tks_result r = prep(s, q, client_id != NULL ? ST_CONSENT_DELETE : ST_CONSENT_DELETE_ALL, &st);
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        b_text(&b, 1, user_id);
+        if (client_id != NULL) {
+            b_text(&b, 2, client_id);
+        }
+        r = run(s, q, st, b.rc, "deleting consents");
+        if (r == TKS_OK) {
+            *n = sqlite3_changes(q->db);
+        }
+    }
+    unlock(q);
+    return r;
 }
 
 /* ---- key rotation -------------------------------------------------------- */
@@ -1864,6 +2119,7 @@ static tks_result sq_key_rotate(tks_store *s, const char *active_kid, int64_t ne
         struct binder b = {st, SQLITE_OK};
         b_i64(&b, 1, next_born_by);
         b_i64(&b, 2, now);
+        b_text(&b, 3, k->alg); /* only the ring of the new key's alg turns */
         r = run_changes(s, q, st, b.rc, "activating the next key", &n);
         if (r == TKS_OK && n != 1) {
             r = TKS_NOT_FOUND; /* no next key published long enough */
@@ -2102,6 +2358,12 @@ static const tksi_backend SQLITE_BACKEND = {
     .refresh_rotate = sq_refresh_rotate,
     .refresh_get = sq_refresh_get,
     .refresh_purge = sq_refresh_purge,
+    .session_get_sid = sq_session_get_sid,
+    .session_client_page = sq_session_client_page,
+    .consent_put = sq_consent_put,
+    .consent_get = sq_consent_get,
+    .consent_page = sq_consent_page,
+    .consent_delete = sq_consent_delete,
 };
 
 /* ---- opening and migrating ------------------------------------------------ */

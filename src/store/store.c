@@ -370,6 +370,14 @@ tks_result tks_client_insert(tks_store *s, const tks_client *c)
         tksi_seterr(s, "client served audience list longer than %d bytes", TKS_LIST_MAX);
         return TKS_ERR;
     }
+    if (!field_ok(c->backchannel_logout_uri, sizeof c->backchannel_logout_uri)) {
+        tksi_seterr(s, "client back-channel logout URI longer than %d bytes", TKS_URI_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(c->id_token_alg, sizeof c->id_token_alg)) {
+        tksi_seterr(s, "client ID token alg longer than %zu bytes", sizeof c->id_token_alg - 1);
+        return TKS_ERR;
+    }
     return s->be->client_insert(s, c);
 }
 
@@ -1125,6 +1133,186 @@ tks_result tks_session_end(tks_store *s, const char *sid, int64_t now)
     return s->be->session_end(s, sid, now);
 }
 
+tks_result tks_session_get_sid(tks_store *s, const char *sid, tks_session *out)
+{
+    if (out != NULL) {
+        memset(out, 0, sizeof *out);
+    }
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (sid == NULL || out == NULL) {
+        tksi_seterr(s, "tks_session_get_sid: NULL argument");
+        return TKS_ERR;
+    }
+    if (!str_ok(sid, TKS_SID_MAX)) {
+        return TKS_NOT_FOUND;
+    }
+    tks_result r = s->be->session_get_sid(s, sid, out);
+    if (r != TKS_OK) {
+        memset(out, 0, sizeof *out);
+    }
+    return r;
+}
+
+tks_result tks_session_clients(tks_store *s, const char *sid, int (*fn)(const char *client_id, void *ud), void *ud)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (sid == NULL || fn == NULL) {
+        tksi_seterr(s, "tks_session_clients: NULL argument");
+        return TKS_ERR;
+    }
+    if (!str_ok(sid, TKS_SID_MAX)) {
+        return TKS_OK; /* no session can have that sid: no client took part in it */
+    }
+    tksi_client_id *rows = calloc(TKSI_PAGE, sizeof *rows);
+    if (rows == NULL) {
+        tksi_seterr(s, "out of memory listing a session's clients");
+        return TKS_ERR;
+    }
+    char after[TKS_ID_MAX + 1] = "";
+    tks_result r = TKS_OK;
+    for (;;) {
+        size_t n = 0;
+        memset(rows, 0, TKSI_PAGE * sizeof *rows);
+        r = s->be->session_client_page(s, sid, after, rows, TKSI_PAGE, &n);
+        if (r != TKS_OK || n == 0) {
+            break;
+        }
+        int stop = 0;
+        for (size_t i = 0; i < n && !stop; i++) {
+            stop = fn(rows[i].id, ud) != 0;
+        }
+        if (stop || n < TKSI_PAGE) {
+            break;
+        }
+        if (strcmp(rows[n - 1].id, after) <= 0) {
+            tksi_seterr(s, "session client listing did not advance");
+            r = TKS_ERR;
+            break;
+        }
+        memcpy(after, rows[n - 1].id, sizeof after);
+    }
+    free(rows);
+    return r;
+}
+
+/* ---- consent --------------------------------------------------------------- */
+
+tks_result tks_consent_put(tks_store *s, const tks_consent *c)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (c == NULL) {
+        tksi_seterr(s, "tks_consent_put: no consent");
+        return TKS_ERR;
+    }
+    if (!field_ok(c->user_id, sizeof c->user_id) || c->user_id[0] == '\0' ||
+        !field_ok(c->client_id, sizeof c->client_id) || c->client_id[0] == '\0') {
+        tksi_seterr(s, "consent user id and client id must be 1 to %d bytes", TKS_ID_MAX);
+        return TKS_ERR;
+    }
+    if (!field_ok(c->scope, sizeof c->scope)) {
+        tksi_seterr(s, "consent scope longer than %d bytes", TKS_LIST_MAX);
+        return TKS_ERR;
+    }
+    return s->be->consent_put(s, c);
+}
+
+tks_result tks_consent_get(tks_store *s, const char *user_id, const char *client_id, tks_consent *out)
+{
+    if (out != NULL) {
+        memset(out, 0, sizeof *out);
+    }
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (user_id == NULL || client_id == NULL || out == NULL) {
+        tksi_seterr(s, "tks_consent_get: NULL argument");
+        return TKS_ERR;
+    }
+    if (!str_ok(user_id, TKS_ID_MAX) || !str_ok(client_id, TKS_ID_MAX)) {
+        return TKS_NOT_FOUND;
+    }
+    tks_result r = s->be->consent_get(s, user_id, client_id, out);
+    if (r != TKS_OK) {
+        memset(out, 0, sizeof *out);
+    }
+    return r;
+}
+
+tks_result tks_consent_list(tks_store *s, const char *user_id, int (*fn)(const tks_consent *c, void *ud), void *ud)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (user_id == NULL || fn == NULL) {
+        tksi_seterr(s, "tks_consent_list: NULL argument");
+        return TKS_ERR;
+    }
+    if (!str_ok(user_id, TKS_ID_MAX)) {
+        return TKS_OK; /* no such user, so no consent */
+    }
+    tks_consent *rows = calloc(TKSI_PAGE, sizeof *rows);
+    if (rows == NULL) {
+        tksi_seterr(s, "out of memory listing consents");
+        return TKS_ERR;
+    }
+    char after[TKS_ID_MAX + 1] = "";
+    tks_result r = TKS_OK;
+    for (;;) {
+        size_t n = 0;
+        memset(rows, 0, TKSI_PAGE * sizeof *rows);
+        r = s->be->consent_page(s, user_id, after, rows, TKSI_PAGE, &n);
+        if (r != TKS_OK || n == 0) {
+            break;
+        }
+        int stop = 0;
+        for (size_t i = 0; i < n && !stop; i++) {
+            stop = fn(&rows[i], ud) != 0;
+        }
+        if (stop || n < TKSI_PAGE) {
+            break;
+        }
+        if (strcmp(rows[n - 1].client_id, after) <= 0) {
+            tksi_seterr(s, "consent listing did not advance");
+            r = TKS_ERR;
+            break;
+        }
+        memcpy(after, rows[n - 1].client_id, sizeof after);
+    }
+    free(rows);
+    return r;
+}
+
+tks_result tks_consent_delete(tks_store *s, const char *user_id, const char *client_id, int *n)
+{
+    int dummy = 0;
+    if (n == NULL) {
+        n = &dummy;
+    }
+    *n = 0;
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (user_id == NULL) {
+        tksi_seterr(s, "tks_consent_delete: no user id");
+        return TKS_ERR;
+    }
+    /* an id no row can hold: nothing to delete */
+    if (!str_ok(user_id, TKS_ID_MAX) || (client_id != NULL && !str_ok(client_id, TKS_ID_MAX))) {
+        return TKS_OK;
+    }
+    tks_result r = s->be->consent_delete(s, user_id, client_id, n);
+    if (r != TKS_OK) {
+        *n = 0;
+    }
+    return r;
+}
+
 /* ---- authorization codes --------------------------------------------------- */
 
 tks_result tks_code_insert(tks_store *s, const tks_code *c)
@@ -1159,6 +1347,10 @@ tks_result tks_code_insert(tks_store *s, const tks_code *c)
     }
     if (!field_ok(c->audience, sizeof c->audience)) {
         tksi_seterr(s, "code audience longer than %zu bytes", sizeof c->audience - 1);
+        return TKS_ERR;
+    }
+    if (!field_ok(c->nonce, sizeof c->nonce)) {
+        tksi_seterr(s, "code nonce longer than %d bytes", TKS_NONCE_MAX);
         return TKS_ERR;
     }
     return s->be->code_insert(s, c);

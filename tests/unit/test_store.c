@@ -43,6 +43,9 @@
 #include "store/backend.h" /* tksi_sqlite_open_at, tksi_pg_open_at: the migration test hooks */
 #include "store/store.h"
 
+/* The latest schema this tokend knows (sqlite.c and postgres.c alike). */
+#define SCHEMA_LATEST 5
+
 /* ---- fixtures ------------------------------------------------------------ */
 
 struct fixture {
@@ -296,6 +299,9 @@ static void assert_client_equal(const tks_client *a, const tks_client *b)
     assert_string_equal(a->redirect_uris, b->redirect_uris);
     assert_int_equal(a->is_public, b->is_public);
     assert_string_equal(a->grant_types, b->grant_types);
+    assert_string_equal(a->backchannel_logout_uri, b->backchannel_logout_uri);
+    assert_string_equal(a->id_token_alg, b->id_token_alg);
+    assert_int_equal(a->consent, b->consent);
 }
 
 /* ---- opening ------------------------------------------------------------- */
@@ -363,7 +369,7 @@ static void test_url_schemes(void **state)
 static void test_open_basics(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(tks_schema_version(f->s), 4);
+    assert_int_equal(tks_schema_version(f->s), SCHEMA_LATEST);
     assert_int_equal(tks_ping(f->s), TKS_OK);
     assert_string_equal(tks_errmsg(f->s), "no error");
     assert_non_null(tks_errmsg(NULL));
@@ -1903,6 +1909,8 @@ static void assert_code_equal(const tks_code *a, const tks_code *b)
     assert_int_equal(a->created_at, b->created_at);
     assert_int_equal(a->expires_at, b->expires_at);
     assert_int_equal(a->used_at, b->used_at);
+    assert_string_equal(a->nonce, b->nonce);
+    assert_int_equal(a->auth_time, b->auth_time);
 }
 
 static void test_codes(void **state)
@@ -2068,6 +2076,7 @@ static void assert_refresh_equal(const tks_refresh *a, const tks_refresh *b)
     assert_int_equal(a->created_at, b->created_at);
     assert_int_equal(a->expires_at, b->expires_at);
     assert_int_equal(a->used_at, b->used_at);
+    assert_int_equal(a->auth_time, b->auth_time);
 }
 
 static void test_refresh_tokens(void **state)
@@ -2568,6 +2577,726 @@ static void test_grant_writes_are_one_transaction(void **state)
     tks_fault_disarm(f->s);
 }
 
+/* ---- schema 5: OpenID Connect ------------------------------------------------ */
+
+/* Each alg has its own key ring: one active and one next key per alg (an
+ * ES256 ring and an RS256 ring side by side), and rotating one ring never
+ * touches the other. */
+static void test_key_rings_per_alg(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    unsigned char sealed[4] = {1, 2, 3, 4};
+    tks_key_row k;
+    /* The ES256 next key is the oldest next key of all: a rotation of the
+     * RS256 ring that looked at every alg would pick it. */
+    make_key(&k, "es-act", 10, TKS_KEY_ACTIVE, sealed, sizeof sealed, NULL);
+    k.activated_at = 10;
+    assert_int_equal(tks_key_insert(s, &k), TKS_OK);
+    make_key(&k, "es-nxt", 50, TKS_KEY_NEXT, sealed, sizeof sealed, NULL);
+    assert_int_equal(tks_key_insert(s, &k), TKS_OK);
+    make_key(&k, "rs-act", 100, TKS_KEY_ACTIVE, sealed, sizeof sealed, NULL);
+    snprintf(k.alg, sizeof k.alg, "RS256");
+    k.activated_at = 100;
+    assert_int_equal(tks_key_insert(s, &k), TKS_OK);
+    make_key(&k, "rs-nxt", 150, TKS_KEY_NEXT, sealed, sizeof sealed, NULL);
+    snprintf(k.alg, sizeof k.alg, "RS256");
+    assert_int_equal(tks_key_insert(s, &k), TKS_OK);
+    int64_t g = generation(s);
+
+    /* A second active or next key of one alg is refused, whoever writes. */
+    const char *algs[] = {"ES256", "RS256"};
+    for (size_t i = 0; i < 2; i++) {
+        make_key(&k, "dup-act", 300, TKS_KEY_ACTIVE, sealed, sizeof sealed, NULL);
+        snprintf(k.alg, sizeof k.alg, "%s", algs[i]);
+        assert_int_equal(tks_key_insert(s, &k), TKS_EXISTS);
+        make_key(&k, "dup-nxt", 300, TKS_KEY_NEXT, sealed, sizeof sealed, NULL);
+        snprintf(k.alg, sizeof k.alg, "%s", algs[i]);
+        assert_int_equal(tks_key_insert(s, &k), TKS_EXISTS);
+    }
+    assert_int_equal(tks_key_set_state(s, "rs-nxt", TKS_KEY_ACTIVE, 300, 0), TKS_EXISTS);
+    assert_int_equal(tks_key_set_state(s, "es-nxt", TKS_KEY_ACTIVE, 300, 0), TKS_EXISTS);
+    assert_int_equal(generation(s), g);
+    /* A third alg starts a ring of its own; retired keys are not limited. */
+    make_key(&k, "ed-act", 300, TKS_KEY_ACTIVE, sealed, sizeof sealed, NULL);
+    snprintf(k.alg, sizeof k.alg, "EdDSA");
+    assert_int_equal(tks_key_insert(s, &k), TKS_OK);
+    for (int i = 0; i < 2; i++) {
+        make_key(&k, i ? "rs-old-2" : "rs-old-1", 5 + i, TKS_KEY_RETIRED, sealed, sizeof sealed, NULL);
+        snprintf(k.alg, sizeof k.alg, "RS256");
+        k.verify_until = 1000;
+        assert_int_equal(tks_key_insert(s, &k), TKS_OK);
+    }
+
+    /* Rotating the RS256 ring turns only it. */
+    tks_key_row n;
+    make_key(&n, "rs-new", 400, TKS_KEY_NEXT, sealed, sizeof sealed, NULL);
+    snprintf(n.alg, sizeof n.alg, "RS256");
+    assert_int_equal(tks_key_rotate(s, "rs-act", 300, 400, 900, &n), TKS_OK);
+    struct key_walk *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    assert_int_equal(tks_key_list(s, walk_key, w), TKS_OK);
+    assert_int_equal(w->n, 8);
+    int seen = 0;
+    for (int i = 0; i < w->n; i++) {
+        const tks_key_row *r = &w->copy[i];
+        if (strcmp(r->kid, "es-act") == 0) {
+            assert_int_equal(r->state, TKS_KEY_ACTIVE);
+            assert_int_equal(r->activated_at, 10);
+            seen |= 1;
+        } else if (strcmp(r->kid, "es-nxt") == 0) {
+            assert_int_equal(r->state, TKS_KEY_NEXT);
+            assert_int_equal(r->activated_at, 0);
+            seen |= 2;
+        } else if (strcmp(r->kid, "rs-act") == 0) {
+            assert_int_equal(r->state, TKS_KEY_RETIRED);
+            assert_int_equal(r->retired_at, 400);
+            assert_int_equal(r->verify_until, 900);
+            seen |= 4;
+        } else if (strcmp(r->kid, "rs-nxt") == 0) {
+            assert_int_equal(r->state, TKS_KEY_ACTIVE);
+            assert_int_equal(r->activated_at, 400);
+            seen |= 8;
+        } else if (strcmp(r->kid, "rs-new") == 0) {
+            assert_int_equal(r->state, TKS_KEY_NEXT);
+            assert_string_equal(r->alg, "RS256");
+            seen |= 16;
+        }
+    }
+    assert_int_equal(seen, 31);
+    free(w);
+
+    /* The RS256 ring's next key is too young; the old ES256 next key does
+     * not stand in for it. Nothing changes. */
+    g = generation(s);
+    tks_key_row n2;
+    make_key(&n2, "rs-new-2", 500, TKS_KEY_NEXT, sealed, sizeof sealed, NULL);
+    snprintf(n2.alg, sizeof n2.alg, "RS256");
+    assert_int_equal(tks_key_rotate(s, "rs-nxt", 399, 500, 900, &n2), TKS_NOT_FOUND);
+    assert_int_equal(generation(s), g);
+    /* The ES256 ring turns on its own. */
+    make_key(&n2, "es-new", 500, TKS_KEY_NEXT, sealed, sizeof sealed, NULL);
+    assert_int_equal(tks_key_rotate(s, "es-act", 300, 500, 900, &n2), TKS_OK);
+    w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    assert_int_equal(tks_key_list(s, walk_key, w), TKS_OK);
+    int active = 0, next = 0;
+    for (int i = 0; i < w->n; i++) {
+        const tks_key_row *r = &w->copy[i];
+        if (strcmp(r->kid, "es-nxt") == 0) {
+            assert_int_equal(r->state, TKS_KEY_ACTIVE);
+        }
+        if (strcmp(r->kid, "rs-nxt") == 0) {
+            assert_int_equal(r->state, TKS_KEY_ACTIVE); /* untouched */
+            assert_int_equal(r->activated_at, 400);
+        }
+        active += r->state == TKS_KEY_ACTIVE;
+        next += r->state == TKS_KEY_NEXT;
+    }
+    assert_int_equal(active, 3); /* ES256, RS256, EdDSA */
+    assert_int_equal(next, 2);   /* ES256, RS256 */
+    free(w);
+}
+
+/* Schema 5's client settings: back-channel logout URI, ID token alg,
+ * consent; stored, read, listed, bounded. */
+struct oidc_client_walk {
+    int n;
+    tks_client rp;
+};
+
+static int walk_oidc_client(const tks_client *c, void *ud)
+{
+    struct oidc_client_walk *w = ud;
+    if (strcmp(c->id, "rp") == 0) {
+        w->rp = *c;
+    }
+    w->n++;
+    return 0;
+}
+
+static void test_client_oidc_fields(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    tks_client c, got;
+    make_client(&c, "rp");
+    snprintf(c.backchannel_logout_uri, sizeof c.backchannel_logout_uri, "https://rp.example.com/backchannel");
+    snprintf(c.id_token_alg, sizeof c.id_token_alg, "ES256");
+    c.consent = 9; /* any non-zero */
+    assert_int_equal(tks_client_insert(s, &c), TKS_OK);
+    c.consent = 1;
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_client_get(s, "rp", &got), TKS_OK);
+    assert_client_equal(&got, &c);
+
+    /* Not set: "", "" and 0. */
+    tks_client d;
+    make_client(&d, "first-party");
+    assert_int_equal(tks_client_insert(s, &d), TKS_OK);
+    assert_int_equal(tks_client_get(s, "first-party", &got), TKS_OK);
+    assert_client_equal(&got, &d);
+    assert_string_equal(got.backchannel_logout_uri, "");
+    assert_string_equal(got.id_token_alg, "");
+    assert_int_equal(got.consent, 0);
+
+    /* The listing carries them. */
+    struct oidc_client_walk w;
+    memset(&w, 0, sizeof w);
+    assert_int_equal(tks_client_list(s, walk_oidc_client, &w), TKS_OK);
+    assert_int_equal(w.n, 2);
+    assert_client_equal(&w.rp, &c);
+
+    /* At the limit; one byte more is refused. */
+    make_client(&c, "full");
+    memset(c.backchannel_logout_uri, 'b', TKS_URI_MAX);
+    c.backchannel_logout_uri[TKS_URI_MAX] = '\0';
+    memset(c.id_token_alg, 'a', sizeof c.id_token_alg - 1);
+    c.id_token_alg[sizeof c.id_token_alg - 1] = '\0';
+    assert_int_equal(tks_client_insert(s, &c), TKS_OK);
+    assert_int_equal(tks_client_get(s, "full", &got), TKS_OK);
+    assert_client_equal(&got, &c);
+    make_client(&c, "bad-bcl");
+    memset(c.backchannel_logout_uri, 'b', sizeof c.backchannel_logout_uri);
+    assert_int_equal(tks_client_insert(s, &c), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(s), "back-channel logout URI"));
+    make_client(&c, "bad-alg");
+    memset(c.id_token_alg, 'a', sizeof c.id_token_alg);
+    assert_int_equal(tks_client_insert(s, &c), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(s), "ID token alg"));
+    assert_int_equal(tks_client_get(s, "bad-bcl", &got), TKS_NOT_FOUND);
+    assert_int_equal(tks_client_get(s, "bad-alg", &got), TKS_NOT_FOUND);
+}
+
+/* The clients recorded for a session, as tks_session_clients lists them. */
+struct sid_clients {
+    tks_store *s;
+    int n;
+    int stop_after;
+    char ids[64][TKS_ID_MAX + 1];
+    int reentry_failed;
+};
+
+static int walk_sid_client(const char *client_id, void *ud)
+{
+    struct sid_clients *w = ud;
+    if (w->n < 64) {
+        snprintf(w->ids[w->n], sizeof w->ids[w->n], "%s", client_id);
+    }
+    /* no lock is held: the callback may use the store */
+    tks_client c;
+    if (w->s != NULL && tks_client_get(w->s, client_id, &c) != TKS_OK) {
+        w->reentry_failed = 1;
+    }
+    w->n++;
+    return w->stop_after && w->n >= w->stop_after;
+}
+
+static struct sid_clients *sid_clients(tks_store *s, const char *sid)
+{
+    struct sid_clients *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    w->s = s;
+    assert_int_equal(tks_session_clients(s, sid, walk_sid_client, w), TKS_OK);
+    assert_false(w->reentry_failed);
+    return w;
+}
+
+/* The nonce of a code: stored and read back with auth_time, single use
+ * per client (a replayed authorization request), free for other clients,
+ * and "" never conflicts. */
+static void test_code_nonce(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    tks_code c, got;
+    make_code(&c, 1, "app", "alice", "sid-1");
+    snprintf(c.nonce, sizeof c.nonce, "n-0S6_WzA2Mj");
+    c.auth_time = 990;
+    assert_int_equal(tks_code_insert(s, &c), TKS_OK);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_code_get(s, c.hash, &got), TKS_OK);
+    assert_code_equal(&got, &c);
+
+    /* The same nonce for the same client: refused, nothing stored. */
+    tks_code d;
+    make_code(&d, 2, "app", "bob", "sid-2");
+    snprintf(d.nonce, sizeof d.nonce, "%s", c.nonce);
+    assert_int_equal(tks_code_insert(s, &d), TKS_EXISTS);
+    assert_int_equal(tks_code_get(s, d.hash, &got), TKS_NOT_FOUND);
+    struct sid_clients *w = sid_clients(s, "sid-2");
+    assert_int_equal(w->n, 0);
+    free(w);
+    /* Another client may use it. */
+    make_code(&d, 3, "other-app", "alice", "sid-1");
+    snprintf(d.nonce, sizeof d.nonce, "%s", c.nonce);
+    assert_int_equal(tks_code_insert(s, &d), TKS_OK);
+    /* Empty nonces never conflict. */
+    for (int i = 0; i < 3; i++) {
+        make_code(&d, 4 + i, "app", "alice", "sid-1");
+        assert_int_equal(tks_code_insert(s, &d), TKS_OK);
+        assert_int_equal(tks_code_get(s, d.hash, &got), TKS_OK);
+        assert_string_equal(got.nonce, "");
+        assert_int_equal(got.auth_time, 0);
+    }
+
+    /* Redeem and exchange return them, the first time and on replay. */
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_code_redeem(s, c.hash, 1010, &got), TKS_OK);
+    c.used_at = 1010;
+    assert_code_equal(&got, &c);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_code_exchange(s, c.hash, 1020, NULL, &got), TKS_EXISTS);
+    assert_code_equal(&got, &c);
+    /* A used code still holds its nonce; purged, the nonce is free again. */
+    make_code(&d, 10, "app", "alice", "sid-1");
+    snprintf(d.nonce, sizeof d.nonce, "%s", c.nonce);
+    assert_int_equal(tks_code_insert(s, &d), TKS_EXISTS);
+    assert_int_equal(tks_code_purge(s, INT64_MAX), TKS_OK);
+    assert_int_equal(tks_code_insert(s, &d), TKS_OK);
+
+    /* At the limit; one byte more is refused. */
+    tks_code big;
+    make_code(&big, 20, "app", "alice", "sid-1");
+    memset(big.nonce, 'n', TKS_NONCE_MAX);
+    big.nonce[TKS_NONCE_MAX] = '\0';
+    big.auth_time = INT64_MAX;
+    assert_int_equal(tks_code_insert(s, &big), TKS_OK);
+    assert_int_equal(tks_code_get(s, big.hash, &got), TKS_OK);
+    assert_code_equal(&got, &big);
+    make_code(&d, 21, "app", "alice", "sid-1");
+    memset(d.nonce, 'n', sizeof d.nonce);
+    assert_int_equal(tks_code_insert(s, &d), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(s), "nonce"));
+    assert_int_equal(tks_code_get(s, d.hash, &got), TKS_NOT_FOUND);
+}
+
+/* tks_code_insert records the session's client; tks_session_clients lists
+ * them once each, in id order, page after page, with no lock held. */
+static void test_session_clients(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    tks_client cl;
+    make_client(&cl, "zeta");
+    assert_int_equal(tks_client_insert(s, &cl), TKS_OK);
+    make_client(&cl, "mid");
+    assert_int_equal(tks_client_insert(s, &cl), TKS_OK);
+    struct sid_clients *w = sid_clients(s, "sid-1");
+    assert_int_equal(w->n, 0);
+    free(w);
+
+    const char *order[] = {"zeta", "other-app", "app", "app", "zeta"};
+    for (int i = 0; i < 5; i++) {
+        tks_code c;
+        make_code(&c, 1 + i, order[i], "alice", "sid-1");
+        assert_int_equal(tks_code_insert(s, &c), TKS_OK);
+    }
+    tks_code c;
+    make_code(&c, 10, "mid", "bob", "sid-2");
+    assert_int_equal(tks_code_insert(s, &c), TKS_OK);
+    w = sid_clients(s, "sid-1");
+    assert_int_equal(w->n, 3);
+    assert_string_equal(w->ids[0], "app");
+    assert_string_equal(w->ids[1], "other-app");
+    assert_string_equal(w->ids[2], "zeta");
+    free(w);
+    w = sid_clients(s, "sid-2");
+    assert_int_equal(w->n, 1);
+    assert_string_equal(w->ids[0], "mid");
+    free(w);
+    /* Redeemed and purged codes do not take their session's clients. */
+    assert_int_equal(tks_code_purge(s, INT64_MAX), TKS_OK);
+    w = sid_clients(s, "sid-2");
+    assert_int_equal(w->n, 1);
+    free(w);
+    /* Stop early. */
+    w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    w->stop_after = 2;
+    assert_int_equal(tks_session_clients(s, "sid-1", walk_sid_client, w), TKS_OK);
+    assert_int_equal(w->n, 2);
+    free(w);
+    /* A deleted client goes from every session. */
+    assert_int_equal(tks_client_delete(s, "zeta"), TKS_OK);
+    w = sid_clients(s, "sid-1");
+    assert_int_equal(w->n, 2);
+    assert_string_equal(w->ids[1], "other-app");
+    free(w);
+    /* Unknown sids, and sids no session can have: none. */
+    const char *none[] = {"sid-unknown", "", "sid-1 "};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        w = sid_clients(s, none[i]);
+        assert_int_equal(w->n, 0);
+        free(w);
+    }
+    char longsid[TKS_SID_MAX + 2];
+    memset(longsid, 's', sizeof longsid - 1);
+    longsid[sizeof longsid - 1] = '\0';
+    w = sid_clients(s, longsid);
+    assert_int_equal(w->n, 0);
+    free(w);
+
+    /* More clients than a page, inserted out of order. */
+    for (int i = 0; i < 45; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "rp-%02d", (i * 7) % 45);
+        make_client(&cl, id);
+        assert_int_equal(tks_client_insert(s, &cl), TKS_OK);
+        make_code(&c, 100 + i, id, "alice", "sid-many");
+        assert_int_equal(tks_code_insert(s, &c), TKS_OK);
+    }
+    w = sid_clients(s, "sid-many");
+    assert_int_equal(w->n, 45);
+    for (int i = 0; i < 45; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "rp-%02d", i);
+        assert_string_equal(w->ids[i], id);
+    }
+    free(w);
+
+    assert_int_equal(tks_session_clients(s, NULL, walk_sid_client, NULL), TKS_ERR);
+    assert_int_equal(tks_session_clients(s, "sid-1", NULL, NULL), TKS_ERR);
+    assert_int_equal(tks_session_clients(NULL, "sid-1", walk_sid_client, NULL), TKS_ERR);
+}
+
+/* A failure at any write point of tks_code_insert (BEGIN, the code, the
+ * session's client, COMMIT) stores neither the code nor its session's
+ * client. */
+static void test_code_insert_is_one_transaction(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    tks_code c, got;
+    make_code(&c, 800, "app", "alice", "sid-f");
+    snprintf(c.nonce, sizeof c.nonce, "nonce-f");
+    for (int sticky = 0; sticky < 2; sticky++) {
+        int64_t k = 0;
+        for (;; k++) {
+            assert_true(k < 16);
+            tks_fault_arm(s, k, sticky);
+            tks_result r = tks_code_insert(s, &c);
+            int64_t seen = tks_fault_points(s);
+            tks_fault_disarm(s);
+            if (seen <= k) {
+                assert_int_equal(r, TKS_OK);
+                break;
+            }
+            assert_int_equal(r, TKS_ERR);
+            assert_non_null(strstr(tks_errmsg(s), "injected fault"));
+            assert_int_equal(tks_code_get(s, c.hash, &got), TKS_NOT_FOUND);
+            struct sid_clients *w = sid_clients(s, c.sid);
+            assert_int_equal(w->n, 0);
+            free(w);
+        }
+        assert_int_equal(k, 4); /* BEGIN, the code, the session's client, COMMIT */
+        assert_int_equal(tks_code_get(s, c.hash, &got), TKS_OK);
+        assert_code_equal(&got, &c);
+        struct sid_clients *w = sid_clients(s, c.sid);
+        assert_int_equal(w->n, 1);
+        assert_string_equal(w->ids[0], "app");
+        free(w);
+        assert_int_equal(tks_code_purge(s, INT64_MAX), TKS_OK);
+        assert_int_equal(tks_client_delete(s, "app"), TKS_OK); /* takes its session_clients row */
+        w = sid_clients(s, c.sid);
+        assert_int_equal(w->n, 0);
+        free(w);
+        tks_client cl;
+        make_client(&cl, "app");
+        assert_int_equal(tks_client_insert(s, &cl), TKS_OK);
+    }
+    /* A code refused by the store (an unknown user) records no client. */
+    make_code(&c, 801, "other-app", "nobody", "sid-g");
+    assert_int_equal(tks_code_insert(s, &c), TKS_NOT_FOUND);
+    struct sid_clients *w = sid_clients(s, "sid-g");
+    assert_int_equal(w->n, 0);
+    free(w);
+}
+
+/* auth_time of refresh tokens: stored by insert, by the exchange of a code
+ * (`first`) and by rotation (`next`), and returned by every read. */
+static void test_refresh_auth_time(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    tks_code c, cg;
+    make_code(&c, 1, "app", "alice", "sid-1");
+    c.auth_time = 900;
+    assert_int_equal(tks_code_insert(s, &c), TKS_OK);
+    tks_refresh first, next, got;
+    make_refresh(&first, 2, -1, "sid-1", "app", "alice");
+    first.auth_time = 900;
+    assert_int_equal(tks_code_exchange(s, c.hash, 1000, &first, &cg), TKS_OK);
+    assert_int_equal(cg.auth_time, 900);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_refresh_get(s, first.hash, &got), TKS_OK);
+    assert_refresh_equal(&got, &first);
+
+    make_refresh(&next, 3, 2, "sid-1", "app", "alice");
+    next.created_at = 2000;
+    next.auth_time = 901; /* whatever `next` says is stored */
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_refresh_rotate(s, first.hash, 2000, &next, &got), TKS_OK);
+    first.used_at = 2000;
+    assert_refresh_equal(&got, &first); /* the old row */
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_refresh_rotate(s, first.hash, 2100, &next, &got), TKS_EXISTS);
+    assert_refresh_equal(&got, &first);
+    assert_int_equal(tks_refresh_get(s, next.hash, &got), TKS_OK);
+    assert_refresh_equal(&got, &next);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_refresh_use(s, next.hash, 3000, &got), TKS_OK);
+    next.used_at = 3000;
+    assert_refresh_equal(&got, &next);
+
+    tks_refresh r;
+    make_refresh(&r, 4, -1, "sid-2", "app", "bob");
+    r.auth_time = INT64_MAX;
+    assert_int_equal(tks_refresh_insert(s, &r), TKS_OK);
+    assert_int_equal(tks_refresh_get(s, r.hash, &got), TKS_OK);
+    assert_refresh_equal(&got, &r);
+    make_refresh(&r, 5, -1, "sid-2", "app", "bob");
+    assert_int_equal(tks_refresh_insert(s, &r), TKS_OK);
+    assert_int_equal(tks_refresh_get(s, r.hash, &got), TKS_OK);
+    assert_int_equal(got.auth_time, 0);
+}
+
+/* A session by its public id. */
+static void test_session_get_sid(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    tks_session se, other, got;
+    make_session(&se, 1, "sid-1", "alice");
+    assert_int_equal(tks_session_insert(s, &se), TKS_OK);
+    make_session(&other, 2, "sid-2", "bob");
+    other.ended_at = 1500;
+    assert_int_equal(tks_session_insert(s, &other), TKS_OK);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_session_get_sid(s, "sid-1", &got), TKS_OK);
+    assert_session_equal(&got, &se);
+    /* ended sessions too (the authority tells "ended" from "unknown") */
+    assert_int_equal(tks_session_get_sid(s, "sid-2", &got), TKS_OK);
+    assert_session_equal(&got, &other);
+    assert_int_equal(tks_session_end(s, "sid-1", 2000), TKS_OK);
+    assert_int_equal(tks_session_get_sid(s, "sid-1", &got), TKS_OK);
+    assert_int_equal(got.ended_at, 2000);
+
+    char longsid[TKS_SID_MAX + 2];
+    memset(longsid, 's', sizeof longsid - 1);
+    longsid[sizeof longsid - 1] = '\0';
+    const char *none[] = {"sid-3", "", "SID-1", longsid};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        memset(&got, 0x55, sizeof got);
+        assert_int_equal(tks_session_get_sid(s, none[i], &got), TKS_NOT_FOUND);
+        assert_int_equal(got.sid[0], 0);
+        assert_int_equal(got.created_at, 0);
+    }
+    assert_int_equal(tks_session_get_sid(s, NULL, &got), TKS_ERR);
+    assert_int_equal(tks_session_get_sid(s, "sid-1", NULL), TKS_ERR);
+    assert_int_equal(tks_session_get_sid(NULL, "sid-1", &got), TKS_ERR);
+}
+
+/* Consents: put (an upsert), get, list in client id order, delete one or
+ * all; they go with their user or client. */
+struct consent_walk {
+    tks_store *s;
+    int n;
+    int stop_after;
+    tks_consent c[64];
+    int reentry_failed;
+};
+
+static int walk_consent(const tks_consent *c, void *ud)
+{
+    struct consent_walk *w = ud;
+    if (w->n < 64) {
+        w->c[w->n] = *c;
+    }
+    tks_consent again;
+    if (tks_consent_get(w->s, c->user_id, c->client_id, &again) != TKS_OK) {
+        w->reentry_failed = 1;
+    }
+    w->n++;
+    return w->stop_after && w->n >= w->stop_after;
+}
+
+static struct consent_walk *consents(tks_store *s, const char *user_id)
+{
+    struct consent_walk *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    w->s = s;
+    assert_int_equal(tks_consent_list(s, user_id, walk_consent, w), TKS_OK);
+    assert_false(w->reentry_failed);
+    return w;
+}
+
+static void make_consent(tks_consent *c, const char *user, const char *client, const char *scope, int64_t at)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->user_id, sizeof c->user_id, "%s", user);
+    snprintf(c->client_id, sizeof c->client_id, "%s", client);
+    snprintf(c->scope, sizeof c->scope, "%s", scope);
+    c->granted_at = at;
+}
+
+static void assert_consent_equal(const tks_consent *a, const tks_consent *b)
+{
+    assert_string_equal(a->user_id, b->user_id);
+    assert_string_equal(a->client_id, b->client_id);
+    assert_string_equal(a->scope, b->scope);
+    assert_int_equal(a->granted_at, b->granted_at);
+}
+
+static void test_consents(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    tks_consent c, got;
+    make_consent(&c, "alice", "other-app", "openid profile", 100);
+    assert_int_equal(tks_consent_put(s, &c), TKS_OK);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_consent_get(s, "alice", "other-app", &got), TKS_OK);
+    assert_consent_equal(&got, &c);
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(tks_consent_get(s, "alice", "app", &got), TKS_NOT_FOUND);
+    assert_int_equal(got.scope[0], 0);
+    assert_int_equal(got.granted_at, 0);
+    assert_int_equal(tks_consent_get(s, "bob", "other-app", &got), TKS_NOT_FOUND);
+
+    /* A new grant replaces the old one. */
+    make_consent(&c, "alice", "other-app", "openid", 200);
+    assert_int_equal(tks_consent_put(s, &c), TKS_OK);
+    assert_int_equal(tks_consent_get(s, "alice", "other-app", &got), TKS_OK);
+    assert_consent_equal(&got, &c);
+
+    /* Listed in client id order, per user. */
+    tks_consent a2, b1;
+    make_consent(&a2, "alice", "app", "", 150);
+    assert_int_equal(tks_consent_put(s, &a2), TKS_OK);
+    make_consent(&b1, "bob", "app", "openid email", 160);
+    assert_int_equal(tks_consent_put(s, &b1), TKS_OK);
+    struct consent_walk *w = consents(s, "alice");
+    assert_int_equal(w->n, 2);
+    assert_consent_equal(&w->c[0], &a2);
+    assert_consent_equal(&w->c[1], &c);
+    free(w);
+    w = consents(s, "bob");
+    assert_int_equal(w->n, 1);
+    assert_consent_equal(&w->c[0], &b1);
+    free(w);
+    w = consents(s, "carol");
+    assert_int_equal(w->n, 0);
+    free(w);
+    w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    w->s = s;
+    w->stop_after = 1;
+    assert_int_equal(tks_consent_list(s, "alice", walk_consent, w), TKS_OK);
+    assert_int_equal(w->n, 1);
+    free(w);
+
+    /* A user or client that does not exist. */
+    make_consent(&c, "alice", "nobody", "openid", 1);
+    assert_int_equal(tks_consent_put(s, &c), TKS_NOT_FOUND);
+    make_consent(&c, "nobody", "app", "openid", 1);
+    assert_int_equal(tks_consent_put(s, &c), TKS_NOT_FOUND);
+    assert_non_null(strstr(tks_errmsg(s), "does not exist"));
+
+    /* Delete one, then all of a user's; nobody else's go. */
+    int n = -1;
+    assert_int_equal(tks_consent_delete(s, "alice", "app", &n), TKS_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(tks_consent_get(s, "alice", "app", &got), TKS_NOT_FOUND);
+    n = -1;
+    assert_int_equal(tks_consent_delete(s, "alice", "app", &n), TKS_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(tks_consent_put(s, &a2), TKS_OK);
+    n = -1;
+    assert_int_equal(tks_consent_delete(s, "alice", NULL, &n), TKS_OK);
+    assert_int_equal(n, 2);
+    w = consents(s, "alice");
+    assert_int_equal(w->n, 0);
+    free(w);
+    assert_int_equal(tks_consent_get(s, "bob", "app", &got), TKS_OK);
+    n = -1;
+    assert_int_equal(tks_consent_delete(s, "alice", NULL, &n), TKS_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(tks_consent_delete(s, "bob", "app", NULL), TKS_OK);
+    assert_int_equal(tks_consent_get(s, "bob", "app", &got), TKS_NOT_FOUND);
+    n = -1;
+    assert_int_equal(tks_consent_delete(s, "", NULL, &n), TKS_OK);
+    assert_int_equal(n, 0);
+
+    /* They go with their user, and with their client. */
+    assert_int_equal(tks_consent_put(s, &b1), TKS_OK);
+    make_consent(&c, "alice", "other-app", "openid", 300);
+    assert_int_equal(tks_consent_put(s, &c), TKS_OK);
+    make_consent(&c, "bob", "other-app", "openid", 300);
+    assert_int_equal(tks_consent_put(s, &c), TKS_OK);
+    assert_int_equal(tks_user_delete(s, "bob"), TKS_OK);
+    assert_int_equal(tks_consent_get(s, "bob", "app", &got), TKS_NOT_FOUND);
+    assert_int_equal(tks_consent_get(s, "alice", "other-app", &got), TKS_OK);
+    assert_int_equal(tks_client_delete(s, "other-app"), TKS_OK);
+    assert_int_equal(tks_consent_get(s, "alice", "other-app", &got), TKS_NOT_FOUND);
+
+    /* More than a page, inserted out of order. */
+    for (int i = 0; i < 40; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "tp-%02d", (i * 13) % 40);
+        tks_client cl;
+        make_client(&cl, id);
+        assert_int_equal(tks_client_insert(s, &cl), TKS_OK);
+        make_consent(&c, "alice", id, "openid", i);
+        assert_int_equal(tks_consent_put(s, &c), TKS_OK);
+    }
+    w = consents(s, "alice");
+    assert_int_equal(w->n, 40);
+    for (int i = 0; i < 40; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "tp-%02d", i);
+        assert_string_equal(w->c[i].client_id, id);
+    }
+    free(w);
+
+    /* Limits. */
+    make_consent(&c, "alice", "app", "", 1);
+    memset(c.scope, 'o', TKS_LIST_MAX);
+    c.scope[TKS_LIST_MAX] = '\0';
+    assert_int_equal(tks_consent_put(s, &c), TKS_OK);
+    assert_int_equal(tks_consent_get(s, "alice", "app", &got), TKS_OK);
+    assert_consent_equal(&got, &c);
+    memset(c.scope, 'o', sizeof c.scope);
+    assert_int_equal(tks_consent_put(s, &c), TKS_ERR);
+    assert_non_null(strstr(tks_errmsg(s), "scope"));
+    make_consent(&c, "", "app", "", 1);
+    assert_int_equal(tks_consent_put(s, &c), TKS_ERR);
+    make_consent(&c, "alice", "", "", 1);
+    assert_int_equal(tks_consent_put(s, &c), TKS_ERR);
+    make_consent(&c, "alice", "app", "", 1);
+    memset(c.client_id, 'c', sizeof c.client_id);
+    assert_int_equal(tks_consent_put(s, &c), TKS_ERR);
+    char longid[TKS_ID_MAX + 2];
+    memset(longid, 'u', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    assert_int_equal(tks_consent_get(s, longid, "app", &got), TKS_NOT_FOUND);
+    assert_int_equal(tks_consent_get(s, "alice", longid, &got), TKS_NOT_FOUND);
+    w = consents(s, longid);
+    assert_int_equal(w->n, 0);
+    free(w);
+
+    /* NULL arguments. */
+    assert_int_equal(tks_consent_put(s, NULL), TKS_ERR);
+    assert_int_equal(tks_consent_put(NULL, &c), TKS_ERR);
+    assert_int_equal(tks_consent_get(s, NULL, "app", &got), TKS_ERR);
+    assert_int_equal(tks_consent_get(s, "alice", NULL, &got), TKS_ERR);
+    assert_int_equal(tks_consent_get(s, "alice", "app", NULL), TKS_ERR);
+    assert_int_equal(tks_consent_list(s, NULL, walk_consent, NULL), TKS_ERR);
+    assert_int_equal(tks_consent_list(s, "alice", NULL, NULL), TKS_ERR);
+    n = -1;
+    assert_int_equal(tks_consent_delete(s, NULL, NULL, &n), TKS_ERR);
+    assert_int_equal(n, 0);
+    assert_int_equal(tks_consent_delete(NULL, "alice", NULL, NULL), TKS_ERR);
+}
+
 /* ---- error messages are per thread --------------------------------------- */
 
 struct errmsg_arg {
@@ -2661,7 +3390,7 @@ static void test_file_mode_wal_reopen(void **state)
     tks_close(f->s);
     f->s = NULL;
     assert_int_equal(tks_open(f->url, &f->s, err, sizeof err), TKS_OK);
-    assert_int_equal(tks_schema_version(f->s), 4);
+    assert_int_equal(tks_schema_version(f->s), SCHEMA_LATEST);
     tks_client got;
     assert_int_equal(tks_client_get(f->s, "persisted", &got), TKS_OK);
     assert_client_equal(&got, &c);
@@ -2731,7 +3460,7 @@ static void test_newer_schema_refused(void **state)
     tks_store *s = NULL;
     assert_int_equal(tks_open(f->url, &s, err, sizeof err), TKS_ERR);
     assert_null(s);
-    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 4");
+    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 5");
 
     /* Nothing was created in it on the way. */
     db = raw_open(f->path);
@@ -2925,6 +3654,10 @@ static void test_schema_constraints(void **state)
         " VALUES (randomblob(32), zeroblob(32), 'sid', 'fk-client', 'bob', 1, 2)",
         "INSERT INTO users (id, pwhash, disabled) VALUES ('carol', 'h', 2)",
         "UPDATE clients SET is_public = 2",
+        "UPDATE clients SET consent = 2",
+        "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ('bob', 'fk-client', '', 1)",
+        "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ('alice', 'nobody', '', 1)",
+        "INSERT INTO session_clients (sid, client_id) VALUES ('sid', 'nobody')",
     };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         if (sqlite3_exec(db, refused[i], NULL, NULL, NULL) == SQLITE_OK) {
@@ -3084,7 +3817,7 @@ static void check_migrated(const char *url, const char *path)
     char err[256];
     tks_store *s = NULL;
     assert_int_equal(tks_open(url, &s, err, sizeof err), TKS_OK);
-    assert_int_equal(tks_schema_version(s), 4);
+    assert_int_equal(tks_schema_version(s), SCHEMA_LATEST);
 
     /* Clients: their fields, and the defaults of the new columns. */
     tks_client c;
@@ -3158,10 +3891,10 @@ static void check_migrated(const char *url, const char *path)
     assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"), 0);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'refresh_tokens_v1'"), 0);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'refresh_tokens_sid'"), 1);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), 4);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), SCHEMA_LATEST);
     sqlite3_close(db);
     assert_int_equal(tks_open(url, &s, err, sizeof err), TKS_OK);
-    assert_int_equal(tks_schema_version(s), 4);
+    assert_int_equal(tks_schema_version(s), SCHEMA_LATEST);
     assert_int_equal(tks_client_get(s, "billing", &c), TKS_OK);
     assert_int_equal(tks_user_get(s, "alice", &u), TKS_OK);
     tks_close(s);
@@ -3211,15 +3944,131 @@ static void test_open_at_refusals(void **state)
     tks_close(f->s);
     f->s = NULL;
     assert_null(open_at(f->path, 1, err, sizeof err));
-    assert_string_equal(err, "the store is at schema 4, past the 1 asked for");
-    assert_null(open_at(f->path, 2, err, sizeof err));
+    assert_string_equal(err, "the store is at schema 5, past the 1 asked for");
+    assert_null(open_at(f->path, 4, err, sizeof err));
+    assert_string_equal(err, "the store is at schema 5, past the 4 asked for");
     assert_null(open_at(f->path, 0, err, sizeof err));
-    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 4)");
-    assert_null(open_at(f->path, 5, err, sizeof err));
-    tks_store *s2 = open_at(f->path, 4, err, sizeof err);
+    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 5)");
+    assert_null(open_at(f->path, 6, err, sizeof err));
+    tks_store *s2 = open_at(f->path, SCHEMA_LATEST, err, sizeof err);
     assert_non_null(s2);
-    assert_int_equal(tks_schema_version(s2), 4);
+    assert_int_equal(tks_schema_version(s2), SCHEMA_LATEST);
     tks_close(s2);
+}
+
+/* ---- schema 4 -> 5 ------------------------------------------------------- */
+
+/* A store at schema 4, holding a client, a user, codes, a refresh token and
+ * a key ring (written with schema-4 columns, as tokend left it), is
+ * upgraded in place: every row reads back with the defaults of the new
+ * columns, the stored codes' clients are recorded for their sessions, and
+ * the per-alg key rings and the new tables work. */
+static void test_migration_4_to_5(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    tks_store *s4 = open_at(f->path, 4, err, sizeof err);
+    if (s4 == NULL) {
+        fail_msg("open_at 4: %s", err);
+    }
+    assert_int_equal(tks_schema_version(s4), 4);
+    tks_close(s4);
+    sqlite3 *db = raw_open(f->path);
+    raw_exec(db, "PRAGMA foreign_keys = ON");
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_table_info('clients') WHERE name = 'consent'"), 0);
+    raw_exec(db, "INSERT INTO clients (" CLIENT1_COLS ", redirect_uris, is_public, grant_types, serves)"
+                 " VALUES ('app', 'App', zeroblob(32), 'openid', 'https://api.example.com', 900, 0, 1700000000,"
+                 " 'https://app.example.com/cb', 1, 'authorization_code refresh_token', 'https://api.example.com')");
+    raw_exec(db, "INSERT INTO users (id, pwhash, created_at, name, email, email_verified)"
+                 " VALUES ('alice', '" PWHASH "', 1, 'Alice', 'alice@example.com', 1)");
+    /* two codes of one client and session: the nonce index takes both "" */
+    raw_exec(db, "INSERT INTO codes (hash, client_id, user_id, sid, redirect_uri, challenge, scope, audience,"
+                 " created_at, expires_at) VALUES"
+                 " (X'0202020202020202020202020202020202020202020202020202020202020202', 'app', 'alice', 'sid-old',"
+                 "  'https://app.example.com/cb', 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', 'openid',"
+                 "  'https://api.example.com', 1000, 4000000000),"
+                 " (X'0404040404040404040404040404040404040404040404040404040404040404', 'app', 'alice', 'sid-old',"
+                 "  '', '', '', '', 1000, 4000000000)");
+    raw_exec(db, "INSERT INTO refresh_tokens (hash, parent, sid, client_id, user_id, scope, audience, created_at,"
+                 " expires_at) VALUES"
+                 " (X'0303030303030303030303030303030303030303030303030303030303030303', zeroblob(32), 'sid-old',"
+                 "  'app', 'alice', 'openid', 'https://api.example.com', 1000, 4000000000)");
+    raw_exec(db, "INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, sealed) VALUES"
+                 " ('es-act', 'ES256', 1, 10, 11, X'01'), ('es-nxt', 'ES256', 0, 20, 0, X'02')");
+    /* schema 4: one active key in all */
+    assert_int_not_equal(sqlite3_exec(db,
+                                      "INSERT INTO signing_keys (kid, alg, state, created_at, sealed)"
+                                      " VALUES ('rs-act', 'RS256', 1, 30, X'03')",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+    sqlite3_close(db);
+
+    assert_int_equal(tks_open(f->url, &f->s, err, sizeof err), TKS_OK);
+    tks_store *s = f->s;
+    assert_int_equal(tks_schema_version(s), SCHEMA_LATEST);
+    tks_client cl;
+    assert_int_equal(tks_client_get(s, "app", &cl), TKS_OK);
+    assert_string_equal(cl.name, "App");
+    assert_string_equal(cl.redirect_uris, "https://app.example.com/cb");
+    assert_int_equal(cl.is_public, 1);
+    assert_string_equal(cl.serves, "https://api.example.com");
+    assert_string_equal(cl.backchannel_logout_uri, "");
+    assert_string_equal(cl.id_token_alg, "");
+    assert_int_equal(cl.consent, 0);
+    tks_user u;
+    assert_int_equal(tks_user_get(s, "alice", &u), TKS_OK);
+    assert_string_equal(u.email, "alice@example.com");
+    unsigned char h[32];
+    memset(h, 2, sizeof h);
+    tks_code code;
+    assert_int_equal(tks_code_get(s, h, &code), TKS_OK);
+    assert_string_equal(code.sid, "sid-old");
+    assert_string_equal(code.scope, "openid");
+    assert_int_equal(code.expires_at, 4000000000);
+    assert_string_equal(code.nonce, "");
+    assert_int_equal(code.auth_time, 0);
+    assert_int_equal(tks_code_redeem(s, h, 2000, &code), TKS_OK);
+    assert_string_equal(code.nonce, "");
+    memset(h, 3, sizeof h);
+    tks_refresh rt;
+    assert_int_equal(tks_refresh_get(s, h, &rt), TKS_OK);
+    assert_string_equal(rt.scope, "openid");
+    assert_int_equal(rt.auth_time, 0);
+    struct sid_clients *w = sid_clients(s, "sid-old");
+    assert_int_equal(w->n, 1);
+    assert_string_equal(w->ids[0], "app");
+    free(w);
+
+    /* Schema 5 works on it: a second ring, a nonce, a consent. */
+    unsigned char sealed[1] = {3};
+    tks_key_row k;
+    make_key(&k, "rs-act", 30, TKS_KEY_ACTIVE, sealed, sizeof sealed, NULL);
+    snprintf(k.alg, sizeof k.alg, "RS256");
+    assert_int_equal(tks_key_insert(s, &k), TKS_OK);
+    make_key(&k, "es-act-2", 40, TKS_KEY_ACTIVE, sealed, sizeof sealed, NULL);
+    assert_int_equal(tks_key_insert(s, &k), TKS_EXISTS);
+    tks_code c;
+    make_code(&c, 5, "app", "alice", "sid-new");
+    snprintf(c.nonce, sizeof c.nonce, "n-1");
+    c.auth_time = 1234;
+    assert_int_equal(tks_code_insert(s, &c), TKS_OK);
+    make_code(&c, 6, "app", "alice", "sid-new");
+    snprintf(c.nonce, sizeof c.nonce, "n-1");
+    assert_int_equal(tks_code_insert(s, &c), TKS_EXISTS);
+    tks_consent cs, got;
+    make_consent(&cs, "alice", "app", "openid", 7);
+    assert_int_equal(tks_consent_put(s, &cs), TKS_OK);
+    assert_int_equal(tks_consent_get(s, "alice", "app", &got), TKS_OK);
+    tks_close(s);
+    f->s = NULL;
+
+    db = raw_open(f->path);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), SCHEMA_LATEST);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"), 0);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'signing_keys_one_%'"), 2);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'signing_keys_one_active'"), 0);
+    sqlite3_close(db);
 }
 
 /* ---- locking and concurrency ---------------------------------------------- */
@@ -3398,9 +4247,6 @@ static void test_concurrent_connections(void **state)
 
 /* ---- PostgreSQL-only -------------------------------------------------------- */
 
-/* The latest schema this tokend knows (as on SQLite: test_open_basics). */
-#define SCHEMA_LATEST 4
-
 /* postgres.c records the schema version in tokend_schema, one row. */
 #define PG_VERSION_GET "SELECT version FROM tokend_schema"
 #define PG_VERSION_SET_999 "UPDATE tokend_schema SET version = 999"
@@ -3442,7 +4288,7 @@ static void test_pg_newer_schema_refused(void **state)
     tks_store *s = NULL;
     assert_int_equal(tks_open(f->url, &s, err, sizeof err), TKS_ERR);
     assert_null(s);
-    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 4");
+    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 5");
     assert_int_equal(pg_int(c, PG_VERSION_GET), 999);
     assert_int_equal(pg_int(c, "SELECT count(*) FROM clients"), 1);
     PQfinish(c);
@@ -3671,7 +4517,7 @@ static void test_pg_upgrade_each_version(void **state)
         assert_string_equal(err, want);
     }
     assert_null(pg_open_at(f->url, 0, err, sizeof err));
-    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 4)");
+    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 5)");
     assert_null(pg_open_at(f->url, SCHEMA_LATEST + 1, err, sizeof err));
     tks_store *s = pg_open_at(f->url, SCHEMA_LATEST, err, sizeof err);
     assert_non_null(s);
@@ -3832,6 +4678,14 @@ int main(void)
         ALL(test_key_rotate),
         ALL(test_attempts),
         ALL(test_attempts_live),
+        ALL(test_key_rings_per_alg),
+        ALL(test_client_oidc_fields),
+        ALL(test_code_nonce),
+        ALL(test_session_clients),
+        ALL(test_code_insert_is_one_transaction),
+        ALL(test_refresh_auth_time),
+        ALL(test_session_get_sid),
+        ALL(test_consents),
 #undef ALL
         /* several connections and processes: a file and PostgreSQL */
         ON_FILE(test_single_use_race_processes),
@@ -3851,6 +4705,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_constraints, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_migration_1_to_2, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_open_at_refusals, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_migration_4_to_5, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_busy_waits, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_busy_gives_tks_busy, dir_setup, dir_teardown),
         /* PostgreSQL only */
