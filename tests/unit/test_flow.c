@@ -97,7 +97,7 @@ static tks_session sign_in(int64_t now, char cookie[TKA_COOKIE_LEN])
 
 static void code_for(const tks_session *se, int64_t now, char code[TKA_CODE_LEN])
 {
-    tka_authz_request r = {"spa", "https://app.test/cb", "code", "orders:read", "xyz", CHALLENGE, "S256", NULL};
+    tka_authz_request r = {"spa", "https://app.test/cb", "code", "orders:read", "xyz", CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     tks_client c;
     char redirect[TKS_URI_MAX + 1], scope[TKS_LIST_MAX + 1], why[200];
     assert_int_equal(tka_authorize_check(auth, &r, &c, redirect, scope, why, sizeof why), TKA_AZ_OK);
@@ -179,22 +179,22 @@ static void test_authorize_checks(void **state)
         tka_authz_request r;
         tka_authz_result want;
     } rows[] = {
-        {{NULL, "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_CLIENT},
-        {{"ghost", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_CLIENT},
-        {{"spa", "https://app.test/cb2", "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_REDIRECT},
-        {{"spa", "https://app.test/c", "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_REDIRECT},
-        {{"spa", "https://APP.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_REDIRECT},
-        {{"spa", NULL, "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_REDIRECT}, /* two registered */
-        {{"spa", "https://app.test/cb", "token", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_UNSUPPORTED_RESPONSE},
-        {{"spa", "https://app.test/cb", NULL, NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_INVALID_REQUEST},
-        {{"spa", "https://app.test/cb", "code", NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
-        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "plain", NULL}, TKA_AZ_INVALID_REQUEST},
-        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
-        {{"spa", "https://app.test/cb", "code", NULL, NULL, "short", "S256", NULL}, TKA_AZ_INVALID_REQUEST},
-        {{"spa", "https://app.test/cb", "code", "orders:admin", NULL, CHALLENGE, "S256", NULL}, TKA_AZ_INVALID_SCOPE},
-        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", "billing-api"}, TKA_AZ_INVALID_TARGET},
-        {{"svc", NULL, "code", NULL, NULL, CHALLENGE, "S256", NULL}, TKA_AZ_BAD_REDIRECT},
-        {{"spa", "http://127.0.0.1:9999/cb", "code", NULL, "st", CHALLENGE, "S256", NULL}, TKA_AZ_OK},
+        {{NULL, "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_CLIENT},
+        {{"ghost", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_CLIENT},
+        {{"spa", "https://app.test/cb2", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_REDIRECT},
+        {{"spa", "https://app.test/c", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_REDIRECT},
+        {{"spa", "https://APP.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_REDIRECT},
+        {{"spa", NULL, "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_REDIRECT}, /* two registered */
+        {{"spa", "https://app.test/cb", "token", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_UNSUPPORTED_RESPONSE},
+        {{"spa", "https://app.test/cb", NULL, NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "plain", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, "short", "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", "orders:admin", NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_SCOPE},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", "billing-api", NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_TARGET},
+        {{"svc", NULL, "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_REDIRECT},
+        {{"spa", "http://127.0.0.1:9999/cb", "code", NULL, "st", CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_OK},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         tka_authz_result got = tka_authorize_check(auth, &rows[i].r, &c, redirect, scope, why, sizeof why);
