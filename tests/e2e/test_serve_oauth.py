@@ -640,14 +640,18 @@ class OAuthEndpoints(unittest.TestCase):
                 self.assertTrue((self.hdr(resp, "Content-Type") or "").startswith(
                     ("application/jwk-set+json", "application/json")))
                 keys = resp.json()["keys"]
-                # the active key and the next one (published before it signs)
-                self.assertGreaterEqual(len(keys), 2)
+                # per alg, the active key and the next one (published before
+                # it signs): ES256 for access tokens, RS256 for ID tokens
                 kids = [k["kid"] for k in keys]
                 self.assertEqual(len(set(kids)), len(kids))
+                self.assertEqual(sorted(k.get("alg") for k in keys), ["ES256", "ES256", "RS256", "RS256"])
                 for k in keys:
-                    self.assertEqual(k["kty"], "EC")
-                    self.assertEqual(k["crv"], "P-256")
-                    self.assertEqual(k.get("alg"), "ES256")
+                    if k["alg"] == "ES256":
+                        self.assertEqual(k["kty"], "EC")
+                        self.assertEqual(k["crv"], "P-256")
+                    else:
+                        self.assertEqual(k["kty"], "RSA")
+                        self.assertGreaterEqual(len(tt.b64u_decode(k["n"])) * 8, 2048)
                     self.assertEqual(k.get("use"), "sig")
                     for private in ("d", "p", "q", "dp", "dq", "qi", "k"):
                         self.assertNotIn(private, k)
