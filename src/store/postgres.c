@@ -216,6 +216,37 @@ static const char *const MIGRATIONS[] = {
     "ALTER TABLE users ADD COLUMN preferred_username TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE users ADD COLUMN email_verified BIGINT NOT NULL DEFAULT 0 CHECK (email_verified IN (0, 1));",
+
+    /* 5: as sqlite.c's 5 (OpenID Connect): one active and one next key per
+     * alg, the nonce and auth_time of codes, auth_time of refresh tokens,
+     * the clients' OpenID Connect settings, session_clients (backfilled
+     * from the stored codes) and consents. */
+    "DROP INDEX signing_keys_one_active;"
+    "DROP INDEX signing_keys_one_next;"
+    "CREATE UNIQUE INDEX signing_keys_one_active_per_alg ON signing_keys (alg) WHERE state = 1;"
+    "CREATE UNIQUE INDEX signing_keys_one_next_per_alg ON signing_keys (alg) WHERE state = 0;"
+    "ALTER TABLE codes ADD COLUMN nonce TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE codes ADD COLUMN auth_time BIGINT NOT NULL DEFAULT 0;"
+    "CREATE UNIQUE INDEX codes_client_nonce ON codes (client_id, nonce) WHERE nonce <> '';"
+    "ALTER TABLE refresh_tokens ADD COLUMN auth_time BIGINT NOT NULL DEFAULT 0;"
+    "CREATE TABLE session_clients ("
+    "  sid TEXT NOT NULL,"
+    "  client_id TEXT COLLATE \"C\" NOT NULL REFERENCES clients (id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (sid, client_id)"
+    ");"
+    "CREATE INDEX session_clients_client ON session_clients (client_id);"
+    "INSERT INTO session_clients (sid, client_id) SELECT DISTINCT sid, client_id FROM codes;"
+    "ALTER TABLE clients ADD COLUMN backchannel_logout_uri TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE clients ADD COLUMN id_token_alg TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE clients ADD COLUMN consent BIGINT NOT NULL DEFAULT 0 CHECK (consent IN (0, 1));"
+    "CREATE TABLE consents ("
+    "  user_id TEXT COLLATE \"C\" NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  client_id TEXT COLLATE \"C\" NOT NULL REFERENCES clients (id) ON DELETE CASCADE,"
+    "  scope TEXT NOT NULL,"
+    "  granted_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (user_id, client_id)"
+    ");"
+    "CREATE INDEX consents_client ON consents (client_id);",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -276,12 +307,20 @@ enum stmt_id {
     ST_REFRESH_USE,
     ST_REFRESH_GET,
     ST_REFRESH_PURGE,
+    ST_SESSION_GET_SID,
+    ST_SESSION_CLIENT_ADD,
+    ST_SESSION_CLIENT_PAGE,
+    ST_CONSENT_PUT,
+    ST_CONSENT_GET,
+    ST_CONSENT_PAGE,
+    ST_CONSENT_DELETE,
+    ST_CONSENT_DELETE_ALL,
     ST__COUNT
 };
 
 #define CLIENT_COLS                                                                                                    \
     "id, name, secret_hash, scopes, audiences, ttl, disabled, created_at, redirect_uris, is_public, grant_types, "     \
-    "serves"
+    "serves, backchannel_logout_uri, id_token_alg, consent"
 #define KEY_COLS "kid, alg, state, created_at, activated_at, retired_at, verify_until, public_jwk, sealed"
 #define REVOCATION_COLS "seq, kind, value, reason, revoked_at, until"
 #define USER_COLS                                                                                                      \
@@ -290,8 +329,11 @@ enum stmt_id {
     "email_verified"
 #define SESSION_COLS "id_hash, sid, user_id, created_at, last_seen, ended_at"
 #define CODE_COLS                                                                                                      \
-    "hash, client_id, user_id, sid, redirect_uri, challenge, scope, audience, created_at, expires_at, used_at"
-#define REFRESH_COLS "hash, parent, sid, client_id, user_id, scope, audience, created_at, expires_at, used_at"
+    "hash, client_id, user_id, sid, redirect_uri, challenge, scope, audience, created_at, expires_at, used_at, "       \
+    "nonce, auth_time"
+#define REFRESH_COLS                                                                                                   \
+    "hash, parent, sid, client_id, user_id, scope, audience, created_at, expires_at, used_at, auth_time"
+#define CONSENT_COLS "user_id, client_id, scope, granted_at"
 
 static const struct {
     const char *sql;
@@ -301,8 +343,8 @@ static const struct {
     [ST_KEY_GENERATION_BUMP] = {"UPDATE meta SET value = value + 1 WHERE key = 'key_generation'", 0},
     [ST_WRITE_PROBE] = {"UPDATE meta SET value = $1 WHERE key = 'write_probe'", 1},
     [ST_CLIENT_INSERT] = {"INSERT INTO clients (" CLIENT_COLS
-                          ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                          12},
+                          ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                          15},
     [ST_CLIENT_GET] = {"SELECT " CLIENT_COLS " FROM clients WHERE id = $1", 1},
     [ST_CLIENT_SET_DISABLED] = {"UPDATE clients SET disabled = $2 WHERE id = $1", 2},
     [ST_CLIENT_DELETE] = {"DELETE FROM clients WHERE id = $1", 1},
@@ -329,9 +371,9 @@ static const struct {
                               " WHERE kid = $1 AND state = 1",
                               3},
     [ST_KEY_ACTIVATE_NEXT] = {"UPDATE signing_keys SET state = 1, activated_at = $2"
-                              " WHERE kid = (SELECT kid FROM signing_keys WHERE state = 0 AND created_at <= $1"
-                              "              ORDER BY created_at, kid LIMIT 1)",
-                              2},
+                              " WHERE kid = (SELECT kid FROM signing_keys WHERE state = 0 AND alg = $3"
+                              "              AND created_at <= $1 ORDER BY created_at, kid LIMIT 1)",
+                              3},
     [ST_NOTIFY] = {"SELECT pg_notify('" CHANNEL "', $1)", 1},
     /* A new revocation, or nothing when (kind, value) is revoked already. */
     [ST_REVOCATION_TRY_INSERT] = {"INSERT INTO revocations (kind, value, reason, revoked_at, until)"
@@ -391,20 +433,39 @@ static const struct {
                         2},
     [ST_SESSION_SIDS_OF_USER] = {"SELECT sid FROM sessions WHERE user_id = $1 ORDER BY created_at", 1},
     [ST_SESSION_END_USER] = {"UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at = 0", 2},
-    [ST_CODE_INSERT] = {"INSERT INTO codes (" CODE_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", 11},
+    [ST_CODE_INSERT] = {"INSERT INTO codes (" CODE_COLS
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                        13},
     [ST_CODE_USE] = {"UPDATE codes SET used_at = $2 WHERE hash = $1 AND used_at = 0"
                      " RETURNING pg_current_xact_id()::text",
                      2},
     [ST_CODE_GET] = {"SELECT " CODE_COLS " FROM codes WHERE hash = $1", 1},
     [ST_CODE_PURGE] = {"DELETE FROM codes WHERE expires_at < $1", 1},
     [ST_REFRESH_INSERT] = {"INSERT INTO refresh_tokens (" REFRESH_COLS
-                           ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                           10},
+                           ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                           11},
     [ST_REFRESH_USE] = {"UPDATE refresh_tokens SET used_at = $2 WHERE hash = $1 AND used_at = 0"
                         " RETURNING pg_current_xact_id()::text",
                         2},
     [ST_REFRESH_GET] = {"SELECT " REFRESH_COLS " FROM refresh_tokens WHERE hash = $1", 1},
     [ST_REFRESH_PURGE] = {"DELETE FROM refresh_tokens WHERE expires_at < $1", 1},
+    [ST_SESSION_GET_SID] = {"SELECT " SESSION_COLS " FROM sessions WHERE sid = $1", 1},
+    [ST_SESSION_CLIENT_ADD] = {"INSERT INTO session_clients (sid, client_id) VALUES ($1, $2)"
+                               " ON CONFLICT (sid, client_id) DO NOTHING",
+                               2},
+    [ST_SESSION_CLIENT_PAGE] = {"SELECT client_id FROM session_clients WHERE sid = $1 AND client_id > $2"
+                                " ORDER BY client_id LIMIT $3",
+                                3},
+    [ST_CONSENT_PUT] = {"INSERT INTO consents (" CONSENT_COLS ") VALUES ($1, $2, $3, $4)"
+                        " ON CONFLICT (user_id, client_id) DO UPDATE SET"
+                        " scope = excluded.scope, granted_at = excluded.granted_at",
+                        4},
+    [ST_CONSENT_GET] = {"SELECT " CONSENT_COLS " FROM consents WHERE user_id = $1 AND client_id = $2", 2},
+    [ST_CONSENT_PAGE] = {"SELECT " CONSENT_COLS " FROM consents WHERE user_id = $1 AND client_id > $2"
+                         " ORDER BY client_id LIMIT $3",
+                         3},
+    [ST_CONSENT_DELETE] = {"DELETE FROM consents WHERE user_id = $1 AND client_id = $2", 2},
+    [ST_CONSENT_DELETE_ALL] = {"DELETE FROM consents WHERE user_id = $1", 1},
 };
 
 /* ---- connections ---------------------------------------------------------- */
@@ -637,7 +698,7 @@ static tks_result fail(tks_store *s, struct pgconn *pc, const PGresult *r, const
 
 /* ---- parameters ------------------------------------------------------------- */
 
-#define MAX_PARAMS 12
+#define MAX_PARAMS 16
 
 struct params {
     const char *v[MAX_PARAMS];
@@ -893,7 +954,7 @@ static int get_blob_exact(tks_store *s, const PGresult *r, int row, int col, con
 
 static int read_client(tks_store *s, const PGresult *r, int row, tks_client *c)
 {
-    int64_t disabled = 0, is_public = 0;
+    int64_t disabled = 0, is_public = 0, consent = 0;
     if (get_text(s, r, row, 0, "clients.id", c->id, sizeof c->id) ||
         get_text(s, r, row, 1, "clients.name", c->name, sizeof c->name) ||
         get_blob_exact(s, r, row, 2, "clients.secret_hash", c->secret_hash, sizeof c->secret_hash) ||
@@ -904,11 +965,16 @@ static int read_client(tks_store *s, const PGresult *r, int row, tks_client *c)
         get_text(s, r, row, 8, "clients.redirect_uris", c->redirect_uris, sizeof c->redirect_uris) ||
         get_i64(s, r, row, 9, "clients.is_public", &is_public) ||
         get_text(s, r, row, 10, "clients.grant_types", c->grant_types, sizeof c->grant_types) ||
-        get_text(s, r, row, 11, "clients.serves", c->serves, sizeof c->serves)) {
+        get_text(s, r, row, 11, "clients.serves", c->serves, sizeof c->serves) ||
+        get_text(s, r, row, 12, "clients.backchannel_logout_uri", c->backchannel_logout_uri,
+                 sizeof c->backchannel_logout_uri) ||
+        get_text(s, r, row, 13, "clients.id_token_alg", c->id_token_alg, sizeof c->id_token_alg) ||
+        get_i64(s, r, row, 14, "clients.consent", &consent)) {
         return -1;
     }
     c->disabled = disabled != 0;
     c->is_public = is_public != 0;
+    c->consent = consent != 0;
     return 0;
 }
 
@@ -1029,7 +1095,9 @@ static int read_code(tks_store *s, const PGresult *r, int row, void *out)
                    get_text(s, r, row, 7, "codes.audience", c->audience, sizeof c->audience) ||
                    get_i64(s, r, row, 8, "codes.created_at", &c->created_at) ||
                    get_i64(s, r, row, 9, "codes.expires_at", &c->expires_at) ||
-                   get_i64(s, r, row, 10, "codes.used_at", &c->used_at)
+                   get_i64(s, r, row, 10, "codes.used_at", &c->used_at) ||
+                   get_text(s, r, row, 11, "codes.nonce", c->nonce, sizeof c->nonce) ||
+                   get_i64(s, r, row, 12, "codes.auth_time", &c->auth_time)
                ? -1
                : 0;
 }
@@ -1046,9 +1114,27 @@ static int read_refresh(tks_store *s, const PGresult *r, int row, void *out)
                    get_text(s, r, row, 6, "refresh_tokens.audience", t->audience, sizeof t->audience) ||
                    get_i64(s, r, row, 7, "refresh_tokens.created_at", &t->created_at) ||
                    get_i64(s, r, row, 8, "refresh_tokens.expires_at", &t->expires_at) ||
-                   get_i64(s, r, row, 9, "refresh_tokens.used_at", &t->used_at)
+                   get_i64(s, r, row, 9, "refresh_tokens.used_at", &t->used_at) ||
+                   get_i64(s, r, row, 10, "refresh_tokens.auth_time", &t->auth_time)
                ? -1
                : 0;
+}
+
+static int read_consent(tks_store *s, const PGresult *r, int row, void *out)
+{
+    tks_consent *c = out;
+    return get_text(s, r, row, 0, "consents.user_id", c->user_id, sizeof c->user_id) ||
+                   get_text(s, r, row, 1, "consents.client_id", c->client_id, sizeof c->client_id) ||
+                   get_text(s, r, row, 2, "consents.scope", c->scope, sizeof c->scope) ||
+                   get_i64(s, r, row, 3, "consents.granted_at", &c->granted_at)
+               ? -1
+               : 0;
+}
+
+static int read_client_id(tks_store *s, const PGresult *r, int row, void *out)
+{
+    tksi_client_id *c = out;
+    return get_text(s, r, row, 0, "session_clients.client_id", c->id, sizeof c->id);
 }
 
 static int read_audit(tks_store *s, const PGresult *r, int row, tksi_audit_row *a)
@@ -1190,6 +1276,9 @@ static tks_result pg_client_insert(tks_store *s, const tks_client *c)
     p_i64(&a, c->is_public != 0);
     p_text(&a, c->grant_types);
     p_text(&a, c->serves);
+    p_text(&a, c->backchannel_logout_uri);
+    p_text(&a, c->id_token_alg);
+    p_i64(&a, c->consent != 0);
     return run1_told(s, ST_CLIENT_INSERT, &a, "adding a client", "c", NULL);
 }
 
@@ -1394,6 +1483,7 @@ static tks_result pg_key_rotate(tks_store *s, const char *active_kid, int64_t ne
         struct params a = {.n = 0};
         p_i64(&a, next_born_by);
         p_i64(&a, now);
+        p_text(&a, k->alg); /* only the ring of the new key's alg turns */
         r = exec_stmt(s, pc, ST_KEY_ACTIVATE_NEXT, &a, 1, "activating the next key", &res);
         if (r == TKS_OK && changed(res) != 1) {
             r = TKS_NOT_FOUND; /* no next key published long enough */
@@ -1858,6 +1948,7 @@ static tks_result insert_refresh(tks_store *s, struct pgconn *pc, const tks_refr
     p_i64(&a, t->created_at);
     p_i64(&a, t->expires_at);
     p_i64(&a, t->used_at);
+    p_i64(&a, t->auth_time);
     PGresult *res = NULL;
     tks_result r = exec_stmt(s, pc, ST_REFRESH_INSERT, &a, 1, "adding a refresh token", &res);
     PQclear(res);
@@ -1931,6 +2022,8 @@ static tks_result use_once(tks_store *s, enum stmt_id use, enum stmt_id get, con
     return was_unused ? TKS_OK : TKS_EXISTS;
 }
 
+/* The code and its session's client, in one transaction, as in sqlite.c
+ * (write points: BEGIN, the code, the session's client, COMMIT). */
 static tks_result pg_code_insert(tks_store *s, const tks_code *c)
 {
     struct params a = {.n = 0};
@@ -1945,7 +2038,29 @@ static tks_result pg_code_insert(tks_store *s, const tks_code *c)
     p_i64(&a, c->created_at);
     p_i64(&a, c->expires_at);
     p_i64(&a, c->used_at);
-    return run1(s, ST_CODE_INSERT, &a, 1, "adding an authorization code", NULL);
+    p_text(&a, c->nonce);
+    p_i64(&a, c->auth_time);
+    struct params b = {.n = 0};
+    p_text(&b, c->sid);
+    p_text(&b, c->client_id);
+    tks_result r = TKS_OK;
+    struct pgconn *pc = acquire(s, &r);
+    if (pc == NULL) {
+        return r;
+    }
+    r = tx_begin(s, pc);
+    PGresult *res = NULL;
+    if (r == TKS_OK) {
+        r = exec_stmt(s, pc, ST_CODE_INSERT, &a, 1, "adding an authorization code", &res);
+        PQclear(res);
+    }
+    if (r == TKS_OK) {
+        r = exec_stmt(s, pc, ST_SESSION_CLIENT_ADD, &b, 1, "recording the session's client", &res);
+        PQclear(res);
+    }
+    r = tx_end(s, pc, r);
+    release_conn(s, pc);
+    return r;
 }
 
 static tks_result pg_code_exchange(tks_store *s, const unsigned char hash[32], int64_t now, const tks_refresh *first,
@@ -1998,6 +2113,73 @@ static tks_result pg_refresh_purge(tks_store *s, int64_t now)
     struct params a = {.n = 0};
     p_i64(&a, now);
     return run1(s, ST_REFRESH_PURGE, &a, 1, "purging refresh tokens", NULL);
+}
+
+/* ---- schema 5: sessions by sid, their clients, consents -------------------------- */
+
+static tks_result pg_session_get_sid(tks_store *s, const char *sid, tks_session *out)
+{
+    struct params a = {.n = 0};
+    p_text(&a, sid);
+    return get1(s, ST_SESSION_GET_SID, &a, read_session, out, "reading a session");
+}
+
+static tks_result pg_session_client_page(tks_store *s, const char *sid, const char *after, tksi_client_id *rows,
+                                         size_t cap, size_t *n)
+{
+    struct params a = {.n = 0};
+    p_text(&a, sid);
+    p_text(&a, after);
+    p_i64(&a, (int64_t)cap);
+    tks_result r =
+        page(s, ST_SESSION_CLIENT_PAGE, &a, read_client_id, rows, sizeof *rows, cap, n, "listing a session's clients");
+    if (r != TKS_OK) {
+        *n = 0;
+    }
+    return r;
+}
+
+static tks_result pg_consent_put(tks_store *s, const tks_consent *c)
+{
+    struct params a = {.n = 0};
+    p_text(&a, c->user_id);
+    p_text(&a, c->client_id);
+    p_text(&a, c->scope);
+    p_i64(&a, c->granted_at);
+    return run1(s, ST_CONSENT_PUT, &a, 1, "recording a consent", NULL);
+}
+
+static tks_result pg_consent_get(tks_store *s, const char *user_id, const char *client_id, tks_consent *out)
+{
+    struct params a = {.n = 0};
+    p_text(&a, user_id);
+    p_text(&a, client_id);
+    return get1(s, ST_CONSENT_GET, &a, read_consent, out, "reading a consent");
+}
+
+static tks_result pg_consent_page(tks_store *s, const char *user_id, const char *after, tks_consent *rows, size_t cap,
+                                  size_t *n)
+{
+    struct params a = {.n = 0};
+    p_text(&a, user_id);
+    p_text(&a, after);
+    p_i64(&a, (int64_t)cap);
+    tks_result r = page(s, ST_CONSENT_PAGE, &a, read_consent, rows, sizeof *rows, cap, n, "listing consents");
+    if (r != TKS_OK) {
+        *n = 0;
+    }
+    return r;
+}
+
+static tks_result pg_consent_delete(tks_store *s, const char *user_id, const char *client_id, int *n)
+{
+    struct params a = {.n = 0};
+    p_text(&a, user_id);
+    if (client_id != NULL) {
+        p_text(&a, client_id);
+    }
+    *n = 0;
+    return run1(s, client_id != NULL ? ST_CONSENT_DELETE : ST_CONSENT_DELETE_ALL, &a, 1, "deleting consents", n);
 }
 
 /* ---- watching other instances (LISTEN / NOTIFY) ------------------------------------- */
@@ -2144,6 +2326,12 @@ static const tksi_backend PG_BACKEND = {
     .refresh_rotate = pg_refresh_rotate,
     .refresh_get = pg_refresh_get,
     .refresh_purge = pg_refresh_purge,
+    .session_get_sid = pg_session_get_sid,
+    .session_client_page = pg_session_client_page,
+    .consent_put = pg_consent_put,
+    .consent_get = pg_consent_get,
+    .consent_page = pg_consent_page,
+    .consent_delete = pg_consent_delete,
 };
 
 /* ---- opening and migrating ------------------------------------------------------- */

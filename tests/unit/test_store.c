@@ -4578,7 +4578,10 @@ static void test_pg_upgrade_from_previous(void **state)
     assert_string_equal(cl.redirect_uris, "https://app.example.com/cb");
     assert_int_equal(cl.is_public, 1);
     assert_string_equal(cl.grant_types, "authorization_code refresh_token");
-    assert_string_equal(cl.serves, ""); /* schema 3's default */
+    assert_string_equal(cl.serves, "");                 /* schema 3's default */
+    assert_string_equal(cl.backchannel_logout_uri, ""); /* schema 5's defaults */
+    assert_string_equal(cl.id_token_alg, "");
+    assert_int_equal(cl.consent, 0);
     assert_int_equal(cl.ttl, 900);
     assert_int_equal(cl.secret_hash[0], 0xab);
     assert_int_equal(tks_client_get(s, "billing", &cl), TKS_OK);
@@ -4599,10 +4602,18 @@ static void test_pg_upgrade_from_previous(void **state)
     tks_code code;
     assert_int_equal(tks_code_redeem(s, h, 2000, &code), TKS_OK);
     assert_string_equal(code.sid, "sid-old");
+    assert_string_equal(code.nonce, "");
+    assert_int_equal(code.auth_time, 0);
     memset(h, 3, sizeof h);
     tks_refresh rt;
     assert_int_equal(tks_refresh_use(s, h, 2000, &rt), TKS_OK);
     assert_string_equal(rt.scope, "openid");
+    assert_int_equal(rt.auth_time, 0);
+    /* schema 5 recorded the stored code's client for its session */
+    struct sid_clients *scw = sid_clients(s, "sid-old");
+    assert_int_equal(scw->n, 1);
+    assert_string_equal(scw->ids[0], "app");
+    free(scw);
     assert_int_equal(generation(s), 5);
     struct key_walk *kw = calloc(1, sizeof *kw);
     assert_non_null(kw);
@@ -4634,6 +4645,98 @@ static void test_pg_upgrade_from_previous(void **state)
     assert_int_equal(tks_client_get(s, "after-upgrade", &got), TKS_OK);
     assert_string_equal(got.serves, "https://api.example.com");
     assert_int_equal(tks_probe_write(s, 9), TKS_OK);
+}
+
+/* A store at schema 4 with a key ring, a client and codes (raw SQL with
+ * schema-4 columns) is upgraded to 5: the rows read back with the new
+ * columns' defaults, the key rings become per alg, the stored codes'
+ * clients are recorded for their sessions. */
+static void test_pg_upgrade_from_4(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    tks_store *old = pg_open_at(f->url, 4, err, sizeof err);
+    if (old == NULL) {
+        fail_msg("open at 4: %s", err);
+    }
+    tks_close(old);
+    PGconn *c = pg_raw();
+    assert_int_equal(pg_int(c, PG_VERSION_GET), 4);
+    pg_exec(c, "INSERT INTO clients (id, name, secret_hash, scopes, audiences, ttl, disabled, created_at,"
+               " redirect_uris, is_public, grant_types, serves) VALUES"
+               " ('app', 'App', decode(repeat('ab', 32), 'hex'), 'openid', 'https://api.example.com',"
+               "  900, 0, 1700000000, 'https://app.example.com/cb', 1, 'authorization_code', 'https://x')");
+    pg_exec(c, "INSERT INTO users (id, pwhash, name, email, email_verified)"
+               " VALUES ('alice', '" PWHASH "', 'Alice', 'alice@example.com', 1)");
+    pg_exec(c,
+            "INSERT INTO codes (hash, client_id, user_id, sid, redirect_uri, challenge, scope, audience,"
+            " created_at, expires_at) VALUES"
+            " (decode(repeat('02', 32), 'hex'), 'app', 'alice', 'sid-old', 'https://app.example.com/cb',"
+            "  'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', 'openid', 'https://api.example.com', 1000, 4000000000),"
+            " (decode(repeat('04', 32), 'hex'), 'app', 'alice', 'sid-old', '', '', '', '', 1000, 4000000000)");
+    pg_exec(c, "INSERT INTO refresh_tokens (hash, parent, sid, client_id, user_id, scope, audience, created_at,"
+               " expires_at) VALUES (decode(repeat('03', 32), 'hex'), decode(repeat('00', 32), 'hex'),"
+               " 'sid-old', 'app', 'alice', 'openid', 'https://api.example.com', 1000, 4000000000)");
+    pg_exec(c, "INSERT INTO signing_keys (kid, alg, state, created_at, activated_at, sealed) VALUES"
+               " ('es-act', 'ES256', 1, 10, 11, '\\x01'), ('es-nxt', 'ES256', 0, 20, 0, '\\x02')");
+    PGresult *res = PQexec(c, "INSERT INTO signing_keys (kid, alg, state, created_at, sealed)"
+                              " VALUES ('rs-act', 'RS256', 1, 30, '\\x03')");
+    assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR); /* schema 4: one active key in all */
+    PQclear(res);
+
+    assert_int_equal(tks_open(f->url, &f->s, err, sizeof err), TKS_OK);
+    tks_store *s = f->s;
+    assert_int_equal(tks_schema_version(s), SCHEMA_LATEST);
+    assert_int_equal(pg_int(c, PG_VERSION_GET), SCHEMA_LATEST);
+    assert_int_equal(pg_int(c, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'signing_keys_one_%'"), 2);
+    assert_int_equal(pg_int(c, "SELECT count(*) FROM pg_indexes WHERE indexname = 'signing_keys_one_active'"), 0);
+    PQfinish(c);
+    tks_client cl;
+    assert_int_equal(tks_client_get(s, "app", &cl), TKS_OK);
+    assert_string_equal(cl.name, "App");
+    assert_string_equal(cl.serves, "https://x");
+    assert_string_equal(cl.backchannel_logout_uri, "");
+    assert_string_equal(cl.id_token_alg, "");
+    assert_int_equal(cl.consent, 0);
+    tks_user u;
+    assert_int_equal(tks_user_get(s, "alice", &u), TKS_OK);
+    assert_string_equal(u.email, "alice@example.com");
+    unsigned char h[32];
+    memset(h, 2, sizeof h);
+    tks_code code;
+    assert_int_equal(tks_code_get(s, h, &code), TKS_OK);
+    assert_string_equal(code.sid, "sid-old");
+    assert_string_equal(code.scope, "openid");
+    assert_string_equal(code.nonce, "");
+    assert_int_equal(code.auth_time, 0);
+    assert_int_equal(tks_code_redeem(s, h, 2000, &code), TKS_OK);
+    memset(h, 3, sizeof h);
+    tks_refresh rt;
+    assert_int_equal(tks_refresh_get(s, h, &rt), TKS_OK);
+    assert_int_equal(rt.auth_time, 0);
+    struct sid_clients *w = sid_clients(s, "sid-old");
+    assert_int_equal(w->n, 1);
+    assert_string_equal(w->ids[0], "app");
+    free(w);
+
+    unsigned char sealed[1] = {3};
+    tks_key_row k;
+    make_key(&k, "rs-act", 30, TKS_KEY_ACTIVE, sealed, sizeof sealed, NULL);
+    snprintf(k.alg, sizeof k.alg, "RS256");
+    assert_int_equal(tks_key_insert(s, &k), TKS_OK);
+    make_key(&k, "es-act-2", 40, TKS_KEY_ACTIVE, sealed, sizeof sealed, NULL);
+    assert_int_equal(tks_key_insert(s, &k), TKS_EXISTS);
+    tks_code nc;
+    make_code(&nc, 5, "app", "alice", "sid-new");
+    snprintf(nc.nonce, sizeof nc.nonce, "n-1");
+    assert_int_equal(tks_code_insert(s, &nc), TKS_OK);
+    make_code(&nc, 6, "app", "alice", "sid-new");
+    snprintf(nc.nonce, sizeof nc.nonce, "n-1");
+    assert_int_equal(tks_code_insert(s, &nc), TKS_EXISTS);
+    tks_consent cs, got;
+    make_consent(&cs, "alice", "app", "openid", 7);
+    assert_int_equal(tks_consent_put(s, &cs), TKS_OK);
+    assert_int_equal(tks_consent_get(s, "alice", "app", &got), TKS_OK);
 }
 
 /* Each contract test on every backend, named so a failure says which. A
@@ -4715,6 +4818,7 @@ int main(void)
         ON_PG_EMPTY(test_pg_concurrent_first_open),
         ON_PG_EMPTY(test_pg_upgrade_each_version),
         ON_PG_EMPTY(test_pg_upgrade_from_previous),
+        ON_PG_EMPTY(test_pg_upgrade_from_4),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
