@@ -111,6 +111,58 @@ static void issue(tka_authority *a, const tks_client *c, const char *scope, int6
     }
 }
 
+struct per_alg {
+    int es_active, es_next, rs_active, rs_next, retired;
+};
+
+static int count_per_alg(const tks_key_row *k, void *ud)
+{
+    struct per_alg *c = ud;
+    int es = strcmp(k->alg, "ES256") == 0;
+    c->es_active += es && k->state == TKS_KEY_ACTIVE;
+    c->es_next += es && k->state == TKS_KEY_NEXT;
+    c->rs_active += !es && k->state == TKS_KEY_ACTIVE;
+    c->rs_next += !es && k->state == TKS_KEY_NEXT;
+    c->retired += k->state == TKS_KEY_RETIRED;
+    return 0;
+}
+
+/* The ES256 ring of access tokens and the RS256 ring of ID tokens, side by
+ * side on one store: each with its active and next key, both published,
+ * both rotated; a second authority on the same store adds nothing. */
+static void test_keyring_two_algs(void **state)
+{
+    (void)state;
+    char err[256];
+    tks_store *s = NULL;
+    assert_int_equal(tks_open(db_url, &s, err, sizeof err), TKS_OK);
+    tka_config c;
+    config(&c, 0x22);
+    c.id_token_alg = TK_ALG_RS256;
+    tka_authority *a = NULL, *b = NULL;
+    if (tka_open(s, &c, T0, &a, err, sizeof err) != 0 || tka_open(s, &c, T0, &b, err, sizeof err) != 0) {
+        fail_msg("tka_open: %s", err);
+    }
+    struct per_alg n = {0};
+    assert_int_equal(tka_keys_list(a, count_per_alg, &n), 0);
+    assert_true(n.es_active == 1 && n.es_next == 1 && n.rs_active == 1 && n.rs_next == 1 && n.retired == 0);
+    char *jwks = NULL;
+    assert_int_equal(tka_jwks(a, &jwks), 0);
+    assert_non_null(strstr(jwks, "\"RS256\""));
+    assert_non_null(strstr(jwks, "\"ES256\""));
+    tk_free(jwks);
+    tk_alg algs[2];
+    assert_int_equal(tka_id_token_algs(a, algs), 2);
+    assert_true(tka_id_token_alg_ok(a, "RS256") && tka_id_token_alg_ok(a, "ES256") && !tka_id_token_alg_ok(a, "PS256"));
+    assert_int_equal(tka_rotate(a, T0 + 10, err, sizeof err), 0);
+    memset(&n, 0, sizeof n);
+    assert_int_equal(tka_keys_list(a, count_per_alg, &n), 0);
+    assert_true(n.es_active == 1 && n.es_next == 1 && n.rs_active == 1 && n.rs_next == 1 && n.retired == 2);
+    tka_close(b);
+    tka_close(a);
+    tks_close(s);
+}
+
 static void test_keyring(void **state)
 {
     (void)state;
@@ -777,6 +829,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_keyring, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyring_two_algs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyring_many_rotations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_key_waits_for_the_jwks_caches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocations_go_stale, setup, teardown),

@@ -4,6 +4,7 @@
  * checks, single-use codes with PKCE, refresh token rotation, reuse
  * detection, concurrent use, and logout revoking everything of a sign-in.
  */
+#define _GNU_SOURCE /* memmem */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -97,7 +98,13 @@ static tks_session sign_in(int64_t now, char cookie[TKA_COOKIE_LEN])
 
 static void code_for(const tks_session *se, int64_t now, char code[TKA_CODE_LEN])
 {
-    tka_authz_request r = {"spa", "https://app.test/cb", "code", "orders:read", "xyz", CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    tka_authz_request r = {"spa",  "https://app.test/cb",
+                           "code", "orders:read",
+                           "xyz",  CHALLENGE,
+                           "S256", NULL,
+                           NULL,   NULL,
+                           NULL,   NULL,
+                           NULL,   NULL};
     tks_client c;
     char redirect[TKS_URI_MAX + 1], scope[TKS_LIST_MAX + 1], why[200];
     assert_int_equal(tka_authorize_check(auth, &r, &c, redirect, scope, why, sizeof why), TKA_AZ_OK);
@@ -179,22 +186,46 @@ static void test_authorize_checks(void **state)
         tka_authz_request r;
         tka_authz_result want;
     } rows[] = {
-        {{NULL, "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_CLIENT},
-        {{"ghost", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_CLIENT},
-        {{"spa", "https://app.test/cb2", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_REDIRECT},
-        {{"spa", "https://app.test/c", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_REDIRECT},
-        {{"spa", "https://APP.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_REDIRECT},
-        {{"spa", NULL, "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_REDIRECT}, /* two registered */
-        {{"spa", "https://app.test/cb", "token", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_UNSUPPORTED_RESPONSE},
-        {{"spa", "https://app.test/cb", NULL, NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
-        {{"spa", "https://app.test/cb", "code", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
-        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "plain", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
-        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
-        {{"spa", "https://app.test/cb", "code", NULL, NULL, "short", "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_REQUEST},
-        {{"spa", "https://app.test/cb", "code", "orders:admin", NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_SCOPE},
-        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", "billing-api", NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_INVALID_TARGET},
-        {{"svc", NULL, "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_BAD_REDIRECT},
-        {{"spa", "http://127.0.0.1:9999/cb", "code", NULL, "st", CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL}, TKA_AZ_OK},
+        {{NULL, "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+         TKA_AZ_BAD_CLIENT},
+        {{"ghost", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL,
+          NULL},
+         TKA_AZ_BAD_CLIENT},
+        {{"spa", "https://app.test/cb2", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL,
+          NULL},
+         TKA_AZ_BAD_REDIRECT},
+        {{"spa", "https://app.test/c", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+         TKA_AZ_BAD_REDIRECT},
+        {{"spa", "https://APP.test/cb", "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL,
+          NULL},
+         TKA_AZ_BAD_REDIRECT},
+        {{"spa", NULL, "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+         TKA_AZ_BAD_REDIRECT}, /* two registered */
+        {{"spa", "https://app.test/cb", "token", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL,
+          NULL},
+         TKA_AZ_UNSUPPORTED_RESPONSE},
+        {{"spa", "https://app.test/cb", NULL, NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+         TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+         TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "plain", NULL, NULL, NULL, NULL, NULL, NULL,
+          NULL},
+         TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+         TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, "short", "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+         TKA_AZ_INVALID_REQUEST},
+        {{"spa", "https://app.test/cb", "code", "orders:admin", NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL,
+          NULL, NULL},
+         TKA_AZ_INVALID_SCOPE},
+        {{"spa", "https://app.test/cb", "code", NULL, NULL, CHALLENGE, "S256", "billing-api", NULL, NULL, NULL, NULL,
+          NULL, NULL},
+         TKA_AZ_INVALID_TARGET},
+        {{"svc", NULL, "code", NULL, NULL, CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+         TKA_AZ_BAD_REDIRECT},
+        {{"spa", "http://127.0.0.1:9999/cb", "code", NULL, "st", CHALLENGE, "S256", NULL, NULL, NULL, NULL, NULL, NULL,
+          NULL},
+         TKA_AZ_OK},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         tka_authz_result got = tka_authorize_check(auth, &rows[i].r, &c, redirect, scope, why, sizeof why);
@@ -430,6 +461,204 @@ static double until_answer(const char *secret, const char *ip, tka_auth_result w
  * at worst: on PostgreSQL, A caches clients and a copy of the failed-
  * attempt counters (authority/cache.c) and hears of B's changes by NOTIFY
  * in milliseconds; on SQLite, A reads the store each time. */
+/* The sign-out hook: the sids it was told of. */
+static char ended[4][TKS_SID_MAX + 1];
+static int n_ended;
+static void on_signout(void *ud, const char *sid, const char *reason)
+{
+    (void)ud;
+    (void)reason;
+    if (n_ended < 4) {
+        snprintf(ended[n_ended++], sizeof ended[0], "%s", sid);
+    }
+}
+
+/* The ID token's signature, with the published key set. */
+static tk_token *verified_id_token(const char *tok, int64_t now)
+{
+    char *jwks = NULL;
+    assert_int_equal(tka_jwks(auth, &jwks), 0);
+    tk_keyset *ks = NULL;
+    size_t skipped = 0;
+    assert_int_equal(tk_keyset_from_jwks(jwks, strlen(jwks), TK_ALG_UNSET, &ks, &skipped), TK_OK);
+    tk_free(jwks);
+    const char *iss[] = {"https://auth.test"};
+    const char *aud[] = {"rp"};
+    tk_policy pol;
+    tk_policy_init(&pol, now);
+    pol.issuers = iss;
+    pol.issuers_len = 1;
+    pol.audiences = aud;
+    pol.audiences_len = 1;
+    pol.typ = "JWT";
+    tk_verdict v;
+    tk_token *t = NULL;
+    assert_int_equal(tk_verify(tok, strlen(tok), ks, &pol, NULL, &v, &t), TK_OK);
+    tk_keyset_free(ks);
+    if (v.reason != TK_REASON_VALID) {
+        fail_msg("ID token: %s", tk_reason_code(v.reason));
+    }
+    return t;
+}
+
+/* OpenID Connect Core section 3.1.3.6, computed here independently. */
+static void expect_at_hash(const tk_token *t, const char *access_token)
+{
+    unsigned char h[32];
+    unsigned int hl = 0;
+    assert_int_equal(EVP_Digest(access_token, strlen(access_token), h, &hl, EVP_sha256(), NULL), 1);
+    char want[64];
+    assert_int_equal(tk_b64url_encode(h, 16, want, sizeof want, NULL), TK_OK);
+    assert_string_equal(tk_token_claim_string(t, "at_hash"), want);
+}
+
+static void test_id_tokens(void **state)
+{
+    (void)state;
+    char err[256], why[256], secret[TKA_SECRET_TEXT_LEN];
+    tks_client rp;
+    tka_client_oidc o = {NULL, NULL, 1};
+    assert_int_equal(tka_client_create_oidc(auth, NULL, "rp", "openid profile email orders:read", "orders-api", 0,
+                                            "https://rp.test/cb", 1, NULL, &o, T0, &rp, secret, err, sizeof err),
+                     0);
+    tks_user p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.id, sizeof p.id, "alice");
+    snprintf(p.name, sizeof p.name, "Alice Liddell");
+    snprintf(p.email, sizeof p.email, "alice@example.com");
+    p.email_verified = 1;
+    assert_int_equal(tka_user_set_profile(auth, &p, T0, err, sizeof err), 0);
+    tka_set_signout_hook(auth, on_signout, NULL);
+    n_ended = 0;
+
+    char cookie[TKA_COOKIE_LEN], code[TKA_CODE_LEN];
+    tks_session se = sign_in(T0, cookie);
+    /* Third-party: asked once, remembered for what was allowed, asked
+     * again for more. */
+    assert_int_equal(tka_consent_needed(auth, &rp, "alice", "openid email"), 1);
+    assert_int_equal(tka_consent_grant(auth, &rp, "alice", "openid email", T0), 0);
+    assert_int_equal(tka_consent_needed(auth, &rp, "alice", "email openid"), 0);
+    assert_int_equal(tka_consent_needed(auth, &rp, "alice", "openid profile"), 1);
+    assert_int_equal(tka_consent_needed(auth, &spa, "alice", "orders:read"), 0); /* first-party */
+
+    assert_int_equal(tka_code_issue_nonce(auth, &rp, &se, "https://rp.test/cb", CHALLENGE, "openid email", NULL,
+                                          "n-0S6_WzA2Mj", T0 + 5, code),
+                     0);
+    /* A nonce is single use per client. */
+    char code2[TKA_CODE_LEN];
+    assert_int_equal(tka_code_issue_nonce(auth, &rp, &se, "https://rp.test/cb", CHALLENGE, "openid email", NULL,
+                                          "n-0S6_WzA2Mj", T0 + 6, code2),
+                     1);
+    tka_issued out;
+    tka_grant_result g = tka_issue_authorization_code(auth, &rp, code, strlen(code), "https://rp.test/cb", VERIFIER, 43,
+                                                      T0 + 7, &out, why, sizeof why);
+    if (g != TKA_GRANT_OK) {
+        fail_msg("grant: %s", why);
+    }
+    assert_non_null(out.id_token);
+    tk_token *t = verified_id_token(out.id_token, T0 + 8);
+    assert_string_equal(tk_token_alg(t), "ES256"); /* this test's id_token_alg (RS256 by default) */
+    assert_string_equal(tk_token_claim_string(t, "sub"), "alice");
+    assert_string_equal(tk_token_claim_string(t, "azp"), "rp");
+    assert_string_equal(tk_token_claim_string(t, "nonce"), "n-0S6_WzA2Mj");
+    assert_string_equal(tk_token_claim_string(t, "sid"), se.sid);
+    assert_string_equal(tk_token_claim_string(t, "email"), "alice@example.com");
+    assert_null(tk_token_claim_string(t, "name")); /* no profile scope */
+    double at = 0, iat = 0, exp = 0;
+    assert_true(tk_token_claim_number(t, "auth_time", &at) && tk_token_claim_number(t, "iat", &iat) &&
+                tk_token_claim_number(t, "exp", &exp));
+    assert_true(at == (double)T0 && iat == (double)(T0 + 7) && exp == (double)(T0 + 7 + 3600));
+    expect_at_hash(t, out.access_token);
+    tk_token_free(t);
+
+    /* The hint: ours even once expired; not ours when tampered. */
+    tka_hint hint;
+    assert_int_equal(tka_id_token_hint(auth, out.id_token, strlen(out.id_token), T0 + 86400, &hint, why, sizeof why),
+                     0);
+    assert_string_equal(hint.sub, "alice");
+    assert_string_equal(hint.client_id, "rp");
+    assert_string_equal(hint.sid, se.sid);
+    char bad[4096];
+    snprintf(bad, sizeof bad, "%s", out.id_token);
+    bad[strlen(bad) - 3] = bad[strlen(bad) - 3] == 'A' ? 'B' : 'A';
+    assert_int_equal(tka_id_token_hint(auth, bad, strlen(bad), T0 + 9, &hint, why, sizeof why), 1);
+    assert_int_equal(tka_id_token_hint(auth, "garbage", 7, T0 + 9, &hint, why, sizeof why), 1);
+    /* An ID token is not an access token. */
+    tk_verdict v;
+    assert_int_equal(tka_validate(auth, out.id_token, strlen(out.id_token), NULL, T0 + 9, &v, NULL), 0);
+    assert_int_not_equal(v.reason, TK_REASON_VALID);
+
+    /* Refresh (Core section 12.2): a new ID token, the same auth_time, no nonce. */
+    tka_issued again;
+    g = tka_issue_refresh(auth, &rp, out.refresh_token, strlen(out.refresh_token), NULL, T0 + 600, &again, why,
+                          sizeof why);
+    if (g != TKA_GRANT_OK) {
+        fail_msg("refresh: %s", why);
+    }
+    t = verified_id_token(again.id_token, T0 + 601);
+    assert_null(tk_token_claim_string(t, "nonce"));
+    assert_true(tk_token_claim_number(t, "auth_time", &at) && at == (double)T0);
+    expect_at_hash(t, again.access_token);
+    tk_token_free(t);
+
+    /* A logout token for back-channel logout (section 2.4). */
+    char *lt = NULL;
+    assert_int_equal(tka_logout_token(auth, &rp, "alice", se.sid, T0 + 700, &lt), 0);
+    tk_token *l = NULL;
+    assert_int_equal(tk_token_parse(lt, strlen(lt), NULL, &l, &v), TK_OK);
+    assert_string_equal(tk_token_typ(l), "logout+jwt");
+    assert_string_equal(tk_token_claim_string(l, "sid"), se.sid);
+    assert_null(tk_token_claim_string(l, "nonce"));
+    size_t pl = 0;
+    const unsigned char *payload = tk_token_payload(l, &pl);
+    assert_non_null(memmem(payload, pl, "http://schemas.openid.net/event/backchannel-logout", 50));
+    tk_token_free(l);
+    tk_free(lt);
+
+    /* Logout tells the hook. */
+    assert_int_equal(tka_session_end(auth, se.sid, "logout", T0 + 800), 0);
+    assert_int_equal(n_ended, 1);
+    assert_string_equal(ended[0], se.sid);
+    tka_set_signout_hook(auth, NULL, NULL);
+    assert_int_equal(tka_consent_revoke(auth, "alice", NULL, T0 + 900), 1);
+    assert_int_equal(tka_consent_needed(auth, &rp, "alice", "openid"), 1);
+    tka_issued_clear(&out);
+    tka_issued_clear(&again);
+}
+
+static void test_oidc_request_checks(void **state)
+{
+    (void)state;
+    tks_client c;
+    char redirect[TKS_URI_MAX + 1], scope[TKS_LIST_MAX + 1], why[200];
+    struct {
+        const char *nonce, *prompt, *max_age;
+        tka_authz_result want;
+    } rows[] = {
+        {"abc", "none", "0", TKA_AZ_OK},
+        {NULL, "login consent", "3600", TKA_AZ_OK},
+        {NULL, "select_account", NULL, TKA_AZ_OK},
+        {"", NULL, NULL, TKA_AZ_INVALID_REQUEST},
+        {"a\x01", NULL, NULL, TKA_AZ_INVALID_REQUEST},
+        {NULL, "none login", NULL, TKA_AZ_INVALID_REQUEST},
+        {NULL, "nonsense", NULL, TKA_AZ_INVALID_REQUEST},
+        {NULL, NULL, "-1", TKA_AZ_INVALID_REQUEST},
+        {NULL, NULL, "12345678901", TKA_AZ_INVALID_REQUEST},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        tka_authz_request r = {
+            "spa",         "https://app.test/cb", "code",          NULL, NULL, CHALLENGE, "S256", NULL,
+            rows[i].nonce, rows[i].prompt,        rows[i].max_age, NULL, NULL, NULL};
+        tka_authz_result got = tka_authorize_check(auth, &r, &c, redirect, scope, why, sizeof why);
+        if (got != rows[i].want) {
+            fail_msg("row %zu: %d, want %d (%s)", i, got, rows[i].want, why);
+        }
+    }
+    assert_string_equal(tka_authz_error(TKA_AZ_LOGIN_REQUIRED), "login_required");
+    assert_string_equal(tka_authz_error(TKA_AZ_CONSENT_REQUIRED), "consent_required");
+    assert_string_equal(tka_authz_error(TKA_AZ_ACCESS_DENIED), "access_denied");
+}
+
 static void test_second_instance_changes(void **state)
 {
     (void)state;
@@ -490,6 +719,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_logout_revokes_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable_user_revokes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_instance_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_id_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oidc_request_checks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
