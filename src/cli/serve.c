@@ -540,9 +540,12 @@ int cli_serve(int argc, char **argv)
            "Use it (the way nginx auth_request does):\n"
            "  curl %s%s -H \"Authorization: Bearer $TOKEN\" '%s/auth?aud=orders-api&scope=orders:read'\n"
            "Explain a rejected token:\n"
-           "  tokend inspect --jwks %s/.well-known/jwks.json%s%s --aud orders-api \"$TOKEN\"\n\n",
+           "  tokend inspect --jwks %s/.well-known/jwks.json%s%s --aud orders-api \"$TOKEN\"\n"
+           "Sign users in with OpenID Connect (docs/oidc.md); the provider's discovery document:\n"
+           "  curl %s%s %s/.well-known/openid-configuration\n\n",
            cacert ? "--cacert " : "", cacert ? cacert : "", public_url, cacert ? "--cacert " : "", cacert ? cacert : "",
-           public_url, public_url, cacert ? " --cacert " : "", cacert ? cacert : "");
+           public_url, public_url, cacert ? " --cacert " : "", cacert ? cacert : "", cacert ? "--cacert " : "",
+           cacert ? cacert : "", public_url);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
