@@ -132,6 +132,7 @@ static void on_signout(void *ud, const char *sid, const char *reason)
 struct expand {
     char ids[64][TKS_ID_MAX + 1];
     size_t n;
+    size_t left_out; /* clients past the 64 a sign-in is told to */
 };
 
 static int collect_client(const char *client_id, void *ud)
@@ -139,6 +140,8 @@ static int collect_client(const char *client_id, void *ud)
     struct expand *e = ud;
     if (e->n < sizeof e->ids / sizeof e->ids[0]) {
         snprintf(e->ids[e->n++], sizeof e->ids[0], "%s", client_id);
+    } else {
+        e->left_out++;
     }
     return 0;
 }
@@ -148,6 +151,7 @@ static void expand(tkh_bcl *b, const struct job *j)
 {
     struct expand e;
     e.n = 0;
+    e.left_out = 0;
     if (tks_session_clients(b->store, j->sid, collect_client, &e) != TKS_OK) {
         pthread_mutex_lock(&b->lock);
         b->failed++;
@@ -155,6 +159,10 @@ static void expand(tkh_bcl *b, const struct job *j)
         say(b, "warning", "back-channel logout of sign-in %s: its clients could not be read: %s", j->sid,
             tks_errmsg(b->store));
         return;
+    }
+    if (e.left_out > 0) {
+        say(b, "warning", "back-channel logout of sign-in %s: %zu of its applications are past the 64 told", j->sid,
+            e.left_out);
     }
     tks_session se;
     char user[TKS_ID_MAX + 1] = "";

@@ -58,6 +58,10 @@ class KeyRotation(unittest.TestCase):
         old = fx.token(self.cid, self.secret)
         k1 = st.jwt_parts(old)[0]["kid"]
         ring = json.loads(fx.admin("keys", "list", "--json").out)["keys"]
+        # access tokens come from the ES256 ring; the RS256 ring beside it
+        # signs ID tokens and rotates with it
+        self.assertEqual(sorted(k["alg"] for k in ring), ["ES256", "ES256", "RS256", "RS256"], ring)
+        ring = [k for k in ring if k["alg"] == "ES256"]
         states = {k["kid"]: k["state"] for k in ring}
         self.assertEqual(states.get(k1), "active", ring)
         nxt = [k for k, s in states.items() if s == "next"]
@@ -99,7 +103,7 @@ class KeyRotation(unittest.TestCase):
         kids = kids_of(fx)
         self.assertIn(k1, kids, "a retired key stays in the JWKS while its tokens live")
         self.assertIn(k2, kids)
-        self.assertEqual(len(kids), 3, kids)  # retired, active, new next
+        self.assertEqual(len(kids), 6, kids)  # retired, active, new next: of ES256 and of RS256
 
 
 class KeyRotatedOut(unittest.TestCase):
