@@ -34,7 +34,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# playwright-core drives Debian's chromium in tests/e2e/test_signin_browser.py.
+# playwright-core drives Debian's chromium in tests/e2e/test_signin_browser.py and
+# test_oidc_browser.py; openid-client and oauth4webapi are the relying parties
+# of the latter.
 # Node.js (>= 20) and npm come with the machine image (see the env notes);
 # Debian 12's own nodejs is 18, too old for playwright-core.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
