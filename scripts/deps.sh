@@ -14,6 +14,8 @@ PKGS=(
   # (tests/pg/README.md; the cluster the package may set up is not used)
   libpq-dev postgresql
   nginx-light wrk curl python3-requests python3-requests-oauthlib
+  # tests/e2e/test_oidc.py: a relying party with authlib
+  python3-authlib
   chromium
   # fuzz/: clang with libFuzzer and the sanitizer runtimes; llvm-symbolizer
   clang libclang-rt-14-dev llvm
