@@ -386,8 +386,8 @@ enum MHD_Result srv_authz_finish(srv_conn *st, struct MHD_Connection *c, const s
         return redirect_error(st, c, az, status, "temporarily_unavailable",
                               "the store is unavailable; try again in a minute", set_cookie);
     }
-    if (az->client.consent && srv_prompt_has(az, "consent")) {
-        need = 1;
+    if (srv_prompt_has(az, "consent")) {
+        need = 1; /* Core section 3.1.2.1: asked for, so asked, first-party or not */
     }
     if (!need) {
         return srv_authz_redirect_code(st, c, az, session, status, set_cookie);

@@ -3,7 +3,8 @@
  * backchannel.h).
  *
  * The sign-out hook only queues the sid (it runs on a request thread, or
- * in an admin command); the sender thread then looks up the clients of
+ * in an admin command); a sender thread (of cfg.senders, so that a
+ * receiver that hangs delays no other) then looks up the clients of
  * that sign-in, makes one logout token per client (tka_logout_token) and
  * POSTs it as `logout_token` (section 2.5). A 2xx answer is a delivery;
  * anything else (a refused connection, a time-out, 4xx, 5xx) is tried
@@ -16,6 +17,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,14 +44,15 @@ struct tkh_bcl {
     tka_authority *auth;
     tks_store *store;
     tkh_bcl_config cfg;
-    pthread_t thread;
+    pthread_t threads[16];
+    unsigned n_threads;
     pthread_mutex_t lock;
     pthread_cond_t wake; /* a job was queued, or stop */
     pthread_cond_t idle; /* a job was finished */
     struct job *head, *tail;
     unsigned queued;
-    int busy; /* the thread is working on a job outside the queue */
-    int stop;
+    unsigned busy; /* threads working on a job outside the queue */
+    _Atomic int stop;
     uint64_t delivered, retried, failed;
 };
 
@@ -79,6 +82,7 @@ void tkh_bcl_config_defaults(tkh_bcl_config *c)
     c->timeout_ms = 5000;
     c->attempts = 6;
     c->queue_max = 1024;
+    c->senders = 4;
 }
 
 static void job_free(struct job *j)
@@ -207,6 +211,17 @@ static size_t discard(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
+/* Aborts a POST in flight once the sender is told to stop. */
+static int until_stopped(void *ud, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+{
+    (void)dlt;
+    (void)dln;
+    (void)ult;
+    (void)uln;
+    const tkh_bcl *b = ud;
+    return atomic_load(&b->stop) ? 1 : 0;
+}
+
 /* One POST: 0 on a 2xx answer, else -1 with why. */
 static int post(tkh_bcl *b, const struct job *d, char *why, size_t why_cap)
 {
@@ -239,6 +254,9 @@ static int post(tkh_bcl *b, const struct job *d, char *why, size_t why_cap)
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "tokend-backchannel-logout");
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, until_stopped);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, b);
     if (b->cfg.ca_file) {
         curl_easy_setopt(h, CURLOPT_CAINFO, b->cfg.ca_file);
     }
@@ -304,7 +322,7 @@ static void *run(void *arg)
 {
     tkh_bcl *b = arg;
     pthread_mutex_lock(&b->lock);
-    while (!b->stop) {
+    while (!atomic_load(&b->stop)) {
         int64_t now = mono_ms();
         struct job *prev = NULL, *j = b->head;
         int64_t soonest = now + 1000;
@@ -336,7 +354,7 @@ static void *run(void *arg)
             b->tail = prev;
         }
         b->queued--;
-        b->busy = 1;
+        b->busy++;
         pthread_mutex_unlock(&b->lock);
         if (j->expand) {
             expand(b, j);
@@ -345,7 +363,7 @@ static void *run(void *arg)
             deliver(b, j);
         }
         pthread_mutex_lock(&b->lock);
-        b->busy = 0;
+        b->busy--;
         pthread_cond_broadcast(&b->idle);
     }
     pthread_mutex_unlock(&b->lock);
@@ -365,10 +383,14 @@ int tkh_bcl_open(tka_authority *a, tks_store *store, const tkh_bcl_config *cfg, 
     if (b->cfg.attempts == 0) {
         b->cfg.attempts = 1;
     }
+    unsigned want = b->cfg.senders == 0 ? 1 : b->cfg.senders > 16 ? 16 : b->cfg.senders;
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->wake, NULL);
     pthread_cond_init(&b->idle, NULL);
-    if (pthread_create(&b->thread, NULL, run, b) != 0) {
+    while (b->n_threads < want && pthread_create(&b->threads[b->n_threads], NULL, run, b) == 0) {
+        b->n_threads++;
+    }
+    if (b->n_threads == 0) {
         pthread_cond_destroy(&b->idle);
         pthread_cond_destroy(&b->wake);
         pthread_mutex_destroy(&b->lock);
@@ -394,7 +416,7 @@ unsigned tkh_bcl_drain(tkh_bcl *b, int64_t max_ms)
         }
         pthread_cond_timedwait(&b->idle, &b->lock, &ts);
     }
-    unsigned left = b->queued + (unsigned)b->busy;
+    unsigned left = b->queued + b->busy;
     pthread_mutex_unlock(&b->lock);
     return left;
 }
@@ -405,7 +427,7 @@ void tkh_bcl_counters_get(tkh_bcl *b, tkh_bcl_counters *out)
     out->delivered = b->delivered;
     out->retried = b->retried;
     out->failed = b->failed;
-    out->pending = b->queued + (unsigned)b->busy;
+    out->pending = b->queued + b->busy;
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -416,10 +438,12 @@ void tkh_bcl_close(tkh_bcl *b)
     }
     tka_set_signout_hook(b->auth, NULL, NULL);
     pthread_mutex_lock(&b->lock);
-    b->stop = 1;
-    pthread_cond_signal(&b->wake);
+    atomic_store(&b->stop, 1);
+    pthread_cond_broadcast(&b->wake);
     pthread_mutex_unlock(&b->lock);
-    pthread_join(b->thread, NULL);
+    for (unsigned i = 0; i < b->n_threads; i++) {
+        pthread_join(b->threads[i], NULL);
+    }
     unsigned dropped = 0;
     while (b->head) {
         struct job *j = b->head;

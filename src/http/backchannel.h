@@ -23,6 +23,7 @@ typedef struct tkh_bcl_config {
     long timeout_ms;     /* one POST (5000) */
     unsigned attempts;   /* per delivery, the first included (6: after 1, 2, 4, 8, 16 s) */
     unsigned queue_max;  /* deliveries waiting at most (1024); more are dropped, counted as failed */
+    unsigned senders;    /* threads sending at once (4): a receiver that hangs holds one of them */
     void (*log)(void *ud, const char *level, const char *msg);
     void *log_ud;
 } tkh_bcl_config;

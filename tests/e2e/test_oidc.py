@@ -99,6 +99,9 @@ class BclReceiver:
                         (time.monotonic(), status, {k: v for k, v in parse_qs(body).items()},
                          dict(self.headers)))
                     rx.cond.notify_all()
+                if status == "hang":  # read it, then answer nothing for longer than tokend waits
+                    time.sleep(7)
+                    status = 200
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.send_header("Cache-Control", "no-store")
@@ -452,6 +455,11 @@ class Consent(OidcCase):
         b = self.browser()
         got = b.sign_in("carol", PASSWORD, nonce=new_nonce())
         self.assertIn("code", got)
+        # ...unless the application asks (OpenID Connect Core 3.1.2.1)
+        r = b.authorize(nonce=new_nonce(), prompt="consent")
+        page, cf = consent_page(self, r)
+        r = decide(b, cf, "allow")
+        self.assertIn("code", st.query_params(r.headers["Location"]))
 
     def test_third_party_deny_allow_remember_revoke(self):
         fx = self.fx
@@ -803,6 +811,28 @@ class BackChannel(OidcCase):
             got = self.fx.rx.wait(name, 1)
             self.assertEqual(len(got), 1, name)
             self.check_logout_token(got[0][2], cid, "alice", sid)
+
+    def test_a_hanging_receiver_delays_no_other(self):
+        """Deliveries go out from several threads: a receiver that takes the
+        POST and never answers (tokend gives up after 5 s) does not hold up
+        the logout token of another application of the same sign-in."""
+        c1, c2 = self.bcl_client("hang", plan=["hang", 200]), self.bcl_client("prompt")
+        b = self.browser(client_id=c1)
+        t1 = self.sign_in(b, "bob")
+        b.client_id = c2
+        got = b.code_with_session(nonce=new_nonce())
+        r = b.exchange(got["code"], got["verifier"], client_id=c2)
+        self.assertEqual(r.status_code, 200, r.text)
+        t0 = time.monotonic()
+        r = b.logout("GET", id_token_hint=t1["id_token"])
+        self.assertEqual(r.status_code, 200, r.text[:300])
+        got = self.fx.rx.wait("prompt", 1, timeout=10)
+        self.assertEqual(len(got), 1)
+        self.assertLess(got[0][0] - t0, 2.0, "a hanging receiver delayed another one's logout token")
+        # the hung POST timed out (5 s) and was made again: let it land
+        # here, not in the counters of a later test
+        self.assertEqual(len(self.fx.rx.wait("hang", 2, timeout=15)), 2)
+        time.sleep(0.5)
 
     def test_user_disable_sends_a_logout_token(self):
         fx = self.fx
