@@ -393,53 +393,66 @@ static int find_states(const tks_key_row *k, void *ud)
     return 0;
 }
 
-/* Rotates the ring of one alg (keys already ensured). 0 rotated, 1 not now
- * (err says why), 2 not now because the ring changed meanwhile (reload
- * it), -1 failed. */
-static int rotate_alg(tka_authority *a, tk_alg alg, int64_t now, char *err, size_t err_cap)
-{
+/* The rotation of one alg's ring, prepared (its new next key made: the
+ * slow part, RSA) before any ring is rotated, so that the rings of all algs
+ * rotate within moments of each other. */
+struct prep {
     struct rot r;
-    memset(&r, 0, sizeof r);
-    r.alg = tk_alg_name(alg);
-    if (tks_key_list(a->store, find_states, &r) != TKS_OK || !r.active[0] || !r.next[0]) {
-        snprintf(err, err_cap, "cannot find the active and next %s keys: %s", r.alg, tks_errmsg(a->store));
+    tks_key_row next;
+    int ready; /* 1: next built; 0: not now (why in err) */
+    char err[256];
+};
+
+/* 0 prepared (p->ready) or not now (!p->ready, p->err), -1 failed. */
+static int prepare_alg(tka_authority *a, tk_alg alg, int64_t now, struct prep *p, char *err, size_t err_cap)
+{
+    memset(p, 0, sizeof *p);
+    p->r.alg = tk_alg_name(alg);
+    if (tks_key_list(a->store, find_states, &p->r) != TKS_OK || !p->r.active[0] || !p->r.next[0]) {
+        snprintf(err, err_cap, "cannot find the active and next %s keys: %s", p->r.alg, tks_errmsg(a->store));
         return -1;
     }
     /* A verifier may cache the JWKS for jwks_max_age: a key published
      * later than that ago may be missing from its copy, and a token it
      * signed would be unknown_key there. So the next key waits. */
-    if (r.next_created + a->cfg.jwks_max_age > now) {
+    if (p->r.next_created + a->cfg.jwks_max_age > now) {
         char ago[32], left[32];
-        tk_format_duration(now - r.next_created, ago, sizeof ago);
-        tk_format_duration(r.next_created + a->cfg.jwks_max_age - now, left, sizeof left);
-        snprintf(err, err_cap,
+        tk_format_duration(now - p->r.next_created, ago, sizeof ago);
+        tk_format_duration(p->r.next_created + a->cfg.jwks_max_age - now, left, sizeof left);
+        snprintf(p->err, sizeof p->err,
                  "not now: the next %s key %s was published %s ago; it can sign in %s, once every JWKS cache "
                  "(max-age %llds) holds it",
-                 r.alg, r.next, ago, left, (long long)a->cfg.jwks_max_age);
-        return 1;
+                 p->r.alg, p->r.next, ago, left, (long long)a->cfg.jwks_max_age);
+        return 0;
     }
-    tks_key_row next;
-    if (build_key(a, alg, TKS_KEY_NEXT, now, &next, err, err_cap) != 0) {
+    if (build_key(a, alg, TKS_KEY_NEXT, now, &p->next, err, err_cap) != 0) {
         return -1;
     }
+    p->ready = 1;
+    return 0;
+}
+
+/* Rotates a prepared ring. 0 rotated, 2 not now because the ring changed
+ * meanwhile (reload it), -1 failed. */
+static int rotate_alg(tka_authority *a, struct prep *p, int64_t now, char *err, size_t err_cap)
+{
     /* A token signed by the retiring key lives at most max_ttl, plus the
      * leeway verifiers allow. */
     int64_t verify_until = now + a->cfg.max_ttl + a->cfg.leeway;
-    tks_result rc = tks_key_rotate(a->store, r.active, now - a->cfg.jwks_max_age, now, verify_until, &next);
-    tks_key_row_clear(&next);
+    tks_result rc = tks_key_rotate(a->store, p->r.active, now - a->cfg.jwks_max_age, now, verify_until, &p->next);
     if (rc == TKS_EXISTS || rc == TKS_NOT_FOUND) {
         /* another instance rotated between our look and our rotation */
-        snprintf(err, err_cap, "not now: the %s key ring changed meanwhile (another instance rotated it)", r.alg);
+        snprintf(err, err_cap, "not now: the %s key ring changed meanwhile (another instance rotated it)", p->r.alg);
         return 2;
     }
     if (rc != TKS_OK) {
-        snprintf(err, err_cap, "cannot rotate the %s keys: %s", r.alg, tks_errmsg(a->store));
+        snprintf(err, err_cap, "cannot rotate the %s keys: %s", p->r.alg, tks_errmsg(a->store));
         return -1;
     }
     atomic_fetch_add(&a->n_rotated, 1);
-    if (tks_audit(a->store, now, "key_rotated", NULL, NULL, r.next) != TKS_OK) {
-        snprintf(err, err_cap, "the keys rotated (%s signs now), but the audit event could not be recorded: %s", r.next,
-                 tks_errmsg(a->store));
+    if (tks_audit(a->store, now, "key_rotated", NULL, NULL, p->r.next) != TKS_OK) {
+        snprintf(err, err_cap, "the keys rotated (%s signs now), but the audit event could not be recorded: %s",
+                 p->r.next, tks_errmsg(a->store));
         return -1;
     }
     return 0;
@@ -456,19 +469,36 @@ static int rotate_locked(tka_authority *a, unsigned which, int64_t now, char *er
     }
     tk_alg algs[TKA_ALGS_MAX];
     size_t n = tka_ring_algs(a, algs);
+    struct prep p[TKA_ALGS_MAX];
+    size_t np = 0;
     int rotated = 0, changed = 0, failed = 0, told = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !failed; i++) {
         if (!(which & (1u << i))) {
             continue;
         }
+        if (prepare_alg(a, algs[i], now, &p[np], err, err_cap) != 0) {
+            failed = 1;
+        } else if (!p[np].ready && !told) {
+            told = 1;
+            snprintf(err, err_cap, "%s", p[np].err);
+        }
+        np += p[np].ready || failed ? 1 : 0;
+    }
+    /* In ring order: whoever loses the first ring to another instance
+     * leaves the rest to it too, so that N instances rotating at once make
+     * one rotation of every ring, all by one of them. */
+    int lost = 0;
+    for (size_t i = 0; i < np; i++) {
         char e[256];
-        int rc = rotate_alg(a, algs[i], now, e, sizeof e);
+        int rc = p[i].ready && !failed && !lost ? rotate_alg(a, &p[i], now, e, sizeof e) : 1;
+        lost |= rc == 2;
+        tks_key_row_clear(&p[i].next);
         rotated |= rc == 0;
         changed |= rc == 0 || rc == 2;
-        if (rc < 0 && !failed) {
+        if (rc < 0) {
             failed = 1;
             snprintf(err, err_cap, "%s", e);
-        } else if (rc > 0 && !told && !failed) {
+        } else if (rc == 2 && !told) {
             told = 1;
             snprintf(err, err_cap, "%s", e);
         }
