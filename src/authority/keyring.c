@@ -419,10 +419,12 @@ static int prepare_alg(tka_authority *a, tk_alg alg, int64_t now, struct prep *p
         char ago[32], left[32];
         tk_format_duration(now - p->r.next_created, ago, sizeof ago);
         tk_format_duration(p->r.next_created + a->cfg.jwks_max_age - now, left, sizeof left);
-        snprintf(p->err, sizeof p->err,
+        char why[sizeof p->err];
+        snprintf(why, sizeof why,
                  "not now: the next %s key %s was published %s ago; it can sign in %s, once every JWKS cache "
                  "(max-age %llds) holds it",
                  p->r.alg, p->r.next, ago, left, (long long)a->cfg.jwks_max_age);
+        memcpy(p->err, why, sizeof why);
         return 0;
     }
     if (build_key(a, alg, TKS_KEY_NEXT, now, &p->next, err, err_cap) != 0) {
