@@ -342,11 +342,14 @@ static void shell_word(char *out, size_t cap, const char *v)
     out[o < cap ? o : cap - 1] = '\0';
 }
 
-/* The directory of this executable when `tokend` on $PATH is another
- * program or none (so that the banner's `tokend ...` lines need it on
- * PATH), else "". */
+/* The directory of this executable, for an `export PATH=...` line that
+ * makes the banner's `tokend ...` commands run this tokend in a new
+ * terminal; "" when it is a system directory (on every PATH already). The
+ * server's own $PATH says nothing about the user's other terminal. */
 static void banner_bin_dir(char *out, size_t cap)
 {
+    static const char *const system_dirs[] = {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
+                                              "/usr/bin",        "/sbin",          "/bin"};
     out[0] = '\0';
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -354,35 +357,17 @@ static void banner_bin_dir(char *out, size_t cap)
         return;
     }
     self[n] = '\0';
-    struct stat me;
-    if (stat("/proc/self/exe", &me) != 0) {
+    char *slash = strrchr(self, '/');
+    if (slash == NULL || slash == self) {
         return;
     }
-    const char *path = getenv("PATH");
-    for (const char *p = path != NULL ? path : ""; *p != '\0';) {
-        size_t l = strcspn(p, ":");
-        char cand[4096];
-        if (l > 0 && l + sizeof "/tokend" < sizeof cand) {
-            memcpy(cand, p, l);
-            memcpy(cand + l, "/tokend", sizeof "/tokend");
-            struct stat it;
-            if (access(cand, X_OK) == 0 && stat(cand, &it) == 0) {
-                if (it.st_dev == me.st_dev && it.st_ino == me.st_ino) {
-                    return; /* `tokend` is this program */
-                }
-                break; /* `tokend` is another one */
-            }
-        }
-        p += l;
-        if (*p == ':') {
-            p++;
+    *slash = '\0';
+    for (size_t i = 0; i < sizeof system_dirs / sizeof system_dirs[0]; i++) {
+        if (strcmp(self, system_dirs[i]) == 0) {
+            return;
         }
     }
-    char *slash = strrchr(self, '/');
-    if (slash != NULL && slash != self) {
-        *slash = '\0';
-        snprintf(out, cap, "%s", self);
-    }
+    snprintf(out, cap, "%s", self);
 }
 
 /* What `tokend client add` needs besides its own options to find the
@@ -440,8 +425,7 @@ static void print_try_it(const struct cli_settings *s, tks_store *store, const c
     banner_admin_flags(s, admin, sizeof admin);
     char ca[sizeof word + 16] = "";
     if (cacert != NULL) {
-        const char *shown = strncmp(cacert, "./", 2) == 0 ? cacert + 2 : cacert;
-        shell_word(word, sizeof word, shown);
+        shell_word(word, sizeof word, cacert);
         snprintf(ca, sizeof ca, " --cacert %s", word);
     }
     tks_client cl;
@@ -688,12 +672,14 @@ int cli_serve(int argc, char **argv)
                "tokend_issuer_*)\n",
                tl);
     }
+    /* "tokend-dev.crt", not "./tokend-dev.crt": as README.md names it */
+    const char *cert_shown = strncmp(cert_path, "./", 2) == 0 ? cert_path + 2 : cert_path;
     if (fp[0]) {
         printf("  development TLS certificate %s%s\n  SHA-256 fingerprint %s\n  (self-signed: for development "
                "only; clients must trust this file, e.g. curl --cacert %s)\n",
-               cert_path, dev_created ? " (new)" : "", fp, cert_path);
+               cert_shown, dev_created ? " (new)" : "", fp, cert_shown);
     }
-    print_try_it(&s, store, public_url, fp[0] ? cert_path : NULL);
+    print_try_it(&s, store, public_url, fp[0] ? cert_shown : NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
