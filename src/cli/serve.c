@@ -444,7 +444,7 @@ static void print_try_it(const struct cli_settings *s, tks_store *store, const c
            "sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')   # the secret in place of SECRET\n"
            "Use it (the way nginx auth_request does):\n"
            "  curl -i%s -H \"Authorization: Bearer $TOKEN\" '%s/auth?aud=orders-api&scope=orders:read'\n"
-           "Explain a token (a rejected one says why):\n"
+           "Explain a rejected token:\n"
            "  tokend inspect%s --jwks %s/.well-known/jwks.json --aud orders-api \"$TOKEN\"\n"
            "Sign users in with OpenID Connect (docs/oidc.md); the provider's discovery document:\n"
            "  curl%s %s/.well-known/openid-configuration\n\n",
