@@ -252,12 +252,10 @@ enum MHD_Result srv_authz_redirect_code(srv_conn *st, struct MHD_Connection *c, 
 }
 
 /* Our own error page: the client or its redirect URI is not verified, so
- * nothing goes back to it (RFC 6749 section 4.1.2.1). */
-/* Our own page for a request whose client or redirect URI is not verified.
- * It names what was received (client id, redirect URI) and the request id,
- * so that whoever the user tells can find the request in the log, whose
- * line carries the same (the client id and request id as fields, the
- * redirect URI in the detail). */
+ * nothing goes back to it (RFC 6749 section 4.1.2.1). It names what was
+ * received (client id, redirect URI) and the request id, so that whoever
+ * the user tells finds the request in the log, whose line carries the same
+ * (client id and request id as fields, the redirect URI in the detail). */
 static enum MHD_Result unverified_page(srv_conn *st, struct MHD_Connection *c, const srv_authz *az)
 {
     int bad_client = az->result == TKA_AZ_BAD_CLIENT;
