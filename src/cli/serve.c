@@ -307,6 +307,150 @@ static int bind_listen(const char *host, uint16_t port, uint16_t *bound, char *e
     return fd;
 }
 
+/* ---- the banner: commands that run as printed ------------------------------------------ */
+
+/* `v` as one shell word: as it is when it holds only characters no shell
+ * treats specially, else in single quotes. */
+static void shell_word(char *out, size_t cap, const char *v)
+{
+    int plain = v[0] != '\0';
+    for (const char *p = v; *p != '\0'; p++) {
+        if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:@%+=,-", *p) == NULL) {
+            plain = 0;
+            break;
+        }
+    }
+    if (plain) {
+        snprintf(out, cap, "%s", v);
+        return;
+    }
+    size_t o = 0;
+    if (o + 1 < cap) {
+        out[o++] = '\'';
+    }
+    for (const char *p = v; *p != '\0' && o + 5 < cap; p++) {
+        if (*p == '\'') {
+            memcpy(out + o, "'\\''", 4);
+            o += 4;
+        } else {
+            out[o++] = *p;
+        }
+    }
+    if (o + 1 < cap) {
+        out[o++] = '\'';
+    }
+    out[o < cap ? o : cap - 1] = '\0';
+}
+
+/* The directory of this executable, for an `export PATH=...` line that
+ * makes the banner's `tokend ...` commands run this tokend in a new
+ * terminal; "" when it is a system directory (on every PATH already). The
+ * server's own $PATH says nothing about the user's other terminal. */
+static void banner_bin_dir(char *out, size_t cap)
+{
+    static const char *const system_dirs[] = {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
+                                              "/usr/bin",        "/sbin",          "/bin"};
+    out[0] = '\0';
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        return;
+    }
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL || slash == self) {
+        return;
+    }
+    *slash = '\0';
+    for (size_t i = 0; i < sizeof system_dirs / sizeof system_dirs[0]; i++) {
+        if (strcmp(self, system_dirs[i]) == 0) {
+            return;
+        }
+    }
+    snprintf(out, cap, "%s", self);
+}
+
+/* What `tokend client add` needs besides its own options to find the
+ * server's store and master key: the settings that differ from their
+ * defaults (a store URL with a password shows it redacted). */
+static void banner_admin_flags(const struct cli_settings *s, char *out, size_t cap)
+{
+    static const enum cli_setting keys[] = {SET_CONFIG, SET_STORE, SET_MASTER_KEY_FILE, SET_STORE_PASSWORD_FILE};
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *v = s->v[keys[i]];
+        const char *def = cli_settings[keys[i]].def;
+        if (v == NULL || (def != NULL && strcmp(v, def) == 0)) {
+            continue;
+        }
+        char shown[1024];
+        char word[2100];
+        if (keys[i] == SET_STORE) {
+            tks_url_redact(v, shown, sizeof shown);
+        } else {
+            snprintf(shown, sizeof shown, "%s", v);
+        }
+        shell_word(word, sizeof word, shown);
+        int w = snprintf(out + o, cap - o, " --%s %s", cli_settings[keys[i]].flag, word);
+        if (w < 0 || (size_t)w >= cap - o) {
+            out[o] = '\0';
+            return;
+        }
+        o += (size_t)w;
+    }
+}
+
+/* "Try it": commands for another terminal, each one runnable as printed
+ * in the order printed (tests/e2e/test_printed_commands.py runs them):
+ * first into this directory (the store, master key and certificate paths
+ * are relative to it) with this tokend on PATH, then a client (`web`, made
+ * unless it exists), a token, /auth, inspect and discovery. */
+static void print_try_it(const struct cli_settings *s, tks_store *store, const char *public_url, const char *cacert)
+{
+    char cwd[2048];
+    char word[4200];
+    printf("\nTry it in another terminal:\n");
+    if (getcwd(cwd, sizeof cwd) != NULL) {
+        shell_word(word, sizeof word, cwd);
+        printf("  cd %s\n", word);
+    }
+    char dir[4096];
+    banner_bin_dir(dir, sizeof dir);
+    if (dir[0] != '\0') {
+        shell_word(word, sizeof word, dir);
+        printf("  export PATH=%s:\"$PATH\"   # this tokend\n", word);
+    }
+    char admin[4200];
+    banner_admin_flags(s, admin, sizeof admin);
+    char ca[sizeof word + 16] = "";
+    if (cacert != NULL) {
+        shell_word(word, sizeof word, cacert);
+        snprintf(ca, sizeof ca, " --cacert %s", word);
+    }
+    tks_client cl;
+    memset(&cl, 0, sizeof cl);
+    int have_web = tks_client_get(store, "web", &cl) == TKS_OK;
+    OPENSSL_cleanse(&cl, sizeof cl);
+    if (have_web) {
+        printf(
+            "Get a token for the client web (it exists: SECRET is the secret 'tokend client add' printed for it):\n");
+    } else {
+        printf("Get a token:\n"
+               "  tokend client add web%s --scope 'orders:read' --aud orders-api   # prints the client secret once\n",
+               admin);
+    }
+    printf("  TOKEN=$(curl -s%s -u 'web:SECRET' -d grant_type=client_credentials %s/oauth/token | "
+           "sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')   # the secret in place of SECRET\n"
+           "Use it (the way nginx auth_request does):\n"
+           "  curl -i%s -H \"Authorization: Bearer $TOKEN\" '%s/auth?aud=orders-api&scope=orders:read'\n"
+           "Explain a rejected token:\n"
+           "  tokend inspect%s --jwks %s/.well-known/jwks.json --aud orders-api \"$TOKEN\"\n"
+           "Sign users in with OpenID Connect (docs/oidc.md); the provider's discovery document:\n"
+           "  curl%s %s/.well-known/openid-configuration\n\n",
+           ca, public_url, ca, public_url, ca, public_url, ca, public_url);
+}
+
 static char *read_text(const char *path, const char *what, int secret)
 {
     char *buf = NULL;
@@ -528,24 +672,14 @@ int cli_serve(int argc, char **argv)
                "tokend_issuer_*)\n",
                tl);
     }
+    /* "tokend-dev.crt", not "./tokend-dev.crt": as README.md names it */
+    const char *cert_shown = strncmp(cert_path, "./", 2) == 0 ? cert_path + 2 : cert_path;
     if (fp[0]) {
         printf("  development TLS certificate %s%s\n  SHA-256 fingerprint %s\n  (self-signed: for development "
                "only; clients must trust this file, e.g. curl --cacert %s)\n",
-               cert_path, dev_created ? " (new)" : "", fp, cert_path);
+               cert_shown, dev_created ? " (new)" : "", fp, cert_shown);
     }
-    const char *cacert = fp[0] ? cert_path : NULL;
-    printf("\nGet a token:\n"
-           "  tokend client add demo --scope 'orders:read' --aud orders-api   # prints the client secret once\n"
-           "  curl %s%s -u 'demo:SECRET' -d grant_type=client_credentials %s/oauth/token\n"
-           "Use it (the way nginx auth_request does):\n"
-           "  curl %s%s -H \"Authorization: Bearer $TOKEN\" '%s/auth?aud=orders-api&scope=orders:read'\n"
-           "Explain a rejected token:\n"
-           "  tokend inspect --jwks %s/.well-known/jwks.json%s%s --aud orders-api \"$TOKEN\"\n"
-           "Sign users in with OpenID Connect (docs/oidc.md); the provider's discovery document:\n"
-           "  curl %s%s %s/.well-known/openid-configuration\n\n",
-           cacert ? "--cacert " : "", cacert ? cacert : "", public_url, cacert ? "--cacert " : "", cacert ? cacert : "",
-           public_url, public_url, cacert ? " --cacert " : "", cacert ? cacert : "", cacert ? "--cacert " : "",
-           cacert ? cacert : "", public_url);
+    print_try_it(&s, store, public_url, fp[0] ? cert_shown : NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

@@ -252,25 +252,47 @@ enum MHD_Result srv_authz_redirect_code(srv_conn *st, struct MHD_Connection *c, 
 }
 
 /* Our own error page: the client or its redirect URI is not verified, so
- * nothing goes back to it (RFC 6749 section 4.1.2.1). */
+ * nothing goes back to it (RFC 6749 section 4.1.2.1). It names what was
+ * received (client id, redirect URI) and the request id, so that whoever
+ * the user tells finds the request in the log, whose line carries the same
+ * (client id and request id as fields, the redirect URI in the detail). */
 static enum MHD_Result unverified_page(srv_conn *st, struct MHD_Connection *c, const srv_authz *az)
 {
+    int bad_client = az->result == TKA_AZ_BAD_CLIENT;
     char why[sizeof az->why];
     snprintf(why, sizeof why, "%s",
-             az->why[0] != '\0'                ? az->why
-             : az->result == TKA_AZ_BAD_CLIENT ? "the application (client_id) is unknown"
-                                               : "the return address (redirect_uri) is not registered for it");
+             az->why[0] != '\0' ? az->why
+             : bad_client       ? "the application (client_id) is unknown"
+                                : "the return address (redirect_uri) is not registered for it");
     size_t wl = strlen(why);
     while (wl > 0 && (why[wl - 1] == '.' || why[wl - 1] == ' ')) {
         why[--wl] = '\0';
     }
-    char text[sizeof why + 96];
-    snprintf(text, sizeof text, "The application that sent you here made a request we cannot accept: %s.", why);
-    st->error = az->result == TKA_AZ_BAD_CLIENT ? "invalid_client" : "invalid_redirect_uri";
-    return srv_page_message(st, c, MHD_HTTP_BAD_REQUEST, "This sign-in request cannot be completed", text,
-                            "We will not send you back to the application, because its return address could not be "
-                            "verified. Go back to the application and try again, or tell its developers.",
-                            NULL);
+    const char *uri = az->req.redirect_uri;
+    char uri_shown[SRV_FACT_SHOWN + 4];
+    srv_fact_copy(uri_shown, 200, uri != NULL ? uri : "(none)");
+    srv_note(st, "%s; redirect_uri received: %s", why, uri_shown);
+    char text[sizeof why + TKS_ID_MAX + 160];
+    if (bad_client && az->req.client_id != NULL && az->problem_fatal == TKA_AZ_OK) {
+        char id[TKS_ID_MAX + 4];
+        srv_fact_copy(id, sizeof id, az->req.client_id);
+        snprintf(text, sizeof text,
+                 "The application that sent you here made a request we cannot accept: %s (client_id \u201c%s\u201d).",
+                 why, id);
+    } else {
+        snprintf(text, sizeof text, "The application that sent you here made a request we cannot accept: %s.", why);
+    }
+    srv_fact facts[] = {
+        {"Application (client_id)", az->req.client_id},
+        {"Return address received (redirect_uri)", uri},
+        {"Request id", st->rid},
+    };
+    st->error = bad_client ? "invalid_client" : "invalid_redirect_uri";
+    return srv_page_facts(st, c, MHD_HTTP_BAD_REQUEST, "This sign-in request cannot be completed", text,
+                          "We will not send you back to the application, because its return address could not be "
+                          "verified. Go back to the application and try again, or tell its developers.",
+                          facts, sizeof facts / sizeof facts[0],
+                          "Whoever runs this sign-in service finds this request in its log under the request id.");
 }
 
 enum MHD_Result srv_authz_fail(srv_conn *st, struct MHD_Connection *c, const srv_authz *az, unsigned status)

@@ -43,10 +43,16 @@ struct doc {
     const char *self; /* code of the page being rendered, or NULL */
 };
 
+/* Monospace sizes are relative (em), so that `code` in a heading is drawn
+ * at the heading's size; long inline code breaks anywhere, code blocks and
+ * tables scroll inside themselves, so that no page is wider than a phone. */
 static const char css[] =
     "body{font:16px/1.5 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}"
-    "code,pre{font:14px/1.4 ui-monospace,monospace;background:#f4f4f4}code{padding:0 .2em}"
-    "pre{padding:.8em;overflow-x:auto}table{border-collapse:collapse}"
+    "code,pre{font-family:ui-monospace,monospace;font-size:.875em;background:#f4f4f4}"
+    "code{padding:0 .2em;overflow-wrap:anywhere}"
+    "pre{padding:.8em;overflow-x:auto;line-height:1.4}pre code{font-size:1em;padding:0;overflow-wrap:normal}"
+    "h1,h2,h3{line-height:1.25;overflow-wrap:anywhere}"
+    "table{border-collapse:collapse;display:block;max-width:100%;overflow-x:auto}"
     "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}"
     "a{color:#0645ad}.nav{font-size:14px}";
 
@@ -426,22 +432,31 @@ int srv_pages_build(struct tkh_server *s)
         srv_buf_heap(&b, PAGE_MAX);
         page_head(&b, "tokend reason codes");
         render(&b, &d, 0, first_section, 0);
-        srv_buf_puts(&b, "<h2>Sections</h2>\n<ul>\n");
+        srv_buf list;
+        srv_buf_heap(&list, PAGE_MAX);
+        srv_buf_puts(&list, "<ul>\n");
         for (size_t i = 0; i < s->pages_len; i++) {
-            srv_buf_puts(&b, "<li><a href=\"");
-            srv_buf_html(&b, s->pages[i].code, strlen(s->pages[i].code));
-            srv_buf_puts(&b, "\"><code>");
-            srv_buf_html(&b, s->pages[i].code, strlen(s->pages[i].code));
-            srv_buf_puts(&b, "</code></a></li>\n");
+            srv_buf_puts(&list, "<li><a href=\"");
+            srv_buf_html(&list, s->pages[i].code, strlen(s->pages[i].code));
+            srv_buf_puts(&list, "\"><code>");
+            srv_buf_html(&list, s->pages[i].code, strlen(s->pages[i].code));
+            srv_buf_puts(&list, "</code></a></li>\n");
         }
-        srv_buf_puts(&b, "</ul>\n");
+        srv_buf_puts(&list, "</ul>\n");
+        srv_buf_puts(&b, "<h2>Sections</h2>\n");
+        if (!list.overflow && list.p != NULL) {
+            srv_buf_put(&b, list.p, list.len);
+        }
         page_tail(&b);
-        if (b.overflow || b.p == NULL) {
+        if (b.overflow || b.p == NULL || list.overflow || list.p == NULL) {
             srv_buf_free(&b);
+            srv_buf_free(&list);
             rc = -1;
         } else {
             s->errors_index = b.p;
             s->errors_index_len = b.len;
+            s->errors_list = list.p;
+            s->errors_list_len = list.len;
         }
     }
     free(d.lines);
@@ -458,6 +473,8 @@ void srv_pages_free(struct tkh_server *s)
     s->pages_len = 0;
     free(s->errors_index);
     s->errors_index = NULL;
+    free(s->errors_list);
+    s->errors_list = NULL;
 }
 
 enum MHD_Result srv_handle_errors(srv_conn *st, struct MHD_Connection *c, const char *url)
@@ -476,10 +493,27 @@ enum MHD_Result srv_handle_errors(srv_conn *st, struct MHD_Connection *c, const 
             return srv_respond_html_static(st, c, MHD_HTTP_OK, s->pages[i].html, s->pages[i].len, SRV_CACHE_PUBLIC_300);
         }
     }
+    /* An unknown code (a typo, an old link): the styled page, naming what
+     * was asked for, with every valid code. */
+    st->error = "not_found";
+    srv_buf b;
+    srv_buf_heap(&b, PAGE_MAX);
+    page_head(&b, "Unknown reason code");
+    srv_buf_puts(&b, "<p class=\"nav\"><a href=\"./\">All tokend reason codes</a></p>\n"
+                     "<h1>Unknown reason code</h1>\n<p>tokend has no reason code <code>");
+    char shown[CODE_MAX + 4];
+    srv_fact_copy(shown, sizeof shown, code);
+    srv_buf_html(&b, shown, strlen(shown));
+    srv_buf_puts(&b, "</code>. The reason codes are:</p>\n");
+    srv_buf_put(&b, s->errors_list, s->errors_list_len);
+    page_tail(&b);
+    if (!b.overflow && b.p != NULL) {
+        return srv_respond_html(st, c, MHD_HTTP_NOT_FOUND, b.p, b.len, SRV_CACHE_NO_STORE, NULL, NULL, 0);
+    }
+    srv_buf_free(&b);
     static const char nf[] = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                              "<title>Unknown reason code</title></head><body>"
                              "<p>tokend has no reason code by that name. See <a href=\"./\">all reason codes</a>.</p>"
                              "</body></html>\n";
-    st->error = "not_found";
     return srv_respond_html_static(st, c, MHD_HTTP_NOT_FOUND, nf, sizeof nf - 1, SRV_CACHE_NO_STORE);
 }

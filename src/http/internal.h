@@ -212,6 +212,8 @@ struct tkh_server {
     size_t pages_len;
     char *errors_index;
     size_t errors_index_len;
+    char *errors_list; /* the <ul> of every code, for the page of an unknown one */
+    size_t errors_list_len;
 
     srv_metrics metrics;
     _Atomic long in_flight;
@@ -506,6 +508,23 @@ enum MHD_Result srv_page_login(srv_conn *st, struct MHD_Connection *c, unsigned 
  * `set_cookie` adds a Set-Cookie header when non-NULL. */
 enum MHD_Result srv_page_message(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *title,
                                  const char *text, const char *text2, const char *set_cookie);
+/* One thing a page states for whoever must find the request again (the
+ * client id, the redirect URI received, the request id): a label and a
+ * value, which may be untrusted bytes (shown escaped, control characters as
+ * '?', cut after SRV_FACT_SHOWN bytes) or NULL (shown as "(none)"). */
+typedef struct srv_fact {
+    const char *label;
+    const char *value;
+} srv_fact;
+#define SRV_FACT_SHOWN 512u
+/* srv_page_message with a list of facts under the text, and a last small
+ * paragraph `note` (plain text, escaped; may be NULL). */
+enum MHD_Result srv_page_facts(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *title,
+                               const char *text, const char *text2, const srv_fact *facts, size_t n_facts,
+                               const char *note);
+/* `in` for a log line or a page: at most `cap` - 1 bytes, control
+ * characters and DEL as '?', "..." when cut. */
+void srv_fact_copy(char *out, size_t cap, const char *in);
 
 /* "Sign out?" with a button that POSTs to /logout with the CSRF field and
  * the request's client_id, post_logout_redirect_uri and state (from f).

@@ -68,7 +68,10 @@ static const char css[] =
     "button{display:block;width:100%;margin-top:1.5rem;font-size:1.1rem;font-weight:600;padding:.8rem;"
     "border:0;border-radius:8px;background:#1a56db;color:#fff;cursor:pointer}"
     "button:hover{background:#1646b8}"
-    ".small{font-size:.9rem;color:#55555a;margin-top:1.25rem;overflow-wrap:anywhere}";
+    ".small{font-size:.9rem;color:#55555a;margin-top:1.25rem;overflow-wrap:anywhere}"
+    "dl.facts{margin:1rem 0;padding:.75rem 1rem;border-radius:8px;background:#f6f6f8;border:1px solid #e2e2e6}"
+    "dl.facts dt{font-size:.9rem;color:#55555a}dl.facts dd{margin:0 0 .5rem;overflow-wrap:anywhere}"
+    "dl.facts dd:last-child{margin-bottom:0}";
 
 /* ---- security headers ------------------------------------------------------------ */
 
@@ -318,8 +321,30 @@ static enum MHD_Result page_failed(srv_conn *st, struct MHD_Connection *c, srv_b
                                    SRV_CACHE_NO_STORE);
 }
 
-enum MHD_Result srv_page_message(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *title,
-                                 const char *text, const char *text2, const char *set_cookie)
+void srv_fact_copy(char *out, size_t cap, const char *in)
+{
+    if (cap == 0) {
+        return;
+    }
+    size_t n = strlen(in);
+    size_t keep = n < cap ? n : (cap > 4 ? cap - 4 : cap - 1);
+    /* never cut a UTF-8 sequence in two */
+    while (keep < n && keep > 0 && ((unsigned char)in[keep] & 0xC0) == 0x80) {
+        keep--;
+    }
+    for (size_t i = 0; i < keep; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        out[i] = ch < 0x20 || ch == 0x7F ? '?' : (char)ch;
+    }
+    out[keep] = '\0';
+    if (keep < n && cap > 4) {
+        memcpy(out + keep, "...", 4);
+    }
+}
+
+static enum MHD_Result message_page(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *title,
+                                    const char *text, const char *text2, const srv_fact *facts, size_t n_facts,
+                                    const char *note, const char *set_cookie)
 {
     srv_buf b;
     srv_buf_heap(&b, PAGE_MAX);
@@ -329,6 +354,26 @@ enum MHD_Result srv_page_message(srv_conn *st, struct MHD_Connection *c, unsigne
     srv_buf_puts(&b, "</h1>\n");
     para(&b, NULL, text);
     para(&b, NULL, text2);
+    if (n_facts > 0) {
+        srv_buf_puts(&b, "<dl class=\"facts\">\n");
+        for (size_t i = 0; i < n_facts; i++) {
+            srv_buf_puts(&b, "<dt>");
+            srv_buf_html(&b, facts[i].label, strlen(facts[i].label));
+            srv_buf_puts(&b, "</dt><dd>");
+            if (facts[i].value == NULL) {
+                srv_buf_puts(&b, "<em>(none)</em>");
+            } else {
+                char v[SRV_FACT_SHOWN + 4];
+                srv_fact_copy(v, sizeof v, facts[i].value);
+                srv_buf_puts(&b, "<code>");
+                srv_buf_html(&b, v, strlen(v));
+                srv_buf_puts(&b, "</code>");
+            }
+            srv_buf_puts(&b, "</dd>\n");
+        }
+        srv_buf_puts(&b, "</dl>\n");
+    }
+    para(&b, "small", note);
     tail(&b);
     if (b.overflow || b.p == NULL) {
         return page_failed(st, c, &b);
@@ -336,6 +381,19 @@ enum MHD_Result srv_page_message(srv_conn *st, struct MHD_Connection *c, unsigne
     srv_header h = {MHD_HTTP_HEADER_SET_COOKIE, set_cookie};
     size_t len = b.len;
     return srv_respond_html(st, c, status, b.p, len, SRV_CACHE_NO_STORE, NULL, &h, set_cookie != NULL ? 1 : 0);
+}
+
+enum MHD_Result srv_page_message(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *title,
+                                 const char *text, const char *text2, const char *set_cookie)
+{
+    return message_page(st, c, status, title, text, text2, NULL, 0, NULL, set_cookie);
+}
+
+enum MHD_Result srv_page_facts(srv_conn *st, struct MHD_Connection *c, unsigned status, const char *title,
+                               const char *text, const char *text2, const srv_fact *facts, size_t n_facts,
+                               const char *note)
+{
+    return message_page(st, c, status, title, text, text2, facts, n_facts, note, NULL);
 }
 
 /* ---- the sign-in page ------------------------------------------------------------------- */

@@ -87,8 +87,13 @@ export async function submitSignIn(page, args, password) {
 // context, page, shot })`; out.ok when it returns. Then closes Chromium,
 // removes its profile and exits (emit). Options: ignoreHTTPSErrors (tokend
 // on HTTPS with a certificate Chromium does not trust), navigationMethod
-// (each out.navigations entry also has the request's method).
-export async function run(required, { ignoreHTTPSErrors = false, navigationMethod = false }, steps) {
+// (each out.navigations entry also has the request's method), needPassword
+// (false: a script that signs nobody in needs no $SIGNIN_PASSWORD).
+export async function run(
+  required,
+  { ignoreHTTPSErrors = false, navigationMethod = false, needPassword = true },
+  steps,
+) {
   let args;
   try {
     args = parseArgs(process.argv.slice(2), required);
@@ -97,7 +102,7 @@ export async function run(required, { ignoreHTTPSErrors = false, navigationMetho
     emit(2);
   }
   const password = process.env.SIGNIN_PASSWORD;
-  if (!password) {
+  if (!password && needPassword) {
     out.error = 'SIGNIN_PASSWORD is not set';
     emit(2);
   }
