@@ -178,6 +178,22 @@ void tki_appendf(char *buf, size_t cap, size_t *pos, const char *fmt, ...)
     }
 }
 
+void tki_why(char *why, size_t cap, const char *fmt, ...)
+{
+    if (!why || cap == 0 || why[0] != '\0') {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+    if (w < 0) {
+        why[0] = '\0';
+    } else if ((size_t)w >= cap && cap >= 4) {
+        memcpy(why + cap - 4, "...", 4);
+    }
+}
+
 void tki_append_escaped(char *buf, size_t cap, size_t *pos, const char *src, size_t n, size_t max)
 {
     static const char hex[] = "0123456789abcdef";

@@ -1693,7 +1693,7 @@ static void test_lenient_jwks_skips_and_names(void **state)
         {0, "enc1", "an encryption key (use \"enc\")"},
         {2, "hmac", "a shared secret (kty oct)"},
         {3, "f", "kty \"foo\" is not supported"},
-        {4, "weak", "RSA key has 1024 bits, under the 2048 required"},
+        {4, "weak", "RSA key has 1024 bits; at least 2048 are required"},
         {5, "es1", "another key of the set has the same kid"},
         {7, "", "not a JSON object"},
     };
