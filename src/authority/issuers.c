@@ -135,6 +135,34 @@ void tka_trust_close(tka_trust *t)
     free(t);
 }
 
+/* Why an issuer's jwks-file gave no usable key: what the document is, or
+ * each key and why it was skipped ("key #1 (kid 'e1'): an encryption key"). */
+static void jwks_file_why(const char *doc, size_t len, const tk_alg *algs, size_t n_algs, const char *issuer, char *err,
+                          size_t err_cap)
+{
+    tk_jwks_skip skips[4];
+    size_t n_skipped = 0;
+    tk_keyset *ks = NULL;
+    char why[256];
+    size_t pos = 0;
+    err[0] = '\0';
+    if (tk_keyset_from_jwks_lenient(doc, len, algs, n_algs, &ks, skips, 4, &n_skipped, why, sizeof why) != TK_OK) {
+        pos += (size_t)snprintf(err, err_cap, "issuer %s: its jwks-file is not a key set: %s", issuer, why);
+    } else {
+        pos += (size_t)snprintf(err, err_cap, "issuer %s: its jwks-file has no usable key%s", issuer,
+                                n_skipped ? ":" : " ({\"keys\": []})");
+        for (size_t i = 0; i < n_skipped && i < 4 && pos < err_cap; i++) {
+            int w = snprintf(err + pos, err_cap - pos, "%s key #%zu%s%s%s: %s", i ? ";" : "", skips[i].index + 1,
+                             skips[i].kid[0] ? " (kid '" : "", skips[i].kid, skips[i].kid[0] ? "')" : "", skips[i].why);
+            pos += w > 0 ? (size_t)w : 0;
+        }
+        if (n_skipped > 4 && pos < err_cap) {
+            snprintf(err + pos, err_cap - pos, "; and %zu more", n_skipped - 4);
+        }
+    }
+    tk_keyset_free(ks);
+}
+
 int tka_trust_open(const tka_trust_config *cfg, const tka_issuer_policy *p, size_t n, tka_trust **out, char *err,
                    size_t err_cap)
 {
@@ -254,6 +282,11 @@ int tka_trust_open(const tka_trust_config *cfg, const tka_issuer_policy *p, size
         ic.algs_len = n_algs;
         ic.fetch_ud = &pol->fetch;
         tk_result rc = tk_keycache_add_issuer(t->cache, &ic);
+        if (rc == TK_ERR_KEY && ip->jwks_text) {
+            jwks_file_why(ip->jwks_text, ip->jwks_text_len, algs, n_algs, pol->issuer, err, err_cap);
+            tka_trust_close(t);
+            return -1;
+        }
         if (rc != TK_OK) {
             snprintf(err, err_cap, "issuer %s: %s", pol->issuer,
                      rc == TK_ERR_KEY ? "its jwks-file has no usable key"

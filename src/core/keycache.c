@@ -388,9 +388,9 @@ static tk_result build_set(const struct kc_issuer *is, const char *doc, size_t l
     size_t pos = 0;
     skipped_why[0] = '\0';
     for (size_t i = 0; i < n_skipped && i < 4; i++) {
-        tki_appendf(skipped_why, sw_cap, &pos, "%skey %zu", i ? "; " : "", skips[i].index);
+        tki_appendf(skipped_why, sw_cap, &pos, "%skey #%zu", i ? "; " : "", skips[i].index + 1);
         if (skips[i].kid[0]) {
-            tki_appendf(skipped_why, sw_cap, &pos, " '%s'", skips[i].kid);
+            tki_appendf(skipped_why, sw_cap, &pos, " (kid '%s')", skips[i].kid);
         }
         tki_appendf(skipped_why, sw_cap, &pos, ": %s", skips[i].why);
     }
