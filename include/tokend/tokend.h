@@ -122,6 +122,12 @@ typedef struct tk_verdict {
     char detail[TK_LIMIT_DETAIL_LEN];
 } tk_verdict;
 
+/* The hint for this verdict: tk_reason_hint(v->reason), except for cases
+ * of a reason that need another fix (a duplicate member is the issuer's
+ * bug, not a transport problem; scopes carried in "scp" or "roles" need the
+ * verifier told, not another scope requested). Static; "" for NULL. */
+TK_API const char *tk_verdict_hint(const tk_verdict *v);
+
 /* ---------------------------------------------------------------------------
  * Algorithms (RFC 7518 §3.1, RFC 8037 §3.1). `none` does not exist here.
  */

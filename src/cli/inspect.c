@@ -806,7 +806,7 @@ static void print_human(const tk_token *t, const struct report *r, int64_t now, 
     for (size_t i = 0; i < r->n; i++) {
         const struct problem *p = &r->p[i];
         printf("  [%s]%s %s\n", tk_reason_code(p->v.reason), p->unverified ? " (unverified claim)" : "", p->v.detail);
-        printf("      fix: %s\n", tk_reason_hint(p->v.reason));
+        printf("      fix: %s\n", tk_verdict_hint(&p->v));
     }
     if (r->n == 0) {
         printf("  the signature was not checked, so the token cannot be trusted; give a key\n");
@@ -883,7 +883,7 @@ static void print_json(const tk_token *t, const struct report *r, int valid)
         json_t *e = json_object();
         json_object_set_new(e, "code", json_string(tk_reason_code(p->v.reason)));
         json_object_set_new(e, "message", json_string(p->v.detail));
-        json_object_set_new(e, "hint", json_string(tk_reason_hint(p->v.reason)));
+        json_object_set_new(e, "hint", json_string(tk_verdict_hint(&p->v)));
         if (p->unverified) {
             json_object_set_new(e, "unverified", json_true());
         }
