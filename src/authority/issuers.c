@@ -453,13 +453,47 @@ static int validate_foreign(tka_authority *a, tka_trust *tr, const struct policy
             v->reason = TK_REASON_INSUFFICIENT_SCOPE;
             if (scopes[0]) {
                 say(v->detail, sizeof v->detail,
-                    "needs scope '%.64s'; this issuer puts scopes in %s, which has '%.160s'", chk->scopes[i],
+                    "needs scope '%s'; this issuer puts scopes in %s, which has '%.160s'", chk->scopes[i],
                     pol->scope_words, scopes);
             } else {
-                say(v->detail, sizeof v->detail,
-                    "needs scope '%.64s'; this issuer puts scopes in %s, and the token has none (set "
-                    "scope-claim in the issuer's section if its scopes travel in another claim)",
-                    chk->scopes[i], pol->scope_words);
+                /* Where the token's scopes are, when they are in a claim the
+                 * issuer's scope-claim does not name. */
+                static const char *const others[] = {"scope", "scp", "roles", "scopes"};
+                const char *found = NULL;
+                char held[200];
+                held[0] = '\0';
+                for (size_t k = 0; k < 4 && !found; k++) {
+                    int named = 0;
+                    for (size_t c = 0; c < pol->n_scope_claims; c++) {
+                        named |= strcmp(pol->scope_claims[c], others[k]) == 0;
+                    }
+                    const char *items[16];
+                    size_t n = named ? 0 : tk_token_claim_strings(t, others[k], items, 16);
+                    size_t o = 0;
+                    for (size_t j = 0; j < n && j < 16; j++) {
+                        int w = snprintf(held + o, sizeof held - o, "%s%s", j ? " " : "", items[j]);
+                        if (w < 0 || (size_t)w >= sizeof held - o) {
+                            break;
+                        }
+                        o += (size_t)w;
+                    }
+                    if (n > 0) {
+                        found = others[k];
+                    }
+                }
+                if (found) {
+                    char shown[200];
+                    copy_value(shown, sizeof shown, held);
+                    say(v->detail, sizeof v->detail,
+                        "needs scope '%s'; this issuer's scope-claim is %s, and the token has none there: it "
+                        "carries its scopes in '%s' (\"%s\"): set scope-claim = %s in the issuer's section",
+                        chk->scopes[i], pol->scope_words, found, shown, found);
+                } else {
+                    say(v->detail, sizeof v->detail,
+                        "needs scope '%s'; this issuer puts scopes in %s, and the token has none (set "
+                        "scope-claim in the issuer's section if its scopes travel in another claim)",
+                        chk->scopes[i], pol->scope_words);
+                }
             }
             return 0;
         }

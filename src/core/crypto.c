@@ -550,9 +550,8 @@ static tk_result rsa_check_public(EVP_PKEY *pkey, char *why, size_t why_cap)
         rc = TK_ERR_KEY_EXPONENT;
         if (BN_num_bits(e) <= TK_LIMIT_RSA_MAX_EXPONENT_BITS && !BN_is_negative(e)) {
             char *dec = BN_bn2dec(e);
-            tki_why(why, why_cap,
-                    "RSA exponent e is %s; it must be odd, greater than 1 and below 2^64 (65537 is usual)",
-                    dec ? dec : "?");
+            tki_why(why, why_cap, "RSA exponent e is %s; it must be odd, greater than 1 and below 2^64%s",
+                    dec ? dec : "?", BN_is_one(e) ? " (with e=1 anyone can forge a signature)" : " (65537 is usual)");
             OPENSSL_free(dec);
         } else {
             tki_why(why, why_cap, "RSA exponent e has %d bits; it must be odd, greater than 1 and below 2^64",
@@ -784,8 +783,8 @@ static tk_result pkey_validate(EVP_PKEY *pkey, int base, int priv, EVP_PKEY **co
             rc = rsa_check_private(pkey, completed);
             if (rc == TK_ERR_KEY_MISMATCH) {
                 tki_why(why, why_cap,
-                        "its private part (d, p, q) does not belong to its public part (n, e): it would sign "
-                        "tokens that never verify");
+                        "private key does not match its public key: d (and p, q) does not belong to n and e, "
+                        "so its signatures would never verify");
             }
         }
     } else {
@@ -798,7 +797,8 @@ static tk_result pkey_validate(EVP_PKEY *pkey, int base, int priv, EVP_PKEY **co
         } else if (priv && EVP_PKEY_pairwise_check(c) != 1) {
             rc = TK_ERR_KEY_MISMATCH;
             tki_why(why, why_cap,
-                    "its private part d does not belong to its public key: it would sign tokens that never verify");
+                    "private key does not match its public key: d does not belong to the point (x, y), so its "
+                    "signatures would never verify");
         }
         EVP_PKEY_CTX_free(c);
     }

@@ -332,8 +332,8 @@ static tk_result okp_from_jwk(const json_t *o, EVP_PKEY **out, char *why, size_t
         }
         if (CRYPTO_memcmp(derived, x, 32) != 0) {
             tki_why(why, why_cap,
-                    "its private part d does not derive its public key x: it would sign tokens that "
-                    "never verify");
+                    "private key does not match its public key: d does not derive x, so its signatures "
+                    "would never verify");
             EVP_PKEY_free(*out);
             *out = NULL;
             rc = TK_ERR_KEY_MISMATCH;
