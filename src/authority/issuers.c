@@ -452,9 +452,8 @@ static int validate_foreign(tka_authority *a, tka_trust *tr, const struct policy
         if (!tka_in_list(scopes, chk->scopes[i], strlen(chk->scopes[i]))) {
             v->reason = TK_REASON_INSUFFICIENT_SCOPE;
             if (scopes[0]) {
-                say(v->detail, sizeof v->detail,
-                    "needs scope '%s'; this issuer puts scopes in %s, which has '%.160s'", chk->scopes[i],
-                    pol->scope_words, scopes);
+                say(v->detail, sizeof v->detail, "needs scope '%s'; this issuer puts scopes in %s, which has '%.160s'",
+                    chk->scopes[i], pol->scope_words, scopes);
             } else {
                 /* Where the token's scopes are, when they are in a claim the
                  * issuer's scope-claim does not name. */
@@ -486,7 +485,7 @@ static int validate_foreign(tka_authority *a, tka_trust *tr, const struct policy
                     copy_value(shown, sizeof shown, held);
                     say(v->detail, sizeof v->detail,
                         "needs scope '%s'; this issuer's scope-claim is %s, and the token has none there: it "
-                        "carries its scopes in '%s' (\"%s\"): set scope-claim = %s in the issuer's section",
+                        "carries its scopes in '%s' ('%s'): set scope-claim = %s in the issuer's section",
                         chk->scopes[i], pol->scope_words, found, shown, found);
                 } else {
                     say(v->detail, sizeof v->detail,
