@@ -187,7 +187,8 @@ TK_API TK_NODISCARD tk_result tk_metadata_parse(const char *doc, size_t len, con
 typedef struct tk_jwks_skip {
     size_t index;                   /* position in "keys", from 0 */
     char kid[TK_LIMIT_KID_LEN + 1]; /* "" when it has none */
-    char why[160]; /* "RSA key has 1024 bits; at least 2048 are required", "an encryption key (use enc)" */
+    char why[160]; /* "RSA key has 1024 bits; at least 2048 are required", "an encryption key (use \"enc\"), not a
+                      signature key" */
 } tk_jwks_skip;
 
 /* Like tk_keyset_from_jwks, but a key that cannot be used is skipped and
@@ -200,6 +201,20 @@ typedef struct tk_jwks_skip {
 TK_API TK_NODISCARD tk_result tk_keyset_from_jwks_lenient(const char *json, size_t len, const tk_alg *algs,
                                                           size_t algs_len, tk_keyset **out, tk_jwks_skip *skips,
                                                           size_t cap, size_t *n_skipped, char *why, size_t why_cap);
+
+/* A key set the caller holds (a file of its own, which may hold HMAC
+ * secrets), read like tk_keyset_from_jwks with `alg` binding unbound keys
+ * that fit it, except that a key that cannot be used is skipped and
+ * reported in skips[0..cap) (*n_skipped counts them all: an encryption key,
+ * RSA under 2048 bits, an unknown kty, a second key with an earlier kid)
+ * instead of refusing the set, so the caller can use the rest and say what
+ * it left out. Refused as a whole (TK_ERR_JSON, err->why naming what the
+ * document is: an HTML page, OpenID metadata and its jwks_uri, a single
+ * JWK) only when it is not a JWKS. A set in which no key is usable is TK_OK
+ * with an empty set. `err` may be NULL. */
+TK_API TK_NODISCARD tk_result tk_keyset_from_jwks_ex(const char *json, size_t len, tk_alg alg, tk_keyset **out,
+                                                     tk_jwks_skip *skips, size_t cap, size_t *n_skipped,
+                                                     tk_key_error *err);
 
 /* Reads max-age from a Cache-Control header value: seconds, 0 for no-store
  * or no-cache, -1 when neither appears or the value is malformed. */

@@ -40,6 +40,10 @@
  * list of known kids; anything longer is cut with an ellipsis. */
 #define TK_LIMIT_DETAIL_LEN 384u
 
+/* Why a key was refused (tk_key_error), including the NUL: one line with
+ * the check that failed and its numbers. */
+#define TK_LIMIT_KEY_WHY_LEN 256u
+
 /* Keys in one key set: a ring holds next, active and a few retired keys;
  * public JWKS endpoints rarely publish more than ten. */
 #define TK_LIMIT_KEYSET_KEYS 64u

@@ -122,6 +122,12 @@ typedef struct tk_verdict {
     char detail[TK_LIMIT_DETAIL_LEN];
 } tk_verdict;
 
+/* The hint for this verdict: tk_reason_hint(v->reason), except for cases
+ * of a reason that need another fix (a duplicate member is the issuer's
+ * bug, not a transport problem; scopes carried in "scp" or "roles" need the
+ * verifier told, not another scope requested). Static; "" for NULL. */
+TK_API const char *tk_verdict_hint(const tk_verdict *v);
+
 /* ---------------------------------------------------------------------------
  * Algorithms (RFC 7518 §3.1, RFC 8037 §3.1). `none` does not exist here.
  */
@@ -188,6 +194,23 @@ TK_API TK_NODISCARD tk_result tk_key_from_pem(const char *pem, size_t len, tk_al
  * key is kept (and exported) with all of them. Multi-prime keys ("oth") are
  * TK_ERR_UNSUPPORTED. */
 TK_API TK_NODISCARD tk_result tk_key_from_jwk(const char *json, size_t len, tk_alg alg, tk_key **out);
+/* Why key material was refused, for people: the one check that failed,
+ * with its numbers ("RSA key has 1024 bits; at least 2048 are required",
+ * "an encryption key (use \"enc\"), not a signature key", "HMAC secret has
+ * 16 bytes; HS256 needs at least 32", "the EC point (x, y) is not on the
+ * curve P-256", "the PEM key is encrypted ..."). `why` is printable ASCII,
+ * NUL-terminated, without key material; empty on TK_OK. `result` is the
+ * function's own result. */
+typedef struct tk_key_error {
+    tk_result result;
+    char why[TK_LIMIT_KEY_WHY_LEN];
+} tk_key_error;
+/* tk_key_from_jwk and tk_key_from_pem that also say why a key is refused.
+ * `err` may be NULL (then they are exactly the functions above). */
+TK_API TK_NODISCARD tk_result tk_key_from_jwk_ex(const char *json, size_t len, tk_alg alg, tk_key **out,
+                                                 tk_key_error *err);
+TK_API TK_NODISCARD tk_result tk_key_from_pem_ex(const char *pem, size_t len, tk_alg alg, const char *kid, tk_key **out,
+                                                 tk_key_error *err);
 /* JWK text of the key (compact JSON, members sorted). With `with_private`
  * zero, only the public part (for oct keys: TK_ERR_STATE, a secret has no
  * public part). Owned; free with tk_free (it is wiped first when private). */

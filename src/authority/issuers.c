@@ -135,6 +135,34 @@ void tka_trust_close(tka_trust *t)
     free(t);
 }
 
+/* Why an issuer's jwks-file gave no usable key: what the document is, or
+ * each key and why it was skipped ("key #1 (kid 'e1'): an encryption key"). */
+static void jwks_file_why(const char *doc, size_t len, const tk_alg *algs, size_t n_algs, const char *issuer, char *err,
+                          size_t err_cap)
+{
+    tk_jwks_skip skips[4];
+    size_t n_skipped = 0;
+    tk_keyset *ks = NULL;
+    char why[256];
+    size_t pos = 0;
+    err[0] = '\0';
+    if (tk_keyset_from_jwks_lenient(doc, len, algs, n_algs, &ks, skips, 4, &n_skipped, why, sizeof why) != TK_OK) {
+        pos += (size_t)snprintf(err, err_cap, "issuer %s: its jwks-file is not a key set: %s", issuer, why);
+    } else {
+        pos += (size_t)snprintf(err, err_cap, "issuer %s: its jwks-file has no usable key%s", issuer,
+                                n_skipped ? ":" : " ({\"keys\": []})");
+        for (size_t i = 0; i < n_skipped && i < 4 && pos < err_cap; i++) {
+            int w = snprintf(err + pos, err_cap - pos, "%s key #%zu%s%s%s: %s", i ? ";" : "", skips[i].index + 1,
+                             skips[i].kid[0] ? " (kid '" : "", skips[i].kid, skips[i].kid[0] ? "')" : "", skips[i].why);
+            pos += w > 0 ? (size_t)w : 0;
+        }
+        if (n_skipped > 4 && pos < err_cap) {
+            snprintf(err + pos, err_cap - pos, "; and %zu more", n_skipped - 4);
+        }
+    }
+    tk_keyset_free(ks);
+}
+
 int tka_trust_open(const tka_trust_config *cfg, const tka_issuer_policy *p, size_t n, tka_trust **out, char *err,
                    size_t err_cap)
 {
@@ -254,6 +282,11 @@ int tka_trust_open(const tka_trust_config *cfg, const tka_issuer_policy *p, size
         ic.algs_len = n_algs;
         ic.fetch_ud = &pol->fetch;
         tk_result rc = tk_keycache_add_issuer(t->cache, &ic);
+        if (rc == TK_ERR_KEY && ip->jwks_text) {
+            jwks_file_why(ip->jwks_text, ip->jwks_text_len, algs, n_algs, pol->issuer, err, err_cap);
+            tka_trust_close(t);
+            return -1;
+        }
         if (rc != TK_OK) {
             snprintf(err, err_cap, "issuer %s: %s", pol->issuer,
                      rc == TK_ERR_KEY ? "its jwks-file has no usable key"
@@ -419,14 +452,47 @@ static int validate_foreign(tka_authority *a, tka_trust *tr, const struct policy
         if (!tka_in_list(scopes, chk->scopes[i], strlen(chk->scopes[i]))) {
             v->reason = TK_REASON_INSUFFICIENT_SCOPE;
             if (scopes[0]) {
-                say(v->detail, sizeof v->detail,
-                    "needs scope '%.64s'; this issuer puts scopes in %s, which has '%.160s'", chk->scopes[i],
-                    pol->scope_words, scopes);
+                say(v->detail, sizeof v->detail, "needs scope '%s'; this issuer puts scopes in %s, which has '%.160s'",
+                    chk->scopes[i], pol->scope_words, scopes);
             } else {
-                say(v->detail, sizeof v->detail,
-                    "needs scope '%.64s'; this issuer puts scopes in %s, and the token has none (set "
-                    "scope-claim in the issuer's section if its scopes travel in another claim)",
-                    chk->scopes[i], pol->scope_words);
+                /* Where the token's scopes are, when they are in a claim the
+                 * issuer's scope-claim does not name. */
+                static const char *const others[] = {"scope", "scp", "roles", "scopes"};
+                const char *found = NULL;
+                char held[200];
+                held[0] = '\0';
+                for (size_t k = 0; k < 4 && !found; k++) {
+                    int named = 0;
+                    for (size_t c = 0; c < pol->n_scope_claims; c++) {
+                        named |= strcmp(pol->scope_claims[c], others[k]) == 0;
+                    }
+                    const char *items[16];
+                    size_t n = named ? 0 : tk_token_claim_strings(t, others[k], items, 16);
+                    size_t o = 0;
+                    for (size_t j = 0; j < n && j < 16; j++) {
+                        int w = snprintf(held + o, sizeof held - o, "%s%s", j ? " " : "", items[j]);
+                        if (w < 0 || (size_t)w >= sizeof held - o) {
+                            break;
+                        }
+                        o += (size_t)w;
+                    }
+                    if (n > 0) {
+                        found = others[k];
+                    }
+                }
+                if (found) {
+                    char shown[200];
+                    copy_value(shown, sizeof shown, held);
+                    say(v->detail, sizeof v->detail,
+                        "needs scope '%s'; this issuer's scope-claim is %s, and the token has none there: it "
+                        "carries its scopes in '%s' ('%s'): set scope-claim = %s in the issuer's section",
+                        chk->scopes[i], pol->scope_words, found, shown, found);
+                } else {
+                    say(v->detail, sizeof v->detail,
+                        "needs scope '%s'; this issuer puts scopes in %s, and the token has none (set "
+                        "scope-claim in the issuer's section if its scopes travel in another claim)",
+                        chk->scopes[i], pol->scope_words);
+                }
             }
             return 0;
         }

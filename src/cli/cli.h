@@ -46,15 +46,25 @@ int64_t cli_now(void);
 int cli_file_too_open(const char *path, unsigned *mode);
 /* Loads a key file (PEM, JWK or JWKS) into ks. `alg_hint` binds unbound keys
  * whose type allows it; `kid_hint` (may be NULL) names a single key that has
- * no kid of its own: the user said "this is the key". Returns 0 or -1 with a
- * message in err. */
+ * no kid of its own: the user said "this is the key". A key set's unusable
+ * keys are skipped and named in note ("key #2 (kid 'x'): why"). Returns 0;
+ * -1 with a message in err (the one check a refused key failed, with its
+ * numbers); or 1 when the file is a key set with no usable key (err says
+ * which keys and why; nothing was added). */
 int cli_load_key_file(const char *path, tk_alg alg_hint, const char *kid_hint, tk_keyset *ks, char *note,
                       size_t note_cap, char *err, size_t err_cap);
 /* Binds an explicitly given key to the token's alg and kid where the key
  * names neither (within its family), and says so in note. */
 void cli_adopt_key(tk_key *k, tk_alg alg_hint, const char *kid_hint, const char *what, char *note, size_t note_cap);
-/* A tk_result as an explanation of what was wrong with key material. */
+/* A tk_result as an explanation of what was wrong with key material (when
+ * no tk_key_error says more). */
 const char *cli_key_error(tk_result r);
+/* "key #2 (kid 'x')", or "key #2" without a kid: a key of a set by its
+ * position (index from 0, shown from 1) and kid, printable. */
+void cli_key_name(char *buf, size_t cap, size_t index, const char *kid);
+/* -1 with err when a --secret-file holds a JWK, a JWKS or a PEM key (which
+ * go to --key or --jwks), else 0. */
+int cli_secret_file_kind(const char *buf, size_t n, const char *path, char *err, size_t err_cap);
 /* Prints o as indented ASCII JSON on stdout and releases it. */
 void cli_print_json(json_t *o);
 /* Base64url of n random bytes into buf. Returns 0 or -1. */

@@ -78,8 +78,8 @@ struct keysrc {
 struct report {
     struct problem p[MAX_PROBLEMS];
     size_t n;
-    const char *source; /* "bare token", "Authorization header value", ... */
-    char key_note[320]; /* how a key was bound, for people */
+    const char *source;  /* "bare token", "Authorization header value", ... */
+    char key_note[1536]; /* how a key was bound, which keys of a set were skipped, for people */
     char sig_detail[TK_LIMIT_DETAIL_LEN];
     const char *signature;                   /* "verified", "failed", "not_checked" */
     char sig_reason[TK_LIMIT_URL_LEN + 320]; /* why not checked */
@@ -329,11 +329,10 @@ static void describe_skips(const tk_jwks_skip *skips, size_t n_skipped, struct k
     src->skipped = n_skipped;
     src->n_skips = 0;
     for (size_t i = 0; i < n_skipped && i < MAX_SKIPS; i++) {
-        char kid[80], why[sizeof skips[0].why];
-        printable(kid, sizeof kid, skips[i].kid, 64);
+        char name[120], why[sizeof skips[0].why];
+        cli_key_name(name, sizeof name, skips[i].index, skips[i].kid);
         printable(why, sizeof why, skips[i].why, sizeof why);
-        snprintf(src->skips[src->n_skips++], sizeof src->skips[0], "key %zu%s%s%s: %s", skips[i].index,
-                 kid[0] ? " '" : "", kid, kid[0] ? "'" : "", why);
+        snprintf(src->skips[src->n_skips++], sizeof src->skips[0], "%s: %s", name, why);
     }
     if (n_skipped > MAX_SKIPS) {
         snprintf(src->skips[src->n_skips++], sizeof src->skips[0], "and %zu more", n_skipped - MAX_SKIPS);
@@ -807,7 +806,7 @@ static void print_human(const tk_token *t, const struct report *r, int64_t now, 
     for (size_t i = 0; i < r->n; i++) {
         const struct problem *p = &r->p[i];
         printf("  [%s]%s %s\n", tk_reason_code(p->v.reason), p->unverified ? " (unverified claim)" : "", p->v.detail);
-        printf("      fix: %s\n", tk_reason_hint(p->v.reason));
+        printf("      fix: %s\n", tk_verdict_hint(&p->v));
     }
     if (r->n == 0) {
         printf("  the signature was not checked, so the token cannot be trusted; give a key\n");
@@ -884,7 +883,7 @@ static void print_json(const tk_token *t, const struct report *r, int valid)
         json_t *e = json_object();
         json_object_set_new(e, "code", json_string(tk_reason_code(p->v.reason)));
         json_object_set_new(e, "message", json_string(p->v.detail));
-        json_object_set_new(e, "hint", json_string(tk_reason_hint(p->v.reason)));
+        json_object_set_new(e, "hint", json_string(tk_verdict_hint(&p->v)));
         if (p->unverified) {
             json_object_set_new(e, "unverified", json_true());
         }
@@ -1072,8 +1071,6 @@ int cli_inspect(int argc, char **argv)
     int truncated = 0;
     tk_token *t = NULL;
     tk_keyset *ks = NULL;
-    char *jwks_buf = NULL;
-    size_t jwks_len = 0;
     char *secret_buf = NULL;
     size_t secret_len = 0;
     char err[TK_LIMIT_URL_LEN + 800];
@@ -1227,24 +1224,25 @@ int cli_inspect(int argc, char **argv)
             fprintf(stderr, "tokend inspect: refusing to fetch keys over plain http: use https\n");
             goto out;
         } else {
-            /* A file is yours: read strictly (a bad signature key refuses it);
-             * it may hold HMAC secrets, which a published set never does. */
-            if (cli_read_file(jwks, CLI_MAX_KEY_FILE, &jwks_buf, &jwks_len, err, sizeof err) != 0) {
+            /* A file is yours: it may hold HMAC secrets, which a published
+             * set never does. A key of it that cannot be used is skipped and
+             * named (in the note), the rest is used. */
+            int lr = cli_load_key_file(jwks, hint, NULL, ks, r->key_note, sizeof r->key_note, err, sizeof err);
+            if (lr < 0) {
                 fprintf(stderr, "tokend inspect: %s\n", err);
                 goto out;
             }
-            size_t skipped = 0;
-            tk_result rc = tk_keyset_from_jwks(jwks_buf, jwks_len, hint, &loaded, &skipped);
+            if (lr > 0) {
+                snprintf(r->sig_reason, sizeof r->sig_reason, "%.800s", err);
+            }
+        }
+        if (loaded) {
+            tk_result rc = tk_keyset_merge(ks, loaded);
+            tk_keyset_free(loaded);
             if (rc != TK_OK) {
                 fprintf(stderr, "tokend inspect: the JWKS %s was refused: %s\n", jwks, cli_key_error(rc));
                 goto out;
             }
-        }
-        tk_result rc = tk_keyset_merge(ks, loaded);
-        tk_keyset_free(loaded);
-        if (rc != TK_OK) {
-            fprintf(stderr, "tokend inspect: the JWKS %s was refused: %s\n", jwks, cli_key_error(rc));
-            goto out;
         }
     }
     const char *kid_hint = t ? tk_token_kid(t) : NULL;
@@ -1256,13 +1254,28 @@ int cli_inspect(int argc, char **argv)
             }
         }
     }
-    if (key && cli_load_key_file(key, hint, kid_hint, ks, r->key_note, sizeof r->key_note, err, sizeof err) != 0) {
-        fprintf(stderr, "tokend inspect: %s\n", err);
-        goto out;
+    if (key) {
+        char kn[sizeof r->key_note];
+        int lr = cli_load_key_file(key, hint, kid_hint, ks, kn, sizeof kn, err, sizeof err);
+        if (lr < 0) {
+            fprintf(stderr, "tokend inspect: %s\n", err);
+            goto out;
+        }
+        if (lr > 0 && !r->sig_reason[0]) {
+            snprintf(r->sig_reason, sizeof r->sig_reason, "%.800s", err);
+        }
+        size_t pos = strlen(r->key_note);
+        if (kn[0] && pos + 3 < sizeof r->key_note) {
+            snprintf(r->key_note + pos, sizeof r->key_note - pos, "%s%s", pos ? "; " : "", kn);
+        }
     }
     if (secret) {
         unsigned mode = 0;
         if (cli_read_file(secret, TK_LIMIT_HMAC_KEY_MAX, &secret_buf, &secret_len, err, sizeof err) != 0) {
+            fprintf(stderr, "tokend inspect: %s\n", err);
+            goto out;
+        }
+        if (cli_secret_file_kind(secret_buf, secret_len, secret, err, sizeof err) != 0) {
             fprintf(stderr, "tokend inspect: %s\n", err);
             goto out;
         }
@@ -1392,7 +1405,6 @@ out:
     }
     tk_token_free(t);
     tk_keyset_free(ks);
-    free(jwks_buf);
     cli_free_secret(secret_buf, secret_len);
     cli_free_secret(input, input_len);
     free(rp);

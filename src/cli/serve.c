@@ -197,7 +197,7 @@ static int open_trust(const struct cli_settings *s, int64_t leeway, tka_trust **
             p->jwks_text = texts[i];
         }
     }
-    char err[512];
+    char err[1024];
     if (tka_trust_open(&tc, pol, n, out, err, sizeof err) != 0) {
         fprintf(stderr, "tokend serve: %s\n", err);
         goto out;

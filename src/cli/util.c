@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include "cli/cli.h"
+#include "tokend/keycache.h"
 
 void cli_free_secret(char *p, size_t n)
 {
@@ -195,8 +196,7 @@ const char *cli_key_error(tk_result r)
 {
     switch (r) {
     case TK_ERR_KEY:
-        return "the key was refused (malformed, RSA under 2048 bits, HMAC secret shorter than the hash, EC point "
-               "not on the curve, encrypted PEM, or an alg that does not fit the key)";
+        return "the key was refused";
     case TK_ERR_UNSUPPORTED:
         return "unsupported key type or curve (tokend uses RSA, EC P-256/P-384/P-521, Ed25519 and oct keys)";
     case TK_ERR_JSON:
@@ -205,6 +205,22 @@ const char *cli_key_error(tk_result r)
         return "too large";
     default:
         return tk_result_str(r);
+    }
+}
+
+void cli_key_name(char *buf, size_t cap, size_t index, const char *kid)
+{
+    char k[80];
+    size_t o = 0;
+    for (size_t i = 0; kid && kid[i] && o + 4 < sizeof k; i++) {
+        unsigned char c = (unsigned char)kid[i];
+        k[o++] = c >= 0x20 && c < 0x7f && c != '\'' ? (char)c : '?';
+    }
+    k[o] = '\0';
+    if (o) {
+        snprintf(buf, cap, "key #%zu (kid '%s')", index + 1, k);
+    } else {
+        snprintf(buf, cap, "key #%zu", index + 1);
     }
 }
 
@@ -244,6 +260,46 @@ void cli_adopt_key(tk_key *k, tk_alg alg_hint, const char *kid_hint, const char 
     }
 }
 
+/* What kind of JSON document a key file holds: 2 a key set ("keys" is an
+ * array), 1 a single JWK ("kty"), 0 something else (or not JSON). */
+static int json_key_kind(const char *buf, size_t n, char *kid, size_t kid_cap)
+{
+    kid[0] = '\0';
+    json_t *o = json_loadb(buf, n, JSON_REJECT_DUPLICATES, NULL);
+    int kind = 0;
+    if (json_is_array(json_object_get(o, "keys"))) {
+        kind = 2;
+    } else if (json_object_get(o, "kty")) {
+        kind = 1;
+        const char *k = json_string_value(json_object_get(o, "kid"));
+        if (k) {
+            snprintf(kid, kid_cap, "%s", k);
+        }
+    }
+    json_decref(o);
+    return kind;
+}
+
+/* The skipped keys of a set, one "key #N (kid 'x'): why" each, joined by
+ * "; " into out. */
+static void skips_text(const tk_jwks_skip *skips, size_t n_skipped, size_t shown, char *out, size_t cap)
+{
+    size_t pos = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n_skipped && i < shown; i++) {
+        char name[120];
+        cli_key_name(name, sizeof name, skips[i].index, skips[i].kid);
+        int w = snprintf(out + pos, cap - pos, "%s%s: %s", i ? "; " : "", name, skips[i].why);
+        if (w < 0 || (size_t)w >= cap - pos) {
+            return;
+        }
+        pos += (size_t)w;
+    }
+    if (n_skipped > shown) {
+        snprintf(out + pos, cap - pos, "; and %zu more", n_skipped - shown);
+    }
+}
+
 int cli_load_key_file(const char *path, tk_alg alg_hint, const char *kid_hint, tk_keyset *ks, char *note,
                       size_t note_cap, char *err, size_t err_cap)
 {
@@ -252,6 +308,8 @@ int cli_load_key_file(const char *path, tk_alg alg_hint, const char *kid_hint, t
     int ret = -1;
     tk_key *k = NULL;
     tk_keyset *loaded = NULL;
+    tk_key_error ke;
+    memset(&ke, 0, sizeof ke);
     if (note_cap) {
         note[0] = '\0';
     }
@@ -260,12 +318,41 @@ int cli_load_key_file(const char *path, tk_alg alg_hint, const char *kid_hint, t
     }
     tk_result rc;
     if (looks_like_json(buf, n)) {
-        if (strstr(buf, "\"keys\"")) {
-            size_t skipped = 0;
-            rc = tk_keyset_from_jwks(buf, n, alg_hint, &loaded, &skipped);
+        char kid[TK_LIMIT_KID_LEN + 1];
+        int kind = json_key_kind(buf, n, kid, sizeof kid);
+        if (kind != 1) {
+            /* A key set: a key that cannot be used is skipped and named, the
+             * rest is used. Anything else: say what the document is. */
+            tk_jwks_skip skips[8];
+            size_t n_skipped = 0;
+            rc = tk_keyset_from_jwks_ex(buf, n, alg_hint, &loaded, skips, 8, &n_skipped, &ke);
             if (rc != TK_OK) {
-                snprintf(err, err_cap, "%s: JWKS refused: %s", path, cli_key_error(rc));
+                snprintf(err, err_cap, "%s: not a key: %s", path, ke.why);
                 goto out;
+            }
+            char text[1200];
+            skips_text(skips, n_skipped, 8, text, sizeof text);
+            if (tk_keyset_count(loaded) == 0) {
+                if (n_skipped == 0) {
+                    snprintf(err, err_cap,
+                             "%s: the key set is empty ({\"keys\": []}), as 'tokend keygen --alg HS*' prints it: an "
+                             "HMAC secret has no public part; give the secret's JWK file (--key FILE.jwk)",
+                             path);
+                } else {
+                    snprintf(err, err_cap, "no usable key in %s: %s", path, text);
+                }
+                ret = 1;
+                goto out;
+            }
+            if (n_skipped && note_cap) {
+                char line[1400];
+                snprintf(line, sizeof line, "%s: skipped %zu unusable key%s, used the other %zu: %s", path, n_skipped,
+                         n_skipped == 1 ? "" : "s", tk_keyset_count(loaded), text);
+                note_add(note, note_cap, line);
+            }
+            if (tk_keyset_count(loaded) == 1) {
+                cli_adopt_key((tk_key *)(uintptr_t)tk_keyset_get(loaded, 0), TK_ALG_UNSET, kid_hint, path, note,
+                              note_cap);
             }
             rc = tk_keyset_merge(ks, loaded);
             if (rc != TK_OK) {
@@ -276,15 +363,33 @@ int cli_load_key_file(const char *path, tk_alg alg_hint, const char *kid_hint, t
             ret = 0;
             goto out;
         }
-        rc = tk_key_from_jwk(buf, n, TK_ALG_UNSET, &k);
+        rc = tk_key_from_jwk_ex(buf, n, TK_ALG_UNSET, &k, &ke);
+        if (rc != TK_OK) {
+            if (kid[0]) {
+                snprintf(err, err_cap, "%s: the key (kid '%s') was refused: %s", path, kid, ke.why);
+            } else {
+                snprintf(err, err_cap, "%s: the key was refused: %s", path, ke.why);
+            }
+            goto out;
+        }
     } else if (strstr(buf, "-----BEGIN")) {
-        rc = tk_key_from_pem(buf, n, TK_ALG_UNSET, NULL, &k);
+        rc = tk_key_from_pem_ex(buf, n, TK_ALG_UNSET, NULL, &k, &ke);
+        if (rc != TK_OK) {
+            snprintf(err, err_cap, "%s: the key was refused: %s", path, ke.why);
+            goto out;
+        }
     } else {
-        snprintf(err, err_cap, "%s is neither a PEM key nor a JWK (for a raw HMAC secret, use --secret-file)", path);
-        goto out;
-    }
-    if (rc != TK_OK) {
-        snprintf(err, err_cap, "%s: %s", path, cli_key_error(rc));
+        size_t i = 0;
+        while (i < n && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t')) {
+            i++;
+        }
+        if (i < n && buf[i] == '<' &&
+            tk_keyset_from_jwks_ex(buf, n, TK_ALG_UNSET, &loaded, NULL, 0, NULL, &ke) != TK_OK) {
+            snprintf(err, err_cap, "%s: not a key: %s", path, ke.why); /* an HTML page saved as a key set */
+        } else {
+            snprintf(err, err_cap, "%s is neither a PEM key nor a JWK (for a raw HMAC secret, use --secret-file)",
+                     path);
+        }
         goto out;
     }
     cli_adopt_key(k, alg_hint, kid_hint, path, note, note_cap);
@@ -301,6 +406,30 @@ out:
     tk_keyset_free(loaded);
     cli_free_secret(buf, n);
     return ret;
+}
+
+int cli_secret_file_kind(const char *buf, size_t n, const char *path, char *err, size_t err_cap)
+{
+    if (looks_like_json(buf, n)) {
+        char kid[TK_LIMIT_KID_LEN + 1];
+        int kind = json_key_kind(buf, n, kid, sizeof kid);
+        if (kind == 1) {
+            snprintf(err, err_cap,
+                     "%s is a JWK (as 'tokend keygen' writes), not a raw secret: pass it with --key %s "
+                     "(--secret-file takes the secret's bytes as they are)",
+                     path, path);
+            return -1;
+        }
+        if (kind == 2) {
+            snprintf(err, err_cap, "%s is a key set (JWKS), not a raw secret: pass it with --jwks %s", path, path);
+            return -1;
+        }
+    }
+    if (strstr(buf, "-----BEGIN")) { /* cli_read_file NUL-terminates */
+        snprintf(err, err_cap, "%s is a PEM key, not a raw secret: pass it with --key %s", path, path);
+        return -1;
+    }
+    return 0;
 }
 
 int cli_random_id(size_t n, char *buf, size_t cap)

@@ -51,6 +51,35 @@ static const char *q(char *buf, size_t cap, const char *s, size_t n)
     return buf;
 }
 
+/* Quotes a token-supplied string into buf (cap bytes), cut to leave
+ * `reserve` bytes of the detail for what follows (the expected values,
+ * which are never cut), but never under 48 characters. */
+static const char *qfit(char *buf, size_t cap, const char *s, size_t n, size_t reserve)
+{
+    size_t room = TK_LIMIT_DETAIL_LEN > reserve + 48 ? TK_LIMIT_DETAIL_LEN - reserve : 48;
+    if (room < cap) {
+        cap = room;
+    }
+    char big[4 * TK_LIMIT_DETAIL_LEN + 8];
+    size_t pos = 0;
+    big[0] = '\0';
+    tki_append_escaped(big, sizeof big, &pos, s, n, TK_LIMIT_DETAIL_LEN);
+    if (pos + 1 > cap) {
+        size_t cut = cap - 4;
+        for (size_t k = cut > 3 ? cut - 3 : 0; k < cut; k++) {
+            if (big[k] == '\\') {
+                cut = k; /* never split a \xNN escape */
+                break;
+            }
+        }
+        memcpy(big + cut, "...", 4);
+    }
+    size_t l = strnlen(big, cap - 1);
+    memcpy(buf, big, l);
+    buf[l] = '\0';
+    return buf;
+}
+
 /* Renders a claim's JSON type for messages. */
 static const char *json_kind(const tki_cv *v)
 {
@@ -75,6 +104,30 @@ static const char *json_kind(const tki_cv *v)
     return "absent";
 }
 
+/* A NumericDate out of range that is a plausible date in milliseconds,
+ * microseconds or nanoseconds: says so (the issuer wrote Date.now() or the
+ * like). Returns 1 when it wrote the verdict. */
+static int unit_mixup(struct sink *s, const char *name, double d, const char *shown)
+{
+    static const struct {
+        double div;
+        const char *unit;
+    } units[] = {{1e3, "milliseconds"}, {1e6, "microseconds"}, {1e9, "nanoseconds"}};
+    for (size_t u = 0; u < 3; u++) {
+        double secs = d / units[u].div;
+        if (secs >= 1e8 && secs <= 1e10) { /* 1973 .. 2286 */
+            char when[32];
+            tk_format_time((int64_t)secs, when, sizeof when);
+            tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM,
+                            "\"%s\" is %s: %s instead of seconds? (as %s it is %s); a NumericDate counts seconds "
+                            "since 1970 (RFC 7519 section 2)",
+                            name, shown, units[u].unit, units[u].unit, when);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /*
  * Reads NumericDate `name`. Returns 0 when absent, 1 when valid (floor and
  * ceil set), -1 when invalid (a problem is recorded).
@@ -89,6 +142,11 @@ static int numeric_date(struct sink *s, const char *name, int64_t *lo, int64_t *
     if (v->type == TKI_CV_INT) {
         int64_t i = v->i;
         if (i < 0 || i > TK_LIMIT_NUMERICDATE_MAX) {
+            char shown[32];
+            snprintf(shown, sizeof shown, "%lld", (long long)i);
+            if (i > 0 && unit_mixup(s, name, (double)i, shown)) {
+                return -1;
+            }
             tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %lld, outside [0, %lld]", name, (long long)i,
                             (long long)TK_LIMIT_NUMERICDATE_MAX);
             return -1;
@@ -99,6 +157,11 @@ static int numeric_date(struct sink *s, const char *name, int64_t *lo, int64_t *
     if (v->type == TKI_CV_REAL) {
         double d = v->d;
         if (!isfinite(d) || d < 0.0 || d > (double)TK_LIMIT_NUMERICDATE_MAX) {
+            char shown[48];
+            snprintf(shown, sizeof shown, "%.17g", d);
+            if (isfinite(d) && d > 0.0 && unit_mixup(s, name, d, shown)) {
+                return -1;
+            }
             tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"%s\" is %g, outside [0, %lld]", name, d,
                             (long long)TK_LIMIT_NUMERICDATE_MAX);
             return -1;
@@ -130,7 +193,7 @@ static void append_list(char *d, size_t cap, size_t *pos, const char *const *ite
 {
     for (size_t i = 0; i < n; i++) {
         tki_appendf(d, cap, pos, "%s\"", i ? ", " : "");
-        tki_append_escaped(d, cap, pos, items[i], strlen(items[i]), 64);
+        tki_append_escaped(d, cap, pos, items[i], strlen(items[i]), strlen(items[i])); /* never cut */
         tki_appendf(d, cap, pos, "\"");
     }
 }
@@ -194,7 +257,6 @@ static void check_times(const tk_policy *pol, struct sink *s)
 static void check_issuer(const tk_policy *pol, struct sink *s)
 {
     tki_cv iss;
-    char b[100];
     int present = tki_claims_get(&s->c, "iss", &iss);
     if (present && iss.type != TKI_CV_STRING) {
         tki_verdict_set(next(s), TK_REASON_INVALID_CLAIM, "\"iss\" is %s, not a string", json_kind(&iss));
@@ -212,11 +274,17 @@ static void check_issuer(const tk_policy *pol, struct sink *s)
             return;
         }
     }
+    char want[TK_LIMIT_DETAIL_LEN];
+    size_t wpos = 0;
+    want[0] = '\0';
+    expected(want, sizeof want, &wpos, pol->issuers, pol->issuers_len);
+    char tv[TK_LIMIT_DETAIL_LEN];
     tk_verdict *v = next(s);
     size_t pos = 0;
     v->reason = TK_REASON_WRONG_ISSUER;
-    tki_appendf(v->detail, sizeof v->detail, &pos, "issuer is \"%s\"", q(b, sizeof b, iss.s, iss.len));
-    expected(v->detail, sizeof v->detail, &pos, pol->issuers, pol->issuers_len);
+    v->detail[0] = '\0';
+    tki_appendf(v->detail, sizeof v->detail, &pos, "issuer is \"%s\"%s", qfit(tv, sizeof tv, iss.s, iss.len, wpos + 16),
+                want);
 }
 
 static void check_audience(const tk_policy *pol, struct sink *s)
@@ -255,11 +323,18 @@ static void check_audience(const tk_policy *pol, struct sink *s)
             }
         }
     }
+    char want[TK_LIMIT_DETAIL_LEN];
+    size_t wpos = 0;
+    want[0] = '\0';
+    expected(want, sizeof want, &wpos, pol->audiences, pol->audiences_len);
+    char tv[TK_LIMIT_DETAIL_LEN];
     tk_verdict *v = next(s);
     size_t pos = 0;
     v->reason = TK_REASON_WRONG_AUDIENCE;
+    v->detail[0] = '\0';
     if (aud.type == TKI_CV_STRING) {
-        tki_appendf(v->detail, sizeof v->detail, &pos, "audience is \"%s\"", q(b, sizeof b, aud.s, aud.len));
+        tki_appendf(v->detail, sizeof v->detail, &pos, "audience is \"%s\"%s",
+                    qfit(tv, sizeof tv, aud.s, aud.len, wpos + 16), want);
     } else {
         tki_appendf(v->detail, sizeof v->detail, &pos, "audience is [");
         for (size_t i = 0; i < aud.len; i++) {
@@ -271,8 +346,14 @@ static void check_audience(const tk_policy *pol, struct sink *s)
             tki_appendf(v->detail, sizeof v->detail, &pos, "%s\"%s\"", i ? ", " : "", q(b, sizeof b, a.s, a.len));
         }
         tki_appendf(v->detail, sizeof v->detail, &pos, "]");
+        /* the token's list gives way to the expected values, which are never cut */
+        if (pos + wpos >= sizeof v->detail && wpos + 8 < sizeof v->detail) {
+            pos = sizeof v->detail - wpos - 5;
+            memcpy(v->detail + pos, "...]", 5);
+            pos += 4;
+        }
+        tki_appendf(v->detail, sizeof v->detail, &pos, "%s", want);
     }
-    expected(v->detail, sizeof v->detail, &pos, pol->audiences, pol->audiences_len);
 }
 
 /* RFC 7515 section 4.1.9: "application/" may be omitted; compare case-insensitively. */
@@ -362,10 +443,104 @@ static void check_required(const tk_policy *pol, struct sink *s)
     for (size_t i = 0; i < pol->required_len; i++) {
         const char *name = pol->required[i];
         if (!tki_claims_get(&s->c, name, &v)) {
-            tki_verdict_set(next(s), TK_REASON_MISSING_CLAIM, "no \"%s\" claim; this service requires it",
-                            q(b, sizeof b, name, strlen(name)));
+            size_t pos = 0;
+            b[0] = '\0';
+            tki_append_escaped(b, sizeof b, &pos, name, strlen(name), sizeof b); /* the policy's: never cut */
+            tki_verdict_set(next(s), TK_REASON_MISSING_CLAIM, "no \"%s\" claim; this service requires it", b);
         }
     }
+}
+
+/* What is wrong at offset `bad` of a scope string that fails
+ * scope_syntax_ok, in words: "two spaces between 'a' and 'b'". */
+static void scope_syntax_why(const char *p, size_t n, size_t bad, char *d, size_t cap, size_t *pos)
+{
+    unsigned char c = (unsigned char)p[bad];
+    if (c == ' ' && bad == 0) {
+        tki_appendf(d, cap, pos, "it starts with a space");
+        return;
+    }
+    if (c == ' ') {
+        size_t end = bad; /* first space of the run */
+        while (end > 0 && p[end - 1] == ' ') {
+            end--;
+        }
+        size_t start = end;
+        while (start > 0 && p[start - 1] != ' ') {
+            start--;
+        }
+        size_t next = bad;
+        while (next < n && p[next] == ' ') {
+            next++;
+        }
+        if (next >= n) {
+            tki_appendf(d, cap, pos, "it ends with %s", next - end > 1 ? "spaces" : "a space");
+            return;
+        }
+        size_t stop = next;
+        while (stop < n && p[stop] != ' ') {
+            stop++;
+        }
+        static const char *const counts[] = {"", "", "two", "three", "four"};
+        size_t k = next - end;
+        tki_appendf(d, cap, pos, "%s%s spaces between '", k <= 4 ? counts[k] : "", k <= 4 ? "" : "many");
+        tki_append_escaped(d, cap, pos, p + start, end - start, 40);
+        tki_appendf(d, cap, pos, "' and '");
+        tki_append_escaped(d, cap, pos, p + next, stop - next, 40);
+        tki_appendf(d, cap, pos, "' (scopes are separated by exactly one space)");
+        return;
+    }
+    if (c == '\t' || c == '\n' || c == '\r') {
+        tki_appendf(d, cap, pos, "a %s at offset %zu (scopes are separated by one space)",
+                    c == '\t' ? "tab" : "line break", bad);
+    } else if (c == '"' || c == '\\') {
+        tki_appendf(d, cap, pos, "'%c' at offset %zu is not allowed in a scope", c, bad);
+    } else if (c > 0x7e) {
+        tki_appendf(d, cap, pos, "byte 0x%02x at offset %zu: a scope is printable ASCII (no UTF-8)", c, bad);
+    } else {
+        tki_appendf(d, cap, pos, "control byte 0x%02x at offset %zu", c, bad);
+    }
+}
+
+/* Claims in which issuers put scopes instead of "scope": Entra and Okta
+ * "scp" (a string or an array), app roles in "roles", and "scopes". */
+static const char *const OTHER_SCOPE_CLAIMS[] = {"scp", "roles", "scopes"};
+
+/* When the token has no "scope" but one of the claims above, says where
+ * its scopes are and what they hold. */
+static void say_other_scopes(struct sink *s, char *d, size_t cap, size_t *pos)
+{
+    for (size_t k = 0; k < sizeof OTHER_SCOPE_CLAIMS / sizeof OTHER_SCOPE_CLAIMS[0]; k++) {
+        tki_cv v;
+        if (!tki_claims_get(&s->c, OTHER_SCOPE_CLAIMS[k], &v) || (v.type != TKI_CV_STRING && v.type != TKI_CV_ARRAY)) {
+            continue;
+        }
+        tki_appendf(d, cap, pos, "; the token has no \"scope\" claim: it carries its scopes in \"%s\" (",
+                    OTHER_SCOPE_CLAIMS[k]);
+        if (v.type == TKI_CV_STRING) {
+            tki_appendf(d, cap, pos, "\"");
+            tki_append_escaped(d, cap, pos, v.s, v.len, 120);
+            tki_appendf(d, cap, pos, "\"");
+        } else {
+            tki_appendf(d, cap, pos, "[");
+            for (size_t i = 0; i < v.len && i < 8; i++) {
+                tki_cv it;
+                tki_claims_item(&s->c, &v, i, &it);
+                tki_appendf(d, cap, pos, "%s", i ? ", " : "");
+                if (it.type == TKI_CV_STRING) {
+                    tki_appendf(d, cap, pos, "\"");
+                    tki_append_escaped(d, cap, pos, it.s, it.len, 40);
+                    tki_appendf(d, cap, pos, "\"");
+                } else {
+                    tki_appendf(d, cap, pos, "%s", json_kind(&it));
+                }
+            }
+            tki_appendf(d, cap, pos, "%s]", v.len > 8 ? ", ..." : "");
+        }
+        tki_appendf(d, cap, pos, "), which this verifier does not read as scopes");
+        return;
+    }
+    tki_appendf(d, cap, pos, "; the token has no scope claim");
 }
 
 static void check_scope(const tk_policy *pol, struct sink *s)
@@ -382,11 +557,18 @@ static void check_scope(const tk_policy *pol, struct sink *s)
             return;
         }
         if (!scope_syntax_ok(sc.s, sc.len, &bad)) {
-            tki_verdict_set(
-                next(s), TK_REASON_INVALID_CLAIM,
-                "\"scope\" is not space-separated scope tokens (RFC 6749 section 3.3): bad byte at offset %zu "
-                "of \"%s\"",
-                bad, q(b, sizeof b, sc.s, sc.len));
+            tk_verdict *v = next(s);
+            size_t pos = 0;
+            v->reason = TK_REASON_INVALID_CLAIM;
+            v->detail[0] = '\0';
+            tki_appendf(v->detail, sizeof v->detail, &pos,
+                        "\"scope\" is not space-separated scope tokens (RFC 6749 section 3.3): ");
+            if (sc.len == 0) {
+                tki_appendf(v->detail, sizeof v->detail, &pos, "it is empty");
+            } else {
+                scope_syntax_why(sc.s, sc.len, bad, v->detail, sizeof v->detail, &pos);
+            }
+            tki_appendf(v->detail, sizeof v->detail, &pos, " in \"%s\"", q(b, sizeof b, sc.s, sc.len));
             return;
         }
     }
@@ -407,7 +589,8 @@ static void check_scope(const tk_policy *pol, struct sink *s)
             tki_appendf(v->detail, sizeof v->detail, &pos, "needs scope ");
         }
         tki_appendf(v->detail, sizeof v->detail, &pos, "%s\"", missing ? ", " : "");
-        tki_append_escaped(v->detail, sizeof v->detail, &pos, pol->scopes[i], strlen(pol->scopes[i]), 64);
+        tki_append_escaped(v->detail, sizeof v->detail, &pos, pol->scopes[i], strlen(pol->scopes[i]),
+                           strlen(pol->scopes[i])); /* the policy's: never cut */
         tki_appendf(v->detail, sizeof v->detail, &pos, "\"");
         missing++;
     }
@@ -415,7 +598,7 @@ static void check_scope(const tk_policy *pol, struct sink *s)
         if (present) {
             tki_appendf(v->detail, sizeof v->detail, &pos, "; the token has \"%s\"", q(b, sizeof b, sc.s, sc.len));
         } else {
-            tki_appendf(v->detail, sizeof v->detail, &pos, "; the token has no scope claim");
+            say_other_scopes(s, v->detail, sizeof v->detail, &pos);
         }
     }
 }

@@ -20,6 +20,7 @@
  *    EC d * G, Ed25519 d). A key that fails is never built, so no later code
  *    needs to ask.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -533,7 +534,7 @@ out:
 
 /* The RSA public part: the exponent (limits.h has the reasons for its
  * bounds), then the modulus (rsa_modulus_check). */
-static tk_result rsa_check_public(EVP_PKEY *pkey)
+static tk_result rsa_check_public(EVP_PKEY *pkey, char *why, size_t why_cap)
 {
     BIGNUM *n = NULL;
     BIGNUM *e = NULL;
@@ -547,9 +548,23 @@ static tk_result rsa_check_public(EVP_PKEY *pkey)
     if (BN_is_negative(e) || !BN_is_odd(e) || BN_is_one(e) || BN_num_bits(e) > TK_LIMIT_RSA_MAX_EXPONENT_BITS ||
         BN_cmp(e, n) >= 0) {
         rc = TK_ERR_KEY_EXPONENT;
+        if (BN_num_bits(e) <= TK_LIMIT_RSA_MAX_EXPONENT_BITS && !BN_is_negative(e)) {
+            char *dec = BN_bn2dec(e);
+            tki_why(why, why_cap, "RSA exponent e is %s; it must be odd, greater than 1 and below 2^64%s",
+                    dec ? dec : "?", BN_is_one(e) ? " (with e=1 anyone can forge a signature)" : " (65537 is usual)");
+            OPENSSL_free(dec);
+        } else {
+            tki_why(why, why_cap, "RSA exponent e has %d bits; it must be odd, greater than 1 and below 2^64",
+                    BN_num_bits(e));
+        }
         goto out;
     }
     rc = rsa_modulus_check(n);
+    if (rc == TK_ERR_KEY) {
+        tki_why(why, why_cap,
+                "RSA modulus n is not a product of distinct large primes (it is even, has a small factor, or is a "
+                "prime or prime power)");
+    }
 out:
     BN_free(n);
     BN_free(e);
@@ -757,14 +772,20 @@ out:
  * infinity, of the group's order) and d * G equal to them; Ed25519 d deriving
  * the public key. `*completed` may receive a replacement (see
  * rsa_check_private). */
-static tk_result pkey_validate(EVP_PKEY *pkey, int base, int priv, EVP_PKEY **completed)
+static tk_result pkey_validate(EVP_PKEY *pkey, int base, int priv, EVP_PKEY **completed, const char *curve, char *why,
+                               size_t why_cap)
 {
     *completed = NULL;
     tk_result rc = TK_OK;
     if (base == EVP_PKEY_RSA) {
-        rc = rsa_check_public(pkey);
+        rc = rsa_check_public(pkey, why, why_cap);
         if (rc == TK_OK && priv) {
             rc = rsa_check_private(pkey, completed);
+            if (rc == TK_ERR_KEY_MISMATCH) {
+                tki_why(why, why_cap,
+                        "private key does not match its public key: d (and p, q) does not belong to n and e, "
+                        "so its signatures would never verify");
+            }
         }
     } else {
         EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
@@ -772,8 +793,12 @@ static tk_result pkey_validate(EVP_PKEY *pkey, int base, int priv, EVP_PKEY **co
             rc = TK_ERR_NOMEM;
         } else if (base == EVP_PKEY_EC && EVP_PKEY_public_check(c) != 1) {
             rc = TK_ERR_KEY;
+            tki_why(why, why_cap, "the EC point (x, y) is not on the curve %s", curve ? curve : "of the key");
         } else if (priv && EVP_PKEY_pairwise_check(c) != 1) {
             rc = TK_ERR_KEY_MISMATCH;
+            tki_why(why, why_cap,
+                    "private key does not match its public key: d does not belong to the point (x, y), so its "
+                    "signatures would never verify");
         }
         EVP_PKEY_CTX_free(c);
     }
@@ -783,7 +808,28 @@ static tk_result pkey_validate(EVP_PKEY *pkey, int base, int priv, EVP_PKEY **co
 
 tk_result tki_key_from_pkey(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key **out)
 {
+    return tki_key_from_pkey_why(pkey, alg, kid, out, NULL, 0);
+}
+
+/* "P-256" for the curves we use, else OpenSSL's name. */
+static const char *curve_label(int nid, const char *gname)
+{
+    switch (nid) {
+    case NID_X9_62_prime256v1:
+        return "P-256";
+    case NID_secp384r1:
+        return "P-384";
+    case NID_secp521r1:
+        return "P-521";
+    default:
+        return gname;
+    }
+}
+
+tk_result tki_key_from_pkey_why(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key **out, char *why, size_t why_cap)
+{
     *out = NULL;
+    const char *curve = NULL;
     tk_result rc = TK_ERR_KEY;
     EC_GROUP *group = NULL;
     EVP_PKEY *completed = NULL; /* an RSA key completed with its factors */
@@ -800,11 +846,19 @@ tk_result tki_key_from_pkey(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key 
     if (base == EVP_PKEY_RSA) {
         k->kty = TKI_KTY_RSA;
         k->rsa_bits = EVP_PKEY_get_bits(pkey);
-        if (k->rsa_bits < TK_LIMIT_RSA_MIN_BITS || k->rsa_bits > TK_LIMIT_RSA_MAX_BITS) {
+        if (k->rsa_bits < TK_LIMIT_RSA_MIN_BITS) {
+            tki_why(why, why_cap, "RSA key has %d bits; at least %d are required", k->rsa_bits, TK_LIMIT_RSA_MIN_BITS);
+            rc = TK_ERR_KEY;
+            goto out;
+        }
+        if (k->rsa_bits > TK_LIMIT_RSA_MAX_BITS) {
+            tki_why(why, why_cap, "RSA key has %d bits; at most %d are accepted", k->rsa_bits, TK_LIMIT_RSA_MAX_BITS);
             rc = TK_ERR_KEY;
             goto out;
         }
         if (alg != TK_ALG_UNSET && !tki_alg_is_rsa(alg)) {
+            tki_why(why, why_cap, "alg %s does not fit an RSA key (RS256, RS384, RS512, PS256, PS384, PS512)",
+                    tk_alg_name(alg));
             rc = TK_ERR_KEY;
             goto out;
         }
@@ -813,6 +867,7 @@ tk_result tki_key_from_pkey(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key 
         size_t glen = 0;
         k->kty = TKI_KTY_EC;
         if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, gname, sizeof gname, &glen) != 1) {
+            tki_why(why, why_cap, "the EC key has no named curve (explicit curve parameters are not accepted)");
             rc = TK_ERR_KEY;
             goto out;
         }
@@ -821,7 +876,9 @@ tk_result tki_key_from_pkey(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key 
             nid = EC_curve_nist2nid(gname);
         }
         natural = alg_for_curve(nid);
+        curve = curve_label(nid, gname);
         if (natural == TK_ALG_UNSET) {
+            tki_why(why, why_cap, "EC curve %s is not supported (P-256, P-384, P-521)", curve);
             rc = TK_ERR_UNSUPPORTED;
             goto out;
         }
@@ -835,19 +892,25 @@ tk_result tki_key_from_pkey(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key 
     } else if (base == EVP_PKEY_ED25519) {
         k->kty = TKI_KTY_OKP;
         natural = TK_ALG_EDDSA;
+        curve = "Ed25519";
     } else {
+        const char *tn = EVP_PKEY_get0_type_name(pkey);
+        tki_why(why, why_cap, "key type %s is not supported (RSA, EC P-256/P-384/P-521, Ed25519; oct for HMAC)",
+                tn ? tn : "unknown");
         rc = TK_ERR_UNSUPPORTED;
         goto out;
     }
     if (natural != TK_ALG_UNSET) {
         if (alg != TK_ALG_UNSET && alg != natural) {
+            tki_why(why, why_cap, "alg %s does not fit a%s %s key, which signs with %s", tk_alg_name(alg),
+                    natural == TK_ALG_EDDSA ? "n" : "", curve, tk_alg_name(natural));
             rc = TK_ERR_KEY;
             goto out;
         }
         alg = natural;
     }
     k->can_sign = pkey_has_private(pkey, base);
-    rc = pkey_validate(pkey, base, k->can_sign, &completed);
+    rc = pkey_validate(pkey, base, k->can_sign, &completed, curve, why, why_cap);
     if (rc != TK_OK) {
         goto out;
     }
@@ -969,21 +1032,67 @@ static int pem_refuse_passphrase(char *buf, int size, int rwflag, void *u)
     return -1; /* encrypted PEM is refused: keys are protected by file mode */
 }
 
+static int mem_has(const char *p, size_t n, const char *needle)
+{
+    size_t l = strlen(needle);
+    for (size_t i = 0; i + l <= n; i++) {
+        if (memcmp(p + i, needle, l) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Why OpenSSL read no key from the PEM text. */
+static void pem_unreadable_why(const char *pem, size_t len, char *why, size_t cap)
+{
+    if (mem_has(pem, len, "ENCRYPTED")) {
+        tki_why(why, cap,
+                "the PEM key is encrypted (it needs a passphrase); tokend reads only plain keys: decrypt it "
+                "(openssl pkey -in FILE -out key.pem) and protect the file by its mode (0600)");
+    } else if (mem_has(pem, len, "-----BEGIN CERTIFICATE-----")) {
+        tki_why(why, cap,
+                "this PEM is a certificate, not a key: take its public key with 'openssl x509 -pubkey -noout -in "
+                "FILE'");
+    } else if (!mem_has(pem, len, "-----BEGIN ")) {
+        tki_why(why, cap, "no PEM block (-----BEGIN ...-----) in it");
+    } else {
+        tki_why(why, cap,
+                "the PEM block is not a key tokend reads (PUBLIC KEY, RSA PUBLIC KEY, PRIVATE KEY, RSA PRIVATE KEY, "
+                "EC PRIVATE KEY), or its base64 is damaged");
+    }
+}
+
 tk_result tk_key_from_pem(const char *pem, size_t len, tk_alg alg, const char *kid, tk_key **out)
 {
+    return tk_key_from_pem_ex(pem, len, alg, kid, out, NULL);
+}
+
+tk_result tk_key_from_pem_ex(const char *pem, size_t len, tk_alg alg, const char *kid, tk_key **out, tk_key_error *err)
+{
+    char *why = err ? err->why : NULL;
+    size_t why_cap = err ? sizeof err->why : 0;
+    if (err) {
+        memset(err, 0, sizeof *err);
+    }
+    tk_result rc = TK_ERR_ARG;
     if (!out) {
-        return TK_ERR_ARG;
+        goto done;
     }
     *out = NULL;
     if (!pem || len == 0) {
-        return TK_ERR_ARG;
+        tki_why(why, why_cap, "the key text is empty");
+        goto done;
     }
     if (len > TK_LIMIT_JWK_LEN) {
-        return TK_ERR_LIMIT;
+        tki_why(why, why_cap, "the key text has %zu bytes; at most %u are read", len, (unsigned)TK_LIMIT_JWK_LEN);
+        rc = TK_ERR_LIMIT;
+        goto done;
     }
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     if (!bio) {
-        return TK_ERR_NOMEM;
+        rc = TK_ERR_NOMEM;
+        goto done;
     }
     EVP_PKEY *pkey = NULL;
     int is_private = 0;
@@ -1010,11 +1119,20 @@ tk_result tk_key_from_pem(const char *pem, size_t len, tk_alg alg, const char *k
     BIO_free(bio);
     if (!pkey) {
         ERR_clear_error();
-        return TK_ERR_KEY;
+        pem_unreadable_why(pem, len, why, why_cap);
+        rc = TK_ERR_KEY;
+        goto done;
     }
-    tk_result rc = tki_key_from_pkey(pkey, alg, kid, out);
+    rc = tki_key_from_pkey_why(pkey, alg, kid, out, why, why_cap);
     if (rc != TK_OK) {
         EVP_PKEY_free(pkey);
+    }
+done:
+    if (err) {
+        err->result = rc;
+        if (rc != TK_OK && !err->why[0]) {
+            snprintf(err->why, sizeof err->why, "%s", tk_result_str(rc));
+        }
     }
     return rc;
 }

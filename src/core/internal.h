@@ -35,6 +35,10 @@ void tki_append_escaped(char *buf, size_t cap, size_t *pos, const char *src, siz
 int tki_say_if_markup(const char *doc, size_t len, char *buf, size_t cap, size_t *pos);
 /* Appends a printf-formatted piece at *pos (bounded). */
 void tki_appendf(char *buf, size_t cap, size_t *pos, const char *fmt, ...) TKI_PRINTF(4, 5);
+/* Why key material was refused: writes the reason into why[0..cap) only
+ * when why is non-NULL and still empty, so the deepest check that failed
+ * names itself and its callers' more general words do not overwrite it. */
+void tki_why(char *why, size_t cap, const char *fmt, ...) TKI_PRINTF(3, 4);
 
 /* ---- json.c ------------------------------------------------------------- */
 /* Parses `p[0..n)` as one JSON object with duplicate members rejected and
@@ -149,6 +153,8 @@ enum tki_sig_fail { TKI_SIG_OK = 0, TKI_SIG_MISMATCH, TKI_SIG_LENGTH, TKI_SIG_RA
  * TK_ERR_KEY_MISMATCH). An RSA private key without its factors is replaced by
  * the complete key, and the given EVP_PKEY is then freed. */
 tk_result tki_key_from_pkey(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key **out);
+/* The same, saying why a key is refused (tki_why) into why[0..cap). */
+tk_result tki_key_from_pkey_why(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key **out, char *why, size_t cap);
 tk_result tki_key_verify(const tk_key *k, const unsigned char *msg, size_t msg_len, const unsigned char *sig,
                          size_t sig_len, enum tki_sig_fail *why);
 size_t tki_alg_sig_len(tk_alg alg); /* fixed length for HS/ES/EdDSA, 0 for RSA */

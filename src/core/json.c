@@ -88,8 +88,27 @@ json_t *tki_json_parse_object(const unsigned char *p, size_t n, size_t max_depth
         /* jansson quotes the offending source text: escape it, it is
          * attacker-controlled. */
         size_t pos = 0;
+        size_t tl = strnlen(je.text, sizeof je.text);
+        static const char dup[] = "duplicate object key near '";
+        if (tl > sizeof dup && memcmp(je.text, dup, sizeof dup - 1) == 0 && je.text[tl - 1] == '\'') {
+            /* SECURITY.md rule 2: parsers disagree on which value of a
+             * duplicate wins, so it is refused; the writer is at fault. */
+            const char *name = je.text + sizeof dup - 1;
+            size_t nl = tl - sizeof dup;
+            if (nl >= 2 && name[0] == '"' && name[nl - 1] == '"') {
+                name++;
+                nl -= 2;
+            }
+            tki_appendf(err, err_cap, &pos, "member \"");
+            tki_append_escaped(err, err_cap, &pos, name, nl, 64);
+            tki_appendf(err, err_cap, &pos,
+                        "\" appears twice (line %d column %d): member names must be unique (RFC 7519 section 4; "
+                        "parsers disagree on which value wins), so the issuer's JSON writer has a bug",
+                        je.line, je.column);
+            return NULL;
+        }
         tki_appendf(err, err_cap, &pos, "invalid JSON at line %d column %d: ", je.line, je.column);
-        tki_append_escaped(err, err_cap, &pos, je.text, strnlen(je.text, sizeof je.text), 80);
+        tki_append_escaped(err, err_cap, &pos, je.text, tl, 80);
         return NULL;
     }
     if (!json_is_object(j)) {

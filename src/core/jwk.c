@@ -26,15 +26,20 @@
 
 /* Decodes member `name` of `o` (base64url) into a fresh buffer. Returns
  * TK_OK with *out NULL when absent and !required. */
-static tk_result get_b64(const json_t *o, const char *name, int required, unsigned char **out, size_t *out_len)
+static tk_result get_b64(const json_t *o, const char *name, int required, unsigned char **out, size_t *out_len,
+                         char *why, size_t why_cap)
 {
     *out = NULL;
     *out_len = 0;
     json_t *v = json_object_get(o, name);
     if (!v) {
+        if (required) {
+            tki_why(why, why_cap, "member \"%s\" is missing", name);
+        }
         return required ? TK_ERR_KEY : TK_OK;
     }
     if (!json_is_string(v)) {
+        tki_why(why, why_cap, "member \"%s\" is not a string", name);
         return TK_ERR_KEY;
     }
     size_t n = json_string_length(v);
@@ -45,6 +50,12 @@ static tk_result get_b64(const json_t *o, const char *name, int required, unsign
     }
     size_t bad;
     if (tk_b64url_decode(json_string_value(v), n, b, cap, out_len, &bad) != TK_OK || *out_len == 0) {
+        if (n == 0) {
+            tki_why(why, why_cap, "member \"%s\" is empty", name);
+        } else {
+            tki_why(why, why_cap, "member \"%s\" is not canonical base64url (bad at offset %zu; no padding, no + or /)",
+                    name, bad);
+        }
         OPENSSL_cleanse(b, cap);
         free(b);
         *out_len = 0;
@@ -68,15 +79,26 @@ static const char *get_str(const json_t *o, const char *name)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static tk_result check_use(const json_t *o)
+static tk_result check_use(const json_t *o, char *why, size_t why_cap)
 {
     json_t *use = json_object_get(o, "use");
-    if (use && (!json_is_string(use) || strcmp(json_string_value(use), "sig") != 0)) {
+    if (use && !json_is_string(use)) {
+        tki_why(why, why_cap, "its \"use\" is not a string");
+        return TK_ERR_KEY;
+    }
+    if (use && strcmp(json_string_value(use), "sig") != 0) {
+        char u[40];
+        size_t pos = 0;
+        u[0] = '\0';
+        tki_append_escaped(u, sizeof u, &pos, json_string_value(use), json_string_length(use), 16);
+        tki_why(why, why_cap, "an %s key (use \"%s\"), not a signature key",
+                strcmp(json_string_value(use), "enc") == 0 ? "encryption" : "other", u);
         return TK_ERR_KEY;
     }
     json_t *ops = json_object_get(o, "key_ops");
     if (ops) {
         if (!json_is_array(ops)) {
+            tki_why(why, why_cap, "its \"key_ops\" is not an array");
             return TK_ERR_KEY;
         }
         size_t i;
@@ -89,13 +111,14 @@ static tk_result check_use(const json_t *o)
             }
         }
         if (!ok) {
+            tki_why(why, why_cap, "its \"key_ops\" allow neither \"verify\" nor \"sign\" (an encryption key?)");
             return TK_ERR_KEY;
         }
     }
     return TK_OK;
 }
 
-static tk_result rsa_from_jwk(const json_t *o, EVP_PKEY **out)
+static tk_result rsa_from_jwk(const json_t *o, EVP_PKEY **out, char *why, size_t why_cap)
 {
     static const char *const names[] = {"n", "e", "d", "p", "q", "dp", "dq", "qi"};
     static const char *const params[] = {OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
@@ -110,10 +133,11 @@ static tk_result rsa_from_jwk(const json_t *o, EVP_PKEY **out)
     EVP_PKEY_CTX *ctx = NULL;
     tk_result rc = TK_ERR_KEY;
     if (json_object_get(o, "oth")) {
+        tki_why(why, why_cap, "a multi-prime RSA key (\"oth\"), which is not supported");
         return TK_ERR_UNSUPPORTED; /* multi-prime RSA (RFC 7518 §6.3.2.7) */
     }
     for (size_t i = 0; i < 8; i++) {
-        rc = get_b64(o, names[i], i < 2, &bytes[i], &lens[i]);
+        rc = get_b64(o, names[i], i < 2, &bytes[i], &lens[i], why, why_cap);
         if (rc != TK_OK) {
             goto out;
         }
@@ -124,6 +148,7 @@ static tk_result rsa_from_jwk(const json_t *o, EVP_PKEY **out)
         crt += bytes[i] != NULL;
     }
     if ((crt != 0 && crt != 5) || (crt && !bytes[2])) {
+        tki_why(why, why_cap, "p, q, dp, dq and qi must come all together, and with d (RFC 7518 section 6.3.2)");
         rc = TK_ERR_KEY;
         goto out;
     }
@@ -148,6 +173,7 @@ static tk_result rsa_from_jwk(const json_t *o, EVP_PKEY **out)
         goto out;
     }
     if (EVP_PKEY_fromdata(ctx, out, bytes[2] ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, ps) != 1) {
+        tki_why(why, why_cap, "n and e do not form an RSA key");
         rc = TK_ERR_KEY;
         goto out;
     }
@@ -164,12 +190,13 @@ out:
     return rc;
 }
 
-static tk_result ec_from_jwk(const json_t *o, EVP_PKEY **out)
+static tk_result ec_from_jwk(const json_t *o, EVP_PKEY **out, char *why, size_t why_cap)
 {
     const char *crv = get_str(o, "crv");
     const char *group;
     size_t c;
     if (!crv) {
+        tki_why(why, why_cap, "an EC key needs a \"crv\" string (P-256, P-384, P-521)");
         return TK_ERR_KEY;
     }
     if (strcmp(crv, "P-256") == 0) {
@@ -182,6 +209,11 @@ static tk_result ec_from_jwk(const json_t *o, EVP_PKEY **out)
         group = "secp521r1";
         c = 66;
     } else {
+        char cv[40];
+        size_t pos = 0;
+        cv[0] = '\0';
+        tki_append_escaped(cv, sizeof cv, &pos, crv, strlen(crv), 24);
+        tki_why(why, why_cap, "EC curve \"%s\" is not supported (P-256, P-384, P-521)", cv);
         return TK_ERR_UNSUPPORTED;
     }
     unsigned char *x = NULL, *y = NULL, *d = NULL;
@@ -191,18 +223,24 @@ static tk_result ec_from_jwk(const json_t *o, EVP_PKEY **out)
     OSSL_PARAM_BLD *bld = NULL;
     OSSL_PARAM *ps = NULL;
     EVP_PKEY_CTX *ctx = NULL;
-    tk_result rc = get_b64(o, "x", 1, &x, &xl);
+    tk_result rc = get_b64(o, "x", 1, &x, &xl, why, why_cap);
     if (rc == TK_OK) {
-        rc = get_b64(o, "y", 1, &y, &yl);
+        rc = get_b64(o, "y", 1, &y, &yl, why, why_cap);
     }
     if (rc == TK_OK) {
-        rc = get_b64(o, "d", 0, &d, &dl);
+        rc = get_b64(o, "d", 0, &d, &dl, why, why_cap);
     }
     if (rc != TK_OK) {
         goto out;
     }
     /* RFC 7518 §6.2.1.2: coordinates are exactly the field size. */
     if (xl != c || yl != c || (d && dl != c)) {
+        const char *m = xl != c ? "x" : yl != c ? "y" : "d";
+        tki_why(why, why_cap, "member \"%s\" has %zu bytes; %s needs exactly %zu (RFC 7518 section 6.2.1.2)", m,
+                xl != c   ? xl
+                : yl != c ? yl
+                          : dl,
+                crv, c);
         rc = TK_ERR_KEY;
         goto out;
     }
@@ -231,6 +269,7 @@ static tk_result ec_from_jwk(const json_t *o, EVP_PKEY **out)
         goto out;
     }
     if (EVP_PKEY_fromdata(ctx, out, d ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, ps) != 1) {
+        tki_why(why, why_cap, "the EC point (x, y) is not on the curve %s", crv);
         rc = TK_ERR_KEY; /* e.g. the point is not on the curve */
         goto out;
     }
@@ -248,26 +287,35 @@ out:
     return rc;
 }
 
-static tk_result okp_from_jwk(const json_t *o, EVP_PKEY **out)
+static tk_result okp_from_jwk(const json_t *o, EVP_PKEY **out, char *why, size_t why_cap)
 {
     const char *crv = get_str(o, "crv");
     if (!crv) {
+        tki_why(why, why_cap, "an OKP key needs a \"crv\" string (Ed25519)");
         return TK_ERR_KEY;
     }
     if (strcmp(crv, "Ed25519") != 0) {
+        char cv[40];
+        size_t pos = 0;
+        cv[0] = '\0';
+        tki_append_escaped(cv, sizeof cv, &pos, crv, strlen(crv), 24);
+        tki_why(why, why_cap, "OKP curve \"%s\" is not supported (Ed25519 only%s)", cv,
+                strncmp(crv, "X", 1) == 0 ? "; X25519 and X448 are for encryption" : "");
         return TK_ERR_UNSUPPORTED;
     }
     unsigned char *x = NULL, *d = NULL;
     size_t xl = 0, dl = 0;
-    tk_result rc = get_b64(o, "x", 1, &x, &xl);
+    tk_result rc = get_b64(o, "x", 1, &x, &xl, why, why_cap);
     if (rc == TK_OK) {
-        rc = get_b64(o, "d", 0, &d, &dl);
+        rc = get_b64(o, "d", 0, &d, &dl, why, why_cap);
     }
     if (rc != TK_OK) {
         goto out;
     }
     rc = TK_ERR_KEY;
     if (xl != 32 || (d && dl != 32)) {
+        tki_why(why, why_cap, "member \"%s\" has %zu bytes; Ed25519 needs exactly 32", xl != 32 ? "x" : "d",
+                xl != 32 ? xl : dl);
         goto out;
     }
     if (d) {
@@ -283,6 +331,9 @@ static tk_result okp_from_jwk(const json_t *o, EVP_PKEY **out)
             goto out;
         }
         if (CRYPTO_memcmp(derived, x, 32) != 0) {
+            tki_why(why, why_cap,
+                    "private key does not match its public key: d does not derive x, so its signatures "
+                    "would never verify");
             EVP_PKEY_free(*out);
             *out = NULL;
             rc = TK_ERR_KEY_MISMATCH;
@@ -291,6 +342,7 @@ static tk_result okp_from_jwk(const json_t *o, EVP_PKEY **out)
     } else {
         *out = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, xl);
         if (!*out) {
+            tki_why(why, why_cap, "x is not an Ed25519 public key");
             goto out;
         }
     }
@@ -302,28 +354,37 @@ out:
     return rc;
 }
 
-/* Builds a key from an already parsed JWK object. */
-static tk_result key_from_jwk_obj(const json_t *o, tk_alg alg, tk_key **out)
+/* Builds a key from an already parsed JWK object; says why it is refused
+ * into why[0..why_cap) (may be NULL). */
+static tk_result key_from_jwk_obj(const json_t *o, tk_alg alg, tk_key **out, char *why, size_t why_cap)
 {
     *out = NULL;
     const char *kty = get_str(o, "kty");
     if (!kty) {
+        tki_why(why, why_cap, "it has no \"kty\" string (RSA, EC, OKP or oct)");
         return TK_ERR_KEY;
     }
-    tk_result rc = check_use(o);
+    tk_result rc = check_use(o, why, why_cap);
     if (rc != TK_OK) {
         return rc;
     }
     json_t *alg_v = json_object_get(o, "alg");
     if (alg_v) {
         if (!json_is_string(alg_v)) {
+            tki_why(why, why_cap, "its \"alg\" is not a string");
             return TK_ERR_KEY;
         }
         tk_alg own = tk_alg_from_name(json_string_value(alg_v), json_string_length(alg_v));
         if (own == TK_ALG_UNSET) {
+            char a[40];
+            size_t pos = 0;
+            a[0] = '\0';
+            tki_append_escaped(a, sizeof a, &pos, json_string_value(alg_v), json_string_length(alg_v), 24);
+            tki_why(why, why_cap, "alg \"%s\" is not a JWS signature alg (an encryption key?)", a);
             return TK_ERR_UNSUPPORTED; /* e.g. an encryption alg: RSA-OAEP */
         }
         if (alg != TK_ALG_UNSET && alg != own) {
+            tki_why(why, why_cap, "the key names alg %s, not %s", tk_alg_name(own), tk_alg_name(alg));
             return TK_ERR_KEY;
         }
         alg = own;
@@ -332,6 +393,7 @@ static tk_result key_from_jwk_obj(const json_t *o, tk_alg alg, tk_key **out)
     const char *kid = NULL;
     if (kid_v) {
         if (!json_is_string(kid_v) || json_string_length(kid_v) == 0 || json_string_length(kid_v) > TK_LIMIT_KID_LEN) {
+            tki_why(why, why_cap, "its \"kid\" must be a string of 1 to %u bytes", TK_LIMIT_KID_LEN);
             return TK_ERR_KEY;
         }
         kid = json_string_value(kid_v);
@@ -339,31 +401,51 @@ static tk_result key_from_jwk_obj(const json_t *o, tk_alg alg, tk_key **out)
     if (strcmp(kty, "oct") == 0) {
         unsigned char *k = NULL;
         size_t kl = 0;
-        rc = get_b64(o, "k", 1, &k, &kl);
+        rc = get_b64(o, "k", 1, &k, &kl, why, why_cap);
         if (rc != TK_OK) {
             return rc;
+        }
+        if (alg != TK_ALG_UNSET && !tki_alg_is_hmac(alg)) {
+            tki_why(why, why_cap, "alg %s does not fit an oct key (a shared secret: HS256, HS384, HS512)",
+                    tk_alg_name(alg));
+        } else if (kl > TK_LIMIT_HMAC_KEY_MAX) {
+            tki_why(why, why_cap, "HMAC secret has %zu bytes; at most %u are accepted", kl, TK_LIMIT_HMAC_KEY_MAX);
+        } else if (alg != TK_ALG_UNSET && kl < tki_alg_sig_len(alg)) {
+            tki_why(why, why_cap, "HMAC secret has %zu bytes; %s needs at least %zu (its hash size)", kl,
+                    tk_alg_name(alg), tki_alg_sig_len(alg));
+        } else if (kl < 32) {
+            tki_why(why, why_cap, "HMAC secret has %zu bytes; at least 32 are required (HS256; HS384 48, HS512 64)",
+                    kl);
         }
         rc = tk_key_from_secret(k, kl, alg, kid, out);
         free_secret(k, kl);
         if (rc == TK_ERR_ARG) {
             rc = TK_ERR_KEY; /* e.g. "alg": "RS256" on an oct key */
         }
+        if (rc == TK_OK && why) {
+            why[0] = '\0';
+        }
         return rc;
     }
     EVP_PKEY *pkey = NULL;
     if (strcmp(kty, "RSA") == 0) {
-        rc = rsa_from_jwk(o, &pkey);
+        rc = rsa_from_jwk(o, &pkey, why, why_cap);
     } else if (strcmp(kty, "EC") == 0) {
-        rc = ec_from_jwk(o, &pkey);
+        rc = ec_from_jwk(o, &pkey, why, why_cap);
     } else if (strcmp(kty, "OKP") == 0) {
-        rc = okp_from_jwk(o, &pkey);
+        rc = okp_from_jwk(o, &pkey, why, why_cap);
     } else {
+        char t[40];
+        size_t pos = 0;
+        t[0] = '\0';
+        tki_append_escaped(t, sizeof t, &pos, kty, strlen(kty), 24);
+        tki_why(why, why_cap, "kty \"%s\" is not supported (RSA, EC, OKP, oct)", t);
         rc = TK_ERR_UNSUPPORTED;
     }
     if (rc != TK_OK) {
         return rc;
     }
-    rc = tki_key_from_pkey(pkey, alg, kid, out);
+    rc = tki_key_from_pkey_why(pkey, alg, kid, out, why, why_cap);
     if (rc != TK_OK) {
         EVP_PKEY_free(pkey);
     }
@@ -388,17 +470,41 @@ static tk_result parse_doc(const char *json, size_t len, json_t **o)
 
 tk_result tk_key_from_jwk(const char *json, size_t len, tk_alg alg, tk_key **out)
 {
-    if (!out) {
-        return TK_ERR_ARG;
+    return tk_key_from_jwk_ex(json, len, alg, out, NULL);
+}
+
+/* Names what a document that is not a JWKS is, when it can tell (o: the
+ * parsed object, or NULL when it did not parse). */
+static void not_a_jwks(const char *json, size_t len, const json_t *o, char *why, size_t cap);
+
+tk_result tk_key_from_jwk_ex(const char *json, size_t len, tk_alg alg, tk_key **out, tk_key_error *err)
+{
+    char *why = err ? err->why : NULL;
+    size_t why_cap = err ? sizeof err->why : 0;
+    if (err) {
+        memset(err, 0, sizeof *err);
     }
-    *out = NULL;
+    tk_result rc = TK_ERR_ARG;
     json_t *o = NULL;
-    tk_result rc = parse_doc(json, len, &o);
-    if (rc != TK_OK) {
-        return rc;
+    if (out) {
+        *out = NULL;
+        rc = parse_doc(json, len, &o);
     }
-    rc = key_from_jwk_obj(o, alg, out);
+    if (rc == TK_OK && json_is_array(json_object_get(o, "keys"))) {
+        tki_why(why, why_cap, "this is a key set ({\"keys\": [...]}), not a single JWK");
+        rc = TK_ERR_KEY;
+    } else if (rc == TK_OK) {
+        rc = key_from_jwk_obj(o, alg, out, why, why_cap);
+    } else if (rc == TK_ERR_JSON || rc == TK_ERR_LIMIT) {
+        not_a_jwks(json, len, NULL, why, why_cap);
+    }
     json_decref(o);
+    if (err) {
+        err->result = rc;
+        if (rc != TK_OK && !err->why[0]) {
+            snprintf(err->why, sizeof err->why, "%s", tk_result_str(rc));
+        }
+    }
     return rc;
 }
 
@@ -631,7 +737,7 @@ tk_result tk_keyset_from_jwks(const char *json, size_t len, tk_alg alg, tk_keyse
             goto out;
         }
         tk_key *k = NULL;
-        rc = key_from_jwk_obj(m, TK_ALG_UNSET, &k);
+        rc = key_from_jwk_obj(m, TK_ALG_UNSET, &k, NULL, 0);
         const char *use = get_str(m, "use");
         if (rc == TK_ERR_UNSUPPORTED || (rc == TK_ERR_KEY && use && strcmp(use, "sig") != 0)) {
             /* An encryption key or a key type we do not use: skip it. */
@@ -665,30 +771,7 @@ out:
     return rc;
 }
 
-/* ---- key sets of other issuers: skip what cannot be used, say why ----------------- */
-
-/* Bits of the RSA modulus as written in the JWK ("n"), 0 when unreadable. */
-static size_t rsa_jwk_bits(const json_t *m)
-{
-    unsigned char *n = NULL;
-    size_t len = 0;
-    if (get_b64(m, "n", 1, &n, &len) != TK_OK || !n) {
-        return 0;
-    }
-    size_t i = 0;
-    while (i < len && n[i] == 0) {
-        i++;
-    }
-    size_t bits = 0;
-    if (i < len) {
-        bits = (len - i) * 8;
-        for (unsigned char top = n[i]; !(top & 0x80); top = (unsigned char)(top << 1)) {
-            bits--;
-        }
-    }
-    free(n);
-    return bits;
-}
+/* ---- key sets that skip what cannot be used, and say why ---------------------------- */
 
 static int alg_listed(const tk_alg *algs, size_t n, tk_alg a)
 {
@@ -698,67 +781,6 @@ static int alg_listed(const tk_alg *algs, size_t n, tk_alg a)
         }
     }
     return 0;
-}
-
-/* Why the JWK `m` was not usable, in words, given what building it said. */
-static void skip_reason(const json_t *m, tk_result rc, char *why, size_t cap)
-{
-    const char *kty = get_str(m, "kty");
-    const char *use = get_str(m, "use");
-    const char *alg = get_str(m, "alg");
-    size_t pos = 0;
-    why[0] = '\0';
-    if (!kty) {
-        tki_appendf(why, cap, &pos, "it has no kty");
-    } else if (use && strcmp(use, "sig") != 0) {
-        tki_appendf(why, cap, &pos, "an encryption key (use \"");
-        tki_append_escaped(why, cap, &pos, use, strlen(use), 16);
-        tki_appendf(why, cap, &pos, "\"), not a signature key");
-    } else if (json_object_get(m, "use") && !use) {
-        tki_appendf(why, cap, &pos, "its use is not a string");
-    } else if (check_use(m) != TK_OK) {
-        tki_appendf(why, cap, &pos, "its key_ops do not allow verify");
-    } else if (alg && tk_alg_from_name(alg, strlen(alg)) == TK_ALG_UNSET) {
-        tki_appendf(why, cap, &pos, "alg \"");
-        tki_append_escaped(why, cap, &pos, alg, strlen(alg), 24);
-        tki_appendf(why, cap, &pos, "\" is not a JWS signature alg");
-    } else if (strcmp(kty, "oct") == 0) {
-        tki_appendf(why, cap, &pos, "a shared secret (kty oct): never trusted from a published key set");
-    } else if (strcmp(kty, "RSA") == 0) {
-        size_t bits = rsa_jwk_bits(m);
-        if (rc == TK_ERR_KEY_EXPONENT) {
-            tki_appendf(why, cap, &pos, "its RSA exponent e is unusable (even, 1, or 2^64 or more)");
-        } else if (rc == TK_ERR_UNSUPPORTED) {
-            tki_appendf(why, cap, &pos, "a multi-prime RSA key (oth), which is not supported");
-        } else if (bits > 0 && bits < (size_t)TK_LIMIT_RSA_MIN_BITS) {
-            tki_appendf(why, cap, &pos, "RSA key has %zu bits, under the %d required", bits, TK_LIMIT_RSA_MIN_BITS);
-        } else if (bits > (size_t)TK_LIMIT_RSA_MAX_BITS) {
-            tki_appendf(why, cap, &pos, "RSA key has %zu bits, over the %d accepted", bits, TK_LIMIT_RSA_MAX_BITS);
-        } else if (rc == TK_ERR_KEY_MISMATCH) {
-            tki_appendf(why, cap, &pos, "its private part does not belong to its public part");
-        } else {
-            tki_appendf(why, cap, &pos,
-                        "malformed RSA key (n and e must be base64url; the modulus must be odd, "
-                        "and not a prime or a prime power)");
-        }
-    } else if (strcmp(kty, "EC") == 0) {
-        const char *crv = get_str(m, "crv");
-        if (rc == TK_ERR_UNSUPPORTED) {
-            tki_appendf(why, cap, &pos, "EC curve \"");
-            tki_append_escaped(why, cap, &pos, crv ? crv : "", crv ? strlen(crv) : 0, 24);
-            tki_appendf(why, cap, &pos, "\" is not supported (P-256, P-384, P-521)");
-        } else {
-            tki_appendf(why, cap, &pos, "malformed EC key (x and y must be a point on %s)",
-                        crv ? "its curve" : "a curve");
-        }
-    } else if (strcmp(kty, "OKP") == 0) {
-        tki_appendf(why, cap, &pos,
-                    rc == TK_ERR_UNSUPPORTED ? "OKP curve is not supported (Ed25519 only)" : "malformed OKP key");
-    } else {
-        tki_appendf(why, cap, &pos, "kty \"");
-        tki_append_escaped(why, cap, &pos, kty, strlen(kty), 24);
-        tki_appendf(why, cap, &pos, "\" is not supported");
-    }
 }
 
 static void note_skip(tk_jwks_skip *skips, size_t cap, size_t *n, size_t index, const json_t *m, const char *why)
@@ -777,10 +799,12 @@ static void note_skip(tk_jwks_skip *skips, size_t cap, size_t *n, size_t index, 
     (*n)++;
 }
 
-/* Names what a document that is not a JWKS is, when it can tell. */
 static void not_a_jwks(const char *json, size_t len, const json_t *o, char *why, size_t cap)
 {
     size_t pos = 0;
+    if (!why || cap == 0 || why[0]) {
+        return;
+    }
     if (!o) {
         if (tki_say_if_markup(json, len, why, cap, &pos)) {
             tki_appendf(why, cap, &pos, "; is the URL that of the key set?");
@@ -797,6 +821,9 @@ static void not_a_jwks(const char *json, size_t len, const json_t *o, char *why,
     if (uri) {
         tki_appendf(why, cap, &pos, "this is OpenID/OAuth metadata, not a key set; its jwks_uri is ");
         tki_append_escaped(why, cap, &pos, uri, strlen(uri), 160);
+    } else if (get_str(o, "issuer") &&
+               (json_object_get(o, "token_endpoint") || json_object_get(o, "authorization_endpoint"))) {
+        tki_appendf(why, cap, &pos, "this is OpenID/OAuth metadata without a jwks_uri, not a key set");
     } else if (get_str(o, "kty")) {
         tki_appendf(why, cap, &pos, "this is a single JWK, not a key set ({\"keys\": [...]})");
     } else {
@@ -804,22 +831,14 @@ static void not_a_jwks(const char *json, size_t len, const json_t *o, char *why,
     }
 }
 
-tk_result tk_keyset_from_jwks_lenient(const char *json, size_t len, const tk_alg *algs, size_t algs_len,
-                                      tk_keyset **out, tk_jwks_skip *skips, size_t cap, size_t *n_skipped, char *why,
-                                      size_t why_cap)
+/* Reads a JWKS, skipping (and saying why) every key that cannot be used.
+ * `published`: the set of another issuer (no shared secrets; `algs` filter
+ * and bind as tk_keyset_from_jwks_lenient says). Else a set the caller
+ * holds: oct keys allowed, unbound keys bound to `hint` when it fits. */
+static tk_result jwks_read(const char *json, size_t len, int published, tk_alg hint, const tk_alg *algs,
+                           size_t algs_len, tk_keyset **out, tk_jwks_skip *skips, size_t cap, size_t *n_skipped,
+                           char *why, size_t why_cap)
 {
-    char dummy[8];
-    if (!why || why_cap == 0) {
-        why = dummy;
-        why_cap = sizeof dummy;
-    }
-    why[0] = '\0';
-    if (n_skipped) {
-        *n_skipped = 0;
-    }
-    if (!out || !json || (cap > 0 && !skips) || (algs_len > 0 && !algs)) {
-        return TK_ERR_ARG;
-    }
     *out = NULL;
     size_t skipped = 0;
     json_t *o = NULL;
@@ -849,29 +868,31 @@ tk_result tk_keyset_from_jwks_lenient(const char *json, size_t len, const tk_alg
     size_t i;
     json_t *m;
     json_array_foreach (keys, i, m) {
-        char w[160];
+        char w[TK_LIMIT_KEY_WHY_LEN];
+        w[0] = '\0';
         if (!json_is_object(m)) {
             note_skip(skips, cap, &skipped, i, m, "not a JSON object");
             continue;
         }
         const char *kty = get_str(m, "kty");
-        if (kty && strcmp(kty, "oct") == 0) {
+        if (published && kty && strcmp(kty, "oct") == 0) {
             /* a shared secret is never a published key: HS* is not allowed for other issuers */
-            skip_reason(m, TK_ERR_KEY, w, sizeof w);
-            note_skip(skips, cap, &skipped, i, m, w);
+            note_skip(skips, cap, &skipped, i, m, "a shared secret (kty oct): never trusted from a published key set");
             continue;
         }
         tk_key *k = NULL;
-        rc = key_from_jwk_obj(m, TK_ALG_UNSET, &k);
+        rc = key_from_jwk_obj(m, TK_ALG_UNSET, &k, w, sizeof w);
         if (rc == TK_ERR_NOMEM || rc == TK_ERR_CRYPTO) {
             goto fail;
         }
         if (rc != TK_OK) {
-            skip_reason(m, rc, w, sizeof w);
+            if (!w[0]) {
+                snprintf(w, sizeof w, "%s", tk_result_str(rc));
+            }
             note_skip(skips, cap, &skipped, i, m, w);
             continue;
         }
-        if (k->alg == TK_ALG_UNSET) { /* RSA without "alg": the first allowed alg that fits, else RS256 */
+        if (published && k->alg == TK_ALG_UNSET) { /* RSA without "alg": the first allowed alg that fits, else RS256 */
             tk_alg bind = TK_ALG_RS256;
             for (size_t a = 0; a < algs_len; a++) {
                 if (tk_key_alg_fits(k, algs[a])) {
@@ -884,8 +905,14 @@ tk_result tk_keyset_from_jwks_lenient(const char *json, size_t len, const tk_alg
                 tk_key_free(k);
                 goto fail;
             }
+        } else if (!published && k->alg == TK_ALG_UNSET && hint != TK_ALG_UNSET && tk_key_alg_fits(k, hint)) {
+            rc = tk_key_bind_alg(k, hint);
+            if (rc != TK_OK) {
+                tk_key_free(k);
+                goto fail;
+            }
         }
-        if (algs_len > 0 && !alg_listed(algs, algs_len, k->alg)) {
+        if (published && algs_len > 0 && !alg_listed(algs, algs_len, k->alg)) {
             size_t pos = 0;
             w[0] = '\0';
             tki_appendf(w, sizeof w, &pos, "alg %s is not allowed for this issuer (allowed:", tk_alg_name(k->alg));
@@ -918,5 +945,52 @@ fail:
     json_decref(o);
     tk_keyset_free(ks);
     snprintf(why, why_cap, "%s", tk_result_str(rc));
+    return rc;
+}
+
+tk_result tk_keyset_from_jwks_lenient(const char *json, size_t len, const tk_alg *algs, size_t algs_len,
+                                      tk_keyset **out, tk_jwks_skip *skips, size_t cap, size_t *n_skipped, char *why,
+                                      size_t why_cap)
+{
+    char dummy[8];
+    if (!why || why_cap == 0) {
+        why = dummy;
+        why_cap = sizeof dummy;
+    }
+    why[0] = '\0';
+    if (n_skipped) {
+        *n_skipped = 0;
+    }
+    if (!out || !json || (cap > 0 && !skips) || (algs_len > 0 && !algs)) {
+        return TK_ERR_ARG;
+    }
+    return jwks_read(json, len, 1, TK_ALG_UNSET, algs, algs_len, out, skips, cap, n_skipped, why, why_cap);
+}
+
+tk_result tk_keyset_from_jwks_ex(const char *json, size_t len, tk_alg alg, tk_keyset **out, tk_jwks_skip *skips,
+                                 size_t cap, size_t *n_skipped, tk_key_error *err)
+{
+    char dummy[8];
+    char *why = err ? err->why : dummy;
+    size_t why_cap = err ? sizeof err->why : sizeof dummy;
+    if (err) {
+        memset(err, 0, sizeof *err);
+    }
+    why[0] = '\0';
+    if (n_skipped) {
+        *n_skipped = 0;
+    }
+    tk_result rc = TK_ERR_ARG;
+    if (out && json && (cap == 0 || skips)) {
+        rc = jwks_read(json, len, 0, alg, NULL, 0, out, skips, cap, n_skipped, why, why_cap);
+    } else if (out) {
+        *out = NULL;
+    }
+    if (err) {
+        err->result = rc;
+        if (rc != TK_OK && !err->why[0]) {
+            snprintf(err->why, sizeof err->why, "%s", tk_result_str(rc));
+        }
+    }
     return rc;
 }

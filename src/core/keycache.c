@@ -388,9 +388,9 @@ static tk_result build_set(const struct kc_issuer *is, const char *doc, size_t l
     size_t pos = 0;
     skipped_why[0] = '\0';
     for (size_t i = 0; i < n_skipped && i < 4; i++) {
-        tki_appendf(skipped_why, sw_cap, &pos, "%skey %zu", i ? "; " : "", skips[i].index);
+        tki_appendf(skipped_why, sw_cap, &pos, "%skey #%zu", i ? "; " : "", skips[i].index + 1);
         if (skips[i].kid[0]) {
-            tki_appendf(skipped_why, sw_cap, &pos, " '%s'", skips[i].kid);
+            tki_appendf(skipped_why, sw_cap, &pos, " (kid '%s')", skips[i].kid);
         }
         tki_appendf(skipped_why, sw_cap, &pos, ": %s", skips[i].why);
     }
@@ -474,6 +474,12 @@ tk_result tk_keycache_add_issuer(tk_keycache *c, const tk_issuer_config *ic)
         }
         is->n_keys = tk_keyset_count(is->set->ks);
         is->expires_at = INT64_MAX;
+        if (is->skipped && c->cfg.log) {
+            char msg[TK_LIMIT_URL_LEN + 400];
+            msgf(msg, sizeof msg, "key set of %s (fixed text): %zu keys used, %zu skipped: %s", is->issuer, is->n_keys,
+                 is->skipped, is->skipped_why);
+            c->cfg.log(c->cfg.log_ud, "warn", msg);
+        }
     }
     pthread_mutex_lock(&c->mu);
     c->iss[c->n++] = is;

@@ -109,6 +109,42 @@ const char *tk_reason_hint(tk_reason r)
     return REASONS[r].hint;
 }
 
+/* Verdicts whose fix differs from their reason's usual one, told apart by
+ * words of the detail that only that case writes (claims.c, json.c). */
+static const struct {
+    tk_reason reason;
+    const char *marker;
+    const char *hint;
+} SPECIFIC_HINTS[] = {
+    {TK_REASON_MALFORMED_TOKEN, " appears twice (line ",
+     "A bug of the issuer, not of this request: it wrote the same member twice in one JSON object. Fix the "
+     "issuer's token writer or claim mapping so that each member appears once; resending the token cannot help."},
+    {TK_REASON_INSUFFICIENT_SCOPE, "it carries its scopes in \"",
+     "The issuer puts the scopes in another claim than 'scope' (RFC 9068 section 2.2.3): tell the verifier to read "
+     "that claim (tokend serve: scope-claim in the issuer's section; tokend inspect and tk_policy read 'scope' "
+     "only), or have the issuer write 'scope'. Requesting another scope does not help."},
+    {TK_REASON_INVALID_CLAIM, " instead of seconds? (as ",
+     "Fix the issuer: NumericDate claims (exp, nbf, iat) count seconds since 1970, not milliseconds (divide by "
+     "1000)."},
+    {TK_REASON_INVALID_CLAIM, "spaces between '",
+     "Fix the issuer: scopes in 'scope' are separated by exactly one space, with none before or after "
+     "(RFC 6749 section 3.3)."},
+};
+
+const char *tk_verdict_hint(const tk_verdict *v)
+{
+    if (!v) {
+        return "";
+    }
+    for (size_t i = 0; i < sizeof SPECIFIC_HINTS / sizeof SPECIFIC_HINTS[0]; i++) {
+        if (v->reason == SPECIFIC_HINTS[i].reason && strnlen(v->detail, sizeof v->detail) < sizeof v->detail &&
+            strstr(v->detail, SPECIFIC_HINTS[i].marker)) {
+            return SPECIFIC_HINTS[i].hint;
+        }
+    }
+    return tk_reason_hint(v->reason);
+}
+
 int tk_reason_from_code(const char *p, size_t len, tk_reason *out)
 {
     if (!p || !out) {
@@ -175,6 +211,22 @@ void tki_appendf(char *buf, size_t cap, size_t *pos, const char *fmt, ...)
         }
     } else {
         *pos += ws;
+    }
+}
+
+void tki_why(char *why, size_t cap, const char *fmt, ...)
+{
+    if (!why || cap == 0 || why[0] != '\0') {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+    if (w < 0) {
+        why[0] = '\0';
+    } else if ((size_t)w >= cap && cap >= 4) {
+        memcpy(why + cap - 4, "...", 4);
     }
 }
 

@@ -941,6 +941,160 @@ static void test_claims_details_printable_ascii(void **state)
     }
 }
 
+/* ---- messages of issue 12: each one produced on purpose --------------------- */
+
+static void expect_msg(const tk_verdict *v, const char *needle, const char *hint_needle)
+{
+    if (!strstr(v->detail, needle)) {
+        fail_msg("detail \"%s\" does not contain \"%s\"", v->detail, needle);
+    }
+    if (hint_needle && !strstr(tk_verdict_hint(v), hint_needle)) {
+        fail_msg("hint \"%s\" does not contain \"%s\"", tk_verdict_hint(v), hint_needle);
+    }
+}
+
+/* Scopes in scp (Entra, Okta: string or array) or roles: the token is told
+ * where its scopes are and what they hold, not "request the scope". */
+static void test_scope_in_other_claim(void **state)
+{
+    (void)state;
+    static const char *const need[] = {"orders:write"};
+    tk_policy p = at(T, 60);
+    p.scopes = need;
+    p.scopes_len = 1;
+    tk_verdict v =
+        one(NULL, "{\"exp\":1800000000,\"scp\":\"orders.read orders.write\"}", &p, TK_REASON_INSUFFICIENT_SCOPE);
+    expect_msg(&v,
+               "needs scope \"orders:write\"; the token has no \"scope\" claim: it carries its scopes in \"scp\" "
+               "(\"orders.read orders.write\"), which this verifier does not read as scopes",
+               "tell the verifier to read that claim");
+    v = one(NULL, "{\"exp\":1800000000,\"scp\":[\"orders.read\",\"orders.write\"]}", &p, TK_REASON_INSUFFICIENT_SCOPE);
+    expect_msg(&v, "it carries its scopes in \"scp\" ([\"orders.read\", \"orders.write\"])", "scope-claim");
+    v = one(NULL, "{\"exp\":1800000000,\"roles\":[\"Orders.Write\"]}", &p, TK_REASON_INSUFFICIENT_SCOPE);
+    expect_msg(&v, "it carries its scopes in \"roles\" ([\"Orders.Write\"])", NULL);
+    /* no scopes anywhere: the usual words and hint */
+    v = one(NULL, "{\"exp\":1800000000}", &p, TK_REASON_INSUFFICIENT_SCOPE);
+    expect_msg(&v, "needs scope \"orders:write\"; the token has no scope claim", "Request a token with the scope");
+    /* a long required scope is never cut */
+    static const char *const longs[] = {"https://graph.example.com/very/long/resource/identifier/orders.readwrite.all"};
+    p.scopes = longs;
+    v = one(NULL, "{\"exp\":1800000000,\"scope\":\"a\"}", &p, TK_REASON_INSUFFICIENT_SCOPE);
+    expect_msg(&v, longs[0], NULL);
+}
+
+/* "two spaces between 'a' and 'b'", and the other syntax faults by name. */
+static void test_scope_syntax_words(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *scope;
+        const char *want;
+    } rows[] = {
+        {"\"a  b\"", "two spaces between 'a' and 'b'"},
+        {"\"orders:read   orders:write\"", "three spaces between 'orders:read' and 'orders:write'"},
+        {"\" a\"", "it starts with a space"},
+        {"\"a \"", "it ends with a space"},
+        {"\"a  \"", "it ends with spaces"},
+        {"\"a\\tb\"", "a tab at offset 1"},
+        {"\"a\\\"b\"", "'\"' at offset 1 is not allowed in a scope"},
+        {"\"caf\\u00e9\"", "byte 0xc3 at offset 3: a scope is printable ASCII"},
+        {"\"\"", "it is empty"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char payload[200];
+        snprintf(payload, sizeof payload, "{\"exp\":1800000000,\"scope\":%s}", rows[i].scope);
+        tk_policy p = at(T, 60);
+        tk_verdict v = one(NULL, payload, &p, TK_REASON_INVALID_CLAIM);
+        expect_msg(&v, rows[i].want, NULL);
+        expect_msg(&v, "(RFC 6749 section 3.3)", NULL);
+    }
+    tk_policy p = at(T, 60);
+    tk_verdict v = one(NULL, "{\"exp\":1800000000,\"scope\":\"a  b\"}", &p, TK_REASON_INVALID_CLAIM);
+    expect_msg(&v, "two spaces", "exactly one space");
+}
+
+/* A NumericDate 1000 times too large: milliseconds (and us, ns). */
+static void test_time_claim_units(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *payload;
+        const char *want;
+    } rows[] = {
+        {"{\"exp\":1800000000000}", "\"exp\" is 1800000000000: milliseconds instead of seconds? (as milliseconds it "
+                                    "is 2027-01-15T08:00:00Z)"},
+        {"{\"exp\":1800000000,\"iat\":1700000000000}", "\"iat\" is 1700000000000: milliseconds instead of seconds?"},
+        {"{\"exp\":1800000000,\"nbf\":1.7e12}", "\"nbf\" is 1700000000000: milliseconds instead of seconds?"},
+        {"{\"exp\":1800000000000000}", "microseconds instead of seconds?"},
+        {"{\"exp\":1800000000000000000}", "nanoseconds instead of seconds?"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        tk_policy p = at(T, 60);
+        tk_verdict v = one(NULL, rows[i].payload, &p, TK_REASON_INVALID_CLAIM);
+        expect_msg(&v, rows[i].want, "not milliseconds");
+    }
+    /* out of range but no unit fits: the plain range message */
+    tk_policy p = at(T, 60);
+    tk_verdict v = one(NULL, "{\"exp\":50000000000000}", &p, TK_REASON_INVALID_CLAIM);
+    expect_msg(&v, "outside [0, 253402300799]", "fix the issuer");
+}
+
+/* Expected values are never cut: an Entra issuer whole, beside the token's. */
+static void test_expected_values_not_cut(void **state)
+{
+    (void)state;
+    static const char *const iss[] = {"https://login.microsoftonline.com/aaaaaaaa-86f1-41af-91ab-2d7cd011db47/v2.0"};
+    tk_policy p = at(T, 60);
+    p.issuers = iss;
+    p.issuers_len = 1;
+    tk_verdict v = one(NULL,
+                       "{\"exp\":1800000000,\"iss\":\"https://login.microsoftonline.com/"
+                       "72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0\"}",
+                       &p, TK_REASON_WRONG_ISSUER);
+    assert_string_equal(v.detail, "issuer is \"https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/"
+                                  "v2.0\"; expected \"https://login.microsoftonline.com/"
+                                  "aaaaaaaa-86f1-41af-91ab-2d7cd011db47/v2.0\"");
+    /* a token value long enough to fill the detail gives way to the expected one */
+    char payload[1200];
+    char longiss[700];
+    memset(longiss, 'x', sizeof longiss - 1);
+    longiss[sizeof longiss - 1] = '\0';
+    snprintf(payload, sizeof payload, "{\"exp\":1800000000,\"iss\":\"%s\"}", longiss);
+    v = one(NULL, payload, &p, TK_REASON_WRONG_ISSUER);
+    expect_msg(&v, "...\"; expected \"https://login.microsoftonline.com/aaaaaaaa-86f1-41af-91ab-2d7cd011db47/v2.0\"",
+               NULL);
+    /* audiences too */
+    static const char *const aud[] = {"api://11111111-2222-3333-4444-555555555555/orders-service-production"};
+    p = at(T, 60);
+    p.audiences = aud;
+    p.audiences_len = 1;
+    v = one(NULL, "{\"exp\":1800000000,\"aud\":[\"a\",\"b\"]}", &p, TK_REASON_WRONG_AUDIENCE);
+    expect_msg(&v,
+               "audience is [\"a\", \"b\"]; expected \"api://11111111-2222-3333-4444-555555555555/"
+               "orders-service-production\"",
+               NULL);
+}
+
+/* A duplicate member: refused, named, and the fix says it is the issuer's bug. */
+static void test_duplicate_member_is_issuer_bug(void **state)
+{
+    (void)state;
+    static const char payload[] = "{\"sub\":\"a\",\"exp\":1800000000,\"sub\":\"b\"}";
+    char *tok = tu_sign(g_key, "{\"alg\":\"HS256\",\"kid\":\"k1\"}", payload);
+    tk_token *t = NULL;
+    tk_verdict v;
+    assert_int_equal(tk_token_parse(tok, strlen(tok), NULL, &t, &v), TK_OK);
+    const tk_verdict *pv = tk_token_payload_verdict(t);
+    tu_expect_reason(pv, TK_REASON_MALFORMED_TOKEN, payload);
+    expect_msg(pv, "payload (segment 2): member \"sub\" appears twice (line 1 column", "A bug of the issuer");
+    tk_token_free(t);
+    free(tok);
+    /* other malformed tokens keep the usual hint */
+    tk_verdict other = {TK_REASON_MALFORMED_TOKEN, "the token is empty"};
+    assert_string_equal(tk_verdict_hint(&other), tk_reason_hint(TK_REASON_MALFORMED_TOKEN));
+    assert_string_equal(tk_verdict_hint(NULL), "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -963,6 +1117,11 @@ int main(void)
         cmocka_unit_test(test_multiple_problems_in_order),
         cmocka_unit_test(test_claims_of_undecodable_payload),
         cmocka_unit_test(test_claims_details_printable_ascii),
+        cmocka_unit_test(test_scope_in_other_claim),
+        cmocka_unit_test(test_scope_syntax_words),
+        cmocka_unit_test(test_time_claim_units),
+        cmocka_unit_test(test_expected_values_not_cut),
+        cmocka_unit_test(test_duplicate_member_is_issuer_bug),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1693,7 +1693,7 @@ static void test_lenient_jwks_skips_and_names(void **state)
         {0, "enc1", "an encryption key (use \"enc\")"},
         {2, "hmac", "a shared secret (kty oct)"},
         {3, "f", "kty \"foo\" is not supported"},
-        {4, "weak", "RSA key has 1024 bits, under the 2048 required"},
+        {4, "weak", "RSA key has 1024 bits; at least 2048 are required"},
         {5, "es1", "another key of the set has the same kid"},
         {7, "", "not a JSON object"},
     };
@@ -1756,12 +1756,12 @@ static void test_lenient_jwks_skips_and_names(void **state)
     tk_keycache_status st = status_of(c, ISS, T0);
     assert_int_equal(st.keys, 2);
     assert_int_equal(st.skipped, n_want);
-    expect_has(st.skipped_why, "key 0 'enc1': an encryption key", "skipped_why");
-    expect_has(st.skipped_why, "key 4 'weak': RSA key has 1024 bits", "skipped_why");
+    expect_has(st.skipped_why, "key #1 (kid 'enc1'): an encryption key", "skipped_why");
+    expect_has(st.skipped_why, "key #5 (kid 'weak'): RSA", "skipped_why");
     /* and the operator is told, once, naming the issuer */
     assert_int_equal(lb.n, 1);
     assert_string_equal(lb.level, "warn");
-    expect_has(lb.last, "key set of " ISS ": 2 keys used, 6 skipped: key 0 'enc1'", "log line");
+    expect_has(lb.last, "key set of " ISS ": 2 keys used, 6 skipped: key #1 (kid 'enc1')", "log line");
     tk_keycache_free(c);
     fk_free(&f);
 
@@ -1901,7 +1901,7 @@ static void test_lenient_jwks_algs(void **state)
     tk_keycache_status st = status_of(c, ISS, T0);
     assert_int_equal(st.keys, 1);
     assert_int_equal(st.skipped, 1);
-    expect_has(st.skipped_why, "key 0 'es1': alg ES256 is not allowed", "status");
+    expect_has(st.skipped_why, "key #1 (kid 'es1'): alg ES256 is not allowed", "status");
     tk_keycache_free(c);
     fk_free(&f);
 

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "testutil.h"
+#include "tokend/keycache.h"
 
 static EVP_PKEY *g_rsa_pk;  /* RSA-2048 key pair */
 static EVP_PKEY *g_ec_pk;   /* P-256 key pair */
@@ -2010,6 +2011,240 @@ static void test_export_rules(void **state)
     tk_keyset_free(ks);
 }
 
+/* ---- why a key is refused (issue 12): one check, its numbers --------------- */
+
+/* The public JWK of an RSA key of `bits` bits, with kid. Owned. */
+static char *rsa_pub_jwk_bits(int bits, const char *kid)
+{
+    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
+    assert_non_null(pk);
+    BIGNUM *n = NULL;
+    BIGNUM *e = NULL;
+    assert_int_equal(EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_N, &n), 1);
+    assert_int_equal(EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e), 1);
+    unsigned char nb[512];
+    unsigned char eb[16];
+    int nl = BN_bn2bin(n, nb);
+    int el = BN_bn2bin(e, eb);
+    char *n64 = tu_b64(nb, (size_t)nl);
+    char *e64 = tu_b64(eb, (size_t)el);
+    char *s = malloc(1200);
+    assert_non_null(s);
+    snprintf(s, 1200, "{\"kty\":\"RSA\",\"kid\":\"%s\",\"alg\":\"RS256\",\"n\":\"%s\",\"e\":\"%s\"}", kid, n64, e64);
+    free(n64);
+    free(e64);
+    BN_free(n);
+    BN_free(e);
+    EVP_PKEY_free(pk);
+    return s;
+}
+
+/* The public JWK of g_ec_pk with the members of `extra` (JSON members,
+ * "" for none) set over its own. Owned. */
+static char *ec_pub_jwk(const char *extra)
+{
+    tk_key *k = NULL;
+    char *pem = pem_of(g_ec_pk, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo");
+    assert_int_equal(tk_key_from_pem(pem, strlen(pem), TK_ALG_UNSET, NULL, &k), TK_OK);
+    free(pem);
+    char *j = NULL;
+    assert_int_equal(tk_key_to_jwk(k, 0, &j), TK_OK);
+    tk_key_free(k);
+    json_t *o = json_loads(j, 0, NULL);
+    tk_free(j);
+    char over[256];
+    snprintf(over, sizeof over, "{%s}", extra);
+    json_t *x = json_loads(over, 0, NULL);
+    assert_non_null(o);
+    assert_non_null(x);
+    assert_int_equal(json_object_update(o, x), 0);
+    const char *name;
+    json_t *v;
+    json_object_foreach (x, name, v) {
+        if (json_is_null(v)) {
+            json_object_del(o, name); /* null removes the member */
+        }
+    }
+    json_decref(x);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+static void expect_jwk_why(const char *jwk, tk_result want, const char *why)
+{
+    tk_key *k = NULL;
+    tk_key_error err;
+    tk_result rc = tk_key_from_jwk_ex(jwk, strlen(jwk), TK_ALG_UNSET, &k, &err);
+    if (rc != want || err.result != want || !strstr(err.why, why)) {
+        fail_msg("%.120s: %s (%s); want %s (%s)", jwk, tk_result_str(rc), err.why, tk_result_str(want), why);
+    }
+    assert_null(k);
+    assert_true(tu_printable(err.why, strlen(err.why)));
+    /* the plain function refuses it the same way */
+    assert_int_equal(tk_key_from_jwk(jwk, strlen(jwk), TK_ALG_UNSET, &k), want);
+}
+
+static void test_key_error_names_the_check(void **state)
+{
+    (void)state;
+    char *rsa1024 = rsa_pub_jwk_bits(1024, "rsa1024");
+    expect_jwk_why(rsa1024, TK_ERR_KEY, "RSA key has 1024 bits; at least 2048 are required");
+    free(rsa1024);
+    char *enc = ec_pub_jwk("\"use\":\"enc\"");
+    expect_jwk_why(enc, TK_ERR_KEY, "an encryption key (use \"enc\"), not a signature key");
+    free(enc);
+    char *ops = ec_pub_jwk("\"key_ops\":[\"encrypt\"],\"use\":null");
+    expect_jwk_why(ops, TK_ERR_KEY, "allow neither \"verify\" nor \"sign\"");
+    free(ops);
+    char *es384 = ec_pub_jwk("\"alg\":\"ES384\"");
+    expect_jwk_why(es384, TK_ERR_KEY, "alg ES384 does not fit a P-256 key, which signs with ES256");
+    free(es384);
+    char *oaep = ec_pub_jwk("\"alg\":\"ECDH-ES\"");
+    expect_jwk_why(oaep, TK_ERR_UNSUPPORTED, "alg \"ECDH-ES\" is not a JWS signature alg");
+    free(oaep);
+    /* 16 bytes where HS256 needs 32 */
+    expect_jwk_why("{\"kty\":\"oct\",\"alg\":\"HS256\",\"k\":\"MDEyMzQ1Njc4OWFiY2RlZg\"}", TK_ERR_KEY,
+                   "HMAC secret has 16 bytes; HS256 needs at least 32");
+    expect_jwk_why("{\"kty\":\"oct\",\"k\":\"MDEyMzQ1Njc4OWFiY2RlZg\"}", TK_ERR_KEY,
+                   "HMAC secret has 16 bytes; at least 32 are required");
+    expect_jwk_why("{\"kty\":\"oct\",\"alg\":\"RS256\",\"k\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\"}",
+                   TK_ERR_KEY, "alg RS256 does not fit an oct key");
+    /* a point off the curve: x and y of the right length, y wrong */
+    expect_jwk_why("{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
+                   "\"y\":\"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+                   TK_ERR_KEY, "the EC point (x, y) is not on the curve P-256");
+    expect_jwk_why("{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AQ\",\"y\":\"AQ\"}", TK_ERR_KEY,
+                   "member \"x\" has 1 bytes; P-256 needs exactly 32");
+    expect_jwk_why("{\"kty\":\"EC\",\"crv\":\"secp256k1\",\"x\":\"AQ\",\"y\":\"AQ\"}", TK_ERR_UNSUPPORTED,
+                   "EC curve \"secp256k1\" is not supported (P-256, P-384, P-521)");
+    expect_jwk_why("{\"kty\":\"OKP\",\"crv\":\"X25519\",\"x\":\"AQ\"}", TK_ERR_UNSUPPORTED,
+                   "X25519 and X448 are for encryption");
+    expect_jwk_why("{\"kty\":\"RSA\",\"e\":\"AQAB\"}", TK_ERR_KEY, "member \"n\" is missing");
+    expect_jwk_why("{\"kty\":\"RSA\",\"n\":\"a+b\",\"e\":\"AQAB\"}", TK_ERR_KEY,
+                   "member \"n\" is not canonical base64url (bad at offset 1");
+    expect_jwk_why("{\"kty\":\"XYZ\"}", TK_ERR_UNSUPPORTED, "kty \"XYZ\" is not supported");
+    expect_jwk_why("{\"n\":\"AQAB\"}", TK_ERR_KEY, "it has no \"kty\"");
+    expect_jwk_why("{\"keys\":[]}", TK_ERR_KEY, "this is a key set ({\"keys\": [...]}), not a single JWK");
+    expect_jwk_why("<html>", TK_ERR_JSON, "this looks like an HTML or XML page");
+    /* e = 3 is fine; e = 1 and even e are refused with their value */
+    char *e1 = rsa_pub_jwk_bits(2048, "e1");
+    char *p = strstr(e1, "\"e\":\"AQAB\"");
+    assert_non_null(p);
+    memcpy(p, "\"e\":\"AQ\"  ", 10);
+    expect_jwk_why(e1, TK_ERR_KEY_EXPONENT,
+                   "RSA exponent e is 1; it must be odd, greater than 1 and below 2^64 "
+                   "(with e=1 anyone can forge a signature)");
+    free(e1);
+}
+
+static void test_key_error_pem(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pem;
+        const char *why;
+    } rows[] = {
+        {"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED "
+         "PRIVATE KEY-----\n",
+         "the PEM key is encrypted (it needs a passphrase)"},
+        {"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA "
+         "PRIVATE KEY-----\n",
+         "the PEM key is encrypted"},
+        {"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "this PEM is a certificate, not a key"},
+        {"-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----\n", "or its base64 is damaged"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        tk_key *k = NULL;
+        tk_key_error err;
+        assert_int_equal(tk_key_from_pem_ex(rows[i].pem, strlen(rows[i].pem), TK_ALG_UNSET, NULL, &k, &err),
+                         TK_ERR_KEY);
+        if (!strstr(err.why, rows[i].why)) {
+            fail_msg("row %zu: %s; want %s", i, err.why, rows[i].why);
+        }
+        assert_int_equal(err.result, TK_ERR_KEY);
+    }
+    /* an RSA-1024 SPKI PEM: the bits */
+    EVP_PKEY *small = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+    assert_non_null(small);
+    char *pem = pem_of(small, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo");
+    tk_key *k = NULL;
+    tk_key_error err;
+    assert_int_equal(tk_key_from_pem_ex(pem, strlen(pem), TK_ALG_UNSET, NULL, &k, &err), TK_ERR_KEY);
+    assert_string_equal(err.why, "RSA key has 1024 bits; at least 2048 are required");
+    free(pem);
+    EVP_PKEY_free(small);
+    /* the good key: TK_OK and an empty why */
+    assert_int_equal(tk_key_from_pem_ex(g_rsa_pkcs8, strlen(g_rsa_pkcs8), TK_ALG_RS256, "k", &k, &err), TK_OK);
+    assert_string_equal(err.why, "");
+    assert_int_equal(err.result, TK_OK);
+    tk_key_free(k);
+}
+
+/* A key set given by its holder: unusable keys are skipped and named, the
+ * rest is used (one bad key no longer refuses the set). */
+static void test_jwks_ex_skips_and_names(void **state)
+{
+    (void)state;
+    char *good = ec_pub_jwk("\"kid\":\"ec1\"");
+    char *enc = ec_pub_jwk("\"kid\":\"e1\",\"use\":\"enc\"");
+    char *weak = rsa_pub_jwk_bits(1024, "rsa1024");
+    char doc[8192];
+    snprintf(
+        doc, sizeof doc,
+        "{\"keys\":[%s,%s,%s,{\"kty\":\"oct\",\"kid\":\"h\",\"k\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY\"}]}",
+        enc, weak, good);
+    tk_keyset *ks = NULL;
+    tk_jwks_skip skips[4];
+    size_t n = 0;
+    tk_key_error err;
+    assert_int_equal(tk_keyset_from_jwks_ex(doc, strlen(doc), TK_ALG_HS256, &ks, skips, 4, &n, &err), TK_OK);
+    assert_int_equal(tk_keyset_count(ks), 2); /* ec1 and the HMAC secret (a file of yours may hold one) */
+    assert_int_equal(tk_key_alg(tk_keyset_find(ks, "h", 1)), TK_ALG_HS256);
+    assert_int_equal(n, 2);
+    assert_int_equal(skips[0].index, 0);
+    assert_string_equal(skips[0].kid, "e1");
+    assert_string_equal(skips[0].why, "an encryption key (use \"enc\"), not a signature key");
+    assert_int_equal(skips[1].index, 1);
+    assert_string_equal(skips[1].kid, "rsa1024");
+    assert_string_equal(skips[1].why, "RSA key has 1024 bits; at least 2048 are required");
+    tk_keyset_free(ks);
+    /* the strict reader still refuses the whole set (fail closed) */
+    assert_int_equal(tk_keyset_from_jwks(doc, strlen(doc), TK_ALG_UNSET, &ks, NULL), TK_ERR_KEY);
+    assert_null(ks);
+    /* only an encryption key: TK_OK, an empty set, the skip says why */
+    snprintf(doc, sizeof doc, "{\"keys\":[%s]}", enc);
+    assert_int_equal(tk_keyset_from_jwks_ex(doc, strlen(doc), TK_ALG_UNSET, &ks, skips, 4, &n, &err), TK_OK);
+    assert_int_equal(tk_keyset_count(ks), 0);
+    assert_int_equal(n, 1);
+    tk_keyset_free(ks);
+    /* documents that are not key sets say what they are */
+    static const struct {
+        const char *doc;
+        const char *why;
+    } not_sets[] = {
+        {"{\"issuer\":\"https://a.example\",\"jwks_uri\":\"https://a.example/keys\"}",
+         "this is OpenID/OAuth metadata, not a key set; its jwks_uri is https://a.example/keys"},
+        {"{\"issuer\":\"https://a.example\",\"token_endpoint\":\"https://a.example/t\"}",
+         "OpenID/OAuth metadata without a jwks_uri"},
+        {"<!doctype html><html>", "not JSON: this looks like an HTML or XML page"},
+        {"{\"kty\":\"oct\",\"k\":\"AA\"}", "this is a single JWK, not a key set"},
+        {"{\"keys\":", "not valid JSON"},
+    };
+    for (size_t i = 0; i < sizeof not_sets / sizeof not_sets[0]; i++) {
+        assert_int_equal(
+            tk_keyset_from_jwks_ex(not_sets[i].doc, strlen(not_sets[i].doc), TK_ALG_UNSET, &ks, skips, 4, &n, &err),
+            TK_ERR_JSON);
+        assert_null(ks);
+        if (!strstr(err.why, not_sets[i].why)) {
+            fail_msg("%s: %s; want %s", not_sets[i].doc, err.why, not_sets[i].why);
+        }
+    }
+    free(good);
+    free(enc);
+    free(weak);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2039,6 +2274,9 @@ int main(void)
         cmocka_unit_test(test_keyset_add_and_find),
         cmocka_unit_test(test_keyset_merge),
         cmocka_unit_test(test_export_rules),
+        cmocka_unit_test(test_key_error_names_the_check),
+        cmocka_unit_test(test_key_error_pem),
+        cmocka_unit_test(test_jwks_ex_skips_and_names),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
