@@ -628,7 +628,21 @@ static void find_token(const char *in, size_t n, struct report *r, const char **
     if (tk_input_diagnose(p, len, &d, r->clean, sizeof r->clean) != TK_OK) {
         return;
     }
-    if (d.kind != TK_INPUT_TOKEN) {
+    if (d.kind == TK_INPUT_PADDING && d.clean_len) {
+        /* a token (base64url) problem: the token parser names it, in the
+         * same words, with whatever else it finds */
+        if (d.repaired[0]) {
+            snprintf(r->source_buf, sizeof r->source_buf, "%s, inspected after repair (%s)",
+                     r->source ? r->source : "a bare token", d.repaired);
+            r->source = r->source_buf;
+        } else if (!r->source) {
+            r->source = "a bare token";
+        }
+        *tok = r->clean;
+        *tok_len = d.clean_len;
+        return;
+    }
+    if (d.kind != TK_INPUT_TOKEN && d.kind != TK_INPUT_PADDING) {
         add(r, &d.verdict, 0);
         if (!header_line) {
             switch (d.kind) {

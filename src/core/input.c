@@ -34,7 +34,6 @@ enum {
     R_LINES = 1u << 5,
     R_SPACES = 1u << 6,
     R_PERCENT = 1u << 7,
-    R_PADDING = 1u << 8,
 };
 
 static const char *const REPAIR_TEXT[] = {
@@ -46,7 +45,6 @@ static const char *const REPAIR_TEXT[] = {
     "joined the lines",
     "removed the spaces",
     "URL-decoded it",
-    "removed the '=' padding",
 };
 
 struct ctx {
@@ -247,8 +245,13 @@ static void token_part(struct ctx *c, const char *p, size_t t, size_t e)
                 c->d->at = i;
                 tki_say_padding(&c->d->verdict, seg, pos);
             }
-            c->repairs |= R_PADDING;
-            i = r;
+            /* Kept: whether the issuer signed it padded or it was padded
+             * on the way is not known, so removing it could make a
+             * signature fail or pass falsely. The token parser names it. */
+            while (i < r) {
+                emit(c, '=');
+                i++;
+            }
             continue;
         }
         if (ch == '\r' || ch == '\n') {
@@ -292,12 +295,8 @@ static void token_part(struct ctx *c, const char *p, size_t t, size_t e)
             found(c, TK_INPUT_PERCENT, TK_REASON_MALFORMED_HEADER, i,
                   "'%%%c%c' at byte %zu: the token was percent-encoded (URL-decode it)", p[i + 1], p[i + 2], pos);
             c->repairs |= R_PERCENT;
-            if (dec == '=') {
-                c->repairs |= R_PADDING;
-            } else {
-                seg += dec == '.';
-                emit(c, (char)dec);
-            }
+            seg += dec == '.';
+            emit(c, (char)dec);
             i += 3;
             continue;
         }
