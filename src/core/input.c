@@ -386,7 +386,7 @@ static void json_doc(struct ctx *c, const char *p, size_t b, size_t e)
 }
 
 /* A "Cookie:" line: name the cookie that holds a JWT, if one does. */
-static void cookie_line(struct ctx *c, const char *p, size_t b, size_t e)
+static void cookie_line(struct ctx *c, const char *p, size_t at, size_t b, size_t e)
 {
     size_t i = b;
     while (i < e) {
@@ -414,10 +414,16 @@ static void cookie_line(struct ctx *c, const char *p, size_t b, size_t e)
             dots += p[k] == '.';
         }
         if (dots >= 2 && n1 > n0) {
-            char name[64];
-            size_t pos = 0;
-            tki_append_escaped(name, sizeof name, &pos, p + n0, n1 - n0, 32);
-            found(c, TK_INPUT_COOKIE, TK_REASON_MALFORMED_HEADER, b,
+            /* printable, and no quote or backslash: the sentence goes
+             * unchanged into an error_description */
+            char name[40];
+            size_t nl = n1 - n0 < sizeof name - 4 ? n1 - n0 : sizeof name - 4;
+            for (size_t k = 0; k < nl; k++) {
+                unsigned char ch = (unsigned char)p[n0 + k];
+                name[k] = ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\' && ch != '\'' ? (char)ch : '?';
+            }
+            memcpy(name + nl, nl < n1 - n0 ? "..." : "", nl < n1 - n0 ? 4 : 1);
+            found(c, TK_INPUT_COOKIE, TK_REASON_MALFORMED_HEADER, at,
                   "this is a Cookie header line, not an Authorization value: the cookie '%s' holds the token; "
                   "send it as 'Bearer <token>'",
                   name);
@@ -426,7 +432,7 @@ static void cookie_line(struct ctx *c, const char *p, size_t b, size_t e)
             return;
         }
     }
-    found(c, TK_INPUT_COOKIE, TK_REASON_MALFORMED_HEADER, b,
+    found(c, TK_INPUT_COOKIE, TK_REASON_MALFORMED_HEADER, at,
           "this is a Cookie header line, not an Authorization value: send the token as 'Bearer <token>'");
     c->ok = 0;
 }
@@ -496,7 +502,7 @@ tk_result tk_input_diagnose(const char *p, size_t len, tk_input_diag *out, char 
         }
     }
     if (has_prefix_ci(p + b, e - b, "cookie:")) {
-        cookie_line(&c, p, b + 7, e);
+        cookie_line(&c, p, b, b + 7, e);
         goto done;
     }
     if (b < e && p[b] == '{') {
