@@ -473,6 +473,9 @@ tk_result tk_input_diagnose(const char *p, size_t len, tk_input_diag *out, char 
     if (!p && len) {
         return TK_ERR_ARG;
     }
+    if (!p) {
+        p = ""; /* no arithmetic on a null pointer */
+    }
     struct ctx c = {out, clean_cap ? clean : NULL, clean_cap, 0, 1, 0};
     size_t b = 0;
     size_t e = len;
