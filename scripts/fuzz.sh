@@ -43,6 +43,7 @@ done
 max_len_of() {
   case "$1" in
     fuzz_authz) echo 8400 ;;     # TK_LIMIT_AUTHZ_LEN 8256
+    fuzz_input) echo 8400 ;;     # an Authorization value (TK_LIMIT_AUTHZ_LEN) or a paste of one token
     fuzz_jws) echo 8400 ;;       # TK_LIMIT_TOKEN_LEN 8192 (+ 4 control bytes)
     fuzz_json_flat) echo 6400 ;; # TK_LIMIT_PAYLOAD_LEN 6144
     fuzz_jwk) echo 12288 ;;      # an RSA-4096 private JWK is about 3.2 KiB; JWKS of several

@@ -416,11 +416,63 @@ TK_API TK_NODISCARD tk_result tk_sign_with_header(const tk_key *k, const char *h
  * `value` is the field value without the "Authorization:" name, or NULL when
  * the request had no such header. On VALID, *tok / *tok_len point into
  * `value` (borrowed). Verdicts: MISSING_TOKEN, WRONG_SCHEME,
- * MALFORMED_HEADER. Leading/trailing optional whitespace (SP, HTAB) around
+ * MALFORMED_HEADER, and MALFORMED_TOKEN for '=' padding inside the token
+ * (a base64url problem). A refused value that tk_input_diagnose recognises
+ * (below) gets its sentence. Leading/trailing optional whitespace (SP, HTAB) around
  * the field value is allowed (RFC 7230 §3.2); inside, exactly one SP.
  */
 TK_API TK_NODISCARD tk_result tk_authz_parse(const char *value, size_t len, const char **tok, size_t *tok_len,
                                              tk_verdict *v);
+
+/* ---------------------------------------------------------------------------
+ * Pasted input: what a person put where a token was expected.
+ *
+ * One diagnoser for tools (`tokend inspect`) and for the Authorization
+ * header (tk_authz_parse runs it on a value it refuses), so that both name
+ * the same problem with the same sentence. Kinds are stable (append only).
+ */
+typedef enum tk_input_kind {
+    TK_INPUT_TOKEN = 0,       /* nothing recognised: a token as it is (or left to the strict parsers) */
+    TK_INPUT_BOM,             /* a UTF-8 byte order mark (EF BB BF) */
+    TK_INPUT_INVISIBLE,       /* another invisible character: no-break space, zero-width space... */
+    TK_INPUT_QUOTED,          /* the token in quotes ("", '', or typographic ones) */
+    TK_INPUT_WRAPPED,         /* line breaks inside or after the token */
+    TK_INPUT_SPACE,           /* a space or tab inside one token */
+    TK_INPUT_PERCENT,         /* percent-encoded (%2E for '.') */
+    TK_INPUT_PADDING,         /* '=' padding at the end of a segment (a base64url problem) */
+    TK_INPUT_TOKEN_RESPONSE,  /* a whole token response JSON; the token is its access_token */
+    TK_INPUT_JSON,            /* another JSON document */
+    TK_INPUT_COOKIE,          /* a "Cookie:" header line */
+    TK_INPUT_HEADER_LINE,     /* "Authorization: ..." where only the value belongs */
+    TK_INPUT_BEARER_NO_SPACE, /* "BearereyJ..." */
+    TK_INPUT_BEARER_TWICE,    /* "Bearer Bearer <token>" */
+    TK_INPUT_BEARER_COLON,    /* "Bearer: <token>" */
+    TK_INPUT_KIND_COUNT_      /* not a kind; keep last */
+} tk_input_kind;
+
+typedef struct tk_input_diag {
+    tk_input_kind kind; /* the first problem found */
+    /* VALID for TK_INPUT_TOKEN; otherwise the verdict a validator gives
+     * this input (MALFORMED_HEADER, or MALFORMED_TOKEN for padding) and
+     * one sentence: what was found, where (bytes counted from the start of
+     * the token, after 'Bearer '), and the fix. */
+    tk_verdict verdict;
+    size_t at;          /* offset of the problem in the input */
+    size_t clean_len;   /* bytes of the repaired token in the caller's buffer; 0: none */
+    char repaired[200]; /* what the repair did ("removed the quotes, URL-decoded it"), printable ASCII */
+} tk_input_diag;
+
+/* Diagnoses p[0..len) (untrusted, not NUL-terminated; a paste, or an
+ * Authorization header value). Spaces and tabs around it are ignored.
+ * When `clean` is not NULL and a token can be recovered, it is written
+ * there (NUL-terminated, at most clean_cap - 1 bytes) with its length in
+ * out->clean_len. A tool may go on with it and must say so; a validator
+ * must not accept it (fail closed: SECURITY.md). No I/O, no allocation,
+ * linear time. TK_ERR_ARG for a NULL out, or p NULL with len > 0. */
+TK_API TK_NODISCARD tk_result tk_input_diagnose(const char *p, size_t len, tk_input_diag *out, char *clean,
+                                                size_t clean_cap);
+/* "bom", "quoted", "token_response"...: a stable name for the kind. */
+TK_API const char *tk_input_kind_name(tk_input_kind k);
 
 /* ---------------------------------------------------------------------------
  * base64url (RFC 4648 §5) without padding, canonical (SECURITY.md rule 6).

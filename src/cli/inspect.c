@@ -78,8 +78,10 @@ struct keysrc {
 struct report {
     struct problem p[MAX_PROBLEMS];
     size_t n;
-    const char *source;  /* "bare token", "Authorization header value", ... */
-    char key_note[1536]; /* how a key was bound, which keys of a set were skipped, for people */
+    const char *source;                 /* "bare token", "Authorization header value", ... */
+    char source_buf[320];               /* the source, when the input was repaired to inspect it */
+    char clean[TK_LIMIT_TOKEN_LEN + 1]; /* the token tk_input_diagnose recovered from the input */
+    char key_note[1536];                /* how a key was bound, which keys of a set were skipped, for people */
     char sig_detail[TK_LIMIT_DETAIL_LEN];
     const char *signature;                   /* "verified", "failed", "not_checked" */
     char sig_reason[TK_LIMIT_URL_LEN + 320]; /* why not checked */
@@ -617,13 +619,61 @@ static void find_token(const char *in, size_t n, struct report *r, const char **
         p += 14;
         len -= 14;
         r->source = "an Authorization header line";
-    } else if (memchr(p, ' ', len) || memchr(p, '\t', len) || (len == 6 && strncasecmp(p, "Bearer", 6) == 0)) {
-        r->source = "an Authorization header value";
-    } else {
-        r->source = "a bare token";
-        *tok = p;
-        *tok_len = len;
+    }
+    /* What was pasted, in the words /auth uses for the same bytes (one
+     * diagnoser: tk_input_diagnose). The first problem is reported; the
+     * token it recovers is inspected, and the source line says so. */
+    tk_input_diag d;
+    if (tk_input_diagnose(p, len, &d, r->clean, sizeof r->clean) != TK_OK) {
         return;
+    }
+    if (d.kind == TK_INPUT_PADDING && d.clean_len) {
+        /* a token (base64url) problem: the token parser names it, in the
+         * same words, with whatever else it finds */
+        if (d.repaired[0]) {
+            snprintf(r->source_buf, sizeof r->source_buf, "%s, inspected after repair (%s)",
+                     r->source ? r->source : "a bare token", d.repaired);
+            r->source = r->source_buf;
+        } else if (!r->source) {
+            r->source = "a bare token";
+        }
+        *tok = r->clean;
+        *tok_len = d.clean_len;
+        return;
+    }
+    if (d.kind != TK_INPUT_TOKEN && d.kind != TK_INPUT_PADDING) {
+        add(r, &d.verdict, 0);
+        if (!header_line) {
+            switch (d.kind) {
+            case TK_INPUT_TOKEN_RESPONSE:
+            case TK_INPUT_JSON:
+                r->source = "a JSON document";
+                break;
+            case TK_INPUT_COOKIE:
+                r->source = "a Cookie header line";
+                break;
+            default:
+                r->source =
+                    len >= 6 && strncasecmp(p, "bearer", 6) == 0 ? "an Authorization header value" : "a bare token";
+                break;
+            }
+        }
+        if (d.clean_len) {
+            snprintf(r->source_buf, sizeof r->source_buf, "%s, inspected after repair (%s)", r->source, d.repaired);
+            r->source = r->source_buf;
+            *tok = r->clean;
+            *tok_len = d.clean_len;
+        }
+        return;
+    }
+    if (!header_line) {
+        if (!memchr(p, ' ', len) && !memchr(p, '\t', len) && !(len == 6 && strncasecmp(p, "Bearer", 6) == 0)) {
+            r->source = "a bare token";
+            *tok = p;
+            *tok_len = len;
+            return;
+        }
+        r->source = "an Authorization header value";
     }
     tk_verdict v;
     if (tk_authz_parse(p, len, tok, tok_len, &v) != TK_OK) {
@@ -657,7 +707,9 @@ static void find_token(const char *in, size_t n, struct report *r, const char **
     while (j < len && !is_space(p[j]) && p[j] != '"' && p[j] != ',') {
         j++;
     }
-    if (j > i) {
+    /* Only what can still be known: a salvaged piece that is not even
+     * token-shaped would only add false follow-on problems. */
+    if (j > i && memchr(p + i, '.', j - i)) {
         *tok = p + i;
         *tok_len = j - i;
     }
@@ -1325,7 +1377,7 @@ int cli_inspect(int argc, char **argv)
     pol.audiences_len = n_aud;
     pol.scopes = scope;
     pol.scopes_len = n_scope;
-    pol.typ = typ;
+    pol.typ = header_ok ? typ : NULL; /* a header that did not decode has no typ to compare */
 
     /* Signature. */
     tk_verdict kv; /* the key cache's verdict, when an issuer's set was used */

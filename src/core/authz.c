@@ -7,7 +7,9 @@
  *
  * The scheme compares case-insensitively. Optional whitespace around the
  * whole field value is part of HTTP framing and is allowed; anything else
- * that deviates is malformed_header, with the place named.
+ * that deviates is malformed_header, with the place named; what the paste
+ * diagnoser (input.c) recognises is named in its words ('=' padding as
+ * malformed_token: a base64url problem, not a header one).
  */
 #include <string.h>
 #include <strings.h>
@@ -47,7 +49,7 @@ static int is_tchar(unsigned char c)
     return (is_b64token_char(c) && c != '/') || (c != '\0' && strchr("!#$%&'*^`|", c) != NULL);
 }
 
-tk_result tk_authz_parse(const char *value, size_t len, const char **tok, size_t *tok_len, tk_verdict *v)
+static tk_result strict_parse(const char *value, size_t len, const char **tok, size_t *tok_len, tk_verdict *v)
 {
     if (tok) {
         *tok = NULL;
@@ -173,4 +175,23 @@ tk_result tk_authz_parse(const char *value, size_t len, const char **tok, size_t
     *tok_len = e - t0;
     tki_verdict_valid(v);
     return TK_OK;
+}
+
+/* A refused value is also shown to the paste diagnoser (input.c): when it
+ * recognises what was pasted (quotes, a BOM, a Cookie line, 'Bearer:',
+ * '=' padding...), its sentence replaces the grammar's, so that /auth and
+ * `tokend inspect` say the same. It never turns a refusal into an
+ * acceptance: the repaired token it can build is not even asked for. */
+tk_result tk_authz_parse(const char *value, size_t len, const char **tok, size_t *tok_len, tk_verdict *v)
+{
+    tk_result rc = strict_parse(value, len, tok, tok_len, v);
+    if (rc != TK_OK || !value || len > TK_LIMIT_AUTHZ_LEN ||
+        (v->reason != TK_REASON_MALFORMED_HEADER && v->reason != TK_REASON_WRONG_SCHEME)) {
+        return rc;
+    }
+    tk_input_diag d;
+    if (tk_input_diagnose(value, len, &d, NULL, 0) == TK_OK && d.kind != TK_INPUT_TOKEN) {
+        *v = d.verdict;
+    }
+    return rc;
 }

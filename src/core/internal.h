@@ -40,6 +40,11 @@ void tki_appendf(char *buf, size_t cap, size_t *pos, const char *fmt, ...) TKI_P
  * names itself and its callers' more general words do not overwrite it. */
 void tki_why(char *why, size_t cap, const char *fmt, ...) TKI_PRINTF(3, 4);
 
+/* ---- input.c ------------------------------------------------------------ */
+/* The one sentence for '=' padding in segment `seg` (0-based) at `off` in
+ * the token: jws.c and the paste diagnoser say it alike. */
+void tki_say_padding(tk_verdict *v, size_t seg, size_t off);
+
 /* ---- json.c ------------------------------------------------------------- */
 /* Parses `p[0..n)` as one JSON object with duplicate members rejected and
  * the depth / member limits applied. On failure returns NULL and writes a

@@ -64,9 +64,7 @@ static void b64_problem(tk_verdict *v, int seg, size_t seg_off, const char *s, s
     unsigned char c = (unsigned char)s[bad_at];
     size_t off = seg_off + bad_at;
     if (c == '=') {
-        tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN,
-                        "%s: padding '=' at offset %zu; JWS base64url carries no padding (RFC 7515 section 2)", name,
-                        off);
+        tki_say_padding(v, (size_t)seg, off); /* the paste diagnoser's words too */
     } else if (c == '+' || c == '/') {
         tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN,
                         "%s: '%c' at offset %zu is base64, not base64url ('-' and '_' replace '+' and '/')", name, c,
