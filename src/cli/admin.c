@@ -171,8 +171,11 @@ static void client_human(const tks_client *c)
     char when[32], ttl[32];
     tk_format_time(c->created_at, when, sizeof when);
     tk_format_duration(c->ttl, ttl, sizeof ttl);
-    printf("%-24s %-8s ttl %-7s created %s\n  scope: %s\n  aud:   %s\n", c->id, c->disabled ? "DISABLED" : "active",
-           ttl, when, c->scopes, c->audiences);
+    /* Every client says what kind it is: a public one has no secret and
+     * signs users in at its redirect URIs (with PKCE). */
+    printf("%-24s %-8s %-12s ttl %-7s created %s\n  scope: %s\n  aud:   %s\n", c->id,
+           c->disabled ? "DISABLED" : "active", c->is_public ? "public" : "confidential", ttl, when, c->scopes,
+           c->audiences);
     if (c->serves[0]) {
         printf("  serves (may introspect tokens for): %s\n", c->serves);
     }
@@ -180,6 +183,11 @@ static void client_human(const tks_client *c)
         printf("  redirect URIs: %s\n  %s%s\n", c->redirect_uris,
                c->consent ? "third-party: users are asked for consent" : "first-party: no consent page",
                c->is_public ? "; public (PKCE, no secret)" : "");
+    } else {
+        printf("  redirect URIs: none (it signs no users in)\n");
+    }
+    if (c->grant_types[0]) {
+        printf("  grants: %s\n", c->grant_types);
     }
     if (c->backchannel_logout_uri[0]) {
         printf("  back-channel logout: %s\n", c->backchannel_logout_uri);
@@ -566,17 +574,56 @@ int cli_revoke(int argc, char **argv)
         tk_token_free(t);
         value = jti_buf;
     }
+    /* What this tokend knows of the value, said before it is revoked: a
+     * typo in --jti or --sid would otherwise look like a success. */
+    char prev_reason[TKS_REASON_MAX + 1] = "";
+    int64_t prev_at = 0;
+    int already =
+        tka_is_revoked(auth, sid ? NULL : value, sid ? value : NULL, prev_reason, sizeof prev_reason, &prev_at, NULL);
+    char note[512] = "";
+    const char *seen = "yes"; /* the token itself was given */
+    char when[32];
+    tk_format_time(until, when, sizeof when);
+    if (already) {
+        char at[32];
+        tk_format_time(prev_at, at, sizeof at);
+        snprintf(note, sizeof note, "%s %s was already revoked at %s (%s)", sid ? "sid" : "jti", value, at,
+                 prev_reason);
+        seen = "revoked";
+    } else if (sid) {
+        tks_session se;
+        tks_result gr = tks_session_get_sid(store, sid, &se);
+        seen = gr == TKS_OK ? "yes" : "no";
+        if (gr != TKS_OK) {
+            snprintf(note, sizeof note,
+                     "no sign-in session with sid %s is in the store (a typo? an ended session may have been purged); "
+                     "it is revoked ahead: tokens naming this sid are rejected until %s",
+                     sid, when);
+        }
+    } else if (jti) {
+        seen = "unknown";
+        snprintf(note, sizeof note,
+                 "no token with jti %s was seen here: tokend does not keep the jtis of the access tokens it issues, "
+                 "so it cannot tell whether one exists (check for a typo); it is revoked ahead: a token with this "
+                 "jti is rejected until %s",
+                 jti, when);
+    }
     if (tka_revoke(auth, kind, value, reason, now, until) != 0) {
         fprintf(stderr, "tokend revoke: %s\n", tks_errmsg(store));
         goto out;
     }
-    char when[32];
-    tk_format_time(until, when, sizeof when);
     if (as_json) {
-        cli_print_json(json_pack("{s:s, s:s, s:s, s:I}", "kind", sid ? "sid" : "jti", "value", value, "reason", reason,
-                                 "until", (json_int_t)until));
+        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "kind", sid ? "sid" : "jti", "value", value, "reason",
+                              reason, "until", (json_int_t)until, "seen", seen);
+        if (note[0]) {
+            json_object_set_new(o, "note", json_string(note));
+        }
+        cli_print_json(o);
     } else {
         printf("revoked %s %s (%s); kept until %s\n", sid ? "sid" : "jti", value, reason, when);
+        if (note[0]) {
+            fprintf(stderr, "tokend revoke: note: %s\n", note);
+        }
     }
     status = CLI_EXIT_OK;
 out:
