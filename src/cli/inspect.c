@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/settings.h"
 #include "tokend/fetch.h"
 #include "tokend/keycache.h"
 
@@ -1290,6 +1291,7 @@ int cli_inspect(int argc, char **argv)
             help(stdout);
             return CLI_EXIT_OK;
         default:
+            cli_option_hint("inspect", opts, argc, argv);
             fprintf(stderr, "Run 'tokend inspect --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }
