@@ -621,6 +621,9 @@ class Flags(unittest.TestCase):
                 r = tt.run(*args)
                 self.assertEqual(r.rc, 2, r)
                 self.assertIn(want, r.err, r)
+        r = tt.run("inspcet", "t")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("unknown command 'inspcet'; did you mean 'inspect'?", r.err, r)
         # nothing close: no guess
         r = tt.run("inspect", "--frobnicate", "t")
         self.assertNotIn("did you mean", r.err, r)
