@@ -149,6 +149,16 @@ int cli_open_authority(const struct cli_settings *s, const char *cmd, int create
     return 0;
 }
 
+/* The settings each admin command reads (its flags and its --help list
+ * only these): the store, the master key and the alg of a first key (every
+ * command that opens the authority may have to make one), and what its
+ * work needs. */
+#define STORE_SETTINGS SET_CONFIG, SET_STORE, SET_STORE_PASSWORD_FILE, SET_MASTER_KEY_FILE, SET_ALG
+static const enum cli_setting client_settings[] = {STORE_SETTINGS, SET_ACCESS_TTL, SET_MAX_TTL};
+static const enum cli_setting revoke_settings[] = {STORE_SETTINGS, SET_MAX_TTL, SET_LEEWAY};
+static const enum cli_setting keys_settings[] = {STORE_SETTINGS, SET_MAX_TTL, SET_LEEWAY, SET_JWKS_MAX_AGE};
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
 /* The issuer for admin commands: configured, or a placeholder (they issue
  * nothing). */
 static const char *admin_issuer(const struct cli_settings *s)
@@ -171,8 +181,11 @@ static void client_human(const tks_client *c)
     char when[32], ttl[32];
     tk_format_time(c->created_at, when, sizeof when);
     tk_format_duration(c->ttl, ttl, sizeof ttl);
-    printf("%-24s %-8s ttl %-7s created %s\n  scope: %s\n  aud:   %s\n", c->id, c->disabled ? "DISABLED" : "active",
-           ttl, when, c->scopes, c->audiences);
+    /* Every client says what kind it is: a public one has no secret and
+     * signs users in at its redirect URIs (with PKCE). */
+    printf("%-24s %-8s %-12s ttl %-7s created %s\n  scope: %s\n  aud:   %s\n", c->id,
+           c->disabled ? "DISABLED" : "active", c->is_public ? "public" : "confidential", ttl, when, c->scopes,
+           c->audiences);
     if (c->serves[0]) {
         printf("  serves (may introspect tokens for): %s\n", c->serves);
     }
@@ -180,6 +193,11 @@ static void client_human(const tks_client *c)
         printf("  redirect URIs: %s\n  %s%s\n", c->redirect_uris,
                c->consent ? "third-party: users are asked for consent" : "first-party: no consent page",
                c->is_public ? "; public (PKCE, no secret)" : "");
+    } else {
+        printf("  redirect URIs: none (it signs no users in)\n");
+    }
+    if (c->grant_types[0]) {
+        printf("  grants: %s\n", c->grant_types);
     }
     if (c->backchannel_logout_uri[0]) {
         printf("  back-channel logout: %s\n", c->backchannel_logout_uri);
@@ -224,9 +242,9 @@ static void client_help(FILE *f)
           "--backchannel-logout-uri URI is sent a logout token when a sign-in ends;\n"
           "--id-token-alg ALG (id_token_signed_response_alg; default RS256) signs its ID tokens.\n"
           "\n"
-          "Store and keys (the same settings as tokend serve):\n",
+          "Settings (shared with tokend serve; --ttl defaults to --access-ttl, at most --max-ttl):\n",
           f);
-    cli_settings_help(f, 1);
+    cli_settings_help_of(f, client_settings, N_OF(client_settings));
     fputs("\nExamples:\n"
           "  tokend client add billing --scope 'invoices:read invoices:write' --aud billing-api\n"
           "  tokend client add web --scope orders:read --aud orders-api --ttl 5m --json\n"
@@ -249,7 +267,7 @@ static int append_list(char *dst, size_t cap, const char *item)
 int cli_client(int argc, char **argv)
 {
     struct option opts[SET_COUNT_ + 12];
-    size_t n = cli_settings_options(opts, SET_COUNT_, 1);
+    size_t n = cli_settings_options_of(opts, SET_COUNT_, client_settings, N_OF(client_settings));
     opts[n++] = (struct option){"scope", required_argument, NULL, 's'};
     opts[n++] = (struct option){"aud", required_argument, NULL, 'a'};
     opts[n++] = (struct option){"ttl", required_argument, NULL, 't'};
@@ -309,6 +327,7 @@ int cli_client(int argc, char **argv)
             client_help(stdout);
             return CLI_EXIT_OK;
         } else {
+            cli_option_hint("client", opts, argc, argv);
             fprintf(stderr, "Run 'tokend client --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }
@@ -443,11 +462,13 @@ static void revoke_help(FILE *f)
           "\n"
           "Revokes an access token by its jti, every token of a session by its sid,\n"
           "or the token given (its signature is checked with the key ring first).\n"
-          "A running server rejects it as 'revoked' within a second.\n"
+          "A running server rejects it as 'revoked' within a second. tokend does not\n"
+          "keep the jtis of the access tokens it issues: a --jti it cannot know of is\n"
+          "revoked ahead, with a note.\n"
           "\n"
-          "Store and keys (the same settings as tokend serve):\n",
+          "Settings (shared with tokend serve; a revocation is kept --max-ttl + --leeway):\n",
           f);
-    cli_settings_help(f, 1);
+    cli_settings_help_of(f, revoke_settings, N_OF(revoke_settings));
     fputs("\nExamples:\n"
           "  tokend revoke --jti 3ou0JWRWFRhO4qA3bfgnaA --reason admin\n"
           "  tokend revoke --token - < leaked-token.txt\n",
@@ -457,7 +478,7 @@ static void revoke_help(FILE *f)
 int cli_revoke(int argc, char **argv)
 {
     struct option opts[SET_COUNT_ + 8];
-    size_t n = cli_settings_options(opts, SET_COUNT_, 1);
+    size_t n = cli_settings_options_of(opts, SET_COUNT_, revoke_settings, N_OF(revoke_settings));
     opts[n++] = (struct option){"jti", required_argument, NULL, 'j'};
     opts[n++] = (struct option){"sid", required_argument, NULL, 's'};
     opts[n++] = (struct option){"token", required_argument, NULL, 't'};
@@ -488,6 +509,7 @@ int cli_revoke(int argc, char **argv)
             revoke_help(stdout);
             return CLI_EXIT_OK;
         } else {
+            cli_option_hint("revoke", opts, argc, argv);
             fprintf(stderr, "Run 'tokend revoke --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }
@@ -566,17 +588,56 @@ int cli_revoke(int argc, char **argv)
         tk_token_free(t);
         value = jti_buf;
     }
+    /* What this tokend knows of the value, said before it is revoked: a
+     * typo in --jti or --sid would otherwise look like a success. */
+    char prev_reason[TKS_REASON_MAX + 1] = "";
+    int64_t prev_at = 0;
+    int already =
+        tka_is_revoked(auth, sid ? NULL : value, sid ? value : NULL, prev_reason, sizeof prev_reason, &prev_at, NULL);
+    char note[512] = "";
+    const char *seen = "yes"; /* the token itself was given */
+    char when[32];
+    tk_format_time(until, when, sizeof when);
+    if (already) {
+        char at[32];
+        tk_format_time(prev_at, at, sizeof at);
+        snprintf(note, sizeof note, "%s %s was already revoked at %s (%s)", sid ? "sid" : "jti", value, at,
+                 prev_reason);
+        seen = "revoked";
+    } else if (sid) {
+        tks_session se;
+        tks_result gr = tks_session_get_sid(store, sid, &se);
+        seen = gr == TKS_OK ? "yes" : "no";
+        if (gr != TKS_OK) {
+            snprintf(note, sizeof note,
+                     "no sign-in session with sid %s is in the store (a typo? an ended session may have been purged); "
+                     "it is revoked ahead: tokens naming this sid are rejected until %s",
+                     sid, when);
+        }
+    } else if (jti) {
+        seen = "unknown";
+        snprintf(note, sizeof note,
+                 "no token with jti %s was seen here: tokend does not keep the jtis of the access tokens it issues, "
+                 "so it cannot tell whether one exists (check for a typo); it is revoked ahead: a token with this "
+                 "jti is rejected until %s",
+                 jti, when);
+    }
     if (tka_revoke(auth, kind, value, reason, now, until) != 0) {
         fprintf(stderr, "tokend revoke: %s\n", tks_errmsg(store));
         goto out;
     }
-    char when[32];
-    tk_format_time(until, when, sizeof when);
     if (as_json) {
-        cli_print_json(json_pack("{s:s, s:s, s:s, s:I}", "kind", sid ? "sid" : "jti", "value", value, "reason", reason,
-                                 "until", (json_int_t)until));
+        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "kind", sid ? "sid" : "jti", "value", value, "reason",
+                              reason, "until", (json_int_t)until, "seen", seen);
+        if (note[0]) {
+            json_object_set_new(o, "note", json_string(note));
+        }
+        cli_print_json(o);
     } else {
         printf("revoked %s %s (%s); kept until %s\n", sid ? "sid" : "jti", value, reason, when);
+        if (note[0]) {
+            fprintf(stderr, "tokend revoke: note: %s\n", note);
+        }
     }
     status = CLI_EXIT_OK;
 out:
@@ -598,9 +659,9 @@ static void keys_help(FILE *f)
           "'rotate' makes next active, retires the active key and makes a new next.\n"
           "A running server picks the change up within a second.\n"
           "\n"
-          "Store and keys (the same settings as tokend serve):\n",
+          "Settings (shared with tokend serve):\n",
           f);
-    cli_settings_help(f, 1);
+    cli_settings_help_of(f, keys_settings, N_OF(keys_settings));
     fputs("\nExamples:\n  tokend keys list\n  tokend keys rotate --json\n", f);
 }
 
@@ -630,7 +691,7 @@ static int list_key(const tks_key_row *k, void *ud)
 int cli_keys(int argc, char **argv)
 {
     struct option opts[SET_COUNT_ + 4];
-    size_t n = cli_settings_options(opts, SET_COUNT_, 1);
+    size_t n = cli_settings_options_of(opts, SET_COUNT_, keys_settings, N_OF(keys_settings));
     opts[n++] = (struct option){"json", no_argument, NULL, 'J'};
     opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     opts[n] = (struct option){NULL, 0, NULL, 0};
@@ -648,6 +709,7 @@ int cli_keys(int argc, char **argv)
             keys_help(stdout);
             return CLI_EXIT_OK;
         } else {
+            cli_option_hint("keys", opts, argc, argv);
             fprintf(stderr, "Run 'tokend keys --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }

@@ -17,6 +17,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/settings.h"
 #include "tokend/fetch.h"
 #include "tokend/keycache.h"
 
@@ -42,6 +46,10 @@
 /* Key-source details shown: kids listed, skipped keys described. */
 #define MAX_KIDS 16
 #define MAX_SKIPS 8
+/* The claims --profile tokend requires besides --require's: those of the
+ * server's own access tokens (authority/tokens.c, RFC 9068 §2.2). */
+static const char *const profile_required[] = {"jti", "sub", "client_id"};
+#define PROFILE_REQUIRED 3
 
 struct problem {
     tk_verdict v;
@@ -86,6 +94,7 @@ struct report {
     const char *signature;                   /* "verified", "failed", "not_checked" */
     char sig_reason[TK_LIMIT_URL_LEN + 320]; /* why not checked */
     struct keysrc ks;
+    const char *profile; /* "tokend" under --profile tokend */
 };
 
 static void add(struct report *r, const tk_verdict *v, int unverified)
@@ -102,6 +111,7 @@ static void help(FILE *f)
     fputs("Usage: tokend inspect [--jwks FILE|URL] [--key FILE] [--secret-file FILE]\n"
           "                      [--issuer URL | --discover] [--cacert FILE]\n"
           "                      [--iss ISS] [--aud AUD] [--scope SCOPE]... [--typ TYP]\n"
+          "                      [--require CLAIM]... [--profile tokend]\n"
           "                      [--leeway SECONDS] [--max-age DURATION] [--now UNIX_SECONDS]\n"
           "                      [--json] [TOKEN | -]\n"
           "\n"
@@ -126,20 +136,30 @@ static void help(FILE *f)
           "  --aud AUD           expected audience (may repeat: any of them)\n"
           "  --scope SCOPE       a scope the token must carry (may repeat: all of them)\n"
           "  --typ TYP           expected header typ, e.g. at+jwt\n"
+          "  --require CLAIM     a claim the token must carry, e.g. jti (may repeat)\n"
+          "  --profile tokend    every check of tokend serve's /auth: typ at+jwt; jti, sub\n"
+          "                      and client_id required; needs the server's issuer (--iss\n"
+          "                      or --issuer) and the audience /auth checks (--aud)\n"
           "  --leeway SECONDS    clock skew allowed on exp/nbf/iat (default 60, max 300)\n"
           "  --max-age DURATION  refuse tokens issued longer ago than this\n"
           "  --now UNIX_SECONDS  check as of this time instead of the clock\n"
           "Output:\n"
           "  --json              one JSON object: valid, signature, header, payload, problems\n"
           "\n"
-          "Exit status: 0 valid, 1 not valid, 2 usage error (or keys that cannot be read\n"
-          "or fetched).\n"
+          "Revocation is never checked: inspect works offline, and a token that its\n"
+          "issuer revoked still shows as VALID here. Without a key the result is at\n"
+          "best UNVERIFIED.\n"
+          "\n"
+          "Exit status: 0 valid, 1 not valid or unverified, 2 usage error (or keys that\n"
+          "cannot be read or fetched).\n"
           "\n"
           "Examples:\n"
           "  tokend inspect eyJhbGciOi...\n"
           "  pbpaste | tokend inspect --jwks https://auth.example/.well-known/jwks.json \\\n"
           "      --iss https://auth.example --aud orders-api --scope orders:read -\n"
           "  tokend inspect --issuer https://auth.example --aud orders-api - < token\n"
+          "  tokend inspect --profile tokend --jwks https://auth.example/.well-known/jwks.json \\\n"
+          "      --iss https://auth.example --aud orders-api - < token\n"
           "  tokend inspect --secret-file hs.key --json 'Authorization: Bearer eyJ...'\n",
           f);
 }
@@ -162,6 +182,173 @@ static void printable(char *dst, size_t cap, const char *src, size_t max)
     dst[o] = '\0';
     if (src && src[i] && o + 4 < cap) {
         memcpy(dst + o, "...", 4);
+    }
+}
+
+/* ---- UTF-8 on a terminal ------------------------------------------------------- */
+
+/* 1 when the text output goes to a terminal whose locale's character set is
+ * UTF-8 (set once by cli_inspect): text from the token (names, issuers,
+ * audiences) is then shown as it is, not as \u00e9 or \xc3\xa9. Control
+ * characters and invalid UTF-8 are escaped always, and --json is always
+ * ASCII. */
+static int utf8_out;
+
+static int utf8_terminal(void)
+{
+    if (!isatty(STDOUT_FILENO)) {
+        return 0;
+    }
+    /* Asked of the environment (LC_ALL, LC_CTYPE, LANG), then put back: the
+     * rest of the command runs in the "C" locale. */
+    int ok = 0;
+    if (setlocale(LC_CTYPE, "")) {
+        const char *cs = nl_langinfo(CODESET);
+        ok = cs && (strcasecmp(cs, "UTF-8") == 0 || strcasecmp(cs, "utf8") == 0);
+    }
+    (void)setlocale(LC_CTYPE, "C");
+    return ok;
+}
+
+/* Whether a code point may reach the terminal raw: not a control (C0, DEL,
+ * C1), not a line or paragraph separator, not a bidirectional control
+ * (they reorder what is shown: "Trojan Source"), not a BOM, a surrogate or
+ * beyond Unicode. */
+static int showable(uint32_t cp)
+{
+    if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) {
+        return 0;
+    }
+    if (cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
+        (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff) {
+        return 0;
+    }
+    return !(cp >= 0xd800 && cp <= 0xdfff) && cp <= 0x10ffff;
+}
+
+/* The length of the well-formed UTF-8 sequence (of a code point >= 0x80) at
+ * s[0..n), with its code point in *cp; 0 when it is not one (overlong,
+ * surrogate, beyond U+10FFFF, cut short). */
+static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    size_t len;
+    uint32_t c, min;
+    if (n == 0 || s[0] < 0xc2 || s[0] > 0xf4) {
+        return 0;
+    }
+    if (s[0] < 0xe0) {
+        len = 2, c = s[0] & 0x1fu, min = 0x80;
+    } else if (s[0] < 0xf0) {
+        len = 3, c = s[0] & 0x0fu, min = 0x800;
+    } else {
+        len = 4, c = s[0] & 0x07u, min = 0x10000;
+    }
+    if (n < len) {
+        return 0;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        c = (c << 6) | (s[i] & 0x3fu);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+        return 0;
+    }
+    *cp = c;
+    return len;
+}
+
+static void put_utf8(uint32_t cp)
+{
+    if (cp < 0x800) {
+        putchar((int)(0xc0 | (cp >> 6)));
+    } else if (cp < 0x10000) {
+        putchar((int)(0xe0 | (cp >> 12)));
+        putchar((int)(0x80 | ((cp >> 6) & 0x3f)));
+    } else {
+        putchar((int)(0xf0 | (cp >> 18)));
+        putchar((int)(0x80 | ((cp >> 12) & 0x3f)));
+        putchar((int)(0x80 | ((cp >> 6) & 0x3f)));
+    }
+    putchar((int)(0x80 | (cp & 0x3f)));
+}
+
+static int hex4(const char *s, uint32_t *out)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) {
+            return 0;
+        }
+        v = v << 4 | (uint32_t)d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Prints ASCII JSON text (from tk_token_*_json), with its \uXXXX escapes of
+ * showable characters as UTF-8 when the terminal shows UTF-8. */
+static void print_json_text(const char *s)
+{
+    for (size_t i = 0; s[i]; i++) {
+        uint32_t cp, lo;
+        if (s[i] != '\\') {
+            putchar(s[i]);
+            continue;
+        }
+        if (s[i + 1] != 'u') {
+            putchar(s[i]); /* \" \\ \n ...: keep the pair together */
+            if (s[i + 1]) {
+                putchar(s[++i]);
+            }
+            continue;
+        }
+        size_t used = 0;
+        if (utf8_out && hex4(s + i + 2, &cp)) {
+            used = 6;
+            if (cp >= 0xd800 && cp < 0xdc00 && s[i + 6] == '\\' && s[i + 7] == 'u' && hex4(s + i + 8, &lo) &&
+                lo >= 0xdc00 && lo < 0xe000) {
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                used = 12;
+            }
+        }
+        if (used && cp >= 0x80 && showable(cp)) {
+            put_utf8(cp);
+            i += used - 1;
+        } else {
+            putchar(s[i]);
+        }
+    }
+}
+
+/* Prints a verdict's detail, with its \xNN escapes of a showable UTF-8
+ * character as that character when the terminal shows UTF-8 (the core
+ * escapes every byte outside printable ASCII, and '"' and '\\' too, so a
+ * raw backslash never comes from the token). */
+static void print_detail(const char *s)
+{
+    for (size_t i = 0; s[i]; i++) {
+        unsigned char b[4];
+        size_t nb = 0;
+        while (utf8_out && nb < 4 && s[i + 4 * nb] == '\\' && s[i + 4 * nb + 1] == 'x' &&
+               isxdigit((unsigned char)s[i + 4 * nb + 2]) && isxdigit((unsigned char)s[i + 4 * nb + 3])) {
+            char h[3] = {s[i + 4 * nb + 2], s[i + 4 * nb + 3], '\0'};
+            b[nb++] = (unsigned char)strtoul(h, NULL, 16);
+        }
+        uint32_t cp;
+        size_t len = nb ? utf8_seq(b, nb, &cp) : 0;
+        if (len && showable(cp)) {
+            fwrite(b, 1, len, stdout);
+            i += 4 * len - 1;
+        } else {
+            putchar(s[i]);
+        }
     }
 }
 
@@ -797,12 +984,16 @@ static void print_human(const tk_token *t, const struct report *r, int64_t now, 
     }
     printf("\n\n");
     if (t && tk_token_header_json(t, 1, &h) == TK_OK && h) {
-        printf("Header\n%s\n\n", h);
+        printf("Header\n");
+        print_json_text(h);
+        printf("\n\n");
     } else if (t) {
         printf("Header\n  (could not be decoded)\n\n");
     }
     if (t && tk_token_payload_json(t, 1, &pl) == TK_OK && pl) {
-        printf("Payload\n%s\n\n", pl);
+        printf("Payload\n");
+        print_json_text(pl);
+        printf("\n\n");
         static const char *const times[] = {"iat", "nbf", "exp", "auth_time"};
         char now_s[32];
         tk_format_time(now, now_s, sizeof now_s);
@@ -826,8 +1017,13 @@ static void print_human(const tk_token *t, const struct report *r, int64_t now, 
             printf("Payload (not a JSON object, %zu bytes): ", plen);
             for (size_t i = 0; i < plen && i < 120; i++) {
                 unsigned char c = pb[i];
+                uint32_t cp;
+                size_t len = utf8_out ? utf8_seq(pb + i, plen - i, &cp) : 0;
                 if (c >= 0x20 && c < 0x7f) {
                     putchar(c);
+                } else if (len && showable(cp)) {
+                    fwrite(pb + i, 1, len, stdout);
+                    i += len - 1;
                 } else {
                     printf("\\x%02x", c);
                 }
@@ -843,25 +1039,35 @@ static void print_human(const tk_token *t, const struct report *r, int64_t now, 
         printf("Note: %s\n\n", r->key_note);
     }
     print_keysrc(&r->ks);
+    if (r->profile) {
+        printf("Profile: %s: the checks of tokend serve's /auth (typ at+jwt; jti, sub and client_id required; iss "
+               "and aud)\n\n",
+               r->profile);
+    }
     if (strcmp(r->signature, "verified") == 0) {
         printf("Signature: verified%s\n\n", r->sig_detail);
     } else if (strcmp(r->signature, "failed") == 0) {
-        printf("Signature: FAILED (see the problems below); claims are shown but not trusted\n\n");
+        printf("Signature: FAILED: it was checked with the key and does not match (see the problems below); claims "
+               "are shown but not trusted\n\n");
     } else {
         printf("Signature: NOT CHECKED: %s\n\n", r->sig_reason);
     }
     if (valid) {
-        printf("Result: VALID\n");
+        printf("Result: VALID (revocation not checked: inspect works offline; the issuer may have revoked this "
+               "token)\n");
+        return;
+    }
+    if (r->n == 0) {
+        printf("Result: UNVERIFIED: no problem found, but the signature was not checked, so the token cannot be "
+               "trusted; give a key\n");
         return;
     }
     printf("Result: NOT VALID, %zu problem%s\n", r->n, r->n == 1 ? "" : "s");
     for (size_t i = 0; i < r->n; i++) {
         const struct problem *p = &r->p[i];
-        printf("  [%s]%s %s\n", tk_reason_code(p->v.reason), p->unverified ? " (unverified claim)" : "", p->v.detail);
-        printf("      fix: %s\n", tk_verdict_hint(&p->v));
-    }
-    if (r->n == 0) {
-        printf("  the signature was not checked, so the token cannot be trusted; give a key\n");
+        printf("  [%s]%s ", tk_reason_code(p->v.reason), p->unverified ? " (unverified claim)" : "");
+        print_detail(p->v.detail);
+        printf("\n      fix: %s\n", tk_verdict_hint(&p->v));
     }
 }
 
@@ -926,7 +1132,13 @@ static void print_json(const tk_token *t, const struct report *r, int valid)
         }
     }
     json_object_set_new(o, "valid", json_boolean(valid));
+    json_object_set_new(o, "result", json_string(valid ? "valid" : r->n == 0 ? "unverified" : "not_valid"));
     json_object_set_new(o, "signature", json_string(r->signature));
+    /* inspect is offline: a revocation at the issuer is never seen here. */
+    json_object_set_new(o, "revocation", json_string("not_checked"));
+    if (r->profile) {
+        json_object_set_new(o, "profile", json_string(r->profile));
+    }
     json_object_set_new(o, "header", parse_json_or_null(h));
     json_object_set_new(o, "payload", parse_json_or_null(pl));
     json_t *arr = json_array();
@@ -965,6 +1177,25 @@ static void print_json(const tk_token *t, const struct report *r, int valid)
 /* Why the signature could not be checked when no key was given: name the
  * ways to get one, the issuer's own when the token names an https one. */
 
+/* A signature that did not pass: FAILED only when it was checked with a key
+ * and does not match (bad_signature); with no key for the token's kid, or a
+ * key that does not take the token's alg, it was never checked. */
+static void signature_not_passed(struct report *r, const tk_verdict *v)
+{
+    add(r, v, 0);
+    if (v->reason == TK_REASON_BAD_SIGNATURE) {
+        r->signature = "failed";
+        return;
+    }
+    r->signature = "not_checked";
+    snprintf(r->sig_reason, sizeof r->sig_reason, "%s (%s, see the problems below); claims are shown but not trusted",
+             v->reason == TK_REASON_UNKNOWN_KEY
+                 ? "none of the keys given is the token's key, so there was nothing to check it with"
+             : v->reason == TK_REASON_ALG_NOT_ALLOWED ? "the token's alg is not one its key may verify"
+                                                      : "the token could not be checked",
+             tk_reason_code(v->reason));
+}
+
 /* The signature line of a token whose signature passed: "verified (ES256,
  * kid "k1")", printable only. */
 static void signature_verified(struct report *r, const tk_token *t)
@@ -978,6 +1209,18 @@ static void signature_verified(struct report *r, const tk_token *t)
             *q = '?';
         }
     }
+}
+
+/* A claim name for --require: 1 to 64 bytes of printable ASCII. */
+static int claim_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) {
+            return 0;
+        }
+    }
+    return n > 0 && n <= 64;
 }
 
 static void no_key_reason(const tk_token *t, char *buf, size_t cap)
@@ -1011,12 +1254,15 @@ int cli_inspect(int argc, char **argv)
                                          {"leeway", required_argument, NULL, 'l'},
                                          {"now", required_argument, NULL, 'n'},
                                          {"max-age", required_argument, NULL, 'm'},
+                                         {"require", required_argument, NULL, 'R'},
+                                         {"profile", required_argument, NULL, 'P'},
                                          {"json", no_argument, NULL, 'J'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *jwks = NULL, *key = NULL, *secret = NULL, *typ = NULL, *issuer = NULL, *cacert = NULL;
-    const char *iss[MAX_LIST], *aud[MAX_LIST], *scope[MAX_LIST];
-    size_t n_iss = 0, n_aud = 0, n_scope = 0;
+    const char *iss[MAX_LIST], *aud[MAX_LIST], *scope[MAX_LIST], *require[MAX_LIST + PROFILE_REQUIRED];
+    size_t n_iss = 0, n_aud = 0, n_scope = 0, n_require = 0;
+    const char *profile = NULL;
     int64_t leeway = TK_LIMIT_LEEWAY_DEFAULT, now = cli_now(), max_age = 0;
     int as_json = 0, discover = 0;
     int c;
@@ -1043,9 +1289,15 @@ int cli_inspect(int argc, char **argv)
             break;
         case 'i':
         case 'a':
-        case 'S': {
-            const char **list = c == 'i' ? iss : c == 'a' ? aud : scope;
-            size_t *n = c == 'i' ? &n_iss : c == 'a' ? &n_aud : &n_scope;
+        case 'S':
+        case 'R': {
+            const char **list = c == 'i' ? iss : c == 'a' ? aud : c == 'S' ? scope : require;
+            size_t *n = c == 'i' ? &n_iss : c == 'a' ? &n_aud : c == 'S' ? &n_scope : &n_require;
+            if (c == 'R' && !claim_name_ok(optarg)) {
+                fprintf(stderr, "tokend inspect: --require takes a claim name (1 to 64 printable ASCII "
+                                "characters), e.g. --require jti\n");
+                return CLI_EXIT_USAGE;
+            }
             if (*n == MAX_LIST) {
                 fprintf(stderr, "tokend inspect: at most %d of each list option\n", MAX_LIST);
                 return CLI_EXIT_USAGE;
@@ -1055,6 +1307,14 @@ int cli_inspect(int argc, char **argv)
         }
         case 't':
             typ = optarg;
+            break;
+        case 'P':
+            if (strcmp(optarg, "tokend") != 0) {
+                fprintf(stderr, "tokend inspect: --profile takes tokend (the policy of tokend serve's /auth: typ "
+                                "at+jwt; jti, sub and client_id required; iss and aud checked)\n");
+                return CLI_EXIT_USAGE;
+            }
+            profile = optarg;
             break;
         case 'l':
             if (cli_parse_int64(optarg, &leeway) != 0 || leeway < 0 || leeway > TK_LIMIT_LEEWAY_MAX) {
@@ -1082,6 +1342,7 @@ int cli_inspect(int argc, char **argv)
             help(stdout);
             return CLI_EXIT_OK;
         default:
+            cli_option_hint("inspect", opts, argc, argv);
             fprintf(stderr, "Run 'tokend inspect --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }
@@ -1109,6 +1370,36 @@ int cli_inspect(int argc, char **argv)
         fprintf(stderr, "tokend inspect: --issuer takes the issuer's https:// URL, exactly as its tokens' iss "
                         "(metadata and keys are fetched over https only)\n");
         return CLI_EXIT_USAGE;
+    }
+    if (profile) {
+        /* The policy of tokend serve's /auth (authority/tokens.c): it knows
+         * its issuer and always has an audience, so the profile needs both
+         * rather than guess them from the token it is checking. */
+        if (typ && strcasecmp(typ, "at+jwt") != 0 && strcasecmp(typ, "application/at+jwt") != 0) {
+            fprintf(stderr, "tokend inspect: --profile tokend requires typ at+jwt, as the server does; drop --typ\n");
+            return CLI_EXIT_USAGE;
+        }
+        if (!issuer && n_iss == 0) {
+            fprintf(stderr, "tokend inspect: --profile tokend checks iss as the server does: give the server's issuer "
+                            "with --iss URL (its --issuer setting, else its public URL), or --issuer URL to fetch "
+                            "its keys too\n");
+            return CLI_EXIT_USAGE;
+        }
+        if (n_aud == 0) {
+            fprintf(stderr, "tokend inspect: --profile tokend checks aud as /auth does, which always has one (its "
+                            "?aud= or --auth-audience): give it with --aud AUD\n");
+            return CLI_EXIT_USAGE;
+        }
+        typ = "at+jwt";
+        for (size_t i = 0; i < PROFILE_REQUIRED; i++) {
+            int have = 0;
+            for (size_t j = 0; j < n_require; j++) {
+                have = have || strcmp(require[j], profile_required[i]) == 0;
+            }
+            if (!have) {
+                require[n_require++] = profile_required[i];
+            }
+        }
     }
     const char *arg = optind < argc ? argv[optind] : NULL;
     if (!arg && isatty(STDIN_FILENO)) {
@@ -1144,6 +1435,8 @@ int cli_inspect(int argc, char **argv)
     struct report *const r = rp;
     r->signature = "not_checked";
     r->ks.max_age = -1;
+    r->profile = profile;
+    utf8_out = !as_json && utf8_terminal();
 
     if (!arg || strcmp(arg, "-") == 0) {
         if (cli_read_stdin(CLI_MAX_INPUT, &input, &input_len, &truncated) != 0) {
@@ -1184,8 +1477,16 @@ int cli_inspect(int argc, char **argv)
     if (!t && r->n == 0) {
         tk_verdict v;
         v.reason = TK_REASON_MISSING_TOKEN;
-        snprintf(v.detail, sizeof v.detail, "no token found in the input");
+        snprintf(v.detail, sizeof v.detail, "%s",
+                 input_len == 0 ? "the input is empty: there is no token to inspect"
+                 : r->source && strcmp(r->source, "empty input") == 0
+                     ? "the input holds only white space: there is no token to inspect"
+                     : "no token found in the input");
         add(r, &v, 0);
+    }
+    if (!t) {
+        snprintf(r->sig_reason, sizeof r->sig_reason, "%s",
+                 input_len == 0 ? "the input is empty" : "there is no token to check (see the problems below)");
     }
     const int header_ok = t && tk_token_header_verdict(t)->reason == TK_REASON_VALID;
 
@@ -1378,6 +1679,8 @@ int cli_inspect(int argc, char **argv)
     pol.scopes = scope;
     pol.scopes_len = n_scope;
     pol.typ = header_ok ? typ : NULL; /* a header that did not decode has no typ to compare */
+    pol.required = require;
+    pol.required_len = n_require;
 
     /* Signature. */
     tk_verdict kv; /* the key cache's verdict, when an issuer's set was used */
@@ -1397,8 +1700,7 @@ int cli_inspect(int argc, char **argv)
             if (after_signature(&kv, t)) {
                 signature_verified(r, t);
             } else {
-                r->signature = "failed";
-                add(r, &kv, 0);
+                signature_not_passed(r, &kv);
             }
         } else if (tk_keyset_count(ks) == 0) {
             if (!r->sig_reason[0]) {
@@ -1413,8 +1715,7 @@ int cli_inspect(int argc, char **argv)
             if (sv.reason == TK_REASON_VALID) {
                 signature_verified(r, t);
             } else {
-                r->signature = "failed";
-                add(r, &sv, 0);
+                signature_not_passed(r, &sv);
             }
         }
         /* Payload and claims. */

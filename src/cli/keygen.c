@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/settings.h"
 
 static void help(FILE *f)
 {
@@ -99,6 +100,7 @@ int cli_keygen(int argc, char **argv)
             help(stdout);
             return CLI_EXIT_OK;
         default:
+            cli_option_hint("keygen", opts, argc, argv);
             fprintf(stderr, "Run 'tokend keygen --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }

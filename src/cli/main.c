@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/settings.h"
 
 static void usage(FILE *f)
 {
@@ -75,6 +76,13 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "user") == 0) {
         return cli_user(argc - 1, argv + 1);
+    }
+    static const char *const cmds[] = {"inspect", "keygen", "sign", "serve", "client", "keys", "revoke", "user"};
+    const char *near = cli_nearest(cmd, strlen(cmd), cmds, sizeof cmds / sizeof cmds[0]);
+    if (near) {
+        fprintf(stderr, "tokend: unknown command '%s'; did you mean '%s'?\n\n", cmd, near);
+        usage(stderr);
+        return CLI_EXIT_USAGE;
     }
     fprintf(stderr, "tokend: unknown command '%s'\n\n", cmd);
     usage(stderr);

@@ -222,8 +222,15 @@ static void serve_help(FILE *f)
           "\n"
           "Runs the OAuth 2.0 authorization server (client_credentials, revocation,\n"
           "introspection, JWKS, metadata) and the /auth validation endpoint for reverse\n"
-          "proxies, over HTTPS. Every setting is a flag, a TOKEND_* environment variable\n"
-          "or a line of the --config file (flag > environment > file > default):\n\n",
+          "proxies, over HTTPS.\n"
+          "\n"
+          "It also signs people in: users added with 'tokend user add' sign in at /login\n"
+          "for clients with a redirect URI (authorization code with PKCE, rotating refresh\n"
+          "tokens; docs/signin.md), and tokend is an OpenID Connect provider for them:\n"
+          "discovery, ID tokens, userinfo, logout, consent (scope openid; docs/oidc.md).\n"
+          "\n"
+          "Every setting is a flag, a TOKEND_* environment variable or a line of the\n"
+          "--config file (flag > environment > file > default):\n\n",
           f);
     cli_settings_help(f, 0);
     fputs("\nExamples:\n"
@@ -487,6 +494,7 @@ int cli_serve(int argc, char **argv)
             serve_help(stdout);
             return CLI_EXIT_OK;
         } else {
+            cli_option_hint("serve", opts, argc, argv);
             fprintf(stderr, "Run 'tokend serve --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }

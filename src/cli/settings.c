@@ -26,7 +26,9 @@ const struct cli_setting_def cli_settings[SET_COUNT_] = {
                  "development mode: make a self-signed certificate for localhost if none is given"},
     [SET_INSECURE_HTTP] = {"insecure-http", "TOKEND_INSECURE_HTTP", NULL, 1, 0,
                            "serve plain HTTP (loud warning unless on loopback)"},
-    [SET_ALG] = {"alg", "TOKEND_ALG", "ES256", 0, 1, "signing alg of new keys: ES256, EdDSA, RS256, PS256"},
+    [SET_ALG] = {"alg", "TOKEND_ALG", "ES256", 0, 1,
+                 "signing alg of new keys: ES256, ES384, ES512, EdDSA, RS256, RS384, RS512, PS256, "
+                 "PS384, PS512, or HS256, HS384, HS512 when issuer and verifiers are one party"},
     [SET_ACCESS_TTL] = {"access-ttl", "TOKEND_ACCESS_TTL", "15m", 0, 1, "default access token lifetime"},
     [SET_MAX_TTL] = {"max-ttl", "TOKEND_MAX_TTL", "24h", 0, 1, "longest access token lifetime a client may have"},
     [SET_ROTATE_EVERY] = {"rotate-every", "TOKEND_ROTATE_EVERY", "30d", 0, 1,
@@ -234,6 +236,13 @@ static int read_config(struct cli_settings *s, const char *path, const char *cmd
                     ik = i;
                 }
             }
+            const char *near = ik < 0 ? cli_nearest(key, strlen(key), cli_issuer_keys, ISK_COUNT_) : NULL;
+            if (near) {
+                fprintf(stderr, "tokend %s: %s:%d: unknown setting '%s' in the section of %s; did you mean '%s'?\n",
+                        cmd, path, lineno, key, sec->issuer, near);
+                rc = 2;
+                break;
+            }
             if (ik < 0) {
                 fprintf(stderr,
                         "tokend %s: %s:%d: unknown setting '%s' in the section of %s (jwks-uri, jwks-file, "
@@ -259,8 +268,18 @@ static int read_config(struct cli_settings *s, const char *path, const char *cmd
             }
         }
         if (k < 0 || k == SET_CONFIG) {
-            fprintf(stderr, "tokend %s: %s:%d: unknown setting '%s' (see tokend serve --help)\n", cmd, path, lineno,
-                    key);
+            const char *names[SET_COUNT_];
+            for (int i = 0; i < SET_COUNT_; i++) {
+                names[i] = i == SET_CONFIG ? NULL : cli_settings[i].flag;
+            }
+            const char *near = cli_nearest(key, strlen(key), names, SET_COUNT_);
+            if (near) {
+                fprintf(stderr, "tokend %s: %s:%d: unknown setting '%s'; did you mean '%s'?\n", cmd, path, lineno, key,
+                        near);
+            } else {
+                fprintf(stderr, "tokend %s: %s:%d: unknown setting '%s' (see tokend serve --help)\n", cmd, path, lineno,
+                        key);
+            }
             rc = 2;
             break;
         }
@@ -294,8 +313,45 @@ static int read_config(struct cli_settings *s, const char *path, const char *cmd
     return rc;
 }
 
+extern char **environ;
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb);
+
+/* A TOKEND_* variable that is not a setting but a couple of edits from one
+ * is a typo that would otherwise be ignored without a word. */
+static void warn_env_typos(const char *cmd)
+{
+    const char *names[SET_COUNT_];
+    for (int i = 0; i < SET_COUNT_; i++) {
+        names[i] = cli_settings[i].env;
+    }
+    for (char **e = environ; e && *e; e++) {
+        size_t len = strcspn(*e, "=");
+        if (strncmp(*e, "TOKEND_", 7) != 0 || len > 63) {
+            continue;
+        }
+        int known = 0;
+        for (int i = 0; i < SET_COUNT_ && !known; i++) {
+            known = strlen(names[i]) == len && strncmp(names[i], *e, len) == 0;
+        }
+        /* names are long and share the prefix: only 1 or 2 edits count */
+        const char *near = NULL;
+        size_t best = 3;
+        for (int i = 0; i < SET_COUNT_ && !known; i++) {
+            size_t d = edit_distance(*e, len, names[i], strlen(names[i]));
+            if (d < best) {
+                best = d;
+                near = names[i];
+            }
+        }
+        if (!known && near) {
+            fprintf(stderr, "tokend %s: warning: %.*s is not a setting; did you mean %s?\n", cmd, (int)len, *e, near);
+        }
+    }
+}
+
 int cli_settings_finish(struct cli_settings *s, const char *cmd_name)
 {
+    warn_env_typos(cmd_name);
     for (int k = 0; k < SET_COUNT_; k++) {
         if (s->v[k]) {
             continue;
@@ -362,4 +418,121 @@ void cli_settings_help(FILE *f, int admin)
 int cli_setting_bool(const struct cli_settings *s, enum cli_setting k)
 {
     return s->v[k] && strcmp(s->v[k], "1") == 0;
+}
+
+size_t cli_settings_options_of(struct option *opts, size_t cap, const enum cli_setting *which, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o < cap; i++) {
+        enum cli_setting k = which[i];
+        opts[o].name = cli_settings[k].flag;
+        opts[o].has_arg = cli_settings[k].is_bool ? no_argument : required_argument;
+        opts[o].flag = NULL;
+        opts[o].val = CLI_SETTING_OPT_BASE + (int)k;
+        o++;
+    }
+    return o;
+}
+
+static void help_line(FILE *f, int k)
+{
+    char flag[48];
+    snprintf(flag, sizeof flag, "--%s%s", cli_settings[k].flag, cli_settings[k].is_bool ? "" : " V");
+    fprintf(f, "  %-24s %s\n  %-24s env %s%s%s\n", flag, cli_settings[k].help, "", cli_settings[k].env,
+            cli_settings[k].def ? ", default " : "", cli_settings[k].def ? cli_settings[k].def : "");
+}
+
+void cli_settings_help_of(FILE *f, const enum cli_setting *which, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        help_line(f, (int)which[i]);
+    }
+}
+
+/* Optimal string alignment distance (insertions, deletions, substitutions,
+ * adjacent transpositions), for names of at most 63 bytes. */
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    size_t d[64][64];
+    if (la > 63 || lb > 63) {
+        return (size_t)-1;
+    }
+    for (size_t i = 0; i <= la; i++) {
+        d[i][0] = i;
+    }
+    for (size_t j = 0; j <= lb; j++) {
+        d[0][j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) {
+                v = d[i][j - 1] + 1;
+            }
+            if (d[i - 1][j - 1] + cost < v) {
+                v = d[i - 1][j - 1] + cost;
+            }
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v) {
+                v = d[i - 2][j - 2] + 1;
+            }
+            d[i][j] = v;
+        }
+    }
+    return d[la][lb];
+}
+
+const char *cli_nearest(const char *s, size_t s_len, const char *const *names, size_t n)
+{
+    /* A typo is a couple of edits; more than a third of the name is another word. */
+    size_t limit = s_len / 3 > 2 ? s_len / 3 : 2;
+    const char *best = NULL;
+    size_t best_d = limit + 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i]) {
+            continue;
+        }
+        size_t d = edit_distance(s, s_len, names[i], strlen(names[i]));
+        if (d < best_d && d < s_len) {
+            best = names[i];
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+void cli_option_hint(const char *cmd, const struct option *opts, int argc, char **argv)
+{
+    if (optind < 1 || optind > argc) {
+        return;
+    }
+    const char *arg = argv[optind - 1];
+    if (!arg || strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+        return;
+    }
+    const char *name = arg + 2;
+    size_t len = strcspn(name, "=");
+    const char *names[160];
+    size_t n = 0;
+    for (const struct option *o = opts; o->name && n < sizeof names / sizeof names[0]; o++) {
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0) {
+            return; /* a known flag without its value: getopt_long said so */
+        }
+        if (strncmp(o->name, name, len) == 0) {
+            return; /* an ambiguous abbreviation: getopt_long listed the choices */
+        }
+        names[n++] = o->name;
+    }
+    const char *best = cli_nearest(name, len, names, n);
+    if (best) {
+        fprintf(stderr, "tokend %s: did you mean --%s?\n", cmd, best);
+        return;
+    }
+    for (int k = 0; k < SET_COUNT_; k++) {
+        if (strlen(cli_settings[k].flag) == len && strncmp(cli_settings[k].flag, name, len) == 0) {
+            fprintf(stderr, "tokend %s: --%s is a setting of tokend serve; tokend %s does not use it\n", cmd,
+                    cli_settings[k].flag, cmd);
+            return;
+        }
+    }
 }

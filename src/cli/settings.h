@@ -119,4 +119,16 @@ void cli_settings_free(struct cli_settings *s);
 void cli_settings_help(FILE *f, int admin);
 int cli_setting_bool(const struct cli_settings *s, enum cli_setting k);
 
+/* The settings one command reads: its flags (appended to opts like
+ * cli_settings_options) and its --help table list only these. */
+size_t cli_settings_options_of(struct option *opts, size_t cap, const enum cli_setting *which, size_t n);
+void cli_settings_help_of(FILE *f, const enum cli_setting *which, size_t n);
+
+/* The nearest of names[0..n) to s (a few edits away, for a typo), or NULL. */
+const char *cli_nearest(const char *s, size_t s_len, const char *const *names, size_t n);
+/* After getopt_long returned '?': when argv[optind - 1] is a --flag that
+ * opts does not know, says on stderr which one was meant ("did you mean
+ * --jwks?"), or that it is a setting this command does not use. */
+void cli_option_hint(const char *cmd, const struct option *opts, int argc, char **argv);
+
 #endif

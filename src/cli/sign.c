@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/settings.h"
 
 #define MAX_AUD 32
 
@@ -110,6 +111,7 @@ int cli_sign(int argc, char **argv)
             help(stdout);
             return CLI_EXIT_OK;
         default:
+            cli_option_hint("sign", opts, argc, argv);
             fprintf(stderr, "Run 'tokend sign --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }

@@ -27,6 +27,13 @@ static void bcl_log(void *ud, const char *level, const char *msg)
     }
 }
 
+/* The settings `tokend user` reads: the store and keys; the issuer, public
+ * URL and CA file of back-channel logout (disable, remove); the lifetimes
+ * that bound the revocation of a user's sessions. */
+static const enum cli_setting user_settings[] = {
+    SET_CONFIG,        SET_STORE,   SET_STORE_PASSWORD_FILE, SET_MASTER_KEY_FILE, SET_ALG, SET_ISSUER, SET_PUBLIC_URL,
+    SET_TRUST_CA_FILE, SET_MAX_TTL, SET_REFRESH_TTL,         SET_LEEWAY};
+
 static void user_help(FILE *f)
 {
     fputs("Usage: tokend user add NAME [--password-file FILE|-] [PROFILE]\n"
@@ -47,9 +54,10 @@ static void user_help(FILE *f)
           "  --name 'FULL NAME'  --given-name NAME  --family-name NAME\n"
           "  --preferred-username NAME  --email ADDR  --email-verified yes|no\n"
           "\n"
-          "Store and keys (the same settings as tokend serve):\n",
+          "Settings (shared with tokend serve; --issuer or --public-url names the issuer of the\n"
+          "logout tokens that disable and remove send):\n",
           f);
-    cli_settings_help(f, 1);
+    cli_settings_help_of(f, user_settings, sizeof user_settings / sizeof user_settings[0]);
     fputs("\nExamples:\n"
           "  tokend user add alice                       # asks for the password twice\n"
           "  printf '%s\\n' \"$PW\" | tokend user add bob --password-file -\n"
@@ -259,7 +267,7 @@ out:
 int cli_user(int argc, char **argv)
 {
     struct option opts[SET_COUNT_ + 12];
-    size_t n = cli_settings_options(opts, SET_COUNT_, 1);
+    size_t n = cli_settings_options_of(opts, SET_COUNT_, user_settings, sizeof user_settings / sizeof user_settings[0]);
     opts[n++] = (struct option){"password-file", required_argument, NULL, 'p'};
     opts[n++] = (struct option){"name", required_argument, NULL, 'N'};
     opts[n++] = (struct option){"given-name", required_argument, NULL, 'G'};
@@ -306,6 +314,7 @@ int cli_user(int argc, char **argv)
             user_help(stdout);
             return CLI_EXIT_OK;
         } else {
+            cli_option_hint("user", opts, argc, argv);
             fprintf(stderr, "Run 'tokend user --help' for the options.\n");
             return CLI_EXIT_USAGE;
         }

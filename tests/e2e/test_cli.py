@@ -477,5 +477,254 @@ class InspectOutput(unittest.TestCase):
                         self.assertNotIn(ch, r.out + r.err, r)
 
 
+
+# ---------------------------------------------------------------------------
+# issue 12 section 5: inspect's summary says exactly what was checked
+
+def run_on_terminal(args, lang):
+    """Runs tokend on a pseudo-terminal (stdout is a tty) with LANG=lang and
+    no other locale variable; returns (rc, output bytes)."""
+    import pty
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_") and k != "LANG"}
+    env["LANG"] = lang
+    pid, fd = pty.fork()
+    if pid == 0:  # the child
+        try:
+            os.execve(tt.tokend_bin(), [tt.tokend_bin()] + list(args), env)
+        finally:
+            os._exit(127)
+    out = b""
+    while True:
+        try:
+            d = os.read(fd, 65536)
+        except OSError:
+            break
+        if not d:
+            break
+        out += d
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out
+
+
+class Summary(unittest.TestCase):
+
+    def _key(self):
+        return ["--secret-file", TD.write("hs.bin", HS.secret), "--now", str(NOW)]
+
+    def test_no_key_is_unverified_not_zero_problems(self):
+        tok = HS.token(tt.claims(now=NOW))
+        r = tt.run("inspect", "--now", str(NOW), tok)
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("Result: UNVERIFIED", r.out, r)
+        self.assertNotIn("0 problems", r.out, r)
+        j = tt.inspect_json(tok, "--now", str(NOW))
+        self.assertEqual((j.obj["result"], j.obj["valid"], j.signature), ("unverified", False, "not_checked"), j)
+        # with a problem it is NOT VALID, and the problem is counted
+        r = tt.run("inspect", "--now", str(NOW), HS.token(tt.claims(now=NOW - 7200)))
+        self.assertIn("Result: NOT VALID, 1 problem", r.out, r)
+
+    def test_valid_says_revocation_was_not_checked(self):
+        tok = HS.token(tt.claims(now=NOW))
+        r = tt.run("inspect", *self._key(), tok)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("Result: VALID (revocation not checked: inspect works offline", r.out, r)
+        j = tt.inspect_json(tok, *self._key())
+        self.assertEqual((j.obj["result"], j.obj["revocation"]), ("valid", "not_checked"), j)
+
+    def test_failed_only_when_a_verification_ran(self):
+        tok = HS.token(tt.claims(now=NOW), kid=True) if HS.kid else HS.token(tt.claims(now=NOW), header={"kid": "h1"})
+        # checked with the right kind of key and wrong bytes: FAILED
+        other = tt.new_key("HS256")
+        bad = ["--secret-file", TD.write("other.bin", other.secret), "--now", str(NOW)]
+        r = tt.run("inspect", *bad, tok)
+        self.assertIn("Signature: FAILED: it was checked with the key and does not match", r.out, r)
+        self.assertEqual(tt.inspect_json(tok, *bad).signature, "failed")
+        # no key with the token's kid: not checked
+        ec_key = tt.new_key("ES256", kid="e1")
+        jwks = TD.write("e1.jwks", json.dumps({"keys": [ec_key.jwk()]}))
+        r = tt.run("inspect", "--jwks", jwks, "--now", str(NOW), tok)
+        self.assertIn("Signature: NOT CHECKED: none of the keys given is the token's key", r.out, r)
+        j = tt.inspect_json(tok, "--jwks", jwks, "--now", str(NOW))
+        self.assertEqual((j.signature, j.codes[0]), ("not_checked", "unknown_key"), j)
+        self.assertIn("none of the keys given", j.obj["signature_note"], j)
+        # a key that does not take the token's alg: not checked
+        pem = TD.write("e1.pem", ec_key.pub_pem())
+        r = tt.run("inspect", "--key", pem, "--now", str(NOW), tok)
+        self.assertIn("Signature: NOT CHECKED: the token's alg is not one its key may verify", r.out, r)
+        j = tt.inspect_json(tok, "--key", pem, "--now", str(NOW))
+        self.assertEqual((j.signature, j.codes[0]), ("not_checked", "alg_not_allowed"), j)
+
+    def test_empty_input_says_so(self):
+        for data, words in ((b"", "the input is empty"), (b"  \n\t\n", "only white space")):
+            with self.subTest(data=data):
+                r = tt.run("inspect", "-", input=data)
+                self.assertEqual(r.rc, 1, r)
+                self.assertIn(words, r.out, r)
+                self.assertNotRegex(r.out, r"NOT CHECKED: *\n", r)
+        # no token in the input at all (another scheme): said, never blank
+        r = tt.run("inspect", "Basic dXNlcjpwYXNz")
+        self.assertRegex(r.out, r"Signature: NOT CHECKED: there is no token to check", r)
+
+    def test_require_claim(self):
+        tok = HS.token(tt.claims(now=NOW))  # no client_id
+        j = tt.inspect_json(tok, *self._key(), "--require", "client_id", "--require", "sub")
+        self.assertEqual(j.codes, ["missing_claim"], j)
+        self.assertIn('"client_id"', j.problems[0]["message"], j)
+        r = tt.run("inspect", *self._key(), "--require", "", tok)
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("--require takes a claim name", r.err, r)
+
+    def test_utf8_shown_on_a_utf8_terminal(self):
+        tok = HS.token(tt.claims(now=NOW, sub="Jos\u00e9 \u65e5\u672c \U0001f600", iss="https://\u00e9.example",
+                                 name="x\u0007y\u202ez\u0085"))
+        args = ["inspect", *self._key(), "--iss", ISS, tok]
+        rc, out = run_on_terminal(args, "C.UTF-8")
+        text = out.decode("utf-8")
+        self.assertEqual(rc, 1, text)
+        self.assertIn('"sub": "Jos\u00e9 \u65e5\u672c \U0001f600"', text)
+        self.assertIn('issuer is "https://\u00e9.example"', text)   # in a problem's message too
+        # control characters (C0, C1) and bidi controls stay escaped
+        self.assertIn(r'"name": "x\u0007y\u202Ez\u0085"', text)
+        for ch in ("\x07", "\u202e", "\u0085", "\x1b"):
+            self.assertNotIn(ch, text)
+        # not a UTF-8 locale: escaped as before
+        rc, out = run_on_terminal(args, "C")
+        text = out.decode("ascii")
+        self.assertIn(r'"sub": "Jos\u00E9', text)
+        self.assertIn(r'issuer is "https://\xc3\xa9.example"', text)
+        # not a terminal (a pipe), even with a UTF-8 locale: escaped
+        r = tt.run(*args, env={"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"})
+        self.assertIn(r'"sub": "Jos\u00E9', r.out, r)
+        # --json is ASCII on a terminal too
+        rc, out = run_on_terminal(args + ["--json"], "C.UTF-8")
+        out.decode("ascii")
+        self.assertIn(rb'jos\u00e9', out.lower())
+
+
+# ---------------------------------------------------------------------------
+# issue 12 section 5: flags, settings and the admin commands
+
+class Flags(unittest.TestCase):
+
+    def test_unknown_flag_suggests_the_nearest(self):
+        for args, want in ((["inspect", "--jwsk", "x", "t"], "did you mean --jwks?"),
+                           (["inspect", "--requier", "jti", "t"], "did you mean --require?"),
+                           (["sign", "--clams", "{}"], "did you mean --claims?"),
+                           (["keygen", "--kdi", "x"], "did you mean --kid?"),
+                           (["serve", "--levway", "3"], "did you mean --leeway?"),
+                           (["revoke", "--jit", "x"], "did you mean --jti?"),
+                           (["client", "list", "--stroe", "x"], "did you mean --store?"),
+                           (["revoke", "--session-idle", "5m", "--jti", "x"],
+                            "--session-idle is a setting of tokend serve; tokend revoke does not use it")):
+            with self.subTest(args=args):
+                r = tt.run(*args)
+                self.assertEqual(r.rc, 2, r)
+                self.assertIn(want, r.err, r)
+        r = tt.run("inspcet", "t")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("unknown command 'inspcet'; did you mean 'inspect'?", r.err, r)
+        # nothing close: no guess
+        r = tt.run("inspect", "--frobnicate", "t")
+        self.assertNotIn("did you mean", r.err, r)
+
+    def test_unknown_setting_in_file_and_environment(self):
+        d = tt.TempDir()
+        try:
+            env = {"TOKEND_STORE": "sqlite://" + d.join("t.db"), "TOKEND_MASTER_KEY_FILE": d.join("m.key")}
+            conf = d.write("c.conf", "leewey = 30\n")
+            r = tt.run("client", "list", "--config", conf, env=env)
+            self.assertEqual(r.rc, 2, r)
+            self.assertIn("unknown setting 'leewey'; did you mean 'leeway'?", r.err, r)
+            conf = d.write("i.conf", "[issuer https://idp.example]\naudeince = x\n")
+            r = tt.run("client", "list", "--config", conf, env=env)
+            self.assertIn("did you mean 'audience'?", r.err, r)
+            r = tt.run("client", "list", env=dict(env, TOKEND_MAX_TTTL="1h"))
+            self.assertEqual(r.rc, 0, r)
+            self.assertIn("TOKEND_MAX_TTTL is not a setting; did you mean TOKEND_MAX_TTL?", r.err, r)
+        finally:
+            d.cleanup()
+
+    def test_admin_help_lists_only_the_settings_used(self):
+        want = {"client": {"--store", "--master-key-file", "--alg", "--access-ttl", "--max-ttl"},
+                "revoke": {"--store", "--max-ttl", "--leeway"},
+                "keys": {"--store", "--jwks-max-age", "--max-ttl"},
+                "user": {"--store", "--issuer", "--public-url", "--trust-ca-file", "--refresh-ttl"}}
+        never = {"--listen", "--session-idle", "--code-ttl", "--threads", "--rotate-every", "--tls-cert"}
+        for cmd, flags in want.items():
+            with self.subTest(cmd=cmd):
+                r = tt.run(cmd, "--help")
+                self.assertEqual(r.rc, 0, r)
+                for f in flags:
+                    self.assertIn(f + " V", r.out, r)
+                for f in never:
+                    self.assertNotIn(f + " ", r.out, r)
+        self.assertNotIn("--access-ttl", tt.run("revoke", "--help").out)
+        self.assertNotIn("--issuer", tt.run("keys", "--help").out)
+
+    def test_serve_help_lists_every_alg_that_works(self):
+        r = tt.run("serve", "--help")
+        self.assertIn("sign in", r.out, r)
+        self.assertIn("OpenID Connect", r.out, r)
+        line = [ln for ln in r.out.splitlines() if ln.lstrip().startswith("--alg ")][0]
+        listed = [a for a in ("ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384",
+                              "PS512", "HS256", "HS384", "HS512")
+                  if a in r.out[r.out.index(line):r.out.index("env TOKEND_ALG")]]
+        self.assertEqual(len(listed), 13, line)
+        for alg in listed:  # each one makes a key ring
+            with self.subTest(alg=alg):
+                d = tt.TempDir()
+                try:
+                    env = {"TOKEND_STORE": "sqlite://" + d.join("t.db"), "TOKEND_MASTER_KEY_FILE": d.join("m.key")}
+                    k = tt.run("keys", "list", "--alg", alg, "--json", env=env, timeout=60)
+                    self.assertEqual(k.rc, 0, k)
+                    self.assertIn(alg, {x["alg"] for x in json.loads(k.out)["keys"]}, k)
+                finally:
+                    d.cleanup()
+
+
+class Admin(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = tt.TempDir()
+        cls.env = {"TOKEND_STORE": "sqlite://" + cls.d.join("t.db"), "TOKEND_MASTER_KEY_FILE": cls.d.join("m.key")}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.cleanup()
+
+    def run_admin(self, *args):
+        return tt.run(*args, env=self.env)
+
+    def test_revoke_unknown_jti_says_nothing_was_seen(self):
+        r = self.run_admin("revoke", "--jti", "never-issued-1")
+        self.assertEqual(r.rc, 0, r)  # recorded anyway: a jti may be revoked ahead
+        self.assertIn("revoked jti never-issued-1", r.out, r)
+        self.assertIn("no token with jti never-issued-1 was seen here", r.err, r)
+        self.assertIn("revoked ahead", r.err, r)
+        r = self.run_admin("revoke", "--jti", "never-issued-1", "--json")
+        o = json.loads(r.out)
+        self.assertEqual(o["seen"], "revoked", o)
+        self.assertIn("already revoked", o["note"], o)
+        o = json.loads(self.run_admin("revoke", "--jti", "never-issued-2", "--json").out)
+        self.assertEqual(o["seen"], "unknown", o)
+        r = self.run_admin("revoke", "--sid", "no-such-sid")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("no sign-in session with sid no-such-sid is in the store", r.err, r)
+
+    def test_client_list_shows_public_clients_and_redirect_uris(self):
+        r = self.run_admin("client", "add", "spa", "--public", "--redirect-uri", "https://app.example/cb",
+                           "--scope", "openid", "--aud", "api")
+        self.assertEqual(r.rc, 0, r)
+        r = self.run_admin("client", "add", "svc", "--scope", "x", "--aud", "api")
+        self.assertEqual(r.rc, 0, r)
+        out = self.run_admin("client", "list").out
+        self.assertRegex(out, r"spa +active +public ", out)
+        self.assertRegex(out, r"svc +active +confidential ", out)
+        self.assertIn("redirect URIs: https://app.example/cb", out)
+        self.assertIn("redirect URIs: none", out)
+
+
 if __name__ == "__main__":
     tt.main()
