@@ -1619,7 +1619,14 @@ int cli_inspect(int argc, char **argv)
         }
         size_t pos = strlen(r->key_note);
         if (kn[0] && pos + 3 < sizeof r->key_note) {
-            snprintf(r->key_note + pos, sizeof r->key_note - pos, "%s%s", pos ? "; " : "", kn);
+            if (pos) {
+                memcpy(r->key_note + pos, "; ", 2);
+                pos += 2;
+            }
+            size_t kl = strnlen(kn, sizeof kn);
+            kl = kl < sizeof r->key_note - 1 - pos ? kl : sizeof r->key_note - 1 - pos; /* cut, never overrun */
+            memcpy(r->key_note + pos, kn, kl);
+            r->key_note[pos + kl] = '\0';
         }
     }
     if (secret) {
