@@ -316,6 +316,7 @@ struct worker {
     char **toks;
     char **bad;
     int n;
+    int seed;
     int wrong;
 };
 
@@ -325,7 +326,7 @@ static void *work(void *arg)
     tk_policy p;
     policy(&p, NOW, w->c);
     for (int i = 0; i < 3000; i++) {
-        int j = (i * 13 + (int)(uintptr_t)w % 7) % w->n;
+        int j = (i * 13 + w->seed) % w->n;
         int tamper = i % 5 == 0;
         const char *t = tamper ? w->bad[j] : w->toks[j];
         tk_verdict v;
@@ -358,7 +359,7 @@ static void test_threads(void **state)
     struct worker w[T];
     pthread_t th[T];
     for (int i = 0; i < T; i++) {
-        w[i] = (struct worker){ks, c, toks, bad, N, 0};
+        w[i] = (struct worker){ks, c, toks, bad, N, i * 5, 0};
         assert_int_equal(pthread_create(&th[i], NULL, work, &w[i]), 0);
     }
     for (int i = 0; i < T; i++) {
