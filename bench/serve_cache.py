@@ -144,8 +144,9 @@ def bench(a, work):
         order = runs[rnd % len(runs):] + runs[:rnd % len(runs)]
         for r in order:
             res = r.measure(a, rnd, [])
-            S.check(res["non2xx"] == 0 and res["sockerr"] == 0,
-                    "%s: %d non-2xx answers, %d socket errors" % (r.rid, res["non2xx"], res["sockerr"]))
+            # a refused valid token makes the numbers meaningless; a socket
+            # error (wrk's 2 s time-out on a busy machine) is only reported
+            S.check(res["non2xx"] == 0, "%s: %d non-2xx answers" % (r.rid, res["non2xx"]))
             res["per_cpu"] = res["requests"] / (res["srv_cpu"] * (res["seconds"] or a.duration)) \
                 if res["srv_cpu"] else None
     hits = metric(es.addr, "tokend_auth_cache_hits_total")
@@ -160,12 +161,13 @@ def bench(a, work):
 
     print("\n/auth, one repeated token, %d interleaved rounds of %ds, wrk -t%d -c%d (medians)\n"
           % (a.rounds, a.duration, a.wrk_threads, a.connections))
-    print("| run | what | requests/s | server CPU (cores) | requests per server CPU-second | rounds (req/s) |")
-    print("| --- | --- | ---: | ---: | ---: | --- |")
+    print("| run | what | requests/s | server CPU (cores) | requests per server CPU-second | socket errors "
+          "| rounds (req/s) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
     for r in runs:
-        print("| %s | %s | %.0f | %.2f | %.0f | %s |" % (
+        print("| %s | %s | %.0f | %.2f | %.0f | %d | %s |" % (
             r.rid, r.label, med(r, "rps"), med(r, "srv_cpu"), med(r, "per_cpu"),
-            " ".join("%.0f" % x["rps"] for x in r.results)))
+            sum(x["sockerr"] for x in r.results), " ".join("%.0f" % x["rps"] for x in r.results)))
     es_r, es0_r, hs_r = runs[1], runs[2], runs[0]
     print()
     print("| ratio (median of per-round ratios) | requests/s | per server CPU-second |")
