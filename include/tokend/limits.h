@@ -91,4 +91,11 @@
 /* Members of an issuer's metadata document (Keycloak's has about 70). */
 #define TK_LIMIT_METADATA_MEMBERS 256u
 
+/* A signature cache (tk_sigcache): at most 2^24 slots (640 MiB; 100000,
+ * tokend serve's default, is 4 MiB), and an entry lives at most a day
+ * past being stored, however far away the token's exp (a token that is
+ * still in use is then verified once more). */
+#define TK_LIMIT_SIGCACHE_ENTRIES (1u << 24)
+#define TK_LIMIT_SIGCACHE_TTL 86400
+
 #endif

@@ -293,6 +293,49 @@ typedef struct tk_limits {
 TK_API void tk_limits_default(tk_limits *l);
 
 /* ---------------------------------------------------------------------------
+ * A cache of verified signatures, for a verifier that sees the same tokens
+ * many times (a gateway: a proxy sends one token on every request of its
+ * life). Give one to tk_verify / tk_token_verify through tk_policy.sigcache.
+ *
+ * It memoises one pure function: "these exact token bytes carry a valid
+ * signature by this exact key" (RSA, EC, EdDSA; HMAC is as cheap as the
+ * lookup and is never cached). An entry is keyed by SHA-256 over the key's
+ * identity (a SHA-256 of its alg and public key, computed when the key is
+ * loaded) and the whole token text, so:
+ *  - a token differing in any byte, the signature included, never hits;
+ *  - the key is still looked up by kid in the key set given to each call,
+ *    so a key that left the set is unknown_key, and a kid now naming
+ *    another key misses and is verified;
+ *  - only what was verified is stored, once the whole verification (claims
+ *    included) said VALID; no failure is ever cached;
+ *  - everything else (header policy, payload, every claim at `now`) is
+ *    checked on every call, hit or miss. The verdict is the same with or
+ *    without a cache, only cheaper.
+ * An entry lives until the token's exp plus the policy's leeway, at most
+ * TK_LIMIT_SIGCACHE_TTL. Memory is bounded: `entries` slots (rounded up to
+ * a multiple of 8) of 40 bytes, with CLOCK eviction inside sets of 8.
+ *
+ * Thread safety: one cache may be used by any number of threads at once.
+ * Lookups take no lock (a sequence count per set); an insert that meets
+ * another in the same set gives up, and the next call verifies again.
+ */
+typedef struct tk_sigcache tk_sigcache;
+typedef struct tk_sigcache_stats {
+    uint64_t hits;    /* signature checks skipped */
+    uint64_t misses;  /* signature checks done (on a cacheable key) */
+    uint64_t entries; /* slots in use (some may have expired, not yet purged) */
+    uint64_t capacity;
+} tk_sigcache_stats;
+/* A cache of `entries` slots (1..TK_LIMIT_SIGCACHE_ENTRIES). */
+TK_API TK_NODISCARD tk_result tk_sigcache_new(size_t entries, tk_sigcache **out);
+/* Not concurrent with any use of the cache. */
+TK_API void tk_sigcache_free(tk_sigcache *c);
+TK_API void tk_sigcache_stats_get(const tk_sigcache *c, tk_sigcache_stats *out);
+/* Frees the slots of entries expired at `now` (call now and then: an
+ * insert also reuses expired slots). */
+TK_API void tk_sigcache_purge(tk_sigcache *c, int64_t now);
+
+/* ---------------------------------------------------------------------------
  * Claims policy. Start from tk_policy_init(); set what you need. The arrays
  * are borrowed for the duration of each call.
  */
@@ -312,6 +355,10 @@ typedef struct tk_policy {
     const char *const *required; /* claim names that must be present */
     size_t required_len;
     int require_exp; /* default 1: a token without exp is missing_claim */
+    /* tk_verify and tk_token_verify: skip the signature check of a token
+     * whose signature this cache remembers (see tk_sigcache); NULL (the
+     * default) = verify every time. Borrowed for the call. */
+    tk_sigcache *sigcache;
 } tk_policy;
 
 TK_API void tk_policy_init(tk_policy *p, int64_t now);

@@ -34,6 +34,7 @@ void tka_config_defaults(tka_config *c)
     c->session_max = 43200;
     c->refresh_ttl = 30 * 86400;
     c->code_ttl = 60;
+    c->verify_cache = 100000;
 }
 
 /* The issuer goes into every token unescaped: allow only URL characters. */
@@ -88,7 +89,7 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
     if (cfg->access_ttl <= 0 || cfg->max_ttl < cfg->access_ttl || cfg->leeway < 0 ||
         cfg->leeway > TK_LIMIT_LEEWAY_MAX || cfg->fail_free < 0 || cfg->fail_window <= 0 || cfg->fail_max_wait <= 0 ||
         cfg->session_idle <= 0 || cfg->session_max < cfg->session_idle || cfg->refresh_ttl <= 0 || cfg->code_ttl <= 0 ||
-        cfg->jwks_max_age < 0 || cfg->max_stale <= 0) {
+        cfg->jwks_max_age < 0 || cfg->max_stale <= 0 || cfg->verify_cache > TK_LIMIT_SIGCACHE_ENTRIES) {
         snprintf(err, err_cap, "token lifetimes, leeway (0-%d s) or throttling settings are out of range",
                  TK_LIMIT_LEEWAY_MAX);
         return -1;
@@ -120,6 +121,11 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
     a->last_purge = now;
     if (tka_cache_open(a) != 0) {
         snprintf(err, err_cap, "out of memory");
+        tka_close(a);
+        return -1;
+    }
+    if (!cfg->one_shot && cfg->verify_cache > 0 && tk_sigcache_new(cfg->verify_cache, &a->sigcache) != TK_OK) {
+        snprintf(err, err_cap, "out of memory for the verify cache (%zu entries)", cfg->verify_cache);
         tka_close(a);
         return -1;
     }
@@ -157,6 +163,7 @@ void tka_close(tka_authority *a)
     }
     (void)tks_watch(a->store, NULL, NULL); /* no callback into `a` after this */
     tka_cache_free(a);
+    tk_sigcache_free(a->sigcache);
     tka_ring_free(a->ring);
     tka_revset_free(&a->rev);
     pthread_rwlock_destroy(&a->ring_lock);
@@ -189,4 +196,9 @@ void tka_counters_get(tka_authority *a, tka_counters *out)
     out->login_failed = atomic_load(&a->n_login_failed);
     out->login_throttled = atomic_load(&a->n_login_throttled);
     out->codes_issued = atomic_load(&a->n_codes);
+    tk_sigcache_stats st;
+    tk_sigcache_stats_get(a->sigcache, &st);
+    out->verify_cache_hits = st.hits;
+    out->verify_cache_misses = st.misses;
+    out->verify_cache_entries = st.entries;
 }

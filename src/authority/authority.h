@@ -58,6 +58,11 @@ typedef struct tka_config {
     /* A command that does one thing and exits (the admin CLI): no thread
      * watching the store for changes made elsewhere, nothing cached. */
     int one_shot;
+    /* Validation remembers the signatures it verified, for this many tokens
+     * (tk_sigcache: 40 bytes each; a repeated token then skips its
+     * signature check, everything else is checked every time); 0 = none.
+     * Default 100000. Our own tokens and trusted issuers' alike. */
+    size_t verify_cache;
 } tka_config;
 
 /* Defaults for everything but issuer and master_key. */
@@ -516,6 +521,10 @@ typedef struct tka_counters {
     uint64_t login_failed;
     uint64_t login_throttled;
     uint64_t codes_issued;
+    /* the verified-signature cache (cfg.verify_cache); all 0 without one */
+    uint64_t verify_cache_hits;
+    uint64_t verify_cache_misses;
+    uint64_t verify_cache_entries;
 } tka_counters;
 void tka_counters_get(tka_authority *a, tka_counters *out);
 

@@ -66,6 +66,11 @@ struct tka_authority {
     _Atomic int keys_changed;         /* the store's watcher saw a key change elsewhere */
     _Atomic int watched;              /* the store tells of changes made elsewhere (tks_watch) */
     struct tka_cache *cache;          /* cache.c */
+    /* Verified signatures (cfg.verify_cache), or NULL: set in every policy
+     * validation builds, ours and trusted issuers'. Needs no invalidation:
+     * an entry names the key by its public key, and the key is still
+     * looked up in the current ring or key set on every call. */
+    tk_sigcache *sigcache;
 
     pthread_mutex_t dummy_lock; /* making dummy_pwhash, once */
 

@@ -426,6 +426,7 @@ static int validate_foreign(tka_authority *a, tka_trust *tr, const struct policy
     p.typ = pol->typ[0] ? pol->typ : NULL;
     p.required = pol->req;
     p.required_len = pol->n_req;
+    p.sigcache = a->sigcache;
     tk_result rc = tk_keycache_verify_token(tr->cache, pol->issuer, t, &p, now, v);
     if (rc != TK_OK) {
         return -1;

@@ -620,6 +620,7 @@ int tka_maintain(tka_authority *a, int64_t now)
         rc = -1;
     }
     if (now - a->last_purge >= 60) {
+        tk_sigcache_purge(a->sigcache, now);
         tka_revset_purge(a, now);
         /* Purges only delete what can no longer be used (expired codes,
          * refresh tokens and revocations of expired tokens); one that fails

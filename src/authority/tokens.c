@@ -355,6 +355,7 @@ static void own_policy(tka_authority *a, const tka_check *chk, int64_t now, cons
     pol->typ = "at+jwt";
     pol->required = own_required;
     pol->required_len = 3;
+    pol->sigcache = a->sigcache;
 }
 
 static int after_signature(tka_authority *a, const tk_token *t, const tka_check *chk, int64_t now, tk_verdict *v);

@@ -55,6 +55,15 @@ int cli_authority_config(const struct cli_settings *s, const char *cmd, tka_conf
         fprintf(stderr, "tokend %s: --leeway takes 0 to %d seconds\n", cmd, TK_LIMIT_LEEWAY_MAX);
         return 2;
     }
+    if (s->v[SET_AUTH_CACHE_SIZE] != NULL) { /* serve only */
+        int64_t n = 0;
+        if (cli_parse_int64(s->v[SET_AUTH_CACHE_SIZE], &n) != 0 || n < 0 || n > (int64_t)TK_LIMIT_SIGCACHE_ENTRIES) {
+            fprintf(stderr, "tokend %s: --auth-cache-size takes 0 (no cache) to %u tokens\n", cmd,
+                    (unsigned)TK_LIMIT_SIGCACHE_ENTRIES);
+            return 2;
+        }
+        c->verify_cache = (size_t)n;
+    }
     return 0;
 }
 

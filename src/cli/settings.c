@@ -83,6 +83,9 @@ const struct cli_setting_def cli_settings[SET_COUNT_] = {
                                   "time-out of one fetch of an issuer's metadata or key set"},
     [SET_ISSUER_FETCH_MAX_BYTES] = {"issuer-fetch-max-bytes", "TOKEND_ISSUER_FETCH_MAX_BYTES", "65536", 0, 0,
                                     "biggest metadata or key set document read (at most 65536)"},
+    [SET_AUTH_CACHE_SIZE] = {"auth-cache-size", "TOKEND_AUTH_CACHE_SIZE", "100000", 0, 0,
+                             "tokens whose verified signature validation remembers (40 bytes each; 0: none); a "
+                             "repeated token skips only its signature check"},
 };
 
 const char *const cli_issuer_keys[ISK_COUNT_] = {

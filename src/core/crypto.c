@@ -35,6 +35,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include "core/internal.h"
 
@@ -202,6 +203,28 @@ int tk_key_alg_fits(const tk_key *k, tk_alg alg)
     return 0;
 }
 
+/* The key's identity for the signature cache (internal.h): its alg and
+ * its public key, whatever the kid or the key set it sits in. */
+static tk_result key_identity(tk_key *k)
+{
+    unsigned char *der = NULL;
+    int n = i2d_PUBKEY(k->pkey, &der);
+    if (n <= 0) {
+        return TK_ERR_CRYPTO;
+    }
+    const char *name = tk_alg_name(k->alg);
+    EVP_MD *sha = EVP_MD_fetch(NULL, "SHA256", NULL);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = sha && ctx && EVP_DigestInit_ex(ctx, sha, NULL) == 1 &&
+             EVP_DigestUpdate(ctx, name, strlen(name) + 1) == 1 && EVP_DigestUpdate(ctx, der, (size_t)n) == 1 &&
+             EVP_DigestFinal_ex(ctx, k->vid, NULL) == 1;
+    EVP_MD_CTX_free(ctx);
+    EVP_MD_free(sha);
+    OPENSSL_free(der);
+    k->has_vid = ok;
+    return ok ? TK_OK : TK_ERR_CRYPTO;
+}
+
 /* Prepares the per-alg state once the alg is known. */
 static tk_result key_prepare(tk_key *k)
 {
@@ -251,7 +274,11 @@ static tk_result key_prepare(tk_key *k)
         if (!ok) {
             goto out;
         }
-    } else if (k->kty == TKI_KTY_RSA || k->kty == TKI_KTY_EC) {
+    }
+    if (k->kty != TKI_KTY_OCT && key_identity(k) != TK_OK) {
+        goto out;
+    }
+    if (k->kty == TKI_KTY_RSA || k->kty == TKI_KTY_EC) {
         k->vfy_tmpl = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
         if (!k->vfy_tmpl || EVP_PKEY_verify_init(k->vfy_tmpl) != 1) {
             goto out;
@@ -343,6 +370,7 @@ tk_result tk_key_bind_alg(tk_key *k, tk_alg alg)
         k->hmac_out = NULL;
         EVP_PKEY_CTX_free(k->vfy_tmpl);
         k->vfy_tmpl = NULL;
+        k->has_vid = 0;
     }
     return rc;
 }

@@ -144,6 +144,11 @@ struct tk_key {
     char *hdr_b64[3];
     size_t hdr_b64_len[3];
     size_t hdr_members[3];
+    /* Identity for the signature cache (sigcache.c): SHA-256 of the alg
+     * name, a NUL and the DER SubjectPublicKeyInfo, set when an asymmetric
+     * key is bound to its alg; has_vid 0 for HMAC keys (never cached). */
+    unsigned char vid[32];
+    int has_vid;
 };
 
 /* The header tk_sign() writes: {"alg":..,"kid":..,"typ":..}, compact, in
@@ -167,6 +172,16 @@ int tki_alg_is_hmac(tk_alg a);
 int tki_alg_is_rsa(tk_alg a);
 int tki_alg_is_ec(tk_alg a);
 tk_result tki_key_set_kid(tk_key *k, const char *kid);
+
+/* ---- sigcache.c --------------------------------------------------------- */
+/* Is the signature of token text tok[0..n) by key k remembered at `now`?
+ * 1: yes (a hit); 0: no, and h holds the entry's key for
+ * tki_sigcache_insert once the signature has verified; -1: k is not cached
+ * (HMAC), h untouched. Counts hits and misses. */
+int tki_sigcache_lookup(tk_sigcache *c, const tk_key *k, const char *tok, size_t n, int64_t now, unsigned char h[32]);
+/* Remembers entry h (from a lookup that missed, whose signature then
+ * verified) until `until`. Best effort: may store nothing. */
+void tki_sigcache_insert(tk_sigcache *c, const unsigned char h[32], int64_t now, int64_t until);
 
 /* ---- b64url.c ----------------------------------------------------------- */
 /* Decoded length of a canonical encoding of n chars; (size_t)-1 when n % 4 == 1. */

@@ -603,7 +603,17 @@ static void list_kids(char *buf, size_t cap, size_t *pos, const tk_keyset *ks)
     }
 }
 
-static void check_with_key(const tk_token *t, const tk_key *k, tk_verdict *v, tk_result *rc)
+/* A signature check's use of the signature cache (tk_policy.sigcache):
+ * `fresh` is the key whose signature was verified (not remembered), with
+ * its cache entry `h`, to insert once the whole verdict is VALID. */
+struct memo {
+    tk_sigcache *c;
+    int64_t now;
+    const tk_key *fresh;
+    unsigned char h[32];
+};
+
+static void check_with_key(const tk_token *t, const tk_key *k, tk_verdict *v, tk_result *rc, struct memo *m)
 {
     char kidq[80] = "";
     size_t pos = 0;
@@ -630,6 +640,16 @@ static void check_with_key(const tk_token *t, const tk_key *k, tk_verdict *v, tk
                         tk_alg_name(t->alg), kidq, tk_alg_name(k->alg));
         return;
     }
+    int cached = -1;
+    if (m && m->c) {
+        /* After the alg binding, as the check itself: what precedes (header
+         * policy, key lookup by kid) ran on this call too. */
+        cached = tki_sigcache_lookup(m->c, k, t->raw, t->raw_len, m->now, m->h);
+        if (cached == 1) {
+            tki_verdict_valid(v);
+            return;
+        }
+    }
     enum tki_sig_fail why = TKI_SIG_MISMATCH;
     *rc = tki_key_verify(k, (const unsigned char *)t->raw, t->signing_input_len, t->sig, t->sig_len, &why);
     if (*rc != TK_OK) {
@@ -638,6 +658,9 @@ static void check_with_key(const tk_token *t, const tk_key *k, tk_verdict *v, tk
     switch (why) {
     case TKI_SIG_OK:
         tki_verdict_valid(v);
+        if (cached == 0) {
+            m->fresh = k;
+        }
         break;
     case TKI_SIG_LENGTH: {
         size_t want = tki_alg_sig_len(k->alg);
@@ -663,7 +686,14 @@ static void check_with_key(const tk_token *t, const tk_key *k, tk_verdict *v, tk
     }
 }
 
+static tk_result verify_signature(const tk_token *t, const tk_keyset *ks, tk_verdict *v, struct memo *m);
+
 tk_result tk_token_verify_signature(const tk_token *t, const tk_keyset *ks, tk_verdict *v)
+{
+    return verify_signature(t, ks, v, NULL);
+}
+
+static tk_result verify_signature(const tk_token *t, const tk_keyset *ks, tk_verdict *v, struct memo *m)
 {
     if (!v) {
         return TK_ERR_ARG;
@@ -696,13 +726,13 @@ tk_result tk_token_verify_signature(const tk_token *t, const tk_keyset *ks, tk_v
             list_kids(d, cap, &pos, ks);
             return TK_OK;
         }
-        check_with_key(t, k, v, &rc);
+        check_with_key(t, k, v, &rc, m);
         return rc;
     }
     /* No kid. With a single key there is no choice to make: check it, so
      * that an alg mismatch is explained against that key. */
     if (ks->n == 1) {
-        check_with_key(t, ks->keys[0], v, &rc);
+        check_with_key(t, ks->keys[0], v, &rc, m);
         return rc;
     }
     /* Otherwise the keys bound to the token's alg are the candidates. */
@@ -713,7 +743,7 @@ tk_result tk_token_verify_signature(const tk_token *t, const tk_keyset *ks, tk_v
             continue;
         }
         tried++;
-        check_with_key(t, k, v, &rc);
+        check_with_key(t, k, v, &rc, m);
         if (rc != TK_OK || v->reason == TK_REASON_VALID) {
             return rc;
         }
@@ -751,6 +781,26 @@ tk_result tk_token_verify_signature(const tk_token *t, const tk_keyset *ks, tk_v
 
 /* ---- the one-shot verifier --------------------------------------------------------- */
 
+/* A token that is VALID and whose signature was verified on this call (not
+ * remembered) goes into the signature cache, until its exp plus the leeway
+ * (past that no call can find it VALID), at most TK_LIMIT_SIGCACHE_TTL. */
+static void remember(const struct memo *m, const tk_token *t, const tk_policy *pol)
+{
+    if (!m->c || !m->fresh) {
+        return;
+    }
+    int64_t until = m->now + TK_LIMIT_SIGCACHE_TTL;
+    double exp = 0;
+    if (tk_token_claim_number(t, "exp", &exp)) {
+        /* VALID: exp is a NumericDate within [0, 253402300799] */
+        int64_t e = (int64_t)exp;
+        e += (double)e < exp ? 1 : 0; /* expired when now >= exp + leeway */
+        e += pol->leeway;
+        until = e < until ? e : until;
+    }
+    tki_sigcache_insert(m->c, m->h, m->now, until);
+}
+
 tk_result tk_verify(const char *p, size_t len, const tk_keyset *ks, const tk_policy *pol, const tk_limits *lim,
                     tk_verdict *v, tk_token **out_token)
 {
@@ -774,7 +824,8 @@ tk_result tk_verify(const char *p, size_t len, const tk_keyset *ks, const tk_pol
     if (v->reason != TK_REASON_VALID) {
         goto out;
     }
-    rc = tk_token_verify_signature(t, ks, v);
+    struct memo m = {pol->sigcache, pol->now, NULL, {0}};
+    rc = verify_signature(t, ks, v, &m);
     if (rc != TK_OK || v->reason != TK_REASON_VALID) {
         goto out;
     }
@@ -793,6 +844,7 @@ tk_result tk_verify(const char *p, size_t len, const tk_keyset *ks, const tk_pol
     }
     if (n == 0) {
         tki_verdict_valid(v);
+        remember(&m, t, pol);
         if (out_token) {
             *out_token = t;
             t = NULL;
@@ -819,7 +871,8 @@ tk_result tk_token_verify(const tk_token *t, const tk_keyset *ks, const tk_polic
         *v = t->header_v;
         return TK_OK;
     }
-    tk_result rc = tk_token_verify_signature(t, ks, v);
+    struct memo m = {pol->sigcache, pol->now, NULL, {0}};
+    tk_result rc = verify_signature(t, ks, v, &m);
     if (rc != TK_OK || v->reason != TK_REASON_VALID) {
         goto out;
     }
@@ -831,6 +884,7 @@ tk_result tk_token_verify(const tk_token *t, const tk_keyset *ks, const tk_polic
     rc = tk_token_check_claims(t, pol, v, 1, &n);
     if (rc == TK_OK && n == 0) {
         tki_verdict_valid(v);
+        remember(&m, t, pol);
     }
 out:
     if (rc != TK_OK) {

@@ -182,6 +182,15 @@ enum MHD_Result srv_handle_metrics(srv_conn *st, struct MHD_Connection *c)
     srv_buf_printf(&b, "tokend_keys_rotated_total %" PRIu64 "\n", ac.keys_rotated);
     help(&b, "tokend_revocations_total", "counter", "Tokens or sessions revoked.");
     srv_buf_printf(&b, "tokend_revocations_total %" PRIu64 "\n", ac.revocations);
+    help(&b, "tokend_auth_cache_hits_total", "counter",
+         "Validations whose signature check was skipped: the token's signature by that key was verified before "
+         "(--auth-cache-size).");
+    srv_buf_printf(&b, "tokend_auth_cache_hits_total %" PRIu64 "\n", ac.verify_cache_hits);
+    help(&b, "tokend_auth_cache_misses_total", "counter",
+         "Validations that checked a signature the cache did not hold (HMAC tokens are never cached).");
+    srv_buf_printf(&b, "tokend_auth_cache_misses_total %" PRIu64 "\n", ac.verify_cache_misses);
+    help(&b, "tokend_auth_cache_entries", "gauge", "Verified signatures the cache holds (expired ones until purged).");
+    srv_buf_printf(&b, "tokend_auth_cache_entries %" PRIu64 "\n", ac.verify_cache_entries);
 
     help(&b, "tokend_http_requests_total", "counter", "HTTP requests by route pattern and status.");
     for (unsigned r = 0; r < SRV_ROUTE_COUNT_; r++) {

@@ -3,7 +3,8 @@ proxies (issue 3 sections 3 and 7): identity headers on success; RFC 6750
 section 3 challenges (parsed strictly) with our X-Auth-Reason on failure;
 request ids joined to the access log; --explain bare; the /errors/<code>
 pages error_uri points to; revocation seen at once (/oauth/revoke) and
-within about two seconds (`tokend revoke` in another process).
+within about two seconds (`tokend revoke` in another process); the same
+answers with and without the verify cache (--auth-cache-size 0).
 """
 
 import os
@@ -452,6 +453,89 @@ class AuthDefaultAudience(AuthBase):
             self.assertEqual(r.headers.get("X-Auth-Reason"), "wrong_audience")
         finally:
             fx.close()
+
+
+class AuthCacheOff(AuthBase):
+    """The verify cache changes no answer (issue 13 section 1): two servers
+    on one store, the default --auth-cache-size and --auth-cache-size 0,
+    answer every case alike, the cached one asked twice (its second answer
+    skips the signature check), also after a revocation."""
+    SETTINGS = {"TOKEND_LEEWAY": "0", "TOKEND_ISSUER": "https://auth.e2e.test"}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fx = st.ServerFixture(https=True, settings=cls.SETTINGS, name="cache-on")
+        cls.fx.start()
+        cls.off = st.ServerFixture(https=True, settings=cls.SETTINGS, extra=("--auth-cache-size", "0"),
+                                   td=cls.fx.td, name="cache-off")
+        try:
+            cls.off.start()
+        except BaseException:
+            cls.fx.close()
+            raise
+        fx = cls.fx
+        cls.cid, cls.secret = fx.add_client("svc", "orders:read orders:write", "orders-api billing-api")
+        cls.short_id, cls.short_secret = fx.add_client("short", "orders:read", AUD, ttl="1s")
+        cls.token = fx.token(cls.cid, cls.secret)
+        cls.expiring = fx.token(cls.short_id, cls.short_secret)
+        cls.expiring_exp = st.jwt_parts(cls.expiring)[1]["exp"]
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.off.close()
+        finally:
+            cls.fx.close()
+
+    @staticmethod
+    def answer(r):
+        h = {k: r.headers.get(k) for k in ("X-Auth-Reason", "WWW-Authenticate", "X-Auth-Subject", "X-Auth-Client-Id",
+                                           "X-Auth-Scope", "X-Auth-Issuer")}
+        # error_uri names each server's own URL
+        for srv in (AuthCacheOff.fx, AuthCacheOff.off):
+            if h["WWW-Authenticate"]:
+                h["WWW-Authenticate"] = h["WWW-Authenticate"].replace(srv.url, "URL")
+        return r.status_code, r.content, h
+
+    def metric(self, fx, name):
+        return fx.metrics().get((name, frozenset()), 0.0)
+
+    def test_same_answers_with_and_without_the_cache(self):
+        fx, off = self.fx, self.off
+        cases = [("valid", {"token": self.token, "aud": AUD}),
+                 ("valid with scope", {"token": self.token, "aud": AUD, "scope": "orders:read"})]
+        cases += [(name, kw) for name, kw, _, _, _ in self.failure_cases()]
+        cases.insert(0, ("valid, first", {"token": self.token, "aud": AUD, "scope": "orders:write"}))
+        for name, kw in cases:
+            with self.subTest(case=name):
+                first = self.answer(fx.auth(**kw))
+                again = self.answer(fx.auth(**kw))
+                plain = self.answer(off.auth(**kw))
+                self.assertEqual(first, plain)
+                self.assertEqual(again, plain)
+        self.assertGreater(self.metric(fx, "tokend_auth_cache_hits_total"), 0)
+        self.assertGreater(self.metric(fx, "tokend_auth_cache_entries"), 0)
+        for m in ("tokend_auth_cache_hits_total", "tokend_auth_cache_misses_total", "tokend_auth_cache_entries"):
+            self.assertEqual(self.metric(off, m), 0, m)
+
+    def test_revoked_while_cached(self):
+        fx, off = self.fx, self.off
+        tok = fx.token(self.cid, self.secret)
+        for _ in range(2):
+            self.assertEqual(fx.auth(tok, aud=AUD).status_code, 200)
+            self.assertEqual(off.auth(tok, aud=AUD).status_code, 200)
+        hits = self.metric(fx, "tokend_auth_cache_hits_total")
+        self.assertEqual(fx.revoke(self.cid, self.secret, tok).status_code, 200)
+        r, _ = st.wait_for(lambda: off.auth(tok, aud=AUD).headers.get("X-Auth-Reason") == "revoked", 6.0,
+                           interval=0.05)
+        self.assertTrue(r, "the cache-less server did not see the revocation")
+        on, plain = self.answer(fx.auth(tok, aud=AUD)), self.answer(off.auth(tok, aud=AUD))
+        self.assertEqual(on[0], 401)
+        self.assertEqual(on[2]["X-Auth-Reason"], "revoked")
+        self.assertEqual(on[:2], plain[:2])
+        self.assertEqual(on[2]["X-Auth-Reason"], plain[2]["X-Auth-Reason"])
+        # the signature check was skipped, the revocation was not
+        self.assertGreater(self.metric(fx, "tokend_auth_cache_hits_total"), hits)
 
 
 class AuthExplainBare(AuthBase):
