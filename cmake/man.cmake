@@ -24,3 +24,14 @@ else()
     message(WARNING "scdoc not found: no man pages (apt-get install scdoc; scripts/deps.sh)")
     add_custom_target(man COMMAND ${CMAKE_COMMAND} -E echo "scdoc not found: apt-get install scdoc" COMMAND false)
 endif()
+
+# `cmake --install`: the pages into man<section>/, the completions where
+# bash-completion and zsh look for them.
+include(GNUInstallDirs)
+foreach(page ${TOKEND_MAN_PAGES})
+    string(REGEX MATCH "[0-9]$" section ${page})
+    install(FILES ${page} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
+endforeach()
+install(FILES ${PROJECT_SOURCE_DIR}/completions/tokend.bash DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
+        RENAME tokend)
+install(FILES ${PROJECT_SOURCE_DIR}/completions/_tokend DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
