@@ -4,6 +4,9 @@
 # here, so a release cannot ship a header and a library that disagree).
 set(TOKEND_VERSION_GEN_DIR ${CMAKE_BINARY_DIR}/generated)
 configure_file(${CMAKE_CURRENT_LIST_DIR}/version.h.in ${TOKEND_VERSION_GEN_DIR}/core/version_gen.h @ONLY)
+# For every target that compiles src/core/version.c: libtokend, and the
+# fuzzers' own copy of the core (fuzz/CMakeLists.txt).
+include_directories(${TOKEND_VERSION_GEN_DIR})
 
 file(READ ${PROJECT_SOURCE_DIR}/include/tokend/tokend.h _tk_header)
 string(REGEX MATCH "#define TK_VERSION \"([^\"]*)\"" _ ${_tk_header})
