@@ -5,6 +5,10 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config ca-certificates openssl clang-format
+  # man/*.scd -> man pages (cmake/man.cmake); man-db checks them (tests/e2e/test_man.py)
+  scdoc man-db groff-base
+  # completions/_tokend is tested in a real zsh (tests/e2e/test_completion.py)
+  zsh
   libssl-dev libjansson-dev libcurl4-openssl-dev
   libcmocka-dev
   python3 python3-jwt python3-jwcrypto python3-cryptography

@@ -19,6 +19,7 @@ extern "C" {
 #endif
 
 typedef struct tk_fetch_options {
+    size_t struct_size;      /* sizeof(tk_fetch_options), set by tk_fetch_options_defaults (tokend.h) */
     const char *ca_file;     /* PEM CA certificates trusted besides the system's; NULL: system only */
     long timeout_ms;         /* the whole fetch (5000) */
     long connect_timeout_ms; /* the TCP and TLS connection (3000) */
@@ -26,9 +27,11 @@ typedef struct tk_fetch_options {
     int allow_http_loopback; /* 1: http:// allowed to 127.0.0.1/[::1]/localhost (tests, sidecars); 0 */
 } tk_fetch_options;
 
+/* Fills the defaults below and struct_size. */
 TK_API void tk_fetch_options_defaults(tk_fetch_options *o);
 
-/* The tk_fetch_fn: `ud` is a tk_fetch_options (NULL: defaults). Call
+/* The tk_fetch_fn: `ud` is a tk_fetch_options (NULL: defaults; one whose
+ * struct_size the library refuses makes every fetch fail with a message). Call
  * tk_fetch_global_init once before any thread uses it. */
 TK_API int tk_fetch_https(void *ud, const char *url, size_t cap, tk_fetch_result *out);
 TK_API int tk_fetch_global_init(void);

@@ -66,6 +66,7 @@ typedef struct tk_fetch_result {
 typedef int (*tk_fetch_fn)(void *ud, const char *url, size_t cap, tk_fetch_result *out);
 
 typedef struct tk_keycache_config {
+    size_t struct_size;    /* sizeof(tk_keycache_config), set by tk_keycache_config_defaults (tokend.h) */
     int64_t min_ttl;       /* lower clamp of max-age, seconds (300) */
     int64_t max_ttl;       /* upper clamp (86400) */
     int64_t default_ttl;   /* without max-age (3600), then clamped */
@@ -86,10 +87,14 @@ typedef struct tk_keycache_config {
     void *log_ud;
 } tk_keycache_config;
 
-/* Fills the defaults above (fetch NULL). */
+/* Fills the defaults above (fetch NULL) and struct_size. */
 TK_API void tk_keycache_config_defaults(tk_keycache_config *c);
 
 typedef struct tk_issuer_config {
+    /* sizeof(tk_issuer_config), or 0 for the first layout (tokend.h): set
+     * it when you use a member added after tokend 0.1. There are no
+     * defaults to fill: zero every member you do not set. */
+    size_t struct_size;
     const char *issuer;    /* exact iss (C string, required, https:// unless fixed jwks text) */
     const char *jwks_uri;  /* https URL of the JWKS; NULL: discover */
     const char *jwks_text; /* a fixed JWKS document (never fetched); NULL: fetch */

@@ -27,6 +27,22 @@
  *    once built and may be shared by any number of threads for reading
  *    (verification, export). Building or freeing one is not concurrent-safe.
  *  - The library never prints, exits or aborts.
+ *  - Structs a caller fills in and passes (tk_policy, tk_limits, and in
+ *    keycache.h and fetch.h tk_keycache_config, tk_issuer_config,
+ *    tk_fetch_options) start with `size_t struct_size`, set to the
+ *    caller's sizeof by their *_init / *_default(s) function. New members
+ *    are only ever appended, so a program built against an older header
+ *    keeps working with a newer library: the library reads the first
+ *    struct_size bytes and gives every member after them its default.
+ *    struct_size 0 means the first layout (tokend 0.1), for callers that
+ *    zero the struct themselves. A struct_size larger than the library
+ *    knows (a newer header, an older library) is accepted only when the
+ *    bytes it does not know are zero; otherwise the call fails with
+ *    TK_ERR_UNSUPPORTED rather than silently ignore a setting.
+ *    Structs the library fills in (tk_verdict, tk_key_error,
+ *    tk_input_diag, tk_jwks_skip, tk_keycache_status) are frozen: they
+ *    never change, and more to say comes through new functions.
+ *    tk_fetch_result is allocated by the library and may grow at its end.
  */
 #ifndef TOKEND_H
 #define TOKEND_H
@@ -48,7 +64,17 @@ extern "C" {
 #define TK_API
 #endif
 
+/* The version of this header: "MAJOR.MINOR.PATCH", and as a number
+ * MAJOR * 1000000 + MINOR * 1000 + PATCH. The build checks that they equal
+ * the project's version. Compare with tk_version() / tk_version_number(),
+ * the version of the library a program runs with. */
 #define TK_VERSION "0.1.0"
+#define TK_VERSION_NUMBER 1000
+
+/* The version of the library: a static C string ("0.1.0") and its number
+ * as TK_VERSION_NUMBER counts it. Thread-safe; never fails. */
+TK_API const char *tk_version(void);
+TK_API int tk_version_number(void);
 
 /* ---------------------------------------------------------------------------
  * Results: program outcomes. Append only; never renumber.
@@ -283,6 +309,7 @@ TK_API void tk_keyset_free(tk_keyset *ks);
  * values above the TK_LIMIT_* ceilings are clamped to them.
  */
 typedef struct tk_limits {
+    size_t struct_size; /* sizeof(tk_limits), set by tk_limits_default (see the conventions above) */
     size_t token_len;
     size_t header_len;
     size_t payload_len;
@@ -290,6 +317,7 @@ typedef struct tk_limits {
     size_t json_members;
 } tk_limits;
 
+/* Sets every member, struct_size included. */
 TK_API void tk_limits_default(tk_limits *l);
 
 /* ---------------------------------------------------------------------------
@@ -340,6 +368,7 @@ TK_API void tk_sigcache_purge(tk_sigcache *c, int64_t now);
  * are borrowed for the duration of each call.
  */
 typedef struct tk_policy {
+    size_t struct_size;         /* sizeof(tk_policy), set by tk_policy_init (see the conventions above) */
     int64_t now;                /* Unix seconds */
     int64_t leeway;             /* seconds, 0..TK_LIMIT_LEEWAY_MAX; default 60 */
     int64_t max_age;            /* seconds since iat; 0 = no limit (then iat optional) */
@@ -361,6 +390,7 @@ typedef struct tk_policy {
     tk_sigcache *sigcache;
 } tk_policy;
 
+/* Sets every member, struct_size included. */
 TK_API void tk_policy_init(tk_policy *p, int64_t now);
 
 /* ---------------------------------------------------------------------------
@@ -400,7 +430,10 @@ TK_API TK_NODISCARD tk_result tk_token_verify_signature(const tk_token *t, const
  * check order, into out[0..cap); *n is how many were found in all (0 =
  * valid; may exceed cap, then only the first cap are written). TK_ERR_ARG
  * for a policy out of range (leeway outside 0..TK_LIMIT_LEEWAY_MAX); then, to
- * fail closed, *n is 1 and out[0] (when cap > 0) is UNAVAILABLE. Only
+ * fail closed, *n is 1 and out[0] (when cap > 0) is UNAVAILABLE; the same
+ * with TK_ERR_ARG or TK_ERR_UNSUPPORTED for a struct_size the library
+ * refuses (see the conventions above; tk_verify, tk_token_verify and the
+ * parsers, for tk_limits, alike). Only
  * meaningful when the payload verdict is VALID. This does NOT check the
  * signature: report claims as facts only after it passed. */
 TK_API TK_NODISCARD tk_result tk_token_check_claims(const tk_token *t, const tk_policy *pol, tk_verdict *out,

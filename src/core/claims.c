@@ -22,6 +22,7 @@ void tk_policy_init(tk_policy *p, int64_t now)
         return;
     }
     memset(p, 0, sizeof *p);
+    p->struct_size = sizeof *p;
     p->now = now;
     p->leeway = TK_LIMIT_LEEWAY_DEFAULT;
     p->require_exp = 1;
@@ -603,7 +604,7 @@ static void check_scope(const tk_policy *pol, struct sink *s)
     }
 }
 
-tk_result tk_token_check_claims(const tk_token *t, const tk_policy *pol, tk_verdict *out, size_t cap, size_t *n)
+tk_result tk_token_check_claims(const tk_token *t, const tk_policy *pol_in, tk_verdict *out, size_t cap, size_t *n)
 {
     if (!n) {
         return TK_ERR_ARG;
@@ -614,8 +615,20 @@ tk_result tk_token_check_claims(const tk_token *t, const tk_policy *pol, tk_verd
     if (out && cap > 0) {
         tki_verdict_set(&out[0], TK_REASON_UNAVAILABLE, "no decision: invalid arguments or policy");
     }
-    if (!t || !pol || (!out && cap)) {
+    if (!t || !pol_in || (!out && cap)) {
         return TK_ERR_ARG;
+    }
+    /* A policy of another layout (tokend.h, "Conventions") is read into
+     * ours; members it does not have keep their defaults. */
+    const tk_policy *pol = pol_in;
+    tk_policy local;
+    if (pol_in->struct_size != sizeof *pol_in) {
+        tk_policy_init(&local, 0);
+        tk_result r = tki_struct_import(&local, sizeof local, TKI_POLICY_SIZE_V1, pol_in, pol_in->struct_size);
+        if (r != TK_OK) {
+            return r;
+        }
+        pol = &local;
     }
     if (pol->leeway < 0 || pol->leeway > TK_LIMIT_LEEWAY_MAX || pol->max_age < 0 ||
         pol->max_age > TK_LIMIT_NUMERICDATE_MAX || pol->now < 0 || pol->now > TK_LIMIT_NUMERICDATE_MAX ||

@@ -21,6 +21,23 @@
 #define TKI_PRINTF(a, b)
 #endif
 
+/* ---- version.c ---------------------------------------------------------- */
+/* The first published size of each versioned public struct (tokend 0.1):
+ * what struct_size 0 stands for. Never change these; new members go after. */
+#define TKI_POLICY_SIZE_V1 sizeof(tk_policy)
+#define TKI_LIMITS_SIZE_V1 sizeof(tk_limits)
+/*
+ * Copies a caller's versioned struct (src, whose struct_size is src_size)
+ * into dst (dst_size bytes, already filled with the defaults): the first
+ * min(struct_size, dst_size) bytes, then sets dst's struct_size to
+ * dst_size. struct_size 0 stands for first_size. TK_ERR_ARG when it is
+ * smaller than first_size; TK_ERR_UNSUPPORTED when it is larger than
+ * dst_size and a byte past dst_size is not zero (a member this library
+ * does not know is set: refuse rather than ignore it).
+ */
+TK_NODISCARD tk_result tki_struct_import(void *dst, size_t dst_size, size_t first_size, const void *src,
+                                         size_t src_size);
+
 /* ---- verdict.c ---------------------------------------------------------- */
 /* Sets v->reason and a printf-formatted detail (cut with "..." if long). */
 void tki_verdict_set(tk_verdict *v, tk_reason r, const char *fmt, ...) TKI_PRINTF(3, 4);

@@ -33,6 +33,7 @@ void tk_limits_default(tk_limits *l)
     if (!l) {
         return;
     }
+    l->struct_size = sizeof *l;
     l->token_len = TK_LIMIT_TOKEN_LEN;
     l->header_len = TK_LIMIT_HEADER_LEN;
     l->payload_len = TK_LIMIT_PAYLOAD_LEN;
@@ -40,16 +41,30 @@ void tk_limits_default(tk_limits *l)
     l->json_members = TK_LIMIT_JSON_MEMBERS;
 }
 
-static void effective_limits(const tk_limits *in, tk_limits *o)
+/* The limits in force: the caller's (of any layout: tokend.h,
+ * "Conventions"), clamped to the ceilings; the defaults for NULL. */
+static tk_result effective_limits(const tk_limits *in_arg, tk_limits *o)
 {
     tk_limits_default(o);
-    if (in) {
-        o->token_len = lower_limit(in->token_len, TK_LIMIT_TOKEN_LEN);
-        o->header_len = lower_limit(in->header_len, TK_LIMIT_HEADER_LEN);
-        o->payload_len = lower_limit(in->payload_len, TK_LIMIT_PAYLOAD_LEN);
-        o->json_depth = lower_limit(in->json_depth, TK_LIMIT_JSON_DEPTH);
-        o->json_members = lower_limit(in->json_members, TK_LIMIT_JSON_MEMBERS);
+    if (!in_arg) {
+        return TK_OK;
     }
+    const tk_limits *in = in_arg;
+    tk_limits local;
+    if (in_arg->struct_size != sizeof *in_arg) {
+        tk_limits_default(&local);
+        tk_result r = tki_struct_import(&local, sizeof local, TKI_LIMITS_SIZE_V1, in_arg, in_arg->struct_size);
+        if (r != TK_OK) {
+            return r;
+        }
+        in = &local;
+    }
+    o->token_len = lower_limit(in->token_len, TK_LIMIT_TOKEN_LEN);
+    o->header_len = lower_limit(in->header_len, TK_LIMIT_HEADER_LEN);
+    o->payload_len = lower_limit(in->payload_len, TK_LIMIT_PAYLOAD_LEN);
+    o->json_depth = lower_limit(in->json_depth, TK_LIMIT_JSON_DEPTH);
+    o->json_members = lower_limit(in->json_members, TK_LIMIT_JSON_MEMBERS);
+    return TK_OK;
 }
 
 /* Explains why tk_b64url_decode refused segment `seg` of a token. */
@@ -255,9 +270,14 @@ static tk_result parse(const char *p, size_t len, const tk_limits *lim_in, const
                        tk_token **out, tk_verdict *v, size_t *pay_off, size_t *pay_len)
 {
     tk_limits lim;
-    effective_limits(lim_in, &lim);
     *out = NULL;
     tki_verdict_valid(v);
+    tk_result lr = effective_limits(lim_in, &lim);
+    if (lr != TK_OK) {
+        tki_verdict_set(v, TK_REASON_UNAVAILABLE, "no decision: the limits were not understood (%s)",
+                        tk_result_str(lr));
+        return lr;
+    }
     if (len == 0) {
         tki_verdict_set(v, TK_REASON_MALFORMED_TOKEN, "the token is empty");
         return TK_OK;
@@ -831,7 +851,10 @@ tk_result tk_verify(const char *p, size_t len, const tk_keyset *ks, const tk_pol
     }
     /* Signature good: now the payload. */
     tk_limits el;
-    effective_limits(lim, &el);
+    rc = effective_limits(lim, &el); /* parse() accepted them already */
+    if (rc != TK_OK) {
+        goto out;
+    }
     parse_payload(t, &el, po, pl, t->pbuf, t->pbuf_cap);
     if (t->payload_v.reason != TK_REASON_VALID) {
         *v = t->payload_v;

@@ -77,6 +77,7 @@ void tk_keycache_config_defaults(tk_keycache_config *c)
         return;
     }
     memset(c, 0, sizeof *c);
+    c->struct_size = sizeof *c;
     c->min_ttl = 300;
     c->max_ttl = 86400;
     c->default_ttl = 3600;
@@ -308,13 +309,28 @@ out:
 
 /* ---- the cache --------------------------------------------------------------------------- */
 
-tk_result tk_keycache_new(const tk_keycache_config *cfg, tk_keycache **out)
+/* The first published sizes of the config structs (tokend 0.1): what
+ * struct_size 0 stands for (tokend.h, "Conventions"). Never change them. */
+#define KC_CONFIG_SIZE_V1 sizeof(tk_keycache_config)
+#define KC_ISSUER_SIZE_V1 sizeof(tk_issuer_config)
+
+tk_result tk_keycache_new(const tk_keycache_config *cfg_in, tk_keycache **out)
 {
     if (!out) {
         return TK_ERR_ARG;
     }
     *out = NULL;
-    if (!cfg || cfg->min_ttl < 0 || cfg->max_ttl < cfg->min_ttl || cfg->kid_cooldown < 0 || cfg->retry_min < 1 ||
+    if (!cfg_in) {
+        return TK_ERR_ARG;
+    }
+    tk_keycache_config local;
+    tk_keycache_config_defaults(&local);
+    tk_result ir = tki_struct_import(&local, sizeof local, KC_CONFIG_SIZE_V1, cfg_in, cfg_in->struct_size);
+    if (ir != TK_OK) {
+        return ir;
+    }
+    const tk_keycache_config *cfg = &local;
+    if (cfg->min_ttl < 0 || cfg->max_ttl < cfg->min_ttl || cfg->kid_cooldown < 0 || cfg->retry_min < 1 ||
         cfg->retry_max < cfg->retry_min || cfg->max_stale < 0 || cfg->discovery_ttl < 1 || cfg->body_cap < 64 ||
         cfg->body_cap > 64u * 1024 * 1024) {
         return TK_ERR_ARG;
@@ -420,9 +436,19 @@ static tk_result build_set(const struct kc_issuer *is, const char *doc, size_t l
     return TK_OK;
 }
 
-tk_result tk_keycache_add_issuer(tk_keycache *c, const tk_issuer_config *ic)
+tk_result tk_keycache_add_issuer(tk_keycache *c, const tk_issuer_config *ic_in)
 {
-    if (!c || !ic || !ic->issuer || ic->algs_len > TK_ALG_COUNT_ || (ic->algs_len && !ic->algs)) {
+    if (!c || !ic_in) {
+        return TK_ERR_ARG;
+    }
+    tk_issuer_config local;
+    memset(&local, 0, sizeof local);
+    tk_result ir = tki_struct_import(&local, sizeof local, KC_ISSUER_SIZE_V1, ic_in, ic_in->struct_size);
+    if (ir != TK_OK) {
+        return ir;
+    }
+    const tk_issuer_config *ic = &local;
+    if (!ic->issuer || ic->algs_len > TK_ALG_COUNT_ || (ic->algs_len && !ic->algs)) {
         return TK_ERR_ARG;
     }
     size_t len = strlen(ic->issuer);

@@ -13,12 +13,17 @@
 
 #include "tokend/fetch.h"
 
+/* The first published size of tk_fetch_options (tokend 0.1): what
+ * struct_size 0 stands for. Never change it; new members go after. */
+#define FETCH_OPTIONS_SIZE_V1 sizeof(tk_fetch_options)
+
 void tk_fetch_options_defaults(tk_fetch_options *o)
 {
     if (!o) {
         return;
     }
     memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
     o->timeout_ms = 5000;
     o->connect_timeout_ms = 3000;
 }
@@ -88,12 +93,11 @@ static int loopback_http(const char *url)
 
 int tk_fetch_https(void *ud, const char *url, size_t cap, tk_fetch_result *out)
 {
-    tk_fetch_options defaults;
-    const tk_fetch_options *o = ud;
-    if (!o) {
-        tk_fetch_options_defaults(&defaults);
-        o = &defaults;
-    }
+    /* The caller's options, of any layout (tokend.h, "Conventions"): read
+     * what it has, default the rest; refuse a member we do not know. */
+    tk_fetch_options opts;
+    tk_fetch_options_defaults(&opts);
+    const tk_fetch_options *in = ud;
     if (!out || !url || !out->body) {
         return -1;
     }
@@ -101,6 +105,22 @@ int tk_fetch_https(void *ud, const char *url, size_t cap, tk_fetch_result *out)
     out->body_len = 0;
     out->max_age = -1;
     out->error[0] = '\0';
+    if (in) {
+        size_t n = in->struct_size == 0 ? FETCH_OPTIONS_SIZE_V1 : in->struct_size;
+        int unknown = n < FETCH_OPTIONS_SIZE_V1;
+        for (size_t i = sizeof opts; !unknown && i < n; i++) {
+            unknown = ((const unsigned char *)in)[i] != 0;
+        }
+        if (unknown) {
+            snprintf(out->error, sizeof out->error,
+                     "tk_fetch_options of an unknown layout (struct_size %zu; this libtokend_fetch knows %zu)",
+                     in->struct_size, sizeof opts);
+            return -1;
+        }
+        memcpy(&opts, in, n < sizeof opts ? n : sizeof opts);
+        opts.struct_size = sizeof opts;
+    }
+    const tk_fetch_options *o = &opts;
     int plain = strncmp(url, "http://", 7) == 0;
     if (strncmp(url, "https://", 8) != 0 && !(plain && o->allow_http_loopback && loopback_http(url))) {
         snprintf(out->error, sizeof out->error, "only https:// URLs are fetched");
