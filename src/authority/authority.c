@@ -93,7 +93,8 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
         cfg->session_idle <= 0 || cfg->session_max < cfg->session_idle || cfg->refresh_ttl <= 0 || cfg->code_ttl <= 0 ||
         cfg->jwks_max_age < 0 || cfg->max_stale <= 0 || cfg->audit_retention < 0 ||
         cfg->audit_retention > TKA_RETENTION_MAX || cfg->session_retention < 0 ||
-        cfg->session_retention > TKA_RETENTION_MAX || cfg->refresh_grace < 0 || cfg->refresh_grace > TKA_RETENTION_MAX) {
+        cfg->session_retention > TKA_RETENTION_MAX || cfg->refresh_grace < 0 ||
+        cfg->refresh_grace > TKA_RETENTION_MAX) {
         snprintf(err, err_cap,
                  "token lifetimes, leeway (0-%d s), throttling or retention (0-%d days) settings are out of range",
                  TK_LIMIT_LEEWAY_MAX, (int)(TKA_RETENTION_MAX / 86400));

@@ -36,8 +36,8 @@ static uint64_t mono_ms(void)
 
 enum { N_KINDS = 7 };
 static const tks_purge_kind kinds[N_KINDS] = {
-    TKS_PURGE_CODES,    TKS_PURGE_REVOCATIONS, TKS_PURGE_ATTEMPTS, TKS_PURGE_REFRESH,
-    TKS_PURGE_REFRESH_REVOKED, TKS_PURGE_SESSIONS, TKS_PURGE_AUDIT,
+    TKS_PURGE_CODES,           TKS_PURGE_REVOCATIONS, TKS_PURGE_ATTEMPTS, TKS_PURGE_REFRESH,
+    TKS_PURGE_REFRESH_REVOKED, TKS_PURGE_SESSIONS,    TKS_PURGE_AUDIT,
 };
 
 /* Families revoked this long before the last complete pass are looked at

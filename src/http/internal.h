@@ -191,9 +191,9 @@ struct tkh_server {
     tks_store *store;
     tkh_config cfg;
     uint16_t port;
-    char *realm;         /* owned copy, quotes and backslashes removed */
-    char *base_url;      /* public URL without trailing '/', owned */
-    char *metadata;      /* RFC 8414 document, built once, owned */
+    char *realm;    /* owned copy, quotes and backslashes removed */
+    char *base_url; /* public URL without trailing '/', owned */
+    char *metadata; /* RFC 8414 document, built once, owned */
     const char *tls_priorities;
     size_t metadata_len;
     int64_t started_at;
@@ -218,18 +218,18 @@ struct tkh_server {
 
     /* access log (log.c): whole lines into two buffers in turn, written
      * by the flusher thread at line boundaries */
-    FILE *log;                    /* without log_path: the stream written to (stderr) */
-    char *log_path;               /* --log, reopened by srv_log_reopen (owned), or NULL */
-    int log_fd;                   /* where lines go; swapped under write_lock */
-    int log_fd_owned;             /* opened from log_path (closed at stop) */
-    pthread_mutex_t log_lock;     /* the buffers and the flags below */
-    pthread_mutex_t write_lock;   /* held while writing to log_fd (lock order: write_lock, log_lock) */
-    pthread_cond_t flush_cond;    /* to the flusher: a buffer is full, or stop */
-    pthread_cond_t log_room;      /* from the flusher: the full buffer is written */
-    char *log_bufs[2];            /* LOG_BUF_MAX each */
-    int log_act;                  /* the buffer lines go to */
-    size_t log_len;               /* bytes in it */
-    int log_full;                 /* log_bufs[!log_act] holds log_full_len bytes to write */
+    FILE *log;                  /* without log_path: the stream written to (stderr) */
+    char *log_path;             /* --log, reopened by srv_log_reopen (owned), or NULL */
+    int log_fd;                 /* where lines go; swapped under write_lock */
+    int log_fd_owned;           /* opened from log_path (closed at stop) */
+    pthread_mutex_t log_lock;   /* the buffers and the flags below */
+    pthread_mutex_t write_lock; /* held while writing to log_fd (lock order: write_lock, log_lock) */
+    pthread_cond_t flush_cond;  /* to the flusher: a buffer is full, or stop */
+    pthread_cond_t log_room;    /* from the flusher: the full buffer is written */
+    char *log_bufs[2];          /* LOG_BUF_MAX each */
+    int log_act;                /* the buffer lines go to */
+    size_t log_len;             /* bytes in it */
+    int log_full;               /* log_bufs[!log_act] holds log_full_len bytes to write */
     size_t log_full_len;
     _Atomic uint64_t log_dropped; /* writes lost to write errors */
     pthread_t flusher;
@@ -239,8 +239,8 @@ struct tkh_server {
     uint64_t log_sample_cut; /* else: one when a 64-bit draw is below this */
 
     /* TLS (tls.c): the certificate and key served, swapped on reload */
-    struct srv_tls *_Atomic tls;   /* the pair new handshakes get */
-    struct srv_tls *tls_retired;   /* replaced pairs, freed later (under tls.c's lock) */
+    struct srv_tls *_Atomic tls; /* the pair new handshakes get */
+    struct srv_tls *tls_retired; /* replaced pairs, freed later (under tls.c's lock) */
 
     /* messages of libmicrohttpd while starting go here (for err) */
     char start_err[256];
@@ -307,8 +307,8 @@ struct srv_conn {
     enum srv_route route;
     const char *method;
     unsigned status;
-    int reason; /* tk_reason of a token verdict, or -1 */
-    char fp[9]; /* token fingerprint, "" when no token */
+    int reason;      /* tk_reason of a token verdict, or -1 */
+    char fp[9];      /* token fingerprint, "" when no token */
     int sampled_out; /* a successful /auth answer is not logged (--log-sample-auth-ok) */
     char client_id[TKS_ID_MAX + 1];
     char user[TKS_ID_MAX + 1]; /* the signed-in user, for the log ("" when none) */

@@ -17,26 +17,26 @@
 typedef struct tkh_server tkh_server;
 
 typedef struct tkh_config {
-    int listen_fd;            /* >= 0: an already bound, listening socket to serve on
-                                 (then host/port only describe it); -1: bind host:port.
-                                 tkh_start takes it over on success and leaves it to the
-                                 caller on failure. */
-    const char *host;         /* listen address, "127.0.0.1" */
-    uint16_t port;            /* 0: any free port (see tkh_port) */
-    const char *tls_cert;     /* PEM text of the certificate chain; NULL with insecure_http */
-    const char *tls_key;      /* PEM text of the private key */
-    int insecure_http;        /* plain HTTP (only when asked for explicitly) */
-    unsigned threads;         /* worker threads; 0 = number of cores */
-    unsigned max_connections; /* connection cap (default 1024) */
-    unsigned conn_timeout;    /* idle seconds before a connection is closed (default 30) */
-    size_t max_body;          /* request body limit, bytes (65536): more is 413 */
-    size_t max_header;        /* request header block limit, bytes (16384): more is 431 */
-    const char *realm;        /* WWW-Authenticate realm ("tokend") */
-    const char *public_url;   /* base URL clients reach us at, for error_uri and metadata */
-    int explain;              /* 1: error_description carries the verdict detail (SECURITY rule 15);
-                                 0: the bare RFC 6750 error only */
-    FILE *log;                /* one JSON line per request; NULL = stderr (unless log_path) */
-    const char *log_path;     /* the log file (O_APPEND, created 0640), reopened by tkh_reload; NULL: `log` */
+    int listen_fd;             /* >= 0: an already bound, listening socket to serve on
+                                  (then host/port only describe it); -1: bind host:port.
+                                  tkh_start takes it over on success and leaves it to the
+                                  caller on failure. */
+    const char *host;          /* listen address, "127.0.0.1" */
+    uint16_t port;             /* 0: any free port (see tkh_port) */
+    const char *tls_cert;      /* PEM text of the certificate chain; NULL with insecure_http */
+    const char *tls_key;       /* PEM text of the private key */
+    int insecure_http;         /* plain HTTP (only when asked for explicitly) */
+    unsigned threads;          /* worker threads; 0 = number of cores */
+    unsigned max_connections;  /* connection cap (default 1024) */
+    unsigned conn_timeout;     /* idle seconds before a connection is closed (default 30) */
+    size_t max_body;           /* request body limit, bytes (65536): more is 413 */
+    size_t max_header;         /* request header block limit, bytes (16384): more is 431 */
+    const char *realm;         /* WWW-Authenticate realm ("tokend") */
+    const char *public_url;    /* base URL clients reach us at, for error_uri and metadata */
+    int explain;               /* 1: error_description carries the verdict detail (SECURITY rule 15);
+                                  0: the bare RFC 6750 error only */
+    FILE *log;                 /* one JSON line per request; NULL = stderr (unless log_path) */
+    const char *log_path;      /* the log file (O_APPEND, created 0640), reopened by tkh_reload; NULL: `log` */
     double log_sample_auth_ok; /* share of successful /auth answers logged, 0 to 1 (1); failures always are */
     /* Abuse limits (issue 8 section 2, SECURITY.md rules 18, 21, 22). */
     unsigned max_per_ip;         /* connections from one address (64); 0: no limit. Trusted proxies are exempt */

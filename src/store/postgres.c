@@ -493,10 +493,10 @@ static const struct {
                               " (SELECT seq FROM revocations WHERE until <= $1 LIMIT $2)",
                               2},
     [ST_PURGE_CODES] = {"DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at < $1 LIMIT $2)", 2},
-    [ST_PURGE_REFRESH] = {"WITH gone AS (DELETE FROM refresh_tokens WHERE hash IN"
-                          " (SELECT hash FROM refresh_tokens WHERE expires_at < $1 LIMIT $2) RETURNING hash, sid),"
-                          SC_GONE_REFRESH,
-                          2},
+    [ST_PURGE_REFRESH] =
+        {"WITH gone AS (DELETE FROM refresh_tokens WHERE hash IN"
+         " (SELECT hash FROM refresh_tokens WHERE expires_at < $1 LIMIT $2) RETURNING hash, sid)," SC_GONE_REFRESH,
+         2},
     [ST_PURGE_REFRESH_REVOKED] = {"WITH gone AS (DELETE FROM refresh_tokens WHERE hash IN"
                                   " (SELECT t.hash FROM revocations r JOIN refresh_tokens t ON t.sid = r.value"
                                   " WHERE r.kind = 2 AND r.revoked_at >= $1 AND r.revoked_at < $2 LIMIT $3)"

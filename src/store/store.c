@@ -897,16 +897,15 @@ tks_result tks_purge_batch(tks_store *s, const tks_purge *p, size_t limit, size_
     if (s == NULL || p == NULL || n == NULL) {
         return TKS_ERR;
     }
-    if (limit == 0 || limit > TKS_PURGE_LIMIT_MAX || p->kind < TKS_PURGE_REVOCATIONS ||
-        p->kind > TKS_PURGE_SESSIONS) {
+    if (limit == 0 || limit > TKS_PURGE_LIMIT_MAX || p->kind < TKS_PURGE_REVOCATIONS || p->kind > TKS_PURGE_SESSIONS) {
         tksi_seterr(s, "purge: a kind from store.h and 1 to %d rows", TKS_PURGE_LIMIT_MAX);
         return TKS_ERR;
     }
     /* the session bounds are before - idle and before - max_age: keep the
      * arithmetic in range (times are Unix seconds, durations a few years) */
     const int64_t big = (int64_t)1 << 40;
-    if (p->before < -big || p->before > big || p->from < -big || p->from > big || p->window < 0 ||
-        p->window > big || p->idle < 0 || p->idle > big || p->max_age < 0 || p->max_age > big) {
+    if (p->before < -big || p->before > big || p->from < -big || p->from > big || p->window < 0 || p->window > big ||
+        p->idle < 0 || p->idle > big || p->max_age < 0 || p->max_age > big) {
         tksi_seterr(s, "purge: a time or duration out of range");
         return TKS_ERR;
     }
