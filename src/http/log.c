@@ -7,14 +7,20 @@
  * request URI (its query could carry anything), cookies or bodies. A token appears
  * only as its fingerprint (first 8 hex digits of its SHA-256).
  *
- * Each line is built in a stack buffer, then appended whole to one shared
- * buffer under a lock; the buffer goes to the file descriptor with write(2)
- * only ever at a line boundary: when the next line would not fit, every
- * 100 ms from a small flusher thread, and at stop. So the file only ever
- * grows by whole lines, and a kill -9 loses at most the last 100 ms of
- * lines, never leaves half of one (stdio would write a full buffer
- * wherever it ends, mid-line). No write(2) per request: that would cost
- * more than validating the token.
+ * Each line is built in a stack buffer, then appended whole, under a lock,
+ * to the active one of two 64 KiB buffers. A request thread never calls
+ * write(2): when the active buffer is full it hands it to the flusher
+ * thread and goes on filling the other; the flusher writes a full buffer
+ * at once, and whatever is buffered every 100 ms, always at line
+ * boundaries. So the file only ever grows by whole lines, and a kill -9
+ * loses at most the last 100 ms of lines, never leaves half of one. (Only
+ * when both buffers are full, a disk slower than the requests, does a
+ * request thread wait for the flusher: lines are never dropped for speed.)
+ *
+ * --log FILE is opened O_APPEND, 0640, and reopened by srv_log_reopen
+ * (SIGHUP, logrotate's convention): what was logged before goes to the
+ * old file, whole, before the new one is used. --log-sample-auth-ok
+ * leaves out a share of the successful /auth lines (failures never).
  */
 #include <errno.h>
 #include <fcntl.h>
