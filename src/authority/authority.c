@@ -35,6 +35,9 @@ void tka_config_defaults(tka_config *c)
     c->refresh_ttl = 30 * 86400;
     c->code_ttl = 60;
     c->verify_cache = 100000;
+    c->audit_retention = 90 * 86400;
+    c->session_retention = 30 * 86400;
+    c->refresh_grace = 86400;
 }
 
 /* The issuer goes into every token unescaped: allow only URL characters. */
@@ -89,9 +92,13 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
     if (cfg->access_ttl <= 0 || cfg->max_ttl < cfg->access_ttl || cfg->leeway < 0 ||
         cfg->leeway > TK_LIMIT_LEEWAY_MAX || cfg->fail_free < 0 || cfg->fail_window <= 0 || cfg->fail_max_wait <= 0 ||
         cfg->session_idle <= 0 || cfg->session_max < cfg->session_idle || cfg->refresh_ttl <= 0 || cfg->code_ttl <= 0 ||
-        cfg->jwks_max_age < 0 || cfg->max_stale <= 0 || cfg->verify_cache > TK_LIMIT_SIGCACHE_ENTRIES) {
-        snprintf(err, err_cap, "token lifetimes, leeway (0-%d s) or throttling settings are out of range",
-                 TK_LIMIT_LEEWAY_MAX);
+        cfg->jwks_max_age < 0 || cfg->max_stale <= 0 || cfg->audit_retention < 0 ||
+        cfg->audit_retention > TKA_RETENTION_MAX || cfg->session_retention < 0 ||
+        cfg->session_retention > TKA_RETENTION_MAX || cfg->refresh_grace < 0 ||
+        cfg->refresh_grace > TKA_RETENTION_MAX || cfg->verify_cache > TK_LIMIT_SIGCACHE_ENTRIES) {
+        snprintf(err, err_cap,
+                 "token lifetimes, leeway (0-%d s), throttling or retention (0-%d days) settings are out of range",
+                 TK_LIMIT_LEEWAY_MAX, (int)(TKA_RETENTION_MAX / 86400));
         return -1;
     }
     if (sodium_init() < 0) {

@@ -55,6 +55,11 @@ typedef struct tka_config {
     int64_t session_max;  /* browser session absolute timeout (43200) */
     int64_t refresh_ttl;  /* refresh token lifetime (2592000: 30 days) */
     int64_t code_ttl;     /* authorization code lifetime (60) */
+    /* Retention (issue 13 section 3; tka_maintain purges in batches). */
+    int64_t audit_retention;   /* audit events are kept this long (7776000: 90 days); 0: for ever */
+    int64_t session_retention; /* ended sessions are kept this long (2592000: 30 days); 0: for ever */
+    int64_t refresh_grace;     /* refresh tokens of an ended family (expired or revoked) are kept this
+                                  long, so that presenting one is still explained (86400: 1 day) */
     /* A command that does one thing and exits (the admin CLI): no thread
      * watching the store for changes made elsewhere, nothing cached. */
     int one_shot;
@@ -64,6 +69,9 @@ typedef struct tka_config {
      * Default 100000. Our own tokens and trusted issuers' alike. */
     size_t verify_cache;
 } tka_config;
+
+/* The longest retention setting: ten years. */
+#define TKA_RETENTION_MAX ((int64_t)3650 * 86400)
 
 /* Defaults for everything but issuer and master_key. */
 void tka_config_defaults(tka_config *c);
@@ -98,9 +106,23 @@ int tka_jwks(tka_authority *a, char **out);
  * on failure. */
 int tka_rotate(tka_authority *a, int64_t now, char *err, size_t err_cap);
 /* Periodic upkeep: rotates when due, drops retired keys past their time,
- * reloads keys and revocations changed by other processes. Call about once
- * a second. */
+ * reloads keys and revocations changed by other processes, and about once
+ * a minute purges what is past its use or retention (tka_purge). Call
+ * about once a second. */
 int tka_maintain(tka_authority *a, int64_t now);
+/* One purge pass (tka_maintain runs it): expired codes, revocations and
+ * failed-attempt counters; refresh tokens of families that expired or were
+ * revoked more than refresh_grace ago; audit events older than
+ * audit_retention; sessions ended more than session_retention ago. In
+ * batches of TKA_PURGE_BATCH rows, one short transaction each, with a
+ * pause between them, for at most TKA_PURGE_BUDGET_MS in all. Returns 1
+ * when the budget ran out with rows left (call again soon), 0 when all is
+ * purged, -1 when a purge failed (the rest still ran; the next pass tries
+ * again). */
+#define TKA_PURGE_BATCH 1000
+#define TKA_PURGE_BUDGET_MS 200
+#define TKA_PURGE_PAUSE_MS 5
+int tka_purge(tka_authority *a, int64_t now);
 /* Calls fn for every key (kid, alg, state, created, activated, retired,
  * verify_until). */
 int tka_keys_list(tka_authority *a, int (*fn)(const tks_key_row *k, void *ud), void *ud);

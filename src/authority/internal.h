@@ -76,6 +76,9 @@ struct tka_authority {
 
     pthread_mutex_t maint_lock;
     int64_t last_purge;
+    int purge_backlog;          /* the last pass stopped at its budget: the next runs a second later */
+    int purge_next;             /* the kind the next pass starts with (round robin) */
+    int64_t purge_revoked_from; /* revoked families are looked for from here (0: all) */
 
     pthread_mutex_t hook_lock; /* oidc.c: the sign-out hook */
     void (*signout_fn)(void *ud, const char *sid, const char *reason);

@@ -619,16 +619,14 @@ int tka_maintain(tka_authority *a, int64_t now)
     if (tka_cache_load_attempts(a, now) != 0) {
         rc = -1;
     }
-    if (now - a->last_purge >= 60) {
+    if (now - a->last_purge >= 60 || (a->purge_backlog && now != a->last_purge)) {
         tk_sigcache_purge(a->sigcache, now);
         tka_revset_purge(a, now);
-        /* Purges only delete what can no longer be used (expired codes,
-         * refresh tokens and revocations of expired tokens); one that fails
-         * runs again a minute later, and nothing becomes valid meanwhile. */
-        (void)tks_revocations_purge(a->store, now);
-        (void)tks_code_purge(a->store, now);
-        (void)tks_refresh_purge(a->store, now);
-        (void)tks_attempts_purge(a->store, now, a->cfg.fail_window);
+        /* Purges only delete what can no longer be used, or records past
+         * their retention (retention.c); one that fails runs again a
+         * minute later, and nothing becomes valid meanwhile. A pass that
+         * ran out of time goes on a second later. */
+        a->purge_backlog = tka_purge(a, now) == 1;
         a->last_purge = now;
     }
     pthread_mutex_unlock(&a->maint_lock);

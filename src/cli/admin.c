@@ -47,6 +47,23 @@ int cli_authority_config(const struct cli_settings *s, const char *cmd, tka_conf
             return 2;
         }
     }
+    struct {
+        enum cli_setting k;
+        int64_t *dst;
+    } keep[] = {{SET_AUDIT_RETENTION, &c->audit_retention},
+                {SET_SESSION_RETENTION, &c->session_retention},
+                {SET_REFRESH_GRACE, &c->refresh_grace}};
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+        const char *v = s->v[keep[i].k];
+        if (v == NULL) {
+            continue; /* a command that does not take it: the default */
+        }
+        if (cli_parse_duration(v, keep[i].dst) != 0 || *keep[i].dst < 0 || *keep[i].dst > TKA_RETENTION_MAX) {
+            fprintf(stderr, "tokend %s: --%s takes a duration from 0 to 3650d, such as 90d or 12h (got '%s')\n", cmd,
+                    cli_settings[keep[i].k].flag, v);
+            return 2;
+        }
+    }
     if (c->access_ttl > c->max_ttl) {
         fprintf(stderr, "tokend %s: --access-ttl is longer than --max-ttl\n", cmd);
         return 2;

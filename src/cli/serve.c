@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include "http/server.h"
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 /* Where the key cache's warnings go: the server's log once it runs. */
 static tkh_server *_Atomic trust_log_srv;
@@ -212,8 +214,43 @@ out:
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP) {
+        reload_requested = 1; /* acted on by the main loop */
+    } else {
+        stop_requested = 1;
+    }
+}
+
+/* SIGHUP: the log file reopened (logrotate), the certificate and key read
+ * again from their files. A file that cannot be read keeps the old pair;
+ * tkh_reload logs what happened either way. */
+static void reload(tkh_server *srv, int insecure, const char *cert_path, const char *key_path)
+{
+    char *cert = NULL, *key = NULL;
+    if (!insecure) {
+        char err[320], msg[400];
+        size_t n = 0;
+        unsigned mode = 0;
+        if (cli_read_file(cert_path, 1024 * 1024, &cert, &n, err, sizeof err) != 0) {
+            snprintf(msg, sizeof msg, "SIGHUP: TLS certificate: %s; still serving the old one", err);
+            tkh_log(srv, "error", msg);
+        } else if (cli_read_file(key_path, 1024 * 1024, &key, &n, err, sizeof err) != 0) {
+            snprintf(msg, sizeof msg, "SIGHUP: TLS key: %s; still serving the old one", err);
+            tkh_log(srv, "error", msg);
+        } else if (cli_file_too_open(key_path, &mode)) {
+            snprintf(msg, sizeof msg,
+                     "SIGHUP: TLS key %s is readable by group or others (mode %04o); still serving the old one",
+                     key_path, mode);
+            tkh_log(srv, "error", msg);
+            cli_free_secret(key, n);
+            key = NULL;
+        }
+    }
+    (void)tkh_reload(srv, key != NULL ? cert : NULL, key);
+    if (key != NULL) {
+        cli_free_secret(key, strlen(key));
+    }
+    free(cert);
 }
 
 static void serve_help(FILE *f)
@@ -511,7 +548,6 @@ int cli_serve(int argc, char **argv)
     tkh_server *srv = NULL;
     tka_trust *trust = NULL;
     tkh_bcl *bcl = NULL;
-    FILE *log = NULL;
     char err[512];
     char host[256];
     uint16_t port = 0;
@@ -598,12 +634,22 @@ int cli_serve(int argc, char **argv)
                 "--tls-cert/--tls-key. ***\n\n",
                 host);
     }
-    if (s.v[SET_LOG]) {
-        log = fopen(s.v[SET_LOG], "a");
-        if (!log) {
+    char *sample_end = NULL;
+    errno = 0;
+    double sample = strtod(s.v[SET_LOG_SAMPLE_AUTH_OK], &sample_end);
+    if (errno != 0 || sample_end == s.v[SET_LOG_SAMPLE_AUTH_OK] || *sample_end != '\0' || !(sample >= 0.0) ||
+        sample > 1.0) {
+        fprintf(stderr, "tokend serve: --log-sample-auth-ok takes a share from 0 to 1, e.g. 0.1 (got '%s')\n",
+                s.v[SET_LOG_SAMPLE_AUTH_OK]);
+        goto out;
+    }
+    if (s.v[SET_LOG]) { /* tkh_start opens it; a bad path is said here, plainly */
+        int lfd = open(s.v[SET_LOG], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (lfd < 0) {
             fprintf(stderr, "tokend serve: cannot open the log %s: %s\n", s.v[SET_LOG], strerror(errno));
             goto out;
         }
+        close(lfd);
     }
     uint16_t bound = port;
     fd = bind_listen(host, port, &bound, err, sizeof err);
@@ -640,7 +686,8 @@ int cli_serve(int argc, char **argv)
     hc.max_connections = (unsigned)max_conn;
     hc.public_url = public_url;
     hc.explain = explain;
-    hc.log = log;
+    hc.log_path = s.v[SET_LOG]; /* opened (O_APPEND) by tkh_start, reopened on SIGHUP */
+    hc.log_sample_auth_ok = sample;
     hc.max_per_ip = (unsigned)per_ip;
     hc.request_timeout = (unsigned)req_timeout;
     hc.trusted_proxies = s.v[SET_TRUSTED_PROXY];
@@ -693,11 +740,16 @@ int cli_serve(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     int64_t warned = 0;
     while (!stop_requested) {
         struct timespec ts = {1, 0};
-        nanosleep(&ts, NULL);
+        nanosleep(&ts, NULL); /* a signal cuts it short */
+        if (reload_requested) {
+            reload_requested = 0;
+            reload(srv, insecure, cert_path, key_path);
+        }
         int64_t now = (int64_t)time(NULL);
         /* A failed upkeep (the store unreachable) leaves the revocation set
          * and the key ring as they were; the next second tries again. Say
@@ -722,9 +774,6 @@ out:
     }
     tka_close(auth);
     tks_close(store);
-    if (log) {
-        fclose(log);
-    }
     if (key) {
         cli_free_secret(key, strlen(key));
     }

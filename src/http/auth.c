@@ -168,7 +168,9 @@ int srv_bearer_token(srv_conn *st, struct MHD_Connection *c, const char **tok, s
     if (v->reason != TK_REASON_VALID) {
         return 0;
     }
-    srv_fingerprint(st, *tok, *tok_len);
+    if (!st->sampled_out) { /* else only when the answer turns out to be logged */
+        srv_fingerprint(st, *tok, *tok_len);
+    }
     return 1;
 }
 
@@ -216,6 +218,8 @@ enum MHD_Result srv_handle_auth(srv_conn *st, struct MHD_Connection *c)
         return audience_required(st, c);
     }
 
+    /* drawn first, so that an answer left out of the log costs no fingerprint */
+    st->sampled_out = srv_log_sampled_out(s);
     tka_identity id;
     int no_aud = 0;
     id.foreign = 0;
@@ -235,6 +239,9 @@ enum MHD_Result srv_handle_auth(srv_conn *st, struct MHD_Connection *c)
     }
     if (no_aud) {
         return audience_required(st, c);
+    }
+    if (st->sampled_out && v.reason != TK_REASON_VALID && tok != NULL) {
+        srv_fingerprint(st, tok, tok_len); /* a failure is always logged */
     }
     st->reason = (int)v.reason;
     srv_metrics_validation(&s->metrics, v.reason);

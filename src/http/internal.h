@@ -191,11 +191,9 @@ struct tkh_server {
     tks_store *store;
     tkh_config cfg;
     uint16_t port;
-    char *realm;         /* owned copy, quotes and backslashes removed */
-    char *base_url;      /* public URL without trailing '/', owned */
-    char *metadata;      /* RFC 8414 document, built once, owned */
-    char *tls_cert_copy; /* PEM copies handed to libmicrohttpd (owned; the key wiped) */
-    char *tls_key_copy;
+    char *realm;    /* owned copy, quotes and backslashes removed */
+    char *base_url; /* public URL without trailing '/', owned */
+    char *metadata; /* RFC 8414 document, built once, owned */
     const char *tls_priorities;
     size_t metadata_len;
     int64_t started_at;
@@ -218,18 +216,31 @@ struct tkh_server {
     srv_metrics metrics;
     _Atomic long in_flight;
 
-    /* access log (log.c): whole lines into log_buf, written at line boundaries */
-    FILE *log;
-    int log_fd;
-    pthread_mutex_t log_lock;
-    char *log_buf;
-    size_t log_len;
-    _Atomic uint64_t log_dropped; /* flushes lost to write errors */
+    /* access log (log.c): whole lines into two buffers in turn, written
+     * by the flusher thread at line boundaries */
+    FILE *log;                  /* without log_path: the stream written to (stderr) */
+    char *log_path;             /* --log, reopened by srv_log_reopen (owned), or NULL */
+    int log_fd;                 /* where lines go; swapped under write_lock */
+    int log_fd_owned;           /* opened from log_path (closed at stop) */
+    pthread_mutex_t log_lock;   /* the buffers and the flags below */
+    pthread_mutex_t write_lock; /* held while writing to log_fd (lock order: write_lock, log_lock) */
+    pthread_cond_t flush_cond;  /* to the flusher: a buffer is full, or stop */
+    pthread_cond_t log_room;    /* from the flusher: the full buffer is written */
+    char *log_bufs[2];          /* LOG_BUF_MAX each */
+    int log_act;                /* the buffer lines go to */
+    size_t log_len;             /* bytes in it */
+    int log_full;               /* log_bufs[!log_act] holds log_full_len bytes to write */
+    size_t log_full_len;
+    _Atomic uint64_t log_dropped; /* writes lost to write errors */
     pthread_t flusher;
     int flusher_running;
-    pthread_mutex_t flush_lock;
-    pthread_cond_t flush_cond;
     int flusher_stop;
+    int log_sample_all;      /* every successful /auth line is logged */
+    uint64_t log_sample_cut; /* else: one when a 64-bit draw is below this */
+
+    /* TLS (tls.c): the certificate and key served, swapped on reload */
+    struct srv_tls *_Atomic tls; /* the pair new handshakes get */
+    struct srv_tls *tls_retired; /* replaced pairs, freed later (under tls.c's lock) */
 
     /* messages of libmicrohttpd while starting go here (for err) */
     char start_err[256];
@@ -296,8 +307,9 @@ struct srv_conn {
     enum srv_route route;
     const char *method;
     unsigned status;
-    int reason; /* tk_reason of a token verdict, or -1 */
-    char fp[9]; /* token fingerprint, "" when no token */
+    int reason;      /* tk_reason of a token verdict, or -1 */
+    char fp[9];      /* token fingerprint, "" when no token */
+    int sampled_out; /* a successful /auth answer is not logged (--log-sample-auth-ok) */
     char client_id[TKS_ID_MAX + 1];
     char user[TKS_ID_MAX + 1]; /* the signed-in user, for the log ("" when none) */
     const char *error;         /* OAuth / HTTP error code answered, static */
@@ -430,8 +442,30 @@ void srv_metrics_validation(srv_metrics *m, tk_reason r);
 void srv_log_request(struct tkh_server *s, const srv_conn *st, uint64_t us);
 /* A line for events that are not requests (libmicrohttpd messages). */
 void srv_log_event(struct tkh_server *s, const char *level, const char *msg);
-int srv_log_start(struct tkh_server *s);
+/* Opens --log (or takes the stream) and starts the flusher; 0, or -1 with err. */
+int srv_log_start(struct tkh_server *s, char *err, size_t err_cap);
+/* Flushes to the current file, then opens log_path again (O_APPEND,
+ * created 0640) and writes there from now on: 0; 1 when the log is not a
+ * file; -1 with err when it cannot be opened (the old file stays). */
+int srv_log_reopen(struct tkh_server *s, char *err, size_t err_cap);
 void srv_log_stop(struct tkh_server *s);
+/* 1 when a successful /auth request is left out of the log (--log-sample-auth-ok). */
+int srv_log_sampled_out(struct tkh_server *s);
+
+/* ---- TLS (tls.c) ---------------------------------------------------------------- */
+
+struct srv_tls;
+/* Parses a PEM certificate chain and its private key and makes them the
+ * ones new handshakes get; the first call also registers the server with
+ * the handshake callback. 0, or -1 with why in err (the served pair is
+ * unchanged): unparsable, key not matching the certificate, or (with
+ * check_dates) expired or not yet valid. */
+int srv_tls_load(struct tkh_server *s, const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                 int check_dates, char *err, size_t err_cap);
+/* The gnutls_certificate_retrieve_function2 handed to libmicrohttpd. */
+void *srv_tls_callback(void);
+/* Frees every pair (after the daemon stopped). */
+void srv_tls_free(struct tkh_server *s);
 
 /* ---- /errors pages -------------------------------------------------------------- */
 

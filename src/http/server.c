@@ -52,6 +52,7 @@ void tkh_config_defaults(tkh_config *c)
     c->request_timeout = 30;
     c->login_workers = 0;
     c->login_queue = 32;
+    c->log_sample_auth_ok = 1.0;
 }
 
 uint64_t srv_now_ns(void)
@@ -513,6 +514,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     st->status = 0;
     st->reason = -1;
     st->fp[0] = '\0';
+    st->sampled_out = 0;
     st->client_id[0] = '\0';
     st->user[0] = '\0';
     st->error = NULL;
@@ -559,7 +561,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, en
     uint64_t now_ns = srv_now_ns();
     uint64_t us = (now_ns - st->t0_ns) / 1000u;
     srv_metrics_request(&s->metrics, st->route, st->status, us);
-    srv_log_request(s, st, us);
+    /* sampling leaves out successful /auth answers only: every failure,
+     * and every other route, is logged */
+    if (!(st->sampled_out && st->route == SRV_ROUTE_AUTH && st->status == MHD_HTTP_OK)) {
+        srv_log_request(s, st, us);
+    }
     /* the connection is ready for its next request: the deadline restarts */
     atomic_store_explicit(&st->ready_ns, now_ns, memory_order_relaxed);
     atomic_store_explicit(&st->receiving, 1, memory_order_release);
@@ -907,6 +913,7 @@ static void server_free(tkh_server *s)
     if (s->ready_lock_init) {
         pthread_mutex_destroy(&s->ready_lock);
     }
+    srv_tls_free(s);
     srv_log_stop(s);
     srv_pages_free(s);
     EVP_MD_free(s->sha256);
@@ -914,11 +921,6 @@ static void server_free(tkh_server *s)
     free(s->base_url);
     free(s->metadata);
     free(s->auth_audience);
-    if (s->tls_key_copy != NULL) {
-        OPENSSL_cleanse(s->tls_key_copy, strlen(s->tls_key_copy));
-        free(s->tls_key_copy);
-    }
-    free(s->tls_cert_copy);
     free(s);
 }
 
@@ -1026,8 +1028,11 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
         snprintf(err, err_cap, "out of memory building the static documents");
         goto fail;
     }
-    if (srv_log_start(s) != 0) {
-        snprintf(err, err_cap, "cannot start the log flusher thread");
+    int log_started = srv_log_start(s, err, err_cap);
+    s->cfg.log_path = NULL; /* srv_log_start kept a copy; the caller's strings are not kept */
+    s->cfg.tls_cert = NULL;
+    s->cfg.tls_key = NULL;
+    if (log_started != 0) {
         goto fail;
     }
     s->https = !cfg->insecure_http;
@@ -1045,10 +1050,14 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
     }
 
     if (!cfg->insecure_http) {
-        s->tls_cert_copy = strdup(cfg->tls_cert);
-        s->tls_key_copy = strdup(cfg->tls_key);
-        if (s->tls_cert_copy == NULL || s->tls_key_copy == NULL) {
-            snprintf(err, err_cap, "out of memory");
+        if (!MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK)) {
+            snprintf(err, err_cap, "this libmicrohttpd cannot take a certificate callback (needed to reload it)");
+            goto fail;
+        }
+        /* dates unchecked at start: an expired certificate is the
+         * operator's to notice (clients will say so), as before */
+        if (srv_tls_load(s, cfg->tls_cert, strlen(cfg->tls_cert), cfg->tls_key, strlen(cfg->tls_key), 0, err,
+                         err_cap) != 0) {
             goto fail;
         }
     }
@@ -1083,8 +1092,7 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
     size_t n = 0;
     if (!cfg->insecure_http) {
         flags |= MHD_USE_TLS;
-        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_copy};
-        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_copy};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, srv_tls_callback()};
         s->tls_priorities = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, unconst(s->tls_priorities)};
     }
@@ -1132,6 +1140,35 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
 fail:
     server_free(s);
     return -1;
+}
+
+int tkh_reload(tkh_server *s, const char *cert_pem, const char *key_pem)
+{
+    if (s == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    char why[320];
+    char msg[400];
+    int lr = srv_log_reopen(s, why, sizeof why);
+    if (lr == 0) {
+        srv_log_event(s, "info", "log file reopened (SIGHUP)");
+    } else if (lr < 0) {
+        snprintf(msg, sizeof msg, "SIGHUP: %s; still writing to the file open before", why);
+        srv_log_event(s, "error", msg);
+        rc = -1;
+    }
+    if (s->https && cert_pem != NULL && key_pem != NULL) {
+        if (srv_tls_load(s, cert_pem, strlen(cert_pem), key_pem, strlen(key_pem), 1, why, sizeof why) == 0) {
+            srv_log_event(s, "info", "TLS certificate and key reloaded (SIGHUP): new connections get them");
+        } else {
+            snprintf(msg, sizeof msg, "SIGHUP: the new TLS certificate was refused (%s); still serving the old one",
+                     why);
+            srv_log_event(s, "error", msg);
+            rc = -1;
+        }
+    }
+    return rc;
 }
 
 void tkh_log(tkh_server *s, const char *level, const char *msg)

@@ -175,6 +175,10 @@ typedef struct tksi_backend {
                                size_t *n);
     /* client_id NULL: every consent of the user; *n gets the rows deleted. */
     tks_result (*consent_delete)(tks_store *s, const char *user_id, const char *client_id, int *n);
+
+    /* Schema 6: one batch of a purge (store.h); `p` and 1 <= limit <=
+     * TKS_PURGE_LIMIT_MAX checked. */
+    tks_result (*purge_batch)(tks_store *s, const tks_purge *p, size_t limit, size_t *n);
 } tksi_backend;
 
 /* An open store. Owned by store.c; `impl` belongs to the backend. */

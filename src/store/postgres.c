@@ -247,6 +247,11 @@ static const char *const MIGRATIONS[] = {
     "  PRIMARY KEY (user_id, client_id)"
     ");"
     "CREATE INDEX consents_client ON consents (client_id);",
+
+    /* 6: as sqlite.c's 6 (retention): the indexes the batched purges walk. */
+    "CREATE INDEX audit_at ON audit (at);"
+    "CREATE INDEX sessions_created ON sessions (created_at);"
+    "CREATE INDEX revocations_revoked_at ON revocations (revoked_at);",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -315,6 +320,13 @@ enum stmt_id {
     ST_CONSENT_PAGE,
     ST_CONSENT_DELETE,
     ST_CONSENT_DELETE_ALL,
+    ST_PURGE_REVOCATIONS,
+    ST_PURGE_CODES,
+    ST_PURGE_REFRESH,
+    ST_PURGE_REFRESH_REVOKED,
+    ST_PURGE_ATTEMPTS,
+    ST_PURGE_AUDIT,
+    ST_PURGE_SESSIONS,
     ST__COUNT
 };
 
@@ -466,6 +478,41 @@ static const struct {
                          3},
     [ST_CONSENT_DELETE] = {"DELETE FROM consents WHERE user_id = $1 AND client_id = $2", 2},
     [ST_CONSENT_DELETE_ALL] = {"DELETE FROM consents WHERE user_id = $1", 1},
+/* Retention: each one statement (its own transaction), a bounded batch
+ * found through an index (schema 6). The refresh and session purges also
+ * delete the session_clients rows of sign-ins with neither a session nor
+ * a refresh token left; the other parts of a statement see the rows as
+ * they were before it, hence "not among those deleted". */
+#define SC_GONE_REFRESH                                                                                                \
+    " sc AS (DELETE FROM session_clients c WHERE c.sid IN (SELECT sid FROM gone)"                                      \
+    " AND NOT EXISTS (SELECT 1 FROM sessions x WHERE x.sid = c.sid)"                                                   \
+    " AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.sid = c.sid"                                              \
+    " AND t.hash NOT IN (SELECT hash FROM gone)))"                                                                     \
+    " SELECT count(*) FROM gone"
+    [ST_PURGE_REVOCATIONS] = {"DELETE FROM revocations WHERE seq IN"
+                              " (SELECT seq FROM revocations WHERE until <= $1 LIMIT $2)",
+                              2},
+    [ST_PURGE_CODES] = {"DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at < $1 LIMIT $2)", 2},
+    [ST_PURGE_REFRESH] =
+        {"WITH gone AS (DELETE FROM refresh_tokens WHERE hash IN"
+         " (SELECT hash FROM refresh_tokens WHERE expires_at < $1 LIMIT $2) RETURNING hash, sid)," SC_GONE_REFRESH,
+         2},
+    [ST_PURGE_REFRESH_REVOKED] = {"WITH gone AS (DELETE FROM refresh_tokens WHERE hash IN"
+                                  " (SELECT t.hash FROM revocations r JOIN refresh_tokens t ON t.sid = r.value"
+                                  " WHERE r.kind = 2 AND r.revoked_at >= $1 AND r.revoked_at < $2 LIMIT $3)"
+                                  " RETURNING hash, sid)," SC_GONE_REFRESH,
+                                  3},
+    [ST_PURGE_ATTEMPTS] = {"DELETE FROM attempts WHERE key IN (SELECT key FROM attempts"
+                           " WHERE window_start + $3 <= $1 AND blocked_until <= $1 LIMIT $2)",
+                           3},
+    [ST_PURGE_AUDIT] = {"DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 LIMIT $2)", 2},
+    [ST_PURGE_SESSIONS] = {"WITH gone AS (DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions"
+                           " WHERE created_at < $1 AND ((ended_at <> 0 AND ended_at < $1) OR last_seen < $2"
+                           " OR created_at < $3) LIMIT $4) RETURNING sid),"
+                           " sc AS (DELETE FROM session_clients c WHERE c.sid IN (SELECT sid FROM gone)"
+                           " AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.sid = c.sid))"
+                           " SELECT count(*) FROM gone",
+                           4},
 };
 
 /* ---- connections ---------------------------------------------------------- */
@@ -2277,6 +2324,93 @@ static tks_result pg_watch(tks_store *s, void (*fn)(int what, void *ud), void *u
     return r;
 }
 
+/* ---- retention ------------------------------------------------------------ */
+
+static tks_result pg_purge_batch(tks_store *s, const tks_purge *p, size_t limit, size_t *n)
+{
+    struct params a = {.n = 0};
+    int64_t lim = (int64_t)limit;
+    enum stmt_id id;
+    const char *what;
+    int counts = 0; /* the statement answers SELECT count(*) */
+    switch (p->kind) {
+    case TKS_PURGE_REVOCATIONS:
+        id = ST_PURGE_REVOCATIONS;
+        what = "purging revocations";
+        p_i64(&a, p->before);
+        p_i64(&a, lim);
+        break;
+    case TKS_PURGE_CODES:
+        id = ST_PURGE_CODES;
+        what = "purging authorization codes";
+        p_i64(&a, p->before);
+        p_i64(&a, lim);
+        break;
+    case TKS_PURGE_REFRESH:
+        id = ST_PURGE_REFRESH;
+        what = "purging expired refresh tokens";
+        counts = 1;
+        p_i64(&a, p->before);
+        p_i64(&a, lim);
+        break;
+    case TKS_PURGE_REFRESH_REVOKED:
+        id = ST_PURGE_REFRESH_REVOKED;
+        what = "purging refresh tokens of revoked sign-ins";
+        counts = 1;
+        p_i64(&a, p->from);
+        p_i64(&a, p->before);
+        p_i64(&a, lim);
+        break;
+    case TKS_PURGE_ATTEMPTS:
+        id = ST_PURGE_ATTEMPTS;
+        what = "purging failed attempts";
+        p_i64(&a, p->before);
+        p_i64(&a, lim);
+        p_i64(&a, p->window);
+        break;
+    case TKS_PURGE_AUDIT:
+        id = ST_PURGE_AUDIT;
+        what = "purging audit events";
+        p_i64(&a, p->before);
+        p_i64(&a, lim);
+        break;
+    case TKS_PURGE_SESSIONS:
+    default:
+        id = ST_PURGE_SESSIONS;
+        what = "purging ended sessions";
+        counts = 1;
+        p_i64(&a, p->before);
+        p_i64(&a, p->before - p->idle);
+        p_i64(&a, p->before - p->max_age);
+        p_i64(&a, lim);
+        break;
+    }
+    tks_result r = TKS_OK;
+    struct pgconn *pc = acquire(s, &r);
+    if (pc == NULL) {
+        return r;
+    }
+    PGresult *res = NULL;
+    r = exec_stmt(s, pc, id, &a, 1, what, &res);
+    if (r == TKS_OK) {
+        if (counts) {
+            int64_t c = 0;
+            if (PQntuples(res) != 1 || get_i64(s, res, 0, 0, what, &c) != 0 || c < 0) {
+                tksi_seterr(s, "%s: an unexpected answer", what);
+                r = TKS_ERR;
+            } else {
+                *n = (size_t)c;
+            }
+        } else {
+            int c = changed(res);
+            *n = c > 0 ? (size_t)c : 0;
+        }
+    }
+    PQclear(res);
+    release_conn(s, pc);
+    return r;
+}
+
 static const tksi_backend PG_BACKEND = {
     .name = "postgres",
     .close = pg_close,
@@ -2332,6 +2466,7 @@ static const tksi_backend PG_BACKEND = {
     .consent_get = pg_consent_get,
     .consent_page = pg_consent_page,
     .consent_delete = pg_consent_delete,
+    .purge_batch = pg_purge_batch,
 };
 
 /* ---- opening and migrating ------------------------------------------------------- */

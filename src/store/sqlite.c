@@ -241,6 +241,15 @@ static const char *const MIGRATIONS[] = {
     ");"
     "CREATE INDEX consents_client ON consents (client_id);"
     "PRAGMA user_version = 5;",
+
+    /* 6: retention (issue 13 section 3). What the batched purges walk:
+     * audit events by time, sessions by start (every session has ended by
+     * start + --session-max), revocations by when they were made (the
+     * revoked refresh families). */
+    "CREATE INDEX audit_at ON audit (at);"
+    "CREATE INDEX sessions_created ON sessions (created_at);"
+    "CREATE INDEX revocations_revoked_at ON revocations (revoked_at);"
+    "PRAGMA user_version = 6;",
 };
 
 #define SCHEMA_LATEST ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -304,6 +313,14 @@ enum stmt_id {
     ST_SESSION_GET_SID,
     ST_SESSION_CLIENT_ADD,
     ST_SESSION_CLIENT_PAGE,
+    ST_PURGE_REVOCATIONS,
+    ST_PURGE_CODES,
+    ST_PURGE_REFRESH,
+    ST_PURGE_REFRESH_REVOKED,
+    ST_PURGE_ATTEMPTS,
+    ST_PURGE_AUDIT,
+    ST_PURGE_SESSIONS,
+    ST_PURGE_SESSION_CLIENTS,
     ST_CONSENT_PUT,
     ST_CONSENT_GET,
     ST_CONSENT_PAGE,
@@ -437,6 +454,26 @@ static const char *const SQL[ST__COUNT] = {
                         " ORDER BY client_id LIMIT ?3",
     [ST_CONSENT_DELETE] = "DELETE FROM consents WHERE user_id = ?1 AND client_id = ?2",
     [ST_CONSENT_DELETE_ALL] = "DELETE FROM consents WHERE user_id = ?1",
+    /* retention: each a bounded batch found through an index (schema 6) */
+    [ST_PURGE_REVOCATIONS] = "DELETE FROM revocations WHERE seq IN"
+                             " (SELECT seq FROM revocations WHERE until <= ?1 LIMIT ?2)",
+    [ST_PURGE_CODES] = "DELETE FROM codes WHERE rowid IN (SELECT rowid FROM codes WHERE expires_at < ?1 LIMIT ?2)",
+    [ST_PURGE_REFRESH] = "DELETE FROM refresh_tokens WHERE rowid IN"
+                         " (SELECT rowid FROM refresh_tokens WHERE expires_at < ?1 LIMIT ?2) RETURNING sid",
+    [ST_PURGE_REFRESH_REVOKED] = "DELETE FROM refresh_tokens WHERE rowid IN"
+                                 " (SELECT t.rowid FROM revocations r JOIN refresh_tokens t ON t.sid = r.value"
+                                 " WHERE r.kind = 2 AND r.revoked_at >= ?1 AND r.revoked_at < ?2 LIMIT ?3)"
+                                 " RETURNING sid",
+    [ST_PURGE_ATTEMPTS] = "DELETE FROM attempts WHERE key IN (SELECT key FROM attempts"
+                          " WHERE window_start + ?3 <= ?1 AND blocked_until <= ?1 LIMIT ?2)",
+    [ST_PURGE_AUDIT] = "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ?1 LIMIT ?2)",
+    /* created_at < ?1 first: the index range; the rest decides */
+    [ST_PURGE_SESSIONS] = "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE created_at < ?1"
+                          " AND ((ended_at <> 0 AND ended_at < ?1) OR last_seen < ?2 OR created_at < ?3) LIMIT ?4)"
+                          " RETURNING sid",
+    [ST_PURGE_SESSION_CLIENTS] = "DELETE FROM session_clients WHERE sid = ?1"
+                                 " AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE sid = ?1)"
+                                 " AND NOT EXISTS (SELECT 1 FROM sessions WHERE sid = ?1)",
 };
 
 struct sq {
@@ -2309,6 +2346,175 @@ static tks_result sq_attempts_purge(tks_store *s, int64_t now, int64_t window)
     return r;
 }
 
+/* ---- retention ------------------------------------------------------------ */
+
+struct sid_list {
+    char (*v)[TKS_SID_MAX + 1];
+    size_t n;
+};
+
+static int sid_cmp(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+/* Steps a DELETE ... RETURNING sid, keeping each sid (those longer than a
+ * sid can be are not kept: their clients rows stay, harmlessly). */
+static tks_result run_returning_sids(tks_store *s, struct sq *q, sqlite3_stmt *st, int bind_rc, struct sid_list *out,
+                                     size_t cap, size_t *rows, const char *what)
+{
+    *rows = 0;
+    if (tksi_fault_hit(s, what)) {
+        release(st);
+        return TKS_ERR;
+    }
+    int rc = bind_rc;
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            break;
+        }
+        (*rows)++;
+        const unsigned char *v = sqlite3_column_text(st, 0);
+        int len = sqlite3_column_bytes(st, 0);
+        if (v != NULL && len > 0 && len <= TKS_SID_MAX && out->n < cap) {
+            memcpy(out->v[out->n], v, (size_t)len);
+            out->v[out->n][len] = '\0';
+            out->n++;
+        }
+    }
+    tks_result r = TKS_OK;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        r = fail(s, q, rc, what);
+    }
+    release(st);
+    return r;
+}
+
+/* The sign-ins whose refresh tokens or session just went: their
+ * session_clients rows go once neither is left. */
+static tks_result drop_session_clients(tks_store *s, struct sq *q, struct sid_list *l)
+{
+    if (l->n == 0) {
+        return TKS_OK;
+    }
+    qsort(l->v, l->n, sizeof l->v[0], sid_cmp);
+    tks_result r = TKS_OK;
+    for (size_t i = 0; r == TKS_OK && i < l->n; i++) {
+        if (i > 0 && strcmp(l->v[i], l->v[i - 1]) == 0) {
+            continue;
+        }
+        sqlite3_stmt *st;
+        r = prep(s, q, ST_PURGE_SESSION_CLIENTS, &st);
+        if (r == TKS_OK) {
+            struct binder b = {st, SQLITE_OK};
+            b_text(&b, 1, l->v[i]);
+            r = run(s, q, st, b.rc, "purging the clients of ended sign-ins");
+        }
+    }
+    return r;
+}
+
+static tks_result sq_purge_batch(tks_store *s, const tks_purge *p, size_t limit, size_t *n)
+{
+    struct sq *q = sq_of(s);
+    enum stmt_id id;
+    const char *what;
+    int returns_sids = 0;
+    switch (p->kind) {
+    case TKS_PURGE_REVOCATIONS:
+        id = ST_PURGE_REVOCATIONS;
+        what = "purging revocations";
+        break;
+    case TKS_PURGE_CODES:
+        id = ST_PURGE_CODES;
+        what = "purging authorization codes";
+        break;
+    case TKS_PURGE_REFRESH:
+        id = ST_PURGE_REFRESH;
+        what = "purging expired refresh tokens";
+        returns_sids = 1;
+        break;
+    case TKS_PURGE_REFRESH_REVOKED:
+        id = ST_PURGE_REFRESH_REVOKED;
+        what = "purging refresh tokens of revoked sign-ins";
+        returns_sids = 1;
+        break;
+    case TKS_PURGE_ATTEMPTS:
+        id = ST_PURGE_ATTEMPTS;
+        what = "purging failed attempts";
+        break;
+    case TKS_PURGE_AUDIT:
+        id = ST_PURGE_AUDIT;
+        what = "purging audit events";
+        break;
+    case TKS_PURGE_SESSIONS:
+    default:
+        id = ST_PURGE_SESSIONS;
+        what = "purging ended sessions";
+        returns_sids = 1;
+        break;
+    }
+    struct sid_list l = {NULL, 0};
+    if (returns_sids) {
+        l.v = malloc(limit * sizeof l.v[0]);
+        if (l.v == NULL) {
+            tksi_seterr(s, "%s: out of memory", what);
+            return TKS_ERR;
+        }
+    }
+    lock(q);
+    tks_result r = returns_sids ? tx_begin(s, q) : TKS_OK;
+    sqlite3_stmt *st = NULL;
+    if (r == TKS_OK) {
+        r = prep(s, q, id, &st);
+    }
+    if (r == TKS_OK) {
+        struct binder b = {st, SQLITE_OK};
+        int64_t lim = (int64_t)limit;
+        switch (p->kind) {
+        case TKS_PURGE_REFRESH_REVOKED:
+            b_i64(&b, 1, p->from);
+            b_i64(&b, 2, p->before);
+            b_i64(&b, 3, lim);
+            break;
+        case TKS_PURGE_ATTEMPTS:
+            b_i64(&b, 1, p->before);
+            b_i64(&b, 2, lim);
+            b_i64(&b, 3, p->window);
+            break;
+        case TKS_PURGE_SESSIONS:
+            b_i64(&b, 1, p->before);
+            b_i64(&b, 2, p->before - p->idle);
+            b_i64(&b, 3, p->before - p->max_age);
+            b_i64(&b, 4, lim);
+            break;
+        default:
+            b_i64(&b, 1, p->before);
+            b_i64(&b, 2, lim);
+            break;
+        }
+        if (returns_sids) {
+            r = run_returning_sids(s, q, st, b.rc, &l, limit, n, what);
+            if (r == TKS_OK) {
+                r = drop_session_clients(s, q, &l);
+            }
+        } else {
+            r = run(s, q, st, b.rc, what);
+            *n = r == TKS_OK ? (size_t)sqlite3_changes(q->db) : 0;
+        }
+    }
+    if (returns_sids) {
+        r = tx_end(s, q, r);
+    }
+    unlock(q);
+    free(l.v);
+    if (r != TKS_OK) {
+        *n = 0;
+    }
+    return r;
+}
+
 static const tksi_backend SQLITE_BACKEND = {
     .name = "sqlite",
     .close = sq_close,
@@ -2364,6 +2570,7 @@ static const tksi_backend SQLITE_BACKEND = {
     .consent_get = sq_consent_get,
     .consent_page = sq_consent_page,
     .consent_delete = sq_consent_delete,
+    .purge_batch = sq_purge_batch,
 };
 
 /* ---- opening and migrating ------------------------------------------------ */

@@ -889,6 +889,29 @@ tks_result tks_revocations_purge(tks_store *s, int64_t now)
     return s->be->revocations_purge(s, now);
 }
 
+tks_result tks_purge_batch(tks_store *s, const tks_purge *p, size_t limit, size_t *n)
+{
+    if (n != NULL) {
+        *n = 0;
+    }
+    if (s == NULL || p == NULL || n == NULL) {
+        return TKS_ERR;
+    }
+    if (limit == 0 || limit > TKS_PURGE_LIMIT_MAX || p->kind < TKS_PURGE_REVOCATIONS || p->kind > TKS_PURGE_SESSIONS) {
+        tksi_seterr(s, "purge: a kind from store.h and 1 to %d rows", TKS_PURGE_LIMIT_MAX);
+        return TKS_ERR;
+    }
+    /* the session bounds are before - idle and before - max_age: keep the
+     * arithmetic in range (times are Unix seconds, durations a few years) */
+    const int64_t big = (int64_t)1 << 40;
+    if (p->before < -big || p->before > big || p->from < -big || p->from > big || p->window < 0 || p->window > big ||
+        p->idle < 0 || p->idle > big || p->max_age < 0 || p->max_age > big) {
+        tksi_seterr(s, "purge: a time or duration out of range");
+        return TKS_ERR;
+    }
+    return s->be->purge_batch(s, p, limit, n);
+}
+
 /* ---- users --------------------------------------------------------------- */
 
 /* The profile fields are NUL-terminated within their arrays. */

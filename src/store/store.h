@@ -408,6 +408,41 @@ tks_result tks_attempts_purge(tks_store *s, int64_t now, int64_t window);
 tks_result tks_attempts_live(tks_store *s, int64_t now, int64_t window, size_t max,
                              int (*fn)(uint64_t key, int64_t blocked_until, void *ud), void *ud);
 
+/* ---- retention: purges in batches (issue 13 section 3) -----------------------
+ * Each call deletes at most `limit` rows (1 to TKS_PURGE_LIMIT_MAX) of
+ * one kind, in one short transaction, and sets *n to how many it deleted:
+ * fewer than `limit` means none are left for now. A caller loops, pausing
+ * between batches, so that no purge holds the store for long (SQLite has
+ * one writer; PostgreSQL rows stay locked until commit). Nothing deleted
+ * here can make a credential valid again: only rows that can no longer be
+ * used, or whose record has outlived its retention. */
+#define TKS_PURGE_LIMIT_MAX 10000
+typedef enum tks_purge_kind {
+    TKS_PURGE_REVOCATIONS = 1, /* revocations whose `until` <= before (the token expired anyway) */
+    TKS_PURGE_CODES,           /* authorization codes that expired before `before` */
+    TKS_PURGE_REFRESH,         /* refresh tokens that expired before `before` (a family expires whole) */
+    TKS_PURGE_REFRESH_REVOKED, /* every refresh token of a family (sid) revoked in [from, before) */
+    TKS_PURGE_ATTEMPTS,        /* failed-attempt counters whose `window` passed by `before`, blocking nothing */
+    TKS_PURGE_AUDIT,           /* audit events recorded before `before` */
+    /* sessions that ended before `before`: ended_at set and earlier, or
+     * idle since before - `idle`, or started before - `max_age` (then the
+     * timeouts ended them however they were last seen) */
+    TKS_PURGE_SESSIONS,
+} tks_purge_kind;
+typedef struct tks_purge {
+    tks_purge_kind kind;
+    int64_t before;
+    int64_t from;    /* TKS_PURGE_REFRESH_REVOKED */
+    int64_t window;  /* TKS_PURGE_ATTEMPTS */
+    int64_t idle;    /* TKS_PURGE_SESSIONS */
+    int64_t max_age; /* TKS_PURGE_SESSIONS */
+} tks_purge;
+/* The sessions' clients (tks_session_clients) of a sign-in go when neither
+ * its session nor any refresh token of its family is left, with whichever
+ * of the two goes last (REFRESH, REFRESH_REVOKED, SESSIONS). Consents go
+ * with their user or client (foreign keys). */
+tks_result tks_purge_batch(tks_store *s, const tks_purge *p, size_t limit, size_t *n);
+
 /* Audit events (kind: "client_auth_failed", "token_revoked", ...). */
 tks_result tks_audit(tks_store *s, int64_t now, const char *kind, const char *client_id, const char *ip,
                      const char *detail);

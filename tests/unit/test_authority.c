@@ -825,6 +825,68 @@ static void test_profile_check(void **state)
     assert_int_equal(tka_profile_check(&q, err, sizeof err), 0); /* exactly the limit */
 }
 
+static int count_audit(int64_t at, const char *kind, const char *client_id, const char *ip, const char *detail,
+                       void *ud)
+{
+    (void)at;
+    (void)kind;
+    (void)client_id;
+    (void)ip;
+    (void)detail;
+    (*(int *)ud)++;
+    return 0;
+}
+
+static int audit_rows(tks_store *s)
+{
+    int n = 0;
+    assert_int_equal(tks_audit_list(s, 1000000, count_audit, &n), TKS_OK);
+    return n;
+}
+
+/* Retention (issue 13 section 3): a pass purges in batches within its
+ * budget, says when rows are left, and a retention of 0 keeps everything. */
+static void test_purge_passes(void **state)
+{
+    (void)state;
+    tks_store *s = NULL;
+    tka_authority *a = open_auth(&s, 0x61, T0);
+    int young = audit_rows(s);
+    const int old = 2 * TKA_PURGE_BATCH + 500;
+    for (int i = 0; i < old; i++) {
+        assert_int_equal(tks_audit(s, T0 - 91 * 86400 + i, "login_failed", NULL, "192.0.2.7", "x"), TKS_OK);
+    }
+    assert_int_equal(audit_rows(s), young + old);
+    int passes = 0;
+    int r;
+    do {
+        r = tka_purge(a, T0);
+        assert_true(r == 0 || r == 1);
+        passes++;
+    } while (r == 1 && passes < 100);
+    assert_int_equal(r, 0);
+    assert_int_equal(audit_rows(s), young);
+    tka_close(a);
+
+    /* --audit-retention 0: kept for ever */
+    char err[256];
+    tka_config c;
+    config(&c, 0x61);
+    c.audit_retention = 0;
+    assert_int_equal(tka_open(s, &c, T0, &a, err, sizeof err), 0);
+    assert_int_equal(tks_audit(s, 1, "login_failed", NULL, NULL, "ancient"), TKS_OK);
+    assert_int_equal(tka_purge(a, T0), 0);
+    assert_int_equal(audit_rows(s), young + 1);
+    tka_close(a);
+    /* out of range: refused */
+    c.audit_retention = TKA_RETENTION_MAX + 1;
+    assert_int_equal(tka_open(s, &c, T0, &a, err, sizeof err), -1);
+    c.audit_retention = 0;
+    c.refresh_grace = -1;
+    assert_int_equal(tka_open(s, &c, T0, &a, err, sizeof err), -1);
+    tks_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -839,6 +901,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_master_key_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trusted_issuers, setup, teardown),
         cmocka_unit_test(test_profile_check),
+        cmocka_unit_test_setup_teardown(test_purge_passes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

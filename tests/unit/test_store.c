@@ -44,7 +44,7 @@
 #include "store/store.h"
 
 /* The latest schema this tokend knows (sqlite.c and postgres.c alike). */
-#define SCHEMA_LATEST 5
+#define SCHEMA_LATEST 6
 
 /* ---- fixtures ------------------------------------------------------------ */
 
@@ -3460,7 +3460,7 @@ static void test_newer_schema_refused(void **state)
     tks_store *s = NULL;
     assert_int_equal(tks_open(f->url, &s, err, sizeof err), TKS_ERR);
     assert_null(s);
-    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 5");
+    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 6");
 
     /* Nothing was created in it on the way. */
     db = raw_open(f->path);
@@ -3944,12 +3944,12 @@ static void test_open_at_refusals(void **state)
     tks_close(f->s);
     f->s = NULL;
     assert_null(open_at(f->path, 1, err, sizeof err));
-    assert_string_equal(err, "the store is at schema 5, past the 1 asked for");
+    assert_string_equal(err, "the store is at schema 6, past the 1 asked for");
     assert_null(open_at(f->path, 4, err, sizeof err));
-    assert_string_equal(err, "the store is at schema 5, past the 4 asked for");
+    assert_string_equal(err, "the store is at schema 6, past the 4 asked for");
     assert_null(open_at(f->path, 0, err, sizeof err));
-    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 5)");
-    assert_null(open_at(f->path, 6, err, sizeof err));
+    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 6)");
+    assert_null(open_at(f->path, SCHEMA_LATEST + 1, err, sizeof err));
     tks_store *s2 = open_at(f->path, SCHEMA_LATEST, err, sizeof err);
     assert_non_null(s2);
     assert_int_equal(tks_schema_version(s2), SCHEMA_LATEST);
@@ -4288,7 +4288,7 @@ static void test_pg_newer_schema_refused(void **state)
     tks_store *s = NULL;
     assert_int_equal(tks_open(f->url, &s, err, sizeof err), TKS_ERR);
     assert_null(s);
-    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 5");
+    assert_string_equal(err, "the store is at schema 999; this tokend knows up to 6");
     assert_int_equal(pg_int(c, PG_VERSION_GET), 999);
     assert_int_equal(pg_int(c, "SELECT count(*) FROM clients"), 1);
     PQfinish(c);
@@ -4517,7 +4517,7 @@ static void test_pg_upgrade_each_version(void **state)
         assert_string_equal(err, want);
     }
     assert_null(pg_open_at(f->url, 0, err, sizeof err));
-    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 5)");
+    assert_string_equal(err, "no schema 0 (this tokend knows 1 to 6)");
     assert_null(pg_open_at(f->url, SCHEMA_LATEST + 1, err, sizeof err));
     tks_store *s = pg_open_at(f->url, SCHEMA_LATEST, err, sizeof err);
     assert_non_null(s);
@@ -4739,6 +4739,303 @@ static void test_pg_upgrade_from_4(void **state)
     assert_int_equal(tks_consent_get(s, "alice", "app", &got), TKS_OK);
 }
 
+/* ---- retention: batched purges (issue 13 section 3) ------------------------------ */
+
+static int count_audit(int64_t at, const char *kind, const char *client_id, const char *ip, const char *detail,
+                       void *ud)
+{
+    (void)at;
+    (void)kind;
+    (void)client_id;
+    (void)ip;
+    (void)detail;
+    (*(int *)ud)++;
+    return 0;
+}
+
+static int audit_rows(tks_store *s)
+{
+    int n = 0;
+    assert_int_equal(tks_audit_list(s, 100000, count_audit, &n), TKS_OK);
+    return n;
+}
+
+static int sid_client_count(tks_store *s, const char *sid)
+{
+    struct sid_clients *w = sid_clients(s, sid);
+    int n = w->n;
+    free(w);
+    return n;
+}
+
+static size_t purge(tks_store *s, tks_purge_kind kind, int64_t from, int64_t before, size_t limit)
+{
+    tks_purge p;
+    memset(&p, 0, sizeof p);
+    p.kind = kind;
+    p.from = from;
+    p.before = before;
+    p.window = 300;
+    p.idle = 600;
+    p.max_age = 43200;
+    size_t n = 12345;
+    assert_int_equal(tks_purge_batch(s, &p, limit, &n), TKS_OK);
+    return n;
+}
+
+static void test_purge_arguments(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    tks_purge p;
+    memset(&p, 0, sizeof p);
+    p.kind = TKS_PURGE_AUDIT;
+    p.before = 100;
+    size_t n = 7;
+    assert_int_equal(tks_purge_batch(NULL, &p, 10, &n), TKS_ERR);
+    assert_int_equal(n, 0);
+    assert_int_equal(tks_purge_batch(s, NULL, 10, &n), TKS_ERR);
+    assert_int_equal(tks_purge_batch(s, &p, 10, NULL), TKS_ERR);
+    assert_int_equal(tks_purge_batch(s, &p, 0, &n), TKS_ERR);
+    assert_int_equal(tks_purge_batch(s, &p, TKS_PURGE_LIMIT_MAX + 1, &n), TKS_ERR);
+    assert_int_equal(tks_purge_batch(s, &p, TKS_PURGE_LIMIT_MAX, &n), TKS_OK);
+    p.kind = (tks_purge_kind)0;
+    assert_int_equal(tks_purge_batch(s, &p, 10, &n), TKS_ERR);
+    p.kind = (tks_purge_kind)(TKS_PURGE_SESSIONS + 1);
+    assert_int_equal(tks_purge_batch(s, &p, 10, &n), TKS_ERR);
+    p.kind = TKS_PURGE_SESSIONS;
+    p.before = INT64_MAX; /* before - idle must not overflow */
+    assert_int_equal(tks_purge_batch(s, &p, 10, &n), TKS_ERR);
+    p.before = 100;
+    p.idle = -1;
+    assert_int_equal(tks_purge_batch(s, &p, 10, &n), TKS_ERR);
+    p.idle = 600;
+    assert_int_equal(tks_purge_batch(s, &p, 10, &n), TKS_OK);
+    assert_int_equal(n, 0);
+    /* every kind runs on an empty store */
+    for (int k = TKS_PURGE_REVOCATIONS; k <= TKS_PURGE_SESSIONS; k++) {
+        assert_int_equal(purge(s, (tks_purge_kind)k, 0, 1000, 5), 0);
+    }
+}
+
+/* Audit events older than the retention go, a batch at a time; the
+ * young ones stay. */
+static void test_purge_audit_batches(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    for (int i = 1; i <= 25; i++) {
+        assert_int_equal(tks_audit(s, i, "login_failed", NULL, "192.0.2.1", "old"), TKS_OK);
+    }
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(tks_audit(s, 1000 + i, "login", NULL, "192.0.2.1", "young"), TKS_OK);
+    }
+    assert_int_equal(audit_rows(s), 30);
+    assert_int_equal(purge(s, TKS_PURGE_AUDIT, 0, 26, 10), 10);
+    assert_int_equal(audit_rows(s), 20);
+    assert_int_equal(purge(s, TKS_PURGE_AUDIT, 0, 26, 10), 10);
+    assert_int_equal(purge(s, TKS_PURGE_AUDIT, 0, 26, 10), 5); /* fewer than asked: done */
+    assert_int_equal(purge(s, TKS_PURGE_AUDIT, 0, 26, 10), 0);
+    assert_int_equal(audit_rows(s), 5);
+    /* at < before, strictly */
+    assert_int_equal(purge(s, TKS_PURGE_AUDIT, 0, 1000, 10), 0);
+    assert_int_equal(purge(s, TKS_PURGE_AUDIT, 0, 1001, 10), 1);
+    assert_int_equal(audit_rows(s), 4);
+}
+
+/* Codes, revocations and attempt counters: what expired goes. */
+static void test_purge_codes_revocations_attempts(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    for (int i = 0; i < 7; i++) {
+        tks_code c;
+        make_code(&c, 100 + i, "app", "alice", "sid-c");
+        c.expires_at = i < 5 ? 1060 : 5000;
+        assert_int_equal(tks_code_insert(s, &c), TKS_OK);
+    }
+    assert_int_equal(purge(s, TKS_PURGE_CODES, 0, 1060, 10), 0); /* expires_at < before */
+    assert_int_equal(purge(s, TKS_PURGE_CODES, 0, 1061, 3), 3);
+    assert_int_equal(purge(s, TKS_PURGE_CODES, 0, 1061, 3), 2);
+    assert_int_equal(purge(s, TKS_PURGE_CODES, 0, 1061, 3), 0);
+    tks_code got;
+    unsigned char h[32];
+    fill_hash(h, 105);
+    assert_int_equal(tks_code_get(s, h, &got), TKS_OK);
+
+    assert_int_equal(tks_revoke(s, TKS_REVOKE_JTI, "j-1", "admin", 100, 2000), TKS_OK);
+    assert_int_equal(tks_revoke(s, TKS_REVOKE_SID, "s-1", "logout", 100, 2000), TKS_OK);
+    assert_int_equal(tks_revoke(s, TKS_REVOKE_JTI, "j-2", "admin", 100, 3000), TKS_OK);
+    assert_int_equal(purge(s, TKS_PURGE_REVOCATIONS, 0, 1999, 10), 0);
+    assert_int_equal(purge(s, TKS_PURGE_REVOCATIONS, 0, 2000, 10), 2); /* until <= before */
+    assert_int_equal(purge(s, TKS_PURGE_REVOCATIONS, 0, 5000, 10), 1);
+
+    uint64_t keys[3] = {11, 12, 13};
+    uint32_t f[3];
+    assert_int_equal(tks_attempts_fail(s, keys, 3, NULL, 1000, 300, f), TKS_OK);
+    int64_t until[1] = {2000};
+    assert_int_equal(tks_attempts_block(s, keys, 1, until), TKS_OK); /* key 11 blocks until 2000 */
+    assert_int_equal(purge(s, TKS_PURGE_ATTEMPTS, 0, 1299, 10), 0);  /* window 300 not over */
+    assert_int_equal(purge(s, TKS_PURGE_ATTEMPTS, 0, 1300, 10), 2);
+    assert_int_equal(purge(s, TKS_PURGE_ATTEMPTS, 0, 2000, 10), 1);
+}
+
+/* Refresh tokens: an expired family goes after the grace the caller puts
+ * in `before`; a revoked family goes whole, used and unused tokens alike;
+ * a live family keeps every row (reuse detection needs the used ones).
+ * The clients of a sign-in go with the last of its session and tokens. */
+static void test_purge_refresh_families(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    /* sid-a: no session row, three rotations, expires at 5000 */
+    for (int i = 0; i < 3; i++) {
+        tks_refresh r;
+        make_refresh(&r, 10 + i, i ? 9 + i : -1, "sid-a", "app", "alice");
+        r.expires_at = 5000;
+        r.used_at = i < 2 ? 1100 + i : 0;
+        assert_int_equal(tks_refresh_insert(s, &r), TKS_OK);
+    }
+    /* sid-b: a session, two tokens, revoked at 2000 */
+    tks_session se;
+    make_session(&se, 1, "sid-b", "bob");
+    assert_int_equal(tks_session_insert(s, &se), TKS_OK);
+    for (int i = 0; i < 2; i++) {
+        tks_refresh r;
+        make_refresh(&r, 20 + i, i ? 19 + i : -1, "sid-b", "app", "bob");
+        r.expires_at = 90000;
+        assert_int_equal(tks_refresh_insert(s, &r), TKS_OK);
+    }
+    /* sid-c: alive, not revoked; a jti revocation that happens to read
+     * "sid-c" is not a family's */
+    tks_refresh rc;
+    make_refresh(&rc, 30, -1, "sid-c", "app", "alice");
+    rc.expires_at = 90000;
+    assert_int_equal(tks_refresh_insert(s, &rc), TKS_OK);
+    assert_int_equal(tks_revoke(s, TKS_REVOKE_JTI, "sid-c", "admin", 2000, 90000), TKS_OK);
+    /* each sign-in had a code: its clients are recorded */
+    const char *sids[] = {"sid-a", "sid-b", "sid-c"};
+    for (int i = 0; i < 3; i++) {
+        tks_code c;
+        make_code(&c, 200 + i, "app", "alice", sids[i]);
+        assert_int_equal(tks_code_insert(s, &c), TKS_OK);
+        assert_int_equal(sid_client_count(s, sids[i]), 1);
+    }
+    assert_int_equal(tks_revoke(s, TKS_REVOKE_SID, "sid-b", "logout", 2000, 90000), TKS_OK);
+
+    /* expired: expires_at < before */
+    assert_int_equal(purge(s, TKS_PURGE_REFRESH, 0, 5000, 10), 0);
+    assert_int_equal(purge(s, TKS_PURGE_REFRESH, 0, 5001, 2), 2);
+    assert_int_equal(sid_client_count(s, "sid-a"), 1); /* a token of sid-a is left */
+    assert_int_equal(purge(s, TKS_PURGE_REFRESH, 0, 5001, 2), 1);
+    assert_int_equal(sid_client_count(s, "sid-a"), 0); /* no session, no token: gone */
+    tks_refresh got;
+    unsigned char h[32];
+    fill_hash(h, 12);
+    assert_int_equal(tks_refresh_get(s, h, &got), TKS_NOT_FOUND);
+
+    /* revoked: revoked_at in [from, before) */
+    assert_int_equal(purge(s, TKS_PURGE_REFRESH_REVOKED, 0, 2000, 10), 0);
+    assert_int_equal(purge(s, TKS_PURGE_REFRESH_REVOKED, 2001, 3000, 10), 0);
+    assert_int_equal(purge(s, TKS_PURGE_REFRESH_REVOKED, 0, 2001, 10), 2);
+    fill_hash(h, 20);
+    assert_int_equal(tks_refresh_get(s, h, &got), TKS_NOT_FOUND);
+    assert_int_equal(sid_client_count(s, "sid-b"), 1); /* its session is still there */
+    assert_int_equal(purge(s, TKS_PURGE_REFRESH_REVOKED, 0, 2001, 10), 0);
+
+    /* the live family is untouched */
+    assert_int_equal(tks_refresh_get(s, rc.hash, &got), TKS_OK);
+    assert_int_equal(sid_client_count(s, "sid-c"), 1);
+
+    /* the session goes (ended at 2000, before 2050): its clients with it */
+    assert_int_equal(tks_session_end(s, "sid-b", 2000), TKS_OK);
+    assert_int_equal(purge(s, TKS_PURGE_SESSIONS, 0, 2050, 10), 1);
+    assert_int_equal(sid_client_count(s, "sid-b"), 0);
+}
+
+/* Sessions: ended (explicitly, by the idle timeout or by the absolute
+ * one) before `before`; a session whose sign-in still has refresh tokens
+ * goes too, but keeps its clients until the tokens go. */
+static void test_purge_sessions(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    tks_session se, got;
+    make_session(&se, 1, "s1", "alice"); /* seen at 1900, logged out at 2000 */
+    se.last_seen = 1900;
+    assert_int_equal(tks_session_insert(s, &se), TKS_OK);
+    assert_int_equal(tks_session_end(s, "s1", 2000), TKS_OK);
+    make_session(&se, 2, "s2", "alice"); /* last seen 1500: idle (600) at 2100 */
+    se.last_seen = 1500;
+    assert_int_equal(tks_session_insert(s, &se), TKS_OK);
+    make_session(&se, 3, "s3", "bob"); /* seen at 43900: ends at start + 43200 = 44200 */
+    se.last_seen = 43900;
+    assert_int_equal(tks_session_insert(s, &se), TKS_OK);
+    make_session(&se, 4, "s4", "bob"); /* started 3000, logged out at 3500 */
+    se.created_at = 3000;
+    se.last_seen = 3000;
+    assert_int_equal(tks_session_insert(s, &se), TKS_OK);
+    assert_int_equal(tks_session_end(s, "s4", 3500), TKS_OK);
+    /* s3's sign-in has a refresh token and a client */
+    tks_refresh r;
+    make_refresh(&r, 50, -1, "s3", "app", "bob");
+    r.expires_at = 90000;
+    assert_int_equal(tks_refresh_insert(s, &r), TKS_OK);
+    tks_code c;
+    make_code(&c, 60, "app", "bob", "s3");
+    assert_int_equal(tks_code_insert(s, &c), TKS_OK);
+
+    assert_int_equal(purge(s, TKS_PURGE_SESSIONS, 0, 2000, 10), 0);
+    assert_int_equal(purge(s, TKS_PURGE_SESSIONS, 0, 2050, 10), 1); /* s1 */
+    assert_int_equal(tks_session_get_sid(s, "s1", &got), TKS_NOT_FOUND);
+    assert_int_equal(purge(s, TKS_PURGE_SESSIONS, 0, 2100, 10), 0); /* s2 idle until 2100 */
+    assert_int_equal(purge(s, TKS_PURGE_SESSIONS, 0, 2101, 10), 1);
+    assert_int_equal(purge(s, TKS_PURGE_SESSIONS, 0, 44000, 10), 1); /* s4 */
+    assert_int_equal(tks_session_get_sid(s, "s3", &got), TKS_OK);
+    assert_int_equal(purge(s, TKS_PURGE_SESSIONS, 0, 44201, 10), 1); /* s3: 1000 + 43200 */
+    assert_int_equal(tks_session_get_sid(s, "s3", &got), TKS_NOT_FOUND);
+    assert_int_equal(sid_client_count(s, "s3"), 1); /* its refresh token lives on */
+    assert_int_equal(purge(s, TKS_PURGE_REFRESH, 0, 90001, 10), 1);
+    assert_int_equal(sid_client_count(s, "s3"), 0);
+    assert_int_equal(purge(s, TKS_PURGE_SESSIONS, 0, 1000000, 10), 0);
+    /* consents go with their user (a foreign key), not by retention */
+    tks_consent cs;
+    make_consent(&cs, "alice", "app", "openid", 7);
+    assert_int_equal(tks_consent_put(s, &cs), TKS_OK);
+    assert_int_equal(tks_user_delete(s, "alice"), TKS_OK);
+    assert_int_equal(tks_consent_get(s, "alice", "app", &cs), TKS_NOT_FOUND);
+}
+
+/* A purge is a write: an injected fault fails the batch and deletes nothing. */
+static void test_purge_fault(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    signin_base(s);
+    tks_refresh r;
+    make_refresh(&r, 70, -1, "sid-f", "app", "alice");
+    r.expires_at = 5000;
+    assert_int_equal(tks_refresh_insert(s, &r), TKS_OK);
+    tks_purge p;
+    memset(&p, 0, sizeof p);
+    p.kind = TKS_PURGE_REFRESH;
+    p.before = 6000;
+    for (int64_t nth = 0; nth < 3; nth++) {
+        tks_fault_arm(s, nth, 0);
+        size_t n = 9;
+        tks_result res = tks_purge_batch(s, &p, 10, &n);
+        int64_t seen = tks_fault_points(s);
+        tks_fault_disarm(s);
+        if (nth >= seen) {
+            break; /* past the last write point: that run succeeded */
+        }
+        assert_int_equal(res, TKS_ERR);
+        assert_int_equal(n, 0);
+        tks_refresh got;
+        assert_int_equal(tks_refresh_get(s, r.hash, &got), TKS_OK);
+    }
+    (void)purge(s, TKS_PURGE_REFRESH, 0, 6000, 10);
+    tks_refresh got;
+    assert_int_equal(tks_refresh_get(s, r.hash, &got), TKS_NOT_FOUND);
+}
+
 /* Each contract test on every backend, named so a failure says which. A
  * PostgreSQL variant carries its body in its fixture (pg_run skips it when
  * no server is given); the compound literals live as long as main. */
@@ -4789,6 +5086,12 @@ int main(void)
         ALL(test_refresh_auth_time),
         ALL(test_session_get_sid),
         ALL(test_consents),
+        ALL(test_purge_arguments),
+        ALL(test_purge_audit_batches),
+        ALL(test_purge_codes_revocations_attempts),
+        ALL(test_purge_refresh_families),
+        ALL(test_purge_sessions),
+        ALL(test_purge_fault),
 #undef ALL
         /* several connections and processes: a file and PostgreSQL */
         ON_FILE(test_single_use_race_processes),
