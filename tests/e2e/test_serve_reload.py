@@ -188,9 +188,15 @@ class LogReopen(unittest.TestCase):
         os.rename(d, self.log)
         fx.proc.send_signal(signal.SIGHUP)
         rid = self.rids(1)[0]
-        time.sleep(0.5)
+        # the main loop acts on SIGHUP within a second; the log is flushed
+        # within 100 ms after that
+        def reopened():
+            got = json_lines(self.log + ".1")
+            said = any("still writing to the file open before" in o.get("msg", "") for o in got)
+            return got if said and rid in [o.get("rid") for o in got] else None
+        lines, _ = st.wait_for(reopened, 5.0)
         self.assertIsNone(fx.proc.poll())
-        lines = json_lines(self.log + ".1")
+        lines = lines or json_lines(self.log + ".1")
         self.assertIn(rid, [o.get("rid") for o in lines])
         self.assertTrue(any("still writing to the file open before" in o.get("msg", "") for o in lines), lines[-3:])
 
