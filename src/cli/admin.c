@@ -153,7 +153,7 @@ int cli_open_authority(const struct cli_settings *s, const char *cmd, int create
  * only these): the store, the master key and the alg of a first key (every
  * command that opens the authority may have to make one), and what its
  * work needs. */
-#define STORE_SETTINGS SET_CONFIG, SET_STORE, SET_STORE_PASSWORD_FILE, SET_MASTER_KEY_FILE, SET_ALG
+#define STORE_SETTINGS SET_CONFIG, SET_DATA_DIR, SET_STORE, SET_STORE_PASSWORD_FILE, SET_MASTER_KEY_FILE, SET_ALG
 static const enum cli_setting client_settings[] = {STORE_SETTINGS, SET_ACCESS_TTL, SET_MAX_TTL};
 static const enum cli_setting revoke_settings[] = {STORE_SETTINGS, SET_MAX_TTL, SET_LEEWAY};
 static const enum cli_setting keys_settings[] = {STORE_SETTINGS, SET_MAX_TTL, SET_LEEWAY, SET_JWKS_MAX_AGE};
