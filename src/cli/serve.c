@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stddef.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -209,6 +211,34 @@ out:
         free(texts[i]);
     }
     return rc;
+}
+
+/* The sd_notify protocol without libsystemd (sd_notify(3)): one datagram
+ * to the AF_UNIX socket $NOTIFY_SOCKET names ('@' for the abstract
+ * namespace), "READY=1" once tokend serves (the unit's Type=notify),
+ * "STOPPING=1" when it stops. Nothing happens without $NOTIFY_SOCKET; a
+ * failure is ignored: systemd then times the start out and says so. */
+static void notify_systemd(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    size_t len = path != NULL ? strlen(path) : 0;
+    if (len < 2 || len >= sizeof sa.sun_path || (path[0] != '/' && path[0] != '@')) {
+        return;
+    }
+    memcpy(sa.sun_path, path, len);
+    if (path[0] == '@') {
+        sa.sun_path[0] = '\0';
+    }
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return;
+    }
+    socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    (void)sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, sl);
+    close(fd);
 }
 
 static void on_signal(int sig)
@@ -780,6 +810,9 @@ int cli_serve(int argc, char **argv)
                cert_shown, dev_created ? " (new)" : "", fp, cert_shown);
     }
     print_try_it(&s, store, public_url, fp[0] ? cert_shown : NULL);
+    char ready[700];
+    snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on %s\nMAINPID=%ld", public_url, (long)getpid());
+    notify_systemd(ready);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -802,6 +835,7 @@ int cli_serve(int argc, char **argv)
             warned = now;
         }
     }
+    notify_systemd("STOPPING=1");
     printf("tokend serve: stopping\n");
     status = CLI_EXIT_OK;
 out:

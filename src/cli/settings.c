@@ -533,7 +533,11 @@ void cli_settings_print_config(FILE *f, const struct cli_settings *s)
             "#\n"
             "# An installed tokend reads %s when no --config or\n"
             "# TOKEND_CONFIG names another file. `tokend serve --print-config` prints\n"
-            "# this file for the settings it is given (docs/operations.md).\n",
+            "# this file for the settings it is given (docs/operations.md).\n"
+            "#\n"
+            "# To serve, tokend needs at least tls-cert and tls-key (or insecure-http\n"
+            "# behind a TLS-terminating proxy), and the issuer or public-url its\n"
+            "# clients know it by.\n",
             cli_system_config());
     for (int k = 0; k < SET_COUNT_; k++) {
         const struct cli_setting_def *d = &cli_settings[k];

@@ -685,7 +685,7 @@ class ProtectionMetricsLog(unittest.TestCase):
         self.assertEqual(fx.auth(aud=AUD).status_code, 401)
         self.assertIs(fx.introspect(self.cid, self.secret, tok).json()["active"], True)
         self.assertEqual(fx.token_response("svc", "wrong-secret", source_ip=st.fresh_ip()).status_code, 401)
-        r = fx.get("/metrics")
+        r = fx.admin_get("/metrics")
         self.assertEqual(r.status_code, 200)
         self.assertTrue(r.headers["Content-Type"].startswith("text/plain"))
         self.assertIn("version=0.0.4", r.headers["Content-Type"])

@@ -432,13 +432,9 @@ class RequestDeadline(FixtureCase):
     D = 1.0
 
     def metrics(self):
-        s = st.new_session(self.fx.verify)
-        try:
-            r = s.get(self.fx.url + "/metrics", timeout=st.HTTP_TIMEOUT)
-            self.assertEqual(r.status_code, 200)
-            return st.parse_metrics(r.text)
-        finally:
-            s.close()
+        r = self.fx.admin_get("/metrics")
+        self.assertEqual(r.status_code, 200)
+        return st.parse_metrics(r.text)
 
     def test_half_a_head_then_nothing_is_cut(self):
         fx = self.fx
