@@ -23,14 +23,11 @@ const struct cli_setting_def cli_settings[SET_COUNT_] = {
     [SET_PUBLIC_METRICS] = {"public-metrics", "TOKEND_PUBLIC_METRICS", NULL, 1, 0,
                             "serve /metrics on the public listener too (else only on the admin listener)"},
     [SET_DATA_DIR] = {"data-dir", "TOKEND_DATA_DIR", NULL, 0, 1,
-                      "where tokend keeps its files: the SQLite store, the master key, --dev's certificate",
-                      TOKEND_STATEDIR " installed, . (the current directory) run from a build tree"},
+                      "where tokend keeps its files: the SQLite store, the master key, --dev's certificate"},
     [SET_STORE] = {"store", "TOKEND_STORE", NULL, 0, 1,
-                   "store URL: sqlite://PATH, or postgres://USER@HOST:PORT/DB?sslmode=... (several instances)",
-                   "sqlite://DATA_DIR/tokend.db"},
+                   "store URL: sqlite://PATH, or postgres://USER@HOST:PORT/DB?sslmode=... (several instances)"},
     [SET_MASTER_KEY_FILE] = {"master-key-file", "TOKEND_MASTER_KEY_FILE", NULL, 0, 1,
-                             "32-byte key sealing private keys at rest; created 0600 on first run",
-                             "DATA_DIR/tokend.master.key"},
+                             "32-byte key sealing private keys at rest; created 0600 on first run"},
     [SET_ISSUER] = {"issuer", "TOKEND_ISSUER", NULL, 0, 1, "iss of issued tokens (default: the public URL)"},
     [SET_PUBLIC_URL] = {"public-url", "TOKEND_PUBLIC_URL", NULL, 0, 0,
                         "URL clients reach the server at (default: from --listen)"},
@@ -590,11 +587,27 @@ size_t cli_settings_options_of(struct option *opts, size_t cap, const enum cli_s
     return o;
 }
 
+/* The default as --help says it: the table's, or for the settings whose
+ * default is worked out at run time (the files in --data-dir), how. */
+static const char *default_shown(int k)
+{
+    switch (k) {
+    case SET_DATA_DIR:
+        return TOKEND_STATEDIR " installed, . (the current directory) run from a build tree";
+    case SET_STORE:
+        return "sqlite://DATA_DIR/tokend.db";
+    case SET_MASTER_KEY_FILE:
+        return "DATA_DIR/tokend.master.key";
+    default:
+        return cli_settings[k].def;
+    }
+}
+
 static void help_line(FILE *f, int k)
 {
     char flag[48];
     snprintf(flag, sizeof flag, "--%s%s", cli_settings[k].flag, cli_settings[k].is_bool ? "" : " V");
-    const char *def = cli_settings[k].def ? cli_settings[k].def : cli_settings[k].def_text;
+    const char *def = default_shown(k);
     fprintf(f, "  %-24s %s\n  %-24s env %s%s%s\n", flag, cli_settings[k].help, "", cli_settings[k].env,
             def ? ", default " : "", def ? def : "");
 }

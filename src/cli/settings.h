@@ -66,8 +66,6 @@ struct cli_setting_def {
     int is_bool;      /* a flag without value */
     int admin;        /* also taken by the admin commands */
     const char *help;
-    const char *def_text; /* the default as --help says it, when it is worked out at run time
-                             (def is NULL then): the files in --data-dir */
 };
 
 extern const struct cli_setting_def cli_settings[SET_COUNT_];
