@@ -88,7 +88,14 @@ int cli_open_store(const struct cli_settings *s, const char *cmd, unsigned pool,
     }
     if (r != TKS_OK) {
         tks_url_redact(s->v[SET_STORE], shown, sizeof shown);
-        fprintf(stderr, "tokend %s: cannot open the store %s: %s\n", cmd, shown, err);
+        /* an installed tokend run by hand, as someone else than the service */
+        int installed_default =
+            s->source[SET_STORE] != NULL && strcmp(s->source[SET_STORE], "default") == 0 && cli_installed();
+        fprintf(stderr, "tokend %s: cannot open the store %s: %s%s%s%s\n", cmd, shown, err,
+                installed_default ? " (in the data directory " : "", installed_default ? s->v[SET_DATA_DIR] : "",
+                installed_default ? ": run the admin commands as the service's user, sudo -u tokend tokend ...; "
+                                    "or give --data-dir DIR for files of your own)"
+                                  : "");
         return 2;
     }
     return 0;

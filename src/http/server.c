@@ -1,7 +1,10 @@
 /*
- * server.c — the libmicrohttpd daemon of `tokend serve`: start and stop,
+ * server.c — the libmicrohttpd daemons of `tokend serve`: start and stop,
  * per-connection state, routing, limits, request ids and the response
- * helpers every endpoint uses.
+ * helpers every endpoint uses. Two daemons share the callbacks: the public
+ * listener, and the admin listener (plain HTTP, /metrics, /healthz and
+ * /readyz only; its connections are marked admin and routed by
+ * restrict_route).
  *
  * How a request flows through libmicrohttpd (0.9.75):
  *  1. the URI log callback (request line parsed): the request's state is
