@@ -91,11 +91,12 @@ int cli_open_store(const struct cli_settings *s, const char *cmd, unsigned pool,
         /* an installed tokend run by hand, as someone else than the service */
         int installed_default =
             s->source[SET_STORE] != NULL && strcmp(s->source[SET_STORE], "default") == 0 && cli_installed();
-        fprintf(stderr, "tokend %s: cannot open the store %s: %s%s%s%s\n", cmd, shown, err,
+        const char *how = strcmp(cmd, "serve") == 0 ? ": the service runs it (systemctl start tokend); "
+                                                    : ": run the admin commands as the service's user, sudo -u "
+                                                      "tokend tokend ...; ";
+        fprintf(stderr, "tokend %s: cannot open the store %s: %s%s%s%s%s\n", cmd, shown, err,
                 installed_default ? " (in the data directory " : "", installed_default ? s->v[SET_DATA_DIR] : "",
-                installed_default ? ": run the admin commands as the service's user, sudo -u tokend tokend ...; "
-                                    "or give --data-dir DIR for files of your own)"
-                                  : "");
+                installed_default ? how : "", installed_default ? "or give --data-dir DIR for files of your own)" : "");
         return 2;
     }
     return 0;
