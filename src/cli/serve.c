@@ -261,7 +261,10 @@ static void serve_help(FILE *f)
           "discovery, ID tokens, userinfo, logout, consent (scope openid; docs/oidc.md).\n"
           "\n"
           "Every setting is a flag, a TOKEND_* environment variable or a line of the\n"
-          "--config file (flag > environment > file > default):\n\n",
+          "--config file (flag > environment > file > default). --print-config prints\n"
+          "them all as a config file: those given as key = value, the others commented\n"
+          "out with their defaults. Installed, tokend reads " TOKEND_SYSCONFDIR "/tokend.conf\n"
+          "unless --config names another file.\n\n",
           f);
     cli_settings_help(f, 0);
     fputs("\nExamples:\n"
