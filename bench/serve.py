@@ -218,8 +218,10 @@ class Tokend:
 
     def start(self):
         log_arg = self.log_path if self.log_path == "/dev/null" else os.path.join(self.dir, "access.log")
+        # /metrics on the benchmarked listener itself (signin_flood.py, issuers.py read it there)
         self.argv = [self.binary, "serve", "--insecure-http", "--listen", "127.0.0.1:0"] + self.alg_args + \
-            self.store + ["--log", log_arg, "--threads", str(self.threads)]
+            self.store + ["--log", log_arg, "--threads", str(self.threads), "--admin-listen", "off",
+                          "--public-metrics"]
         self.out = open(os.path.join(self.dir, "serve.out"), "w+")
         self.proc = PROCS.start(self.argv, stdout=self.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.time() + 15

@@ -114,7 +114,15 @@ int cli_open_store(const struct cli_settings *s, const char *cmd, unsigned pool,
     }
     if (r != TKS_OK) {
         tks_url_redact(s->v[SET_STORE], shown, sizeof shown);
-        fprintf(stderr, "tokend %s: cannot open the store %s: %s\n", cmd, shown, err);
+        /* an installed tokend run by hand, as someone else than the service */
+        int installed_default =
+            s->source[SET_STORE] != NULL && strcmp(s->source[SET_STORE], "default") == 0 && cli_installed();
+        const char *how = strcmp(cmd, "serve") == 0 ? ": the service runs it (systemctl start tokend); "
+                                                    : ": run the admin commands as the service's user, sudo -u "
+                                                      "tokend tokend ...; ";
+        fprintf(stderr, "tokend %s: cannot open the store %s: %s%s%s%s%s\n", cmd, shown, err,
+                installed_default ? " (in the data directory " : "", installed_default ? s->v[SET_DATA_DIR] : "",
+                installed_default ? how : "", installed_default ? "or give --data-dir DIR for files of your own)" : "");
         return 2;
     }
     return 0;
@@ -179,7 +187,7 @@ int cli_open_authority(const struct cli_settings *s, const char *cmd, int create
  * only these): the store, the master key and the alg of a first key (every
  * command that opens the authority may have to make one), and what its
  * work needs. */
-#define STORE_SETTINGS SET_CONFIG, SET_STORE, SET_STORE_PASSWORD_FILE, SET_MASTER_KEY_FILE, SET_ALG
+#define STORE_SETTINGS SET_CONFIG, SET_DATA_DIR, SET_STORE, SET_STORE_PASSWORD_FILE, SET_MASTER_KEY_FILE, SET_ALG
 static const enum cli_setting client_settings[] = {STORE_SETTINGS, SET_ACCESS_TTL, SET_MAX_TTL};
 static const enum cli_setting revoke_settings[] = {STORE_SETTINGS, SET_MAX_TTL, SET_LEEWAY};
 static const enum cli_setting keys_settings[] = {STORE_SETTINGS, SET_MAX_TTL, SET_LEEWAY, SET_JWKS_MAX_AGE};

@@ -15,13 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stddef.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
+#include "cli/paths.h"
 #include "cli/serve.h"
 #include "http/backchannel.h"
 #include "http/server.h"
@@ -212,6 +215,34 @@ out:
     return rc;
 }
 
+/* The sd_notify protocol without libsystemd (sd_notify(3)): one datagram
+ * to the AF_UNIX socket $NOTIFY_SOCKET names ('@' for the abstract
+ * namespace), "READY=1" once tokend serves (the unit's Type=notify),
+ * "STOPPING=1" when it stops. Nothing happens without $NOTIFY_SOCKET; a
+ * failure is ignored: systemd then times the start out and says so. */
+static void notify_systemd(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    size_t len = path != NULL ? strlen(path) : 0;
+    if (len < 2 || len >= sizeof sa.sun_path || (path[0] != '/' && path[0] != '@')) {
+        return;
+    }
+    memcpy(sa.sun_path, path, len);
+    if (path[0] == '@') {
+        sa.sun_path[0] = '\0';
+    }
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return;
+    }
+    socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    (void)sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, sl);
+    close(fd);
+}
+
 static void on_signal(int sig)
 {
     if (sig == SIGHUP) {
@@ -267,7 +298,10 @@ static void serve_help(FILE *f)
           "discovery, ID tokens, userinfo, logout, consent (scope openid; docs/oidc.md).\n"
           "\n"
           "Every setting is a flag, a TOKEND_* environment variable or a line of the\n"
-          "--config file (flag > environment > file > default):\n\n",
+          "--config file (flag > environment > file > default). --print-config prints\n"
+          "them all as a config file: those given as key = value, the others commented\n"
+          "out with their defaults. Installed, tokend reads " TOKEND_SYSCONFDIR "/tokend.conf\n"
+          "unless --config names another file.\n\n",
           f);
     cli_settings_help(f, 0);
     fputs("\nExamples:\n"
@@ -312,7 +346,7 @@ static int is_loopback(const char *host)
 }
 
 /* Binds and listens, so that the real port is known before the issuer is. */
-static int bind_listen(const char *host, uint16_t port, uint16_t *bound, char *err, size_t err_cap)
+static int bind_listen(const char *flag, const char *host, uint16_t port, uint16_t *bound, char *err, size_t err_cap)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -332,14 +366,14 @@ static int bind_listen(const char *host, uint16_t port, uint16_t *bound, char *e
         v6->sin6_port = htons(port);
         len = sizeof *v6;
     } else {
-        snprintf(err, err_cap, "--listen host '%s' is not an IP address (or localhost)", host);
+        snprintf(err, err_cap, "--%s host '%s' is not an IP address (or localhost)", flag, host);
         return -1;
     }
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
-        snprintf(err, err_cap, "cannot listen on %s:%u: %s", host, port, strerror(errno));
+        snprintf(err, err_cap, "--%s: cannot listen on %s:%u: %s", flag, host, port, strerror(errno));
         if (fd >= 0) {
             close(fd);
         }
@@ -419,13 +453,15 @@ static void banner_bin_dir(char *out, size_t cap)
  * defaults (a store URL with a password shows it redacted). */
 static void banner_admin_flags(const struct cli_settings *s, char *out, size_t cap)
 {
-    static const enum cli_setting keys[] = {SET_CONFIG, SET_STORE, SET_MASTER_KEY_FILE, SET_STORE_PASSWORD_FILE};
+    static const enum cli_setting keys[] = {SET_CONFIG, SET_DATA_DIR, SET_STORE, SET_MASTER_KEY_FILE,
+                                            SET_STORE_PASSWORD_FILE};
     size_t o = 0;
     out[0] = '\0';
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = s->v[keys[i]];
         const char *def = cli_settings[keys[i]].def;
-        if (v == NULL || (def != NULL && strcmp(v, def) == 0)) {
+        if (v == NULL || (def != NULL && strcmp(v, def) == 0) ||
+            (s->source[keys[i]] != NULL && strcmp(s->source[keys[i]], "default") == 0)) {
             continue;
         }
         char shown[1024];
@@ -495,6 +531,41 @@ static void print_try_it(const struct cli_settings *s, tks_store *store, const c
            ca, public_url, ca, public_url, ca, public_url, ca, public_url);
 }
 
+/* The path of a sqlite:// store URL, or NULL for another store. */
+static const char *sqlite_path(const char *url)
+{
+    return strncmp(url, "sqlite://", 9) == 0 ? url + 9 : NULL;
+}
+
+/* Says where tokend's files are: the config file it read, the store and
+ * the master key (and which of them this start made), and the directory
+ * relative paths are in; run from a build tree with the default
+ * --data-dir, that it is the current directory on purpose. */
+static void print_files(const struct cli_settings *s, int store_new, int key_new)
+{
+    char store_shown[512];
+    tks_url_redact(s->v[SET_STORE], store_shown, sizeof store_shown);
+    const char *sq = sqlite_path(store_shown);
+    const char *key = s->v[SET_MASTER_KEY_FILE];
+    int relative = (sq != NULL && sq[0] != '/') || key[0] != '/';
+    char cwd[2048];
+    if (relative && getcwd(cwd, sizeof cwd) == NULL) {
+        snprintf(cwd, sizeof cwd, "?");
+    }
+    printf("tokend serve: ");
+    if (!cli_installed() && strcmp(s->source[SET_DATA_DIR], "default") == 0) {
+        printf("files in the current directory, %s (run from a build tree; --data-dir DIR for another): ",
+               relative ? cwd : ".");
+    } else if (relative) {
+        printf("files relative to %s: ", cwd);
+    }
+    if (s->v[SET_CONFIG] != NULL) {
+        printf("config %s, ", s->v[SET_CONFIG]);
+    }
+    printf("store %s%s, master key %s%s\n", sq != NULL ? sq : store_shown, store_new ? " (created)" : "", key,
+           key_new ? " (created)" : "");
+}
+
 static char *read_text(const char *path, const char *what, int secret)
 {
     char *buf = NULL;
@@ -516,13 +587,15 @@ static char *read_text(const char *path, const char *what, int secret)
 
 int cli_serve(int argc, char **argv)
 {
-    struct option opts[SET_COUNT_ + 2];
+    struct option opts[SET_COUNT_ + 3];
     size_t n = cli_settings_options(opts, SET_COUNT_, 0);
     opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n++] = (struct option){"print-config", no_argument, NULL, 'P'};
     opts[n] = (struct option){NULL, 0, NULL, 0};
     struct cli_settings s;
     memset(&s, 0, sizeof s);
     int c;
+    int print_config = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c >= CLI_SETTING_OPT_BASE) {
@@ -530,6 +603,8 @@ int cli_serve(int argc, char **argv)
         } else if (c == 'h') {
             serve_help(stdout);
             return CLI_EXIT_OK;
+        } else if (c == 'P') {
+            print_config = 1;
         } else {
             cli_option_hint("serve", opts, argc, argv);
             fprintf(stderr, "Run 'tokend serve --help' for the options.\n");
@@ -542,7 +617,9 @@ int cli_serve(int argc, char **argv)
     }
     int status = CLI_EXIT_USAGE;
     char *cert = NULL, *key = NULL;
-    int fd = -1;
+    int fd = -1, admin_fd = -1;
+    char admin_host[256];
+    uint16_t admin_port = 0;
     tks_store *store = NULL;
     tka_authority *auth = NULL;
     tkh_server *srv = NULL;
@@ -554,8 +631,19 @@ int cli_serve(int argc, char **argv)
     if (cli_settings_finish(&s, "serve") != 0) {
         goto out;
     }
+    if (print_config) {
+        cli_settings_print_config(stdout, &s);
+        status = CLI_EXIT_OK;
+        goto out;
+    }
     if (parse_listen(s.v[SET_LISTEN], host, sizeof host, &port) != 0) {
         fprintf(stderr, "tokend serve: --listen takes HOST:PORT or [IPV6]:PORT (got '%s')\n", s.v[SET_LISTEN]);
+        goto out;
+    }
+    int admin_on = strcmp(s.v[SET_ADMIN_LISTEN], "off") != 0;
+    if (admin_on && parse_listen(s.v[SET_ADMIN_LISTEN], admin_host, sizeof admin_host, &admin_port) != 0) {
+        fprintf(stderr, "tokend serve: --admin-listen takes HOST:PORT, [IPV6]:PORT or off (got '%s')\n",
+                s.v[SET_ADMIN_LISTEN]);
         goto out;
     }
     int insecure = cli_setting_bool(&s, SET_INSECURE_HTTP);
@@ -652,10 +740,27 @@ int cli_serve(int argc, char **argv)
         close(lfd);
     }
     uint16_t bound = port;
-    fd = bind_listen(host, port, &bound, err, sizeof err);
+    fd = bind_listen("listen", host, port, &bound, err, sizeof err);
     if (fd < 0) {
         fprintf(stderr, "tokend serve: %s\n", err);
         goto out;
+    }
+    uint16_t admin_bound = 0;
+    if (admin_on) {
+        admin_fd = bind_listen("admin-listen", admin_host, admin_port, &admin_bound, err, sizeof err);
+        if (admin_fd < 0) {
+            fprintf(stderr,
+                    "tokend serve: %s (the admin listener, for /metrics: --admin-listen HOST:PORT for "
+                    "another port, or off)\n",
+                    err);
+            goto out;
+        }
+        if (!is_loopback(admin_host)) {
+            fprintf(stderr,
+                    "tokend serve: warning: the admin listener on %s is plain HTTP and not on loopback: whoever "
+                    "reaches it reads /metrics (keep it on a private network, or firewall it)\n",
+                    admin_host);
+        }
     }
     char url[512];
     int v6 = strchr(host, ':') != NULL;
@@ -668,15 +773,21 @@ int cli_serve(int argc, char **argv)
     unsigned ncores = cores > 0 && cores < 1024 ? (unsigned)cores : 1u; /* as the server counts them */
     unsigned workers = login_workers > 0 ? (unsigned)login_workers : ncores;
     unsigned reqs = threads > 0 ? (unsigned)threads : ncores;
+    const char *db = sqlite_path(s.v[SET_STORE]);
+    int store_new = db != NULL && access(db, F_OK) != 0;
+    int key_new = access(s.v[SET_MASTER_KEY_FILE], F_OK) != 0;
     if (cli_open_store(&s, "serve", reqs + workers + 2, &store) != 0) {
         goto out;
     }
     if (cli_open_authority(&s, "serve", 1, issuer, &store, &auth) != 0) {
         goto out;
     }
+    print_files(&s, store_new, key_new && access(s.v[SET_MASTER_KEY_FILE], F_OK) == 0);
     tkh_config hc;
     tkh_config_defaults(&hc);
     hc.listen_fd = fd;
+    hc.admin_fd = admin_fd;
+    hc.public_metrics = cli_setting_bool(&s, SET_PUBLIC_METRICS);
     hc.host = host;
     hc.port = bound;
     hc.tls_cert = cert;
@@ -714,18 +825,32 @@ int cli_serve(int argc, char **argv)
         }
         goto out;
     }
-    fd = -1; /* the server owns the socket now */
+    fd = -1; /* the server owns the sockets now */
+    admin_fd = -1;
     atomic_store(&trust_log_srv, srv);
     setvbuf(stdout, NULL, _IOLBF, 0);
     char store_shown[512];
     tks_url_redact(s.v[SET_STORE], store_shown, sizeof store_shown);
     printf("tokend serve: listening on %s (store %s, issuer %s)\n", public_url, store_shown, issuer);
+    char metrics_url[600];
+    if (admin_on) {
+        int av6 = strchr(admin_host, ':') != NULL;
+        snprintf(metrics_url, sizeof metrics_url, "http://%s%s%s:%u/metrics", av6 ? "[" : "", admin_host,
+                 av6 ? "]" : "", tkh_admin_port(srv));
+        printf("tokend serve: admin listener on %.*s (/metrics, /healthz, /readyz)%s\n",
+               (int)(strlen(metrics_url) - strlen("/metrics")), metrics_url,
+               hc.public_metrics ? "; /metrics is on the public listener too (--public-metrics)" : "");
+    } else {
+        snprintf(metrics_url, sizeof metrics_url, "%s/metrics", public_url);
+        printf("tokend serve: no admin listener (--admin-listen off)%s\n",
+               hc.public_metrics ? "; /metrics is on the public listener (--public-metrics)" : ", no /metrics");
+    }
     if (trust) {
         char tl[1024];
         tk_keycache_issuer_list(tka_trust_cache(trust), tl, sizeof tl);
-        printf("  /auth also accepts tokens of: %s (their key sets are being fetched; see /metrics "
+        printf("  /auth also accepts tokens of: %s (their key sets are being fetched; see %s "
                "tokend_issuer_*)\n",
-               tl);
+               tl, metrics_url);
     }
     /* "tokend-dev.crt", not "./tokend-dev.crt": as README.md names it */
     const char *cert_shown = strncmp(cert_path, "./", 2) == 0 ? cert_path + 2 : cert_path;
@@ -735,6 +860,9 @@ int cli_serve(int argc, char **argv)
                cert_shown, dev_created ? " (new)" : "", fp, cert_shown);
     }
     print_try_it(&s, store, public_url, fp[0] ? cert_shown : NULL);
+    char ready[700];
+    snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on %s\nMAINPID=%ld", public_url, (long)getpid());
+    notify_systemd(ready);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -762,6 +890,7 @@ int cli_serve(int argc, char **argv)
             warned = now;
         }
     }
+    notify_systemd("STOPPING=1");
     printf("tokend serve: stopping\n");
     status = CLI_EXIT_OK;
 out:
@@ -771,6 +900,9 @@ out:
     tka_trust_close(trust);
     if (fd >= 0) {
         close(fd);
+    }
+    if (admin_fd >= 0) {
+        close(admin_fd);
     }
     tka_close(auth);
     tks_close(store);

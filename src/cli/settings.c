@@ -1,22 +1,33 @@
 /*
  * settings.c — one table of settings for `tokend serve` and the admin
  * commands: --flag, TOKEND_* environment variable, config file key, default.
+ * Installed or run from a build tree is decided here, at run time, from
+ * where the executable is: it chooses the default config file and where
+ * the files go (docs/operations.md "Running as a service").
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cli/paths.h"
 #include "cli/settings.h"
+#include "store/store.h"
 
 const struct cli_setting_def cli_settings[SET_COUNT_] = {
     [SET_CONFIG] = {"config", "TOKEND_CONFIG", NULL, 0, 1, "config file of 'key = value' lines (keys as the flags)"},
     [SET_LISTEN] = {"listen", "TOKEND_LISTEN", "127.0.0.1:8443", 0, 0, "address and port to listen on (HOST:PORT)"},
-    [SET_STORE] = {"store", "TOKEND_STORE", "sqlite://./tokend.db", 0, 1,
+    [SET_ADMIN_LISTEN] = {"admin-listen", "TOKEND_ADMIN_LISTEN", "127.0.0.1:8444", 0, 0,
+                          "the admin listener, plain HTTP: /metrics, /healthz, /readyz (HOST:PORT, or off)"},
+    [SET_PUBLIC_METRICS] = {"public-metrics", "TOKEND_PUBLIC_METRICS", NULL, 1, 0,
+                            "serve /metrics on the public listener too (else only on the admin listener)"},
+    [SET_DATA_DIR] = {"data-dir", "TOKEND_DATA_DIR", NULL, 0, 1,
+                      "where tokend keeps its files: the SQLite store, the master key, --dev's certificate"},
+    [SET_STORE] = {"store", "TOKEND_STORE", NULL, 0, 1,
                    "store URL: sqlite://PATH, or postgres://USER@HOST:PORT/DB?sslmode=... (several instances)"},
-    [SET_MASTER_KEY_FILE] = {"master-key-file", "TOKEND_MASTER_KEY_FILE", "./tokend.master.key", 0, 1,
+    [SET_MASTER_KEY_FILE] = {"master-key-file", "TOKEND_MASTER_KEY_FILE", NULL, 0, 1,
                              "32-byte key sealing private keys at rest; created 0600 on first run"},
-    [SET_DATA_DIR] = {"data-dir", "TOKEND_DATA_DIR", ".", 0, 0, "where --dev keeps its self-signed certificate"},
     [SET_ISSUER] = {"issuer", "TOKEND_ISSUER", NULL, 0, 1, "iss of issued tokens (default: the public URL)"},
     [SET_PUBLIC_URL] = {"public-url", "TOKEND_PUBLIC_URL", NULL, 0, 0,
                         "URL clients reach the server at (default: from --listen)"},
@@ -360,6 +371,64 @@ static void warn_env_typos(const char *cmd)
     }
 }
 
+int cli_installed(void)
+{
+#if TOKEND_INSTALLED_DEFAULTS
+    return 1;
+#else
+    /* The directory the executable is in, as the kernel knows it (links
+     * resolved): a symbolic link in /usr/local/bin to a build tree's
+     * tokend is still the build tree's. */
+    static const char *const system_dirs[] = {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin",  "/usr/bin",
+                                              "/sbin",           "/bin",           TOKEND_BINDIR};
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        return 0;
+    }
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL) {
+        return 0;
+    }
+    *slash = '\0';
+    for (size_t i = 0; i < sizeof system_dirs / sizeof system_dirs[0]; i++) {
+        if (strcmp(self, system_dirs[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+#endif
+}
+
+const char *cli_system_config(void)
+{
+    return TOKEND_SYSCONFDIR "/tokend.conf";
+}
+
+/* A default that is a file in --data-dir: prefix + DATA_DIR/name
+ * ("sqlite://./tokend.db", "/var/lib/tokend/tokend.master.key"). */
+static int in_data_dir(struct cli_settings *s, enum cli_setting k, const char *prefix, const char *name)
+{
+    if (s->v[k]) {
+        return 0;
+    }
+    const char *dir = s->v[SET_DATA_DIR];
+    size_t dl = strlen(dir);
+    const char *sep = dl > 0 && dir[dl - 1] == '/' ? "" : "/";
+    size_t n = strlen(prefix) + dl + strlen(sep) + strlen(name) + 1;
+    char *v = malloc(n);
+    if (!v) {
+        return -1;
+    }
+    snprintf(v, n, "%s%s%s%s", prefix, dir, sep, name);
+    free(s->owned[k]);
+    s->owned[k] = v;
+    s->v[k] = v;
+    s->source[k] = "default";
+    return 0;
+}
+
 int cli_settings_finish(struct cli_settings *s, const char *cmd_name)
 {
     warn_env_typos(cmd_name);
@@ -383,11 +452,24 @@ int cli_settings_finish(struct cli_settings *s, const char *cmd_name)
             }
         }
     }
+    if (!s->v[SET_CONFIG] && cli_installed() && access(cli_system_config(), F_OK) == 0) {
+        s->v[SET_CONFIG] = cli_system_config();
+        s->source[SET_CONFIG] = "default";
+    }
     if (s->v[SET_CONFIG]) {
         int rc = read_config(s, s->v[SET_CONFIG], cmd_name);
         if (rc != 0) {
             return rc;
         }
+    }
+    if (!s->v[SET_DATA_DIR]) {
+        s->v[SET_DATA_DIR] = cli_installed() ? TOKEND_STATEDIR : ".";
+        s->source[SET_DATA_DIR] = "default";
+    }
+    if (in_data_dir(s, SET_STORE, "sqlite://", "tokend.db") != 0 ||
+        in_data_dir(s, SET_MASTER_KEY_FILE, "", "tokend.master.key") != 0) {
+        fprintf(stderr, "tokend %s: out of memory\n", cmd_name);
+        return 2;
     }
     for (int k = 0; k < SET_COUNT_; k++) {
         if (!s->v[k] && cli_settings[k].def) {
@@ -413,16 +495,87 @@ void cli_settings_free(struct cli_settings *s)
     s->n_issuers = 0;
 }
 
+static void help_line(FILE *f, int k);
+
 void cli_settings_help(FILE *f, int admin)
 {
     for (int k = 0; k < SET_COUNT_; k++) {
         if (admin && !cli_settings[k].admin) {
             continue;
         }
-        char flag[48];
-        snprintf(flag, sizeof flag, "--%s%s", cli_settings[k].flag, cli_settings[k].is_bool ? "" : " V");
-        fprintf(f, "  %-24s %s\n  %-24s env %s%s%s\n", flag, cli_settings[k].help, "", cli_settings[k].env,
-                cli_settings[k].def ? ", default " : "", cli_settings[k].def ? cli_settings[k].def : "");
+        help_line(f, k);
+    }
+}
+
+/* Writes `text` as "# " comment lines of at most about 76 columns. */
+static void comment_wrapped(FILE *f, const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        size_t take = strlen(p);
+        if (take > 74) {
+            take = 74;
+            while (take > 20 && p[take] != ' ') {
+                take--;
+            }
+            if (p[take] != ' ') {
+                take = 74;
+            }
+        }
+        fprintf(f, "# %.*s\n", (int)take, p);
+        p += take;
+        while (*p == ' ') {
+            p++;
+        }
+    }
+}
+
+void cli_settings_print_config(FILE *f, const struct cli_settings *s)
+{
+    fprintf(f,
+            "# tokend.conf: the settings of `tokend serve` and of the admin commands\n"
+            "# (tokend client, keys, revoke, user), one `key = value` a line, keys as\n"
+            "# the flag names. A flag beats the environment (TOKEND_*), which beats\n"
+            "# this file, which beats the default. Every setting is listed with its\n"
+            "# help; those left at their default are commented out.\n"
+            "#\n"
+            "# An installed tokend reads %s when no --config or\n"
+            "# TOKEND_CONFIG names another file. `tokend serve --print-config` prints\n"
+            "# this file for the settings it is given (docs/operations.md).\n"
+            "#\n"
+            "# To serve, tokend needs at least tls-cert and tls-key (or insecure-http\n"
+            "# behind a TLS-terminating proxy), and the issuer or public-url its\n"
+            "# clients know it by.\n",
+            cli_system_config());
+    for (int k = 0; k < SET_COUNT_; k++) {
+        const struct cli_setting_def *d = &cli_settings[k];
+        if (k == SET_CONFIG) {
+            continue; /* a config file does not name another */
+        }
+        fputs("\n", f);
+        comment_wrapped(f, d->help);
+        const char *v = s->v[k];
+        char shown[1024];
+        if (v && k == SET_STORE) {
+            tks_url_redact(v, shown, sizeof shown);
+            v = shown;
+        }
+        int set = s->source[k] && strcmp(s->source[k], "default") != 0 && v;
+        if (d->is_bool) {
+            fprintf(f, "%s%s = %s\n", set ? "" : "#", d->flag,
+                    cli_setting_bool(s, (enum cli_setting)k) ? "true" : "false");
+        } else if (set || v) {
+            fprintf(f, "%s%s = %s\n", set ? "" : "#", d->flag, v);
+        } else {
+            fprintf(f, "#%s =\n", d->flag);
+        }
+    }
+    fputs("\n# Issuers whose tokens /auth accepts, each in a section of its own after\n"
+          "# the settings above (docs/issuers.md):\n"
+          "#[issuer https://tenant.example.com/]\n",
+          f);
+    for (int i = 0; i < ISK_COUNT_; i++) {
+        fprintf(f, "#%s =\n", cli_issuer_keys[i]);
     }
 }
 
@@ -445,12 +598,29 @@ size_t cli_settings_options_of(struct option *opts, size_t cap, const enum cli_s
     return o;
 }
 
+/* The default as --help says it: the table's, or for the settings whose
+ * default is worked out at run time (the files in --data-dir), how. */
+static const char *default_shown(int k)
+{
+    switch (k) {
+    case SET_DATA_DIR:
+        return TOKEND_STATEDIR " installed, . (the current directory) run from a build tree";
+    case SET_STORE:
+        return "sqlite://DATA_DIR/tokend.db";
+    case SET_MASTER_KEY_FILE:
+        return "DATA_DIR/tokend.master.key";
+    default:
+        return cli_settings[k].def;
+    }
+}
+
 static void help_line(FILE *f, int k)
 {
     char flag[48];
     snprintf(flag, sizeof flag, "--%s%s", cli_settings[k].flag, cli_settings[k].is_bool ? "" : " V");
+    const char *def = default_shown(k);
     fprintf(f, "  %-24s %s\n  %-24s env %s%s%s\n", flag, cli_settings[k].help, "", cli_settings[k].env,
-            cli_settings[k].def ? ", default " : "", cli_settings[k].def ? cli_settings[k].def : "");
+            def ? ", default " : "", def ? def : "");
 }
 
 void cli_settings_help_of(FILE *f, const enum cli_setting *which, size_t n)

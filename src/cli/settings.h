@@ -13,9 +13,11 @@
 enum cli_setting {
     SET_CONFIG = 0,
     SET_LISTEN,
+    SET_ADMIN_LISTEN,
+    SET_PUBLIC_METRICS,
+    SET_DATA_DIR,
     SET_STORE,
     SET_MASTER_KEY_FILE,
-    SET_DATA_DIR,
     SET_ISSUER,
     SET_PUBLIC_URL,
     SET_TLS_CERT,
@@ -117,8 +119,22 @@ size_t cli_settings_options(struct option *opts, size_t cap, int admin);
 void cli_settings_flag(struct cli_settings *s, int val, const char *arg);
 /* Fills what flags left unset from the environment, then the config file
  * (--config / TOKEND_CONFIG; "key = value" lines, # comments, keys as the
- * flag names), then defaults. Returns 0, or 2 with a message on stderr. */
+ * flag names; an installed tokend reads TOKEND_SYSCONFDIR/tokend.conf when
+ * neither names one), then defaults: --data-dir is "." run from a build
+ * tree and TOKEND_STATEDIR installed, --store and --master-key-file are
+ * files in it. Returns 0, or 2 with a message on stderr. */
 int cli_settings_finish(struct cli_settings *s, const char *cmd_name);
+/* 1 when this tokend is installed: it runs from a system bin directory or
+ * the install prefix's (or was built with TOKEND_INSTALLED_DEFAULTS); 0
+ * when it runs from a build tree. */
+int cli_installed(void);
+/* The system config file an installed tokend reads by default. */
+const char *cli_system_config(void);
+/* Prints the settings as a config file: those set by a flag, the
+ * environment or a config file as `key = value`, every other one commented
+ * out with its default, each under its help (`tokend serve --print-config`;
+ * packaging/tokend.conf is its output for the installed defaults). */
+void cli_settings_print_config(FILE *f, const struct cli_settings *s);
 void cli_settings_free(struct cli_settings *s);
 /* Prints the settings table (flag, env, default, help) for --help. */
 void cli_settings_help(FILE *f, int admin);

@@ -31,8 +31,8 @@ static void bcl_log(void *ud, const char *level, const char *msg)
  * URL and CA file of back-channel logout (disable, remove); the lifetimes
  * that bound the revocation of a user's sessions. */
 static const enum cli_setting user_settings[] = {
-    SET_CONFIG,        SET_STORE,   SET_STORE_PASSWORD_FILE, SET_MASTER_KEY_FILE, SET_ALG, SET_ISSUER, SET_PUBLIC_URL,
-    SET_TRUST_CA_FILE, SET_MAX_TTL, SET_REFRESH_TTL,         SET_LEEWAY};
+    SET_CONFIG,     SET_DATA_DIR,      SET_STORE,   SET_STORE_PASSWORD_FILE, SET_MASTER_KEY_FILE, SET_ALG, SET_ISSUER,
+    SET_PUBLIC_URL, SET_TRUST_CA_FILE, SET_MAX_TTL, SET_REFRESH_TTL,         SET_LEEWAY};
 
 static void user_help(FILE *f)
 {

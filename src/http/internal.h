@@ -45,6 +45,9 @@
 #define SRV_RETRY_AFTER_503 "2"
 /* A graceful stop waits this long for requests in flight. */
 #define SRV_STOP_WAIT_MS 5000u
+/* Connections the admin listener holds at once: a scraper or two and a
+ * health probe; more wait in the listen queue. */
+#define SRV_ADMIN_MAX_CONNECTIONS 16u
 
 /* ---- bounded output buffers ---------------------------------------------- */
 
@@ -187,6 +190,8 @@ typedef struct srv_conn srv_conn;
 
 struct tkh_server {
     struct MHD_Daemon *daemon;
+    struct MHD_Daemon *admin_daemon; /* the admin listener (plain HTTP), or NULL */
+    uint16_t admin_port;
     tka_authority *auth;
     tks_store *store;
     tkh_config cfg;
@@ -292,6 +297,7 @@ struct srv_conn {
     char peer_text[48]; /* the TCP peer, logged when it differs from ip */
     unsigned char peer[16];
     int peer_counted;          /* counted against the per-address limit */
+    int admin;                 /* a connection to the admin listener */
     int fd;                    /* the socket (the sweeper only ever shutdown(2)s it) */
     srv_conn *prev, *next;     /* the registry (conns.c), under conns_lock */
     _Atomic int receiving;     /* a request is being received (the deadline runs) */

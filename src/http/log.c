@@ -185,7 +185,7 @@ void srv_log_request(struct tkh_server *s, const srv_conn *st, uint64_t us)
     srv_buf_puts(&b, st->method);
     srv_buf_puts(&b, "\",\"route\":\"");
     srv_buf_puts(&b, srv_route_name(st->route));
-    srv_buf_puts(&b, "\",\"status\":");
+    srv_buf_puts(&b, st->admin ? "\",\"listener\":\"admin\",\"status\":" : "\",\"status\":");
     srv_buf_u64(&b, st->status);
     srv_buf_puts(&b, ",\"latency_us\":");
     srv_buf_u64(&b, us);

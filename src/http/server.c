@@ -1,7 +1,10 @@
 /*
- * server.c — the libmicrohttpd daemon of `tokend serve`: start and stop,
+ * server.c — the libmicrohttpd daemons of `tokend serve`: start and stop,
  * per-connection state, routing, limits, request ids and the response
- * helpers every endpoint uses.
+ * helpers every endpoint uses. Two daemons share the callbacks: the public
+ * listener, and the admin listener (plain HTTP, /metrics, /healthz and
+ * /readyz only; its connections are marked admin and routed by
+ * restrict_route).
  *
  * How a request flows through libmicrohttpd (0.9.75):
  *  1. the URI log callback (request line parsed): the request's state is
@@ -39,6 +42,7 @@ void tkh_config_defaults(tkh_config *c)
 {
     memset(c, 0, sizeof *c);
     c->listen_fd = -1;
+    c->admin_fd = -1;
     c->host = "127.0.0.1";
     c->port = 8443;
     c->threads = 0;
@@ -340,16 +344,16 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     return srv_conns_admit(s, a) ? MHD_YES : MHD_NO;
 }
 
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe)
+static void connection_event(struct tkh_server *s, int admin, struct MHD_Connection *c, void **socket_context,
+                             enum MHD_ConnectionNotificationCode toe)
 {
-    struct tkh_server *s = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         srv_conn *st = calloc(1, sizeof *st);
         if (st == NULL) {
             return; /* the request callbacks then close the connection */
         }
         st->srv = s;
+        st->admin = admin;
         st->fd = -1;
         snprintf(st->ip, sizeof st->ip, "-");
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -358,7 +362,9 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             srv_addr_format(st->peer, st->ip, sizeof st->ip);
         }
         memcpy(st->peer_text, st->ip, sizeof st->ip);
-        st->peer_counted = srv_conns_add(s, st->peer);
+        /* the admin listener has a small connection cap of its own and no
+         * per-address limit: a scraper never takes a client's place */
+        st->peer_counted = admin ? 0 : srv_conns_add(s, st->peer);
         const union MHD_ConnectionInfo *fi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (fi != NULL) {
             st->fd = fi->connect_fd;
@@ -384,6 +390,18 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         }
         *socket_context = NULL;
     }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    connection_event(cls, 0, c, socket_context, toe);
+}
+
+static void on_admin_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                                enum MHD_ConnectionNotificationCode toe)
+{
+    connection_event(cls, 1, c, socket_context, toe);
 }
 
 /* The client's address for this request: the peer, unless the peer is a
@@ -680,6 +698,23 @@ static enum MHD_Result dispatch(srv_conn *st, struct MHD_Connection *c, const ch
     return srv_respond_error(st, c, MHD_HTTP_NOT_FOUND, "not_found", NULL, SRV_CACHE_NONE, NULL, 0);
 }
 
+/* Which listener serves what (issue 14 section 3): the admin listener
+ * only /metrics, /healthz and /readyz; the public one everything but
+ * /metrics, unless public_metrics. A route a listener does not serve is
+ * an unknown path there (404). */
+static void restrict_route(const struct tkh_server *s, srv_conn *st)
+{
+    if (st->admin) {
+        if (st->route != SRV_ROUTE_METRICS && st->route != SRV_ROUTE_HEALTHZ && st->route != SRV_ROUTE_READYZ) {
+            st->route = SRV_ROUTE_OTHER;
+            srv_note(st, "the admin listener serves /metrics, /healthz and /readyz only");
+        }
+    } else if (st->route == SRV_ROUTE_METRICS && !s->cfg.public_metrics) {
+        st->route = SRV_ROUTE_OTHER;
+        srv_note(st, "/metrics is served on the admin listener (--admin-listen); --public-metrics serves it here too");
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **req_cls)
@@ -694,6 +729,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         st->seen = 1;
         const struct route *rt = find_route(url);
         st->route = rt != NULL ? rt->id : SRV_ROUTE_OTHER;
+        restrict_route(s, st);
         st->method = method_name(method);
         client_address(s, st, c);
         /* SECURITY.md rule 18: the header block is bounded (issue 3 section 6) */
@@ -924,6 +960,46 @@ static void server_free(tkh_server *s)
     free(s);
 }
 
+/* The admin listener: a second daemon on cfg->admin_fd, plain HTTP, one
+ * thread, a few connections, the same request callbacks (connections
+ * marked admin: restrict_route). Takes cfg->admin_fd over on success. */
+static int start_admin(tkh_server *s, const tkh_config *cfg, size_t pool, char *err, size_t err_cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(cfg->admin_fd, (struct sockaddr *)(void *)&ss, &sl) != 0) {
+        snprintf(err, err_cap, "the admin listening socket is unusable: %s", strerror(errno));
+        return -1;
+    }
+    int fd = fcntl(cfg->admin_fd, F_DUPFD_CLOEXEC, 3); /* as for listen_fd: the caller keeps its own on failure */
+    if (fd < 0) {
+        snprintf(err, err_cap, "cannot duplicate the admin listening socket: %s", strerror(errno));
+        return -1;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (ss.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    atomic_store(&s->starting, 1);
+    s->start_err[0] = '\0';
+    s->admin_daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_CONNECTION_LIMIT, SRV_ADMIN_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.conn_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_CONNECTION, on_admin_connection, s,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, s, MHD_OPTION_END);
+    atomic_store(&s->starting, 0);
+    if (s->admin_daemon == NULL) {
+        snprintf(err, err_cap, "cannot serve the admin listener: %s",
+                 s->start_err[0] != '\0' ? s->start_err : "libmicrohttpd failed to start");
+        return -1;
+    }
+    close(cfg->admin_fd);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->admin_daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->admin_port = di != NULL ? di->port : 0;
+    return 0;
+}
+
 int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_server **out, char *err, size_t err_cap)
 {
     *out = NULL;
@@ -1121,17 +1197,26 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
                  (unsigned)cfg->port, s->start_err[0] != '\0' ? s->start_err : "libmicrohttpd failed to start");
         goto fail; /* fd: libmicrohttpd closes it (on the paths measured; at worst one fd leaks) */
     }
-    if (cfg->listen_fd >= 0) {
-        close(cfg->listen_fd);
-    }
     if (s->start_err[0] != '\0') { /* a warning while starting (the start itself succeeded) */
         srv_log_event(s, "warning", s->start_err);
+    }
+    if (cfg->admin_fd >= 0 && start_admin(s, cfg, pool, err, err_cap) != 0) {
+        MHD_stop_daemon(s->daemon);
+        s->daemon = NULL;
+        goto fail; /* cfg->listen_fd and cfg->admin_fd stay the caller's */
+    }
+    if (cfg->listen_fd >= 0) {
+        close(cfg->listen_fd);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di != NULL ? di->port : cfg->port;
     if (srv_conns_start(s) != 0) {
         MHD_stop_daemon(s->daemon);
         s->daemon = NULL;
+        if (s->admin_daemon != NULL) {
+            MHD_stop_daemon(s->admin_daemon);
+            s->admin_daemon = NULL;
+        }
         snprintf(err, err_cap, "cannot start the connection sweeper thread");
         goto fail;
     }
@@ -1183,6 +1268,11 @@ uint16_t tkh_port(const tkh_server *s)
     return s != NULL ? s->port : 0;
 }
 
+uint16_t tkh_admin_port(const tkh_server *s)
+{
+    return s != NULL ? s->admin_port : 0;
+}
+
 void tkh_stop(tkh_server *s)
 {
     if (s == NULL) {
@@ -1192,6 +1282,11 @@ void tkh_stop(tkh_server *s)
      * must not stop with a connection suspended. */
     srv_pool_drain(s->login_pool);
     srv_conns_stop(s);
+    if (s->admin_daemon != NULL) {
+        /* scrapes and probes: nothing worth waiting for */
+        MHD_stop_daemon(s->admin_daemon);
+        s->admin_daemon = NULL;
+    }
     if (s->daemon != NULL) {
         /* Stop accepting, let requests in flight finish (idle keep-alive
          * connections are then closed by MHD_stop_daemon). */

@@ -21,6 +21,10 @@ typedef struct tkh_config {
                                   (then host/port only describe it); -1: bind host:port.
                                   tkh_start takes it over on success and leaves it to the
                                   caller on failure. */
+    int admin_fd;              /* >= 0: an already bound, listening socket for the admin listener:
+                                  plain HTTP, /metrics, /healthz and /readyz only (taken over
+                                  like listen_fd); -1: none */
+    int public_metrics;        /* 1: the public listener serves /metrics too (else 404) */
     const char *host;          /* listen address, "127.0.0.1" */
     uint16_t port;             /* 0: any free port (see tkh_port) */
     const char *tls_cert;      /* PEM text of the certificate chain; NULL with insecure_http */
@@ -53,7 +57,8 @@ typedef struct tkh_config {
     unsigned login_queue;        /* sign-ins that may wait for one (32); more are 503 + Retry-After */
 } tkh_config;
 
-/* Defaults: 127.0.0.1:8443, listen_fd -1, HTTPS, threads 0 (cores), 1024
+/* Defaults: 127.0.0.1:8443, listen_fd -1, no admin listener (admin_fd -1),
+ * /metrics not on the public listener, HTTPS, threads 0 (cores), 1024
  * connections, 64 per address, 30 s idle timeout and 30 s to receive a
  * request, body 64 KiB, header block 16 KiB, realm "tokend", explain 1,
  * log stderr with every line (sample 1), no trusted proxies, no default /auth audience, login workers
@@ -80,6 +85,8 @@ int tkh_reload(tkh_server *s, const char *cert_pem, const char *key_pem);
 void tkh_log(tkh_server *s, const char *level, const char *msg);
 /* The port actually bound (useful with port 0). */
 uint16_t tkh_port(const tkh_server *s);
+/* The admin listener's port; 0 when there is none. */
+uint16_t tkh_admin_port(const tkh_server *s);
 /* Stops accepting, lets requests in flight finish (at most 5 s), closes the
  * connections, flushes the log, frees. NULL is a no-op. */
 void tkh_stop(tkh_server *s);

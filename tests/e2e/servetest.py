@@ -262,6 +262,7 @@ class ServerFixture:
         self.proc = None
         self.url = None
         self.port = None
+        self.admin_url = None  # the admin listener (/metrics), from the banner
         self.sensitive = set()  # secrets and tokens that must never be logged
         self._sessions = {}
         self._n_start = 0
@@ -276,6 +277,7 @@ class ServerFixture:
                 del e[k]
         e["TOKEND_STORE"] = "sqlite://" + self.store_path
         e["TOKEND_MASTER_KEY_FILE"] = self.master_key
+        e["TOKEND_ADMIN_LISTEN"] = "127.0.0.1:0"  # the admin listener (/metrics) on a free port
         e.update(self.settings)
         e.update(over)
         return e
@@ -304,10 +306,13 @@ class ServerFixture:
             err.close()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            m = re.search(r"listening on (\S+)", self.stdout())
+            out = self.stdout()
+            m = re.search(r"listening on (\S+)", out)
             if m:
                 self.url = m.group(1)
                 self.port = int(self.url.rsplit(":", 1)[1])
+                a = re.search(r"admin listener on (\S+)", out)
+                self.admin_url = a.group(1) if a else None
                 break
             if self.proc.poll() is not None:
                 break
@@ -507,9 +512,22 @@ class ServerFixture:
     def revoke(self, client_id, secret, token, source_ip=None):
         return self.post("/oauth/revoke", source_ip=source_ip, data={"token": token}, auth=(client_id, secret))
 
+    def admin_get(self, path, **kw):
+        """GET `path` on the admin listener (plain HTTP; a connection of its
+        own, so that no request deadline cuts an idle one under it)."""
+        if self.admin_url is None:
+            raise AssertionError("this server has no admin listener (--admin-listen off?)")
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        s = new_session(True)
+        try:
+            return s.get(self.admin_url + path, **kw)
+        finally:
+            s.close()
+
     def metrics(self):
-        """/metrics parsed: {(name, frozenset(labels.items())): float}."""
-        r = self.get("/metrics")
+        """/metrics of the admin listener, parsed: {(name,
+        frozenset(labels.items())): float}."""
+        r = self.admin_get("/metrics")
         if r.status_code != 200:
             raise AssertionError("/metrics: %d %s" % (r.status_code, r.text))
         return parse_metrics(r.text)

@@ -3,6 +3,8 @@ statuses, keygen files, sign options, and the human output of inspect."""
 
 import json
 import os
+import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -724,6 +726,110 @@ class Admin(unittest.TestCase):
         self.assertRegex(out, r"svc +active +confidential ", out)
         self.assertIn("redirect URIs: https://app.example/cb", out)
         self.assertIn("redirect URIs: none", out)
+
+
+# ---------------------------------------------------------------------------
+# the config file and the systemd unit of an installed tokend (issue 14 section 3)
+
+PACKAGING = os.path.join(tt.ROOT, "packaging")
+STATEDIR = "/var/lib/tokend"  # StateDirectory=tokend of packaging/tokend.service
+
+
+def clean_env(**over):
+    """The environment without any TOKEND_* setting."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("TOKEND_")}
+    e.update(over)
+    return e
+
+
+def print_config(*args, env=None, cwd=None):
+    p = subprocess.run([tt.tokend_bin(), "serve", "--print-config"] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=env or clean_env(), cwd=cwd or TD.path, timeout=tt.TIMEOUT)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+class ServiceFiles(unittest.TestCase):
+
+    def test_packaged_config_is_the_printed_example(self):
+        """packaging/tokend.conf is `tokend serve --print-config --data-dir
+        /var/lib/tokend`: it lists every setting with its help and default,
+        and never drifts from the settings table."""
+        rc, out, err = print_config("--data-dir", STATEDIR)
+        self.assertEqual(rc, 0, err)
+        with open(os.path.join(PACKAGING, "tokend.conf"), encoding="utf-8") as f:
+            packaged = f.read()
+        self.assertEqual(packaged, out, "packaging/tokend.conf is out of date: regenerate it with\n"
+                         "  env -i build/dev/tokend serve --print-config --data-dir %s > packaging/tokend.conf"
+                         % STATEDIR)
+
+    def test_example_lists_every_setting_of_help(self):
+        rc, out, _ = print_config()
+        self.assertEqual(rc, 0)
+        helped = re.findall(r"^  --([a-z0-9-]+)", tt.run("serve", "--help").out, re.M)
+        settings_part, issuer_part = out.split("\n# Issuers whose tokens")
+        keys = re.findall(r"^#?([a-z0-9-]+) =", settings_part, re.M)
+        self.assertEqual(sorted(set(helped) - {"config"}), sorted(keys))
+        self.assertEqual(len(keys), len(set(keys)))
+        self.assertIn("\n#[issuer https://", issuer_part)
+        # run from a build tree: the files in the current directory
+        self.assertIn("\n#data-dir = .\n", out)
+        self.assertIn("\n#store = sqlite://./tokend.db\n", out)
+        self.assertIn("\n#master-key-file = ./tokend.master.key\n", out)
+        self.assertIn("\n#admin-listen = 127.0.0.1:8444\n", out)
+        self.assertIn("\n#public-metrics = false\n", out)
+
+    def test_example_reads_back(self):
+        """Every commented default, uncommented, is a valid config file that
+        prints the same values back as set."""
+        with open(os.path.join(PACKAGING, "tokend.conf"), encoding="utf-8") as f:
+            text = f.read()
+        settings_part = text.split("\n# Issuers whose tokens")[0]
+        lines = [ln[1:] for ln in settings_part.splitlines() if re.match(r"^#[a-z0-9-]+ = \S", ln)]
+        self.assertGreater(len(lines), 30)
+        conf = TD.join("uncommented.conf")
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write("data-dir = %s\n" % STATEDIR + "\n".join(lines) + "\n")
+        rc, out, err = print_config("--config", conf)
+        self.assertEqual(rc, 0, err)
+        for ln in lines:
+            with self.subTest(line=ln):
+                # false is a flag's default: shown commented out either way
+                shown = "#" + ln if ln.endswith(" = false") else ln
+                self.assertTrue("\n" + shown + "\n" in out, "%r not printed back" % shown)
+
+    def test_set_values_are_printed_uncommented(self):
+        conf = TD.join("some.conf")
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write("leeway = 30\nstore = postgres://tokend:hunter2@db.example/tokend\n")
+        rc, out, err = print_config("--config", conf, "--access-ttl", "5m",
+                                    env=clean_env(TOKEND_ADMIN_LISTEN="127.0.0.1:9100", TOKEND_DEV="1"))
+        self.assertEqual(rc, 0, err)
+        for ln in ("leeway = 30", "access-ttl = 5m", "admin-listen = 127.0.0.1:9100", "dev = true",
+                   "#listen = 127.0.0.1:8443"):
+            self.assertIn("\n" + ln + "\n", out)
+        self.assertNotIn("hunter2", out)  # a password in the store URL is not printed
+        self.assertIn("\nstore = postgres://tokend:", out)
+
+    def test_unit_file(self):
+        with open(os.path.join(PACKAGING, "tokend.service"), encoding="utf-8") as f:
+            unit = f.read()
+        for line in ("Type=notify", "ExecStart=/usr/bin/tokend serve", "ExecReload=/bin/kill -HUP $MAINPID",
+                     "User=tokend", "Group=tokend", "StateDirectory=tokend", "StateDirectoryMode=0750",
+                     "ConfigurationDirectory=tokend", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+                     "NoNewPrivileges=yes", "CapabilityBoundingSet=", "SystemCallFilter=@system-service",
+                     "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX"):
+            self.assertIn("\n" + line + "\n", unit)
+        analyze = shutil.which("systemd-analyze")
+        if analyze is None:
+            self.skipTest("no systemd-analyze")
+        # verify it with this build's tokend in place of /usr/bin/tokend
+        path = TD.join("tokend.service")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(unit.replace("/usr/bin/tokend", os.path.abspath(tt.tokend_bin())))
+        p = subprocess.run([analyze, "verify", "--man=no", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout.decode())
+        self.assertEqual(p.stdout.decode().strip(), "")
 
 
 if __name__ == "__main__":

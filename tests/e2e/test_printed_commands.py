@@ -16,7 +16,8 @@ printed command:
 
 - README.md says 127.0.0.1:8443; the test listens on a free port instead
   (TOKEND_LISTEN in the environment of the shell, and the same port in the
-  README's URLs), so that tests can run side by side;
+  README's URLs), and its admin listener on a free port too
+  (TOKEND_ADMIN_LISTEN), so that tests can run side by side;
 - SECRET, which the text says to replace with the secret `tokend client
   add` printed, is replaced with it.
 
@@ -261,6 +262,7 @@ class PrintedCommands(unittest.TestCase):
     def env(self, port):
         e = {k: v for k, v in os.environ.items() if not k.startswith("TOKEND_")}
         e["TOKEND_LISTEN"] = "127.0.0.1:%d" % port
+        e["TOKEND_ADMIN_LISTEN"] = "127.0.0.1:0"  # the admin listener (/metrics) on a free port too
         return e
 
     def shell(self, cwd, env, tag):

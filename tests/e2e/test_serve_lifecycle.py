@@ -6,7 +6,11 @@ master key (clients, keys and revocations survive; another master key
 fails fast); start-up failures that fail fast with a clear message;
 throttling of failed client authentication (429 + Retry-After, growing);
 the body and header limits (413, 431); /metrics; and the access log (JSON
-lines, never a token, secret or Authorization value).
+lines, never a token, secret or Authorization value). Where the files go
+(issue 14 section 3): run from a build tree, the current directory, and
+the banner says so; --data-dir moves the store and the master key, for the
+server and the admin commands alike. Readiness for systemd (Type=notify):
+READY=1 on $NOTIFY_SOCKET once serving, STOPPING=1 on the way out.
 """
 
 import json
@@ -15,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -685,7 +690,7 @@ class ProtectionMetricsLog(unittest.TestCase):
         self.assertEqual(fx.auth(aud=AUD).status_code, 401)
         self.assertIs(fx.introspect(self.cid, self.secret, tok).json()["active"], True)
         self.assertEqual(fx.token_response("svc", "wrong-secret", source_ip=st.fresh_ip()).status_code, 401)
-        r = fx.get("/metrics")
+        r = fx.admin_get("/metrics")
         self.assertEqual(r.status_code, 200)
         self.assertTrue(r.headers["Content-Type"].startswith("text/plain"))
         self.assertIn("version=0.0.4", r.headers["Content-Type"])
@@ -799,6 +804,124 @@ class ProtectionMetricsLog(unittest.TestCase):
         self.assertNotIn("Bearer ", text)
         self.assertNotIn("Basic ", text)
         self.assertNotIn("aaaaaaaaaaaaaaaa", text, "a header value was logged")
+
+
+# ---------------------------------------------------------------------------
+# where the files go, and systemd readiness (issue 14 section 3)
+
+class CheckoutFixture(st.ServerFixture):
+    """A server with nothing said about its files: no TOKEND_STORE, no
+    TOKEND_MASTER_KEY_FILE, no --data-dir (`data_dir` adds one)."""
+
+    def __init__(self, data_dir=None, **kw):
+        super().__init__(**kw)
+        self.data_dir = data_dir
+
+    def env(self, **over):
+        e = super().env(**over)
+        for k in ("TOKEND_STORE", "TOKEND_MASTER_KEY_FILE"):
+            if k not in over:
+                e.pop(k, None)
+        return e
+
+    def command(self, listen=None, extra=()):
+        cmd = super().command(listen, extra)
+        i = cmd.index("--data-dir")
+        del cmd[i:i + 2]
+        if self.data_dir:
+            cmd += ["--data-dir", self.data_dir]
+        return cmd
+
+
+class Files(unittest.TestCase):
+    def test_build_tree_keeps_its_files_in_the_current_directory_and_says_so(self):
+        fx = CheckoutFixture(https=False, name="checkout")
+        try:
+            fx.start()
+            td = os.path.realpath(fx.td)
+            self.assertIn("tokend serve: files in the current directory, %s (run from a build tree; --data-dir DIR "
+                          "for another): store ./tokend.db (created), master key ./tokend.master.key (created)\n"
+                          % td, fx.stdout())
+            self.assertTrue(os.path.exists(os.path.join(fx.td, "tokend.db")))
+            mode = os.stat(os.path.join(fx.td, "tokend.master.key")).st_mode & 0o777
+            self.assertEqual(mode, 0o600, oct(mode))
+            # the admin commands find the same files from the same directory
+            r = fx.admin("client", "add", "svc", "--scope", "orders:read", "--aud", AUD, "--json")
+            self.assertEqual(r.rc, 0, r)
+            fx.stop()
+            fx.start()
+            self.assertIn("store ./tokend.db, master key ./tokend.master.key\n", fx.stdout())
+            self.assertNotIn("(created)", fx.stdout())
+            r = fx.admin("client", "list")
+            self.assertIn("svc", r.out, r)
+        finally:
+            fx.close()
+
+    def test_data_dir_holds_the_store_and_master_key(self):
+        data = tempfile.mkdtemp(prefix="tokend-data-")
+        fx = CheckoutFixture(https=True, data_dir=data, name="data-dir")
+        try:
+            fx.start()
+            self.assertIn("store %s/tokend.db (created), master key %s/tokend.master.key (created)\n" % (data, data),
+                          fx.stdout())
+            self.assertNotIn("current directory", fx.stdout().split("listening on")[0])
+            self.assertEqual(sorted(f for f in os.listdir(data) if not f.startswith("tokend.db-")),
+                             ["tokend-dev.crt", "tokend-dev.key", "tokend.db", "tokend.master.key"])
+            self.assertFalse(os.path.exists(os.path.join(fx.td, "tokend.db")))
+            self.assertEqual(os.stat(os.path.join(data, "tokend.master.key")).st_mode & 0o777, 0o600)
+            # the admin commands take --data-dir (or TOKEND_DATA_DIR) too, from anywhere
+            r = fx.admin("client", "add", "svc", "--scope", "orders:read", "--aud", AUD, "--json",
+                         "--data-dir", data)
+            self.assertEqual(r.rc, 0, r)
+            cid = json.loads(r.out)["client_id"]
+            r = fx.admin("client", "list", env={"TOKEND_DATA_DIR": data})
+            self.assertIn(cid, r.out, r)
+            # the banner's commands carry it
+            self.assertIn("tokend client add web --data-dir %s" % data, fx.stdout())
+            self.assertIn("--data-dir", tt.run("client", "--help").out)
+        finally:
+            fx.close()
+            shutil.rmtree(data, ignore_errors=True)
+
+
+class Notify(unittest.TestCase):
+    """Type=notify: READY=1 (with MAINPID and a STATUS) once the server
+    serves, STOPPING=1 when it stops; the sd_notify protocol, no
+    libsystemd."""
+
+    def test_ready_and_stopping(self):
+        fx = st.ServerFixture(https=False, name="notify")
+        sock_path = os.path.join(fx.td, "notify.sock")
+        rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            rx.bind(sock_path)
+            rx.settimeout(20)
+            fx.start(env={"NOTIFY_SOCKET": sock_path})
+            msg = rx.recv(4096).decode()
+            fields = dict(line.split("=", 1) for line in msg.split("\n") if line)
+            self.assertEqual(fields.get("READY"), "1", msg)
+            self.assertEqual(fields.get("MAINPID"), str(fx.proc.pid), msg)
+            self.assertIn(fx.url, fields.get("STATUS", ""), msg)
+            # it serves when it says so
+            self.assertEqual(fx.get("/healthz").status_code, 200)
+            self.assertEqual(fx.stop(), 0)
+            self.assertEqual(rx.recv(4096).decode(), "STOPPING=1")
+        finally:
+            rx.close()
+            fx.close()
+
+    def test_abstract_socket(self):
+        fx = st.ServerFixture(https=False, name="notify-abstract")
+        name = "tokend-test-%d-%d" % (os.getpid(), int(time.monotonic() * 1000))
+        rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            rx.bind("\0" + name)
+            rx.settimeout(20)
+            fx.start(env={"NOTIFY_SOCKET": "@" + name})
+            self.assertTrue(rx.recv(4096).decode().startswith("READY=1\n"))
+        finally:
+            rx.close()
+            fx.close()
 
 
 if __name__ == "__main__":

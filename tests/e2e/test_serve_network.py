@@ -21,6 +21,18 @@ fault suite is elsewhere):
   Readiness           /readyz commits a write: 503 while the store cannot
   LoginPool           --login-workers 1 --login-queue 0: sign-ins beyond
                       the pool get 503 + Retry-After; the server answers
+  AdminListener       the admin listener (--admin-listen, plain HTTP)
+                      serves /metrics, /healthz and /readyz and nothing
+                      else; the public listener (HTTPS) answers 404 for
+                      /metrics, and its log line says where it is
+  AdminPerAddress     connections to the admin listener do not count
+                      against --max-connections-per-ip
+  PublicMetrics       --public-metrics: /metrics on both listeners
+  AdminListenerOff    --admin-listen off: no admin listener; /metrics
+                      nowhere, or on the public listener with
+                      --public-metrics
+  AdminListenFailures a bad --admin-listen, or its port in use, fails
+                      start-up with a message naming --admin-listen
 
 Every source address comes from st.fresh_ip() (distinct loopback peers).
 
@@ -432,13 +444,9 @@ class RequestDeadline(FixtureCase):
     D = 1.0
 
     def metrics(self):
-        s = st.new_session(self.fx.verify)
-        try:
-            r = s.get(self.fx.url + "/metrics", timeout=st.HTTP_TIMEOUT)
-            self.assertEqual(r.status_code, 200)
-            return st.parse_metrics(r.text)
-        finally:
-            s.close()
+        r = self.fx.admin_get("/metrics")
+        self.assertEqual(r.status_code, 200)
+        return st.parse_metrics(r.text)
 
     def test_half_a_head_then_nothing_is_cut(self):
         fx = self.fx
@@ -645,6 +653,164 @@ class LoginPool(FixtureCase):
                     ("tokend_password_checks_total", {"result": "done"}),
                     ("tokend_password_checks_total", {"result": "refused"})):
             self.assertIn((key[0], frozenset(key[1].items())), m, key)
+
+
+# ---------------------------------------------------------------------------
+# the admin listener (issue 14 section 3)
+
+class AdminListener(FixtureCase):
+    HTTPS = True  # the public listener; the admin one is plain HTTP on loopback
+
+    def test_banner_names_the_admin_listener(self):
+        fx = self.fx
+        self.assertRegex(fx.admin_url or "", r"^http://127\.0\.0\.1:\d+$")
+        self.assertNotEqual(int(fx.admin_url.rsplit(":", 1)[1]), fx.port)
+        self.assertIn("admin listener on %s (/metrics, /healthz, /readyz)" % fx.admin_url, fx.stdout())
+
+    def test_admin_listener_serves_metrics_and_health(self):
+        fx = self.fx
+        r = fx.admin_get("/metrics")
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertTrue(r.headers["Content-Type"].startswith("text/plain"))
+        self.assertIn("tokend_http_requests_total", r.text)
+        self.assertEqual(fx.admin_get("/healthz").status_code, 200)
+        self.assertEqual(fx.admin_get("/readyz").status_code, 200)
+        line = fx.log_for(r.headers["X-Request-Id"])
+        self.assertEqual(line.get("listener"), "admin", line)
+        self.assertEqual(line["route"], "/metrics")
+
+    def test_admin_listener_serves_nothing_else(self):
+        fx = self.fx
+        for path in ("/.well-known/jwks.json", "/.well-known/openid-configuration", "/auth?aud=x", "/errors/expired",
+                     "/oauth/authorize", "/login", "/"):
+            with self.subTest(path=path):
+                r = fx.admin_get(path)
+                self.assertEqual(r.status_code, 404, r.text)
+                line = fx.log_for(r.headers["X-Request-Id"])
+                self.assertIn("admin listener serves /metrics, /healthz and /readyz only", line.get("detail", ""))
+        s = st.new_session(True)
+        try:
+            r = s.post(fx.admin_url + "/oauth/token", data={"grant_type": "client_credentials"},
+                       timeout=st.HTTP_TIMEOUT)
+            self.assertEqual(r.status_code, 404)
+            r = s.put(fx.admin_url + "/metrics", timeout=st.HTTP_TIMEOUT)
+            self.assertEqual(r.status_code, 405)
+            self.assertIn("GET", r.headers.get("Allow", ""))
+        finally:
+            s.close()
+
+    def test_admin_listener_is_plain_http(self):
+        """TLS to the admin port is not spoken: a handshake gets no certificate."""
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        port = int(self.fx.admin_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+                with ctx.wrap_socket(raw) as t:
+                    t.do_handshake()
+
+    def test_public_listener_does_not_serve_metrics(self):
+        fx = self.fx
+        r = fx.get("/metrics")
+        self.assertEqual(r.status_code, 404, r.text)
+        self.assertEqual(r.json()["error"], "not_found")
+        line = fx.log_for(r.headers["X-Request-Id"])
+        self.assertNotIn("listener", line)
+        self.assertIn("--admin-listen", line.get("detail", ""))
+        self.assertIn("--public-metrics", line.get("detail", ""))
+        # the health probes of load balancers stay on the public listener
+        self.assertEqual(fx.get("/healthz").status_code, 200)
+        self.assertEqual(fx.get("/readyz").status_code, 200)
+
+    def test_public_requests_are_counted_on_the_admin_listener(self):
+        fx = self.fx
+        before = st.metric(fx.metrics(), "tokend_http_requests_total", route="/healthz", status="200")
+        for _ in range(3):
+            self.assertEqual(fx.get("/healthz").status_code, 200)
+        after = st.metric(fx.metrics(), "tokend_http_requests_total", route="/healthz", status="200")
+        self.assertEqual(after - before, 3)
+
+
+
+class AdminPerAddress(FixtureCase):
+    EXTRA = ("--max-connections-per-ip", "2")
+
+    def test_admin_connections_do_not_count_against_the_per_address_limit(self):
+        """--max-connections-per-ip guards the public listener: connections
+        to the admin listener from the same address (a scraper on the
+        machine) never take a client's place."""
+        fx = self.fx
+        held = []
+        port = int(fx.admin_url.rsplit(":", 1)[1])
+        ip = st.fresh_ip()
+        try:
+            for _ in range(4):
+                c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                c.settimeout(10)
+                c.bind((ip, 0))
+                c.connect(("127.0.0.1", port))
+                held.append(c)
+            self.assertEqual(fx.get("/healthz", source_ip=ip).status_code, 200)
+            c = raw_connect(fx, ip)
+            held.append(c)
+            self.assertEqual(raw_request(c)[0], 200)
+        finally:
+            for c in held:
+                c.close()
+
+
+class PublicMetrics(FixtureCase):
+    EXTRA = ("--public-metrics",)
+
+    def test_metrics_on_both_listeners(self):
+        fx = self.fx
+        r = fx.get("/metrics")
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertIn("tokend_http_requests_total", r.text)
+        self.assertEqual(fx.admin_get("/metrics").status_code, 200)
+        self.assertIn("--public-metrics", fx.stdout())
+
+
+class AdminListenerOff(unittest.TestCase):
+    def test_off(self):
+        fx = st.ServerFixture(https=False, settings={"TOKEND_ADMIN_LISTEN": "off"}, name="admin-off")
+        try:
+            fx.start()
+            self.assertIsNone(fx.admin_url)
+            self.assertIn("no admin listener (--admin-listen off), no /metrics", fx.stdout())
+            self.assertEqual(fx.get("/metrics").status_code, 404)
+            self.assertEqual(fx.get("/healthz").status_code, 200)
+            fx.stop()
+            fx.start(extra=("--public-metrics",))
+            self.assertIsNone(fx.admin_url)
+            r = fx.get("/metrics")
+            self.assertEqual(r.status_code, 200, r.text)
+            self.assertIn("tokend_http_requests_total", r.text)
+        finally:
+            fx.close()
+
+
+class AdminListenFailures(FixtureCase):
+    def test_bad_admin_listen(self):
+        for bad in ("8444", "127.0.0.1", "127.0.0.1:99999", "example.com:8444", "[::1"):
+            with self.subTest(value=bad):
+                err = serve_fails(["--listen", "127.0.0.1:0", "--insecure-http", "--data-dir", self.fx.td,
+                                   "--admin-listen", bad], self.fx.env())
+                self.assertIn("--admin-listen", err)
+
+    def test_admin_port_in_use(self):
+        fx = self.fx
+        port = int(fx.admin_url.rsplit(":", 1)[1])
+        err = serve_fails(["--listen", "127.0.0.1:0", "--insecure-http", "--data-dir", fx.td],
+                          fx.env(TOKEND_ADMIN_LISTEN="127.0.0.1:%d" % port))
+        self.assertIn("--admin-listen", err)
+        self.assertIn(str(port), err)
+        self.assertRegex(err, r"(?i)in use")
+        self.assertIn("off", err)
+        # the running server was not disturbed
+        self.assertEqual(fx.admin_get("/metrics").status_code, 200)
 
 
 if __name__ == "__main__":

@@ -712,7 +712,7 @@ class OAuthEndpoints(unittest.TestCase):
                                     ("DELETE", "/oauth/revoke", "POST"), ("GET", "/oauth/introspect", "POST"),
                                     ("POST", "/.well-known/jwks.json", "GET"),
                                     ("POST", "/.well-known/oauth-authorization-server", "GET"),
-                                    ("POST", "/healthz", "GET"), ("PUT", "/metrics", "GET")):
+                                    ("POST", "/healthz", "GET"), ("PUT", "/readyz", "GET")):
             c = fx.curl(path, "-X", method)
             r = fx.request(method, path)
             for name, resp in (("curl", c), ("requests", r)):
