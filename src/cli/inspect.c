@@ -1619,7 +1619,11 @@ int cli_inspect(int argc, char **argv)
         }
         size_t pos = strlen(r->key_note);
         if (kn[0] && pos + 3 < sizeof r->key_note) {
-            snprintf(r->key_note + pos, sizeof r->key_note - pos, "%s%s", pos ? "; " : "", kn);
+            /* A note is for people: the second one is cut to the room left, said so to the compiler
+             * (gcc -O3 -Wformat-truncation) by the precision. */
+            const char *sep = pos ? "; " : "";
+            int room = (int)(sizeof r->key_note - pos - strlen(sep) - 1);
+            snprintf(r->key_note + pos, sizeof r->key_note - pos, "%s%.*s", sep, room, kn);
         }
     }
     if (secret) {
