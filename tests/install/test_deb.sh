@@ -166,7 +166,11 @@ status=$(curl -s -o /dev/null -w '%{http_code}' --cacert /var/lib/tokend/tokend-
 [ "$status" = 200 ] || fail "/auth answered $status for the token"
 echo "/auth?aud=orders-api: $status"
 /usr/bin/tokend inspect --cacert /var/lib/tokend/tokend-dev.crt --jwks "$base/.well-known/jwks.json" \
-  --aud orders-api "$token" | grep -E '^(VALID|NOT VALID)' || true
+  --aud orders-api "$token" >"$tmp/inspect.txt" || {
+  cat "$tmp/inspect.txt"
+  fail "tokend inspect does not find the token valid"
+}
+echo "tokend inspect --jwks $base/.well-known/jwks.json: valid"
 
 step "apt-get purge tokend"
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq tokend >"$tmp/purge.log" 2>&1 || {
