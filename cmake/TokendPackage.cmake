@@ -14,11 +14,16 @@ set(TOKEND_PACKAGE_CONTACT "tokend maintainers <maintainers@users.noreply.h-seed
     CACHE STRING "Maintainer of the packages (Debian's Maintainer field)")
 set(CPACK_PACKAGE_CONTACT "${TOKEND_PACKAGE_CONTACT}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "OAuth 2.0 and OpenID Connect server that says why a token was rejected")
-set(CPACK_PACKAGE_DESCRIPTION
-    "tokend issues bearer tokens, validates them, and always says exactly why a token was rejected and how to fix it. "
-    "This package holds the OAuth 2.0 / OpenID Connect server (tokend serve, a systemd service), the offline tools "
-    "tokend inspect, keygen and sign, and libtokend, the C library that signs and verifies JWTs and explains every "
-    "rejection, with its headers, pkg-config and CMake files.")
+# One string (CPack puts a space before each line of it in the control file).
+string(JOIN "\n" CPACK_PACKAGE_DESCRIPTION
+    "tokend issues bearer tokens, validates them, and always says exactly why"
+    "a token was rejected and how to fix it."
+    "."
+    "This package holds the OAuth 2.0 / OpenID Connect server (tokend serve,"
+    "run as the systemd service tokend), the offline tools tokend inspect,"
+    "keygen and sign, and libtokend, the C library that signs and verifies"
+    "JWTs and explains every rejection, with its headers, pkg-config and"
+    "CMake files.")
 set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
 set(CPACK_RESOURCE_FILE_README ${PROJECT_SOURCE_DIR}/README.md)
 set(CPACK_GENERATOR DEB)
