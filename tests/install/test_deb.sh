@@ -82,7 +82,7 @@ done
 grep -q '/libtokend\.so\.0 ' <(dpkg-deb --contents "$deb" | awk '{print $6, $7, $8}') || fail "no libtokend.so.0"
 grep -q '/pkgconfig/tokend\.pc$' "$tmp/files" || fail "no tokend.pc"
 grep -q '/cmake/tokend/tokend-config\.cmake$' "$tmp/files" || fail "no tokend-config.cmake"
-if ls "$src"/man/*.[1-8] >/dev/null 2>&1; then
+if ls "$src"/man/*.[1-8] "$src"/man/*.scd >/dev/null 2>&1; then
   grep -q '^/usr/share/man/man1/tokend\.1' "$tmp/files" || fail "man/ has pages, the package has no tokend.1"
 else
   echo "(no man/ in this tree: no man pages packaged)"
@@ -112,39 +112,48 @@ make -s -C "$tmp/pc" -f "$src/tests/install/pkgconfig-consumer/Makefile" consume
 env -u LD_LIBRARY_PATH "$tmp/pc/consumer"
 
 step "start the service (systemd: $([ $systemd = 1 ] && echo yes || echo "no, PID 1 is $(ps -p 1 -o comm=)"))"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+admin_port=$(free_port)
 base="https://127.0.0.1:$port"
+# The test's settings, as an administrator's drop-in would give them: free
+# ports (the admin listener's too, where there is one) and, whatever the
+# package's tokend.conf says about TLS, a self-signed certificate for
+# localhost in the data directory (dev).
+test_env=(TOKEND_LISTEN="127.0.0.1:$port" TOKEND_ADMIN_LISTEN="127.0.0.1:$admin_port" TOKEND_DEV=1)
 unit=/usr/lib/systemd/system/tokend.service
 if [ "$systemd" = 1 ]; then
   mkdir -p "$(dirname "$dropin")"
-  printf '[Service]\nEnvironment=TOKEND_LISTEN=127.0.0.1:%s\n' "$port" >"$dropin"
+  printf '[Service]\nEnvironment=%s\n' "${test_env[@]}" >"$dropin"
   systemctl daemon-reload
   systemctl start tokend.service
   systemctl is-active tokend.service
 else
-  # The unit, as systemd would run it (its ExecStart, User, Group,
-  # WorkingDirectory, UMask), the port from the environment.
+  # The unit, as systemd would run it: its ExecStart as its User and Group,
+  # in its WorkingDirectory (systemd's default: /), with its UMask.
   key() { sed -n "s/^$1=//p" "$unit" | tail -n 1; }
   exec_start=$(key ExecStart | sed 's/^[-@+!:]*//')
   user=$(key User)
   group=$(key Group)
   wd=$(key WorkingDirectory)
+  wd=${wd:-/}
   umask_=$(key UMask)
   echo "ExecStart=$exec_start (User=$user Group=$group WorkingDirectory=$wd UMask=$umask_)"
   setpriv --reuid="$user" --regid="$group" --init-groups --reset-env \
-    env TOKEND_LISTEN="127.0.0.1:$port" sh -c "umask ${umask_:-0022} && cd '$wd' && exec $exec_start" \
+    env "${test_env[@]}" sh -c "umask ${umask_:-0022} && cd '$wd' && exec $exec_start" \
     >"$tmp/server.log" 2>&1 &
   server_pid=$!
 fi
 for _ in $(seq 1 100); do
   if [ -s /var/lib/tokend/tokend-dev.crt ] &&
-    curl -sf --cacert /var/lib/tokend/tokend-dev.crt "$base/readyz" >/dev/null 2>&1; then
+    curl -sf --cacert /var/lib/tokend/tokend-dev.crt "$base/.well-known/jwks.json" >/dev/null 2>&1; then
     break
   fi
   if [ -n "$server_pid" ] && ! kill -0 "$server_pid" 2>/dev/null; then fail "the server exited"; fi
   sleep 0.2
 done
-curl -sf --cacert /var/lib/tokend/tokend-dev.crt "$base/readyz" >/dev/null || fail "$base/readyz is not ready"
+curl -sf --cacert /var/lib/tokend/tokend-dev.crt "$base/.well-known/jwks.json" >/dev/null ||
+  fail "$base/.well-known/jwks.json does not answer"
 pgrep -u tokend -x tokend >/dev/null || fail "no tokend running as the tokend user"
 echo "ready at $base, running as $(ps -o user= -p "$(pgrep -u tokend -x tokend | head -n 1)")"
 ls -l /var/lib/tokend
