@@ -138,6 +138,14 @@ int tka_rev_key(const unsigned char hash_key[TKA_REV_HASH_KEY_LEN], enum tks_rev
 int tka_revset_reserve(struct tka_revset *s, size_t n);
 int tka_revset_put(struct tka_revset *s, const unsigned char key[TKA_REV_KEY_LEN], const char *reason,
                    int64_t revoked_at, int64_t until);
+/* A row of a load (tka_revset_put_batch): the reason already interned. */
+struct tka_rev_row {
+    unsigned char key[TKA_REV_KEY_LEN];
+    uint8_t reason;
+    int64_t revoked_at, until;
+};
+uint8_t tka_revset_intern(struct tka_revset *s, const char *reason);
+int tka_revset_put_batch(struct tka_revset *s, const struct tka_rev_row *rows, size_t n);
 const struct tka_rev_slot *tka_revset_get(const struct tka_revset *s, const unsigned char key[TKA_REV_KEY_LEN]);
 const char *tka_revset_reason(const struct tka_revset *s, const struct tka_rev_slot *e);
 int tka_revset_del(struct tka_revset *s, const unsigned char key[TKA_REV_KEY_LEN]);

@@ -148,7 +148,7 @@ static uint32_t clamp_time(int64_t t, uint32_t lo)
 
 /* The index of reason r, added when new; TKA_REVSET_REASONS when the table
  * is full. */
-static uint8_t intern(struct tka_revset *s, const char *r)
+uint8_t tka_revset_intern(struct tka_revset *s, const char *r)
 {
     if (!r) {
         r = "";
@@ -171,12 +171,42 @@ static uint8_t intern(struct tka_revset *s, const char *r)
     return (uint8_t)s->n_reasons++;
 }
 
+static int put_slot(struct tka_revset *s, const unsigned char key[TKA_REV_KEY_LEN], uint8_t reason, int64_t revoked_at,
+                    int64_t until);
+
 int tka_revset_put(struct tka_revset *s, const unsigned char key[TKA_REV_KEY_LEN], const char *reason,
                    int64_t revoked_at, int64_t until)
 {
     if (s->cap == 0 && rehash(s, MIN_SLOTS) != 0) {
         return -1;
     }
+    return put_slot(s, key, tka_revset_intern(s, reason), revoked_at, until);
+}
+
+/* A load puts rows at random places in a table far larger than the caches:
+ * each put is a cache miss. Their slots are fetched all at once first (the
+ * misses overlap), then filled. */
+int tka_revset_put_batch(struct tka_revset *s, const struct tka_rev_row *rows, size_t n)
+{
+    if (s->cap == 0 && rehash(s, MIN_SLOTS) != 0) {
+        return -1;
+    }
+    if ((s->count + n) * 10 <= s->cap * 7) {
+        for (size_t i = 0; i < n; i++) {
+            __builtin_prefetch(&s->slots[home_of(rows[i].key, s->cap)], 1);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (put_slot(s, rows[i].key, rows[i].reason, rows[i].revoked_at, rows[i].until) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int put_slot(struct tka_revset *s, const unsigned char key[TKA_REV_KEY_LEN], uint8_t reason, int64_t revoked_at,
+                    int64_t until)
+{
     size_t i = probe(s, key);
     struct tka_rev_slot *e = &s->slots[i];
     uint32_t u = clamp_time(until, 1);
@@ -200,7 +230,7 @@ int tka_revset_put(struct tka_revset *s, const unsigned char key[TKA_REV_KEY_LEN
         e = &s->slots[i];
     }
     memcpy(e->key, key, TKA_REV_KEY_LEN);
-    e->reason = intern(s, reason);
+    e->reason = reason;
     e->revoked_at = at;
     e->until = u;
     s->count++;

@@ -54,14 +54,35 @@ static int on_revocation(const tks_revocation *r, void *ud)
 /* The first load: every revocation in force, read into a table of its own
  * (sized once from a count, so no row is moved twice and none is
  * allocated) that then replaces the empty one. With rev_refresh_lock held. */
+#define LOAD_BATCH 256
+
+struct load {
+    struct tka_revset set;
+    struct tka_rev_row rows[LOAD_BATCH];
+    size_t n;
+    int failed;
+};
+
+static int flush_loaded(struct load *l)
+{
+    if (l->n > 0 && tka_revset_put_batch(&l->set, l->rows, l->n) != 0) {
+        l->failed = 1;
+    }
+    l->n = 0;
+    return l->failed;
+}
+
 static int put_loaded(const tks_revocation *r, void *ud)
 {
-    struct tka_revset *s = ud;
-    unsigned char key[TKA_REV_KEY_LEN];
-    if (tka_rev_key(s->hash_key, r->kind, r->value, strlen(r->value), key) != 0) {
+    struct load *l = ud;
+    struct tka_rev_row *row = &l->rows[l->n];
+    if (tka_rev_key(l->set.hash_key, r->kind, r->value, strlen(r->value), row->key) != 0) {
         return 0; /* the store never holds one (tks_revoke checks) */
     }
-    return tka_revset_put(s, key, r->reason, r->revoked_at, r->until) != 0;
+    row->reason = tka_revset_intern(&l->set, r->reason);
+    row->revoked_at = r->revoked_at;
+    row->until = r->until;
+    return ++l->n == LOAD_BATCH ? flush_loaded(l) : 0;
 }
 
 static int rev_load_locked(tka_authority *a, int64_t now)
@@ -70,19 +91,22 @@ static int rev_load_locked(tka_authority *a, int64_t now)
     if (tks_revocations_count(a->store, now, &n) != TKS_OK) {
         return -1;
     }
-    struct tka_revset fresh;
-    tka_revset_init(&fresh, a->rev_hash_key);
-    if (tka_revset_reserve(&fresh, n + n / 64) != 0) {
+    struct load *l = calloc(1, sizeof *l);
+    if (!l) {
         return -1;
     }
+    tka_revset_init(&l->set, a->rev_hash_key);
     int64_t cursor = 0;
-    if (tks_revocations_changed(a->store, &cursor, now, put_loaded, &fresh) != TKS_OK) {
-        tka_revset_free(&fresh);
+    if (tka_revset_reserve(&l->set, n + n / 64) != 0 ||
+        tks_revocations_changed(a->store, &cursor, now, put_loaded, l) != TKS_OK || flush_loaded(l) != 0) {
+        tka_revset_free(&l->set);
+        free(l);
         return -1;
     }
     pthread_rwlock_wrlock(&a->rev_lock);
     struct tka_revset old = a->rev;
-    a->rev = fresh;
+    a->rev = l->set;
+    free(l);
     pthread_rwlock_unlock(&a->rev_lock);
     tka_revset_free(&old);
     a->rev_cursor = cursor;

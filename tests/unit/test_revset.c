@@ -217,6 +217,27 @@ static void test_growth_and_reserve(void **state)
     assert_int_equal(tka_revset_reserve(&s, 10), 0); /* smaller: nothing */
     assert_int_equal(s.cap, cap);
     tka_revset_free(&s);
+
+    /* put_batch (the load): the same rules, repeats included, growing when
+     * it must */
+    tka_revset_init(&s, HK);
+    static struct tka_rev_row rows[3000];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(v, sizeof v, "b-%d", i % 2000);
+        assert_int_equal(tka_rev_key(HK, TKS_REVOKE_JTI, v, strlen(v), rows[i].key), 0);
+        rows[i].reason = tka_revset_intern(&s, i < 2000 ? "logout" : "admin");
+        rows[i].revoked_at = i;
+        rows[i].until = 10 + i;
+    }
+    assert_int_equal(tka_revset_put_batch(&s, rows, 256), 0);
+    assert_int_equal(tka_revset_put_batch(&s, rows + 256, 3000 - 256), 0);
+    assert_int_equal(s.count, 2000);
+    const struct tka_rev_slot *e = tka_revset_get(&s, rows[5].key);
+    assert_non_null(e);
+    assert_string_equal(tka_revset_reason(&s, e), "logout");
+    assert_int_equal(e->revoked_at, 5);
+    assert_int_equal(e->until, 10 + 2005);
+    tka_revset_free(&s);
 }
 
 static void test_reason_table(void **state)
