@@ -136,7 +136,8 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
         tka_close(a);
         return -1;
     }
-    if (RAND_bytes(a->dummy_hash, sizeof a->dummy_hash) != 1) {
+    if (RAND_bytes(a->dummy_hash, sizeof a->dummy_hash) != 1 ||
+        RAND_bytes(a->rev_hash_key, sizeof a->rev_hash_key) != 1) {
         snprintf(err, err_cap, "no randomness");
         tka_close(a);
         return -1;
@@ -145,6 +146,8 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
         tka_close(a);
         return -1;
     }
+    tka_revset_init(&a->rev, a->rev_hash_key);
+    /* Loads the revocation set (not with cfg.lazy_revocations). */
     if (tka_revset_refresh(a, now) != 0) {
         snprintf(err, err_cap, "cannot load revocations: %s", tks_errmsg(store));
         tka_close(a);

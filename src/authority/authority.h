@@ -68,6 +68,13 @@ typedef struct tka_config {
      * signature check, everything else is checked every time); 0 = none.
      * Default 100000. Our own tokens and trusted issuers' alike. */
     size_t verify_cache;
+    /* The revocation set is read from the store on first use (tka_is_revoked,
+     * tka_revocations_age, hence validation) instead of at tka_open: for
+     * commands that never look at it (issue 13 section 2: at a million
+     * revocations, loading them is most of an admin command's time and
+     * memory). Until then revocations made here are only written to the
+     * store. */
+    int lazy_revocations;
 } tka_config;
 
 /* The longest retention setting: ten years. */
@@ -314,6 +321,18 @@ int tka_revoke(tka_authority *a, enum tks_revocation_kind kind, const char *valu
  * another client (refused: RFC 7009 section 2.1), -1 when the store failed
  * (503). */
 int tka_revoke_token(tka_authority *a, const tks_client *client, const char *tok, size_t len, int64_t now);
+/* Revokes n values of one kind at once (tokend revoke --jti-file): in
+ * store transactions of TKS_REVOKE_BATCH_MAX, each with one audit event
+ * ("tokens_revoked" / "sessions_revoked", detail "REASON xN"). Values must
+ * be 1 to TKS_VALUE_MAX bytes. *done: how many were written (all of them
+ * on success; on failure the batches committed before it, which stay
+ * revoked); *added (may be NULL): how many were not revoked before.
+ * Returns 0, or -1 (tks_errmsg says why). */
+int tka_revoke_many(tka_authority *a, enum tks_revocation_kind kind, const char *const *values, size_t n,
+                    const char *reason, int64_t now, int64_t until, size_t *done, size_t *added);
+/* Entries in the revocation set and the bytes its table takes (0, 0 while
+ * it is not loaded). */
+void tka_revocations_size(tka_authority *a, size_t *entries, size_t *bytes);
 /* Seconds since the revocation set last caught up with the store (0 when
  * it just did). Beyond cfg.max_stale, validation answers unavailable. */
 int64_t tka_revocations_age(tka_authority *a, int64_t now);

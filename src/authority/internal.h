@@ -32,20 +32,26 @@ struct tka_ring {
     int64_t since[TKA_ALGS_MAX];
 };
 
-/* Revocations in memory: open hashing on (kind, value). */
-struct tka_rev_entry {
-    struct tka_rev_entry *next;
-    enum tks_revocation_kind kind;
-    int64_t revoked_at;
-    int64_t until;
-    char reason[TKS_REASON_MAX + 1];
-    char value[]; /* NUL-terminated */
+/* Revocations in memory (revset.c): a compact open-addressed table keyed by
+ * 120 bits of a keyed SipHash-128 of (kind, value). */
+#define TKA_REV_KEY_LEN 15
+#define TKA_REV_HASH_KEY_LEN 16
+#define TKA_REVSET_REASONS 255 /* distinct reason words kept; more read "other" */
+
+struct tka_rev_slot {
+    unsigned char key[TKA_REV_KEY_LEN];
+    uint8_t reason;      /* index into tka_revset.reasons */
+    uint32_t revoked_at; /* seconds since the epoch */
+    uint32_t until;      /* purged once past; 0: the slot is empty */
 };
 
 struct tka_revset {
-    struct tka_rev_entry **buckets;
-    size_t n_buckets;
-    size_t count;
+    struct tka_rev_slot *slots;
+    size_t cap;   /* slots */
+    size_t count; /* entries */
+    unsigned char hash_key[TKA_REV_HASH_KEY_LEN];
+    size_t n_reasons, last_reason;
+    char reasons[TKA_REVSET_REASONS][TKS_REASON_MAX + 1];
 };
 
 struct tka_authority {
@@ -60,12 +66,14 @@ struct tka_authority {
 
     pthread_rwlock_t rev_lock;
     struct tka_revset rev;
-    pthread_mutex_t rev_refresh_lock; /* one catch-up at a time */
-    int64_t rev_cursor;               /* tks_revocations_changed's position */
-    _Atomic int64_t rev_fresh_at;     /* when the set last caught up with the store */
-    _Atomic int keys_changed;         /* the store's watcher saw a key change elsewhere */
-    _Atomic int watched;              /* the store tells of changes made elsewhere (tks_watch) */
-    struct tka_cache *cache;          /* cache.c */
+    unsigned char rev_hash_key[TKA_REV_HASH_KEY_LEN]; /* random, this process's */
+    _Atomic int rev_loaded;                           /* the set holds the store's revocations (tokens.c rev_warm) */
+    pthread_mutex_t rev_refresh_lock;                 /* one catch-up at a time */
+    int64_t rev_cursor;                               /* tks_revocations_changed's position */
+    _Atomic int64_t rev_fresh_at;                     /* when the set last caught up with the store */
+    _Atomic int keys_changed;                         /* the store's watcher saw a key change elsewhere */
+    _Atomic int watched;                              /* the store tells of changes made elsewhere (tks_watch) */
+    struct tka_cache *cache;                          /* cache.c */
     /* Verified signatures (cfg.verify_cache), or NULL: set in every policy
      * validation builds, ours and trusted issuers'. Needs no invalidation:
      * an entry names the key by its public key, and the key is still
@@ -124,12 +132,41 @@ const tk_key *tka_ring_signer_lock(tka_authority *a, tk_alg alg);
 int tka_ring_load(tka_authority *a, int64_t now, char *err, size_t err_cap);
 void tka_ring_free(struct tka_ring *r);
 
-/* tokens.c */
+/* revset.c: the set itself, not thread-safe (see the comment there).
+ * tka_rev_key: -1 for a value no revocation can have (empty, or longer
+ * than TKS_VALUE_MAX). _put keeps the first reason, the earliest revoked_at
+ * and the latest until of a known key; -1 when out of memory. _reserve
+ * makes room for n entries at once; _get returns a borrowed slot (until the
+ * next change), _del 1 when it removed one, _purge_expired how many it
+ * removed (until <= now). */
+void tka_revset_init(struct tka_revset *s, const unsigned char hash_key[TKA_REV_HASH_KEY_LEN]);
+void tka_revset_free(struct tka_revset *s);
+int tka_rev_key(const unsigned char hash_key[TKA_REV_HASH_KEY_LEN], enum tks_revocation_kind kind, const char *value,
+                size_t len, unsigned char out[TKA_REV_KEY_LEN]);
+int tka_revset_reserve(struct tka_revset *s, size_t n);
+int tka_revset_put(struct tka_revset *s, const unsigned char key[TKA_REV_KEY_LEN], const char *reason,
+                   int64_t revoked_at, int64_t until);
+/* A row of a load (tka_revset_put_batch): the reason already interned. */
+struct tka_rev_row {
+    unsigned char key[TKA_REV_KEY_LEN];
+    uint8_t reason;
+    int64_t revoked_at, until;
+};
+uint8_t tka_revset_intern(struct tka_revset *s, const char *reason);
+int tka_revset_put_batch(struct tka_revset *s, const struct tka_rev_row *rows, size_t n);
+const struct tka_rev_slot *tka_revset_get(const struct tka_revset *s, const unsigned char key[TKA_REV_KEY_LEN]);
+const char *tka_revset_reason(const struct tka_revset *s, const struct tka_rev_slot *e);
+int tka_revset_del(struct tka_revset *s, const unsigned char key[TKA_REV_KEY_LEN]);
+size_t tka_revset_purge_expired(struct tka_revset *s, int64_t now);
+size_t tka_revset_bytes(const struct tka_revset *s);
+
+/* tokens.c: the authority's set, under rev_lock. _add does nothing while the
+ * set is not loaded (cfg.lazy_revocations: it is read whole from the store
+ * on first use). */
 int tka_revset_add(tka_authority *a, enum tks_revocation_kind kind, const char *value, const char *reason,
                    int64_t revoked_at, int64_t until);
 int tka_revset_refresh(tka_authority *a, int64_t now);
 void tka_revset_purge(tka_authority *a, int64_t now);
-void tka_revset_free(struct tka_revset *s);
 
 /* clients.c: failed-attempt throttling of `kind` 'c' (client
  * authentication) or 'u' (user sign-in), by address, by (identity,

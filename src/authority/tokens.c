@@ -3,16 +3,18 @@
  * with revocation, and revocation itself (RFC 7009), with the in-memory
  * revocation set that keeps the verify path free of store round trips.
  *
- * The revocation set holds every jti and sid revoked and not yet past the
- * expiry of the tokens they name (SECURITY.md rule 14: keyed on jti and
- * sid, never on the token text). It is filled from the store at start and
- * refreshed by tka_maintain() from the store's increasing sequence, so a
- * revocation made by another process arrives within a second; one made
- * here is visible at once.
+ * The revocation set (revset.c) holds every jti and sid revoked and not yet
+ * past the expiry of the tokens they name (SECURITY.md rule 14: keyed on
+ * jti and sid, never on the token text). It is read whole from the store
+ * at start (or on first use, cfg.lazy_revocations) into a table sized once,
+ * and caught up by tka_maintain() and the store's watcher from the store's
+ * cursor, so a revocation made by another process arrives within a second;
+ * one made here is visible at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -20,98 +22,18 @@
 
 /* ---- the revocation set ------------------------------------------------------- */
 
-static uint64_t rev_hash(enum tks_revocation_kind kind, const char *v)
-{
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)kind;
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        h = (h ^ *p) * 1099511628211ull;
-    }
-    return h;
-}
-
-static struct tka_rev_entry *rev_find(const struct tka_revset *s, enum tks_revocation_kind kind, const char *v)
-{
-    if (!s->n_buckets) {
-        return NULL;
-    }
-    struct tka_rev_entry *e = s->buckets[rev_hash(kind, v) % s->n_buckets];
-    for (; e; e = e->next) {
-        if (e->kind == kind && strcmp(e->value, v) == 0) {
-            return e;
-        }
-    }
-    return NULL;
-}
-
-static int rev_grow(struct tka_revset *s)
-{
-    size_t nb = s->n_buckets ? s->n_buckets * 2 : 1024;
-    struct tka_rev_entry **b = calloc(nb, sizeof *b);
-    if (!b) {
-        return -1;
-    }
-    for (size_t i = 0; i < s->n_buckets; i++) {
-        struct tka_rev_entry *e = s->buckets[i];
-        while (e) {
-            struct tka_rev_entry *next = e->next;
-            size_t at = rev_hash(e->kind, e->value) % nb;
-            e->next = b[at];
-            b[at] = e;
-            e = next;
-        }
-    }
-    free(s->buckets);
-    s->buckets = b;
-    s->n_buckets = nb;
-    return 0;
-}
-
-void tka_revset_free(struct tka_revset *s)
-{
-    for (size_t i = 0; i < s->n_buckets; i++) {
-        struct tka_rev_entry *e = s->buckets[i];
-        while (e) {
-            struct tka_rev_entry *next = e->next;
-            free(e);
-            e = next;
-        }
-    }
-    free(s->buckets);
-    memset(s, 0, sizeof *s);
-}
-
 int tka_revset_add(tka_authority *a, enum tks_revocation_kind kind, const char *value, const char *reason,
                    int64_t revoked_at, int64_t until)
 {
-    size_t n = strlen(value);
-    int rc = 0;
+    unsigned char key[TKA_REV_KEY_LEN];
+    if (!atomic_load(&a->rev_loaded)) {
+        return 0; /* lazy and not loaded yet: the store has it, the load will bring it */
+    }
+    if (tka_rev_key(a->rev_hash_key, kind, value, strlen(value), key) != 0) {
+        return -1;
+    }
     pthread_rwlock_wrlock(&a->rev_lock);
-    struct tka_rev_entry *e = rev_find(&a->rev, kind, value);
-    if (e) {
-        if (until > e->until) {
-            e->until = until;
-        }
-        goto out;
-    }
-    if (a->rev.count >= a->rev.n_buckets && rev_grow(&a->rev) != 0) {
-        rc = -1;
-        goto out;
-    }
-    e = calloc(1, sizeof *e + n + 1);
-    if (!e) {
-        rc = -1;
-        goto out;
-    }
-    e->kind = kind;
-    e->revoked_at = revoked_at;
-    e->until = until;
-    snprintf(e->reason, sizeof e->reason, "%s", reason ? reason : "");
-    memcpy(e->value, value, n + 1);
-    size_t at = rev_hash(kind, value) % a->rev.n_buckets;
-    e->next = a->rev.buckets[at];
-    a->rev.buckets[at] = e;
-    a->rev.count++;
-out:
+    int rc = tka_revset_put(&a->rev, key, reason, revoked_at, until);
     pthread_rwlock_unlock(&a->rev_lock);
     return rc;
 }
@@ -119,19 +41,7 @@ out:
 void tka_revset_purge(tka_authority *a, int64_t now)
 {
     pthread_rwlock_wrlock(&a->rev_lock);
-    for (size_t i = 0; i < a->rev.n_buckets; i++) {
-        struct tka_rev_entry **pp = &a->rev.buckets[i];
-        while (*pp) {
-            struct tka_rev_entry *e = *pp;
-            if (e->until <= now) {
-                *pp = e->next;
-                free(e);
-                a->rev.count--;
-            } else {
-                pp = &e->next;
-            }
-        }
-    }
+    (void)tka_revset_purge_expired(&a->rev, now);
     pthread_rwlock_unlock(&a->rev_lock);
 }
 
@@ -141,13 +51,95 @@ static int on_revocation(const tks_revocation *r, void *ud)
     return tka_revset_add(a, r->kind, r->value, r->reason, r->revoked_at, r->until) != 0;
 }
 
+/* The first load: every revocation in force, read into a table of its own
+ * (sized once from a count, so no row is moved twice and none is
+ * allocated) that then replaces the empty one. With rev_refresh_lock held. */
+#define LOAD_BATCH 256
+
+struct load {
+    struct tka_revset set;
+    struct tka_rev_row rows[LOAD_BATCH];
+    size_t n;
+    int failed;
+};
+
+static int flush_loaded(struct load *l)
+{
+    if (l->n > 0 && tka_revset_put_batch(&l->set, l->rows, l->n) != 0) {
+        l->failed = 1;
+    }
+    l->n = 0;
+    return l->failed;
+}
+
+static int put_loaded(const tks_revocation *r, void *ud)
+{
+    struct load *l = ud;
+    struct tka_rev_row *row = &l->rows[l->n];
+    if (tka_rev_key(l->set.hash_key, r->kind, r->value, strlen(r->value), row->key) != 0) {
+        return 0; /* the store never holds one (tks_revoke checks) */
+    }
+    row->reason = tka_revset_intern(&l->set, r->reason);
+    row->revoked_at = r->revoked_at;
+    row->until = r->until;
+    return ++l->n == LOAD_BATCH ? flush_loaded(l) : 0;
+}
+
+static int rev_load_locked(tka_authority *a, int64_t now)
+{
+    size_t n = 0;
+    if (tks_revocations_count(a->store, now, &n) != TKS_OK) {
+        return -1;
+    }
+    struct load *l = calloc(1, sizeof *l);
+    if (!l) {
+        return -1;
+    }
+    tka_revset_init(&l->set, a->rev_hash_key);
+    int64_t cursor = 0;
+    if (tka_revset_reserve(&l->set, n + n / 64) != 0 ||
+        tks_revocations_changed(a->store, &cursor, now, put_loaded, l) != TKS_OK || flush_loaded(l) != 0) {
+        tka_revset_free(&l->set);
+        free(l);
+        return -1;
+    }
+    pthread_rwlock_wrlock(&a->rev_lock);
+    struct tka_revset old = a->rev;
+    a->rev = l->set;
+    free(l);
+    pthread_rwlock_unlock(&a->rev_lock);
+    tka_revset_free(&old);
+    a->rev_cursor = cursor;
+    atomic_store(&a->rev_fresh_at, now);
+    atomic_store(&a->rev_loaded, 1);
+    return 0;
+}
+
+/* Loads the set when it is not loaded yet (cfg.lazy_revocations). */
+static int rev_ensure(tka_authority *a, int64_t now)
+{
+    if (atomic_load(&a->rev_loaded)) {
+        return 0;
+    }
+    pthread_mutex_lock(&a->rev_refresh_lock);
+    int rc = atomic_load(&a->rev_loaded) ? 0 : rev_load_locked(a, now);
+    pthread_mutex_unlock(&a->rev_refresh_lock);
+    return rc;
+}
+
 int tka_revset_refresh(tka_authority *a, int64_t now)
 {
     /* one catch-up at a time (maintenance and the store's watcher both
      * call this): the cursor moves only after its rows are in the set */
     pthread_mutex_lock(&a->rev_refresh_lock);
+    int rc = 0;
+    if (!atomic_load(&a->rev_loaded)) {
+        rc = a->cfg.lazy_revocations ? 0 : rev_load_locked(a, now);
+        pthread_mutex_unlock(&a->rev_refresh_lock);
+        return rc;
+    }
     int64_t cursor = a->rev_cursor;
-    int rc = tks_revocations_changed(a->store, &cursor, now, on_revocation, a) == TKS_OK ? 0 : -1;
+    rc = tks_revocations_changed(a->store, &cursor, now, on_revocation, a) == TKS_OK ? 0 : -1;
     if (rc == 0) {
         a->rev_cursor = cursor;
         atomic_store(&a->rev_fresh_at, now);
@@ -158,28 +150,44 @@ int tka_revset_refresh(tka_authority *a, int64_t now)
 
 int64_t tka_revocations_age(tka_authority *a, int64_t now)
 {
+    (void)rev_ensure(a, now); /* failing, the age says so */
     int64_t at = atomic_load(&a->rev_fresh_at);
     return now > at ? now - at : 0;
+}
+
+void tka_revocations_size(tka_authority *a, size_t *entries, size_t *bytes)
+{
+    pthread_rwlock_rdlock(&a->rev_lock);
+    *entries = a->rev.count;
+    *bytes = tka_revset_bytes(&a->rev);
+    pthread_rwlock_unlock(&a->rev_lock);
 }
 
 int tka_is_revoked(tka_authority *a, const char *jti, const char *sid, char *reason, size_t reason_cap,
                    int64_t *revoked_at, int *by_sid)
 {
+    /* Not loaded and cannot be (lazy, the store is down): nothing is known
+     * revoked here, and tka_revocations_age keeps validation failing
+     * closed. */
+    (void)rev_ensure(a, (int64_t)time(NULL));
+    unsigned char kj[TKA_REV_KEY_LEN], ks[TKA_REV_KEY_LEN];
+    int has_j = jti && tka_rev_key(a->rev_hash_key, TKS_REVOKE_JTI, jti, strlen(jti), kj) == 0;
+    int has_s = sid && tka_rev_key(a->rev_hash_key, TKS_REVOKE_SID, sid, strlen(sid), ks) == 0;
     int hit = 0;
     pthread_rwlock_rdlock(&a->rev_lock);
-    struct tka_rev_entry *e = jti ? rev_find(&a->rev, TKS_REVOKE_JTI, jti) : NULL;
+    const struct tka_rev_slot *e = has_j ? tka_revset_get(&a->rev, kj) : NULL;
     int sid_hit = 0;
-    if (!e && sid) {
-        e = rev_find(&a->rev, TKS_REVOKE_SID, sid);
+    if (!e && has_s) {
+        e = tka_revset_get(&a->rev, ks);
         sid_hit = e != NULL;
     }
     if (e) {
         hit = 1;
         if (reason_cap) {
-            snprintf(reason, reason_cap, "%s", e->reason);
+            snprintf(reason, reason_cap, "%s", tka_revset_reason(&a->rev, e));
         }
         if (revoked_at) {
-            *revoked_at = e->revoked_at;
+            *revoked_at = (int64_t)e->revoked_at;
         }
         if (by_sid) {
             *by_sid = sid_hit;
@@ -227,6 +235,42 @@ int tka_revoke(tka_authority *a, enum tks_revocation_kind kind, const char *valu
         rc = -1;
     }
     return rc;
+}
+
+int tka_revoke_many(tka_authority *a, enum tks_revocation_kind kind, const char *const *values, size_t n,
+                    const char *reason, int64_t now, int64_t until, size_t *done, size_t *added)
+{
+    *done = 0;
+    if (added) {
+        *added = 0;
+    }
+    for (size_t at = 0; at < n;) {
+        size_t m = n - at < TKS_REVOKE_BATCH_MAX ? n - at : TKS_REVOKE_BATCH_MAX;
+        size_t fresh = 0;
+        if (tks_revoke_batch(a->store, kind, values + at, m, reason, now, until, &fresh) != TKS_OK) {
+            return -1;
+        }
+        *done += m;
+        if (added) {
+            *added += fresh;
+        }
+        atomic_fetch_add(&a->n_revocations, m);
+        int rc = 0;
+        for (size_t i = at; i < at + m && rc == 0; i++) {
+            rc = tka_revset_add(a, kind, values[i], reason, now, until);
+        }
+        at += m;
+        /* One audit event a batch, checked (SECURITY.md rule 20); the batch
+         * is in force whatever follows, and repeating it is harmless. */
+        char detail[TKS_REASON_MAX + 32];
+        snprintf(detail, sizeof detail, "%s x%zu", reason ? reason : "", m);
+        if (tks_audit(a->store, now, kind == TKS_REVOKE_JTI ? "tokens_revoked" : "sessions_revoked", NULL, NULL,
+                      detail) != TKS_OK ||
+            rc != 0) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* ---- issuance ---------------------------------------------------------------------- */

@@ -172,6 +172,10 @@ int cli_open_authority(const struct cli_settings *s, const char *cmd, int create
     }
     c.issuer = issuer;
     c.one_shot = strcmp(cmd, "serve") != 0;
+    /* Admin commands do not look at the revocation set (tokend revoke asks
+     * the store about its one value): at a million revocations, loading it
+     * would be most of their time and memory. */
+    c.lazy_revocations = c.one_shot;
     int rc = tka_open(*store, &c, (int64_t)time(NULL), auth, err, sizeof err);
     OPENSSL_cleanse(c.master_key, sizeof c.master_key);
     if (rc != 0) {
@@ -492,10 +496,19 @@ out:
 
 static void revoke_help(FILE *f)
 {
-    fputs("Usage: tokend revoke (--jti JTI | --sid SID | --token TOKEN|-) [--reason WORD] [--json]\n"
+    fputs("Usage: tokend revoke (--jti JTI | --sid SID | --token TOKEN|- | --jti-file FILE|- | --sid-file FILE|-)\n"
+          "                     [--reason WORD] [--json]\n"
           "\n"
           "Revokes an access token by its jti, every token of a session by its sid,\n"
           "or the token given (its signature is checked with the key ring first).\n"
+          "--jti-file and --sid-file revoke many at once: one value per line (blank\n"
+          "lines and lines starting with # are skipped, spaces around a value\n"
+          "ignored; a value is 1-256 printable ASCII characters without spaces).\n"
+          "The whole file is checked first: when a line is not valid, each such\n"
+          "line is reported with its number and nothing is revoked. Valid files\n"
+          "are written 1000 revocations per transaction; should the store fail\n"
+          "part way, the batches written before stay revoked and running the same\n"
+          "command again is safe.\n"
           "A running server rejects it as 'revoked' within a second. tokend does not\n"
           "keep the jtis of the access tokens it issues: a --jti it cannot know of is\n"
           "revoked ahead, with a note.\n"
@@ -505,17 +518,155 @@ static void revoke_help(FILE *f)
     cli_settings_help_of(f, revoke_settings, N_OF(revoke_settings));
     fputs("\nExamples:\n"
           "  tokend revoke --jti 3ou0JWRWFRhO4qA3bfgnaA --reason admin\n"
-          "  tokend revoke --token - < leaked-token.txt\n",
+          "  tokend revoke --token - < leaked-token.txt\n"
+          "  tokend revoke --jti-file leaked-jtis.txt --reason leak\n"
+          "  grep -o 'jti=[^ ]*' incident.log | cut -d= -f2 | tokend revoke --jti-file -\n",
           f);
+}
+
+/* tokend revoke --jti-file / --sid-file. */
+#define REVOKE_FILE_MAX ((size_t)256 << 20) /* 256 MiB: about ten million jtis */
+#define BAD_LINES_SHOWN 10
+
+/* Splits buf (len bytes, NUL-terminated after them) into the values of its
+ * lines, in place: vals[] point into buf. Reports the lines that are not
+ * values; returns how many there were. */
+static size_t parse_value_lines(char *buf, size_t len, const char *name, const char *what, const char **vals, size_t *n)
+{
+    size_t bad = 0;
+    size_t line = 0;
+    *n = 0;
+    for (size_t at = 0; at < len;) {
+        char *p = buf + at;
+        char *nl = memchr(p, '\n', len - at);
+        size_t ll = nl ? (size_t)(nl - p) : len - at;
+        at += ll + 1;
+        line++;
+        const char *why = NULL;
+        if (memchr(p, '\0', ll)) {
+            why = "holds a NUL byte";
+        }
+        while (ll > 0 && (p[ll - 1] == '\r' || p[ll - 1] == ' ' || p[ll - 1] == '\t')) {
+            ll--;
+        }
+        while (ll > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            ll--;
+        }
+        if (!why && (ll == 0 || *p == '#')) {
+            continue;
+        }
+        if (!why && ll > TKS_VALUE_MAX) {
+            why = "is longer than 256 bytes";
+        }
+        for (size_t i = 0; !why && i < ll; i++) {
+            unsigned char c = (unsigned char)p[i];
+            if (c <= 0x20 || c >= 0x7f) {
+                why = c == ' ' || c == '\t' ? "holds a space (one value per line)"
+                                            : "holds a character that is not printable ASCII";
+            }
+        }
+        if (why) {
+            if (bad < BAD_LINES_SHOWN) {
+                fprintf(stderr, "tokend revoke: %s:%zu: not a %s: the line %s\n", name, line, what, why);
+            }
+            bad++;
+            continue;
+        }
+        p[ll] = '\0';
+        vals[(*n)++] = p;
+    }
+    if (bad > BAD_LINES_SHOWN) {
+        fprintf(stderr, "tokend revoke: %s: ... and %zu more lines that are not a %s\n", name, bad - BAD_LINES_SHOWN,
+                what);
+    }
+    return bad;
+}
+
+static int revoke_file(const struct cli_settings *s, enum tks_revocation_kind kind, const char *path,
+                       const char *reason, int as_json)
+{
+    const char *what = kind == TKS_REVOKE_JTI ? "jti" : "sid";
+    const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
+    char *buf = NULL;
+    size_t len = 0;
+    char err[512];
+    if (strcmp(path, "-") == 0) {
+        int trunc = 0;
+        if (cli_read_stdin(REVOKE_FILE_MAX, &buf, &len, &trunc) != 0 || trunc) {
+            fprintf(stderr, "tokend revoke: cannot read the %ss from stdin%s\n", what,
+                    trunc ? ": more than 256 MiB" : "");
+            free(buf);
+            return CLI_EXIT_INVALID;
+        }
+    } else if (cli_read_file(path, REVOKE_FILE_MAX, &buf, &len, err, sizeof err) != 0) {
+        fprintf(stderr, "tokend revoke: --%s-file: %s\n", what, err);
+        return CLI_EXIT_INVALID;
+    }
+    size_t lines = 1;
+    for (const char *p = buf; (p = memchr(p, '\n', len - (size_t)(p - buf))) != NULL; p++) {
+        lines++;
+    }
+    const char **vals = calloc(lines, sizeof *vals);
+    if (!vals) {
+        fprintf(stderr, "tokend revoke: out of memory\n");
+        free(buf);
+        return CLI_EXIT_INVALID;
+    }
+    size_t n = 0;
+    int status = CLI_EXIT_INVALID;
+    tks_store *store = NULL;
+    tka_authority *auth = NULL;
+    size_t bad = parse_value_lines(buf, len, name, what, vals, &n);
+    if (bad > 0) {
+        fprintf(stderr, "tokend revoke: %zu line%s of %s %s not a %s: nothing was revoked\n", bad, bad == 1 ? "" : "s",
+                name, bad == 1 ? "is" : "are", what);
+        goto out;
+    }
+    if (cli_open_authority(s, "revoke", 0, admin_issuer(s), &store, &auth) != 0) {
+        status = CLI_EXIT_USAGE;
+        goto out;
+    }
+    const tka_config *cfg = tka_get_config(auth);
+    int64_t now = (int64_t)time(NULL);
+    int64_t until = now + cfg->max_ttl + cfg->leeway;
+    size_t done = 0, added = 0;
+    char when[32];
+    tk_format_time(until, when, sizeof when);
+    if (tka_revoke_many(auth, kind, vals, n, reason, now, until, &done, &added) != 0) {
+        fprintf(stderr,
+                "tokend revoke: %s; %zu of the %zu %ss were revoked before that and stay revoked: running the same "
+                "command again is safe\n",
+                tks_errmsg(store), done, n, what);
+        goto out;
+    }
+    if (as_json) {
+        cli_print_json(json_pack("{s:s, s:I, s:I, s:s, s:I}", "kind", what, "count", (json_int_t)n, "new",
+                                 (json_int_t)added, "reason", reason, "until", (json_int_t)until));
+    } else {
+        printf("revoked %zu %ss (%s), %zu of them not revoked before; kept until %s\n", n, what, reason, added, when);
+        if (n == 0) {
+            fprintf(stderr, "tokend revoke: note: %s holds no %s\n", name, what);
+        }
+    }
+    status = CLI_EXIT_OK;
+out:
+    tka_close(auth);
+    tks_close(store);
+    free(vals);
+    free(buf);
+    return status;
 }
 
 int cli_revoke(int argc, char **argv)
 {
-    struct option opts[SET_COUNT_ + 8];
+    struct option opts[SET_COUNT_ + 10];
     size_t n = cli_settings_options_of(opts, SET_COUNT_, revoke_settings, N_OF(revoke_settings));
     opts[n++] = (struct option){"jti", required_argument, NULL, 'j'};
     opts[n++] = (struct option){"sid", required_argument, NULL, 's'};
     opts[n++] = (struct option){"token", required_argument, NULL, 't'};
+    opts[n++] = (struct option){"jti-file", required_argument, NULL, 'F'};
+    opts[n++] = (struct option){"sid-file", required_argument, NULL, 'G'};
     opts[n++] = (struct option){"reason", required_argument, NULL, 'r'};
     opts[n++] = (struct option){"json", no_argument, NULL, 'J'};
     opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
@@ -523,6 +674,7 @@ int cli_revoke(int argc, char **argv)
     struct cli_settings s;
     memset(&s, 0, sizeof s);
     const char *jti = NULL, *sid = NULL, *token = NULL, *reason = "admin";
+    const char *jti_file = NULL, *sid_file = NULL;
     int as_json = 0;
     int c;
     optind = 1;
@@ -535,6 +687,10 @@ int cli_revoke(int argc, char **argv)
             sid = optarg;
         } else if (c == 't') {
             token = optarg;
+        } else if (c == 'F') {
+            jti_file = optarg;
+        } else if (c == 'G') {
+            sid_file = optarg;
         } else if (c == 'r') {
             reason = optarg;
         } else if (c == 'J') {
@@ -548,8 +704,8 @@ int cli_revoke(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
-    if (optind != argc || (!!jti + !!sid + !!token) != 1) {
-        fprintf(stderr, "tokend revoke: give exactly one of --jti, --sid, --token\n\n");
+    if (optind != argc || (!!jti + !!sid + !!token + !!jti_file + !!sid_file) != 1) {
+        fprintf(stderr, "tokend revoke: give exactly one of --jti, --sid, --token, --jti-file, --sid-file\n\n");
         revoke_help(stderr);
         return CLI_EXIT_USAGE;
     }
@@ -560,6 +716,12 @@ int cli_revoke(int argc, char **argv)
     if (cli_settings_finish(&s, "revoke") != 0) {
         cli_settings_free(&s);
         return CLI_EXIT_USAGE;
+    }
+    if (jti_file || sid_file) {
+        int st = revoke_file(&s, jti_file ? TKS_REVOKE_JTI : TKS_REVOKE_SID, jti_file ? jti_file : sid_file, reason,
+                             as_json);
+        cli_settings_free(&s);
+        return st;
     }
     tks_store *store = NULL;
     tka_authority *auth = NULL;
@@ -624,10 +786,15 @@ int cli_revoke(int argc, char **argv)
     }
     /* What this tokend knows of the value, said before it is revoked: a
      * typo in --jti or --sid would otherwise look like a success. */
-    char prev_reason[TKS_REASON_MAX + 1] = "";
-    int64_t prev_at = 0;
-    int already =
-        tka_is_revoked(auth, sid ? NULL : value, sid ? value : NULL, prev_reason, sizeof prev_reason, &prev_at, NULL);
+    tks_revocation prev;
+    tks_result pr = tks_revocation_get(store, kind, value, now, &prev);
+    if (pr != TKS_OK && pr != TKS_NOT_FOUND) {
+        fprintf(stderr, "tokend revoke: %s\n", tks_errmsg(store));
+        goto out;
+    }
+    int already = pr == TKS_OK;
+    const char *prev_reason = prev.reason;
+    int64_t prev_at = prev.revoked_at;
     char note[512] = "";
     const char *seen = "yes"; /* the token itself was given */
     char when[32];

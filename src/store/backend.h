@@ -36,6 +36,7 @@
 #define TKSI_KIND_MAX 64      /* audit event kinds: short snake_case names */
 #define TKSI_IP_MAX 64        /* an IPv6 address with zone id fits (INET6_ADDRSTRLEN is 46) */
 #define TKSI_PAGE 32          /* rows per page of a list function (a page of clients is ~140 KiB) */
+#define TKSI_REV_PAGE 4096    /* rows per page of the revocation catch-up (1.3 MiB): a million rows load in 245 reads */
 
 /* An audit event as a backend returns it; `id` is the paging cursor (it
  * grows with insertion order, so "newest" means "recorded last"). */
@@ -87,6 +88,14 @@ typedef struct tksi_backend {
     /* reason is never NULL here (store.c passes "" for none). */
     tks_result (*revoke)(tks_store *s, enum tks_revocation_kind kind, const char *value, const char *reason,
                          int64_t now, int64_t until);
+    /* store.h tks_revoke_batch: n in 1..TKS_REVOKE_BATCH_MAX, values
+     * checked; reason never NULL. */
+    tks_result (*revoke_batch)(tks_store *s, enum tks_revocation_kind kind, const char *const *values, size_t n,
+                               const char *reason, int64_t now, int64_t until, size_t *added);
+    /* store.h tks_revocation_get (out zeroed by store.c) and tks_revocations_count. */
+    tks_result (*revocation_get)(tks_store *s, enum tks_revocation_kind kind, const char *value, int64_t now,
+                                 tks_revocation *out);
+    tks_result (*revocations_count)(tks_store *s, int64_t now, size_t *n);
     /* Revocations with seq > after_seq and until > now, in seq order. */
     tks_result (*revocation_page)(tks_store *s, int64_t after_seq, int64_t now, tks_revocation *rows, size_t cap,
                                   size_t *n);

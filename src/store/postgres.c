@@ -283,6 +283,9 @@ enum stmt_id {
     ST_REVOCATION_XMIN,
     ST_REVOCATION_CHANGES,
     ST_REVOCATION_PURGE,
+    ST_REVOCATION_INSERT_MANY,
+    ST_REVOCATION_GET,
+    ST_REVOCATION_COUNT,
     ST_ATTEMPT_FAIL,
     ST_ATTEMPT_BLOCK,
     ST_ATTEMPT_GET,
@@ -407,6 +410,17 @@ static const struct {
                                " WHERE txid >= $1::text::xid8 AND seq > $2 AND until > $3 ORDER BY seq LIMIT $4",
                                4},
     [ST_REVOCATION_PURGE] = {"DELETE FROM revocations WHERE until <= $1", 1},
+    /* tks_revoke_batch: the values as one text[] ('{"a","b"}'); what was
+     * not inserted (revoked already, or a repeat) is returned missing. */
+    [ST_REVOCATION_INSERT_MANY] = {"INSERT INTO revocations (kind, value, reason, revoked_at, until)"
+                                   " SELECT $1::bigint, v, $3::text, $4::bigint, $5::bigint"
+                                   " FROM unnest($2::text[]) AS v"
+                                   " ON CONFLICT (kind, value) DO NOTHING RETURNING value",
+                                   5},
+    [ST_REVOCATION_GET] = {"SELECT " REVOCATION_COLS " FROM revocations"
+                           " WHERE kind = $1 AND value = $2 AND until > $3",
+                           3},
+    [ST_REVOCATION_COUNT] = {"SELECT count(*) FROM revocations WHERE until > $1", 1},
     [ST_ATTEMPT_FAIL] = {"INSERT INTO attempts AS a (key, window_start, failures, blocked_until)"
                          " VALUES ($1, $2, greatest(1, $4::bigint), 0)"
                          " ON CONFLICT (key) DO UPDATE SET"
@@ -1555,6 +1569,59 @@ static tks_result pg_key_rotate(tks_store *s, const char *active_kid, int64_t ne
     return r;
 }
 
+static int read_revocation_v(tks_store *s, const PGresult *r, int row, void *out);
+
+/* The revocation of (kind, value) already in the store, inside the
+ * caller's transaction: the first reason and the earliest revoked_at kept,
+ * a later until moving the row to a new seq and transaction id. */
+static tks_result revise_revocation(tks_store *s, struct pgconn *pc, enum tks_revocation_kind kind, const char *value,
+                                    int64_t now, int64_t until)
+{
+    PGresult *res = NULL;
+    struct params a = {.n = 0};
+    p_i64(&a, (int64_t)kind);
+    p_text(&a, value);
+    tks_result r = exec_stmt(s, pc, ST_REVOCATION_FIND, &a, 0, "looking up a revocation", &res);
+    int64_t seq = 0, revoked_at = 0, old_until = 0;
+    char first_reason[TKS_REASON_MAX + 1] = "";
+    if (r == TKS_OK && PQntuples(res) == 1) {
+        if (get_i64(s, res, 0, 0, "revocations.seq", &seq) ||
+            get_text(s, res, 0, 1, "revocations.reason", first_reason, sizeof first_reason) ||
+            get_i64(s, res, 0, 2, "revocations.revoked_at", &revoked_at) ||
+            get_i64(s, res, 0, 3, "revocations.until", &old_until)) {
+            r = TKS_ERR;
+        }
+    } else if (r == TKS_OK) {
+        /* purged between the two statements: it is new again */
+        tksi_seterr(s, "recording a revocation: the row vanished; retry");
+        r = TKS_BUSY;
+    }
+    PQclear(res);
+    if (r == TKS_OK && until > old_until) {
+        struct params d = {.n = 0};
+        p_i64(&d, seq);
+        r = exec_stmt(s, pc, ST_REVOCATION_DELETE, &d, 1, "moving a revocation", &res);
+        PQclear(res);
+        if (r == TKS_OK) {
+            struct params a2 = {.n = 0};
+            p_i64(&a2, (int64_t)kind);
+            p_text(&a2, value);
+            p_text(&a2, first_reason);
+            p_i64(&a2, now < revoked_at ? now : revoked_at);
+            p_i64(&a2, until);
+            r = exec_stmt(s, pc, ST_REVOCATION_INSERT, &a2, 1, "recording a revocation", &res);
+            PQclear(res);
+        }
+    } else if (r == TKS_OK && now < revoked_at) {
+        struct params u = {.n = 0};
+        p_i64(&u, seq);
+        p_i64(&u, now);
+        r = exec_stmt(s, pc, ST_REVOCATION_SET_REVOKED_AT, &u, 1, "updating a revocation", &res);
+        PQclear(res);
+    }
+    return r;
+}
+
 /* Revoking again keeps the first reason and the earliest revoked_at; when
  * it extends `until`, the row moves to a new seq (and a new transaction
  * id), as in sqlite.c. Concurrent revocations of one value meet in the
@@ -1582,47 +1649,7 @@ static tks_result pg_revoke(tks_store *s, enum tks_revocation_kind kind, const c
         PQclear(res);
     }
     if (r == TKS_OK && !inserted) {
-        struct params a = {.n = 0};
-        p_i64(&a, (int64_t)kind);
-        p_text(&a, value);
-        r = exec_stmt(s, pc, ST_REVOCATION_FIND, &a, 0, "looking up a revocation", &res);
-        int64_t seq = 0, revoked_at = 0, old_until = 0;
-        char first_reason[TKS_REASON_MAX + 1] = "";
-        if (r == TKS_OK && PQntuples(res) == 1) {
-            if (get_i64(s, res, 0, 0, "revocations.seq", &seq) ||
-                get_text(s, res, 0, 1, "revocations.reason", first_reason, sizeof first_reason) ||
-                get_i64(s, res, 0, 2, "revocations.revoked_at", &revoked_at) ||
-                get_i64(s, res, 0, 3, "revocations.until", &old_until)) {
-                r = TKS_ERR;
-            }
-        } else if (r == TKS_OK) {
-            /* purged between the two statements: it is new again */
-            tksi_seterr(s, "recording a revocation: the row vanished; retry");
-            r = TKS_BUSY;
-        }
-        PQclear(res);
-        if (r == TKS_OK && until > old_until) {
-            struct params d = {.n = 0};
-            p_i64(&d, seq);
-            r = exec_stmt(s, pc, ST_REVOCATION_DELETE, &d, 1, "moving a revocation", &res);
-            PQclear(res);
-            if (r == TKS_OK) {
-                struct params a2 = {.n = 0};
-                p_i64(&a2, (int64_t)kind);
-                p_text(&a2, value);
-                p_text(&a2, first_reason);
-                p_i64(&a2, now < revoked_at ? now : revoked_at);
-                p_i64(&a2, until);
-                r = exec_stmt(s, pc, ST_REVOCATION_INSERT, &a2, 1, "recording a revocation", &res);
-                PQclear(res);
-            }
-        } else if (r == TKS_OK && now < revoked_at) {
-            struct params u = {.n = 0};
-            p_i64(&u, seq);
-            p_i64(&u, now);
-            r = exec_stmt(s, pc, ST_REVOCATION_SET_REVOKED_AT, &u, 1, "updating a revocation", &res);
-            PQclear(res);
-        }
+        r = revise_revocation(s, pc, kind, value, now, until);
     }
     if (r == TKS_OK) {
         r = notify(s, pc, "r");
@@ -1630,6 +1657,131 @@ static tks_result pg_revoke(tks_store *s, enum tks_revocation_kind kind, const c
     r = tx_end(s, pc, r);
     release_conn(s, pc);
     return r;
+}
+
+/* values as a PostgreSQL array literal: {"v1","v2"}, '"' and '\' escaped.
+ * Owned; NULL when out of memory. */
+static char *text_array(const char *const *values, size_t n)
+{
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++) {
+        len += 3 + 2 * strlen(values[i]); /* bounded: n <= 1000, each <= TKS_VALUE_MAX */
+    }
+    char *out = malloc(len);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *p = out;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            *p++ = ',';
+        }
+        *p++ = '"';
+        for (const char *c = values[i]; *c; c++) {
+            if (*c == '"' || *c == '\\') {
+                *p++ = '\\';
+            }
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* One INSERT for the whole batch; the values it did not insert (revoked
+ * already: rare) are revised one by one, as pg_revoke does, in the same
+ * transaction. */
+static tks_result pg_revoke_batch(tks_store *s, enum tks_revocation_kind kind, const char *const *values, size_t n,
+                                  const char *reason, int64_t now, int64_t until, size_t *added)
+{
+    *added = 0;
+    char *arr = text_array(values, n);
+    const char **got = calloc(n, sizeof *got);
+    if (arr == NULL || got == NULL) {
+        free(arr);
+        free(got);
+        tksi_seterr(s, "out of memory revoking a batch");
+        return TKS_ERR;
+    }
+    tks_result r = TKS_OK;
+    struct pgconn *pc = acquire(s, &r);
+    if (pc == NULL) {
+        free(arr);
+        free(got);
+        return r;
+    }
+    r = tx_begin(s, pc);
+    PGresult *res = NULL;
+    size_t n_got = 0;
+    if (r == TKS_OK) {
+        struct params a = {.n = 0};
+        p_i64(&a, (int64_t)kind);
+        p_text(&a, arr);
+        p_text(&a, reason);
+        p_i64(&a, now);
+        p_i64(&a, until);
+        r = exec_stmt(s, pc, ST_REVOCATION_INSERT_MANY, &a, 1, "recording revocations", &res);
+    }
+    if (r == TKS_OK) {
+        int rows = PQntuples(res);
+        for (int i = 0; i < rows && n_got < n; i++) {
+            got[n_got++] = PQgetvalue(res, i, 0); /* text, NUL-terminated, in res */
+        }
+        if (n_got < n) {
+            qsort(got, n_got, sizeof *got, cmp_str);
+            for (size_t i = 0; i < n && r == TKS_OK; i++) {
+                if (bsearch(&values[i], got, n_got, sizeof *got, cmp_str) == NULL) {
+                    r = revise_revocation(s, pc, kind, values[i], now, until);
+                }
+            }
+        }
+    }
+    PQclear(res);
+    if (r == TKS_OK) {
+        r = notify(s, pc, "r");
+    }
+    r = tx_end(s, pc, r);
+    release_conn(s, pc);
+    free(arr);
+    free(got);
+    *added = r == TKS_OK ? n_got : 0;
+    return r;
+}
+
+static tks_result pg_revocation_get(tks_store *s, enum tks_revocation_kind kind, const char *value, int64_t now,
+                                    tks_revocation *out)
+{
+    struct params a = {.n = 0};
+    p_i64(&a, (int64_t)kind);
+    p_text(&a, value);
+    p_i64(&a, now);
+    return get1(s, ST_REVOCATION_GET, &a, read_revocation_v, out, "looking up a revocation");
+}
+
+static int read_count(tks_store *s, const PGresult *r, int row, void *out)
+{
+    return get_i64(s, r, row, 0, "count(revocations)", (int64_t *)out);
+}
+
+static tks_result pg_revocations_count(tks_store *s, int64_t now, size_t *n)
+{
+    struct params a = {.n = 0};
+    p_i64(&a, now);
+    int64_t c = 0;
+    tks_result r = get1(s, ST_REVOCATION_COUNT, &a, read_count, &c, "counting revocations");
+    if (r == TKS_OK && c < 0) {
+        r = TKS_ERR;
+    }
+    *n = r == TKS_OK ? (size_t)c : 0;
+    return r == TKS_NOT_FOUND ? TKS_ERR : r;
 }
 
 static int read_revocation_v(tks_store *s, const PGresult *r, int row, void *out)
@@ -2428,6 +2580,9 @@ static const tksi_backend PG_BACKEND = {
     .key_generation = pg_key_generation,
     .key_rotate = pg_key_rotate,
     .revoke = pg_revoke,
+    .revoke_batch = pg_revoke_batch,
+    .revocation_get = pg_revocation_get,
+    .revocations_count = pg_revocations_count,
     .revocation_page = pg_revocation_page,
     .revocations_purge = pg_revocations_purge,
     .revocation_changes = pg_revocation_changes,

@@ -661,6 +661,68 @@ tks_result tks_revoke(tks_store *s, enum tks_revocation_kind kind, const char *v
     return s->be->revoke(s, kind, value, reason ? reason : "", now, until);
 }
 
+tks_result tks_revoke_batch(tks_store *s, enum tks_revocation_kind kind, const char *const *values, size_t n,
+                            const char *reason, int64_t now, int64_t until, size_t *added)
+{
+    if (s == NULL) {
+        return TKS_ERR;
+    }
+    if (added == NULL || values == NULL || n == 0 || n > TKS_REVOKE_BATCH_MAX) {
+        tksi_seterr(s, "tks_revoke_batch: 1 to %d values and a place for the count", TKS_REVOKE_BATCH_MAX);
+        return TKS_ERR;
+    }
+    *added = 0;
+    if (!revocation_kind_ok(kind)) {
+        tksi_seterr(s, "unknown revocation kind %d", (int)kind);
+        return TKS_ERR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!str_ok(values[i], TKS_VALUE_MAX)) {
+            tksi_seterr(s, "revoked value %zu of the batch must be 1 to %d bytes", i + 1, TKS_VALUE_MAX);
+            return TKS_ERR;
+        }
+    }
+    if (!opt_str_ok(reason, TKS_REASON_MAX)) {
+        tksi_seterr(s, "revocation reason longer than %d bytes", TKS_REASON_MAX);
+        return TKS_ERR;
+    }
+    tks_result r = s->be->revoke_batch(s, kind, values, n, reason ? reason : "", now, until, added);
+    if (r != TKS_OK) {
+        *added = 0;
+    }
+    return r;
+}
+
+tks_result tks_revocation_get(tks_store *s, enum tks_revocation_kind kind, const char *value, int64_t now,
+                              tks_revocation *out)
+{
+    if (s == NULL || out == NULL) {
+        return TKS_ERR;
+    }
+    memset(out, 0, sizeof *out);
+    if (!revocation_kind_ok(kind)) {
+        tksi_seterr(s, "unknown revocation kind %d", (int)kind);
+        return TKS_ERR;
+    }
+    if (!str_ok(value, TKS_VALUE_MAX)) {
+        return TKS_NOT_FOUND; /* no revocation has such a value */
+    }
+    tks_result r = s->be->revocation_get(s, kind, value, now, out);
+    if (r != TKS_OK) {
+        memset(out, 0, sizeof *out);
+    }
+    return r;
+}
+
+tks_result tks_revocations_count(tks_store *s, int64_t now, size_t *n)
+{
+    if (s == NULL || n == NULL) {
+        return TKS_ERR;
+    }
+    *n = 0;
+    return s->be->revocations_count(s, now, n);
+}
+
 tks_result tks_revocations_since(tks_store *s, int64_t since, int64_t now, int (*fn)(const tks_revocation *r, void *ud),
                                  void *ud)
 {
@@ -824,7 +886,7 @@ tks_result tks_revocations_changed(tks_store *s, int64_t *cursor, int64_t now,
         tksi_seterr(s, "tks_revocations_changed: NULL argument");
         return TKS_ERR;
     }
-    tks_revocation *rows = calloc(TKSI_PAGE, sizeof *rows);
+    tks_revocation *rows = calloc(TKSI_REV_PAGE, sizeof *rows);
     if (rows == NULL) {
         tksi_seterr(s, "out of memory listing revocations");
         return TKS_ERR;
@@ -836,8 +898,8 @@ tks_result tks_revocations_changed(tks_store *s, int64_t *cursor, int64_t now,
         size_t n = 0;
         int64_t page_next = *cursor;
         int64_t last = after;
-        memset(rows, 0, TKSI_PAGE * sizeof *rows);
-        r = s->be->revocation_changes(s, *cursor, after, now, rows, TKSI_PAGE, &n, &page_next, &last);
+        /* not cleared between pages (1.3 MiB): backends fill every field */
+        r = s->be->revocation_changes(s, *cursor, after, now, rows, TKSI_REV_PAGE, &n, &page_next, &last);
         if (r != TKS_OK) {
             break;
         }
@@ -853,7 +915,7 @@ tks_result tks_revocations_changed(tks_store *s, int64_t *cursor, int64_t now,
             next = *cursor;
             break;
         }
-        if (n < TKSI_PAGE) {
+        if (n < TKSI_REV_PAGE) {
             break;
         }
         if (last == after) {

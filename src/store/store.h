@@ -187,6 +187,18 @@ void tks_key_row_clear(tks_key_row *k);
 /* Revocations. Revoking what is already revoked is TKS_OK. */
 tks_result tks_revoke(tks_store *s, enum tks_revocation_kind kind, const char *value, const char *reason, int64_t now,
                       int64_t until);
+/* tks_revoke of n values (1 to TKS_REVOKE_BATCH_MAX, each 1 to TKS_VALUE_MAX
+ * bytes; repeats allowed) of one kind, in one transaction: all or none.
+ * *added: how many (kind, value) were not in the store before. */
+#define TKS_REVOKE_BATCH_MAX 1000
+tks_result tks_revoke_batch(tks_store *s, enum tks_revocation_kind kind, const char *const *values, size_t n,
+                            const char *reason, int64_t now, int64_t until, size_t *added);
+/* The revocation of (kind, value) in force at `now` (until > now), or
+ * TKS_NOT_FOUND: one indexed lookup, for who needs one answer. */
+tks_result tks_revocation_get(tks_store *s, enum tks_revocation_kind kind, const char *value, int64_t now,
+                              tks_revocation *out);
+/* How many revocations are in force at `now` (to size a cache). */
+tks_result tks_revocations_count(tks_store *s, int64_t now, size_t *n);
 /* Calls fn for each revocation with seq > since that is still in force at
  * `now`, in seq order. */
 tks_result tks_revocations_since(tks_store *s, int64_t since, int64_t now, int (*fn)(const tks_revocation *r, void *ud),
@@ -197,7 +209,9 @@ tks_result tks_revocations_since(tks_store *s, int64_t since, int64_t now, int (
  * the new position. Unlike seq order, this is safe with writers on other
  * connections whose commits land out of seq order (PostgreSQL sequences
  * do): the cursor only moves past what can no longer change. The cursor is
- * opaque: a value this function returned, or 0. */
+ * opaque: a value this function returned, or 0. Rows are read in pages of
+ * TKSI_REV_PAGE (4096), one statement each; fn runs outside the store's
+ * locks and may call the store. */
 tks_result tks_revocations_changed(tks_store *s, int64_t *cursor, int64_t now,
                                    int (*fn)(const tks_revocation *r, void *ud), void *ud);
 /* Deletes revocations whose `until` has passed. */

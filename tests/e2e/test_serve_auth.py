@@ -7,6 +7,7 @@ within about two seconds (`tokend revoke` in another process); the same
 answers with and without the verify cache (--auth-cache-size 0).
 """
 
+import json
 import os
 import sys
 import time
@@ -342,6 +343,51 @@ class AuthEndpoint(AuthBase):
                 self.assertChallenge(r, 401, "invalid_token", "revoked")
                 self.assertEqual(fx.introspect(self.cid, self.secret, tok).json().get("reason"), "revoked")
 
+
+    def test_cli_revoke_jti_file(self):
+        """Issue 13 section 2: `tokend revoke --jti-file FILE|-`: the file is
+        checked whole (bad lines reported by number, nothing revoked), then
+        revoked; a running server sees it within a second or two."""
+        fx = self.fx
+        toks = [fx.token(self.cid, self.secret) for _ in range(5)]
+        jtis = [st.jwt_parts(t)[1]["jti"] for t in toks]
+        path = os.path.join(fx.td, "jtis.txt")
+        with open(path, "w") as f:
+            f.write("# leaked on 2026-12-01\n\n%s\n  %s  \r\nnot one\n%s\n\x01x\n" % tuple(jtis[:3]))
+        res = fx.admin("revoke", "--jti-file", path)
+        self.assertEqual(res.rc, 1, res)
+        self.assertIn("jtis.txt:5: not a jti: the line holds a space", res.err)
+        self.assertIn("jtis.txt:7: not a jti: the line holds a character that is not printable ASCII", res.err)
+        self.assertIn("2 lines of %s are not a jti: nothing was revoked" % path, res.err)
+        self.assertNotIn(":6:", res.err)
+        for t in toks[:3]:
+            self.assertEqual(fx.auth(t, aud=AUD).status_code, 200, "a file with bad lines revoked something")
+        with open(path, "w") as f:
+            f.write("# leaked on 2026-12-01\n\n%s\n  %s  \r\n%s\n%s" % (jtis[0], jtis[1], jtis[2], jtis[0]))
+        res = fx.admin("revoke", "--jti-file", path, "--reason", "leak", "--json")
+        self.assertEqual(res.rc, 0, res)
+        out = json.loads(res.out)
+        self.assertEqual((out["kind"], out["count"], out["new"], out["reason"]), ("jti", 4, 3, "leak"))
+        # stdin, and one already revoked
+        res = fx.admin("revoke", "--jti-file", "-", input="%s\n%s\n" % (jtis[3], jtis[0]))
+        self.assertEqual(res.rc, 0, res)
+        self.assertIn("revoked 2 jtis (admin), 1 of them not revoked before", res.out)
+        for t in toks[:4]:
+            r, _ = st.wait_for(lambda: fx.auth(t, aud=AUD).headers.get("X-Auth-Reason") == "revoked", 6.0,
+                               interval=0.05)
+            self.assertTrue(r, "the running server did not see `tokend revoke --jti-file` within 6 s")
+        ch = self.assertChallenge(fx.auth(toks[0], aud=AUD), 401, "invalid_token", "revoked")
+        self.assertIn("leak", ch.get("error_description"))
+        self.assertEqual(fx.auth(toks[4], aud=AUD).status_code, 200)
+        # sids too; one source at a time; an unreadable file
+        res = fx.admin("revoke", "--sid-file", "-", "--json", input="sid-one\nsid-two\n")
+        self.assertEqual(res.rc, 0, res)
+        self.assertEqual(json.loads(res.out)["kind"], "sid")
+        res = fx.admin("revoke", "--jti", "x", "--jti-file", path)
+        self.assertEqual(res.rc, 2, res)
+        res = fx.admin("revoke", "--jti-file", os.path.join(fx.td, "missing.txt"))
+        self.assertEqual(res.rc, 1, res)
+        self.assertIn("cannot open", res.err)
 
 class AuthAudienceRequired(AuthBase):
     """SECURITY.md rule 25: without ?aud= and without --auth-audience, /auth

@@ -379,6 +379,104 @@ static void test_revocations_go_stale(void **state)
     tks_close(s);
 }
 
+static int count_bulk_audits(int64_t at, const char *kind, const char *client_id, const char *ip, const char *detail,
+                             void *ud)
+{
+    (void)at;
+    (void)client_id;
+    (void)ip;
+    if (strcmp(kind, "tokens_revoked") == 0 && strcmp(detail, "bulk x1000") == 0) {
+        (*(int *)ud)++;
+    }
+    return 0;
+}
+
+/* Issue 13 section 2: tka_revoke_many in batches; an authority opened
+ * with lazy_revocations reads the set only when first asked, and then
+ * answers as an eager one does. */
+static void test_revoke_many_and_lazy_set(void **state)
+{
+    (void)state;
+    char err[256];
+    tks_store *s = NULL;
+    tka_authority *a = open_auth(&s, 0x22, T0);
+    tks_client cl;
+    char secret[TKA_SECRET_TEXT_LEN];
+    assert_int_equal(tka_client_create(a, NULL, "svc", "x", "api", 0, T0, &cl, secret, err, sizeof err), 0);
+    tka_issued t;
+    issue(a, &cl, NULL, T0, &t);
+    enum { N = 2500 };
+    static char vals[N][sizeof t.jti];
+    static const char *ptrs[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(vals[i], sizeof vals[i], "m-%05d", i);
+        ptrs[i] = vals[i];
+    }
+    snprintf(vals[N - 1], sizeof vals[N - 1], "%s", t.jti);
+    size_t done = 0, added = 0, entries = 0, bytes = 0;
+    assert_int_equal(tka_revoke_many(a, TKS_REVOKE_JTI, ptrs, N, "bulk", T0, T0 + 3600, &done, &added), 0);
+    assert_int_equal(done, N);
+    assert_int_equal(added, N);
+    tka_revocations_size(a, &entries, &bytes);
+    assert_int_equal(entries, N);
+    assert_true(bytes >= entries * 24 && bytes <= entries * 24 * 100 / 55 + 64 * 24);
+    char reason[TKS_REASON_MAX + 1];
+    int64_t at = 0;
+    int by_sid = 1;
+    assert_true(tka_is_revoked(a, "m-00007", NULL, reason, sizeof reason, &at, &by_sid));
+    assert_string_equal(reason, "bulk");
+    assert_int_equal(at, T0);
+    assert_int_equal(by_sid, 0);
+    assert_false(tka_is_revoked(a, "m-99999", "m-00007", NULL, 0, NULL, NULL)); /* a sid is another kind */
+    tk_verdict v;
+    assert_int_equal(tka_validate(a, t.access_token, strlen(t.access_token), NULL, T0 + 1, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+    assert_non_null(strstr(v.detail, "bulk"));
+    /* again: nothing new, and one audit event a batch */
+    assert_int_equal(tka_revoke_many(a, TKS_REVOKE_JTI, ptrs, 1000, "bulk", T0, T0 + 3600, &done, &added), 0);
+    assert_int_equal(added, 0);
+    int audits = 0;
+    assert_int_equal(tks_audit_list(s, 100, count_bulk_audits, &audits), TKS_OK);
+    assert_int_equal(audits, 3); /* 1000 + 1000 (+ 500) the first time, 1000 the second */
+
+    /* another authority on the store loads them all at open */
+    tks_store *s2 = NULL;
+    tka_authority *b = open_auth(&s2, 0x22, T0);
+    tka_revocations_size(b, &entries, &bytes);
+    assert_int_equal(entries, N);
+    tka_close(b);
+    tks_close(s2);
+
+    /* a lazy one reads nothing until asked */
+    assert_int_equal(tks_open(db_url, &s2, err, sizeof err), TKS_OK);
+    tka_config c;
+    config(&c, 0x22);
+    c.lazy_revocations = 1;
+    c.one_shot = 1;
+    assert_int_equal(tka_open(s2, &c, T0, &b, err, sizeof err), 0);
+    tka_revocations_size(b, &entries, &bytes);
+    assert_int_equal(entries, 0);
+    assert_int_equal(bytes, 0);
+    assert_int_equal(tka_revoke(b, TKS_REVOKE_SID, "lazy-sid", "admin", T0, T0 + 3600), 0); /* store only */
+    tka_revocations_size(b, &entries, &bytes);
+    assert_int_equal(entries, 0);
+    assert_true(tka_is_revoked(b, NULL, "lazy-sid", reason, sizeof reason, NULL, &by_sid));
+    assert_int_equal(by_sid, 1);
+    tka_revocations_size(b, &entries, &bytes);
+    assert_int_equal(entries, N + 1);
+    tka_close(b);
+    /* validation loads it too, and is not taken for stale */
+    assert_int_equal(tka_open(s2, &c, T0, &b, err, sizeof err), 0);
+    assert_int_equal(tka_validate(b, t.access_token, strlen(t.access_token), NULL, T0 + 1, &v, NULL), 0);
+    assert_int_equal(v.reason, TK_REASON_REVOKED);
+    tka_close(b);
+    tks_close(s2);
+
+    tka_issued_clear(&t);
+    tka_close(a);
+    tks_close(s);
+}
+
 static void test_clients_and_throttling(void **state)
 {
     (void)state;
@@ -895,6 +993,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keyring_many_rotations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_key_waits_for_the_jwks_caches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocations_go_stale, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_many_and_lazy_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_throttling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle_distributed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_issue_validate_revoke, setup, teardown),

@@ -1250,6 +1250,125 @@ static void test_revocations_changed(void **state)
     assert_int_equal(tks_revocations_changed(s, &fresh, 0, NULL, NULL), TKS_ERR);
 }
 
+/* tks_revoke_batch (issue 13 section 2): tks_revoke's rules for each value,
+ * in one transaction; values with the characters a PostgreSQL array
+ * literal escapes; repeats; limits; tks_revocation_get and _count. */
+static void test_revoke_batch(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    size_t added = 99;
+    assert_int_equal(tks_revoke(s, TKS_REVOKE_JTI, "old", "logout", 50, 1000), TKS_OK);
+    const char *v1[] = {"b-1", "b-2", "old", "b-1", "q\"uo\\te,{x} NULL", "NULL"};
+    assert_int_equal(tks_revoke_batch(s, TKS_REVOKE_JTI, v1, 6, "admin", 100, 2000, &added), TKS_OK);
+    assert_int_equal(added, 4); /* b-1, b-2, the quoted one, NULL: old was there, b-1 repeats */
+    size_t n = 0;
+    assert_int_equal(tks_revocations_count(s, 100, &n), TKS_OK);
+    assert_int_equal(n, 5);
+    assert_int_equal(tks_revocations_count(s, 1000, &n), TKS_OK);
+    assert_int_equal(n, 5); /* old moved on to 2000 */
+    assert_int_equal(tks_revocations_count(s, 2000, &n), TKS_OK);
+    assert_int_equal(n, 0);
+
+    tks_revocation r;
+    assert_int_equal(tks_revocation_get(s, TKS_REVOKE_JTI, "q\"uo\\te,{x} NULL", 100, &r), TKS_OK);
+    assert_string_equal(r.value, "q\"uo\\te,{x} NULL");
+    assert_string_equal(r.reason, "admin");
+    assert_int_equal(r.kind, TKS_REVOKE_JTI);
+    assert_int_equal(r.revoked_at, 100);
+    assert_int_equal(r.until, 2000);
+    assert_int_equal(tks_revocation_get(s, TKS_REVOKE_JTI, "NULL", 100, &r), TKS_OK);
+    /* old: the first reason and revoked_at, the later until */
+    assert_int_equal(tks_revocation_get(s, TKS_REVOKE_JTI, "old", 100, &r), TKS_OK);
+    assert_string_equal(r.reason, "logout");
+    assert_int_equal(r.revoked_at, 50);
+    assert_int_equal(r.until, 2000);
+    int64_t seq_old = r.seq;
+    /* not in force, another kind, unknown, too long: not found */
+    assert_int_equal(tks_revocation_get(s, TKS_REVOKE_JTI, "b-1", 2000, &r), TKS_NOT_FOUND);
+    assert_int_equal(r.value[0], '\0');
+    assert_int_equal(tks_revocation_get(s, TKS_REVOKE_SID, "b-1", 100, &r), TKS_NOT_FOUND);
+    assert_int_equal(tks_revocation_get(s, TKS_REVOKE_JTI, "nope", 100, &r), TKS_NOT_FOUND);
+    char longv[TKS_VALUE_MAX + 2];
+    memset(longv, 'x', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    assert_int_equal(tks_revocation_get(s, TKS_REVOKE_JTI, longv, 100, &r), TKS_NOT_FOUND);
+    assert_int_equal(tks_revocation_get(s, (enum tks_revocation_kind)7, "b-1", 100, &r), TKS_ERR);
+
+    /* again, earlier and extending: earliest revoked_at, new until, new seq */
+    const char *v2[] = {"old"};
+    assert_int_equal(tks_revoke_batch(s, TKS_REVOKE_JTI, v2, 1, "admin", 40, 3000, &added), TKS_OK);
+    assert_int_equal(added, 0);
+    assert_int_equal(tks_revocation_get(s, TKS_REVOKE_JTI, "old", 100, &r), TKS_OK);
+    assert_int_equal(r.revoked_at, 40);
+    assert_int_equal(r.until, 3000);
+    assert_true(r.seq > seq_old);
+
+    /* limits: nothing of a refused batch is written */
+    const char *bad[] = {"fine", longv};
+    assert_int_equal(tks_revoke_batch(s, TKS_REVOKE_SID, bad, 2, "admin", 100, 2000, &added), TKS_ERR);
+    assert_int_equal(tks_revocation_get(s, TKS_REVOKE_SID, "fine", 100, &r), TKS_NOT_FOUND);
+    const char *empty[] = {""};
+    assert_int_equal(tks_revoke_batch(s, TKS_REVOKE_SID, empty, 1, "admin", 100, 2000, &added), TKS_ERR);
+    assert_int_equal(tks_revoke_batch(s, TKS_REVOKE_SID, v2, 0, "admin", 100, 2000, &added), TKS_ERR);
+    assert_int_equal(tks_revoke_batch(s, TKS_REVOKE_SID, v2, 1, "admin", 100, 2000, NULL), TKS_ERR);
+    assert_int_equal(tks_revoke_batch(s, TKS_REVOKE_SID, NULL, 1, "admin", 100, 2000, &added), TKS_ERR);
+    assert_int_equal(tks_revoke_batch(s, (enum tks_revocation_kind)0, v2, 1, "admin", 100, 2000, &added), TKS_ERR);
+    assert_int_equal(
+        tks_revoke_batch(s, TKS_REVOKE_SID, v2, 1, "a-reason-longer-than-thirty-two-bytes", 100, 2000, &added),
+        TKS_ERR);
+
+    /* the largest batch, then the catch-up reads it all */
+    static char vals[TKS_REVOKE_BATCH_MAX + 1][16];
+    static const char *ptrs[TKS_REVOKE_BATCH_MAX + 1];
+    for (int i = 0; i <= TKS_REVOKE_BATCH_MAX; i++) {
+        snprintf(vals[i], sizeof vals[i], "big-%04d", i);
+        ptrs[i] = vals[i];
+    }
+    assert_int_equal(tks_revoke_batch(s, TKS_REVOKE_SID, ptrs, TKS_REVOKE_BATCH_MAX + 1, "admin", 100, 2000, &added),
+                     TKS_ERR);
+    assert_int_equal(tks_revoke_batch(s, TKS_REVOKE_SID, ptrs, TKS_REVOKE_BATCH_MAX, "admin", 100, 2000, &added),
+                     TKS_OK);
+    assert_int_equal(added, TKS_REVOKE_BATCH_MAX);
+    assert_int_equal(tks_revocations_count(s, 100, &n), TKS_OK);
+    assert_int_equal(n, 5 + TKS_REVOKE_BATCH_MAX);
+    struct rev_walk *w = since(s, 0, 100);
+    assert_int_equal(w->n, 5 + TKS_REVOKE_BATCH_MAX);
+    free(w);
+}
+
+/* A batch is one transaction: a failure at any write point leaves none of
+ * it in the store. */
+static void test_revoke_batch_all_or_none(void **state)
+{
+    tks_store *s = ((struct fixture *)*state)->s;
+    assert_int_equal(tks_revoke(s, TKS_REVOKE_JTI, "there", "logout", 50, 1000), TKS_OK);
+    const char *v[] = {"t-1", "there", "t-2"};
+    size_t added = 0, n = 0;
+    int64_t k = 0;
+    for (;; k++) {
+        assert_true(k < 32);
+        tks_fault_arm(s, k, 0);
+        tks_result r = tks_revoke_batch(s, TKS_REVOKE_JTI, v, 3, "admin", 100, 2000, &added);
+        int64_t seen = tks_fault_points(s);
+        tks_fault_disarm(s);
+        if (seen <= k) {
+            assert_int_equal(r, TKS_OK);
+            assert_int_equal(added, 2);
+            break;
+        }
+        assert_int_equal(r, TKS_ERR);
+        assert_int_equal(added, 0);
+        assert_int_equal(tks_revocations_count(s, 100, &n), TKS_OK);
+        assert_int_equal(n, 1);
+        tks_revocation got;
+        assert_int_equal(tks_revocation_get(s, TKS_REVOKE_JTI, "there", 100, &got), TKS_OK);
+        assert_int_equal(got.until, 1000);
+    }
+    assert_true(k >= 3);
+    assert_int_equal(tks_revocations_count(s, 100, &n), TKS_OK);
+    assert_int_equal(n, 3);
+}
+
 static void test_revocation_paging(void **state)
 {
     tks_store *s = ((struct fixture *)*state)->s;
@@ -5063,6 +5182,8 @@ int main(void)
         ALL(test_revocations),
         ALL(test_revocation_paging),
         ALL(test_revocation_limits),
+        ALL(test_revoke_batch),
+        ALL(test_revoke_batch_all_or_none),
         ALL(test_audit),
         ALL(test_errmsg_per_thread),
         ALL(test_client_signin_fields),
