@@ -7,7 +7,7 @@
 _tokend_algs="HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"
 
 # The settings shared by the admin commands (see tokend.conf(5)).
-_tokend_store_opts="--config --store --store-password-file --master-key-file --alg"
+_tokend_store_opts="--config --data-dir --store --store-password-file --master-key-file --alg"
 
 _tokend_opts()
 {
@@ -20,20 +20,22 @@ _tokend_opts()
     sign)
         echo "--key --claims --exp --iss --aud --sub --scope --typ --alg --kid --now --help" ;;
     serve)
-        echo "--config --listen --store --master-key-file --data-dir --issuer --public-url --tls-cert --tls-key
-              --dev --insecure-http --alg --access-ttl --max-ttl --rotate-every --leeway --session-idle
-              --session-max --refresh-ttl --code-ttl --threads --max-connections --explain --log
+        echo "--config --print-config --listen --admin-listen --public-metrics --data-dir --store --master-key-file
+              --issuer --public-url --tls-cert --tls-key --dev --insecure-http --alg --access-ttl --max-ttl
+              --rotate-every --leeway --session-idle --session-max --refresh-ttl --code-ttl --audit-retention
+              --session-retention --refresh-grace --threads --max-connections --explain --log --log-sample-auth-ok
               --max-connections-per-ip --request-timeout --trusted-proxy --forwarded-header --auth-audience
               --login-workers --login-queue --store-password-file --jwks-max-age --max-stale --trust-issuer
               --trust-ca-file --issuer-cache-min --issuer-cache-max --issuer-kid-cooldown --issuer-max-stale
-              --issuer-fetch-wait --issuer-fetch-timeout --issuer-fetch-max-bytes --help" ;;
+              --issuer-fetch-wait --issuer-fetch-timeout --issuer-fetch-max-bytes --auth-cache-size --help" ;;
     client)
         echo "--scope --aud --ttl --redirect-uri --public --serves --json --consent --backchannel-logout-uri
               --id-token-alg $_tokend_store_opts --access-ttl --max-ttl --help" ;;
     keys)
         echo "--json $_tokend_store_opts --max-ttl --leeway --jwks-max-age --help" ;;
     revoke)
-        echo "--jti --sid --token --reason --json $_tokend_store_opts --max-ttl --leeway --help" ;;
+        echo "--jti --sid --token --jti-file --sid-file --reason --json $_tokend_store_opts --max-ttl --leeway
+              --help" ;;
     user)
         echo "--password-file --name --given-name --family-name --preferred-username --email --email-verified
               --revoke --revoke-all --json $_tokend_store_opts --issuer --public-url --trust-ca-file --max-ttl
@@ -82,7 +84,7 @@ _tokend()
         COMPREPLY=($(compgen -W "yes no" -- "$cur"))
         return 0 ;;
     --jwks | --key | --secret-file | --cacert | --out | --config | --master-key-file | --tls-cert | --tls-key | \
-        --log | --store-password-file | --trust-ca-file | --password-file)
+        --log | --store-password-file | --trust-ca-file | --password-file | --jti-file | --sid-file)
         compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -f -- "$cur"))
         return 0 ;;
@@ -98,7 +100,8 @@ _tokend()
         case " $(_tokend_opts "$cmd") " in
         *" $prev "*)
             case $prev in
-            --discover | --json | --force | --dev | --insecure-http | --public | --consent | --revoke-all | --help) ;;
+            --discover | --json | --force | --dev | --insecure-http | --public-metrics | --print-config | --public | \
+                --consent | --revoke-all | --help) ;;
             *) return 0 ;;
             esac ;;
         esac ;;

@@ -26,8 +26,9 @@ BASH = os.path.join(ROOT, "completions", "tokend.bash")
 ZSH_DIR = os.path.join(ROOT, "completions")
 CAPTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zsh_capture.zsh")
 FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
-# Flags a command's --help names in its prose but does not take itself.
-PROSE_ONLY = {"user": {"listen", "consent"}}
+# Flags a command's --help names in its prose but does not take itself
+# (--data-dir's help names --dev's certificate; the admin commands refuse --dev).
+PROSE_ONLY = {"user": {"listen", "consent", "dev"}, "client": {"dev"}, "keys": {"dev"}, "revoke": {"dev"}}
 ALGS = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
         "EdDSA"}
 
