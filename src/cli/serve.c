@@ -259,7 +259,9 @@ static void reload(tkh_server *srv, int insecure, const char *cert_path, const c
 {
     char *cert = NULL, *key = NULL;
     if (!insecure) {
-        char err[320], msg[400];
+        /* msg holds a whole path (at most 1023 bytes: cert_path, key_path in
+         * cmd_serve) besides the words around it. */
+        char err[320], msg[1024 + 160];
         size_t n = 0;
         unsigned mode = 0;
         if (cli_read_file(cert_path, 1024 * 1024, &cert, &n, err, sizeof err) != 0) {
