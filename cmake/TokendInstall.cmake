@@ -9,7 +9,9 @@
 #                                                  tokend::tokend_static, tokend::fetch
 #   lib/systemd/system/tokend.service              the unit (packaging/tokend.service)
 #   etc/tokend/tokend.conf                         the example configuration
-#   share/man/man*/                                man pages (man/), when the tree has them
+#   share/man/man*/                                man pages (built from man/*.scd: cmake/man.cmake)
+#   share/bash-completion/completions/tokend,      shell completion (completions/: cmake/man.cmake)
+#   share/zsh/vendor-completions/_tokend
 #   share/doc/tokend/                              README, LICENSE, NOTICE, CHANGELOG, docs/
 #
 # Every destination is relative to the prefix unless the caller makes it
@@ -79,12 +81,12 @@ else()
     set(TOKEND_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 endif()
 
-# ---- the service: unit, example configuration, man pages ---------------------
+# ---- the service: unit, example configuration ---------------------------------
 # packaging/tokend.service and packaging/tokend.conf are configured (@ONLY, at
 # install time) with @CMAKE_INSTALL_FULL_BINDIR@, @TOKEND_CONF_DIR@ and
-# @TOKEND_STATEDIR@, then installed; man/ holds the man pages as
-# man/tokend.1, man/tokend.conf.5, ... (any section), installed when present.
-# The state directory is systemd's StateDirectory=tokend: /var/lib/tokend.
+# @TOKEND_STATEDIR@, then installed. The state directory is systemd's
+# StateDirectory=tokend: /var/lib/tokend. The man pages are built and
+# installed by cmake/man.cmake.
 if(NOT DEFINED TOKEND_STATEDIR)
     set(TOKEND_STATEDIR "/var/lib/tokend" CACHE PATH "Where an installed tokend keeps its store and master key")
 endif()
@@ -101,11 +103,6 @@ if(IS_ABSOLUTE "${CMAKE_INSTALL_SYSCONFDIR}")
 else()
     set(TOKEND_CONF_DIR "${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_SYSCONFDIR}/tokend")
 endif()
-file(GLOB TOKEND_MAN_PAGES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/man/*.[1-8])
-foreach(page ${TOKEND_MAN_PAGES})
-    string(REGEX MATCH "[1-8]$" section ${page})
-    install(FILES ${page} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
-endforeach()
 install(FILES README.md LICENSE NOTICE CHANGELOG.md SECURITY.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs FILES_MATCHING PATTERN "*.md")
 

@@ -4,6 +4,11 @@
 # pages with `man --warnings` and against the binary's --help. Packaging
 # installs ${TOKEND_MAN_DIR}/*.[0-9] (TOKEND_MAN_PAGES lists them).
 find_program(SCDOC_EXECUTABLE scdoc)
+# Packages must not ship without their man pages: the deb preset turns this on.
+option(TOKEND_REQUIRE_MAN "Fail to configure when scdoc is not found (packages)" OFF)
+if(TOKEND_REQUIRE_MAN AND NOT SCDOC_EXECUTABLE)
+    message(FATAL_ERROR "scdoc not found, and TOKEND_REQUIRE_MAN is on: apt-get install scdoc (scripts/deps.sh)")
+endif()
 file(GLOB TOKEND_MAN_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/man/*.scd)
 set(TOKEND_MAN_DIR ${CMAKE_BINARY_DIR}/man)
 set(TOKEND_MAN_PAGES "")

@@ -812,8 +812,13 @@ class ServiceFiles(unittest.TestCase):
 
     def test_unit_file(self):
         with open(os.path.join(PACKAGING, "tokend.service"), encoding="utf-8") as f:
-            unit = f.read()
-        for line in ("Type=notify", "ExecStart=/usr/bin/tokend serve", "ExecReload=/bin/kill -HUP $MAINPID",
+            template = f.read()
+        # as the .deb installs it (CMake fills in the paths of the prefix;
+        # tests/install/test_install.sh checks another prefix's)
+        unit = template.replace("@CMAKE_INSTALL_FULL_BINDIR@", "/usr/bin").replace("@TOKEND_CONF_DIR@", "/etc/tokend")
+        self.assertNotRegex(unit, r"@[A-Z_]+@")
+        for line in ("Type=notify", "ExecStart=/usr/bin/tokend serve --config /etc/tokend/tokend.conf",
+                     "ExecReload=/bin/kill -HUP $MAINPID",
                      "User=tokend", "Group=tokend", "StateDirectory=tokend", "StateDirectoryMode=0750",
                      "ConfigurationDirectory=tokend", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
                      "NoNewPrivileges=yes", "CapabilityBoundingSet=", "SystemCallFilter=@system-service",

@@ -82,11 +82,14 @@ done
 grep -q '/libtokend\.so\.0 ' <(dpkg-deb --contents "$deb" | awk '{print $6, $7, $8}') || fail "no libtokend.so.0"
 grep -q '/pkgconfig/tokend\.pc$' "$tmp/files" || fail "no tokend.pc"
 grep -q '/cmake/tokend/tokend-config\.cmake$' "$tmp/files" || fail "no tokend-config.cmake"
-if ls "$src"/man/*.[1-8] "$src"/man/*.scd >/dev/null 2>&1; then
-  grep -q '^/usr/share/man/man1/tokend\.1' "$tmp/files" || fail "man/ has pages, the package has no tokend.1"
-else
-  echo "(no man/ in this tree: no man pages packaged)"
-fi
+# Every man page of man/*.scd (the deb preset requires scdoc), and the completions.
+for scd in "$src"/man/*.scd; do
+  page=$(basename "$scd" .scd)
+  grep -q "^/usr/share/man/man${page##*.}/${page}\(\.gz\)\?\$" "$tmp/files" || fail "the package has no man page $page"
+done
+for f in /usr/share/bash-completion/completions/tokend /usr/share/zsh/vendor-completions/_tokend; do
+  grep -qx "$f" "$tmp/files" || fail "the package has no $f"
+done
 dpkg-deb --ctrl-tarfile "$deb" | tar -t | sort | tr '\n' ' '
 echo
 dpkg-deb --field "$deb" Depends
