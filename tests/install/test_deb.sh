@@ -4,7 +4,8 @@
 # with apt-get, checks what the maintainer scripts made (the tokend system
 # user, /var/lib/tokend 0750, the conffile, the ldconfig cache: a program
 # built with pkg-config runs without LD_LIBRARY_PATH), starts the service,
-# adds a client, gets a token with curl and has /auth accept it, then purges
+# adds a client, gets a token with curl and has /auth accept it, reads
+# /metrics from the admin listener, then purges
 # the package and checks that nothing of it is left running or installed.
 #
 # The service: with systemd as PID 1, `systemctl start tokend` (the port
@@ -183,6 +184,12 @@ echo "/auth?aud=orders-api: $status"
   fail "tokend inspect does not find the token valid"
 }
 echo "tokend inspect --jwks $base/.well-known/jwks.json: valid"
+# The admin listener (plain HTTP): /metrics there, not on the public port.
+curl -sf "http://127.0.0.1:$admin_port/metrics" | grep -q '^tokend_' ||
+  fail "no metrics on the admin listener http://127.0.0.1:$admin_port/metrics"
+status=$(curl -s -o /dev/null -w '%{http_code}' --cacert /var/lib/tokend/tokend-dev.crt "$base/metrics")
+[ "$status" = 404 ] || fail "/metrics on the public listener answered $status, not 404"
+echo "admin listener 127.0.0.1:$admin_port: /metrics; public /metrics: 404"
 
 step "apt-get purge tokend"
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq tokend >"$tmp/purge.log" 2>&1 || {
