@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- bench/issuers-auth.lua: a wrk script for GET /auth with one bearer token,
 -- for bench/issuers.py:
 --

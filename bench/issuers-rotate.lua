@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- bench/issuers-rotate.lua: a wrk script for GET /auth across a key
 -- rotation at a trusted issuer, for bench/issuers.py:
 --

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/issuers.py: /auth with tokens of a trusted external issuer (issue 10
 section 6), on loopback, in one run.
 

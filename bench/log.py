@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/log.py: what the access log costs /auth (issue 13 section 3: at
 most 5 % of /auth CPU).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/revocations.py: revocations at scale (issue 13 section 2), on
 loopback, bounded in time.
 

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- bench/serve-mix.lua: a wrk script that rotates requests over several
 -- (path, Authorization) pairs, for the "mix of invalid tokens" run of
 -- bench/serve.py. The pairs come as script arguments after "--":

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- bench/serve-token.lua: a wrk script for token issuance, for bench/serve.py.
 -- POST /oauth/token, grant_type=client_credentials, client_secret_basic:
 --

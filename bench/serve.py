@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/serve.py: `tokend serve` under load, next to nginx, on loopback.
 
 Measures in one run, with wrk (Debian) at 64 keep-alive connections:

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/serve_cache.py: /auth with one repeated token, ES256 against HS256,
 with and without the verified-signature cache (issue 13 section 1).
 

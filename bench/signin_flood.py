@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/signin_flood.py: /auth latency with and without a sign-in flood
 (issue 8: "Under a sign-in flood at full hashing capacity, /auth p99 stays
 within 2x its p99 without the flood").

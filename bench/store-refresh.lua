@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- bench/store-refresh.lua: a wrk script for refresh grants, for bench/store.py.
 -- POST /oauth/token, grant_type=refresh_token, public client (client_id in
 -- the body), each request presenting a refresh token that was never

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/store.py: the SQLite and the PostgreSQL store side by side (issue 9
 section 5), on loopback, in one run.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench/verify.c — single-thread verifications per second of a realistic
  * RFC 9068 access token, tokend side by side with its peers in one run.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Release hardening: fortify, stack protector, PIE, full RELRO.
 #
 # PIE goes through CMake rather than raw flags: with position-independent code

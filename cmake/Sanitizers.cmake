@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # AddressSanitizer + UndefinedBehaviorSanitizer for the whole tree.
 # UBSan is made fatal so that a report fails the test that caused it.
 if(TOKEND_SANITIZE)

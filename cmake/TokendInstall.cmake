@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # TokendInstall.cmake — what `cmake --install` puts where (GNUInstallDirs).
 #
 #   bin/tokend                                     the command and server

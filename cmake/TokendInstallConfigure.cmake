@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # TokendInstallConfigure.cmake — configure_file at install time, included by
 # the install(CODE) rules of tokend_install_configured() (TokendInstall.cmake).
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # TokendPackage.cmake — `cpack` makes tokend_<version>_<arch>.deb of what
 # `cmake --install` installs (cmake/TokendInstall.cmake): the binary,
 # libtokend with its headers, pkg-config and CMake files, the man pages, the

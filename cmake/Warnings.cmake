@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Warnings every tokend target is built with (STYLE.md "Formatting and tooling").
 function(tokend_apply_warnings target)
     target_compile_options(${target} PRIVATE

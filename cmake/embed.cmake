@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # embed.cmake — embeds a file in the binary as a C array, at build time.
 #
 # Included from CMakeLists.txt it defines tokend_embed_file(); run as a

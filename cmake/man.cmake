@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Man pages: man/<name>.<section>.scd -> build/<preset>/man/<name>.<section>
 # with scdoc (Debian: scdoc; scripts/deps.sh). The target `man` is part of
 # the default build when scdoc is found; tests/e2e/test_man.py checks the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # cmake -DSCDOC=... -DIN=page.scd -DOUT=page.N -P scdoc_page.cmake
 # One man page from its scdoc source. groff's man macros turn hyphenation
 # and justification back on at .TH, after scdoc's .nh/.ad l: say them again

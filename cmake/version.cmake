@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The project's version, once: project(VERSION) in CMakeLists.txt. It goes
 # into a generated header for tk_version() (src/core/version.c), and the
 # public header's TK_VERSION / TK_VERSION_NUMBER must say the same (checked

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * validate_bearer.c — validates the bearer token of one HTTP request with
  * libtokend, as an API would: the Authorization header value, a key set

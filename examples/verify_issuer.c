@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * verify_issuer.c — validates the bearer tokens of one trusted external
  * issuer (Auth0, Okta, Entra ID, Keycloak, Google, ...) with libtokend's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz.h — what the libFuzzer targets in fuzz/ share (header-only).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_authz.c — tk_authz_parse (src/core/authz.c), the Authorization
  * request header of every /auth request (RFC 6750 section 2.1).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_b64url.c — tk_b64url_decode / tk_b64url_encode (src/core/b64url.c),
  * the first thing every token byte goes through.

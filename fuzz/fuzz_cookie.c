@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_cookie.c — srv_cookie_find (src/http/cookie.c), the Cookie header
  * parser that decides which session and CSRF cookie a request carries.

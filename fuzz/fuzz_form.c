@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_form.c — the form and Basic-credential parsers of the HTTP layer
  * (src/http/form.c): srv_form_parse, srv_form_parse_all, srv_form_decode,

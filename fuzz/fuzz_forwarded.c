@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_forwarded.c — the client address behind trusted proxies
  * (src/http/netaddr.c): X-Forwarded-For and Forwarded (RFC 7239) values,

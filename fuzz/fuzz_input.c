@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_input.c — tk_input_diagnose (src/core/input.c), the diagnoser of
  * pasted input, which tk_authz_parse also runs on every header value it

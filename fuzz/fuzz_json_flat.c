@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_json_flat.c — differential: the flat claims reader (tki_flat_parse,
  * src/core/json.c) against jansson, the contract tests/unit/test_json.c

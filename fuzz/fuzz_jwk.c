@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_jwk.c — key import (src/core/jwk.c, crypto.c): tk_key_from_jwk,
  * tk_keyset_from_jwks and tk_key_from_pem, each on the whole input.

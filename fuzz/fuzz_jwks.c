@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_jwks.c — tk_keyset_from_jwks_lenient (tokend/keycache.h): the key
  * sets trusted issuers publish, read key by key, skipping (and naming) what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_jws.c — tk_token_parse and tk_verify (src/core/jws.c, claims.c,
  * json.c, crypto.c) on arbitrary bytes, with a fixed key set: HS256, ES256

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_metadata.c — tk_metadata_parse (OpenID Connect Discovery 1.0 §4,
  * RFC 8414 §3) and tk_cache_control_max_age (RFC 9111 §5.2) on the same

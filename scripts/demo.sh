@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The main job: build tokend (build/release/tokend) and run `tokend serve`
 # over HTTPS on the embedded SQLite store, with a self-signed development
 # certificate, and a demo client whose token commands are printed ready to

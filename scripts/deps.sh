@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian 12 packages tokend builds, tests and benchmarks with.
 # Idempotent: does nothing when everything is already installed.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the libFuzzer targets (cmake preset `fuzz`: clang, ASan + UBSan) and
 # runs them, one after another (fuzz/README.md).
 #

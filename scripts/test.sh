@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole test suite: installs what it needs, builds with AddressSanitizer +
 # UndefinedBehaviorSanitizer (warnings are errors) with gcc and with clang,
 # runs every unit and end-to-end test (the unit tests on both builds), and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tokend/fetch.h — libtokend_fetch: a tk_fetch_fn (tokend/keycache.h) over
  * libcurl, so that programs embedding libtokend can fetch issuers' metadata

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tokend/keycache.h — key sets of trusted issuers, fetched, cached and
  * refreshed by rules that never let them go stale silently (part of

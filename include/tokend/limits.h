@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tokend/limits.h — every size and time bound of libtokend, with the reason
  * for its value. Callers may lower these through tk_limits (tokend.h); they

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * authority.c — opening and closing the authority, its configuration and
  * its counters. The modules: keyring.c (keys), clients.c (clients and

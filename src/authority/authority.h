@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * authority.h — the OAuth 2.0 authority with no HTTP in it (DESIGN.md
  * "Layers"): clients and their authentication, the signing key ring,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cache.c — what client authentication reads on every token request, kept
  * in memory on a store that tells of changes made elsewhere (tks_watch:

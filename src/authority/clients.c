@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * clients.c — OAuth clients: creation with a one-time secret, and client
  * authentication (RFC 6749 section 2.3.1) with throttling of failures.

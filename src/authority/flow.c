@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * flow.c — user sign-in for apps: the authorization endpoint's checks
  * (RFC 6749 section 4.1, PKCE S256 only per RFC 7636 and RFC 9700),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * internal.h — what the authority's modules share: the authority struct,
  * the key ring snapshot, the revocation set and the throttle table.

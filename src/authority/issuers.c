@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * issuers.c — tokens of trusted external issuers at /auth (issue 10).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keyring.c — the signing key ring (DESIGN.md "Keys"): states next →
  * active → retired → gone. A new key is published (JWKS) one rotation

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * oidc.c — what OpenID Connect adds to the authority: ID tokens (OpenID
  * Connect Core 1.0 sections 2 and 3.1.3.6), id_token_hint checks, logout

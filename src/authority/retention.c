@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * retention.c — what the store keeps, and for how long (issue 13 section
  * 3): every table that grows with traffic is purged here, in batches.

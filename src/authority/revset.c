@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * revset.c — the compact revocation set (issue 13 section 2): what the
  * verify path asks "is this jti (or sid) revoked?", in memory, at 24 bytes a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * seal.c — private keys at rest (DESIGN.md "Keys"): AES-256-GCM under the
  * master key, with the kid as additional authenticated data so that a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sessions.c — browser sessions after sign-in. The cookie value is 256
  * random bits; the store keeps its SHA-256 only, so a stolen database does

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tokens.c — access tokens: issuance by grant (RFC 9068 JWTs), validation
  * with revocation, and revocation itself (RFC 7009), with the in-memory

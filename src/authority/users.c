@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * users.c — people who sign in: Argon2id password hashes (libsodium
  * crypto_pwhash_str, interactive limits), sign-in with throttling per

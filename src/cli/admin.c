@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * admin.c — the admin commands, on the same store and master key as the
  * server: `tokend client add|list|show|disable|enable|remove`,

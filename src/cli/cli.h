@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli.h — the `tokend` command: sub-commands and their shared helpers.
  * Exit statuses are part of the interface: 0 valid / done, 1 the token is

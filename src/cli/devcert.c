@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * devcert.c — `tokend serve --dev`: a self-signed certificate for localhost
  * and 127.0.0.1 (and ::1), kept in the data directory and reused, so that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * inspect.c — `tokend inspect`: decode any token offline, run every check
  * that the given keys and flags allow, and explain every problem with its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keygen.c — `tokend keygen`: a new signing key as a private JWK file
  * (created 0600, never overwritten without --force) and its public JWKS on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c — `tokend`: dispatch to sub-commands. The library never prints;
  * every word the user reads comes from src/cli/.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * serve.c — `tokend serve`: settings, TLS material, the store and master
  * key, the authority, the HTTP server, and the upkeep loop (key rotation,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * serve.h — helpers shared by `tokend serve` and the admin commands.
  */

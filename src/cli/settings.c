@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * settings.c — one table of settings for `tokend serve` and the admin
  * commands: --flag, TOKEND_* environment variable, config file key, default.

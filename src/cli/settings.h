@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * settings.h — the settings of `tokend serve` and the admin commands, one
  * table for flags, TOKEND_* environment variables and the config file.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sign.c — `tokend sign`: a signed JWT from a private key and claims, with
  * iat, jti and exp filled in, for tests, scripts and debugging.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * users.c — `tokend user add|list|show|disable|enable|remove|passwd`: the
  * people who sign in. Passwords come from a prompt without echo or from

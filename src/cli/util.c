@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * util.c — helpers shared by the sub-commands: bounded file and stdin
  * reading, durations, key file loading.

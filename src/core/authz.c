@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * authz.c — the Authorization request header for bearer tokens
  * (RFC 6750 section 2.1, RFC 7235 section 2.1, RFC 9110 section 11.6.2).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * b64url.c — base64url without padding (RFC 4648 §5, RFC 7515 §2), strict.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * claims.c — JWT claims validation against a policy (RFC 7519 section 4.1,
  * RFC 9068 section 4, SECURITY.md rules 9–13).

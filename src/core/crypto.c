@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * crypto.c — keys and the JWS signature primitives (RFC 7518 §3, RFC 8037
  * §3.1). The only module that calls OpenSSL's signature and MAC APIs.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * format.c — human renderings of times and durations for verdict details
  * ("expired 3m12s ago at 2026-11-21T09:14:03Z"). Pure arithmetic: no

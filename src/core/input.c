@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * input.c — what a person pasted where a token was expected: one diagnoser
  * for `tokend inspect` (a paste) and `/auth` (an Authorization header value

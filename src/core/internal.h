@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * internal.h — definitions shared by the core modules and nothing else.
  * Symbols here are tki_* and hidden (-fvisibility=hidden); tests link the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * jwk.c — JSON Web Keys (RFC 7517 §4, RFC 7518 §6, RFC 8037 §2) to and from
  * tk_key, and the JWK thumbprint (RFC 7638).

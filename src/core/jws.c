@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * jws.c — compact JWS (RFC 7515 section 7.1) parsing, signature checking and
  * signing, and tk_verify(), the one entry point from bytes to verdict.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keycache.c — key sets of trusted issuers (tokend/keycache.h): discovery,
  * fetch through the caller's tk_fetch_fn, lifetimes from Cache-Control,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * keyset.c — the keys a verifier trusts, looked up by kid, plus the kids
  * that were rotated out (so that unknown_key can say so). A fixed-size

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sigcache.c — the cache of verified signatures (tk_sigcache in tokend.h):
  * a memo of "token text T carries a valid signature by key K", for a

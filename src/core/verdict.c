@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * verdict.c — the table of reason codes: code, RFC 6750 error, HTTP status
  * and a hint, named once here (DESIGN.md "Verdicts"), plus the bounded

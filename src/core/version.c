@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * version.c — the library's version at run time, and the rule by which
  * structs that callers fill in may grow without breaking the ABI (tokend.h,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fetch.c — libtokend_fetch: tk_fetch_https, the libcurl fetcher of issuer
  * metadata and key sets (tokend/fetch.h). One easy handle per fetch: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * auth.c — GET /auth, the validation endpoint for reverse proxies (nginx
  * auth_request, Traefik ForwardAuth, Envoy ext_authz HTTP). The hot path.

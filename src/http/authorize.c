@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * authorize.c — GET /oauth/authorize, the authorization endpoint (RFC 6749
  * section 4.1.1 with PKCE, RFC 7636, and the iss response parameter, RFC

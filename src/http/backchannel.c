@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * backchannel.c — sends OpenID Connect Back-Channel Logout tokens (see
  * backchannel.h).

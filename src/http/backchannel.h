@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * backchannel.h — OpenID Connect Back-Channel Logout 1.0, the sending side:
  * when a sign-in ends here (tka_set_signout_hook), every client that was

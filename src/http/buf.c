@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * buf.c — bounded text buffers for responses and log lines, with JSON and
  * HTML escaping. Every buffer has its maximum from the start (STYLE.md

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * conns.c — what keeps one client from holding the server's connections
  * (SECURITY.md rule 18; issue 8 section 2):

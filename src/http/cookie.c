@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cookie.c — the request's Cookie header (RFC 6265 section 4.2.1, as user
  * agents write it per section 5.4), read strictly and without libmicrohttpd,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * errors_page.c — GET /errors/<code>: the section of docs/errors.md for a
  * reason code as a small HTML page (the target of every error_uri), and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * errors_page.h — docs/errors.md, embedded in the binary at build time by
  * cmake/embed.cmake (generated errors_md.c), served as HTML at /errors/.

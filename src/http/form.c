@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * form.c — strict application/x-www-form-urlencoded parsing for the OAuth
  * endpoints (RFC 6749 appendix B, WHATWG URL "application/x-www-form-

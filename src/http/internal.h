@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * internal.h — what the files of src/http/ share: the server object, the
  * per-connection request state, bounded output buffers, the response

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * log.c — the access log: one JSON object per line and per request (issue 3
  * section 6), joined to the response by its request id (SECURITY.md rule

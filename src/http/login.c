@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * login.c — POST /login (the sign-in form of /oauth/authorize) and
  * GET|POST /logout (issue 4 section 2).

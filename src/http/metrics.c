@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics.c — counters for /metrics (Prometheus text exposition format
  * 0.0.4), and the /healthz and /readyz probes.

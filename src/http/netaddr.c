@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * netaddr.c — client addresses: IP and CIDR parsing, and the address of
  * the client behind a trusted reverse proxy (SECURITY.md rule 22).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * oauth.c — the OAuth 2.0 endpoints: token (RFC 6749 sections 3.2, 4.1.3,
  * 4.4, 5.1, 5.2, 6), revocation (RFC 7009) and introspection (RFC 7662),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pages.c — the HTML of user sign-in (issue 4): the sign-in page, the
  * message pages (authorization errors, signed out, failures), the security

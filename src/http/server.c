@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * server.c — the libmicrohttpd daemons of `tokend serve`: start and stop,
  * per-connection state, routing, limits, request ids and the response

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * server.h — the HTTP(S) front of `tokend serve` (DESIGN.md "Layers"):
  * libmicrohttpd with epoll and a thread pool, routing, request parsing with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tls.c — the certificate and key HTTPS serves, replaceable while the
  * server runs (SIGHUP, issue 14 section 3).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * userinfo.c — GET/POST /userinfo (OpenID Connect Core 1.0 section 5.3):
  * the claims about the signed-in user that the access token's scopes

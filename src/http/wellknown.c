@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wellknown.c — the documents a client discovers us by: the JWKS (RFC 7517
  * section 5) and the authorization server metadata (RFC 8414 section 2),

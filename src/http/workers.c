@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * workers.c — a small pool of threads for slow work that must never run on
  * libmicrohttpd's request threads (SECURITY.md rule 21): Argon2id password

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * backend.h — the private seam between store.c and one storage backend
  * (sqlite.c now, postgres.c later). Nothing outside src/store/ includes it.

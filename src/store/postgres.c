@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * postgres.c — the PostgreSQL store backend (store.h, backend.h): one
  * database shared by several `tokend serve` instances ("postgres://...",

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sqlite.c — the SQLite 3 store backend (store.h, backend.h): the default,
  * zero set-up store of one tokend process ("sqlite://PATH").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * store.c — the front of tokend's persistence (store.h): picks a backend by
  * URL and gives every backend the same contract.

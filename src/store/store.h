@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * store.h — tokend's persistence, behind one interface (DESIGN.md "Layers").
  *

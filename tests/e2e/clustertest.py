@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Several `tokend serve` on one PostgreSQL, behind a real nginx (issue 9
 section 4): the fixture of test_cluster*.py. Builds on servetest and
 pgserver (changes neither):

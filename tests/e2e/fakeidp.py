@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fake identity providers for the trusted-issuer tests (issue 10): HTTPS
 servers on 127.0.0.1 that publish OpenID Connect Discovery / RFC 8414
 metadata and JWKS the way Auth0, Microsoft Entra (v1 and v2), Okta,

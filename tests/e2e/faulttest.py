@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for the fault tests (test_faults_*.py): reading the server's
 SQLite store from the outside, checking refresh token families in it,
 signing in many families quickly, raw sockets from a chosen loopback

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A throwaway PostgreSQL server for tests (issue 9): started and stopped by
 the tests themselves, never the machine's own cluster.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for the `tokend serve` end-to-end tests (test_serve_*.py): a
 running server on loopback, admin commands on its store, HTTP through
 python3-requests and through the real curl binary, and the RFC 6750

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Behaviour of the `tokend` command line: help, usage errors and exit
 statuses, keygen files, sign options, and the human output of inspect."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Several tokend instances on one PostgreSQL behind a real nginx, end to end
 (issue 9 section 4; docs/operations.md "Several instances on PostgreSQL").
 

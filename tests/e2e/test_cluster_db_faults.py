@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """PostgreSQL fails under two tokend instances (issue 9 section 4;
 docs/operations.md "When the database fails").
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shell completion (completions/tokend.bash, completions/_tokend for zsh)
 against the program: for every command, the options offered after "--" are
 exactly the options of `tokend <command> --help`; the commands are those of

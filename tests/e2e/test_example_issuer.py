@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """examples/verify_issuer end to end: the key-set cache of a trusted issuer
 (tokend/keycache.h) over the real fetcher (libtokend_fetch, libcurl, TLS).
 

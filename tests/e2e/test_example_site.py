@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """examples/nginx-site.conf and examples/tokend.service.d-override.conf,
 run as they are (ports, paths and the certificate replaced):
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """examples/validate_bearer: a complete C program that validates the bearer
 token of a request with libtokend (tk_authz_parse, tk_keyset_from_jwks,
 tk_policy, tk_verify), run on good and bad Authorization values.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Disk full under the store (issue 8 section 5; SECURITY.md rules 19 and
 20): while the store cannot write, grants answer 503 and leave every
 credential as it was; nothing claims a revocation that was not stored; once

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """kill -9 under refresh load (issue 8 section 5; SECURITY.md rules 17 and
 19; DESIGN.md "Quality gates"): no refresh token is accepted twice and no
 sign-in is lost, whatever instant the server dies at.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Sign-in flood (issue 8 section 5; SECURITY.md rule 21): password checks
 (Argon2id, 64 MiB each) run in a bounded pool off the request threads; a
 flood of sign-ins is refused beyond the bound with 503 and Retry-After, and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Slow clients (issue 8 section 5; SECURITY.md rule 18): one address
 holding many connections that each dribble a request head cannot starve
 anyone else.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`tokend inspect` with keys fetched over https: --issuer URL (discovery,
 then the issuer's key set, through the same key cache and fetcher as a
 verifier of external issuers), --discover (the same from the token's own

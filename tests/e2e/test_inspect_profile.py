@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`tokend inspect --profile tokend` agrees with the server (issue 12,
 section 5): for the same token and the server's own key set, inspect's
 verdict is /auth's verdict. Tokens the server would never issue (no jti,

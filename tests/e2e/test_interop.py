@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Interoperability of tokend with PyJWT and jwcrypto, both directions, for
 every algorithm tokend supports.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end tests of trusted external issuers on GET /auth (issue 10):
 `tokend serve` fetches the key sets of configured issuers (Auth0, Entra v1
 and v2, Okta, Keycloak, Google and plain RFC 8414 servers, all faked by

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Keys that cannot be forged (SECURITY.md rule 23), through the real binary.
 
 An RSA key with e = 1 makes every "signature" the padded message itself:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The man pages (man/*.scd, built by cmake/man.cmake into <build>/man/):
 groff finds nothing to warn about, and they do not drift from the program.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Messages that say which key and why, and claim messages that fit the
 providers' shapes (issue 12, sections 2 and 4), through the real binary:
 `tokend keygen`, `tokend sign`, `tokend inspect --key/--jwks/--secret-file`

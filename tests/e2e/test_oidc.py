@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """OpenID Connect provider tests against a real `tokend serve --dev`
 (HTTPS), with a relying party written with Debian's python3-authlib and
 every ID token checked by independent verifiers (PyJWT and jwcrypto).

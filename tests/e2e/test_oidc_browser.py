@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """OpenID Connect relying parties off the shelf, against tokend, with a real
 browser: openid-client 6 and oauth4webapi 3 (npm), each with its defaults.
 

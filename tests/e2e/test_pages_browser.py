@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tokend's HTML pages in a real browser, at a phone's and a desktop's width
 (issue 12 section 6).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Pasted input (issue 12, section 3): `tokend inspect` and `/auth`
 recognise, name and explain the same pasted mistakes with the same words,
 through one diagnoser in the core (tk_input_diagnose).

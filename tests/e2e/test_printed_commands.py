@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The commands README.md, scripts/demo.sh and `tokend serve` print run as
 printed, in the order printed, from the directory they say (issue 12
 section 1).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every reason code tokend can give offline, produced through
 `tokend inspect --json`, with hostile tokens crafted here in Python.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end tests of GET /auth, the validation endpoint for reverse
 proxies (issue 3 sections 3 and 7): identity headers on success; RFC 6750
 section 3 challenges (parsed strictly) with our X-Auth-Reason on failure;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end tests of `tokend serve` over its life (issue 3 sections 1, 4,
 6 and 7): key rotation by `tokend keys rotate` in another process (old
 tokens keep verifying, new ones carry the new kid, a key that left the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end tests of what `tokend serve` does about the network in front of
 it (issue 8 section 2), functional checks only (the slowloris and flood
 fault suite is elsewhere):

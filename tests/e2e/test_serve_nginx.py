@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end test of tokend behind real nginx (Debian nginx-light) with
 auth_request to /auth (issue 3 section 7): a valid token reaches a static
 location and a proxied backend, whose received headers show the identity;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end tests of the OAuth 2.0 endpoints of `tokend serve` (issue 3
 sections 3 and 7): the token endpoint (RFC 6749, client_credentials, both
 client authentication methods, every section 5.2 error), RFC 9068 access

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end tests of SIGHUP and the access log's sampling (issue 13
 section 3, issue 14 section 3):
 

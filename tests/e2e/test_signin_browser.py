@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real browser through user sign-in, end to end (issue 4 section 4).
 
     Chromium (headless, Debian's /usr/bin/chromium, driven by playwright-core

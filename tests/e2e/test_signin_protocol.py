@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Protocol tests of user sign-in (issue 4 section 4): every error case of
 the authorization endpoint (GET /oauth/authorize), the sign-in form (POST
 /login), the authorization_code grant at /oauth/token, browser sessions and

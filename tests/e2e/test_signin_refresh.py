@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Refresh tokens of user sign-in (issue 4 sections 2 and 4), against a real
 `tokend serve --dev`:
 

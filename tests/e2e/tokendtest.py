@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared helpers for the tokend end-to-end tests (stdlib + Debian's
 python3-cryptography / python3-jwt / python3-jwcrypto only).
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * consumer.c — a program outside the tree that uses an installed libtokend:
  * the public headers and the library, found by pkg-config

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fetch_consumer.c — links libtokend_fetch (tokend/fetch.h) from an install:
  * pkg-config tokend_fetch, or find_package(tokend COMPONENTS fetch) and

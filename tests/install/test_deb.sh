@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # test_deb.sh SOURCE_DIR — the Debian package, on this machine. Builds it
 # (cmake --preset deb, warnings as errors; cpack --preset deb), installs it
 # with apt-get, checks what the maintainer scripts made (the tokend system

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # test_install.sh BUILD_DIR SOURCE_DIR — the install as a program outside the
 # tree sees it. Installs BUILD_DIR (a build without sanitizers: the release
 # preset) to a temporary prefix with `cmake --install --prefix`, checks the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pgtest.h — unit tests on PostgreSQL (issue 9; tests/pg/README.md).
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # with_postgres.sh CMD [ARGS...]: runs CMD against a throwaway PostgreSQL 15
 # started for it and stopped after it (tests/e2e/pgserver.py does the work;
 # see tests/pg/README.md). CMD sees TOKEND_TEST_PG_URL and

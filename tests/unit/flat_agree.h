@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * flat_agree.h — the contract between the flat claims reader
  * (tki_flat_parse, src/core/json.c) and jansson, written once for the unit

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_authority.c — the authority layer on a real SQLite store: key ring
  * (creation, sealing, rotation, reload across "processes"), clients and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_authz.c — the Authorization request header (RFC 6750 §2.1,
  * RFC 7235 §2.1): tk_authz_parse.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_b64url.c — base64url (RFC 4648 §5) without padding, canonical only
  * (SECURITY.md rule 6).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_claims.c — JWT claims against a policy (RFC 7519 §4.1, RFC 9068 §4,
  * SECURITY.md rules 9–13): every claims reason code produced on purpose,

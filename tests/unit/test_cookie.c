@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_cookie.c — the Cookie header parser of the HTTP layer
  * (src/http/cookie.c, srv_cookie_find; RFC 6265 section 4.2.1).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_faults.c — grants and security writes with the store failing
  * (SECURITY.md rules 19 and 20; issue 8 sections 1 and 5).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_flow.c — user sign-in in the authority: users and Argon2id, sign-in
  * throttling, sessions and their timeouts, the authorization request

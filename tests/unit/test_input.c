@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_input.c — tk_input_diagnose (src/core/input.c): what was pasted
  * where a token was expected, and the same sentence through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_json.c — the JSON module: limits before jansson, and the flat
  * profile's agreement with jansson.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_jws.c — compact JWS structure and header policy (RFC 7515 §7.1,
  * SECURITY.md rules 1–8), through tk_verify and tk_token_parse.

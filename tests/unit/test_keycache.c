@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_keycache.c — the key-set cache of trusted external issuers
  * (tokend/keycache.h, issue 10): discovery (OpenID Connect Discovery 1.0

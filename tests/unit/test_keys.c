@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_keys.c — keys and key sets: JWK (RFC 7517 §4, RFC 7518 §6,
  * RFC 8037 §2) import and export for every kty, the RFC 7638 thumbprint,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_netaddr.c — client addresses (src/http/netaddr.c) and the
  * per-address connection counts (src/http/conns.c): IP and CIDR parsing,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_revset.c — the compact revocation set (src/authority/revset.c):
  * add, lookup, the rules for a key seen twice, deletion and purge by

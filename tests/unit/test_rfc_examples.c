@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_rfc_examples.c — the worked examples of the JOSE RFCs, end to end
  * through the token-level API.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_sigcache.c — the verified-signature cache (tk_sigcache): a hit
  * skips only the signature check, so every verdict is the one without the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_verdict.c — the reason-code table (DESIGN.md "Verdicts"), results,
  * and the formatting helpers used in verdict details (tk_format_time,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_verify_cache.c — validation with the verified-signature cache gives
  * the verdicts it gives without (issue 13 section 1), differentially: one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_version.c — tk_version(), and the struct_size rule of the structs
  * callers fill in (tokend.h, "Conventions"): a caller built against another

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_wycheproof.c — Project Wycheproof vectors through tk_key_verify().
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * testutil.h — small helpers shared by the core unit tests (header-only).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // harness.mjs — what signin.mjs and signin_cluster.mjs share, so that both
 // keep one command line convention, one stdout JSON and one exit status
 // convention: options as `--name value` (the password in $SIGNIN_PASSWORD),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // oidc_oauth4webapi.mjs — oauth4webapi 3 (npm) as the relying party of
 // tokend, with its defaults (OpenID Connect discovery, HTTPS only, its
 // strict ID token and userinfo checks), and Debian's headless Chromium as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // oidc_openid_client.mjs — openid-client 6 (npm) as the relying party of
 // tokend, with its defaults (OpenID Connect discovery, not the 'oauth2'
 // algorithm; no allowInsecureRequests), and Debian's headless Chromium as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // oidc_rp.mjs — what oidc_openid_client.mjs and oidc_oauth4webapi.mjs
 // share: the relying party's own web server on loopback (its redirect URI
 // /cb and its post-logout page /logged-out), the browser's part of the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pages.mjs — screenshots of tokend's HTML pages in headless Chromium at a
 // phone's and a desktop's width, with the measures
 // tests/e2e/test_pages_browser.py asserts on (one JSON object, last line).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // signin.mjs — drives Debian's headless Chromium through tokend's user
 // sign-in for tests/e2e/test_signin_browser.py, which starts everything
 // (tokend, nginx, the test client app) and asserts on the JSON this script

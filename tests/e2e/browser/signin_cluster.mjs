@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // signin_cluster.mjs — drives Debian's headless Chromium through one user
 // sign-in against a tokend cluster behind nginx, for
 // tests/e2e/test_cluster.py, which starts everything (PostgreSQL, the
