@@ -43,25 +43,6 @@ static size_t count_items(const char *list)
     return n;
 }
 
-/* Every item of `asked` is in `allowed`. */
-static int subset(const char *asked, const char *allowed, char *bad, size_t bad_cap)
-{
-    const char *p = asked;
-    while (*p) {
-        const char *e = strchr(p, ' ');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (!tka_in_list(allowed, p, n)) {
-            snprintf(bad, bad_cap, "%.*s", (int)(n > 64 ? 64 : n), p);
-            return 0;
-        }
-        if (!e) {
-            break;
-        }
-        p = e + 1;
-    }
-    return 1;
-}
-
 static void first_item(const char *list, char *out, size_t cap)
 {
     const char *sp = strchr(list, ' ');
@@ -249,7 +230,7 @@ tka_authz_result tka_authorize_check(tka_authority *a, const tka_authz_request *
             snprintf(why, why_cap, "scope is not space-separated scope tokens");
             return TKA_AZ_INVALID_SCOPE;
         }
-        if (!subset(r->scope, client->scopes, bad, sizeof bad)) {
+        if (!tka_list_subset(r->scope, client->scopes, bad, sizeof bad)) {
             snprintf(why, why_cap, "scope \"%s\" is not allowed for this client", bad);
             return TKA_AZ_INVALID_SCOPE;
         }
@@ -592,7 +573,7 @@ tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, c
     snprintf(granted, sizeof granted, "%s", r.scope);
     if (scope && scope[0]) {
         char bad[80];
-        if (!tka_valid_scope_list(scope) || !subset(scope, r.scope, bad, sizeof bad)) {
+        if (!tka_valid_scope_list(scope) || !tka_list_subset(scope, r.scope, bad, sizeof bad)) {
             snprintf(why, why_cap, "scope may only narrow what was granted (%s)", r.scope);
             return TKA_GRANT_INVALID_SCOPE;
         }

@@ -24,11 +24,9 @@
 
 struct tka_ring {
     tk_keyset *verify; /* public keys of every alg: next, active, retired-but-verifying */
-    tk_key *signer;    /* the active private key of cfg.alg (access tokens) */
-    char active_kid[TKS_ID_MAX + 1];
-    int64_t active_since;
     /* The active key of each alg the ring keeps (tka_ring_algs), in that
-     * order; signers[0] is signer. NULL when an alg has none loaded. */
+     * order: signers[0], of cfg.alg, signs access tokens. NULL when an alg
+     * has none loaded. since[i]: when it became active. */
     tk_key *signers[TKA_ALGS_MAX];
     int64_t since[TKA_ALGS_MAX];
 };
@@ -200,6 +198,9 @@ tka_grant_result tka_issue_access(tka_authority *a, const tks_client *c, const c
                                   size_t why_cap);
 /* oidc.c: tells the sign-out hook (if any) that sign-in `sid` ended. */
 void tka_signout_notify(tka_authority *a, const char *sid, const char *reason);
+/* seal.c: is every item of the space-separated `asked` in `allowed`? When
+ * not, the first one that is not goes into bad (may be NULL). */
+int tka_list_subset(const char *asked, const char *allowed, char *bad, size_t bad_cap);
 /* Is s a valid space-separated list of scope tokens (RFC 6749 section 3.3)? */
 int tka_valid_scope_list(const char *s);
 

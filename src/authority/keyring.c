@@ -31,7 +31,7 @@ void tka_ring_free(struct tka_ring *r)
     }
     tk_keyset_free(r->verify);
     for (size_t i = 0; i < TKA_ALGS_MAX; i++) {
-        tk_key_free(r->signers[i]); /* signers[0] is signer */
+        tk_key_free(r->signers[i]);
     }
     free(r);
 }
@@ -272,11 +272,6 @@ static int scan_row(const tks_key_row *k, void *ud)
         tk_key_free(s->ring->signers[ai]);
         s->ring->signers[ai] = signer;
         s->ring->since[ai] = k->activated_at;
-        if (ai == 0) {
-            s->ring->signer = signer;
-            snprintf(s->ring->active_kid, sizeof s->ring->active_kid, "%s", k->kid);
-            s->ring->active_since = k->activated_at;
-        }
     }
     return 0;
 }
@@ -345,7 +340,7 @@ int tka_ring_load(tka_authority *a, int64_t now, char *err, size_t err_cap)
         snprintf(err, err_cap, "out of memory");
         return -1;
     }
-    if (tks_key_list(a->store, scan_row, &s) != TKS_OK || s.failed || !s.ring->signer) {
+    if (tks_key_list(a->store, scan_row, &s) != TKS_OK || s.failed || !s.ring->signers[0]) {
         snprintf(err, err_cap, "%s", s.failed ? s.err : "no active signing key could be loaded");
         tka_ring_free(s.ring);
         return -1;

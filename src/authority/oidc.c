@@ -302,19 +302,7 @@ int tka_consent_needed(tka_authority *a, const tks_client *c, const char *user_i
         return -1;
     }
     /* Remembered when every scope asked for now was allowed before. */
-    const char *p = scope;
-    while (*p) {
-        const char *e = strchr(p, ' ');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n > 0 && !tka_in_list(k.scope, p, n)) {
-            return 1;
-        }
-        if (!e) {
-            break;
-        }
-        p = e + 1;
-    }
-    return 0;
+    return tka_list_subset(scope, k.scope, NULL, 0) ? 0 : 1;
 }
 
 int tka_consent_grant(tka_authority *a, const tks_client *c, const char *user_id, const char *scope, int64_t now)

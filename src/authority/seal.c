@@ -106,6 +106,26 @@ int tka_in_list(const char *list, const char *want, size_t wl)
     return 0;
 }
 
+int tka_list_subset(const char *asked, const char *allowed, char *bad, size_t bad_cap)
+{
+    const char *p = asked;
+    while (*p) {
+        const char *e = strchr(p, ' ');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (!tka_in_list(allowed, p, n)) {
+            if (bad) {
+                snprintf(bad, bad_cap, "%.*s", (int)(n > 64 ? 64 : n), p);
+            }
+            return 0;
+        }
+        if (!e) {
+            break;
+        }
+        p = e + 1;
+    }
+    return 1;
+}
+
 int tka_random_b64(size_t n, char *buf, size_t cap)
 {
     unsigned char r[64];

@@ -369,7 +369,7 @@ tka_grant_result tka_issue_access(tka_authority *a, const tks_client *c, const c
     size_t tl = 0;
     pthread_rwlock_rdlock(&a->ring_lock);
     tk_result rc =
-        tk_sign(a->ring->signer, "at+jwt", (const unsigned char *)payload, (size_t)n, &out->access_token, &tl);
+        tk_sign(a->ring->signers[0], "at+jwt", (const unsigned char *)payload, (size_t)n, &out->access_token, &tl);
     pthread_rwlock_unlock(&a->ring_lock);
     if (rc != TK_OK) {
         snprintf(why, why_cap, "signing failed: %s", tk_result_str(rc));

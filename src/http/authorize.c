@@ -381,9 +381,8 @@ int srv_prompt_has(const srv_authz *az, const char *what)
 /* Why a valid session is not enough for this request, or NULL: prompt=login
  * or select_account, a max_age it is older than (0: always), or an
  * id_token_hint naming another user. */
-static const char *reauth_needed(struct tkh_server *s, const srv_authz *az, const tks_session *se, const char *hint_sub)
+static const char *reauth_needed(const srv_authz *az, const tks_session *se, const char *hint_sub)
 {
-    (void)s;
     if (srv_prompt_has(az, "login") || srv_prompt_has(az, "select_account")) {
         return "prompt asks for a new sign-in";
     }
@@ -563,7 +562,7 @@ enum MHD_Result srv_handle_authorize(srv_conn *st, struct MHD_Connection *c)
     switch (sr) {
     case TKA_SESSION_OK: {
         snprintf(st->user, sizeof st->user, "%s", se.user_id);
-        const char *again = reauth_needed(s, az, &se, hint_sub);
+        const char *again = reauth_needed(az, &se, hint_sub);
         if (again == NULL) {
             res = srv_authz_finish(st, c, az, &se, MHD_HTTP_FOUND, NULL);
             OPENSSL_cleanse(&se, sizeof se);

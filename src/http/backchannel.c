@@ -95,14 +95,9 @@ static void job_free(struct job *j)
     free(j);
 }
 
-/* Queues j (lock held); drops it when the queue is full. */
-static void enqueue_locked(tkh_bcl *b, struct job *j)
+/* Appends j to the queue (lock held). */
+static void append_locked(tkh_bcl *b, struct job *j)
 {
-    if (b->queued >= b->cfg.queue_max) {
-        b->failed++;
-        job_free(j);
-        return;
-    }
     j->next = NULL;
     if (b->tail) {
         b->tail->next = j;
@@ -111,6 +106,17 @@ static void enqueue_locked(tkh_bcl *b, struct job *j)
     }
     b->tail = j;
     b->queued++;
+}
+
+/* Queues new work j (lock held); drops it when the queue is full. */
+static void enqueue_locked(tkh_bcl *b, struct job *j)
+{
+    if (b->queued >= b->cfg.queue_max) {
+        b->failed++;
+        job_free(j);
+        return;
+    }
+    append_locked(b, j);
     pthread_cond_signal(&b->wake);
 }
 
@@ -308,14 +314,7 @@ static void deliver(tkh_bcl *b, struct job *d)
         why, wait / 1000);
     d->next_ms = mono_ms() + wait;
     pthread_mutex_lock(&b->lock);
-    b->queued++; /* enqueue_locked's bound is for new work, not retries */
-    d->next = NULL;
-    if (b->tail) {
-        b->tail->next = d;
-    } else {
-        b->head = d;
-    }
-    b->tail = d;
+    append_locked(b, d); /* enqueue_locked's bound is for new work, not retries */
     pthread_mutex_unlock(&b->lock);
 }
 

@@ -322,6 +322,37 @@ static enum MHD_Result page_failed(srv_conn *st, struct MHD_Connection *c, srv_b
                                    SRV_CACHE_NO_STORE);
 }
 
+/* Sends a page that holds a form: `b` (tail() written), with the CSRF
+ * cookie of `csrf`, which is wiped here, beside `extra_cookie` and a
+ * Retry-After of `retry_after` seconds when set. */
+static enum MHD_Result send_form_page(srv_conn *st, struct MHD_Connection *c, unsigned status, srv_buf *b,
+                                      char csrf[CSRF_LEN + 1], const char *form_origin, const char *extra_cookie,
+                                      int64_t retry_after)
+{
+    if (b->overflow || b->p == NULL) {
+        OPENSSL_cleanse(csrf, CSRF_LEN + 1);
+        return page_failed(st, c, b);
+    }
+    char cookie[CSRF_LEN + 1 + 96];
+    csrf_cookie(st->srv, csrf, cookie, sizeof cookie);
+    OPENSSL_cleanse(csrf, CSRF_LEN + 1);
+    srv_header h[3];
+    size_t n = 0;
+    h[n++] = (srv_header){MHD_HTTP_HEADER_SET_COOKIE, cookie};
+    if (extra_cookie != NULL) {
+        h[n++] = (srv_header){MHD_HTTP_HEADER_SET_COOKIE, extra_cookie};
+    }
+    char ra[24];
+    if (retry_after > 0) {
+        snprintf(ra, sizeof ra, "%" PRId64, retry_after);
+        h[n++] = (srv_header){MHD_HTTP_HEADER_RETRY_AFTER, ra};
+    }
+    size_t len = b->len;
+    enum MHD_Result r = srv_respond_html(st, c, status, b->p, len, SRV_CACHE_NO_STORE, form_origin, h, n);
+    OPENSSL_cleanse(cookie, sizeof cookie);
+    return r;
+}
+
 void srv_fact_copy(char *out, size_t cap, const char *in)
 {
     if (cap == 0) {
@@ -542,25 +573,7 @@ enum MHD_Result srv_page_login(srv_conn *st, struct MHD_Connection *c, unsigned 
     uri_host(&b, az->redirect);
     srv_buf_puts(&b, "</strong>.</p>\n");
     tail(&b);
-    if (b.overflow || b.p == NULL) {
-        OPENSSL_cleanse(csrf, sizeof csrf);
-        return page_failed(st, c, &b);
-    }
-    char cookie[sizeof csrf + 96];
-    csrf_cookie(s, csrf, cookie, sizeof cookie);
-    OPENSSL_cleanse(csrf, sizeof csrf);
-    srv_header h[2];
-    size_t n = 0;
-    h[n++] = (srv_header){MHD_HTTP_HEADER_SET_COOKIE, cookie};
-    char ra[24];
-    if (retry_after > 0) {
-        snprintf(ra, sizeof ra, "%" PRId64, retry_after);
-        h[n++] = (srv_header){MHD_HTTP_HEADER_RETRY_AFTER, ra};
-    }
-    size_t len = b.len;
-    enum MHD_Result r = srv_respond_html(st, c, status, b.p, len, SRV_CACHE_NO_STORE, az->redirect, h, n);
-    OPENSSL_cleanse(cookie, sizeof cookie);
-    return r;
+    return send_form_page(st, c, status, &b, csrf, az->redirect, NULL, retry_after);
 }
 
 /* ---- consent ------------------------------------------------------------------------------ */
@@ -638,23 +651,7 @@ enum MHD_Result srv_page_consent(srv_conn *st, struct MHD_Connection *c, const s
     srv_buf_puts(&b, "</strong> either way. Your answer is remembered; an administrator can withdraw it "
                      "(<code>tokend user consents</code>).</p>\n");
     tail(&b);
-    if (b.overflow || b.p == NULL) {
-        OPENSSL_cleanse(csrf, sizeof csrf);
-        return page_failed(st, c, &b);
-    }
-    char cookie[sizeof csrf + 96];
-    csrf_cookie(s, csrf, cookie, sizeof cookie);
-    OPENSSL_cleanse(csrf, sizeof csrf);
-    srv_header h[2];
-    size_t n = 0;
-    h[n++] = (srv_header){MHD_HTTP_HEADER_SET_COOKIE, cookie};
-    if (set_cookie != NULL) {
-        h[n++] = (srv_header){MHD_HTTP_HEADER_SET_COOKIE, set_cookie};
-    }
-    size_t len = b.len;
-    enum MHD_Result r = srv_respond_html(st, c, MHD_HTTP_OK, b.p, len, SRV_CACHE_NO_STORE, az->redirect, h, n);
-    OPENSSL_cleanse(cookie, sizeof cookie);
-    return r;
+    return send_form_page(st, c, MHD_HTTP_OK, &b, csrf, az->redirect, set_cookie, 0);
 }
 
 /* ---- confirming a sign-out ---------------------------------------------------------------- */
@@ -698,16 +695,5 @@ enum MHD_Result srv_page_logout_confirm(srv_conn *st, struct MHD_Connection *c, 
     srv_buf_puts(&b, "<button type=\"submit\">Sign out</button>\n</form>\n"
                      "<p class=\"small\">If you did not ask to sign out, close this page: nothing changes.</p>\n");
     tail(&b);
-    if (b.overflow || b.p == NULL) {
-        OPENSSL_cleanse(csrf, sizeof csrf);
-        return page_failed(st, c, &b);
-    }
-    char cookie[sizeof csrf + 96];
-    csrf_cookie(s, csrf, cookie, sizeof cookie);
-    OPENSSL_cleanse(csrf, sizeof csrf);
-    srv_header h = {MHD_HTTP_HEADER_SET_COOKIE, cookie};
-    size_t len = b.len;
-    enum MHD_Result r = srv_respond_html(st, c, MHD_HTTP_OK, b.p, len, SRV_CACHE_NO_STORE, NULL, &h, 1);
-    OPENSSL_cleanse(cookie, sizeof cookie);
-    return r;
+    return send_form_page(st, c, MHD_HTTP_OK, &b, csrf, NULL, NULL, 0);
 }
