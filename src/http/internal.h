@@ -224,19 +224,18 @@ struct tkh_server {
 
     /* access log (log.c): whole lines into two buffers in turn, written
      * by the flusher thread at line boundaries */
-    FILE *log;                  /* without log_path: the stream written to (stderr) */
-    char *log_path;             /* --log, reopened by srv_log_reopen (owned), or NULL */
-    int log_fd;                 /* where lines go; swapped under write_lock */
-    int log_fd_owned;           /* opened from log_path (closed at stop) */
-    pthread_mutex_t log_lock;   /* the buffers and the flags below */
-    pthread_mutex_t write_lock; /* held while writing to log_fd (lock order: write_lock, log_lock) */
-    pthread_cond_t flush_cond;  /* to the flusher: a buffer is full, or stop */
-    pthread_cond_t log_room;    /* from the flusher: the full buffer is written */
-    char *log_bufs[2];          /* LOG_BUF_MAX each */
-    int log_act;                /* the buffer lines go to */
-    size_t log_len;             /* bytes in it */
-    int log_full;               /* log_bufs[!log_act] holds log_full_len bytes to write */
-    size_t log_full_len;
+    FILE *log;                    /* without log_path: the stream written to (stderr) */
+    char *log_path;               /* --log, reopened by srv_log_reopen (owned), or NULL */
+    int log_fd;                   /* where lines go; swapped under write_lock */
+    int log_fd_owned;             /* opened from log_path (closed at stop) */
+    pthread_mutex_t log_lock;     /* the buffers and the flags below */
+    pthread_mutex_t write_lock;   /* held while writing to log_fd (lock order: write_lock, log_lock) */
+    pthread_cond_t flush_cond;    /* to the flusher: a buffer is full, or stop */
+    pthread_cond_t log_room;      /* from the flusher: the full buffer is written */
+    char *log_bufs[2];            /* LOG_BUF_MAX each */
+    int log_act;                  /* the buffer lines go to */
+    size_t log_len;               /* bytes in it */
+    size_t log_full_len;          /* not 0: log_bufs[!log_act] holds that many bytes to write */
     _Atomic uint64_t log_dropped; /* writes lost to write errors */
     pthread_t flusher;
     int flusher_running;

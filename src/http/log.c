@@ -82,6 +82,15 @@ static void write_all(struct tkh_server *s, const char *p, size_t len)
     }
 }
 
+/* Hands the active buffer (not empty) over to be written and makes the
+ * other one active (log_lock held; no buffer waiting to be written). */
+static void hand_over_locked(struct tkh_server *s)
+{
+    s->log_full_len = s->log_len;
+    s->log_act ^= 1;
+    s->log_len = 0;
+}
+
 /* Writes what is buffered, oldest first: the full buffer if one waits,
  * then the active one (swapped out, so request threads go on filling the
  * other). With write_lock held, log_lock not held; write(2) runs with
@@ -91,21 +100,17 @@ static void drain(struct tkh_server *s, int rounds)
 {
     pthread_mutex_lock(&s->log_lock);
     for (int i = 0; i < rounds; i++) {
-        if (!s->log_full) {
+        if (s->log_full_len == 0) {
             if (s->log_len == 0) {
                 break;
             }
-            s->log_full = 1;
-            s->log_full_len = s->log_len;
-            s->log_act ^= 1;
-            s->log_len = 0;
+            hand_over_locked(s);
         }
         const char *p = s->log_bufs[s->log_act ^ 1];
         size_t len = s->log_full_len;
         pthread_mutex_unlock(&s->log_lock);
         write_all(s, p, len);
         pthread_mutex_lock(&s->log_lock);
-        s->log_full = 0;
         s->log_full_len = 0;
         pthread_cond_broadcast(&s->log_room);
     }
@@ -123,12 +128,10 @@ static void write_line(struct tkh_server *s, srv_buf *b, const char *rid)
     srv_buf_putc(b, '\n');
     pthread_mutex_lock(&s->log_lock);
     while (s->log_len + b->len > LOG_BUF_MAX) {
-        if (!s->log_full) {
-            /* hand the active buffer to the flusher and fill the other */
-            s->log_full = 1;
-            s->log_full_len = s->log_len;
-            s->log_act ^= 1;
-            s->log_len = 0;
+        if (s->log_full_len == 0) {
+            /* hand the active buffer to the flusher and fill the other (it
+             * is not empty: a line is far shorter than a buffer) */
+            hand_over_locked(s);
             pthread_cond_signal(&s->flush_cond);
             break;
         }
@@ -238,7 +241,7 @@ static void *flusher(void *arg)
     struct tkh_server *s = arg;
     pthread_mutex_lock(&s->log_lock);
     while (!s->flusher_stop) {
-        if (!s->log_full) {
+        if (s->log_full_len == 0) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_nsec += FLUSH_EVERY_MS * 1000L * 1000L;
@@ -307,7 +310,6 @@ int srv_log_start(struct tkh_server *s, char *err, size_t err_cap)
     }
     s->log_len = 0;
     s->log_act = 0;
-    s->log_full = 0;
     s->log_full_len = 0;
     if (pthread_mutex_init(&s->log_lock, NULL) != 0) {
         goto fail_msg;

@@ -66,8 +66,6 @@ static void help(srv_buf *b, const char *name, const char *type, const char *tex
     srv_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
-/* The key sets of trusted issuers (issue 10): fetches, age, keys,
- * refetches for unknown kids, and whether a stale set is being served. */
 /* OpenID Connect Back-Channel Logout deliveries. */
 static void backchannel_metrics(struct tkh_server *s, srv_buf *b)
 {
@@ -88,6 +86,8 @@ static void backchannel_metrics(struct tkh_server *s, srv_buf *b)
     srv_buf_printf(b, "tokend_backchannel_logout_pending %" PRIu64 "\n", k.pending);
 }
 
+/* The key sets of trusted issuers (issue 10): fetches, age, keys,
+ * refetches for unknown kids, and whether a stale set is being served. */
 static void issuer_metrics(struct tkh_server *s, srv_buf *b)
 {
     tk_keycache *kc = tka_trust_cache(s->trust);

@@ -963,7 +963,8 @@ static void server_free(tkh_server *s)
 
 /* The admin listener: a second daemon on cfg->admin_fd, plain HTTP, one
  * thread, a few connections, the same request callbacks (connections
- * marked admin: restrict_route). Takes cfg->admin_fd over on success. */
+ * marked admin: restrict_route), on a duplicate of cfg->admin_fd (tkh_start
+ * closes the original once everything has started). */
 static int start_admin(tkh_server *s, const tkh_config *cfg, size_t pool, char *err, size_t err_cap)
 {
     struct sockaddr_storage ss;
@@ -995,7 +996,6 @@ static int start_admin(tkh_server *s, const tkh_config *cfg, size_t pool, char *
                  s->start_err[0] != '\0' ? s->start_err : "libmicrohttpd failed to start");
         return -1;
     }
-    close(cfg->admin_fd);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->admin_daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->admin_port = di != NULL ? di->port : 0;
     return 0;
@@ -1017,6 +1017,10 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
     }
     if (!cfg->insecure_http && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
         snprintf(err, err_cap, "this libmicrohttpd was built without TLS support");
+        return -1;
+    }
+    if (!cfg->insecure_http && !MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK)) {
+        snprintf(err, err_cap, "this libmicrohttpd cannot take a certificate callback (needed to reload it)");
         return -1;
     }
     tkh_server *s = calloc(1, sizeof *s);
@@ -1127,10 +1131,6 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
     }
 
     if (!cfg->insecure_http) {
-        if (!MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK)) {
-            snprintf(err, err_cap, "this libmicrohttpd cannot take a certificate callback (needed to reload it)");
-            goto fail;
-        }
         /* dates unchecked at start: an expired certificate is the
          * operator's to notice (clients will say so), as before */
         if (srv_tls_load(s, cfg->tls_cert, strlen(cfg->tls_cert), cfg->tls_key, strlen(cfg->tls_key), 0, err,
@@ -1206,9 +1206,6 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
         s->daemon = NULL;
         goto fail; /* cfg->listen_fd and cfg->admin_fd stay the caller's */
     }
-    if (cfg->listen_fd >= 0) {
-        close(cfg->listen_fd);
-    }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di != NULL ? di->port : cfg->port;
     if (srv_conns_start(s) != 0) {
@@ -1219,7 +1216,15 @@ int tkh_start(tka_authority *a, tks_store *store, const tkh_config *cfg, tkh_ser
             s->admin_daemon = NULL;
         }
         snprintf(err, err_cap, "cannot start the connection sweeper thread");
-        goto fail;
+        goto fail; /* cfg->listen_fd and cfg->admin_fd stay the caller's, as on every failure */
+    }
+    /* Started: the daemons listen on duplicates; the caller's sockets are
+     * ours to close, here and only here. */
+    if (cfg->listen_fd >= 0) {
+        close(cfg->listen_fd);
+    }
+    if (cfg->admin_fd >= 0) {
+        close(cfg->admin_fd);
     }
     *out = s;
     return 0;
