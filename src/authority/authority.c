@@ -127,6 +127,7 @@ int tka_open(tks_store *store, const tka_config *cfg, int64_t now, tka_authority
     pthread_mutex_init(&a->hook_lock, NULL);
     pthread_mutex_init(&a->rev_refresh_lock, NULL);
     a->last_purge = now;
+    a->last_store_purge = now;
     if (tka_cache_open(a) != 0) {
         snprintf(err, err_cap, "out of memory");
         tka_close(a);

@@ -325,10 +325,11 @@ int tka_revoke_token(tka_authority *a, const tks_client *client, const char *tok
 /* Revokes n values of one kind at once (tokend revoke --jti-file): in
  * store transactions of TKS_REVOKE_BATCH_MAX, each with one audit event
  * ("tokens_revoked" / "sessions_revoked", detail "REASON xN"). Values must
- * be 1 to TKS_VALUE_MAX bytes. *done: how many were written (all of them
- * on success; on failure the batches committed before it, which stay
- * revoked); *added (may be NULL): how many were not revoked before.
- * Returns 0, or -1 (tks_errmsg says why). */
+ * be 1 to TKS_VALUE_MAX bytes, all checked first: one that is not writes
+ * nothing. *done: how many were written (all of them on success; on a
+ * store failure the batches committed before it, which stay revoked);
+ * *added (may be NULL): how many were not revoked before. Returns 0, or
+ * -1 (tks_errmsg says why). */
 int tka_revoke_many(tka_authority *a, enum tks_revocation_kind kind, const char *const *values, size_t n,
                     const char *reason, int64_t now, int64_t until, size_t *done, size_t *added);
 /* Entries in the revocation set and the bytes its table takes (0, 0 while
@@ -490,10 +491,10 @@ tk_alg tka_id_token_alg(const tka_authority *a, const tks_client *c);
  * id_token_signing_alg_values_supported. Returns how many. */
 size_t tka_id_token_algs(const tka_authority *a, tk_alg algs[2]);
 int tka_id_token_alg_ok(const tka_authority *a, const char *name);
-/* An ID token (Core sections 2, 3.1.3.6, 5.4): iss sub aud exp iat
- * auth_time nonce azp sid at_hash amr, and the profile and email claims the
- * scope releases. *out owned (tk_free). */
-tka_grant_result tka_issue_id_token(tka_authority *a, const tks_client *c, const char *user_id, const char *sid,
+/* An ID token (Core sections 2, 3.1.3.6, 5.4) for user u (as the grant
+ * read it): iss sub aud exp iat auth_time nonce azp sid at_hash amr, and
+ * the profile and email claims the scope releases. *out owned (tk_free). */
+tka_grant_result tka_issue_id_token(tka_authority *a, const tks_client *c, const tks_user *u, const char *sid,
                                     const char *scope, const char *nonce, int64_t auth_time, const char *access_token,
                                     int64_t now, char **out, char *why, size_t why_cap);
 typedef struct tka_hint {

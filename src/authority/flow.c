@@ -328,13 +328,13 @@ static int make_refresh(const tks_client *client, const char *user, const char *
 }
 
 /* The user behind a code or refresh token must still be able to sign in:
- * 1 yes, 0 no (why says so), -1 the store failed. */
-static int user_ok(tka_authority *a, const char *user, char *why, size_t why_cap)
+ * 1 yes (*u is the user, its password hash wiped), 0 no (why says so), -1
+ * the store failed. */
+static int user_ok(tka_authority *a, const char *user, tks_user *u, char *why, size_t why_cap)
 {
-    tks_user u;
-    tks_result rc = tks_user_get(a->store, user, &u);
-    OPENSSL_cleanse(u.pwhash, sizeof u.pwhash);
-    if (rc == TKS_OK && !u.disabled) {
+    tks_result rc = tks_user_get(a->store, user, u);
+    OPENSSL_cleanse(u->pwhash, sizeof u->pwhash);
+    if (rc == TKS_OK && !u->disabled) {
         return 1;
     }
     if (rc != TKS_OK && rc != TKS_NOT_FOUND) {
@@ -411,8 +411,8 @@ static tka_grant_result spend_failed(tka_authority *a, tks_result rc, const char
 
 /* Checks shared by both grants before anything is spent: the sign-in is
  * not revoked (else "<ended> (<reason>)<then>") and its user may still
- * sign in. */
-static tka_grant_result family_ok(tka_authority *a, const char *sid, const char *user, const char *ended,
+ * sign in (then *u is that user, for the ID token). */
+static tka_grant_result family_ok(tka_authority *a, const char *sid, const char *user, tks_user *u, const char *ended,
                                   const char *then, char *why, size_t why_cap)
 {
     char reason[TKS_REASON_MAX + 1] = "";
@@ -420,8 +420,8 @@ static tka_grant_result family_ok(tka_authority *a, const char *sid, const char 
         snprintf(why, why_cap, "%s (%s)%s", ended, reason[0] ? reason : "revoked", then);
         return TKA_GRANT_INVALID_GRANT;
     }
-    int u = user_ok(a, user, why, why_cap);
-    return u > 0 ? TKA_GRANT_OK : u == 0 ? TKA_GRANT_INVALID_GRANT : TKA_GRANT_ERROR;
+    int ok = user_ok(a, user, u, why, why_cap);
+    return ok > 0 ? TKA_GRANT_OK : ok == 0 ? TKA_GRANT_INVALID_GRANT : TKA_GRANT_ERROR;
 }
 
 tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client *client, const char *code,
@@ -482,8 +482,9 @@ tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client
         snprintf(why, why_cap, "code_verifier does not match the code_challenge (PKCE)");
         return TKA_GRANT_INVALID_GRANT;
     }
-    tka_grant_result g =
-        family_ok(a, c.sid, c.user_id, "the sign-in session ended", " before the code was redeemed", why, why_cap);
+    tks_user user;
+    tka_grant_result g = family_ok(a, c.sid, c.user_id, &user, "the sign-in session ended",
+                                   " before the code was redeemed", why, why_cap);
     if (g != TKA_GRANT_OK) {
         return g;
     }
@@ -497,7 +498,7 @@ tka_grant_result tka_issue_authorization_code(tka_authority *a, const tks_client
     tks_refresh first;
     int refresh = tka_in_list(client->grant_types, "refresh_token", 13);
     if (tka_in_list(c.scope, "openid", 6)) {
-        g = tka_issue_id_token(a, client, c.user_id, c.sid, c.scope, c.nonce, c.auth_time, out->access_token, now,
+        g = tka_issue_id_token(a, client, &user, c.sid, c.scope, c.nonce, c.auth_time, out->access_token, now,
                                &out->id_token, why, why_cap);
         if (g != TKA_GRANT_OK) {
             tka_issued_clear(out);
@@ -565,7 +566,9 @@ tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, c
         snprintf(why, why_cap, "refresh token expired: sign in again");
         return TKA_GRANT_INVALID_GRANT;
     }
-    tka_grant_result g = family_ok(a, r.sid, r.user_id, "this sign-in was ended", ": sign in again", why, why_cap);
+    tks_user user;
+    tka_grant_result g =
+        family_ok(a, r.sid, r.user_id, &user, "this sign-in was ended", ": sign in again", why, why_cap);
     if (g != TKA_GRANT_OK) {
         return g;
     }
@@ -590,7 +593,7 @@ tka_grant_result tka_issue_refresh(tka_authority *a, const tks_client *client, c
     /* OpenID Connect Core section 12.2: a refresh of an openid grant
      * brings a new ID token, with the original auth_time and no nonce. */
     if (tka_in_list(granted, "openid", 6)) {
-        g = tka_issue_id_token(a, client, r.user_id, r.sid, granted, NULL, r.auth_time, out->access_token, now,
+        g = tka_issue_id_token(a, client, &user, r.sid, granted, NULL, r.auth_time, out->access_token, now,
                                &out->id_token, why, why_cap);
         if (g != TKA_GRANT_OK) {
             tka_issued_clear(out);

@@ -83,6 +83,7 @@ struct tka_authority {
 
     pthread_mutex_t maint_lock;
     int64_t last_purge;
+    int64_t last_store_purge;   /* the last pass of tka_purge */
     int purge_backlog;          /* the last pass stopped at its budget: the next runs a second later */
     int purge_next;             /* the kind the next pass starts with (round robin) */
     int64_t purge_revoked_from; /* revoked families are looked for from here (0: all) */

@@ -615,15 +615,21 @@ int tka_maintain(tka_authority *a, int64_t now)
     if (tka_cache_load_attempts(a, now) != 0) {
         rc = -1;
     }
-    if (now - a->last_purge >= 60 || (a->purge_backlog && now != a->last_purge)) {
+    int minute = now - a->last_purge >= 60;
+    if (minute) {
+        /* In memory, once a minute: the revocation set's purge scans it
+         * under its write lock, which validation waits for. */
         tk_sigcache_purge(a->sigcache, now);
         tka_revset_purge(a, now);
+        a->last_purge = now;
+    }
+    if (minute || (a->purge_backlog && now != a->last_store_purge)) {
         /* Purges only delete what can no longer be used, or records past
          * their retention (retention.c); one that fails runs again a
          * minute later, and nothing becomes valid meanwhile. A pass that
          * ran out of time goes on a second later. */
         a->purge_backlog = tka_purge(a, now) == 1;
-        a->last_purge = now;
+        a->last_store_purge = now;
     }
     pthread_mutex_unlock(&a->maint_lock);
     return rc;

@@ -154,27 +154,19 @@ static tka_grant_result sign_claims(tka_authority *a, tk_alg alg, const char *ty
     return TKA_GRANT_OK;
 }
 
-tka_grant_result tka_issue_id_token(tka_authority *a, const tks_client *c, const char *user_id, const char *sid,
+tka_grant_result tka_issue_id_token(tka_authority *a, const tks_client *c, const tks_user *u, const char *sid,
                                     const char *scope, const char *nonce, int64_t auth_time, const char *access_token,
                                     int64_t now, char **out, char *why, size_t why_cap)
 {
     *out = NULL;
     tk_alg alg = tka_id_token_alg(a, c);
-    tks_user u;
-    tks_result ur = tks_user_get(a->store, user_id, &u);
-    OPENSSL_cleanse(u.pwhash, sizeof u.pwhash);
-    if (ur != TKS_OK) {
-        snprintf(why, why_cap, "%s",
-                 ur == TKS_NOT_FOUND ? "the user no longer exists" : "the store is unavailable (reading the user)");
-        return ur == TKS_NOT_FOUND ? TKA_GRANT_INVALID_GRANT : TKA_GRANT_ERROR;
-    }
     char ah[96];
     json_t *o = json_object();
     json_t *amr = json_array();
     int bad = !o || !amr || at_hash(alg, access_token, ah, sizeof ah) != 0;
     if (!bad) {
         bad |= set_str(o, "iss", a->cfg.issuer);
-        bad |= set_str(o, "sub", user_id);
+        bad |= set_str(o, "sub", u->id);
         bad |= set_str(o, "aud", c->id);
         bad |= set_int(o, "exp", now + a->cfg.id_token_ttl);
         bad |= set_int(o, "iat", now);
@@ -190,7 +182,7 @@ tka_grant_result tka_issue_id_token(tka_authority *a, const tks_client *c, const
         /* Every sign-in here checks a password (RFC 8176 "pwd"). */
         bad |= json_array_append_new(amr, json_string("pwd")) != 0;
         bad |= json_object_set(o, "amr", amr) != 0;
-        bad |= profile_claims(o, &u, scope);
+        bad |= profile_claims(o, u, scope);
     }
     json_decref(amr);
     tka_grant_result g = TKA_GRANT_ERROR;

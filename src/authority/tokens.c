@@ -245,6 +245,13 @@ int tka_revoke_many(tka_authority *a, enum tks_revocation_kind kind, const char 
     if (added) {
         *added = 0;
     }
+    /* Every value checked before the first batch is written, as tka_revoke
+     * checks its one: a bad value never leaves earlier batches behind. */
+    for (size_t i = 0; i < n; i++) {
+        if (!values[i] || !values[i][0] || strlen(values[i]) > TKS_VALUE_MAX) {
+            return -1;
+        }
+    }
     for (size_t at = 0; at < n;) {
         size_t m = n - at < TKS_REVOKE_BATCH_MAX ? n - at : TKS_REVOKE_BATCH_MAX;
         size_t fresh = 0;

@@ -23,10 +23,14 @@
 #endif
 
 /* ---- version.c ---------------------------------------------------------- */
+/* Where a struct ends at `member`, its last member in some version: the
+ * size that version's callers pass, whatever members are appended later. */
+#define TKI_SIZE_THROUGH(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
 /* The first published size of each versioned public struct (tokend 0.1):
- * what struct_size 0 stands for. Never change these; new members go after. */
-#define TKI_POLICY_SIZE_V1 sizeof(tk_policy)
-#define TKI_LIMITS_SIZE_V1 sizeof(tk_limits)
+ * what struct_size 0 stands for. Pinned to the last member of 0.1, so
+ * that appending members does not move them; never change these. */
+#define TKI_POLICY_SIZE_V1 TKI_SIZE_THROUGH(tk_policy, sigcache)
+#define TKI_LIMITS_SIZE_V1 TKI_SIZE_THROUGH(tk_limits, json_members)
 /*
  * Copies a caller's versioned struct (src, whose struct_size is src_size)
  * into dst (dst_size bytes, already filled with the defaults): the first

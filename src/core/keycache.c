@@ -311,9 +311,10 @@ out:
 /* ---- the cache --------------------------------------------------------------------------- */
 
 /* The first published sizes of the config structs (tokend 0.1): what
- * struct_size 0 stands for (tokend.h, "Conventions"). Never change them. */
-#define KC_CONFIG_SIZE_V1 sizeof(tk_keycache_config)
-#define KC_ISSUER_SIZE_V1 sizeof(tk_issuer_config)
+ * struct_size 0 stands for (tokend.h, "Conventions"), pinned to their last
+ * member in 0.1 (TKI_SIZE_THROUGH). Never change them. */
+#define KC_CONFIG_SIZE_V1 TKI_SIZE_THROUGH(tk_keycache_config, log_ud)
+#define KC_ISSUER_SIZE_V1 TKI_SIZE_THROUGH(tk_issuer_config, fetch_ud)
 
 tk_result tk_keycache_new(const tk_keycache_config *cfg_in, tk_keycache **out)
 {
