@@ -972,15 +972,35 @@ out:
 
 tk_result tk_key_from_secret(const unsigned char *secret, size_t len, tk_alg alg, const char *kid, tk_key **out)
 {
+    return tki_key_from_secret_why(secret, len, alg, kid, out, NULL, 0);
+}
+
+tk_result tki_key_from_secret_why(const unsigned char *secret, size_t len, tk_alg alg, const char *kid, tk_key **out,
+                                  char *why, size_t why_cap)
+{
     if (!out) {
         return TK_ERR_ARG;
     }
     *out = NULL;
-    if (!secret || (alg != TK_ALG_UNSET && !tki_alg_is_hmac(alg))) {
+    if (!secret) {
         return TK_ERR_ARG;
     }
-    size_t min = alg == TK_ALG_UNSET ? 32 : ALGS[alg].sig_len;
-    if (len < min || len > TK_LIMIT_HMAC_KEY_MAX) {
+    if (alg != TK_ALG_UNSET && !tki_alg_is_hmac(alg)) {
+        tki_why(why, why_cap, "alg %s does not fit an oct key (a shared secret: HS256, HS384, HS512)",
+                tk_alg_name(alg));
+        return TK_ERR_ARG;
+    }
+    if (len > TK_LIMIT_HMAC_KEY_MAX) {
+        tki_why(why, why_cap, "HMAC secret has %zu bytes; at most %u are accepted", len, TK_LIMIT_HMAC_KEY_MAX);
+        return TK_ERR_KEY;
+    }
+    if (alg != TK_ALG_UNSET && len < ALGS[alg].sig_len) {
+        tki_why(why, why_cap, "HMAC secret has %zu bytes; %s needs at least %zu (its hash size)", len, tk_alg_name(alg),
+                ALGS[alg].sig_len);
+        return TK_ERR_KEY;
+    }
+    if (len < 32) {
+        tki_why(why, why_cap, "HMAC secret has %zu bytes; at least 32 are required (HS256; HS384 48, HS512 64)", len);
         return TK_ERR_KEY;
     }
     tk_result rc = TK_ERR_NOMEM;

@@ -187,6 +187,10 @@ enum tki_sig_fail { TKI_SIG_OK = 0, TKI_SIG_MISMATCH, TKI_SIG_LENGTH, TKI_SIG_RA
 tk_result tki_key_from_pkey(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key **out);
 /* The same, saying why a key is refused (tki_why) into why[0..cap). */
 tk_result tki_key_from_pkey_why(EVP_PKEY *pkey, tk_alg alg, const char *kid, tk_key **out, char *why, size_t cap);
+/* tk_key_from_secret, saying why a secret is refused (tki_why) into
+ * why[0..cap) (why may be NULL). */
+tk_result tki_key_from_secret_why(const unsigned char *secret, size_t len, tk_alg alg, const char *kid, tk_key **out,
+                                  char *why, size_t why_cap);
 tk_result tki_key_verify(const tk_key *k, const unsigned char *msg, size_t msg_len, const unsigned char *sig,
                          size_t sig_len, enum tki_sig_fail *why);
 size_t tki_alg_sig_len(tk_alg alg); /* fixed length for HS/ES/EdDSA, 0 for RSA */

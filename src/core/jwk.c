@@ -406,25 +406,10 @@ static tk_result key_from_jwk_obj(const json_t *o, tk_alg alg, tk_key **out, cha
         if (rc != TK_OK) {
             return rc;
         }
-        if (alg != TK_ALG_UNSET && !tki_alg_is_hmac(alg)) {
-            tki_why(why, why_cap, "alg %s does not fit an oct key (a shared secret: HS256, HS384, HS512)",
-                    tk_alg_name(alg));
-        } else if (kl > TK_LIMIT_HMAC_KEY_MAX) {
-            tki_why(why, why_cap, "HMAC secret has %zu bytes; at most %u are accepted", kl, TK_LIMIT_HMAC_KEY_MAX);
-        } else if (alg != TK_ALG_UNSET && kl < tki_alg_sig_len(alg)) {
-            tki_why(why, why_cap, "HMAC secret has %zu bytes; %s needs at least %zu (its hash size)", kl,
-                    tk_alg_name(alg), tki_alg_sig_len(alg));
-        } else if (kl < 32) {
-            tki_why(why, why_cap, "HMAC secret has %zu bytes; at least 32 are required (HS256; HS384 48, HS512 64)",
-                    kl);
-        }
-        rc = tk_key_from_secret(k, kl, alg, kid, out);
+        rc = tki_key_from_secret_why(k, kl, alg, kid, out, why, why_cap);
         free_secret(k, kl);
         if (rc == TK_ERR_ARG) {
             rc = TK_ERR_KEY; /* e.g. "alg": "RS256" on an oct key */
-        }
-        if (rc == TK_OK && why) {
-            why[0] = '\0';
         }
         return rc;
     }
